@@ -1,0 +1,30 @@
+using Compiled;
+using Compiled.Connectors;
+
+namespace QuickStart;
+
+/// <summary>A person, as the seed article's example has them.</summary>
+public readonly record struct Person(string Name, int Age);
+
+/// <summary>A reusable operator: everyone gets a year older.</summary>
+[Transform]
+public sealed partial class Birthday
+{
+    public Person Map(Person person) => person with { Age = person.Age + 1 };
+}
+
+/// <summary>
+/// The seed article's pipeline: people → age + 1 → the table <c>people</c>. The chain reads top to bottom; the
+/// generator fuses it into one loop (see obj/**/generated/ for the code).
+/// </summary>
+[Pipeline]
+public sealed partial class PeopleEtl
+{
+    [Source] CollectionSource<Person> People { get; } = new(new Person("Alice", 25), new Person("Bob", 30));
+
+    [Transform] Birthday Birthday { get; } = new();
+
+    [Sink] SqliteSink<Person> Table { get; } = new("people.db", table: "people", TableMode.Recreate);
+
+    [Sink] ConsoleSink<Person> Print { get; } = new();
+}

@@ -1,0 +1,3 @@
+using QuickStart;
+
+return await PeopleEtl.RunAsync(args);

@@ -1,0 +1,125 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Generator.Diagnostics;
+
+/// <summary>
+/// Every diagnostic Compiled reports. IDs are grouped by area: 00xx declarations of pipelines and operators,
+/// 01xx the chain (sources, sinks, types, order). Each links to its section of docs/diagnostics.md.
+/// </summary>
+internal static class DiagnosticDescriptors
+{
+    private const string Category = "Compiled";
+    private const string HelpBase = "https://github.com/compiled-etl/compiled/blob/main/docs/diagnostics.md#";
+
+    public static readonly DiagnosticDescriptor MissingPartial = Error(
+        "CMPL0001",
+        "Type must be partial",
+        "The type '{0}' must be declared 'partial' so that Compiled can add the generated code; add the 'partial' modifier");
+
+    public static readonly DiagnosticDescriptor UnsupportedPipelineType = Error(
+        "CMPL0002",
+        "Unsupported pipeline type",
+        "Pipeline '{0}' cannot be {1}; declare it as a non-generic, non-static, non-abstract class");
+
+    public static readonly DiagnosticDescriptor NeedsParameterlessConstructor = Error(
+        "CMPL0003",
+        "Pipeline needs a parameterless constructor",
+        "Pipeline '{0}' has per-partition operators ('{1}'), so every partition gets its own pipeline object; add a parameterless constructor (public or internal)");
+
+    public static readonly DiagnosticDescriptor RuntimeNotReferenced = Error(
+        "CMPL0004",
+        "Compiled.Runtime is not referenced",
+        "Pipeline '{0}' needs the Compiled.Runtime package to run; add a reference to Compiled.Runtime");
+
+    public static readonly DiagnosticDescriptor NoOperatorMethod = Error(
+        "CMPL0005",
+        "Operator class has no operator method",
+        "'{0}' has no operator method; add a public method 'U Map(T)', 'bool Filter(T)' or 'void FlatMap(T, Emitter<U>)'");
+
+    public static readonly DiagnosticDescriptor AmbiguousOperatorMethod = Error(
+        "CMPL0006",
+        "Operator class has more than one operator method",
+        "'{0}' has more than one operator method ({1}); mark the one to use with [Operator]");
+
+    public static readonly DiagnosticDescriptor UnsupportedSignature = Error(
+        "CMPL0007",
+        "Unsupported operator signature",
+        "'{0}' cannot be used as {1}: {2}");
+
+    public static readonly DiagnosticDescriptor MultipleStageAttributes = Error(
+        "CMPL0008",
+        "Member has more than one stage attribute",
+        "'{0}' is marked with more than one of [Source], [Transform] and [Sink]; a member is one stage");
+
+    public static readonly DiagnosticDescriptor NoSource = Error(
+        "CMPL0101",
+        "Pipeline has no source",
+        "Pipeline '{0}' has no source; mark a property or field whose type implements ISource<T> with [Source]");
+
+    public static readonly DiagnosticDescriptor MultipleSources = Error(
+        "CMPL0102",
+        "Pipeline has more than one source",
+        "Pipeline '{0}' already reads from '{1}'; a pipeline has exactly one [Source], so remove '{2}' or move it to a pipeline of its own");
+
+    public static readonly DiagnosticDescriptor NoSink = Error(
+        "CMPL0103",
+        "Pipeline has no sink",
+        "Pipeline '{0}' has no sink; mark a property or field whose type implements ISink<T>, or a method 'void M(T)', with [Sink]");
+
+    public static readonly DiagnosticDescriptor TypeMismatch = Error(
+        "CMPL0104",
+        "Stage input does not match the previous stage's output",
+        "Stage '{0}' takes '{1}' but the stage before it, '{2}', produces '{3}'; make '{0}' take '{3}', or add a transform from '{3}' to '{1}' between them");
+
+    public static readonly DiagnosticDescriptor UnreachableStage = Error(
+        "CMPL0105",
+        "Stage can never be reached",
+        "Stage '{0}' is declared before the source '{1}', so no record can ever reach it; move it below the source");
+
+    public static readonly DiagnosticDescriptor UnconsumedStage = Error(
+        "CMPL0106",
+        "Stage output is never used",
+        "Stage '{0}' comes after the last sink, so its output goes nowhere; move it above a sink or add a [Sink] after it");
+
+    public static readonly DiagnosticDescriptor NotASource = Error(
+        "CMPL0107",
+        "Source member is not a source",
+        "'{0}' is marked [Source] but its type '{1}' does not implement ISource<T>");
+
+    public static readonly DiagnosticDescriptor NotASink = Error(
+        "CMPL0108",
+        "Sink member is not a sink",
+        "'{0}' is marked [Sink] but its type '{1}' does not implement ISink<T>");
+
+    public static readonly DiagnosticDescriptor AmbiguousConnectorType = Error(
+        "CMPL0109",
+        "Connector implements its interface for several record types",
+        "'{0}' implements {1} for more than one record type ({2}); use a connector with one record type");
+
+    public static readonly DiagnosticDescriptor StagesInSeveralDeclarations = Error(
+        "CMPL0110",
+        "Stages spread over several partial declarations",
+        "The stages of pipeline '{0}' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
+
+    public static ImmutableArray<DiagnosticDescriptor> All { get; } = typeof(DiagnosticDescriptors)
+        .GetFields()
+        .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
+        .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
+        .ToImmutableArray();
+
+    private static readonly Dictionary<string, DiagnosticDescriptor> ById = All.ToDictionary(d => d.Id);
+
+    public static DiagnosticDescriptor Get(string id) => ById[id];
+
+    private static DiagnosticDescriptor Error(string id, string title, string message) => new(
+        id,
+        title,
+        message,
+        Category,
+        DiagnosticSeverity.Error,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpBase + id.ToLowerInvariant());
+}

@@ -1,0 +1,387 @@
+using System.Linq;
+using Compiled.Generator.Model;
+using Compiled.Generator.Planning;
+
+namespace Compiled.Generator.Emitting;
+
+/// <summary>
+/// Writes the generated half of a pipeline class: its plan descriptor, the <c>RunAsync</c> entry points, the job that
+/// binds its connectors, and one segment class per fused segment whose <c>Process</c> method is the chain as a loop
+/// of direct calls.
+/// </summary>
+internal static class PipelineEmitter
+{
+    /// <summary>The generated file for <paramref name="plan"/>, or null when no partial can be added (the type is not partial, or cannot host one).</summary>
+    public static (string HintName, string Source)? Emit(PipelinePlan plan)
+    {
+        var model = plan.Model;
+        if (!CanHostPartial(plan))
+        {
+            return null;
+        }
+
+        var writer = new SourceWriter();
+        TypeScopes.Begin(writer, model.Namespace, model.ContainingTypes);
+        if (plan.HasErrors)
+        {
+            EmitStub(writer, plan);
+        }
+        else
+        {
+            EmitPipeline(writer, plan);
+        }
+
+        TypeScopes.End(writer, model.Namespace, model.ContainingTypes);
+        return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ""), writer.ToString());
+    }
+
+    private static bool CanHostPartial(PipelinePlan plan)
+        => plan.Model.IsPartial && !plan.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0002");
+
+    /// <summary>
+    /// With errors in the declaration, the entry points still exist (so calls to them compile and only the CMPL
+    /// diagnostics show) but throw, naming the problems.
+    /// </summary>
+    private static void EmitStub(SourceWriter writer, PipelinePlan plan)
+    {
+        var model = plan.Model;
+        var ids = string.Join(", ", plan.Diagnostics.Select(d => d.Id).Distinct());
+        var message = SourceWriter.Literal($"Pipeline '{model.PipelineName}' was not compiled because its declaration has errors ({ids}); fix them and rebuild.");
+        writer.Open("partial class " + model.TypeName);
+        writer.Line("/// <summary>Not available: the pipeline's declaration has errors (" + ids + ").</summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Line($"public static {Names.Task}<int> RunAsync(string[] args, {Names.CancellationToken} cancellationToken = default)");
+        writer.Line($"    => throw new {Names.InvalidOperation}({message});");
+        if (model.RuntimeAvailable)
+        {
+            writer.Line();
+            writer.Line("/// <summary>Not available: the pipeline's declaration has errors (" + ids + ").</summary>");
+            writer.Line(Names.GeneratedCode);
+            writer.Line($"public {Names.Task}<{Names.PipelineResult}> RunAsync({Names.PipelineOptions}? options = null, {Names.CancellationToken} cancellationToken = default)");
+            writer.Line($"    => throw new {Names.InvalidOperation}({message});");
+        }
+
+        writer.Close();
+    }
+
+    private static void EmitPipeline(SourceWriter writer, PipelinePlan plan)
+    {
+        var model = plan.Model;
+        var source = plan.Chain[0];
+        var inputType = source.FlowType.FullName;
+        writer.Open($"partial class {model.TypeName} : {Names.CompiledPipeline}");
+        EmitDescriptor(writer, plan);
+        writer.Line();
+        if (model.HasParameterlessConstructor)
+        {
+            writer.Line("/// <summary>");
+            writer.Line($"/// Runs pipeline '{Xml(model.PipelineName)}' as a command-line program: reads options from <paramref name=\"args\"/> (see <c>--help</c>),");
+            writer.Line("/// runs until the source ends or Ctrl+C / SIGTERM asks it to stop, prints a summary, and returns the exit code.");
+            writer.Line("/// </summary>");
+            writer.Line(Names.GeneratedCode);
+            writer.Line($"public static {Names.Task}<int> RunAsync(string[] args, {Names.CancellationToken} cancellationToken = default)");
+            writer.Line($"    => {Names.PipelineHost}.RunAsync(new {model.TypeName}(), args, cancellationToken);");
+            writer.Line();
+        }
+
+        writer.Line("/// <summary>");
+        writer.Line("/// Runs this pipeline object to completion, or until <paramref name=\"cancellationToken\"/> asks it to stop (then sources stop,");
+        writer.Line("/// in-flight batches drain and sinks are flushed). This object's source and sinks are the ones used, and it is partition 0's");
+        writer.Line("/// operator instance; other partitions get their own objects.");
+        writer.Line("/// </summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Line($"public {Names.Task}<{Names.PipelineResult}> RunAsync({Names.PipelineOptions}? options = null, {Names.CancellationToken} cancellationToken = default)");
+        writer.Line($"    => new __CompiledJob(this).RunAsync(options ?? new {Names.PipelineOptions}(), cancellationToken, default);");
+        writer.Line();
+        writer.Line(Names.GeneratedCode);
+        writer.Line($"{Names.IPipelineJob} {Names.CompiledPipeline}.CreateJob() => new __CompiledJob(this);");
+        writer.Line();
+        EmitJob(writer, plan, inputType);
+        foreach (var segment in plan.Segments)
+        {
+            writer.Line();
+            EmitSegment(writer, plan, segment, inputType);
+        }
+
+        foreach (var schema in model.Schemas)
+        {
+            writer.Line();
+            SchemaEmitter.Emit(writer, schema);
+        }
+
+        writer.Close();
+    }
+
+    private static void EmitDescriptor(SourceWriter writer, PipelinePlan plan)
+    {
+        var model = plan.Model;
+        writer.Line($"/// <summary>The compiled plan of pipeline '{Xml(model.PipelineName)}': its stages, and the loops they were fused into.</summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Line($"public static {Names.Descriptor} CompiledPlan {{ get; }} = new {Names.Descriptor}(");
+        writer.Indent();
+        writer.Line(SourceWriter.Literal(model.PipelineName) + ",");
+        writer.Line(SourceWriter.Literal(model.FullName.Replace("global::", "")) + ",");
+        writer.Open($"new {Names.StageDescriptor}[]");
+        foreach (var stage in plan.Chain)
+        {
+            var s = stage.Stage;
+            var input = stage.Index == 0 ? "null" : SourceWriter.Literal(s.InputType!.DisplayName);
+            writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}),");
+        }
+
+        writer.Close(",");
+        writer.Open($"new {Names.SegmentDescriptor}[]");
+        foreach (var segment in plan.Segments)
+        {
+            writer.Line($"new {Names.SegmentDescriptor}({SourceWriter.Number(segment.Index)}, {SourceWriter.Number(segment.FirstStage)}, {SourceWriter.Number(segment.LastStage)}, {SourceWriter.Literal(segment.Reason)}),");
+        }
+
+        writer.Close(");");
+        writer.Unindent();
+    }
+
+    private static void EmitJob(SourceWriter writer, PipelinePlan plan, string inputType)
+    {
+        var model = plan.Model;
+        var source = plan.Chain[0].Stage;
+        writer.Line("/// <summary>Binds this pipeline's connectors and creates its fused segments for the runtime.</summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Open($"private sealed class __CompiledJob : {Names.PipelineJob}<{inputType}>");
+        writer.Line($"private readonly {model.FullName} _root;");
+        writer.Line();
+        writer.Line($"public __CompiledJob({model.FullName} root) : base(CompiledPlan) => _root = root;");
+        writer.Line();
+        writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => {Access(model, source, "_root")};");
+        writer.Line();
+        writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaFor(model, plan.Chain[0].FlowType)};");
+        writer.Line();
+        writer.Open($"protected override void BindSinks({Names.SinkBinder} binder)");
+        foreach (var stage in plan.Chain.Where(s => s.SinkSlot >= 0))
+        {
+            var type = stage.Stage.InputType!;
+            writer.Line($"binder.Add<{type.FullName}>({SourceWriter.Number(stage.Index)}, {Access(model, stage.Stage, "_root")}, {SchemaFor(model, type)}); // slot {SourceWriter.Number(stage.SinkSlot)}");
+        }
+
+        writer.Close();
+        writer.Line();
+        writer.Open($"protected override {Names.FusedSegment}<{inputType}> CreateSegment({Names.PartitionContext} partition)");
+        if (plan.NeedsInstancePerPartition)
+        {
+            writer.Line("// Operators with instance state: every partition gets its own pipeline object (partition 0 uses the root).");
+            writer.Line($"var pipeline = partition.Index == 0 ? _root : partition.Own(new {model.FullName}());");
+            writer.Line("return new __Fused0(pipeline, partition);");
+        }
+        else
+        {
+            writer.Line("return new __Fused0(_root, partition);");
+        }
+
+        writer.Close();
+        writer.Close();
+    }
+
+    private static void EmitSegment(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, string inputType)
+    {
+        var model = plan.Model;
+        var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > 0).ToList();
+        var usesPipeline = stages.Any(s => s.Stage.NeedsPipelineInstance && s.Stage.MemberKind == MemberKind.Method);
+        var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
+
+        writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(string.Join(" → ", plan.Chain.Where(s => s.Segment == segment.Index).Select(s => s.Stage.MemberName)))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Open($"private sealed class __Fused{SourceWriter.Number(segment.Index)} : {Names.FusedSegment}<{inputType}>");
+
+        // Fields: the pipeline object, operator instances, output ports, flatMap buffers.
+        if (usesPipeline)
+        {
+            writer.Line($"private readonly {model.FullName} _pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            if (HoldsOperatorInstance(s))
+            {
+                writer.Line($"private readonly {s.ComponentType!.FullName} _{name}Op;");
+            }
+            else if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{s.InputType!.FullName}> _{name}Out;");
+            }
+
+            if (s.Shape == StageShape.FlatMap)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{s.OutputType!.FullName}> _{name}Emit = new();");
+            }
+        }
+
+        writer.Line();
+        writer.Open($"public __Fused{SourceWriter.Number(segment.Index)}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)})");
+        if (usesPipeline)
+        {
+            writer.Line("_pipeline = pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            if (HoldsOperatorInstance(s))
+            {
+                writer.Line($"_{name}Op = {Access(model, s, "pipeline")};");
+            }
+            else if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"_{name}Out = partition.Output<{s.InputType!.FullName}>({SourceWriter.Number(stage.SinkSlot)});");
+            }
+        }
+
+        writer.Close();
+        writer.Line();
+        writer.Open($"public override void Process({Names.ReadOnlySpan}<{inputType}> batch)");
+        if (usesPipeline)
+        {
+            writer.Line("var pipeline = _pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            if (HoldsOperatorInstance(s))
+            {
+                writer.Line($"var {name}Op = _{name}Op;");
+            }
+            else if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"var {name}Out = _{name}Out;");
+            }
+
+            if (s.Shape == StageShape.FlatMap)
+            {
+                writer.Line($"var {name}Emit = _{name}Emit;");
+            }
+        }
+
+        writer.Line("var i = 0;");
+        writer.Line("var stage = 0;");
+        writer.Open("while (true)");
+        writer.Open("try");
+        writer.Open("for (; i < batch.Length; i++)");
+        writer.Line("var r0 = batch[i];");
+        var openLoops = 0;
+        var current = "r0";
+        foreach (var stage in stages)
+        {
+            var s = stage.Stage;
+            var name = names[stage.Index];
+            var next = "r" + SourceWriter.Number(stage.Index);
+            writer.Line($"// {SourceWriter.Number(stage.Index)} {s.MemberName}: {Describe(s)}");
+            switch (s.Shape)
+            {
+                case StageShape.Map:
+                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"var {next} = {Call(model, s, name, current)};");
+                    current = next;
+                    break;
+                case StageShape.Filter:
+                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
+                    break;
+                case StageShape.FlatMap:
+                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"{name}Emit.Reset();");
+                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
+                    writer.Open($"foreach (var {next} in {name}Emit.Span)");
+                    openLoops++;
+                    current = next;
+                    break;
+                case StageShape.MethodSink:
+                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"{Call(model, s, name, current)};");
+                    break;
+                case StageShape.ConnectorSink:
+                    writer.Line($"{name}Out.Add({current});");
+                    break;
+            }
+        }
+
+        for (var i = 0; i < openLoops; i++)
+        {
+            writer.Close();
+        }
+
+        writer.Close(); // for
+        writer.Line();
+        writer.Line("return;");
+        writer.Close(); // try
+        writer.Open($"catch ({Names.Exception} ex)");
+        writer.Line("// Hands the failure to the error policy; returns only if the run goes on with the next record.");
+        writer.Line("OnOperatorError(stage, i, ex);");
+        writer.Line("i++;");
+        writer.Close();
+        writer.Close(); // while
+        writer.Close(); // Process
+        writer.Close(); // class
+    }
+
+    private static bool HoldsOperatorInstance(StageModel stage)
+        => stage.MemberKind != MemberKind.Method && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap && !stage.OperatorMethodIsStatic;
+
+    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
+    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
+    {
+        var arguments = extra is null ? argument : argument + ", " + extra;
+        if (stage.MemberKind == MemberKind.Method)
+        {
+            var target = stage.OperatorMethodIsStatic ? model.FullName : "pipeline";
+            return $"{target}.{stage.OperatorMethod}({arguments})";
+        }
+
+        var receiver = stage.OperatorMethodIsStatic ? stage.ComponentType!.Identity : name + "Op";
+        return $"{receiver}.{stage.OperatorMethod}({arguments})";
+    }
+
+    /// <summary>How to read a property/field stage: statically on the type, or on a pipeline object.</summary>
+    private static string Access(PipelineModel model, StageModel stage, string instance)
+        => (stage.IsStatic ? model.FullName : instance) + "." + stage.MemberName;
+
+    private static string SchemaFor(PipelineModel model, TypeRef type)
+    {
+        var schema = model.Schemas.FirstOrDefault(s => s.TypeFullName == type.Identity || s.TypeFullName == type.FullName);
+        return schema is null ? "null" : SchemaEmitter.ClassName(schema) + ".Instance";
+    }
+
+    private static string Kind(StageShape shape) => shape switch
+    {
+        StageShape.Source => "Source",
+        StageShape.Map => "Map",
+        StageShape.Filter => "Filter",
+        StageShape.FlatMap => "FlatMap",
+        _ => "Sink",
+    };
+
+    private static string Describe(StageModel stage) => stage.Shape switch
+    {
+        StageShape.Map => $"map {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}",
+        StageShape.Filter => $"filter {stage.InputType!.DisplayName}",
+        StageShape.FlatMap => $"flatMap {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}*",
+        StageShape.MethodSink => "sink (inline call)",
+        _ => "sink (output port)",
+    };
+
+    private static string Implementation(StageModel stage)
+    {
+        if (stage.MemberKind == MemberKind.Method)
+        {
+            return stage.OperatorMethod!;
+        }
+
+        return stage.OperatorMethod is null
+            ? stage.ComponentType!.DisplayName
+            : stage.ComponentType!.DisplayName + "." + stage.OperatorMethod;
+    }
+
+    private static string Xml(string text) => text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+}

@@ -1,0 +1,104 @@
+namespace Compiled.Generator.Model;
+
+/// <summary>Everything the generator knows about one <c>[Pipeline]</c> class, as plain values.</summary>
+internal sealed record PipelineModel(
+    string Namespace,
+    string TypeName,
+    string FullName,
+    string PipelineName,
+    EquatableArray<ContainingTypeModel> ContainingTypes,
+    bool IsPartial,
+    bool HasParameterlessConstructor,
+    bool RuntimeAvailable,
+    LocationInfo? Location,
+    EquatableArray<StageModel> Stages,
+    EquatableArray<RecordSchemaModel> Schemas,
+    EquatableArray<DiagnosticInfo> Diagnostics);
+
+/// <summary>A type that encloses a nested pipeline or operator: the generated partial must repeat it.</summary>
+internal sealed record ContainingTypeModel(string Keyword, string Name);
+
+/// <summary>The role an attribute gives a member.</summary>
+internal enum StageRole
+{
+    Source,
+    Transform,
+    Sink,
+}
+
+/// <summary>What a stage does to the stream.</summary>
+internal enum StageShape
+{
+    /// <summary>A stage whose declaration is invalid; it has been diagnosed.</summary>
+    Invalid,
+    Source,
+    Map,
+    Filter,
+    FlatMap,
+    /// <summary>A connector (<c>ISink&lt;T&gt;</c>) written through an output port.</summary>
+    ConnectorSink,
+    /// <summary>A method <c>void M(T)</c> called inline.</summary>
+    MethodSink,
+}
+
+/// <summary>How a stage member is declared.</summary>
+internal enum MemberKind
+{
+    Method,
+    Property,
+    Field,
+}
+
+/// <summary>
+/// One <c>[Source]</c>, <c>[Transform]</c> or <c>[Sink]</c> member of a pipeline.
+/// </summary>
+/// <param name="Order">Declaration order within the pipeline.</param>
+/// <param name="MemberName">The member's name.</param>
+/// <param name="IsStatic">Whether the member itself is static.</param>
+/// <param name="ComponentType">For property/field stages: the member's type (operator class, source, sink).</param>
+/// <param name="OperatorMethod">The method the loop calls: the pipeline method, or the operator class method.</param>
+/// <param name="OperatorMethodIsStatic">Whether that method is static.</param>
+/// <param name="InputParameterModifier">"in " when the operator takes its input by readonly reference, else "".</param>
+/// <param name="NeedsPipelineInstance">Whether each partition needs its own pipeline object for this stage (instance state).</param>
+internal sealed record StageModel(
+    int Order,
+    string MemberName,
+    StageRole Role,
+    StageShape Shape,
+    MemberKind MemberKind,
+    bool IsStatic,
+    TypeRef? ComponentType,
+    string? OperatorMethod,
+    bool OperatorMethodIsStatic,
+    string InputParameterModifier,
+    TypeRef? InputType,
+    TypeRef? OutputType,
+    bool NeedsPipelineInstance,
+    LocationInfo? Location)
+{
+    public bool IsValid => Shape != StageShape.Invalid;
+}
+
+/// <summary>The compile-time schema of a record type used with a connector.</summary>
+internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplayName, string Identifier, EquatableArray<FieldModel> Fields);
+
+/// <summary>One field of a record schema.</summary>
+internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable);
+
+/// <summary>A reusable <c>[Transform]</c> operator class.</summary>
+internal sealed record OperatorClassModel(
+    string Namespace,
+    string TypeName,
+    string TypeParameters,
+    string Keyword,
+    EquatableArray<ContainingTypeModel> ContainingTypes,
+    bool IsPartial,
+    StageShape Shape,
+    string? MethodName,
+    bool MethodIsStatic,
+    string InputParameterModifier,
+    TypeRef? InputType,
+    TypeRef? OutputType,
+    bool AlreadyImplementsInterface,
+    LocationInfo? Location,
+    EquatableArray<DiagnosticInfo> Diagnostics);

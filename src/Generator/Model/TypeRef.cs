@@ -1,0 +1,13 @@
+namespace Compiled.Generator.Model;
+
+/// <summary>
+/// A type as the emitter needs it: the fully qualified name to write (<c>global::Ns.Person</c>, with nullable
+/// annotations), its identity (the same without annotations), a short name for messages, and the identities of the
+/// types it converts to implicitly by reference (its base types and interfaces) — what the planner needs to
+/// type-check the chain without Roslyn.
+/// </summary>
+internal sealed record TypeRef(string FullName, string Identity, string DisplayName, bool IsValueType, EquatableArray<string> ConvertibleTo)
+{
+    public bool IsAssignableTo(TypeRef target)
+        => Identity == target.Identity || ConvertibleTo.Items.Contains(target.Identity);
+}

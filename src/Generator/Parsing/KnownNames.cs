@@ -1,0 +1,15 @@
+namespace Compiled.Generator.Parsing;
+
+/// <summary>Metadata names of the types the generator recognises.</summary>
+internal static class KnownNames
+{
+    public const string PipelineAttribute = "Compiled.PipelineAttribute";
+    public const string SourceAttribute = "Compiled.SourceAttribute";
+    public const string TransformAttribute = "Compiled.TransformAttribute";
+    public const string SinkAttribute = "Compiled.SinkAttribute";
+    public const string OperatorAttribute = "Compiled.OperatorAttribute";
+    public const string SourceInterface = "Compiled.ISource`1";
+    public const string SinkInterface = "Compiled.ISink`1";
+    public const string Emitter = "Compiled.Emitter`1";
+    public const string RuntimeJob = "Compiled.Runtime.PipelineJob`1";
+}

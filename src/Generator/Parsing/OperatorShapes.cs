@@ -1,0 +1,216 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Generator.Model;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Generator.Parsing;
+
+/// <summary>The result of reading an operator or sink method's signature.</summary>
+internal readonly record struct MethodShape(StageShape Shape, TypeRef? Input, TypeRef? Output, string InputModifier, string? Problem)
+{
+    public bool IsValid => Problem is null && Shape != StageShape.Invalid;
+
+    public static MethodShape Invalid(string problem) => new(StageShape.Invalid, null, null, "", problem);
+}
+
+/// <summary>Reads method signatures as operator shapes: map, filter, flatMap, or an inline sink.</summary>
+internal static class OperatorShapes
+{
+    private static readonly HashSet<string> NotOperators = new()
+    {
+        "Equals", "GetHashCode", "ToString", "Deconstruct", "Dispose", "DisposeAsync", "GetType", "Finalize", "PrintMembers",
+    };
+
+    /// <summary>Reads a transform method: <c>U M(T)</c> (map), <c>bool M(T)</c> (filter), <c>void M(T, Emitter&lt;U&gt;)</c> (flatMap).</summary>
+    public static MethodShape ReadTransform(IMethodSymbol method)
+    {
+        if (CommonProblem(method) is { } problem)
+        {
+            return MethodShape.Invalid(problem);
+        }
+
+        var parameters = method.Parameters;
+        if (parameters.Length == 2)
+        {
+            if (!method.ReturnsVoid || EmitterArgument(parameters[1].Type) is not { } emitted || parameters[1].RefKind != RefKind.None)
+            {
+                return MethodShape.Invalid("a two-parameter operator must be 'void M(T input, Emitter<U> output)'");
+            }
+
+            if (InputProblem(parameters[0]) is { } inputProblem)
+            {
+                return MethodShape.Invalid(inputProblem);
+            }
+
+            return new MethodShape(StageShape.FlatMap, Symbols.ToTypeRef(parameters[0].Type), Symbols.ToTypeRef(emitted), Modifier(parameters[0]), null);
+        }
+
+        if (parameters.Length != 1)
+        {
+            return MethodShape.Invalid("an operator takes one record (and, for a flatMap, an Emitter<U>)");
+        }
+
+        if (InputProblem(parameters[0]) is { } problemOfInput)
+        {
+            return MethodShape.Invalid(problemOfInput);
+        }
+
+        if (method.ReturnsVoid)
+        {
+            return MethodShape.Invalid("it returns void; a transform returns its output (map), a bool (filter), or emits through an Emitter<U> (flatMap), and a method that only consumes records is a [Sink]");
+        }
+
+        if (method.ReturnType.IsRefLikeType)
+        {
+            return MethodShape.Invalid($"it returns the ref struct '{Symbols.DisplayName(method.ReturnType)}', which cannot be stored in a batch");
+        }
+
+        var input = Symbols.ToTypeRef(parameters[0].Type);
+        return method.ReturnType.SpecialType == SpecialType.System_Boolean
+            ? new MethodShape(StageShape.Filter, input, input, Modifier(parameters[0]), null)
+            : new MethodShape(StageShape.Map, input, Symbols.ToTypeRef(method.ReturnType), Modifier(parameters[0]), null);
+    }
+
+    /// <summary>Reads an inline sink method: <c>void M(T)</c>.</summary>
+    public static MethodShape ReadSink(IMethodSymbol method)
+    {
+        if (CommonProblem(method) is { } problem)
+        {
+            return MethodShape.Invalid(problem);
+        }
+
+        if (!method.ReturnsVoid || method.Parameters.Length != 1)
+        {
+            return MethodShape.Invalid("a sink method must be 'void M(T record)'");
+        }
+
+        if (InputProblem(method.Parameters[0]) is { } inputProblem)
+        {
+            return MethodShape.Invalid(inputProblem);
+        }
+
+        var input = Symbols.ToTypeRef(method.Parameters[0].Type);
+        return new MethodShape(StageShape.MethodSink, input, input, Modifier(method.Parameters[0]), null);
+    }
+
+    /// <summary>
+    /// The operator method of an operator class: the one marked [Operator], else the only public or internal method
+    /// of an operator shape. Returns the method, or a diagnostic id and argument explaining why there is none.
+    /// </summary>
+    public static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindOperatorMethod(INamedTypeSymbol type)
+    {
+        var methods = CandidateMethods(type).ToList();
+        var marked = methods.Where(m => Symbols.HasAttribute(m, KnownNames.OperatorAttribute)).ToList();
+        if (marked.Count == 1)
+        {
+            return (marked[0], null, null);
+        }
+
+        if (marked.Count > 1)
+        {
+            return (null, "CMPL0006", Describe(marked));
+        }
+
+        var shaped = methods.Where(LooksLikeOperator).ToList();
+        return shaped.Count switch
+        {
+            1 => (shaped[0], null, null),
+            0 => (null, "CMPL0005", null),
+            _ => (null, "CMPL0006", Describe(shaped)),
+        };
+    }
+
+    private static IEnumerable<IMethodSymbol> CandidateMethods(INamedTypeSymbol type)
+    {
+        var overridden = new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
+        for (var current = type; current is not null && current.SpecialType is not (SpecialType.System_Object or SpecialType.System_ValueType); current = current.BaseType)
+        {
+            foreach (var method in current.GetMembers().OfType<IMethodSymbol>())
+            {
+                if (method.OverriddenMethod is { } baseMethod)
+                {
+                    overridden.Add(baseMethod.OriginalDefinition);
+                }
+
+                if (method.MethodKind == MethodKind.Ordinary
+                    && !method.IsImplicitlyDeclared
+                    && method.DeclaredAccessibility is Accessibility.Public or Accessibility.Internal
+                    && !NotOperators.Contains(method.Name)
+                    && !overridden.Contains(method.OriginalDefinition))
+                {
+                    yield return method;
+                }
+            }
+        }
+    }
+
+    /// <summary>A method that a reader would take for an operator: one record in and a value out, or a record and an emitter.</summary>
+    private static bool LooksLikeOperator(IMethodSymbol method) => method.Parameters.Length switch
+    {
+        1 => !method.ReturnsVoid,
+        2 => EmitterArgument(method.Parameters[1].Type) is not null,
+        _ => false,
+    };
+
+    private static string Describe(IEnumerable<IMethodSymbol> methods)
+        => string.Join(", ", methods.Select(m => m.Name + "(" + string.Join(", ", m.Parameters.Select(p => Symbols.DisplayName(p.Type))) + ")"));
+
+    private static string? CommonProblem(IMethodSymbol method)
+    {
+        if (method.IsGenericMethod)
+        {
+            return "it is generic; an operator is a non-generic method (make the class generic instead)";
+        }
+
+        if (method.ReturnsByRef || method.ReturnsByRefReadonly)
+        {
+            return "it returns by reference; return the value instead";
+        }
+
+        if (method.IsAsync || IsAwaitable(method.ReturnType))
+        {
+            return "it is asynchronous; async operators are not supported yet, so do the work synchronously";
+        }
+
+        return null;
+    }
+
+    private static string? InputProblem(IParameterSymbol parameter)
+    {
+        if (parameter.RefKind is RefKind.Ref or RefKind.Out)
+        {
+            return $"its input is passed by '{(parameter.RefKind == RefKind.Ref ? "ref" : "out")}'; take the record by value or by 'in'";
+        }
+
+        if (parameter.Type.IsRefLikeType)
+        {
+            return $"its input is the ref struct '{Symbols.DisplayName(parameter.Type)}', which cannot be stored in a batch";
+        }
+
+        if (parameter.Type.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
+        {
+            return "its input is a pointer, which cannot be stored in a batch";
+        }
+
+        return null;
+    }
+
+    private static string Modifier(IParameterSymbol parameter)
+        => parameter.RefKind is RefKind.In or RefKind.RefReadOnlyParameter ? "in " : "";
+
+    private static ITypeSymbol? EmitterArgument(ITypeSymbol type)
+        => type is INamedTypeSymbol named && Symbols.IsNamed(named, KnownNames.Emitter) ? named.TypeArguments[0] : null;
+
+    private static bool IsAwaitable(ITypeSymbol type)
+    {
+        if (type is not INamedTypeSymbol named)
+        {
+            return false;
+        }
+
+        var name = named.OriginalDefinition.ToDisplayString();
+        return name is "System.Threading.Tasks.Task" or "System.Threading.Tasks.Task<TResult>"
+            or "System.Threading.Tasks.ValueTask" or "System.Threading.Tasks.ValueTask<TResult>"
+            or "System.Collections.Generic.IAsyncEnumerable<T>";
+    }
+}

@@ -1,0 +1,316 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Compiled.Generator.Model;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Compiled.Generator.Parsing;
+
+/// <summary>Reads a <c>[Pipeline]</c> class into a <see cref="PipelineModel"/>, recording what is wrong with each declaration.</summary>
+internal static class PipelineParser
+{
+    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute];
+
+    public static PipelineModel Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+    {
+        var diagnostics = new List<DiagnosticInfo>();
+        var location = Symbols.IdentifierLocation(type);
+        var display = Symbols.DisplayName(type);
+
+        var isPartial = Symbols.IsPartial(type);
+        if (!isPartial)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", location, display));
+        }
+
+        foreach (var container in Symbols.NonPartialContainers(type))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
+        }
+
+        if (UnsupportedTypeReason(type) is { } reason)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0002", location, display, reason));
+        }
+
+        var runtimeAvailable = compilation.GetTypeByMetadataName(KnownNames.RuntimeJob) is not null;
+        if (!runtimeAvailable)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0004", location, display));
+        }
+
+        var stageMembers = StageMembers(type, cancellationToken);
+        if (stageMembers.Select(m => m.Group).Distinct().Count() > 1)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0110", location, display));
+        }
+
+        var stages = new List<StageModel>();
+        var schemas = new List<RecordSchemaModel>();
+        foreach (var (member, _) in stageMembers)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var stage = ParseStage(member, stages.Count, diagnostics);
+            stages.Add(stage);
+            var recordType = stage.Shape switch
+            {
+                StageShape.Source => SourceOrSinkArgument(member, KnownNames.SourceInterface),
+                StageShape.ConnectorSink => SourceOrSinkArgument(member, KnownNames.SinkInterface),
+                _ => null,
+            };
+
+            if (recordType is not null && SchemaParser.Parse(recordType) is { } schema && !schemas.Any(s => s.Identifier == schema.Identifier))
+            {
+                schemas.Add(schema);
+            }
+        }
+
+        var name = type.GetAttributes()
+            .FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute))?
+            .NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
+
+        return new PipelineModel(
+            Symbols.NamespaceOf(type),
+            type.Name,
+            Symbols.IdentityName(type),
+            string.IsNullOrWhiteSpace(name) ? type.Name : name!,
+            Symbols.ContainingTypes(type),
+            isPartial,
+            type.InstanceConstructors.Any(c => c.Parameters.Length == 0),
+            runtimeAvailable,
+            location,
+            stages.ToEquatableArray(),
+            schemas.ToEquatableArray(),
+            diagnostics.ToEquatableArray());
+    }
+
+    private static string? UnsupportedTypeReason(INamedTypeSymbol type)
+    {
+        if (type.IsGenericType || Symbols.ContainingTypes(type).Count > 0 && ContainingGeneric(type))
+        {
+            return "generic";
+        }
+
+        if (type.IsStatic)
+        {
+            return "static";
+        }
+
+        if (type.IsAbstract)
+        {
+            return "abstract";
+        }
+
+        return type.TypeKind != TypeKind.Class ? "a " + Symbols.Keyword(type) : null;
+    }
+
+    private static bool ContainingGeneric(INamedTypeSymbol type)
+    {
+        for (var outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            if (outer.IsGenericType)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The members with a stage attribute, in declaration order, with the index of the partial declaration holding each.</summary>
+    private static List<(ISymbol Member, int Group)> StageMembers(INamedTypeSymbol type, CancellationToken cancellationToken)
+    {
+        var declarations = type.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).ToList();
+        var found = new List<(ISymbol Member, int Group, int Position)>();
+        foreach (var member in type.GetMembers())
+        {
+            if (member.IsImplicitlyDeclared || !StageAttributes.Any(a => Symbols.HasAttribute(member, a)))
+            {
+                continue;
+            }
+
+            var syntax = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken);
+            var owner = syntax?.AncestorsAndSelf().OfType<TypeDeclarationSyntax>().FirstOrDefault();
+            var group = owner is null ? 0 : declarations.IndexOf(owner);
+            found.Add((member, group, syntax?.SpanStart ?? 0));
+        }
+
+        return found.OrderBy(m => m.Group).ThenBy(m => m.Position).Select(m => (m.Member, m.Group)).ToList();
+    }
+
+    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics)
+    {
+        var location = Symbols.IdentifierLocation(member);
+        var roles = StageAttributes.Where(a => Symbols.HasAttribute(member, a)).ToList();
+        var role = roles[0] switch
+        {
+            KnownNames.SourceAttribute => StageRole.Source,
+            KnownNames.SinkAttribute => StageRole.Sink,
+            _ => StageRole.Transform,
+        };
+
+        var kind = member switch
+        {
+            IMethodSymbol => MemberKind.Method,
+            IPropertySymbol => MemberKind.Property,
+            _ => MemberKind.Field,
+        };
+
+        var stage = new StageModel(order, member.Name, role, StageShape.Invalid, kind, member.IsStatic, null, null, false, "", null, null, false, location);
+        if (roles.Count > 1)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0008", location, member.Name));
+            return stage;
+        }
+
+        if (member is IPropertySymbol { GetMethod: null } or IPropertySymbol { IsIndexer: true })
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", location, member.Name, "a stage", "a stage property needs a getter and no parameters"));
+            return stage;
+        }
+
+        return role switch
+        {
+            StageRole.Source => ParseSource(member, stage, diagnostics),
+            StageRole.Sink => ParseSink(member, stage, diagnostics),
+            _ => ParseTransform(member, stage, diagnostics),
+        };
+    }
+
+    private static StageModel ParseSource(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
+    {
+        var type = MemberType(member)!;
+        var arguments = Symbols.InterfaceArguments(type, KnownNames.SourceInterface);
+        if (arguments.Count == 0)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0107", stage.Location, member.Name, Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        if (arguments.Count > 1)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0109", stage.Location, member.Name, "ISource<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
+            return stage;
+        }
+
+        var output = Symbols.ToTypeRef(arguments[0]);
+        return stage with { Shape = StageShape.Source, ComponentType = Symbols.ToTypeRef(type), OutputType = output };
+    }
+
+    private static StageModel ParseSink(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
+    {
+        if (member is IMethodSymbol method)
+        {
+            var shape = OperatorShapes.ReadSink(method);
+            if (!shape.IsValid)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "a sink", shape.Problem!));
+                return stage;
+            }
+
+            return stage with
+            {
+                Shape = StageShape.MethodSink,
+                OperatorMethod = method.Name,
+                OperatorMethodIsStatic = method.IsStatic,
+                InputParameterModifier = shape.InputModifier,
+                InputType = shape.Input,
+                OutputType = shape.Output,
+                NeedsPipelineInstance = !method.IsStatic,
+            };
+        }
+
+        var type = MemberType(member)!;
+        var arguments = Symbols.InterfaceArguments(type, KnownNames.SinkInterface);
+        if (arguments.Count == 0)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0108", stage.Location, member.Name, Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        if (arguments.Count > 1)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0109", stage.Location, member.Name, "ISink<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
+            return stage;
+        }
+
+        var input = Symbols.ToTypeRef(arguments[0]);
+        return stage with { Shape = StageShape.ConnectorSink, ComponentType = Symbols.ToTypeRef(type), InputType = input, OutputType = input };
+    }
+
+    private static StageModel ParseTransform(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
+    {
+        if (member is IMethodSymbol method)
+        {
+            var shape = OperatorShapes.ReadTransform(method);
+            if (!shape.IsValid)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "an operator", shape.Problem!));
+                return stage;
+            }
+
+            return stage with
+            {
+                Shape = shape.Shape,
+                OperatorMethod = method.Name,
+                OperatorMethodIsStatic = method.IsStatic,
+                InputParameterModifier = shape.InputModifier,
+                InputType = shape.Input,
+                OutputType = shape.Output,
+                NeedsPipelineInstance = !method.IsStatic,
+            };
+        }
+
+        var type = MemberType(member)!;
+        if (type is not INamedTypeSymbol named || named.TypeKind is not (TypeKind.Class or TypeKind.Struct))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0005", stage.Location, Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        if (named.IsAbstract)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "an operator", $"its type '{Symbols.DisplayName(type)}' is abstract; the loop calls operators directly, so use the concrete (preferably sealed) class"));
+            return stage;
+        }
+
+        var (operatorMethod, diagnosticId, detail) = OperatorShapes.FindOperatorMethod(named);
+        if (operatorMethod is null)
+        {
+            diagnostics.Add(detail is null
+                ? DiagnosticInfo.Create(diagnosticId!, stage.Location, Symbols.DisplayName(type))
+                : DiagnosticInfo.Create(diagnosticId!, stage.Location, Symbols.DisplayName(type), detail));
+            return stage;
+        }
+
+        var operatorShape = OperatorShapes.ReadTransform(operatorMethod);
+        if (!operatorShape.IsValid)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, Symbols.DisplayName(type) + "." + operatorMethod.Name, "an operator", operatorShape.Problem!));
+            return stage;
+        }
+
+        return stage with
+        {
+            Shape = operatorShape.Shape,
+            ComponentType = Symbols.ToTypeRef(type),
+            OperatorMethod = operatorMethod.Name,
+            OperatorMethodIsStatic = operatorMethod.IsStatic,
+            InputParameterModifier = operatorShape.InputModifier,
+            InputType = operatorShape.Input,
+            OutputType = operatorShape.Output,
+            NeedsPipelineInstance = !member.IsStatic && !operatorMethod.IsStatic,
+        };
+    }
+
+    private static ITypeSymbol? MemberType(ISymbol member) => member switch
+    {
+        IPropertySymbol p => p.Type,
+        IFieldSymbol f => f.Type,
+        _ => null,
+    };
+
+    private static ITypeSymbol? SourceOrSinkArgument(ISymbol member, string interfaceName)
+        => MemberType(member) is { } type && Symbols.InterfaceArguments(type, interfaceName) is { Count: 1 } arguments ? arguments[0] : null;
+}

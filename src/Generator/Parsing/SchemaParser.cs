@@ -1,0 +1,138 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Generator.Model;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Generator.Parsing;
+
+/// <summary>Derives the compile-time schema of a record type: its public instance fields and properties, in order.</summary>
+internal static class SchemaParser
+{
+    /// <summary>The schema of <paramref name="type"/>, or null for scalars (numbers, strings…) that have no fields.</summary>
+    public static RecordSchemaModel? Parse(ITypeSymbol type)
+    {
+        if (type is not INamedTypeSymbol named || ScalarKind(type) is not null || named.TypeKind is not (TypeKind.Class or TypeKind.Struct))
+        {
+            return null;
+        }
+
+        var fields = new List<FieldModel>();
+        foreach (var member in OrderedMembers(named))
+        {
+            ITypeSymbol? memberType = member switch
+            {
+                IPropertySymbol { IsStatic: false, IsIndexer: false, GetMethod.DeclaredAccessibility: Accessibility.Public, DeclaredAccessibility: Accessibility.Public } p
+                    when p.Name != "EqualityContract" => p.Type,
+                IFieldSymbol { IsStatic: false, IsConst: false, DeclaredAccessibility: Accessibility.Public, IsImplicitlyDeclared: false } f => f.Type,
+                _ => null,
+            };
+
+            if (memberType is null || fields.Any(f => f.Name == member.Name))
+            {
+                continue;
+            }
+
+            fields.Add(ToField(member.Name, memberType));
+        }
+
+        if (fields.Count == 0)
+        {
+            return null;
+        }
+
+        return new RecordSchemaModel(
+            Symbols.FullName(type.WithNullableAnnotation(NullableAnnotation.NotAnnotated)),
+            Symbols.DisplayName(type),
+            Identifier(type),
+            fields.ToEquatableArray());
+    }
+
+    /// <summary>A C# identifier unique to the type, for naming its generated schema class.</summary>
+    public static string Identifier(ITypeSymbol type)
+    {
+        var chars = Symbols.IdentityName(type).Replace("global::", "").ToCharArray();
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (!char.IsLetterOrDigit(chars[i]))
+            {
+                chars[i] = '_';
+            }
+        }
+
+        return new string(chars);
+    }
+
+    private static IEnumerable<ISymbol> OrderedMembers(INamedTypeSymbol type)
+    {
+        // Base type members first, so a derived record lists inherited fields before its own.
+        var chain = new List<INamedTypeSymbol>();
+        for (var current = type; current is not null && current.SpecialType is not (SpecialType.System_Object or SpecialType.System_ValueType); current = current.BaseType)
+        {
+            chain.Insert(0, current);
+        }
+
+        return chain.SelectMany(t => t.GetMembers());
+    }
+
+    private static FieldModel ToField(string name, ITypeSymbol type)
+    {
+        var isNullable = false;
+        var underlying = type;
+        if (type is INamedTypeSymbol { OriginalDefinition.SpecialType: SpecialType.System_Nullable_T } nullable)
+        {
+            isNullable = true;
+            underlying = nullable.TypeArguments[0];
+        }
+        else if (type.IsReferenceType && type.NullableAnnotation == NullableAnnotation.Annotated)
+        {
+            isNullable = true;
+        }
+
+        var kind = ScalarKind(underlying) ?? "Other";
+        return new FieldModel(name, kind, Symbols.IdentityName(underlying), isNullable);
+    }
+
+    /// <summary>The <c>FieldKind</c> name of a scalar type, or null when the type is not a scalar.</summary>
+    private static string? ScalarKind(ITypeSymbol type)
+    {
+        switch (type.SpecialType)
+        {
+            case SpecialType.System_Boolean: return "Boolean";
+            case SpecialType.System_Byte: return "Byte";
+            case SpecialType.System_SByte: return "SByte";
+            case SpecialType.System_Int16: return "Int16";
+            case SpecialType.System_UInt16: return "UInt16";
+            case SpecialType.System_Int32: return "Int32";
+            case SpecialType.System_UInt32: return "UInt32";
+            case SpecialType.System_Int64: return "Int64";
+            case SpecialType.System_UInt64: return "UInt64";
+            case SpecialType.System_Single: return "Single";
+            case SpecialType.System_Double: return "Double";
+            case SpecialType.System_Decimal: return "Decimal";
+            case SpecialType.System_Char: return "Char";
+            case SpecialType.System_String: return "String";
+            case SpecialType.System_DateTime: return "DateTime";
+        }
+
+        if (type.TypeKind == TypeKind.Enum)
+        {
+            return "Enum";
+        }
+
+        if (type is IArrayTypeSymbol { ElementType.SpecialType: SpecialType.System_Byte })
+        {
+            return "Bytes";
+        }
+
+        return type.ToDisplayString() switch
+        {
+            "System.DateTimeOffset" => "DateTimeOffset",
+            "System.TimeSpan" => "TimeSpan",
+            "System.DateOnly" => "DateOnly",
+            "System.TimeOnly" => "TimeOnly",
+            "System.Guid" => "Guid",
+            "System.ReadOnlyMemory<byte>" or "System.Memory<byte>" => "Bytes",
+            _ => null,
+        };
+    }
+}

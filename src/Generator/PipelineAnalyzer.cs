@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Linq;
+using Compiled.Generator.Diagnostics;
+using Compiled.Generator.Model;
+using Compiled.Generator.Parsing;
+using Compiled.Generator.Planning;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace Compiled.Generator;
+
+/// <summary>
+/// Reports the CMPL diagnostics of pipelines and operator classes. It runs the same parser and planner as the
+/// generator and reports at locations in the user's own syntax trees, so <c>#pragma warning disable</c> and
+/// .editorconfig severities work, and the generator's cached models never hold a <see cref="Location"/>.
+/// </summary>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class PipelineAnalyzer : DiagnosticAnalyzer
+{
+    /// <inheritdoc/>
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics => DiagnosticDescriptors.All;
+
+    /// <inheritdoc/>
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var trees = new ConcurrentDictionary<string, SyntaxTree>();
+            foreach (var tree in start.Compilation.SyntaxTrees)
+            {
+                trees.TryAdd(tree.FilePath, tree);
+            }
+
+            start.RegisterSymbolAction(
+                symbolContext =>
+                {
+                    var type = (INamedTypeSymbol)symbolContext.Symbol;
+                    if (Symbols.HasAttribute(type, KnownNames.PipelineAttribute))
+                    {
+                        var plan = PipelinePlanner.Plan(PipelineParser.Parse(type, symbolContext.Compilation, symbolContext.CancellationToken));
+                        Report(symbolContext, trees, plan.Diagnostics);
+                    }
+
+                    if (Symbols.HasAttribute(type, KnownNames.TransformAttribute))
+                    {
+                        Report(symbolContext, trees, OperatorClassParser.Parse(type).Diagnostics);
+                    }
+                },
+                SymbolKind.NamedType);
+        });
+    }
+
+    private static void Report(SymbolAnalysisContext context, ConcurrentDictionary<string, SyntaxTree> trees, EquatableArray<DiagnosticInfo> diagnostics)
+    {
+        foreach (var info in diagnostics.Distinct())
+        {
+            var location = info.Location is { } where && trees.TryGetValue(where.FilePath, out var tree)
+                ? Location.Create(tree, where.Span)
+                : Location.None;
+            context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.Get(info.Id), location, info.Arguments.Items.Cast<object>().ToArray()));
+        }
+    }
+}

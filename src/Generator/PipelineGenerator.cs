@@ -1,0 +1,62 @@
+using Compiled.Generator.Emitting;
+using Compiled.Generator.Parsing;
+using Compiled.Generator.Planning;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Compiled.Generator;
+
+/// <summary>
+/// The incremental generator. It only wires the stages: find pipelines and operator classes by attribute
+/// (Parsing) into value models (Model), plan them (Planning), write code (Emitting). Diagnostics are reported by
+/// <see cref="PipelineAnalyzer"/> from the same models, at the user's declarations.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class PipelineGenerator : IIncrementalGenerator
+{
+    /// <inheritdoc/>
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        var pipelines = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                KnownNames.PipelineAttribute,
+                static (node, _) => node is ClassDeclarationSyntax,
+                static (ctx, ct) => PipelineParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct))
+            .WithTrackingName(TrackingNames.PipelineModel);
+
+        var plans = pipelines
+            .Select(static (model, _) => PipelinePlanner.Plan(model))
+            .WithTrackingName(TrackingNames.PipelinePlan);
+
+        context.RegisterSourceOutput(plans, static (spc, plan) =>
+        {
+            if (PipelineEmitter.Emit(plan) is { } file)
+            {
+                spc.AddSource(file.HintName, file.Source);
+            }
+        });
+
+        var operators = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                KnownNames.TransformAttribute,
+                static (node, _) => node is TypeDeclarationSyntax,
+                static (ctx, _) => OperatorClassParser.Parse((INamedTypeSymbol)ctx.TargetSymbol))
+            .WithTrackingName(TrackingNames.OperatorModel);
+
+        context.RegisterSourceOutput(operators, static (spc, model) =>
+        {
+            if (OperatorEmitter.Emit(model) is { } file)
+            {
+                spc.AddSource(file.HintName, file.Source);
+            }
+        });
+    }
+}
+
+/// <summary>Names of the tracked incremental steps, for the incrementality tests.</summary>
+internal static class TrackingNames
+{
+    public const string PipelineModel = nameof(PipelineModel);
+    public const string PipelinePlan = nameof(PipelinePlan);
+    public const string OperatorModel = nameof(OperatorModel);
+}

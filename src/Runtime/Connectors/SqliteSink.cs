@@ -1,0 +1,233 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Compiled.Connectors;
+
+/// <summary>
+/// Writes records into a SQLite table: the embedded default, a real database without a server. Columns come from the
+/// record type's compile-time schema (one per public field or property, in order). Every batch is inserted in one
+/// transaction through a prepared statement, so a batch is durable when its write returns. SQLite has one writer at a
+/// time, so all partitions share one connection and take turns per batch.
+/// </summary>
+/// <typeparam name="T">The record type.</typeparam>
+public sealed class SqliteSink<T> : ISink<T>, IDisposable
+{
+    /// <summary>
+    /// How long a writer waits for a lock held by another connection (another process reading the file): long
+    /// enough to ride out a reader's transaction, short enough to fail rather than hang.
+    /// </summary>
+    public const int DefaultBusyTimeoutMilliseconds = 5000;
+
+    private readonly string _path;
+    private readonly string _table;
+    private readonly TableMode _mode;
+    private readonly SemaphoreSlim _turn = new(1, 1);
+    private SqliteConnection? _connection;
+    private SqliteCommand? _insert;
+    private RecordSchema<T>? _schema;
+
+    /// <summary>Creates a sink writing to table <paramref name="table"/> of the database file <paramref name="path"/>.</summary>
+    public SqliteSink(string path, string table, TableMode mode = TableMode.CreateIfMissing)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentException.ThrowIfNullOrWhiteSpace(table);
+        _path = path;
+        _table = table;
+        _mode = mode;
+    }
+
+    /// <summary>The database file.</summary>
+    public string Path => _path;
+
+    /// <summary>The table.</summary>
+    public string Table => _table;
+
+    /// <inheritdoc/>
+    public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _schema = context.Schema ?? throw new InvalidOperationException(
+            $"SqliteSink<{typeof(T).Name}> needs a record type with public fields or properties to make columns from; '{typeof(T).Name}' has none.");
+
+        var builder = new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
+        _connection = new SqliteConnection(builder.ConnectionString);
+        await _connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        // WAL lets readers look at the table while the run writes; FULL makes every committed batch survive power loss.
+        Execute("PRAGMA journal_mode=WAL;");
+        Execute("PRAGMA synchronous=FULL;");
+        Execute(string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout={DefaultBusyTimeoutMilliseconds};"));
+
+        var exists = TableExists();
+        switch (_mode)
+        {
+            case TableMode.MustExist when !exists:
+                throw new InvalidOperationException($"Table '{_table}' does not exist in '{_path}', and the sink's mode is {nameof(TableMode.MustExist)}; create it or use {nameof(TableMode.CreateIfMissing)}.");
+            case TableMode.Recreate:
+                Execute($"DROP TABLE IF EXISTS {Quote(_table)};");
+                Execute(CreateTableSql());
+                break;
+            case TableMode.CreateIfMissing when !exists:
+                Execute(CreateTableSql());
+                break;
+        }
+
+        _insert = _connection.CreateCommand();
+        _insert.CommandText = InsertSql();
+        foreach (var field in _schema.Fields)
+        {
+            _insert.Parameters.Add(new SqliteParameter { ParameterName = "$p" + field.Ordinal.ToString(CultureInfo.InvariantCulture) });
+        }
+
+        _insert.Prepare();
+    }
+
+    /// <inheritdoc/>
+    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
+
+    /// <inheritdoc/>
+    public async ValueTask CloseAsync(CancellationToken cancellationToken)
+    {
+        if (_insert is not null)
+        {
+            await _insert.DisposeAsync().ConfigureAwait(false);
+            _insert = null;
+        }
+
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public string Describe() => $"sqlite {_path} table {_table}";
+
+    /// <summary>Closes the connection if a run left it open.</summary>
+    public void Dispose()
+    {
+        _insert?.Dispose();
+        _connection?.Dispose();
+        _turn.Dispose();
+    }
+
+    /// <summary>The CREATE TABLE statement the sink uses for <paramref name="schema"/>.</summary>
+    public string CreateTableSql(RecordSchema<T> schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        var sql = new StringBuilder("CREATE TABLE ").Append(Quote(_table)).Append(" (");
+        foreach (var field in schema.Fields)
+        {
+            if (field.Ordinal > 0)
+            {
+                sql.Append(", ");
+            }
+
+            sql.Append(Quote(field.Name)).Append(' ').Append(ColumnType(field.Kind));
+            if (!field.IsNullable)
+            {
+                sql.Append(" NOT NULL");
+            }
+        }
+
+        return sql.Append(");").ToString();
+    }
+
+    private string CreateTableSql() => CreateTableSql(_schema!);
+
+    private string InsertSql()
+    {
+        var fields = _schema!.Fields;
+        var columns = string.Join(", ", fields.Select(f => Quote(f.Name)));
+        var values = string.Join(", ", fields.Select(f => "$p" + f.Ordinal.ToString(CultureInfo.InvariantCulture)));
+        return $"INSERT INTO {Quote(_table)} ({columns}) VALUES ({values});";
+    }
+
+    private bool TableExists()
+    {
+        using var command = _connection!.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $name;";
+        command.Parameters.AddWithValue("$name", _table);
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+    }
+
+    private void Execute(string sql)
+    {
+        using var command = _connection!.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    private static string ColumnType(FieldKind kind) => kind switch
+    {
+        FieldKind.Boolean or FieldKind.Byte or FieldKind.SByte or FieldKind.Int16 or FieldKind.UInt16
+            or FieldKind.Int32 or FieldKind.UInt32 or FieldKind.Int64 or FieldKind.UInt64 => "INTEGER",
+        FieldKind.Single or FieldKind.Double => "REAL",
+        FieldKind.Bytes => "BLOB",
+        _ => "TEXT", // decimal as text keeps every digit; dates, times and GUIDs as ISO-8601 / canonical text
+    };
+
+    private void InsertBatch(ReadOnlySpan<T> records)
+    {
+        var insert = _insert ?? throw new InvalidOperationException("The sink is not open.");
+        using var transaction = _connection!.BeginTransaction();
+        insert.Transaction = transaction;
+        var binder = new ParameterBinder(insert.Parameters);
+        foreach (var record in records)
+        {
+            _schema!.Visit(record, ref binder);
+            insert.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        insert.Transaction = null;
+    }
+
+    /// <summary>Sets the prepared statement's parameters from a record's fields.</summary>
+    private readonly struct ParameterBinder(SqliteParameterCollection parameters) : IFieldVisitor
+    {
+        public void Visit<TField>(int ordinal, TField value) => parameters[ordinal].Value = ToDatabase(value);
+
+        private static object ToDatabase<TField>(TField value) => value switch
+        {
+            null => DBNull.Value,
+            Enum e => e.ToString(),
+            DateTime d => d.ToString("O", CultureInfo.InvariantCulture),
+            DateTimeOffset d => d.ToString("O", CultureInfo.InvariantCulture),
+            DateOnly d => d.ToString("O", CultureInfo.InvariantCulture),
+            TimeOnly t => t.ToString("O", CultureInfo.InvariantCulture),
+            TimeSpan t => t.ToString("c", CultureInfo.InvariantCulture),
+            decimal m => m.ToString(CultureInfo.InvariantCulture),
+            Guid g => g.ToString("D"),
+            char c => c.ToString(),
+            ulong u => unchecked((long)u),
+            ReadOnlyMemory<byte> bytes => bytes.ToArray(),
+            Memory<byte> bytes => bytes.ToArray(),
+            _ => value,
+        };
+    }
+
+    private sealed class Writer(SqliteSink<T> sink) : ISinkWriter<T>
+    {
+        public async ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
+        {
+            await sink._turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                sink.InsertBatch(records.Span);
+            }
+            finally
+            {
+                sink._turn.Release();
+            }
+        }
+
+        // Each batch was committed by WriteAsync: nothing is pending.
+        public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}

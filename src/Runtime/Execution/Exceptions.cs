@@ -1,0 +1,63 @@
+namespace Compiled.Runtime;
+
+/// <summary>A pipeline run failed. The message names the pipeline and, where known, the stage and partition.</summary>
+public class PipelineException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public PipelineException(string pipelineName, string message, Exception? innerException = null)
+        : base(message, innerException) => PipelineName = pipelineName;
+
+    /// <summary>The pipeline that failed.</summary>
+    public string PipelineName { get; }
+}
+
+/// <summary>An operator threw while processing a record.</summary>
+public sealed class OperatorException : PipelineException
+{
+    /// <summary>Creates the exception.</summary>
+    public OperatorException(string pipelineName, StageDescriptor stage, int partition, Exception innerException)
+        : base(pipelineName, $"Pipeline '{pipelineName}': stage {stage.Index} '{stage.Name}' ({stage.Implementation}) failed in partition {partition}: {innerException?.GetType().Name}: {innerException?.Message}", innerException)
+    {
+        ArgumentNullException.ThrowIfNull(stage);
+        StageName = stage.Name;
+        StageIndex = stage.Index;
+        Partition = partition;
+    }
+
+    /// <summary>The failing stage's member name.</summary>
+    public string StageName { get; }
+
+    /// <summary>The failing stage's position in the chain.</summary>
+    public int StageIndex { get; }
+
+    /// <summary>The partition the failure happened in.</summary>
+    public int Partition { get; }
+}
+
+/// <summary>A source or sink failed (to open, read, write, flush or close).</summary>
+public sealed class ConnectorException : PipelineException
+{
+    /// <summary>Creates the exception.</summary>
+    public ConnectorException(string pipelineName, string connectorName, int? partition, string action, Exception innerException)
+        : base(pipelineName, $"Pipeline '{pipelineName}': connector '{connectorName}' failed to {action}{(partition is { } p ? $" in partition {p}" : "")}: {innerException?.Message}", innerException)
+    {
+        ConnectorName = connectorName;
+        Partition = partition;
+    }
+
+    /// <summary>The source or sink member's name.</summary>
+    public string ConnectorName { get; }
+
+    /// <summary>The partition, when the failure belongs to one.</summary>
+    public int? Partition { get; }
+}
+
+/// <summary>The pipeline's configuration (options, connector settings) is invalid; nothing ran.</summary>
+public sealed class PipelineConfigurationException : PipelineException
+{
+    /// <summary>Creates the exception.</summary>
+    public PipelineConfigurationException(string pipelineName, string message, Exception? innerException = null)
+        : base(pipelineName, message, innerException)
+    {
+    }
+}

@@ -1,0 +1,296 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+
+namespace Compiled.Runtime;
+
+/// <summary>A sink as the runner sees it: opened once, one port per partition, closed once.</summary>
+internal interface ISinkSlot
+{
+    string Name { get; }
+
+    string Description { get; }
+
+    long Written { get; }
+
+    ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken);
+
+    IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort);
+
+    ValueTask CloseAsync(CancellationToken cancellationToken);
+}
+
+internal sealed class SinkSlot<T>(string name, ISink<T> sink, Compiled.RecordSchema<T>? schema) : ISinkSlot
+{
+    private long _written;
+
+    public string Name { get; } = name;
+
+    public string Description => sink.Describe();
+
+    public long Written => Interlocked.Read(ref _written);
+
+    public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
+        => sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
+
+    public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort)
+    {
+        var writer = sink.CreateWriter(partition);
+        return sink.Execution == SinkExecution.Inline
+            ? new InlineOutputPort<T>(this, writer, pipelineName, partition, options.BatchSize)
+            : new DecoupledOutputPort<T>(this, writer, pipelineName, partition, options.BatchSize, options.SinkQueueCapacity, abort);
+    }
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => sink.CloseAsync(cancellationToken);
+
+    public void Count(int records) => Interlocked.Add(ref _written, records);
+}
+
+/// <summary>One partition's output towards one sink, as the partition worker drives it.</summary>
+internal interface IOutputPort
+{
+    /// <summary>Hands the records buffered by the last batch to the sink (waits while the sink's queue is full).</summary>
+    ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>Waits until everything handed over so far is durable in the sink.</summary>
+    ValueTask DrainAsync(CancellationToken cancellationToken);
+
+    /// <summary>Flushes, drains and closes the writer: the graceful end of the partition.</summary>
+    ValueTask CompleteAsync(CancellationToken cancellationToken);
+
+    /// <summary>Drops what is buffered and closes the writer after the queue empties: the end of a failed partition.</summary>
+    ValueTask AbortAsync();
+}
+
+/// <summary>The buffer a fused loop writes into for one sink, and the way its contents reach the sink's writer.</summary>
+internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize) : IOutputPort
+{
+    public Compiled.RecordBuffer<T> Buffer { get; } = new(batchSize);
+
+    protected SinkSlot<T> Slot { get; } = slot;
+
+    protected ISinkWriter<T> Writer { get; } = writer;
+
+    protected int BatchSize { get; } = batchSize;
+
+    public abstract ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    public abstract ValueTask DrainAsync(CancellationToken cancellationToken);
+
+    public abstract ValueTask CompleteAsync(CancellationToken cancellationToken);
+
+    public abstract ValueTask AbortAsync();
+
+    protected ConnectorException Failure(string action, Exception exception)
+        => exception as ConnectorException ?? new ConnectorException(pipelineName, Slot.Name, partition, action, exception);
+
+    private int _closed;
+
+    protected async ValueTask CloseWriterAsync()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await Writer.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            throw Failure("close", ex);
+        }
+    }
+}
+
+/// <summary>Calls the writer on the partition's own worker, after each batch: for cheap in-memory sinks.</summary>
+internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize)
+    : OutputPort<T>(slot, writer, pipelineName, partition, batchSize)
+{
+    public override async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        var count = Buffer.Count;
+        if (count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await Writer.WriteAsync(Buffer.Memory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw Failure("write", ex);
+        }
+
+        Slot.Count(count);
+        Buffer.Reset();
+    }
+
+    public override async ValueTask DrainAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw Failure("flush", ex);
+        }
+    }
+
+    public override async ValueTask CompleteAsync(CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        await DrainAsync(cancellationToken).ConfigureAwait(false);
+        Buffer.Clear();
+        await CloseWriterAsync().ConfigureAwait(false);
+    }
+
+    public override async ValueTask AbortAsync()
+    {
+        Buffer.Clear();
+        await CloseWriterAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// Puts a bounded queue of batches and a worker of its own between the partition and the writer, so processing
+/// overlaps the sink's I/O. When the queue is full the partition waits: backpressure reaches the source, and memory
+/// stays bounded (the queue's capacity, plus the batch being written and the one being filled).
+/// </summary>
+internal sealed class DecoupledOutputPort<T> : OutputPort<T>
+{
+    private readonly Channel<Work> _queue;
+    private readonly Channel<T[]> _free;
+    private readonly Task _worker;
+    private readonly CancellationToken _abort;
+    private Exception? _failure;
+
+    public DecoupledOutputPort(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize, int capacity, CancellationToken abort)
+        : base(slot, writer, pipelineName, partition, batchSize)
+    {
+        _queue = Channel.CreateBounded<Work>(new BoundedChannelOptions(capacity)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _free = Channel.CreateUnbounded<T[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        _abort = abort;
+        _worker = Task.Run(WriteLoopAsync, CancellationToken.None);
+    }
+
+    public override async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        if (Buffer.Count == 0)
+        {
+            return;
+        }
+
+        var replacement = _free.Reader.TryRead(out var recycled) ? recycled : new T[BatchSize];
+        var full = Buffer.Exchange(replacement, out var count);
+        await EnqueueAsync(new Work(full, count, null), cancellationToken).ConfigureAwait(false);
+    }
+
+    public override async ValueTask DrainAsync(CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await EnqueueAsync(new Work(null, 0, done), cancellationToken).ConfigureAwait(false);
+        await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public override async ValueTask CompleteAsync(CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        _queue.Writer.TryComplete();
+        await _worker.ConfigureAwait(false);
+        if (_failure is not null)
+        {
+            throw Failure("write", _failure);
+        }
+
+        Buffer.Clear();
+    }
+
+    public override async ValueTask AbortAsync()
+    {
+        Buffer.Clear();
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _worker.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // aborting: the worker's own cancellation is expected
+        }
+    }
+
+    private async ValueTask EnqueueAsync(Work work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _queue.Writer.WriteAsync(work, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException) when (_failure is not null)
+        {
+            throw Failure("write", _failure);
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        try
+        {
+            await foreach (var work in _queue.Reader.ReadAllAsync(_abort).ConfigureAwait(false))
+            {
+                if (work.Drained is { } drained)
+                {
+                    await Writer.FlushAsync(_abort).ConfigureAwait(false);
+                    drained.TrySetResult();
+                    continue;
+                }
+
+                await Writer.WriteAsync(new ReadOnlyMemory<T>(work.Items, 0, work.Count), _abort).ConfigureAwait(false);
+                Slot.Count(work.Count);
+                if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
+                {
+                    Array.Clear(work.Items!, 0, work.Count);
+                }
+
+                _free.Writer.TryWrite(work.Items!);
+            }
+
+            await Writer.FlushAsync(_abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _failure = ex;
+            _queue.Writer.TryComplete(ex);
+            FailPendingDrains(ex);
+        }
+        finally
+        {
+            try
+            {
+                await CloseWriterAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (_failure is null)
+            {
+                _failure = ex;
+            }
+        }
+    }
+
+    private void FailPendingDrains(Exception exception)
+    {
+        while (_queue.Reader.TryRead(out var pending))
+        {
+            pending.Drained?.TrySetException(Failure("write", exception));
+        }
+    }
+
+    private readonly record struct Work(T[]? Items, int Count, TaskCompletionSource? Drained);
+}

@@ -1,0 +1,175 @@
+namespace Compiled.Runtime;
+
+/// <summary>A runnable pipeline: what the generated code hands to the runtime and to hosts.</summary>
+public interface IPipelineJob
+{
+    /// <summary>The compiled plan.</summary>
+    PipelineDescriptor Descriptor { get; }
+
+    /// <summary>
+    /// Runs the pipeline. <paramref name="stopToken"/> asks for a graceful stop (sources stop, in-flight batches drain,
+    /// sinks flush); <paramref name="abortToken"/> cancels everything, including sink writes.
+    /// </summary>
+    Task<PipelineResult> RunAsync(PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken);
+}
+
+/// <summary>Implemented by every generated pipeline class, so hosts can run any pipeline.</summary>
+public interface ICompiledPipeline
+{
+    /// <summary>A job that runs this pipeline object (its source and sinks, and it as partition 0's operators).</summary>
+    IPipelineJob CreateJob();
+}
+
+/// <summary>
+/// The base of the job class the generator emits for each pipeline: it binds the pipeline's connectors and creates
+/// its fused segments. <typeparamref name="TIn"/> is the source's record type.
+/// </summary>
+public abstract class PipelineJob<TIn> : IPipelineJob
+{
+    /// <summary>Creates a job for the plan <paramref name="descriptor"/>.</summary>
+    protected PipelineJob(PipelineDescriptor descriptor)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        Descriptor = descriptor;
+    }
+
+    /// <inheritdoc/>
+    public PipelineDescriptor Descriptor { get; }
+
+    /// <summary>The compile-time schema of the source's records, when they have fields.</summary>
+    protected virtual Compiled.RecordSchema<TIn>? SourceSchema => null;
+
+    /// <inheritdoc/>
+    public Task<PipelineResult> RunAsync(PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
+        => PipelineRunner.RunAsync(this, options, stopToken, abortToken);
+
+    /// <summary>The pipeline's source.</summary>
+    protected abstract ISource<TIn> GetSource();
+
+    /// <summary>Registers the pipeline's connector sinks, in chain order.</summary>
+    protected abstract void BindSinks(SinkBinder binder);
+
+    /// <summary>Creates the fused segment of one partition.</summary>
+    protected abstract FusedSegment<TIn> CreateSegment(PartitionContext partition);
+
+    internal ISource<TIn>? Source() => GetSource();
+
+    internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
+
+    internal void Bind(SinkBinder binder) => BindSinks(binder);
+
+    internal FusedSegment<TIn> Segment(PartitionContext partition) => CreateSegment(partition);
+}
+
+/// <summary>Collects a pipeline's connector sinks; each gets an output port in every partition.</summary>
+public sealed class SinkBinder
+{
+    private readonly PipelineDescriptor _descriptor;
+    private readonly List<ISinkSlot> _slots = [];
+
+    internal SinkBinder(PipelineDescriptor descriptor) => _descriptor = descriptor;
+
+    internal IReadOnlyList<ISinkSlot> Slots => _slots;
+
+    /// <summary>Registers the sink of stage <paramref name="stage"/>; it becomes output slot <c>Slots.Count</c>.</summary>
+    public void Add<T>(int stage, ISink<T>? sink, Compiled.RecordSchema<T>? schema)
+    {
+        var name = _descriptor.Stages[stage].Name;
+        if (sink is null)
+        {
+            throw new PipelineConfigurationException(_descriptor.Name, $"Pipeline '{_descriptor.Name}': sink '{name}' is null; give the member a value.");
+        }
+
+        _slots.Add(new SinkSlot<T>(name, sink, schema));
+    }
+}
+
+/// <summary>
+/// The base of every generated segment: a fused loop over one partition's batches. <see cref="Process"/> runs the
+/// chain over a batch, writing into the partition's output buffers.
+/// </summary>
+public abstract class FusedSegment<TIn>
+{
+    private readonly int _segment;
+
+    /// <summary>Creates the segment of <paramref name="partition"/>.</summary>
+    protected FusedSegment(PartitionContext partition, int segment)
+    {
+        ArgumentNullException.ThrowIfNull(partition);
+        Partition = partition;
+        _segment = segment;
+    }
+
+    /// <summary>The partition this segment runs in.</summary>
+    public PartitionContext Partition { get; }
+
+    /// <summary>Runs the fused chain over <paramref name="batch"/>.</summary>
+    public abstract void Process(ReadOnlySpan<TIn> batch);
+
+    /// <summary>
+    /// Called by the generated loop when stage <paramref name="stage"/> throws on record <paramref name="recordIndex"/>
+    /// of the batch. Stops the run with an <see cref="OperatorException"/> naming pipeline, stage and partition.
+    /// </summary>
+    protected void OnOperatorError(int stage, int recordIndex, Exception exception)
+    {
+        var descriptor = Partition.Pipeline;
+        var failed = stage >= 0 && stage < descriptor.Stages.Count ? descriptor.Stages[stage] : descriptor.Stages[0];
+        throw new OperatorException(descriptor.Name, failed, Partition.Index, exception);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Partition.Pipeline.Name} segment {_segment} partition {Partition.Index}";
+}
+
+/// <summary>What a partition's segment can reach: its index, its outputs, and objects it owns.</summary>
+public sealed class PartitionContext
+{
+    private readonly IOutputPort[] _ports;
+    private readonly List<object> _owned = [];
+
+    internal PartitionContext(int index, int count, PipelineDescriptor pipeline, IOutputPort[] ports)
+    {
+        Index = index;
+        Count = count;
+        Pipeline = pipeline;
+        _ports = ports;
+    }
+
+    /// <summary>This partition's index, from 0.</summary>
+    public int Index { get; }
+
+    /// <summary>The number of partitions.</summary>
+    public int Count { get; }
+
+    /// <summary>The pipeline's plan.</summary>
+    public PipelineDescriptor Pipeline { get; }
+
+    internal IReadOnlyList<IOutputPort> Ports => _ports;
+
+    /// <summary>The buffer behind output slot <paramref name="slot"/>; the runtime hands its contents to the sink after each batch.</summary>
+    public Compiled.RecordBuffer<T> Output<T>(int slot) => ((OutputPort<T>)_ports[slot]).Buffer;
+
+    /// <summary>Registers an object the partition created, to be disposed when the partition ends. Returns it.</summary>
+    public T Own<T>(T instance)
+        where T : class
+    {
+        _owned.Add(instance);
+        return instance;
+    }
+
+    internal async ValueTask DisposeOwnedAsync()
+    {
+        foreach (var owned in _owned)
+        {
+            switch (owned)
+            {
+                case IAsyncDisposable asyncDisposable:
+                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                    break;
+                case IDisposable disposable:
+                    disposable.Dispose();
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+namespace Compiled.Runtime;
+
+/// <summary>How a pipeline runs. Every default is a named constant with its reason.</summary>
+public sealed class PipelineOptions
+{
+    /// <summary>
+    /// Records per batch: 1024 records of a 32-byte struct are 32 KiB, which stays in L1/L2 between the fused loop and
+    /// its output, while the per-batch costs (a virtual call, a queue hop, a sink call) are spread over a thousand records.
+    /// </summary>
+    public const int DefaultBatchSize = 1024;
+
+    /// <summary>
+    /// Batches queued in front of a decoupled sink, per partition: enough to overlap processing with the sink's I/O,
+    /// few enough that memory stays bounded (at most capacity + 3 batches per sink and partition exist at once).
+    /// </summary>
+    public const int DefaultSinkQueueCapacity = 4;
+
+    /// <summary>The largest batch size accepted: beyond it a batch no longer fits in cache and latency grows for nothing.</summary>
+    public const int MaxBatchSize = 1 << 20;
+
+    /// <summary>The largest parallelism accepted: far beyond any machine's cores; guards against typos such as 4000.</summary>
+    public const int MaxParallelism = 1024;
+
+    /// <summary>The number of partitions (workers). Default: the processor count.</summary>
+    public int Parallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>The number of records per batch. Default: <see cref="DefaultBatchSize"/>.</summary>
+    public int BatchSize { get; set; } = DefaultBatchSize;
+
+    /// <summary>Batches queued in front of each decoupled sink writer. Default: <see cref="DefaultSinkQueueCapacity"/>.</summary>
+    public int SinkQueueCapacity { get; set; } = DefaultSinkQueueCapacity;
+
+    /// <summary>Checks the options, throwing <see cref="PipelineConfigurationException"/> naming the bad option and what is valid.</summary>
+    public void Validate(string pipelineName)
+    {
+        Check(Parallelism is >= 1 and <= MaxParallelism, pipelineName, "parallelism", Parallelism, $"1 to {MaxParallelism}");
+        Check(BatchSize is >= 1 and <= MaxBatchSize, pipelineName, "batch size", BatchSize, $"1 to {MaxBatchSize}");
+        Check(SinkQueueCapacity >= 1, pipelineName, "sink queue capacity", SinkQueueCapacity, "1 or more");
+    }
+
+    private static void Check(bool valid, string pipelineName, string option, int value, string range)
+    {
+        if (!valid)
+        {
+            throw new PipelineConfigurationException(pipelineName, $"Invalid {option} {value}: it must be {range}.");
+        }
+    }
+}

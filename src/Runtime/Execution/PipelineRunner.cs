@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+
+namespace Compiled.Runtime;
+
+/// <summary>
+/// Runs a compiled pipeline: opens its connectors, creates one partition per degree of parallelism (a reader, a
+/// fused segment, one output port per sink), runs every partition on its own worker, and closes everything in order
+/// whether the run completes, is stopped, or fails.
+/// </summary>
+public static class PipelineRunner
+{
+    /// <summary>Runs <paramref name="job"/>. See <see cref="IPipelineJob.RunAsync"/>.</summary>
+    public static async Task<PipelineResult> RunAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(options);
+        var descriptor = job.Descriptor;
+        var name = descriptor.Name;
+        options.Validate(name);
+        var clock = Stopwatch.StartNew();
+
+        var sourceName = descriptor.Stages[0].Name;
+        var source = job.Source() ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{sourceName}' is null; give the member a value.");
+        var binder = new SinkBinder(descriptor);
+        job.Bind(binder);
+        var slots = binder.Slots;
+
+        using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(stopToken);
+        using var abortAll = CancellationTokenSource.CreateLinkedTokenSource(abortToken);
+
+        var opened = new List<ISinkSlot>();
+        var sourceOpened = false;
+        var partitions = new List<Partition<TIn>>();
+        Exception? failure = null;
+        try
+        {
+            foreach (var slot in slots)
+            {
+                await Guard(name, slot.Name, null, "open", () => slot.OpenAsync(name, options, abortAll.Token)).ConfigureAwait(false);
+                opened.Add(slot);
+            }
+
+            var context = new SourceContext<TIn>(name, sourceName, options.Parallelism, options.BatchSize, job.Schema());
+            await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
+            sourceOpened = true;
+
+            for (var p = 0; p < options.Parallelism; p++)
+            {
+                partitions.Add(CreatePartition(job, source, slots, options, p, abortAll.Token));
+            }
+
+            var workers = partitions.Select(partition => Task.Run(() => partition.RunAsync(stopAll, abortAll.Token), CancellationToken.None)).ToArray();
+            try
+            {
+                await Task.WhenAll(workers).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                failure = FirstFailure(workers);
+            }
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            failure = await CloseAsync(name, sourceName, sourceOpened ? source : null, opened, failure).ConfigureAwait(false);
+        }
+
+        if (failure is not null)
+        {
+            throw failure is PipelineException ? failure : new PipelineException(name, $"Pipeline '{name}' failed: {failure.Message}", failure);
+        }
+
+        var outcome = stopToken.IsCancellationRequested ? PipelineOutcome.Stopped : PipelineOutcome.Completed;
+        var sinks = slots.Select(s => new SinkResult(s.Name, s.Description, s.Written)).ToList();
+        return new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks);
+    }
+
+    private static Partition<TIn> CreatePartition<TIn>(PipelineJob<TIn> job, ISource<TIn> source, IReadOnlyList<ISinkSlot> slots, PipelineOptions options, int index, CancellationToken abort)
+    {
+        var name = job.Descriptor.Name;
+        var ports = new IOutputPort[slots.Count];
+        for (var s = 0; s < slots.Count; s++)
+        {
+            try
+            {
+                ports[s] = slots[s].CreatePort(name, index, options, abort);
+            }
+            catch (Exception ex)
+            {
+                throw new ConnectorException(name, slots[s].Name, index, "create its writer", ex);
+            }
+        }
+
+        var context = new PartitionContext(index, options.Parallelism, job.Descriptor, ports);
+        ISourceReader<TIn> reader;
+        try
+        {
+            reader = source.CreateReader(index);
+        }
+        catch (Exception ex)
+        {
+            throw new ConnectorException(name, job.Descriptor.Stages[0].Name, index, "create its reader", ex);
+        }
+
+        return new Partition<TIn>(job.Descriptor, context, job.Segment(context), reader);
+    }
+
+    private static Exception? FirstFailure(Task[] workers)
+    {
+        // The first partition to fail cancels the others, which then end cleanly; report the root cause.
+        var failures = workers.Where(w => w.IsFaulted).Select(w => w.Exception!.InnerException!).ToList();
+        return failures.FirstOrDefault(f => f is not OperationCanceledException) ?? failures.FirstOrDefault();
+    }
+
+    private static async Task<Exception?> CloseAsync<TIn>(string name, string sourceName, ISource<TIn>? source, List<ISinkSlot> sinks, Exception? failure)
+    {
+        if (source is not null)
+        {
+            try
+            {
+                await source.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= new ConnectorException(name, sourceName, null, "close", ex);
+            }
+        }
+
+        foreach (var sink in sinks)
+        {
+            try
+            {
+                await sink.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= new ConnectorException(name, sink.Name, null, "close", ex);
+            }
+        }
+
+        return failure;
+    }
+
+    private static async Task Guard(string pipeline, string connector, int? partition, string action, Func<ValueTask> call)
+    {
+        try
+        {
+            await call().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not PipelineException)
+        {
+            throw new ConnectorException(pipeline, connector, partition, action, ex);
+        }
+    }
+}
+
+/// <summary>One partition: reads batches from its reader, runs its fused segment, hands outputs to its ports.</summary>
+internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionContext context, FusedSegment<TIn> segment, ISourceReader<TIn> reader)
+{
+    private long _recordsRead;
+
+    public long RecordsRead => Interlocked.Read(ref _recordsRead);
+
+    public async Task RunAsync(CancellationTokenSource stopAll, CancellationToken abort)
+    {
+        Exception? failure = null;
+        try
+        {
+            await ProcessAsync(stopAll.Token, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+            await stopAll.CancelAsync().ConfigureAwait(false);
+            foreach (var port in context.Ports)
+            {
+                await AbortQuietly(port).ConfigureAwait(false);
+            }
+        }
+
+        try
+        {
+            await reader.DisposeAsync().ConfigureAwait(false);
+            await context.DisposeOwnedAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (failure is null)
+        {
+            await stopAll.CancelAsync().ConfigureAwait(false);
+            failure = new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "close its reader", ex);
+        }
+        catch (Exception)
+        {
+            // The partition already failed; report that failure, not this one.
+        }
+
+        if (failure is not null)
+        {
+            ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    private async Task ProcessAsync(CancellationToken stop, CancellationToken abort)
+    {
+        var ports = context.Ports;
+        while (!stop.IsCancellationRequested)
+        {
+            SourceBatch<TIn> batch;
+            try
+            {
+                batch = await reader.ReadAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "read", ex);
+            }
+
+            if (batch.IsEnd)
+            {
+                break;
+            }
+
+            var records = batch.Records;
+            if (records.IsEmpty)
+            {
+                continue;
+            }
+
+            Interlocked.Add(ref _recordsRead, records.Length);
+            segment.Process(records.Span);
+            for (var i = 0; i < ports.Count; i++)
+            {
+                await ports[i].FlushAsync(abort).ConfigureAwait(false);
+            }
+        }
+
+        // The graceful end: every output durable, then the source may commit what was read.
+        for (var i = 0; i < ports.Count; i++)
+        {
+            await ports[i].CompleteAsync(abort).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await reader.CommitAsync(abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "commit", ex);
+        }
+    }
+
+    private static async ValueTask AbortQuietly(IOutputPort port)
+    {
+        try
+        {
+            await port.AbortAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The partition already failed; a second failure while closing would only hide the first.
+        }
+    }
+}
