@@ -1,0 +1,350 @@
+using Compiled.Generator.Diagnostics;
+using Compiled.Generator.Tests.Infrastructure;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Generator.Tests;
+
+/// <summary>One test per diagnostic ID: the ID, the span it is reported at, and the full message.</summary>
+public sealed class DiagnosticTests
+{
+    private const string Usings = "using System.Threading.Tasks; using Compiled; using Compiled.Connectors;\n";
+
+    [Fact]
+    public void CMPL0001_pipeline_not_partial()
+        => AssertSingle("CMPL0001", """
+            [Pipeline]
+            public sealed class [|P|]
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "The type 'P' must be declared 'partial' so that Compiled can add the generated code; add the 'partial' modifier");
+
+    [Fact]
+    public void CMPL0001_operator_class_not_partial()
+        => AssertSingle("CMPL0001", """
+            [Transform]
+            public sealed class [|Inc|]
+            {
+                public int Map(int x) => x + 1;
+            }
+            """, "The type 'Inc' must be declared 'partial' so that Compiled can add the generated code; add the 'partial' modifier");
+
+    [Fact]
+    public void CMPL0002_generic_pipeline()
+        => AssertSingle("CMPL0002", """
+            [Pipeline]
+            public sealed partial class [|P|]<T>
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Pipeline 'P<T>' cannot be generic; declare it as a non-generic, non-static, non-abstract class");
+
+    [Fact]
+    public void CMPL0003_instance_operators_without_parameterless_constructor()
+        => AssertSingle("CMPL0003", """
+            [Pipeline]
+            public sealed partial class [|P|]
+            {
+                private readonly int _step;
+                public P(int step) => _step = step;
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform] int Add(int x) => x + _step;
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Pipeline 'P' has per-partition operators ('Add'), so every partition gets its own pipeline object; add a parameterless constructor (public or internal)");
+
+    [Fact]
+    public void CMPL0004_runtime_not_referenced()
+    {
+        var (source, span) = Markup.Parse("""
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+            using Compiled;
+
+            public sealed class MySource : ISource<int>
+            {
+                public ValueTask OpenAsync(SourceContext<int> context, CancellationToken cancellationToken) => default;
+                public ISourceReader<int> CreateReader(int partition) => throw new NotSupportedException();
+                public ValueTask CloseAsync(CancellationToken cancellationToken) => default;
+            }
+
+            public sealed class MySink : ISink<int>
+            {
+                public ValueTask OpenAsync(SinkContext<int> context, CancellationToken cancellationToken) => default;
+                public ISinkWriter<int> CreateWriter(int partition) => throw new NotSupportedException();
+                public ValueTask CloseAsync(CancellationToken cancellationToken) => default;
+            }
+
+            [Pipeline]
+            public sealed partial class [|P|]
+            {
+                [Source] MySource S { get; } = new();
+                [Sink] MySink O { get; } = new();
+            }
+            """);
+        var references = GeneratorHarness.BclReferences.Add(MetadataReference.CreateFromFile(typeof(PipelineAttribute).Assembly.Location));
+        var run = GeneratorHarness.Run(GeneratorHarness.Compile(references, source));
+        AssertDiagnostic(run, "CMPL0004", span, "Pipeline 'P' needs the Compiled.Runtime package to run; add a reference to Compiled.Runtime");
+    }
+
+    [Fact]
+    public void CMPL0005_operator_class_without_operator_method()
+        => AssertSingle("CMPL0005", """
+            public sealed class Nothing
+            {
+                public void Reset() { }
+            }
+
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform] Nothing [|N|] { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "'Nothing' has no operator method; add a public method 'U Map(T)', 'bool Filter(T)' or 'void FlatMap(T, Emitter<U>)'");
+
+    [Fact]
+    public void CMPL0006_operator_class_with_two_operator_methods()
+        => AssertSingle("CMPL0006", """
+            public sealed class Two
+            {
+                public int Map(int x) => x + 1;
+                public int Other(int x) => x - 1;
+            }
+
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform] Two [|T|] { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "'Two' has more than one operator method (Map(int), Other(int)); mark the one to use with [Operator]");
+
+    [Theory]
+    [InlineData("static Task<int> [|M|](int x) => Task.FromResult(x);", "it is asynchronous; async operators are not supported yet, so do the work synchronously")]
+    [InlineData("static T [|M|]<T>(T x) => x;", "it is generic; an operator is a non-generic method (make the class generic instead)")]
+    [InlineData("static ref int [|M|](ref int x) => ref x;", "it returns by reference; return the value instead")]
+    [InlineData("static int [|M|](ref int x) => x;", "its input is passed by 'ref'; take the record by value or by 'in'")]
+    [InlineData("static void [|M|](int x) { }", "it returns void; a transform returns its output (map), a bool (filter), or emits through an Emitter<U> (flatMap), and a method that only consumes records is a [Sink]")]
+    [InlineData("static int [|M|](int x, int y) => x;", "a two-parameter operator must be 'void M(T input, Emitter<U> output)'")]
+    public void CMPL0007_unsupported_operator_signature(string member, string problem)
+        => AssertSingle("CMPL0007", $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform] {{member}}
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, $"'M' cannot be used as an operator: {problem}");
+
+    [Fact]
+    public void CMPL0007_sink_method_with_a_result()
+        => AssertSingle("CMPL0007", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] static int [|Write|](int x) => x;
+            }
+            """, "'Write' cannot be used as a sink: a sink method must be 'void M(T record)'");
+
+    [Fact]
+    public void CMPL0008_member_with_two_stage_attributes()
+        => AssertSingle("CMPL0008", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform, Sink] static int [|M|](int x) => x;
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "'M' is marked with more than one of [Source], [Transform] and [Sink]; a member is one stage");
+
+    [Fact]
+    public void CMPL0101_no_source()
+        => AssertSingle("CMPL0101", """
+            [Pipeline]
+            public sealed partial class [|P|]
+            {
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Pipeline 'P' has no source; mark a property or field whose type implements ISource<T> with [Source]");
+
+    [Fact]
+    public void CMPL0102_two_sources()
+        => AssertSingle("CMPL0102", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> First { get; } = new();
+                [Source] CollectionSource<int> [|Second|] { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Pipeline 'P' already reads from 'First'; a pipeline has exactly one [Source], so remove 'Second' or move it to a pipeline of its own");
+
+    [Fact]
+    public void CMPL0103_no_sink()
+        => AssertSingle("CMPL0103", """
+            [Pipeline]
+            public sealed partial class [|P|]
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+            }
+            """, "Pipeline 'P' has no sink; mark a property or field whose type implements ISink<T>, or a method 'void M(T)', with [Sink]");
+
+    [Fact]
+    public void CMPL0104_type_mismatch_is_reported_on_the_later_stage()
+        => AssertSingle("CMPL0104", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> Numbers { get; } = new();
+                [Transform] static string Describe(int x) => x.ToString();
+                [Transform] static long [|Twice|](long x) => x * 2;
+                [Sink] CollectionSink<long> O { get; } = new();
+            }
+            """, "Stage 'Twice' takes 'long' but the stage before it, 'Describe', produces 'string'; make 'Twice' take 'string', or add a transform from 'string' to 'long' between them");
+
+    [Fact]
+    public void CMPL0105_stage_before_the_source()
+        => AssertSingle("CMPL0105", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Transform] static int [|Early|](int x) => x;
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Stage 'Early' is declared before the source 'S', so no record can ever reach it; move it below the source");
+
+    [Fact]
+    public void CMPL0106_stage_after_the_last_sink()
+        => AssertSingle("CMPL0106", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [Transform] static int [|Late|](int x) => x;
+            }
+            """, "Stage 'Late' comes after the last sink, so its output goes nowhere; move it above a sink or add a [Sink] after it");
+
+    [Fact]
+    public void CMPL0107_source_member_that_is_not_a_source()
+        => AssertSingle("CMPL0107", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] int[] [|S|] { get; } = [1, 2];
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "'S' is marked [Source] but its type 'int[]' does not implement ISource<T>");
+
+    [Fact]
+    public void CMPL0108_sink_member_that_is_not_a_sink()
+        => AssertSingle("CMPL0108", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] System.Collections.Generic.List<int> [|O|] { get; } = new();
+            }
+            """, "'O' is marked [Sink] but its type 'List<int>' does not implement ISink<T>");
+
+    [Fact]
+    public void CMPL0109_connector_for_two_record_types()
+        => AssertSingle("CMPL0109", """
+            public sealed class Both : ISink<int>, ISink<string>
+            {
+                ValueTask ISink<int>.OpenAsync(SinkContext<int> c, System.Threading.CancellationToken t) => default;
+                ISinkWriter<int> ISink<int>.CreateWriter(int p) => null!;
+                ValueTask ISink<int>.CloseAsync(System.Threading.CancellationToken t) => default;
+                ValueTask ISink<string>.OpenAsync(SinkContext<string> c, System.Threading.CancellationToken t) => default;
+                ISinkWriter<string> ISink<string>.CreateWriter(int p) => null!;
+                ValueTask ISink<string>.CloseAsync(System.Threading.CancellationToken t) => default;
+            }
+
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] Both [|O|] { get; } = new();
+            }
+            """, "'O' implements ISink<T> for more than one record type (int, string); use a connector with one record type");
+
+    [Fact]
+    public void CMPL0110_stages_in_two_partial_declarations()
+        => AssertSingle("CMPL0110", """
+            [Pipeline]
+            public sealed partial class [|P|]
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+            }
+
+            public sealed partial class P
+            {
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "The stages of pipeline 'P' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
+
+    [Fact]
+    public void Every_descriptor_has_a_test_and_a_documented_section()
+    {
+        var tested = typeof(DiagnosticTests).GetMethods().Select(m => m.Name).Where(n => n.StartsWith("CMPL", StringComparison.Ordinal)).Select(n => n[..8]).ToHashSet();
+        var docs = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "diagnostics.md"));
+        var shipped = File.ReadAllText(Path.Combine(RepositoryRoot(), "src", "Generator", "AnalyzerReleases.Unshipped.md"));
+        foreach (var descriptor in DiagnosticDescriptors.All)
+        {
+            Assert.Contains(descriptor.Id, tested);
+            Assert.Contains("## " + descriptor.Id, docs, StringComparison.Ordinal);
+            Assert.Contains(descriptor.Id + " |", shipped, StringComparison.Ordinal);
+            Assert.EndsWith("#" + descriptor.Id.ToLowerInvariant(), descriptor.HelpLinkUri, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void A_pragma_suppresses_a_diagnostic_because_it_is_reported_in_the_users_tree()
+    {
+        var run = GeneratorHarness.Run(Usings + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> Numbers { get; } = new();
+            #pragma warning disable CMPL0104
+                [Transform] static long Twice(long x) => x * 2;
+            #pragma warning restore CMPL0104
+                [Sink] CollectionSink<long> O { get; } = new();
+            }
+            """);
+        Assert.Empty(run.AnalyzerDiagnostics);
+        Assert.Empty(run.DiagnosticsInGeneratedCode);
+    }
+
+    private static void AssertSingle(string id, string markup, string message)
+    {
+        var (source, span) = Markup.Parse(Usings + markup);
+        AssertDiagnostic(GeneratorHarness.Run(source), id, span, message);
+    }
+
+    private static void AssertDiagnostic(GeneratorRun run, string id, Microsoft.CodeAnalysis.Text.TextSpan span, string message)
+    {
+        var diagnostic = Assert.Single(run.AnalyzerDiagnostics);
+        Assert.Equal(id, diagnostic.Id);
+        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+        Assert.Equal(message, diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(span, diagnostic.Location.SourceSpan);
+        Assert.Equal("Source0.cs", diagnostic.Location.SourceTree?.FilePath);
+        // The user sees the CMPL diagnostic and nothing from inside generated code.
+        Assert.Empty(run.DiagnosticsInGeneratedCode);
+        Assert.DoesNotContain(run.CompilerDiagnostics, d => d.Severity == DiagnosticSeverity.Error);
+    }
+
+    internal static string RepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string path = "")
+        => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", ".."));
+}

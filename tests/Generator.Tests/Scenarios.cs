@@ -1,0 +1,138 @@
+namespace Compiled.Generator.Tests;
+
+/// <summary>Representative pipelines: each is snapshotted (golden files) and compiled and run.</summary>
+internal static class Scenarios
+{
+    public const string MapOnly = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        [Pipeline]
+        public sealed partial class Doubler
+        {
+            [Source] public CollectionSource<int> Numbers { get; set; } = new(1, 2, 3, 4, 5);
+
+            [Transform] static int Double(int x) => x * 2;
+
+            [Sink] public CollectionSink<int> Output { get; } = new();
+        }
+        """;
+
+    public const string MapFilterMap = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Order(int Id, int Age, double Amount);
+
+        [Pipeline(Name = "orders")]
+        public sealed partial class Orders
+        {
+            [Source] public CollectionSource<Order> Input { get; set; } = new(new Order(1, 16, 10), new Order(2, 18, 20), new Order(3, 40, 30));
+
+            [Transform] static Order AgeOneYear(Order o) => o with { Age = o.Age + 1 };
+
+            [Transform] static bool IsAdult(Order o) => o.Age >= 18;
+
+            [Transform] static double WithTax(Order o) => o.Amount * 1.1;
+
+            [Sink] public CollectionSink<double> Output { get; } = new();
+        }
+        """;
+
+    public const string FlatMap = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        [Pipeline]
+        public sealed partial class WordSplitter
+        {
+            [Source] public CollectionSource<string> Lines { get; set; } = new("to be or", "not to be");
+
+            [Transform]
+            static void Split(string line, Emitter<string> words)
+            {
+                foreach (var word in line.Split(' '))
+                {
+                    words.Emit(word);
+                }
+            }
+
+            [Transform] static bool IsLong(string word) => word.Length > 2;
+
+            [Sink] public CollectionSink<string> Output { get; } = new();
+        }
+        """;
+
+    public const string ReusableOperator = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Person(string Name, int Age);
+
+        [Transform]
+        public sealed partial class Birthday
+        {
+            public Person Map(Person person) => person with { Age = person.Age + 1 };
+        }
+
+        [Transform]
+        public sealed partial class Teenager
+        {
+            public static bool IsTeen(Person person) => person.Age is >= 13 and <= 19;
+        }
+
+        [Pipeline]
+        public sealed partial class People
+        {
+            [Source] public CollectionSource<Person> Input { get; set; } = new(new Person("Alice", 25), new Person("Bob", 12), new Person("Eve", 18));
+
+            [Transform] Birthday Birthday { get; } = new();
+
+            [Transform] static Teenager Teens { get; } = new();
+
+            [Sink] public CollectionSink<Person> Output { get; } = new();
+        }
+        """;
+
+    public const string InstanceState = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        /// <summary>Numbers the records it sees: state that must belong to one partition.</summary>
+        [Transform]
+        public sealed partial class Sequencer
+        {
+            private long _next;
+
+            public (long Sequence, long Value) Number(long value) => (_next++, value);
+        }
+
+        [Pipeline]
+        public sealed partial class Numbering
+        {
+            private long _seen;
+
+            [Source] public CollectionSource<long> Input { get; set; } = new(10, 20, 30, 40, 50, 60);
+
+            [Transform] Sequencer Sequencer { get; } = new();
+
+            [Transform] string Describe((long Sequence, long Value) item) => $"{item.Sequence}:{item.Value}:{_seen++}";
+
+            [Sink] public CollectionSink<string> Output { get; } = new();
+
+            [Sink] void Count(string line) => Counted++;
+
+            public long Counted { get; private set; }
+        }
+        """;
+}
