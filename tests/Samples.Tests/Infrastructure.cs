@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+
+namespace Compiled.Samples.Tests;
+
+/// <summary>Where the repository and the samples' build outputs are.</summary>
+internal static class Repository
+{
+    public static string Root { get; } = Metadata("RepositoryRoot");
+
+    public static string Configuration { get; } = Metadata("Configuration");
+
+    public static string SampleDll(string sample) => Path.Combine(Root, "samples", sample, "bin", Configuration, "net10.0", sample + ".dll");
+
+    private static string Metadata(string key) => typeof(Repository).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == key).Value!;
+}
+
+/// <summary>The result of a child process.</summary>
+internal sealed record ProcessResult(int ExitCode, string Output, string Error)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Output}\n--- stderr\n{Error}";
+}
+
+/// <summary>Runs child processes, capturing their output.</summary>
+internal static class Processes
+{
+    public static async Task<ProcessResult> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory, TimeSpan timeout, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var output = new StringBuilder();
+        var error = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (error) { error.AppendLine(e.Data); } } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"'{fileName} {string.Join(' ', arguments)}' did not finish within {timeout}.\n{output}\n{error}");
+        }
+
+        process.WaitForExit(); // drain the output readers
+        return new ProcessResult(process.ExitCode, output.ToString(), error.ToString());
+    }
+
+    public static Task<ProcessResult> DotnetAsync(IEnumerable<string> arguments, string workingDirectory, TimeSpan timeout, IDictionary<string, string>? environment = null)
+        => RunAsync("dotnet", arguments, workingDirectory, timeout, environment);
+}
+
+/// <summary>Tests that build or publish with the SDK run one at a time: they share build output folders.</summary>
+[CollectionDefinition(nameof(SdkBuilds), DisableParallelization = true)]
+public sealed class SdkBuilds
+{
+}
