@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace Compiled;
@@ -30,6 +32,32 @@ public sealed class RecordBuffer<T>
 
     /// <summary>The records in the buffer, as memory (valid until the buffer is next changed).</summary>
     public ReadOnlyMemory<T> Memory => new(_items, 0, _count);
+
+    /// <summary>The storage, for generated loops that keep the array and the count in locals: records live in <c>[0, Count)</c>.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public T[] Items => _items;
+
+    /// <summary>Sets the number of records after a generated loop appended directly to <see cref="Items"/>.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetCount(int count)
+    {
+        Debug.Assert((uint)count <= (uint)_items.Length, "count within the storage");
+        _count = count;
+    }
+
+    /// <summary>Doubles the storage, keeping the first <paramref name="count"/> records, and returns the new array.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public T[] Grow(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)count, (uint)_items.Length, nameof(count));
+        var grown = new T[Math.Max(_items.Length * 2, 4)];
+        Array.Copy(_items, grown, count);
+        _items = grown;
+        _count = count;
+        return grown;
+    }
 
     /// <summary>Appends a record.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -61,4 +61,22 @@ public sealed class CompileAndRunTests
         // The inline sink method ran on partition 0's object (the root) for partition 0's records.
         Assert.Equal(3L, LoadedPipelines.Get<long>(pipeline, "Counted"));
     }
+
+    [Fact]
+    public async Task Struct_operators_keep_their_state_across_batches_and_operator_sinks_receive_every_record()
+    {
+        var assembly = GeneratorHarness.Run(Scenarios.StructOperators).Load();
+        var pipeline = LoadedPipelines.Create(assembly, "Demo.StructState");
+        await LoadedPipelines.RunAsync(pipeline, parallelism: 2, batchSize: 2);
+
+        // Partition 0 (the root object) reads 1, 2, 3 in batches of two; the counter goes on across batches.
+        long[] expected = [3 * 1000, 3 * 2001, 3 * 3002];
+        var print = LoadedPipelines.Get<object>(pipeline, "Print");
+        Assert.Equal(expected, (List<long>)print.GetType().GetProperty("Seen")!.GetValue(print)!);
+        var totals = pipeline.GetType().GetField("Total")!.GetValue(pipeline)!;
+        Assert.Equal(expected.Sum(), (long)totals.GetType().GetField("Sum")!.GetValue(totals)!);
+        Assert.Equal(3L, (long)totals.GetType().GetField("Count")!.GetValue(totals)!);
+        var counter = LoadedPipelines.Get<object>(pipeline, "Numbering");
+        Assert.Equal(3L, (long)counter.GetType().GetField("_next", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(counter)!);
+    }
 }

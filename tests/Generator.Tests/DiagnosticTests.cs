@@ -167,6 +167,24 @@ public sealed class DiagnosticTests
             """, "'M' is marked with more than one of [Source], [Transform] and [Sink]; a member is one stage");
 
     [Fact]
+    public void CMPL0009_mutable_struct_operator_in_a_read_only_member()
+        => AssertSingle("CMPL0009", """
+            public struct Counter
+            {
+                private long _next;
+                public long Number(long value) => value + _next++;
+            }
+
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [Transform] Counter [|C|] { get; } = new();
+                [Sink] CollectionSink<long> O { get; } = new();
+            }
+            """, "Operator 'C' cannot keep its state: 'Counter' is a mutable struct, and 'C' cannot be assigned, so the operator's state would be lost after every call; make 'C' a mutable field or give it a setter, or make the struct readonly");
+
+    [Fact]
     public void CMPL0101_no_source()
         => AssertSingle("CMPL0101", """
             [Pipeline]
@@ -255,7 +273,7 @@ public sealed class DiagnosticTests
                 [Source] CollectionSource<int> S { get; } = new();
                 [Sink] System.Collections.Generic.List<int> [|O|] { get; } = new();
             }
-            """, "'O' is marked [Sink] but its type 'List<int>' does not implement ISink<T>");
+            """, "'O' is marked [Sink] but its type 'List<int>' neither implements ISink<T> nor has a sink method 'void M(T)'");
 
     [Fact]
     public void CMPL0109_connector_for_two_record_types()

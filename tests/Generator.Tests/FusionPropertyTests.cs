@@ -9,7 +9,8 @@ namespace Compiled.Generator.Tests;
 
 /// <summary>
 /// For random chains of map / filter / flatMap (declared in every supported form: static and instance pipeline
-/// methods, operator classes with instance or static methods, stateful operators), random inputs, parallelism 1–4
+/// methods, operator classes with instance or static methods, mutable struct operators kept in registers, stateful
+/// operators), random inputs, parallelism 1–4
 /// and batch sizes, the fused run must produce exactly what a naive reference interpreter produces for each
 /// partition's slice of the input, in the same order. Together the partitions then hold the same multiset as the
 /// reference over the whole input.
@@ -31,6 +32,7 @@ public sealed class FusionPropertyTests
         InstanceMethod,
         OperatorClass,
         StaticOperatorMethod,
+        StructOperator,
     }
 
     private sealed record Op(Kind Kind, int Variant, Form Form);
@@ -213,6 +215,12 @@ public sealed class FusionPropertyTests
             var name = string.Create(CultureInfo.InvariantCulture, $"S{s}");
             switch (op.Form)
             {
+                case Form.StructOperator:
+                    var structType = string.Create(CultureInfo.InvariantCulture, $"Chain{index}Op{s}");
+                    code.Append(CultureInfo.InvariantCulture, $"    [Transform] public {structType} {name} {{ get; set; }}\n");
+                    classes.Append(CultureInfo.InvariantCulture, $"public struct {structType}\n{{\n    private long _count;\n\n    public ")
+                        .Append(string.Format(CultureInfo.InvariantCulture, signature, "Apply")).Append(' ').Append(body).Append("\n}\n\n");
+                    break;
                 case Form.StaticMethod:
                     code.Append("    [Transform] static ").Append(string.Format(CultureInfo.InvariantCulture, signature, name)).Append(' ').Append(body).Append('\n');
                     break;

@@ -135,4 +135,61 @@ internal static class Scenarios
             public long Counted { get; private set; }
         }
         """;
+
+    public const string StructOperators = """
+        using System.Collections.Generic;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        /// <summary>A mutable struct operator: its counter is kept in registers for a batch and written back.</summary>
+        public struct Counter
+        {
+            private long _next;
+
+            public long Number(long value) => (value * 1000) + _next++;
+        }
+
+        /// <summary>A readonly struct operator: copied once per batch, never written back.</summary>
+        public readonly struct Scale(int factor)
+        {
+            public long Apply(long value) => value * factor;
+        }
+
+        /// <summary>A struct sink operator: an accumulator.</summary>
+        public struct Totals
+        {
+            public long Sum;
+            public long Count;
+
+            public void Add(long value)
+            {
+                Sum += value;
+                Count++;
+            }
+        }
+
+        /// <summary>A class sink operator.</summary>
+        public sealed class Printer
+        {
+            public List<long> Seen { get; } = new();
+
+            public void Write(long value) => Seen.Add(value);
+        }
+
+        [Pipeline]
+        public sealed partial class StructState
+        {
+            [Source] public CollectionSource<long> Input { get; set; } = new(1, 2, 3, 4, 5, 6);
+
+            [Transform] public Counter Numbering { get; set; }
+
+            [Transform] Scale Triple { get; } = new(3);
+
+            [Sink] public Totals Total;
+
+            [Sink] public Printer Print { get; } = new();
+        }
+        """;
 }

@@ -54,6 +54,11 @@ internal static class DiagnosticDescriptors
         "Member has more than one stage attribute",
         "'{0}' is marked with more than one of [Source], [Transform] and [Sink]; a member is one stage");
 
+    public static readonly DiagnosticDescriptor StructOperatorStateLost = Error(
+        "CMPL0009",
+        "Struct operator state would be lost",
+        "Operator '{0}' cannot keep its state: {1}");
+
     public static readonly DiagnosticDescriptor NoSource = Error(
         "CMPL0101",
         "Pipeline has no source",
@@ -92,7 +97,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor NotASink = Error(
         "CMPL0108",
         "Sink member is not a sink",
-        "'{0}' is marked [Sink] but its type '{1}' does not implement ISink<T>");
+        "'{0}' is marked [Sink] but its type '{1}' neither implements ISink<T> nor has a sink method 'void M(T)'");
 
     public static readonly DiagnosticDescriptor AmbiguousConnectorType = Error(
         "CMPL0109",

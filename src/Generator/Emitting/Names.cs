@@ -27,6 +27,7 @@ internal static class Names
     public const string SinkBinder = "global::Compiled.Runtime.SinkBinder";
     public const string PartitionContext = "global::Compiled.Runtime.PartitionContext";
     public const string FusedSegment = "global::Compiled.Runtime.FusedSegment";
+    public const string SegmentProgress = "global::Compiled.Runtime.SegmentProgress";
     public const string PipelineHost = "global::Compiled.Runtime.PipelineHost";
     public const string PipelineOptions = "global::Compiled.Runtime.PipelineOptions";
     public const string PipelineResult = "global::Compiled.Runtime.PipelineResult";

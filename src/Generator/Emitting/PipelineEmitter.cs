@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using Compiled.Generator.Model;
 using Compiled.Generator.Planning;
@@ -184,14 +185,15 @@ internal static class PipelineEmitter
     {
         var model = plan.Model;
         var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > 0).ToList();
-        var usesPipeline = stages.Any(s => s.Stage.NeedsPipelineInstance && s.Stage.MemberKind == MemberKind.Method);
+        var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
         var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
+        var className = "__Fused" + SourceWriter.Number(segment.Index);
 
         writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(string.Join(" → ", plan.Chain.Where(s => s.Segment == segment.Index).Select(s => s.Stage.MemberName)))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
         writer.Line(Names.GeneratedCode);
-        writer.Open($"private sealed class __Fused{SourceWriter.Number(segment.Index)} : {Names.FusedSegment}<{inputType}>");
+        writer.Open($"private sealed class {className} : {Names.FusedSegment}<{inputType}>");
 
-        // Fields: the pipeline object, operator instances, output ports, flatMap buffers.
+        // Fields: the pipeline object, operator objects, output ports, flatMap buffers.
         if (usesPipeline)
         {
             writer.Line($"private readonly {model.FullName} _pipeline;");
@@ -201,7 +203,7 @@ internal static class PipelineEmitter
         {
             var name = names[stage.Index];
             var s = stage.Stage;
-            if (HoldsOperatorInstance(s))
+            if (s.Storage == OperatorStorage.Reference)
             {
                 writer.Line($"private readonly {s.ComponentType!.FullName} _{name}Op;");
             }
@@ -217,7 +219,7 @@ internal static class PipelineEmitter
         }
 
         writer.Line();
-        writer.Open($"public __Fused{SourceWriter.Number(segment.Index)}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)})");
+        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)})");
         if (usesPipeline)
         {
             writer.Line("_pipeline = pipeline;");
@@ -227,7 +229,7 @@ internal static class PipelineEmitter
         {
             var name = names[stage.Index];
             var s = stage.Stage;
-            if (HoldsOperatorInstance(s))
+            if (s.Storage == OperatorStorage.Reference)
             {
                 writer.Line($"_{name}Op = {Access(model, s, "pipeline")};");
             }
@@ -239,36 +241,10 @@ internal static class PipelineEmitter
 
         writer.Close();
         writer.Line();
-        writer.Open($"public override void Process({Names.ReadOnlySpan}<{inputType}> batch)");
-        if (usesPipeline)
-        {
-            writer.Line("var pipeline = _pipeline;");
-        }
-
-        foreach (var stage in stages)
-        {
-            var name = names[stage.Index];
-            var s = stage.Stage;
-            if (HoldsOperatorInstance(s))
-            {
-                writer.Line($"var {name}Op = _{name}Op;");
-            }
-            else if (s.Shape == StageShape.ConnectorSink)
-            {
-                writer.Line($"var {name}Out = _{name}Out;");
-            }
-
-            if (s.Shape == StageShape.FlatMap)
-            {
-                writer.Line($"var {name}Emit = _{name}Emit;");
-            }
-        }
-
-        writer.Line("var i = 0;");
-        writer.Line("var stage = 0;");
-        writer.Open("while (true)");
-        writer.Open("try");
-        writer.Open("for (; i < batch.Length; i++)");
+        writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
+        EmitPrologue(writer, model, stages, names, usesPipeline);
+        writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
+        writer.Line("progress.Record = i;");
         writer.Line("var r0 = batch[i];");
         var openLoops = 0;
         var current = "r0";
@@ -277,32 +253,44 @@ internal static class PipelineEmitter
             var s = stage.Stage;
             var name = names[stage.Index];
             var next = "r" + SourceWriter.Number(stage.Index);
-            writer.Line($"// {SourceWriter.Number(stage.Index)} {s.MemberName}: {Describe(s)}");
+            var index = SourceWriter.Number(stage.Index);
+            writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
             switch (s.Shape)
             {
                 case StageShape.Map:
-                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"var {next} = {Call(model, s, name, current)};");
+                    WriteBack(writer, s, name);
                     current = next;
                     break;
+                case StageShape.Filter when s.Storage == OperatorStorage.HoistedStruct:
+                    writer.Line($"progress.Stage = {index};");
+                    writer.Line($"var keep{index} = {Call(model, s, name, current)};");
+                    WriteBack(writer, s, name);
+                    writer.Line($"if (!keep{index}) continue;");
+                    break;
                 case StageShape.Filter:
-                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"if (!{Call(model, s, name, current)}) continue;");
                     break;
                 case StageShape.FlatMap:
-                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"{name}Emit.Reset();");
                     writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
+                    WriteBack(writer, s, name);
                     writer.Open($"foreach (var {next} in {name}Emit.Span)");
                     openLoops++;
                     current = next;
                     break;
                 case StageShape.MethodSink:
-                    writer.Line($"stage = {SourceWriter.Number(stage.Index)};");
+                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"{Call(model, s, name, current)};");
+                    WriteBack(writer, s, name);
                     break;
                 case StageShape.ConnectorSink:
-                    writer.Line($"{name}Out.Add({current});");
+                    writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
+                    writer.Line($"{name}Items[{name}Count++] = {current};");
+                    writer.Line($"{name}Out.SetCount({name}Count);");
                     break;
             }
         }
@@ -313,21 +301,59 @@ internal static class PipelineEmitter
         }
 
         writer.Close(); // for
-        writer.Line();
-        writer.Line("return;");
-        writer.Close(); // try
-        writer.Open($"catch ({Names.Exception} ex)");
-        writer.Line("// Hands the failure to the error policy; returns only if the run goes on with the next record.");
-        writer.Line("OnOperatorError(stage, i, ex);");
-        writer.Line("i++;");
-        writer.Close();
-        writer.Close(); // while
-        writer.Close(); // Process
+        writer.Close(); // Run
         writer.Close(); // class
     }
 
-    private static bool HoldsOperatorInstance(StageModel stage)
-        => stage.MemberKind != MemberKind.Method && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap && !stage.OperatorMethodIsStatic;
+    /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>
+    private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, Dictionary<int, string> names, bool usesPipeline)
+    {
+        if (usesPipeline)
+        {
+            writer.Line("var pipeline = _pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            switch (s.Storage)
+            {
+                case OperatorStorage.Reference:
+                    writer.Line($"var {name}Op = _{name}Op;");
+                    break;
+                case OperatorStorage.HoistedStruct:
+                    writer.Line($"var {name}Op = pipeline.{s.MemberName}; // a struct: its state stays in registers, written back after each call");
+                    break;
+                case OperatorStorage.ReadOnlyStruct:
+                    writer.Line($"var {name}Op = {Access(model, s, "pipeline")};");
+                    break;
+            }
+
+            if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"var {name}Out = _{name}Out;");
+                writer.Line($"var {name}Items = {name}Out.Items;");
+                writer.Line($"var {name}Count = {name}Out.Count;");
+            }
+
+            if (s.Shape == StageShape.FlatMap)
+            {
+                writer.Line($"var {name}Emit = _{name}Emit;");
+            }
+        }
+    }
+
+    private static void WriteBack(SourceWriter writer, StageModel stage, string name)
+    {
+        if (stage.Storage == OperatorStorage.HoistedStruct)
+        {
+            writer.Line($"pipeline.{stage.MemberName} = {name}Op;");
+        }
+    }
+
+    private static bool UsesPipelineLocal(StageModel stage)
+        => stage.NeedsPipelineInstance && (stage.MemberKind == MemberKind.Method || stage.Storage is OperatorStorage.HoistedStruct or OperatorStorage.ReadOnlyStruct);
 
     /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
     private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
@@ -339,7 +365,12 @@ internal static class PipelineEmitter
             return $"{target}.{stage.OperatorMethod}({arguments})";
         }
 
-        var receiver = stage.OperatorMethodIsStatic ? stage.ComponentType!.Identity : name + "Op";
+        var receiver = stage.Storage switch
+        {
+            OperatorStorage.None => stage.ComponentType!.Identity,
+            OperatorStorage.StaticStruct => model.FullName + "." + stage.MemberName,
+            _ => name + "Op",
+        };
         return $"{receiver}.{stage.OperatorMethod}({arguments})";
     }
 

@@ -37,8 +37,27 @@ internal enum StageShape
     FlatMap,
     /// <summary>A connector (<c>ISink&lt;T&gt;</c>) written through an output port.</summary>
     ConnectorSink,
-    /// <summary>A method <c>void M(T)</c> called inline.</summary>
+    /// <summary>A method <c>void M(T)</c> called inline: a pipeline method, or the sink method of an operator object.</summary>
     MethodSink,
+}
+
+/// <summary>How the generated loop holds an operator object.</summary>
+internal enum OperatorStorage
+{
+    /// <summary>No object: a method of the pipeline, or a static operator method.</summary>
+    None,
+
+    /// <summary>A class instance: read once per partition into a segment field.</summary>
+    Reference,
+
+    /// <summary>A mutable struct: copied into a local for the batch (its fields stay in registers) and written back to its member after every call.</summary>
+    HoistedStruct,
+
+    /// <summary>A readonly struct (or a readonly operator method): copied into a local for the batch, never written back.</summary>
+    ReadOnlyStruct,
+
+    /// <summary>A struct in a static member: called in place on the member.</summary>
+    StaticStruct,
 }
 
 /// <summary>How a stage member is declared.</summary>
@@ -74,7 +93,8 @@ internal sealed record StageModel(
     TypeRef? InputType,
     TypeRef? OutputType,
     bool NeedsPipelineInstance,
-    LocationInfo? Location)
+    LocationInfo? Location,
+    OperatorStorage Storage = OperatorStorage.None)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 }

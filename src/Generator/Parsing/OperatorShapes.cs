@@ -98,6 +98,51 @@ internal static class OperatorShapes
     /// of an operator shape. Returns the method, or a diagnostic id and argument explaining why there is none.
     /// </summary>
     public static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindOperatorMethod(INamedTypeSymbol type)
+        => FindMethod(type, LooksLikeOperator);
+
+    /// <summary>The sink method of an operator object used as a sink: the one marked [Operator], else the only <c>void M(T)</c>.</summary>
+    public static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindSinkMethod(INamedTypeSymbol type)
+        => FindMethod(type, static m => m.Parameters.Length == 1 && m.ReturnsVoid);
+
+    /// <summary>
+    /// How the loop holds the operator object of a property or field stage, or a problem when a mutable struct sits
+    /// in a member its state cannot be written back to.
+    /// </summary>
+    public static (OperatorStorage Storage, string? Problem) StorageOf(ISymbol member, ITypeSymbol type, IMethodSymbol method)
+    {
+        if (method.IsStatic)
+        {
+            return (OperatorStorage.None, null);
+        }
+
+        if (!type.IsValueType)
+        {
+            return (OperatorStorage.Reference, null);
+        }
+
+        if (member.IsStatic)
+        {
+            return (OperatorStorage.StaticStruct, null);
+        }
+
+        if (type is INamedTypeSymbol { IsReadOnly: true } || method.IsReadOnly)
+        {
+            return (OperatorStorage.ReadOnlyStruct, null);
+        }
+
+        var writable = member switch
+        {
+            IFieldSymbol field => !field.IsReadOnly && !field.IsConst,
+            IPropertySymbol property => property.SetMethod is { IsInitOnly: false },
+            _ => false,
+        };
+
+        return writable
+            ? (OperatorStorage.HoistedStruct, null)
+            : (OperatorStorage.None, $"'{Symbols.DisplayName(type)}' is a mutable struct, and '{member.Name}' cannot be assigned, so the operator's state would be lost after every call; make '{member.Name}' a mutable field or give it a setter, or make the struct readonly");
+    }
+
+    private static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindMethod(INamedTypeSymbol type, System.Func<IMethodSymbol, bool> looksRight)
     {
         var methods = CandidateMethods(type).ToList();
         var marked = methods.Where(m => Symbols.HasAttribute(m, KnownNames.OperatorAttribute)).ToList();
@@ -111,11 +156,14 @@ internal static class OperatorShapes
             return (null, "CMPL0006", Describe(marked));
         }
 
-        var shaped = methods.Where(LooksLikeOperator).ToList();
+        var shaped = methods.Where(looksRight).ToList();
         return shaped.Count switch
         {
             1 => (shaped[0], null, null),
             0 => (null, "CMPL0005", null),
+            // A library type with many such methods (List<T>.Add, Remove, ...) was not written as an operator:
+            // say it has none, rather than asking to mark one of its methods.
+            _ when !type.Locations.Any(l => l.IsInSource) => (null, "CMPL0005", null),
             _ => (null, "CMPL0006", Describe(shaped)),
         };
     }

@@ -225,8 +225,7 @@ internal static class PipelineParser
         var arguments = Symbols.InterfaceArguments(type, KnownNames.SinkInterface);
         if (arguments.Count == 0)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0108", stage.Location, member.Name, Symbols.DisplayName(type)));
-            return stage;
+            return ParseOperatorSink(member, type, stage, diagnostics);
         }
 
         if (arguments.Count > 1)
@@ -237,6 +236,48 @@ internal static class PipelineParser
 
         var input = Symbols.ToTypeRef(arguments[0]);
         return stage with { Shape = StageShape.ConnectorSink, ComponentType = Symbols.ToTypeRef(type), InputType = input, OutputType = input };
+    }
+
+    /// <summary>A [Sink] member whose type is not a connector: an operator object whose one <c>void M(T)</c> method is called inline.</summary>
+    private static StageModel ParseOperatorSink(ISymbol member, ITypeSymbol type, StageModel stage, List<DiagnosticInfo> diagnostics)
+    {
+        var (method, diagnosticId, detail) = type is INamedTypeSymbol { TypeKind: TypeKind.Class or TypeKind.Struct, IsAbstract: false } named
+            ? OperatorShapes.FindSinkMethod(named)
+            : (null, null, null);
+        if (method is null)
+        {
+            diagnostics.Add(diagnosticId == "CMPL0006"
+                ? DiagnosticInfo.Create("CMPL0006", stage.Location, Symbols.DisplayName(type), detail!)
+                : DiagnosticInfo.Create("CMPL0108", stage.Location, member.Name, Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        var shape = OperatorShapes.ReadSink(method);
+        if (!shape.IsValid)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, Symbols.DisplayName(type) + "." + method.Name, "a sink", shape.Problem!));
+            return stage;
+        }
+
+        var (storage, problem) = OperatorShapes.StorageOf(member, type, method);
+        if (problem is not null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0009", stage.Location, member.Name, problem));
+            return stage;
+        }
+
+        return stage with
+        {
+            Shape = StageShape.MethodSink,
+            ComponentType = Symbols.ToTypeRef(type),
+            OperatorMethod = method.Name,
+            OperatorMethodIsStatic = method.IsStatic,
+            InputParameterModifier = shape.InputModifier,
+            InputType = shape.Input,
+            OutputType = shape.Output,
+            NeedsPipelineInstance = !member.IsStatic && !method.IsStatic,
+            Storage = storage,
+        };
     }
 
     private static StageModel ParseTransform(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
@@ -291,6 +332,13 @@ internal static class PipelineParser
             return stage;
         }
 
+        var (storage, problem) = OperatorShapes.StorageOf(member, type, operatorMethod);
+        if (problem is not null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0009", stage.Location, member.Name, problem));
+            return stage;
+        }
+
         return stage with
         {
             Shape = operatorShape.Shape,
@@ -301,6 +349,7 @@ internal static class PipelineParser
             InputType = operatorShape.Input,
             OutputType = operatorShape.Output,
             NeedsPipelineInstance = !member.IsStatic && !operatorMethod.IsStatic,
+            Storage = storage,
         };
     }
 

@@ -14,7 +14,7 @@ internal interface ISinkSlot
 
     ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken);
 
-    IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort);
+    IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false);
 
     ValueTask CloseAsync(CancellationToken cancellationToken);
 }
@@ -32,10 +32,10 @@ internal sealed class SinkSlot<T>(string name, ISink<T> sink, Compiled.RecordSch
     public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
         => sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
 
-    public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort)
+    public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false)
     {
         var writer = sink.CreateWriter(partition);
-        return sink.Execution == SinkExecution.Inline
+        return forceInline || sink.Execution == SinkExecution.Inline
             ? new InlineOutputPort<T>(this, writer, pipelineName, partition, options.BatchSize)
             : new DecoupledOutputPort<T>(this, writer, pipelineName, partition, options.BatchSize, options.SinkQueueCapacity, abort);
     }

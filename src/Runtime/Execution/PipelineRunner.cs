@@ -163,7 +163,8 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
 {
     private long _recordsRead;
 
-    public long RecordsRead => Interlocked.Read(ref _recordsRead);
+    /// <summary>Records read so far (written only by this partition's worker; read by others for summaries and metrics).</summary>
+    public long RecordsRead => Volatile.Read(ref _recordsRead);
 
     public async Task RunAsync(CancellationTokenSource stopAll, CancellationToken abort)
     {
@@ -233,7 +234,7 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
                 continue;
             }
 
-            Interlocked.Add(ref _recordsRead, records.Length);
+            Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
             segment.Process(records.Span);
             for (var i = 0; i < ports.Count; i++)
             {

@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Compiled.Benchmarks.PipelineBenchmarks).Assembly).Run(args);
