@@ -74,6 +74,15 @@ public sealed class ExecutionTests
     }
 
     [Fact]
+    public async Task An_exception_in_the_first_stage_is_attributed_to_the_first_stage()
+    {
+        var pipeline = new FirstStageFails { Numbers = new CollectionSource<long>(1, 2, 7, 8) };
+        var error = await Assert.ThrowsAsync<OperatorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }).WaitAsync(HangGuard));
+        Assert.Equal("Check", error.StageName);
+        Assert.Equal(1, error.StageIndex);
+    }
+
+    [Fact]
     public async Task A_failing_sink_stops_the_run_with_the_sink_named()
     {
         var pipeline = new SquarePipeline

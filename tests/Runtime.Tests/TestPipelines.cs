@@ -36,6 +36,18 @@ public sealed partial class FragilePipeline
     [Sink] public TrackingSink<long> Output { get; set; } = new();
 }
 
+[Pipeline(Name = "first-fails")]
+public sealed partial class FirstStageFails
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform] static long Check(long x) => x == 7 ? throw new ArgumentOutOfRangeException(nameof(x), "seven") : x;
+
+    [Transform] static long Double(long x) => x * 2;
+
+    [Sink] public CollectionSink<long> Output { get; } = new();
+}
+
 [Pipeline]
 public sealed partial class ReadingsPipeline
 {

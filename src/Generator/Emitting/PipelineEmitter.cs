@@ -188,6 +188,8 @@ internal static class PipelineEmitter
         var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
         var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
         var className = "__Fused" + SourceWriter.Number(segment.Index);
+        // The first stage is implied by progress.Begin(i); later stages mark themselves.
+        var firstStage = stages.Count > 0 ? stages[0].Index : segment.FirstStage;
 
         writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(string.Join(" → ", plan.Chain.Where(s => s.Segment == segment.Index).Select(s => s.Stage.MemberName)))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
         writer.Line(Names.GeneratedCode);
@@ -219,7 +221,7 @@ internal static class PipelineEmitter
         }
 
         writer.Line();
-        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)})");
+        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)})");
         if (usesPipeline)
         {
             writer.Line("_pipeline = pipeline;");
@@ -244,7 +246,7 @@ internal static class PipelineEmitter
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
         EmitPrologue(writer, model, stages, names, usesPipeline);
         writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
-        writer.Line("progress.Record = i;");
+        writer.Line($"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
         writer.Line("var r0 = batch[i];");
         var openLoops = 0;
         var current = "r0";
@@ -255,26 +257,27 @@ internal static class PipelineEmitter
             var next = "r" + SourceWriter.Number(stage.Index);
             var index = SourceWriter.Number(stage.Index);
             writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
+            if (stage.Index != firstStage && s.Shape != StageShape.ConnectorSink)
+            {
+                writer.Line($"progress.Stage = {index};");
+            }
+
             switch (s.Shape)
             {
                 case StageShape.Map:
-                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"var {next} = {Call(model, s, name, current)};");
                     WriteBack(writer, s, name);
                     current = next;
                     break;
                 case StageShape.Filter when s.Storage == OperatorStorage.HoistedStruct:
-                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"var keep{index} = {Call(model, s, name, current)};");
                     WriteBack(writer, s, name);
                     writer.Line($"if (!keep{index}) continue;");
                     break;
                 case StageShape.Filter:
-                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"if (!{Call(model, s, name, current)}) continue;");
                     break;
                 case StageShape.FlatMap:
-                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"{name}Emit.Reset();");
                     writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
                     WriteBack(writer, s, name);
@@ -283,7 +286,6 @@ internal static class PipelineEmitter
                     current = next;
                     break;
                 case StageShape.MethodSink:
-                    writer.Line($"progress.Stage = {index};");
                     writer.Line($"{Call(model, s, name, current)};");
                     WriteBack(writer, s, name);
                     break;

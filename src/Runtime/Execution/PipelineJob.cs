@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Compiled.Runtime;
 
 /// <summary>A runnable pipeline: what the generated code hands to the runtime and to hosts.</summary>
@@ -97,13 +100,15 @@ public sealed class SinkBinder
 public abstract class FusedSegment<TIn>
 {
     private readonly int _segment;
+    private readonly int _firstStage;
 
-    /// <summary>Creates the segment of <paramref name="partition"/>.</summary>
-    protected FusedSegment(PartitionContext partition, int segment)
+    /// <summary>Creates the segment of <paramref name="partition"/>, whose first stage has chain index <paramref name="firstStage"/>.</summary>
+    protected FusedSegment(PartitionContext partition, int segment, int firstStage)
     {
         ArgumentNullException.ThrowIfNull(partition);
         Partition = partition;
         _segment = segment;
+        _firstStage = firstStage;
     }
 
     /// <summary>The partition this segment runs in.</summary>
@@ -122,9 +127,8 @@ public abstract class FusedSegment<TIn>
             }
             catch (Exception exception)
             {
-                OnOperatorError(progress.Stage, progress.Record, exception);
-                progress.Record++;
-                progress.Stage = 0;
+                OnOperatorError(progress.Stage == 0 ? _firstStage : progress.Stage, progress.Record, exception);
+                progress.Begin(progress.Record + 1);
             }
         }
     }
@@ -152,17 +156,30 @@ public abstract class FusedSegment<TIn>
 
 /// <summary>Where a generated loop is: the record of the batch and the stage it is working on.</summary>
 /// <remarks>
-/// Two plain fields: a generated loop stores the record index once per record and a stage constant once per stage,
-/// each a single <c>mov</c> with no load (packing both into one word measured slower: it needs extra instructions).
+/// A generated loop calls <see cref="Begin"/> once per record — one 8-byte store that also resets the stage to 0,
+/// which stands for the segment's first stage — and sets <see cref="Stage"/> before each later stage: one plain
+/// store each, with no load. (Packing record and stage into one computed word measured slower: it needs extra
+/// instructions per stage.)
 /// </remarks>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1051:Do not declare visible instance fields", Justification = "Generated loops store into these fields once per record and stage; fields keep those stores plain.")]
+[StructLayout(LayoutKind.Explicit)]
 public struct SegmentProgress
 {
+    [FieldOffset(0)]
+    private ulong _position;
+
     /// <summary>The index in the batch of the record being processed.</summary>
+    [FieldOffset(0)]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1051:Do not declare visible instance fields", Justification = "Read by the runtime's handler; a field keeps generated stores plain.")]
     public int Record;
 
-    /// <summary>The chain index of the stage being called (0 when none yet).</summary>
+    /// <summary>The chain index of the stage being called; 0 means the segment's first stage.</summary>
+    [FieldOffset(4)]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1051:Do not declare visible instance fields", Justification = "Generated loops store into it once per stage; a field keeps those stores plain.")]
     public int Stage;
+
+    /// <summary>Marks the start of record <paramref name="record"/> (at the segment's first stage).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Begin(int record) => _position = (uint)record;
 }
 
 /// <summary>What a partition's segment can reach: its index, its outputs, and objects it owns.</summary>

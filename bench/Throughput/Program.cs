@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using Compiled.Bench;
+using Compiled.Connectors;
+using Compiled.Runtime;
+using Compiled.Runtime.Testing;
+using Compiled.Throughput;
+
+// The end-to-end throughput harness. Implementations of a scenario run interleaved (one repetition of each, in
+// turn), so that a noisy moment of the machine hits all of them; each figure is the median over repetitions.
+//   --quick       fewer repetitions (finishes in well under two minutes)
+//   --records N   records per repetition (default 10,000,000)
+var quick = args.Contains("--quick");
+var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
+var repetitions = quick ? 9 : 31;
+var warmups = quick ? 3 : 5;
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Compiled throughput harness: {records:N0} records, {repetitions} interleaved repetitions ({(quick ? "quick" : "full")})"));
+Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
+Console.WriteLine();
+
+var block = new List<(string Name, string Value)>();
+await MemoryToMemory(block);
+if (!quick || args.Contains("--diagnose"))
+{
+    await Diagnose(block);
+}
+
+Console.WriteLine();
+Console.WriteLine("--- results ---");
+foreach (var (name, value) in block)
+{
+    Console.WriteLine($"{name}={value}");
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"peak_rss_mb={Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0}"));
+return 0;
+
+async Task MemoryToMemory(List<(string, string)> results)
+{
+    Console.WriteLine("scenario: memory -> memory, map (Age + 1) -> filter (Age >= 18) -> map (Amount x 1.1) -> sum");
+    var orders = OrderWorkload.Create(records);
+    var expected = OrderWorkload.HandLoop(orders);
+    const int RecordBytes = 32;
+
+    var hand = new Measurement("hand-written loop", records, RecordBytes);
+    var fused = new Measurement("Compiled generated loop", records, RecordBytes);
+    var runtime1 = new Measurement("Compiled runtime, parallelism 1", records, RecordBytes);
+    var runtime2 = new Measurement("Compiled runtime, parallelism 2", records, RecordBytes);
+    var connector = new Measurement("Compiled runtime p1, connector sink", records, RecordBytes);
+
+    // Steady-state allocation of the generated loop: a warm pipeline, one push, bytes allocated on this thread.
+    var warm = new FusedOrders();
+    long fusedSteadyAllocated;
+    await using (var driver = await PipelineTestDriver.StartAsync<Order>(warm))
+    {
+        OrderWorkload.PushInChunks(driver, orders);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        OrderWorkload.PushInChunks(driver, orders);
+        fusedSteadyAllocated = GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    for (var rep = 0; rep < warmups + repetitions; rep++)
+    {
+        var measure = rep >= warmups;
+        await hand.RunAsync(() => { OrderWorkload.HandLoop(orders).Verify(expected, hand.Name); return Task.CompletedTask; }, measure);
+        await fused.RunAsync(
+            async () =>
+            {
+                FusedOrders.ResetShared();
+                var pipeline = new FusedOrders();
+                await using (var driver = await PipelineTestDriver.StartAsync<Order>(pipeline))
+                {
+                    OrderWorkload.PushInChunks(driver, orders);
+                }
+
+                pipeline.Result.Verify(expected, fused.Name);
+            },
+            measure);
+        await runtime1.RunAsync(() => RunFused(orders, 1, expected), measure);
+        await runtime2.RunAsync(() => RunFused(orders, 2, expected), measure);
+        await connector.RunAsync(
+            async () =>
+            {
+                var pipeline = new RuntimeOrders { Orders = new CollectionSource<Order>(orders) };
+                await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+                pipeline.Total.Result.Verify(expected, connector.Name);
+            },
+            measure);
+    }
+
+    var baseline = hand.MedianSeconds;
+    foreach (var m in new[] { hand, fused, runtime1, runtime2, connector })
+    {
+        Console.WriteLine(m.Row(baseline));
+    }
+
+    results.Add(("fused_vs_handloop", Ratio(baseline / fused.MedianSeconds)));
+    results.Add(("fused_alloc_bytes_per_record", (fusedSteadyAllocated / (double)records).ToString("F4", CultureInfo.InvariantCulture)));
+    results.Add(("runtime_vs_handloop", Ratio(baseline / runtime1.MedianSeconds)));
+    results.Add(("runtime_alloc_bytes_per_record", runtime1.AllocatedBytesPerRecord.ToString("F4", CultureInfo.InvariantCulture)));
+    results.Add(("partitions2_vs_1", Ratio(runtime1.MedianSeconds / runtime2.MedianSeconds)));
+    results.Add(("runtime_connector_sink_vs_handloop", Ratio(baseline / connector.MedianSeconds)));
+    results.Add(("handloop_ns_per_record", (baseline * 1e9 / records).ToString("F3", CultureInfo.InvariantCulture)));
+    results.Add(("fused_records_per_second", fused.RecordsPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
+}
+
+async Task Diagnose(List<(string, string)> results)
+{
+    Console.WriteLine();
+    Console.WriteLine("diagnosis: the hand loop with the generated loop's bookkeeping added one piece at a time");
+    var orders = OrderWorkload.Create(records);
+    var expected = OrderWorkload.HandLoop(orders);
+    var hand = new Measurement("hand-written loop", records, 32);
+    var variants = Diagnosis.Variants.Select(v => (v.Run, Measurement: new Measurement(v.Name, records, 32))).ToList();
+    for (var rep = 0; rep < warmups + repetitions; rep++)
+    {
+        var measure = rep >= warmups;
+        await hand.RunAsync(() => { OrderWorkload.HandLoop(orders).Verify(expected, hand.Name); return Task.CompletedTask; }, measure);
+        foreach (var (run, measurement) in variants)
+        {
+            await measurement.RunAsync(() => { run(orders).Verify(expected, measurement.Name); return Task.CompletedTask; }, measure);
+        }
+    }
+
+    Console.WriteLine(hand.Row(hand.MedianSeconds));
+    foreach (var (_, measurement) in variants)
+    {
+        Console.WriteLine(measurement.Row(hand.MedianSeconds));
+    }
+
+    results.Add(("diagnosis_markers_vs_handloop", Ratio(hand.MedianSeconds / variants[2].Measurement.MedianSeconds)));
+    results.Add(("diagnosis_writeback_vs_handloop", Ratio(hand.MedianSeconds / variants[3].Measurement.MedianSeconds)));
+}
+
+static async Task RunFused(Order[] orders, int parallelism, Result expected)
+{
+    FusedOrders.ResetShared();
+    var pipeline = new FusedOrders { Orders = new CollectionSource<Order>(orders) };
+    await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism });
+    pipeline.Result.Verify(expected, $"runtime p={parallelism}");
+}
+
+static string Ratio(double value) => value.ToString("F3", CultureInfo.InvariantCulture);
+
+int? ArgumentAfter(string name)
+{
+    var index = Array.IndexOf(args, name);
+    return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : null;
+}
