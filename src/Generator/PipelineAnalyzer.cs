@@ -48,6 +48,11 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
                     {
                         Report(symbolContext, trees, OperatorClassParser.Parse(type).Diagnostics);
                     }
+
+                    if (Symbols.HasAttribute(type, KnownNames.RecordAttribute))
+                    {
+                        Report(symbolContext, trees, CodecParser.Parse(type).Diagnostics);
+                    }
                 },
                 SymbolKind.NamedType);
         });

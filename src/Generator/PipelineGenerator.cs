@@ -50,6 +50,21 @@ public sealed class PipelineGenerator : IIncrementalGenerator
                 spc.AddSource(file.HintName, file.Source);
             }
         });
+
+        var records = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                KnownNames.RecordAttribute,
+                static (node, _) => node is TypeDeclarationSyntax,
+                static (ctx, _) => CodecParser.Parse((INamedTypeSymbol)ctx.TargetSymbol))
+            .WithTrackingName(TrackingNames.CodecModel);
+
+        context.RegisterSourceOutput(records, static (spc, model) =>
+        {
+            if (CodecEmitter.Emit(model) is { } file)
+            {
+                spc.AddSource(file.HintName, file.Source);
+            }
+        });
     }
 }
 
@@ -59,4 +74,5 @@ internal static class TrackingNames
     public const string PipelineModel = nameof(PipelineModel);
     public const string PipelinePlan = nameof(PipelinePlan);
     public const string OperatorModel = nameof(OperatorModel);
+    public const string CodecModel = nameof(CodecModel);
 }

@@ -24,7 +24,8 @@ public sealed class GoldenTests
     {
         var run = GeneratorHarness.Run(Scenarios.MapFilterMap);
         var code = run.Sources["Demo.Orders.g.cs"];
-        var loop = code[code.IndexOf("protected override void Run", StringComparison.Ordinal)..];
+        var start = code.IndexOf("protected override void Run", StringComparison.Ordinal);
+        var loop = code[start..code.IndexOf("protected override int Diagnose", start, StringComparison.Ordinal)];
         Assert.Contains("var r1 = global::Demo.Orders.AgeOneYear(r0);", loop, StringComparison.Ordinal);
         Assert.Contains("if (!global::Demo.Orders.IsAdult(r1)) continue;", loop, StringComparison.Ordinal);
         Assert.Contains("var r3 = global::Demo.Orders.WithTax(r1);", loop, StringComparison.Ordinal);

@@ -83,6 +83,18 @@ public sealed class ExecutionTests
     }
 
     [Fact]
+    public async Task A_stateless_stage_failing_after_a_stateful_one_ran_for_the_same_record_is_found_by_replay()
+    {
+        // 4 flat-maps to [4, 5]: 4 passes Check and reaches the stateful Count (which marks stage 3); then 5 fails in
+        // the stateless Check (stage 2), which carries no marker: the runtime must replay, not report stage 3.
+        var pipeline = new PrefixFailsAfterMarkedStage { Numbers = new CollectionSource<long>(1, 4) };
+        var error = await Assert.ThrowsAsync<OperatorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }).WaitAsync(HangGuard));
+        Assert.Equal("Check", error.StageName);
+        Assert.Equal(2, error.StageIndex);
+        Assert.Contains("five", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_failing_sink_stops_the_run_with_the_sink_named()
     {
         var pipeline = new SquarePipeline

@@ -48,6 +48,27 @@ public sealed partial class FirstStageFails
     [Sink] public CollectionSink<long> Output { get; } = new();
 }
 
+[Pipeline(Name = "replayed")]
+public sealed partial class PrefixFailsAfterMarkedStage
+{
+    private long _seen;
+
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform]
+    static void Twice(long x, Emitter<long> output)
+    {
+        output.Emit(x);
+        output.Emit(x + 1);
+    }
+
+    [Transform] static bool Check(long x) => x == 5 ? throw new InvalidOperationException("five") : true;
+
+    [Transform] long Count(long x) => x + (0 * _seen++);
+
+    [Sink] public CollectionSink<long> Output { get; } = new();
+}
+
 [Pipeline]
 public sealed partial class ReadingsPipeline
 {

@@ -7,7 +7,7 @@ namespace Compiled.Generator.Diagnostics;
 
 /// <summary>
 /// Every diagnostic Compiled reports. IDs are grouped by area: 00xx declarations of pipelines and operators,
-/// 01xx the chain (sources, sinks, types, order). Each links to its section of docs/diagnostics.md.
+/// 01xx the chain (sources, sinks, types, order), 02xx record codecs. Each links to its section of docs/diagnostics.md.
 /// </summary>
 internal static class DiagnosticDescriptors
 {
@@ -108,6 +108,31 @@ internal static class DiagnosticDescriptors
         "CMPL0110",
         "Stages spread over several partial declarations",
         "The stages of pipeline '{0}' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
+
+    public static readonly DiagnosticDescriptor UnsupportedFieldType = Error(
+        "CMPL0201",
+        "Field type has no codec",
+        "Field '{0}' has type '{1}', which the generated codecs do not read or write; use a number, bool, char, string, Utf8Text, DateTime, DateTimeOffset, Guid, decimal, an enum, a nullable of those, or a nested record");
+
+    public static readonly DiagnosticDescriptor FieldCannotBeDecoded = Error(
+        "CMPL0202",
+        "Field cannot be set by a decoder",
+        "Field '{0}' of '{1}' can be read but not set: give it a setter or an init accessor, or take it as a constructor parameter of the same name");
+
+    public static readonly DiagnosticDescriptor DuplicateFieldName = Error(
+        "CMPL0203",
+        "Two fields have the same name",
+        "'{0}' has more than one field named '{1}'; give one of them another name with [Field(\"...\")]");
+
+    public static readonly DiagnosticDescriptor RecursiveRecord = Error(
+        "CMPL0204",
+        "Record nests itself",
+        "Field '{0}' nests '{1}' inside itself (or nests too deep); codecs write records as finite trees");
+
+    public static readonly DiagnosticDescriptor GenericRecord = Error(
+        "CMPL0205",
+        "Generic record type",
+        "'{0}' is generic; [Record] types must be non-generic so that their codecs have concrete field types");
 
     public static ImmutableArray<DiagnosticDescriptor> All { get; } = typeof(DiagnosticDescriptors)
         .GetFields()

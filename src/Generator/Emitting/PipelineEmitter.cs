@@ -188,8 +188,11 @@ internal static class PipelineEmitter
         var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
         var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
         var className = "__Fused" + SourceWriter.Number(segment.Index);
-        // The first stage is implied by progress.Begin(i); later stages mark themselves.
+        // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
+        // the stages after that mark themselves.
         var firstStage = stages.Count > 0 ? stages[0].Index : segment.FirstStage;
+        var markedFrom = segment.MarkedFrom;
+        var hasPrefix = markedFrom > firstStage;
 
         writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(string.Join(" → ", plan.Chain.Where(s => s.Segment == segment.Index).Select(s => s.Stage.MemberName)))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
         writer.Line(Names.GeneratedCode);
@@ -221,7 +224,7 @@ internal static class PipelineEmitter
         }
 
         writer.Line();
-        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)})");
+        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)}, markedFrom: {SourceWriter.Number(markedFrom)})");
         if (usesPipeline)
         {
             writer.Line("_pipeline = pipeline;");
@@ -246,7 +249,9 @@ internal static class PipelineEmitter
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
         EmitPrologue(writer, model, stages, names, usesPipeline);
         writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
-        writer.Line($"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
+        writer.Line(hasPrefix
+            ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
+            : $"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
         writer.Line("var r0 = batch[i];");
         var openLoops = 0;
         var current = "r0";
@@ -257,7 +262,7 @@ internal static class PipelineEmitter
             var next = "r" + SourceWriter.Number(stage.Index);
             var index = SourceWriter.Number(stage.Index);
             writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
-            if (stage.Index != firstStage && s.Shape != StageShape.ConnectorSink)
+            if (s.Shape != StageShape.ConnectorSink && (hasPrefix ? stage.Index >= markedFrom : stage.Index != firstStage))
             {
                 writer.Line($"progress.Stage = {index};");
             }
@@ -282,6 +287,11 @@ internal static class PipelineEmitter
                     writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
                     WriteBack(writer, s, name);
                     writer.Open($"foreach (var {next} in {name}Emit.Span)");
+                    if (hasPrefix && stage.Index < markedFrom && markedFrom <= segment.LastStage)
+                    {
+                        writer.Line("progress.Stage = 0; // back in the stateless stages for the next emitted record");
+                    }
+
                     openLoops++;
                     current = next;
                     break;
@@ -304,7 +314,82 @@ internal static class PipelineEmitter
 
         writer.Close(); // for
         writer.Close(); // Run
+        if (hasPrefix)
+        {
+            writer.Line();
+            EmitDiagnose(writer, model, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
+        }
+
         writer.Close(); // class
+    }
+
+    /// <summary>
+    /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
+    /// stage that throws (or -1). Cold code: it runs only after a failure.
+    /// </summary>
+    private static void EmitDiagnose(SourceWriter writer, PipelineModel model, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
+    {
+        writer.Open($"protected override int Diagnose({inputType} r0)");
+        if (prefix.Any(s => UsesPipelineLocal(s.Stage)))
+        {
+            writer.Line("var pipeline = _pipeline;");
+        }
+
+        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.ReadOnlyStruct))
+        {
+            writer.Line($"var {names[stage.Index]}Op = {Access(model, stage.Stage, "pipeline")};");
+        }
+
+        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.Reference))
+        {
+            writer.Line($"var {names[stage.Index]}Op = _{names[stage.Index]}Op;");
+        }
+
+        writer.Line("var stage = 0;");
+        writer.Open("try");
+        writer.Open("do");
+        var openLoops = 0;
+        var current = "r0";
+        foreach (var stage in prefix)
+        {
+            var s = stage.Stage;
+            var name = names[stage.Index];
+            var next = "r" + SourceWriter.Number(stage.Index);
+            var index = SourceWriter.Number(stage.Index);
+            switch (s.Shape)
+            {
+                case StageShape.Map:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"var {next} = {Call(model, s, name, current)};");
+                    current = next;
+                    break;
+                case StageShape.Filter:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
+                    break;
+                case StageShape.FlatMap:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"var {name}Replay = new {Names.RecordBuffer}<{s.OutputType!.FullName}>();");
+                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Replay)")};");
+                    writer.Open($"foreach (var {next} in {name}Replay.Span)");
+                    openLoops++;
+                    current = next;
+                    break;
+            }
+        }
+
+        for (var i = 0; i < openLoops; i++)
+        {
+            writer.Close();
+        }
+
+        writer.Close(" while (false);");
+        writer.Line("return -1;");
+        writer.Close();
+        writer.Open($"catch ({Names.Exception})");
+        writer.Line("return stage;");
+        writer.Close();
+        writer.Close();
     }
 
     /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>

@@ -25,4 +25,10 @@ internal sealed record PipelinePlan(
 internal sealed record PlannedStage(StageModel Stage, int Index, int SinkSlot, int Segment, TypeRef FlowType);
 
 /// <summary>A run of stages fused into one loop, and why it starts and ends where it does.</summary>
-internal sealed record SegmentPlan(int Index, int FirstStage, int LastStage, string Reason);
+/// <param name="MarkedFrom">
+/// The first stage of the segment that marks itself in the loop's progress. The stages before it (after the
+/// source) are stateless — static methods, static operator methods, readonly-struct operators, connector sinks — so
+/// when one of them throws, the runtime finds which by replaying the failing record through them; they need no
+/// per-record marker store.
+/// </param>
+internal sealed record SegmentPlan(int Index, int FirstStage, int LastStage, string Reason, int MarkedFrom);

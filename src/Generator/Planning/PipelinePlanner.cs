@@ -90,9 +90,36 @@ internal static class PipelinePlanner
 
         var segments = chain.Count == 0
             ? EquatableArray<SegmentPlan>.Empty
-            : new[] { new SegmentPlan(0, 0, chain.Count - 1, FusedReason) }.ToEquatableArray();
+            : new[] { new SegmentPlan(0, 0, chain.Count - 1, FusedReason, FirstStatefulStage(chain)) }.ToEquatableArray();
 
         return new PipelinePlan(model, chain.ToEquatableArray(), segments, needsInstances, diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>
+    /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
+    /// readonly-struct operator (called on a copy), or a connector sink (never replayed). Instance methods, operator
+    /// objects with state and sink methods are not.
+    /// </summary>
+    public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
+    {
+        StageShape.ConnectorSink => true,
+        StageShape.Map or StageShape.Filter or StageShape.FlatMap when stage.MemberKind == MemberKind.Method => stage.OperatorMethodIsStatic,
+        StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct,
+        _ => false,
+    };
+
+    /// <summary>The chain index of the first stage after the source that is not replay-safe (or one past the end).</summary>
+    private static int FirstStatefulStage(List<PlannedStage> chain)
+    {
+        for (var i = 1; i < chain.Count; i++)
+        {
+            if (!IsReplaySafe(chain[i].Stage))
+            {
+                return i;
+            }
+        }
+
+        return chain.Count;
     }
 
     /// <summary>Walks the chain from the source, checking that each stage accepts what the stage before it produces.</summary>

@@ -101,14 +101,19 @@ public abstract class FusedSegment<TIn>
 {
     private readonly int _segment;
     private readonly int _firstStage;
+    private readonly int _markedFrom;
 
-    /// <summary>Creates the segment of <paramref name="partition"/>, whose first stage has chain index <paramref name="firstStage"/>.</summary>
-    protected FusedSegment(PartitionContext partition, int segment, int firstStage)
+    /// <summary>
+    /// Creates the segment of <paramref name="partition"/>. Its stages start at chain index <paramref name="firstStage"/>;
+    /// those before <paramref name="markedFrom"/> are stateless and carry no marker in the loop (see <see cref="Diagnose"/>).
+    /// </summary>
+    protected FusedSegment(PartitionContext partition, int segment, int firstStage, int markedFrom)
     {
         ArgumentNullException.ThrowIfNull(partition);
         Partition = partition;
         _segment = segment;
         _firstStage = firstStage;
+        _markedFrom = markedFrom;
     }
 
     /// <summary>The partition this segment runs in.</summary>
@@ -127,10 +132,34 @@ public abstract class FusedSegment<TIn>
             }
             catch (Exception exception)
             {
-                OnOperatorError(progress.Stage == 0 ? _firstStage : progress.Stage, progress.Record, exception);
+                OnOperatorError(FailedStage(progress, batch), progress.Record, exception);
                 progress.Begin(progress.Record + 1);
             }
         }
+    }
+
+    /// <summary>
+    /// Replays <paramref name="record"/> through the segment's stateless stages (those before the first marked one),
+    /// each under watch, and returns the chain index of the stage that throws, or -1 if none does. Generated for
+    /// segments that start with stateless stages: such stages are static or readonly, so calling them again for one
+    /// failed record is harmless, and sparing them a marker store per record keeps the loop as fast as a hand loop.
+    /// </summary>
+    protected virtual int Diagnose(TIn record) => -1;
+
+    private int FailedStage(in SegmentProgress progress, ReadOnlySpan<TIn> batch)
+    {
+        if (progress.Stage != 0)
+        {
+            return progress.Stage;
+        }
+
+        if (_markedFrom <= _firstStage)
+        {
+            return _firstStage; // no stateless prefix: stage 0 stands for the first stage
+        }
+
+        var replayed = Diagnose(batch[progress.Record]);
+        return replayed > 0 ? replayed : _firstStage; // a failure that does not recur is reported at the first stage
     }
 
     /// <summary>
