@@ -72,10 +72,10 @@ public interface IRecordCodec<T>
     /// <summary>
     /// Decodes one record from <paramref name="input"/>: the record's bytes without delimiter (a line without its
     /// line break, or a length-prefixed payload without its length). Never throws for bad input: returns false with
-    /// <paramref name="error"/> saying what is wrong and where. <see cref="Utf8Text"/> fields point into
+    /// <paramref name="failure"/> saying what is wrong and where. <see cref="Utf8Text"/> fields point into
     /// <paramref name="input"/>.
     /// </summary>
-    static abstract bool TryDecode(ReadOnlyMemory<byte> input, out T record, out DecodeError error);
+    static abstract bool TryDecode(ReadOnlyMemory<byte> input, out T record, out DecodeError failure);
 
     /// <summary>Encodes <paramref name="record"/> into <paramref name="output"/>, without delimiter.</summary>
     static abstract void Encode(in T record, IBufferWriter<byte> output);

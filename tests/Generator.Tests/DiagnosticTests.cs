@@ -312,6 +312,47 @@ public sealed class DiagnosticTests
             """, "The stages of pipeline 'P' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
 
     [Fact]
+    public void CMPL0201_field_type_without_codec()
+        => AssertSingle("CMPL0201", """
+            [Record]
+            public partial record struct Hit(string Path, System.Collections.Generic.List<int> [|Codes|]);
+            """, "Field 'Codes' has type 'List<int>', which the generated codecs do not read or write; use a number, bool, char, string, Utf8Text, DateTime, DateTimeOffset, Guid, decimal, an enum, a nullable of those, or a nested record");
+
+    [Fact]
+    public void CMPL0202_field_a_decoder_cannot_set()
+        => AssertSingle("CMPL0202", """
+            [Record]
+            public partial class Hit
+            {
+                public string Path { get; set; } = "";
+                public int [|Status|] { get; } = 200;
+            }
+            """, "Field 'Status' of 'Hit' can be read but not set: give it a setter or an init accessor, or take it as a constructor parameter of the same name");
+
+    [Fact]
+    public void CMPL0203_two_fields_with_one_name()
+        => AssertSingle("CMPL0203", """
+            [Record]
+            public partial record struct Hit(string Path, [Field("Path")] string [|Other|]);
+            """, "'Hit' has more than one field named 'Path'; give one of them another name with [Field(\"...\")]");
+
+    [Fact]
+    public void CMPL0204_record_that_nests_itself()
+        => AssertSingle("CMPL0204", """
+            public sealed record Node(int Value, Node? Next);
+
+            [Record]
+            public partial record struct Tree(Node [|Root|]);
+            """, "Field 'Next' nests 'Node' inside itself (or nests too deep); codecs write records as finite trees", spanOverride: "Next");
+
+    [Fact]
+    public void CMPL0205_generic_record()
+        => AssertSingle("CMPL0205", """
+            [Record]
+            public partial record struct [|Box|]<T>(int Value);
+            """, "'Box<T>' is generic; [Record] types must be non-generic so that their codecs have concrete field types");
+
+    [Fact]
     public void Every_descriptor_has_a_test_and_a_documented_section()
     {
         var tested = typeof(DiagnosticTests).GetMethods().Select(m => m.Name).Where(n => n.StartsWith("CMPL", StringComparison.Ordinal)).Select(n => n[..8]).ToHashSet();
@@ -344,9 +385,16 @@ public sealed class DiagnosticTests
         Assert.Empty(run.DiagnosticsInGeneratedCode);
     }
 
-    private static void AssertSingle(string id, string markup, string message)
+    private static void AssertSingle(string id, string markup, string message, string? spanOverride = null)
     {
         var (source, span) = Markup.Parse(Usings + markup);
+        if (spanOverride is not null)
+        {
+            // The diagnostic belongs at a declaration the markup cannot wrap (a positional parameter of another type).
+            var at = source.IndexOf(spanOverride + ")", StringComparison.Ordinal);
+            span = new Microsoft.CodeAnalysis.Text.TextSpan(at, spanOverride.Length);
+        }
+
         AssertDiagnostic(GeneratorHarness.Run(source), id, span, message);
     }
 

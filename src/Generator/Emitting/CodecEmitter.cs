@@ -109,7 +109,7 @@ internal static class CodecEmitter
         writer.Open("if (!reader.BeginObject())");
         writer.Line("return false;");
         writer.Close();
-        DeclareLocals(writer, type);
+        DeclareLocals(writer, type, tracked: true);
         writer.Open("while (reader.NextProperty(out var name))");
         writer.Open("switch (name.Length)");
         foreach (var group in type.Fields.Select((f, i) => (Field: f, Index: i)).GroupBy(x => Encoding.UTF8.GetByteCount(x.Field.WireName)).OrderBy(g => g.Key))
@@ -120,7 +120,11 @@ internal static class CodecEmitter
             {
                 writer.Open($"if (name.SequenceEqual({U8(field.WireName)}))");
                 EmitJsonReadValue(writer, model, field, index);
-                writer.Line($"has{index} = true;");
+                if (!field.IsOptional)
+                {
+                    writer.Line($"has{index} = true;");
+                }
+
                 writer.Line("continue;");
                 writer.Close();
                 writer.Line();
@@ -152,7 +156,6 @@ internal static class CodecEmitter
         {
             writer.Open("if (reader.TryReadNull())");
             writer.Line($"{target} = null;");
-            writer.Line($"has{index} = true;");
             writer.Line("continue;");
             writer.Close();
         }
@@ -302,7 +305,7 @@ internal static class CodecEmitter
         writer.Open($"public static bool TryDecode({Memory} input, out {record} record, out {Error} error)");
         writer.Line($"var reader = new {Csv}(input);");
         var type = model.Root;
-        DeclareLocals(writer, type);
+        DeclareLocals(writer, type, tracked: false);
         writer.Line("record = default;");
         for (var i = 0; i < type.Fields.Count; i++)
         {
@@ -334,7 +337,7 @@ internal static class CodecEmitter
             if (field.IsOptional && field.Kind != "String")
             {
                 writer.Open($"if ({access} is {{ }} v{i})");
-                EmitCsvWriteValue(writer, field, $"v{i}");
+                EmitCsvWriteValue(writer, field, $"v{i}", i);
                 writer.Close();
                 writer.Open("else");
                 writer.Line("writer.WriteNull();");
@@ -342,7 +345,7 @@ internal static class CodecEmitter
             }
             else
             {
-                EmitCsvWriteValue(writer, field, access);
+                EmitCsvWriteValue(writer, field, access, i);
             }
         }
 
@@ -382,30 +385,26 @@ internal static class CodecEmitter
         }
 
         writer.Line($"f{index} = v{index};");
-        writer.Line($"has{index} = true;");
         if (field.IsOptional && field.Kind != "String")
         {
-            writer.Close();
-            writer.Open("else");
-            writer.Line($"has{index} = true;");
             writer.Close();
         }
     }
 
-    private static void EmitCsvWriteValue(SourceWriter writer, CodecFieldModel field, string value)
+    private static void EmitCsvWriteValue(SourceWriter writer, CodecFieldModel field, string value, int index)
     {
         switch (field.Kind)
         {
             case "Nested":
-                writer.Line("var nested = new global::System.Buffers.ArrayBufferWriter<byte>();");
-                writer.Line($"var json = new {JsonWriter}(nested);");
-                writer.Line($"JsonCodec.Write{field.Nested}(ref json, {value});");
-                writer.Line("json.Flush();");
-                writer.Line("writer.WriteUtf8Field(nested.WrittenSpan);");
+                writer.Line($"var nested{index} = new global::System.Buffers.ArrayBufferWriter<byte>();");
+                writer.Line($"var json{index} = new {JsonWriter}(nested{index});");
+                writer.Line($"JsonCodec.Write{field.Nested}(ref json{index}, {value});");
+                writer.Line($"json{index}.Flush();");
+                writer.Line($"writer.WriteUtf8Field(nested{index}.WrittenSpan);");
                 break;
             case "Enum":
-                writer.Line($"var name = JsonCodec.EnumName{field.Nested}({value});");
-                writer.Line($"if (name.IsEmpty) writer.WriteInt64((long){value}); else writer.WriteUtf8Field(name);");
+                writer.Line($"var name{index} = JsonCodec.EnumName{field.Nested}({value});");
+                writer.Line($"if (name{index}.IsEmpty) writer.WriteInt64((long){value}); else writer.WriteUtf8Field(name{index});");
                 break;
             default:
                 EmitJsonWriteValue(writer, field, value);
@@ -442,7 +441,7 @@ internal static class CodecEmitter
             writer.Line();
             writer.Open($"internal static bool Read{type.Identifier}(ref {Bin} reader, out {type.FullName} value)");
             writer.Line("value = default;");
-            DeclareLocals(writer, type);
+            DeclareLocals(writer, type, tracked: false);
             for (var i = 0; i < type.Fields.Count; i++)
             {
                 EmitBinaryReadValue(writer, type.Fields[i], i);
@@ -492,8 +491,6 @@ internal static class CodecEmitter
         {
             writer.Close();
         }
-
-        writer.Line($"has{index} = true;");
     }
 
     private static void EmitBinaryWriteValue(SourceWriter writer, CodecFieldModel field, int index)
@@ -527,14 +524,18 @@ internal static class CodecEmitter
 
     // ---------------------------------------------------------------- shared
 
-    private static void DeclareLocals(SourceWriter writer, CodecObjectModel type)
+    /// <summary>One local per field; with <paramref name="tracked"/>, a flag per field saying it was seen (JSON, where fields may be missing).</summary>
+    private static void DeclareLocals(SourceWriter writer, CodecObjectModel type, bool tracked)
     {
         for (var i = 0; i < type.Fields.Count; i++)
         {
             var field = type.Fields[i];
             var nullable = field.IsNullableValue || field.IsReferenceType;
             writer.Line($"{field.ValueTypeFullName}{(nullable ? "?" : "")} f{i} = default;");
-            writer.Line($"var has{i} = false;");
+            if (tracked && !field.IsOptional)
+            {
+                writer.Line($"var has{i} = false;");
+            }
         }
     }
 
@@ -598,8 +599,10 @@ internal static class CodecEmitter
         return escaped.Append('"').ToString();
     }
 
+    private static readonly char[] CsvSpecial = [',', '"', '\r', '\n'];
+
     private static string CsvName(string name)
-        => name.IndexOfAny(new[] { ',', '"', '\r', '\n' }) >= 0 || name.StartsWith(" ", System.StringComparison.Ordinal) || name.EndsWith(" ", System.StringComparison.Ordinal)
+        => name.IndexOfAny(CsvSpecial) >= 0 || name.StartsWith(" ", System.StringComparison.Ordinal) || name.EndsWith(" ", System.StringComparison.Ordinal)
             ? "\"" + name.Replace("\"", "\"\"") + "\""
             : name;
 

@@ -135,7 +135,7 @@ internal static class CodecParser
             var nestedId = SchemaParser.Identifier(nested);
             if (context.InProgress.Contains(nestedId) || depth >= MaxNesting)
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0204", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested)));
+                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0204", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested.WithNullableAnnotation(NullableAnnotation.NotAnnotated))));
                 return null;
             }
 

@@ -193,19 +193,24 @@ public ref struct CsvRecordReader
             return true;
         }
 
-        return Whole(Utf8Parser.TryParse(raw, out value, out var used, 'E'), used, name, "a number");
+        return Whole(Utf8Parser.TryParse(raw, out value, out var used), used, name, "a number");
     }
 
-    /// <summary>Reads the field as <see cref="float"/>.</summary>
+    /// <summary>Reads the field as <see cref="float"/> (parsed as a float: no double rounding).</summary>
     public bool ReadSingle(string name, out float value)
     {
-        var ok = ReadDouble(name, out var wide);
-        value = (float)wide;
-        return ok;
+        var raw = Raw;
+        if (NamedFloat(raw, out var wide))
+        {
+            value = (float)wide;
+            return true;
+        }
+
+        return Whole(Utf8Parser.TryParse(raw, out value, out var used), used, name, "a number");
     }
 
     /// <summary>Reads the field as <see cref="decimal"/>.</summary>
-    public bool ReadDecimal(string name, out decimal value) => Whole(Utf8Parser.TryParse(Raw, out value, out var used, 'E'), used, name, "a decimal number");
+    public bool ReadDecimal(string name, out decimal value) => Whole(Utf8Parser.TryParse(Raw, out value, out var used), used, name, "a decimal number");
 
     /// <summary>Reads <c>true</c> or <c>false</c>.</summary>
     public bool ReadBoolean(string name, out bool value)

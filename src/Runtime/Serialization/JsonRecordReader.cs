@@ -301,27 +301,28 @@ public ref struct JsonRecordReader
             return ReadNamedFloat(out value);
         }
 
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed, 'E') ? Advance(consumed, "a number") : Fail("expected a number");
+        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
     }
 
-    /// <summary>Reads a number as <see cref="float"/>.</summary>
+    /// <summary>Reads a number as <see cref="float"/> (parsed as a float: no double rounding).</summary>
     public bool ReadSingle(out float value)
     {
-        if (!ReadDouble(out var wide))
+        SkipWhitespace();
+        if (_position < _data.Length && _data[_position] == '"')
         {
-            value = 0;
-            return false;
+            var named = ReadNamedFloat(out var wide);
+            value = (float)wide;
+            return named;
         }
 
-        value = (float)wide;
-        return true;
+        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
     }
 
     /// <summary>Reads a number as <see cref="decimal"/>.</summary>
     public bool ReadDecimal(out decimal value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed, 'E') ? Advance(consumed, "a number") : Fail("expected a decimal number");
+        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a decimal number");
     }
 
     /// <summary>Reads an ISO 8601 string as <see cref="DateTime"/>.</summary>
@@ -494,7 +495,7 @@ public ref struct JsonRecordReader
             return true;
         }
 
-        return (Utf8Parser.TryParse(token, out double _, out var consumed, 'E') && consumed == token.Length) || Fail("expected a JSON value");
+        return (Utf8Parser.TryParse(token, out double _, out var consumed) && consumed == token.Length) || Fail("expected a JSON value");
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -595,7 +596,7 @@ public ref struct JsonRecordReader
     }
 
     /// <summary>Resolves escapes into a new buffer (strings with escapes are the slow path).</summary>
-    private bool Unescape(ReadOnlySpan<byte> raw, out ReadOnlySpan<byte> result)
+    private bool Unescape(scoped ReadOnlySpan<byte> raw, out ReadOnlySpan<byte> result)
     {
         var buffer = new byte[raw.Length];
         var length = 0;
@@ -644,7 +645,7 @@ public ref struct JsonRecordReader
     }
 
     /// <summary>At the 'u' of a \uXXXX escape: reads it, and its low surrogate when it is a high one.</summary>
-    private bool ReadCodePoint(ReadOnlySpan<byte> raw, ref int i, out Rune rune)
+    private bool ReadCodePoint(scoped ReadOnlySpan<byte> raw, ref int i, out Rune rune)
     {
         rune = default;
         if (!Hex4(raw, i + 1, out var unit))

@@ -66,7 +66,7 @@ public ref struct JsonRecordWriter
     }
 
     /// <summary>Writes a string value.</summary>
-    public void WriteString(ReadOnlySpan<char> value)
+    public void WriteString(scoped ReadOnlySpan<char> value)
     {
         // Worst case: every char escaped as \uXXXX (6 bytes), plus quotes.
         var worst = (value.Length * 6) + 2;
