@@ -10,6 +10,9 @@ public sealed class PipelineAttribute : Attribute
 {
     /// <summary>The pipeline's name in logs, errors and metrics. Defaults to the class name.</summary>
     public string? Name { get; set; }
+
+    /// <summary>What to do with records that fail to decode or make an operator throw. Default: <see cref="ErrorPolicy.DeadLetter"/>.</summary>
+    public ErrorPolicy ErrorPolicy { get; set; } = ErrorPolicy.DeadLetter;
 }
 
 /// <summary>

@@ -47,10 +47,11 @@ public interface ISourceReader<T> : IAsyncDisposable
 /// <typeparam name="T">The record type.</typeparam>
 public readonly struct SourceBatch<T>
 {
-    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd)
+    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd, IRecordOrigins? origins)
     {
         Records = records;
         IsEnd = isEnd;
+        Origins = origins;
     }
 
     /// <summary>The records of the batch (empty at the end, or when a reader woke up without data).</summary>
@@ -59,13 +60,16 @@ public readonly struct SourceBatch<T>
     /// <summary>True when the input is exhausted: the reader has nothing more, now or later.</summary>
     public bool IsEnd { get; }
 
+    /// <summary>Where each record came from (file and line, offset, raw bytes), when the source knows; for dead letters.</summary>
+    public IRecordOrigins? Origins { get; }
+
     /// <summary>The end of the input.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
-    public static SourceBatch<T> End => new(default, isEnd: true);
+    public static SourceBatch<T> End => new(default, isEnd: true, origins: null);
 
     /// <summary>A batch of records (an empty one means "nothing yet", not the end).</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
-    public static SourceBatch<T> Of(ReadOnlyMemory<T> records) => new(records, isEnd: false);
+    public static SourceBatch<T> Of(ReadOnlyMemory<T> records, IRecordOrigins? origins = null) => new(records, isEnd: false, origins);
 }
 
 /// <summary>What a source is told when a run starts.</summary>
@@ -73,7 +77,7 @@ public readonly struct SourceBatch<T>
 public sealed class SourceContext<T>
 {
     /// <summary>Creates a context.</summary>
-    public SourceContext(string pipelineName, string sourceName, int parallelism, int batchSize, RecordSchema<T>? schema)
+    public SourceContext(string pipelineName, string sourceName, int parallelism, int batchSize, RecordSchema<T>? schema, IDeadLetterChannel? deadLetters = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
@@ -82,10 +86,14 @@ public sealed class SourceContext<T>
         Parallelism = parallelism;
         BatchSize = batchSize;
         Schema = schema;
+        DeadLetters = deadLetters ?? FailFastDeadLetterChannel.Instance;
     }
 
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }
+
+    /// <summary>Where to report records that fail to decode (it applies the pipeline's error policy).</summary>
+    public IDeadLetterChannel DeadLetters { get; }
 
     /// <summary>The name of the source member in the pipeline.</summary>
     public string SourceName { get; }

@@ -33,7 +33,7 @@ public sealed class HostTests
         Assert.Equal(ExitCodes.Success, code);
         Assert.Equal(
             """
-            pipeline SquarePipeline (Compiled.Runtime.Tests.SquarePipeline)
+            pipeline SquarePipeline (Compiled.Runtime.Tests.SquarePipeline), errors: DeadLetter
               segment 0: one fused loop (all edges forward, one input, same parallelism)
                  0 source   Numbers [CollectionSource<long>] long
                  1 map      Square [Square] long -> long

@@ -24,7 +24,7 @@ public sealed partial class EndlessPipeline
     [Sink] public TrackingSink<long> Output { get; set; } = new();
 }
 
-[Pipeline(Name = "fragile")]
+[Pipeline(Name = "fragile", ErrorPolicy = ErrorPolicy.FailFast)]
 public sealed partial class FragilePipeline
 {
     [Source] public CollectionSource<long> Numbers { get; set; } = new();
@@ -36,7 +36,7 @@ public sealed partial class FragilePipeline
     [Sink] public TrackingSink<long> Output { get; set; } = new();
 }
 
-[Pipeline(Name = "first-fails")]
+[Pipeline(Name = "first-fails", ErrorPolicy = ErrorPolicy.FailFast)]
 public sealed partial class FirstStageFails
 {
     [Source] public CollectionSource<long> Numbers { get; set; } = new();
@@ -48,7 +48,7 @@ public sealed partial class FirstStageFails
     [Sink] public CollectionSink<long> Output { get; } = new();
 }
 
-[Pipeline(Name = "replayed")]
+[Pipeline(Name = "replayed", ErrorPolicy = ErrorPolicy.FailFast)]
 public sealed partial class PrefixFailsAfterMarkedStage
 {
     private long _seen;

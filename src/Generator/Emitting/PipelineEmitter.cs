@@ -137,7 +137,8 @@ internal static class PipelineEmitter
             writer.Line($"new {Names.SegmentDescriptor}({SourceWriter.Number(segment.Index)}, {SourceWriter.Number(segment.FirstStage)}, {SourceWriter.Number(segment.LastStage)}, {SourceWriter.Literal(segment.Reason)}),");
         }
 
-        writer.Close(");");
+        writer.Close(",");
+        writer.Line($"global::Compiled.ErrorPolicy.{model.ErrorPolicy});");
         writer.Unindent();
     }
 

@@ -13,7 +13,8 @@ internal sealed record PipelineModel(
     LocationInfo? Location,
     EquatableArray<StageModel> Stages,
     EquatableArray<RecordSchemaModel> Schemas,
-    EquatableArray<DiagnosticInfo> Diagnostics);
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    string ErrorPolicy = "DeadLetter");
 
 /// <summary>A type that encloses a nested pipeline or operator: the generated partial must repeat it.</summary>
 internal sealed record ContainingTypeModel(string Keyword, string Name);

@@ -66,9 +66,14 @@ internal static class PipelineParser
             }
         }
 
-        var name = type.GetAttributes()
-            .FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute))?
-            .NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
+        var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute));
+        var name = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
+        var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value switch
+        {
+            1 => "Skip",
+            2 => "FailFast",
+            _ => "DeadLetter",
+        };
 
         return new PipelineModel(
             Symbols.NamespaceOf(type),
@@ -82,7 +87,8 @@ internal static class PipelineParser
             location,
             stages.ToEquatableArray(),
             schemas.ToEquatableArray(),
-            diagnostics.ToEquatableArray());
+            diagnostics.ToEquatableArray(),
+            policy);
     }
 
     private static string? UnsupportedTypeReason(INamedTypeSymbol type)

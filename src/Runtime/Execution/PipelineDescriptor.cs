@@ -10,7 +10,7 @@ namespace Compiled.Runtime;
 public sealed class PipelineDescriptor
 {
     /// <summary>Creates a descriptor (called by generated code).</summary>
-    public PipelineDescriptor(string name, string typeName, IReadOnlyList<StageDescriptor> stages, IReadOnlyList<SegmentDescriptor> segments)
+    public PipelineDescriptor(string name, string typeName, IReadOnlyList<StageDescriptor> stages, IReadOnlyList<SegmentDescriptor> segments, ErrorPolicy errorPolicy = ErrorPolicy.DeadLetter)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(stages);
@@ -24,7 +24,14 @@ public sealed class PipelineDescriptor
         TypeName = typeName;
         Stages = stages;
         Segments = segments;
+        ErrorPolicy = errorPolicy;
     }
+
+    /// <summary>The error policy the pipeline declares (options may override it).</summary>
+    public ErrorPolicy ErrorPolicy { get; }
+
+    /// <summary>Whether every transform maps or filters (no flatMap): then records in = out + filtered + failed holds for the last sink.</summary>
+    public bool IsOneToOne => Stages.All(s => s.Kind != StageKind.FlatMap);
 
     /// <summary>The pipeline's name.</summary>
     public string Name { get; }
@@ -42,7 +49,7 @@ public sealed class PipelineDescriptor
     public string Explain()
     {
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"pipeline {Name} ({TypeName})\n");
+        text.Append(CultureInfo.InvariantCulture, $"pipeline {Name} ({TypeName}), errors: {ErrorPolicy}\n");
         foreach (var segment in Segments)
         {
             text.Append(CultureInfo.InvariantCulture, $"  segment {segment.Index}: one fused loop ({segment.Reason})\n");

@@ -119,8 +119,11 @@ public abstract class FusedSegment<TIn>
     /// <summary>The partition this segment runs in.</summary>
     public PartitionContext Partition { get; }
 
-    /// <summary>Runs the fused chain over <paramref name="batch"/>.</summary>
-    public void Process(ReadOnlySpan<TIn> batch)
+    /// <summary>
+    /// Runs the fused chain over <paramref name="batch"/>. A record an operator throws on goes to the error policy with
+    /// its origin from <paramref name="origins"/>; under dead-letter and skip policies the loop goes on with the next.
+    /// </summary>
+    public void Process(ReadOnlySpan<TIn> batch, IRecordOrigins? origins = null)
     {
         var progress = default(SegmentProgress);
         while (true)
@@ -132,8 +135,9 @@ public abstract class FusedSegment<TIn>
             }
             catch (Exception exception)
             {
-                OnOperatorError(FailedStage(progress, batch), progress.Record, exception);
-                progress.Begin(progress.Record + 1);
+                var index = progress.Record;
+                OnOperatorError(FailedStage(progress, batch), index, exception, batch[index], origins);
+                progress.Begin(index + 1);
             }
         }
     }
@@ -169,14 +173,25 @@ public abstract class FusedSegment<TIn>
     protected abstract void Run(ReadOnlySpan<TIn> batch, ref SegmentProgress progress);
 
     /// <summary>
-    /// Called when stage <paramref name="stage"/> throws on record <paramref name="recordIndex"/> of the batch. Stops
-    /// the run with an <see cref="OperatorException"/> naming pipeline, stage and partition.
+    /// Called when stage <paramref name="stage"/> throws on record <paramref name="recordIndex"/> of the batch. Under
+    /// <see cref="ErrorPolicy.FailFast"/> it stops the run with an <see cref="OperatorException"/> naming pipeline,
+    /// stage and partition; otherwise it reports the record (with its origin, or its text) and returns.
     /// </summary>
-    protected virtual void OnOperatorError(int stage, int recordIndex, Exception exception)
+    private void OnOperatorError(int stage, int recordIndex, Exception exception, in TIn record, IRecordOrigins? origins)
     {
+        ArgumentNullException.ThrowIfNull(exception);
         var descriptor = Partition.Pipeline;
         var failed = stage >= 0 && stage < descriptor.Stages.Count ? descriptor.Stages[stage] : descriptor.Stages[0];
-        throw new OperatorException(descriptor.Name, failed, Partition.Index, exception);
+        var channel = Partition.DeadLetters;
+        if (channel.Policy == ErrorPolicy.FailFast)
+        {
+            throw new OperatorException(descriptor.Name, failed, Partition.Index, exception);
+        }
+
+        var origin = origins is not null
+            ? origins[recordIndex]
+            : new RecordOrigin(descriptor.Stages[0].Name, null, null, null, System.Text.Encoding.UTF8.GetBytes(record?.ToString() ?? ""));
+        channel.Report(new FailedRecord(FailureKind.Operator, Partition.Index, failed.Name, origin, exception.GetType().FullName ?? exception.GetType().Name, exception.Message));
     }
 
     /// <inheritdoc/>
@@ -217,13 +232,17 @@ public sealed class PartitionContext
     private readonly IOutputPort[] _ports;
     private readonly List<object> _owned = [];
 
-    internal PartitionContext(int index, int count, PipelineDescriptor pipeline, IOutputPort[] ports)
+    internal PartitionContext(int index, int count, PipelineDescriptor pipeline, IOutputPort[] ports, IDeadLetterChannel deadLetters)
     {
         Index = index;
         Count = count;
         Pipeline = pipeline;
         _ports = ports;
+        DeadLetters = deadLetters;
     }
+
+    /// <summary>Where failed records go, under the run's error policy.</summary>
+    public IDeadLetterChannel DeadLetters { get; }
 
     /// <summary>This partition's index, from 0.</summary>
     public int Index { get; }

@@ -30,6 +30,15 @@ public sealed class PipelineOptions
     /// <summary>Batches queued in front of each decoupled sink writer. Default: <see cref="DefaultSinkQueueCapacity"/>.</summary>
     public int SinkQueueCapacity { get; set; } = DefaultSinkQueueCapacity;
 
+    /// <summary>What to do with records that fail to decode or make an operator throw. Default: the pipeline's declared policy.</summary>
+    public ErrorPolicy? ErrorPolicy { get; set; }
+
+    /// <summary>Where dead letters go. Default: a JSON Lines file, <see cref="DeadLetterPath"/>.</summary>
+    public ISink<DeadLetter>? DeadLetterSink { get; set; }
+
+    /// <summary>The default dead-letter file. Default: <c>{pipeline}.deadletters.jsonl</c> in the working directory.</summary>
+    public string? DeadLetterPath { get; set; }
+
     /// <summary>Checks the options, throwing <see cref="PipelineConfigurationException"/> naming the bad option and what is valid.</summary>
     public void Validate(string pipelineName)
     {

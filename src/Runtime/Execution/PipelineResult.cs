@@ -3,7 +3,7 @@ namespace Compiled.Runtime;
 /// <summary>What a finished run did.</summary>
 public sealed class PipelineResult
 {
-    internal PipelineResult(string pipelineName, PipelineOutcome outcome, TimeSpan elapsed, int parallelism, string source, long recordsRead, IReadOnlyList<SinkResult> sinks)
+    internal PipelineResult(string pipelineName, PipelineOutcome outcome, TimeSpan elapsed, int parallelism, string source, long recordsRead, IReadOnlyList<SinkResult> sinks, FailureCounts failures)
     {
         PipelineName = pipelineName;
         Outcome = outcome;
@@ -12,7 +12,33 @@ public sealed class PipelineResult
         Source = source;
         RecordsRead = recordsRead;
         Sinks = sinks;
+        Malformed = failures.Malformed;
+        OperatorFailures = failures.OperatorFailures;
+        DeadLettered = failures.DeadLettered;
+        DeadLetterDestination = failures.DeadLettered > 0 ? failures.Destination : null;
+        Filtered = failures.OneToOne && sinks.Count > 0 ? recordsRead - failures.OperatorFailures - sinks[^1].Records : null;
     }
+
+    /// <summary>Records whose bytes could not be decoded (counted in no other figure).</summary>
+    public long Malformed { get; }
+
+    /// <summary>Records an operator threw on.</summary>
+    public long OperatorFailures { get; }
+
+    /// <summary>Failed records written to the dead-letter sink.</summary>
+    public long DeadLettered { get; }
+
+    /// <summary>Where dead letters went, when there were any.</summary>
+    public string? DeadLetterDestination { get; }
+
+    /// <summary>
+    /// Records dropped by filters, when the chain is one record in, at most one out (no flatMap): records read =
+    /// written to the last sink + filtered + operator failures. Null otherwise.
+    /// </summary>
+    public long? Filtered { get; }
+
+    /// <summary>Records in: decoded records plus malformed ones.</summary>
+    public long RecordsIn => RecordsRead + Malformed;
 
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }
@@ -45,6 +71,9 @@ public enum PipelineOutcome
     /// <summary>The run was asked to stop; sources stopped, in-flight batches drained, sinks flushed.</summary>
     Stopped,
 }
+
+/// <summary>The failure counts of a run.</summary>
+internal readonly record struct FailureCounts(long Malformed, long OperatorFailures, long DeadLettered, string Destination, bool OneToOne);
 
 /// <summary>What one connector sink received.</summary>
 /// <param name="Name">The sink member's name.</param>

@@ -28,6 +28,8 @@ public static class PipelineRunner
 
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(stopToken);
         using var abortAll = CancellationTokenSource.CreateLinkedTokenSource(abortToken);
+        var deadLetterSink = options.DeadLetterSink ?? new DeadLetterFile(options.DeadLetterPath ?? DefaultDeadLetterPath(name));
+        await using var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, deadLetterSink);
 
         var opened = new List<ISinkSlot>();
         var sourceOpened = false;
@@ -41,13 +43,13 @@ public static class PipelineRunner
                 opened.Add(slot);
             }
 
-            var context = new SourceContext<TIn>(name, sourceName, options.Parallelism, options.BatchSize, job.Schema());
+            var context = new SourceContext<TIn>(name, sourceName, options.Parallelism, options.BatchSize, job.Schema(), deadLetters);
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 
             for (var p = 0; p < options.Parallelism; p++)
             {
-                partitions.Add(CreatePartition(job, source, slots, options, p, abortAll.Token));
+                partitions.Add(CreatePartition(job, source, slots, options, p, deadLetters, abortAll.Token));
             }
 
             var workers = partitions.Select(partition => Task.Run(() => partition.RunAsync(stopAll, abortAll.Token), CancellationToken.None)).ToArray();
@@ -76,10 +78,18 @@ public static class PipelineRunner
 
         var outcome = stopToken.IsCancellationRequested ? PipelineOutcome.Stopped : PipelineOutcome.Completed;
         var sinks = slots.Select(s => new SinkResult(s.Name, s.Description, s.Written)).ToList();
-        return new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks);
+        var failures = new FailureCounts(deadLetters.Malformed, deadLetters.OperatorFailures, deadLetters.Written, deadLetters.Destination, descriptor.IsOneToOne);
+        return new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures);
     }
 
-    private static Partition<TIn> CreatePartition<TIn>(PipelineJob<TIn> job, ISource<TIn> source, IReadOnlyList<ISinkSlot> slots, PipelineOptions options, int index, CancellationToken abort)
+    /// <summary>The default dead-letter file of a pipeline: <c>{name}.deadletters.jsonl</c> in the working directory.</summary>
+    public static string DefaultDeadLetterPath(string pipelineName)
+    {
+        var safe = new string(pipelineName.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+        return safe + ".deadletters.jsonl";
+    }
+
+    private static Partition<TIn> CreatePartition<TIn>(PipelineJob<TIn> job, ISource<TIn> source, IReadOnlyList<ISinkSlot> slots, PipelineOptions options, int index, DeadLetterChannel deadLetters, CancellationToken abort)
     {
         var name = job.Descriptor.Name;
         var ports = new IOutputPort[slots.Count];
@@ -95,7 +105,7 @@ public static class PipelineRunner
             }
         }
 
-        var context = new PartitionContext(index, options.Parallelism, job.Descriptor, ports);
+        var context = new PartitionContext(index, options.Parallelism, job.Descriptor, ports, deadLetters);
         ISourceReader<TIn> reader;
         try
         {
@@ -106,7 +116,7 @@ public static class PipelineRunner
             throw new ConnectorException(name, job.Descriptor.Stages[0].Name, index, "create its reader", ex);
         }
 
-        return new Partition<TIn>(job.Descriptor, context, job.Segment(context), reader);
+        return new Partition<TIn>(job.Descriptor, context, job.Segment(context), reader, deadLetters, options);
     }
 
     private static Exception? FirstFailure(Task[] workers)
@@ -159,7 +169,7 @@ public static class PipelineRunner
 }
 
 /// <summary>One partition: reads batches from its reader, runs its fused segment, hands outputs to its ports.</summary>
-internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionContext context, FusedSegment<TIn> segment, ISourceReader<TIn> reader)
+internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionContext context, FusedSegment<TIn> segment, ISourceReader<TIn> reader, DeadLetterChannel deadLetters, PipelineOptions options)
 {
     private long _recordsRead;
 
@@ -235,18 +245,25 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
             }
 
             Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
-            segment.Process(records.Span);
+            segment.Process(records.Span, batch.Origins);
             for (var i = 0; i < ports.Count; i++)
             {
                 await ports[i].FlushAsync(abort).ConfigureAwait(false);
             }
+
+            if (deadLetters.HasPending)
+            {
+                await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+            }
         }
 
-        // The graceful end: every output durable, then the source may commit what was read.
+        // The graceful end: every output durable (dead letters included), then the source may commit what was read.
         for (var i = 0; i < ports.Count; i++)
         {
             await ports[i].CompleteAsync(abort).ConfigureAwait(false);
         }
+
+        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
 
         try
         {
@@ -255,6 +272,18 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "commit", ex);
+        }
+    }
+
+    private async ValueTask FlushDeadLettersAsync(CancellationToken abort)
+    {
+        try
+        {
+            await deadLetters.FlushAsync(options, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new ConnectorException(descriptor.Name, "dead letters", context.Index, "write", ex);
         }
     }
 

@@ -136,6 +136,17 @@ public static class PipelineHost
             text += string.Create(CultureInfo.InvariantCulture, $"  {sink.Name} -> {sink.Description}: {sink.Records:N0} records\n");
         }
 
+        if (result.Filtered is { } filtered)
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"  filtered out: {filtered:N0} records\n");
+        }
+
+        if (result.Malformed > 0 || result.OperatorFailures > 0)
+        {
+            var where = result.DeadLetterDestination is { } destination ? $" -> {destination}: {result.DeadLettered:N0} dead letters" : " (skipped)";
+            text += string.Create(CultureInfo.InvariantCulture, $"  failed: {result.Malformed:N0} malformed, {result.OperatorFailures:N0} operator failures{where}\n");
+        }
+
         return text;
     }
 

@@ -14,12 +14,20 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
     private readonly FusedSegment<TIn> _segment;
     private bool _completed;
 
-    internal PipelineTestDriver(IReadOnlyList<ISinkSlot> sinks, PartitionContext partition, FusedSegment<TIn> segment)
+    private readonly DeadLetterChannel _deadLetters;
+    private readonly PipelineOptions _options;
+
+    internal PipelineTestDriver(IReadOnlyList<ISinkSlot> sinks, PartitionContext partition, FusedSegment<TIn> segment, DeadLetterChannel deadLetters, PipelineOptions options)
     {
         _sinks = sinks;
         _partition = partition;
         _segment = segment;
+        _deadLetters = deadLetters;
+        _options = options;
     }
+
+    /// <summary>Records an operator threw on so far (dead-lettered or skipped, by the error policy).</summary>
+    public long OperatorFailures => _deadLetters.OperatorFailures;
 
     /// <summary>The pipeline's plan.</summary>
     public PipelineDescriptor Pipeline => _partition.Pipeline;
@@ -41,6 +49,11 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
             {
                 flushing.AsTask().GetAwaiter().GetResult(); // a sink that really is asynchronous: wait for it here
             }
+        }
+
+        if (_deadLetters.HasPending)
+        {
+            _deadLetters.FlushAsync(_options, CancellationToken.None).AsTask().GetAwaiter().GetResult();
         }
     }
 
@@ -66,6 +79,7 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
             await sink.CloseAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        await _deadLetters.DisposeAsync().ConfigureAwait(false);
         await _partition.DisposeOwnedAsync().ConfigureAwait(false);
     }
 
@@ -92,7 +106,11 @@ public static class PipelineTestDriver
         }
 
         var ports = binder.Slots.Select(s => s.CreatePort(job.Descriptor.Name, 0, driverOptions, cancellationToken, forceInline: true)).ToArray();
-        var partition = new PartitionContext(0, 1, job.Descriptor, ports);
-        return new PipelineTestDriver<TIn>(binder.Slots, partition, job.Segment(partition));
+        var deadLetters = new DeadLetterChannel(
+            job.Descriptor.Name,
+            options.ErrorPolicy ?? job.Descriptor.ErrorPolicy,
+            options.DeadLetterSink ?? new DeadLetterFile(options.DeadLetterPath ?? PipelineRunner.DefaultDeadLetterPath(job.Descriptor.Name)));
+        var partition = new PartitionContext(0, 1, job.Descriptor, ports, deadLetters);
+        return new PipelineTestDriver<TIn>(binder.Slots, partition, job.Segment(partition), deadLetters, driverOptions);
     }
 }
