@@ -1,0 +1,194 @@
+using System.IO.Pipelines;
+
+namespace Compiled.Connectors;
+
+/// <summary>
+/// Follow mode (<c>tail -F</c>) for one partition: tails each of its files through a pipe fed by a polling pump,
+/// reads whichever has records first, and looks for new matching files at every poll.
+/// </summary>
+internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
+    where TCodec : IRecordCodec<T>
+{
+    private readonly string _path;
+    private readonly FileSourceOptions _options;
+    private readonly SourceContext<T> _context;
+    private readonly int _partition;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Tail> _tails = [];
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+    private Tail? _lastServed;
+    private DateTime _lastScan = DateTime.MinValue;
+
+    public FollowReader(string path, FileSourceOptions options, SourceContext<T> context, int partition, IEnumerable<string> initialFiles)
+    {
+        _path = path;
+        _options = options;
+        _context = context;
+        _partition = partition;
+        foreach (var file in initialFiles)
+        {
+            Add(file);
+        }
+    }
+
+    public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+    {
+        // The batch served last is released now: start that tail's next read.
+        if (_lastServed is { } last)
+        {
+            last.Pending = last.Reader.ReadBatchAsync(_stop.Token).AsTask();
+            _lastServed = null;
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        while (true)
+        {
+            ScanForNewFiles();
+            var waits = _tails.Select(t => (Task)t.Pending!).Append(Task.Delay(_options.PollInterval, linked.Token)).ToArray();
+            var done = await Task.WhenAny(waits).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            var tail = _tails.FirstOrDefault(t => t.Pending == done);
+            if (tail is null)
+            {
+                continue; // the poll timer: look for new files again
+            }
+
+            var batch = await tail.Pending!.ConfigureAwait(false);
+            if (batch.IsEnd)
+            {
+                tail.Pending = Task.Delay(Timeout.Infinite, _stop.Token).ContinueWith(_ => SourceBatch<T>.End, TaskScheduler.Default);
+                continue;
+            }
+
+            _lastServed = tail;
+            return batch;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        foreach (var tail in _tails)
+        {
+            try
+            {
+                await tail.Pump.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopping
+            }
+        }
+
+        _stop.Dispose();
+    }
+
+    private void ScanForNewFiles()
+    {
+        if (DateTime.UtcNow - _lastScan < _options.PollInterval)
+        {
+            return;
+        }
+
+        _lastScan = DateTime.UtcNow;
+        foreach (var file in FilePattern.Resolve(_path))
+        {
+            if (!_known.Contains(file) && FilePattern.PartitionOf(file, _context.Parallelism) == _partition)
+            {
+                Add(file);
+            }
+        }
+    }
+
+    private void Add(string file)
+    {
+        _known.Add(file);
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: RecordSourceOptions.DefaultReadBufferBytes * 16, resumeWriterThreshold: RecordSourceOptions.DefaultReadBufferBytes * 8));
+        var reader = new RecordStreamReader<T, TCodec>(pipe.Reader, new RecordStreamSettings(
+            _context.SourceName,
+            file,
+            _partition,
+            _context.BatchSize,
+            _options,
+            _context.DeadLetters,
+            ExpectHeader: _options.HasHeader,
+            LastRecordMayBeUnterminated: false));
+        var tail = new Tail(file, reader, Task.Run(() => PumpAsync(file, pipe.Writer, _options.PollInterval, _stop.Token)));
+        tail.Pending = reader.ReadBatchAsync(_stop.Token).AsTask();
+        _tails.Add(tail);
+    }
+
+    /// <summary>Copies a growing file into the pipe; at its end, polls for more; starts over if the file shrinks.</summary>
+    private static async Task PumpAsync(string file, PipeWriter writer, TimeSpan poll, CancellationToken stop)
+    {
+        FileStream? stream = null;
+        long position = 0;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (stream is null)
+                {
+                    if (!File.Exists(file))
+                    {
+                        await Task.Delay(poll, stop).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 1);
+                    stream.Seek(position, SeekOrigin.Begin);
+                }
+
+                var read = await stream.ReadAsync(writer.GetMemory(RecordSourceOptions.DefaultReadBufferBytes), stop).ConfigureAwait(false);
+                if (read > 0)
+                {
+                    writer.Advance(read);
+                    position += read;
+                    var flushed = await writer.FlushAsync(stop).ConfigureAwait(false);
+                    if (flushed.IsCompleted)
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                var info = new FileInfo(file);
+                if (!info.Exists || info.Length < position)
+                {
+                    // Truncated or replaced (log rotation): read the new content from its start.
+                    await stream.DisposeAsync().ConfigureAwait(false);
+                    stream = null;
+                    position = 0;
+                    continue;
+                }
+
+                await Task.Delay(poll, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // the run is stopping
+        }
+        finally
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await writer.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private sealed class Tail(string file, RecordStreamReader<T, TCodec> reader, Task pump)
+    {
+        public string File { get; } = file;
+
+        public RecordStreamReader<T, TCodec> Reader { get; } = reader;
+
+        public Task Pump { get; } = pump;
+
+        public Task<SourceBatch<T>>? Pending { get; set; }
+    }
+}

@@ -1,0 +1,32 @@
+namespace Compiled.Connectors;
+
+/// <summary>Options every byte-oriented source shares.</summary>
+public class RecordSourceOptions
+{
+    /// <summary>
+    /// The largest record accepted: 1 MiB. A longer one is dead-lettered (its first bytes kept) and skipped without
+    /// being buffered whole, so one runaway line cannot exhaust memory.
+    /// </summary>
+    public const int DefaultMaxRecordBytes = 1024 * 1024;
+
+    /// <summary>
+    /// How much a source reads at a time: 64 KiB, enough that per-read costs vanish and that a batch of short
+    /// records usually comes out of one read.
+    /// </summary>
+    public const int DefaultReadBufferBytes = 64 * 1024;
+
+    /// <summary>The largest record accepted, in bytes. Default: <see cref="DefaultMaxRecordBytes"/>.</summary>
+    public int MaxRecordBytes { get; set; } = DefaultMaxRecordBytes;
+
+    /// <summary>For formats with a header (CSV): whether each file or stream starts with it. Default: true.</summary>
+    public bool HasHeader { get; set; } = true;
+
+    /// <summary>Checks the options, naming the bad one.</summary>
+    public virtual void Validate()
+    {
+        if (MaxRecordBytes < 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxRecordBytes), MaxRecordBytes, "MaxRecordBytes must be at least 16.");
+        }
+    }
+}

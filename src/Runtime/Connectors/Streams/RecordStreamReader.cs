@@ -1,0 +1,412 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+
+namespace Compiled.Connectors;
+
+/// <summary>Where a stream of records comes from and how to read it.</summary>
+internal sealed record RecordStreamSettings(
+    string SourceName,
+    string? File,
+    int Partition,
+    int BatchSize,
+    RecordSourceOptions Options,
+    IDeadLetterChannel DeadLetters,
+    long StartOffset = 0,
+    long EndOffset = long.MaxValue,
+    bool AlignToLine = false,
+    bool LinesKnown = true,
+    bool ExpectHeader = false,
+    bool LastRecordMayBeUnterminated = true);
+
+/// <summary>
+/// Reads batches of records from a <see cref="PipeReader"/>: frames records by the codec's framing (lines, quoted
+/// lines, length prefixes), decodes them in place, and reports those that fail with their position. A batch's
+/// records — and the bytes their <see cref="Utf8Text"/> fields point at — stay valid until the next read: only then
+/// is the pipe advanced past them. Records that straddle buffer segments are copied into an arena.
+/// </summary>
+internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
+    where TCodec : IRecordCodec<T>
+{
+    private static readonly byte[] Bom = [0xEF, 0xBB, 0xBF];
+
+    private readonly PipeReader _pipe;
+    private readonly RecordStreamSettings _settings;
+    private readonly T[] _records;
+    private readonly (long Offset, long Line, ReadOnlyMemory<byte> Raw)[] _origins;
+    private byte[] _arena = new byte[4096];
+    private int _arenaUsed;
+    private int _count;
+    private bool _mustAdvance;
+    private SequencePosition _consumed;
+    private SequencePosition _examined;
+    private long _offset;
+    private long _line = 1;
+    private bool _bomChecked;
+    private bool _headerPending;
+    private bool _skipToNewline;
+    private long _skipBytes;
+    private bool _finished;
+
+    public RecordStreamReader(PipeReader pipe, RecordStreamSettings settings)
+    {
+        _pipe = pipe;
+        _settings = settings;
+        _records = new T[settings.BatchSize];
+        _origins = new (long, long, ReadOnlyMemory<byte>)[settings.BatchSize];
+        _offset = settings.StartOffset;
+        _headerPending = settings.ExpectHeader && !TCodec.Header.IsEmpty;
+        _bomChecked = settings.StartOffset > 0 || settings.AlignToLine;
+        _skipToNewline = settings.AlignToLine;
+    }
+
+    /// <summary>Records decoded so far.</summary>
+    public long Decoded { get; private set; }
+
+    public RecordOrigin this[int index]
+    {
+        get
+        {
+            var (offset, line, raw) = _origins[index];
+            return new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? line : null, offset, raw);
+        }
+    }
+
+    /// <summary>The next batch, or <see cref="SourceBatch{T}.End"/> when the stream (or the chunk) is exhausted.</summary>
+    public async ValueTask<SourceBatch<T>> ReadBatchAsync(CancellationToken cancellationToken)
+    {
+        ReleasePreviousBatch();
+        if (_finished)
+        {
+            return SourceBatch<T>.End;
+        }
+
+        while (true)
+        {
+            var result = await _pipe.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var final = result.IsCompleted;
+            var (consumed, needMore) = Parse(buffer, final);
+            if (_count > 0)
+            {
+                // Keep the batch's bytes: the pipe advances past them on the next call.
+                _consumed = consumed;
+                _examined = needMore ? buffer.End : consumed;
+                _mustAdvance = true;
+                Decoded += _count;
+                return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, _count), this);
+            }
+
+            if (_finished || (final && !needMore))
+            {
+                _finished = true;
+                _pipe.AdvanceTo(buffer.End);
+                return SourceBatch<T>.End;
+            }
+
+            _pipe.AdvanceTo(consumed, buffer.End);
+        }
+    }
+
+    private void ReleasePreviousBatch()
+    {
+        if (_mustAdvance)
+        {
+            _pipe.AdvanceTo(_consumed, _examined);
+            _mustAdvance = false;
+        }
+
+        if (System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<T>())
+        {
+            Array.Clear(_records, 0, _count);
+        }
+
+        _count = 0;
+        _arenaUsed = 0;
+    }
+
+    /// <summary>Frames and decodes records until the batch is full or the buffer holds no complete record.</summary>
+    private (SequencePosition Consumed, bool NeedMore) Parse(ReadOnlySequence<byte> buffer, bool final)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        var limit = _settings.Options.MaxRecordBytes;
+        while (_count < _records.Length)
+        {
+            if (_skipToNewline)
+            {
+                var before = reader.Consumed;
+                if (reader.TryAdvanceTo((byte)'\n'))
+                {
+                    _offset += reader.Consumed - before;
+                    _line++;
+                    _skipToNewline = false;
+                    continue;
+                }
+
+                _offset += reader.Remaining;
+                reader.AdvanceToEnd();
+                return (reader.Position, !final);
+            }
+
+            if (_skipBytes > 0)
+            {
+                var skip = Math.Min(reader.Remaining, _skipBytes);
+                reader.Advance(skip);
+                _offset += skip;
+                _skipBytes -= skip;
+                if (_skipBytes > 0)
+                {
+                    return (reader.Position, !final);
+                }
+
+                continue;
+            }
+
+            if (_offset >= _settings.EndOffset)
+            {
+                _finished = true;
+                return (reader.Position, false);
+            }
+
+            if (!_bomChecked)
+            {
+                if (reader.Remaining < Bom.Length && !final)
+                {
+                    return (reader.Position, true);
+                }
+
+                _bomChecked = true;
+                if (reader.IsNext(Bom, advancePast: true))
+                {
+                    _offset += Bom.Length;
+                }
+            }
+
+            var start = reader.Position;
+            var startConsumed = reader.Consumed;
+            if (TCodec.Framing == RecordFraming.LengthPrefixed && reader.Remaining >= sizeof(int))
+            {
+                reader.TryReadLittleEndian(out int announced);
+                reader.Rewind(sizeof(int));
+                if (announced > limit)
+                {
+                    // Dead-letter the start of the oversize record and skip the rest as it streams by.
+                    ReportOversize(buffer.Slice(start, Math.Min(reader.Remaining, DeadLetterKeep(limit))));
+                    reader.Advance(sizeof(int));
+                    _offset += sizeof(int);
+                    _skipBytes = announced;
+                    continue;
+                }
+            }
+
+            if (!TryFrame(ref reader, out var record, out var lines))
+            {
+                var remaining = reader.Remaining;
+                if (remaining > limit && TCodec.Framing != RecordFraming.LengthPrefixed)
+                {
+                    ReportOversize(buffer.Slice(start, Math.Min(remaining, DeadLetterKeep(limit))));
+                    _skipToNewline = true;
+                    continue;
+                }
+
+                if (!final || remaining == 0)
+                {
+                    return (start, !final);
+                }
+
+                if (!_settings.LastRecordMayBeUnterminated)
+                {
+                    // A tailed file's last line is still being written: leave it for the next run.
+                    return (start, false);
+                }
+
+                // The input ended inside a record: what is left is the last record (files often lack a final newline).
+                record = reader.UnreadSequence;
+                reader.AdvanceToEnd();
+                lines = 0;
+            }
+
+            var recordBytes = reader.Consumed - startConsumed;
+            if (record.Length > limit)
+            {
+                ReportOversize(record.Slice(0, DeadLetterKeep(limit)));
+                Advance(recordBytes, lines);
+                continue;
+            }
+
+            if (TCodec.Framing != RecordFraming.LengthPrefixed && !record.IsEmpty && EndsWithCarriageReturn(record))
+            {
+                record = record.Slice(0, record.Length - 1);
+            }
+
+            if (record.IsEmpty && TCodec.Framing != RecordFraming.LengthPrefixed)
+            {
+                Advance(recordBytes, lines); // a blank line
+                continue;
+            }
+
+            var memory = AsMemory(record);
+            if (_headerPending)
+            {
+                _headerPending = false;
+                CheckHeader(memory.Span);
+                Advance(recordBytes, lines);
+                continue;
+            }
+
+            if (TCodec.TryDecode(memory, out var value, out var error))
+            {
+                _records[_count] = value;
+                _origins[_count] = (_offset, _line, memory);
+                _count++;
+            }
+            else
+            {
+                var message = lines == 0 && TCodec.Framing != RecordFraming.LengthPrefixed
+                    ? $"{error.Message} (at byte {error.Offset}; the last record has no line break: truncated?)"
+                    : $"{error.Message} (at byte {error.Offset})";
+                Report(memory, "DecodeError", message, truncated: false);
+            }
+
+            Advance(recordBytes, lines);
+        }
+
+        return (reader.Position, false);
+    }
+
+    private bool TryFrame(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, out int lines)
+    {
+        lines = 1;
+        switch (TCodec.Framing)
+        {
+            case RecordFraming.Lines:
+                return reader.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true);
+            case RecordFraming.QuotedLines:
+                return TryReadQuotedLine(ref reader, out record, ref lines);
+            default:
+                lines = 0;
+                record = default;
+                if (!reader.TryReadLittleEndian(out int length))
+                {
+                    return false;
+                }
+
+                if (length < 0 || reader.Remaining < length)
+                {
+                    reader.Rewind(sizeof(int));
+                    if (length < 0)
+                    {
+                        throw new InvalidDataException($"{Where()}: a negative record length; the stream is corrupt or not in {TCodec.Format} format");
+                    }
+
+                    return false;
+                }
+
+                record = reader.Sequence.Slice(reader.Position, length);
+                reader.Advance(length);
+                return true;
+        }
+    }
+
+    /// <summary>Reads to the first line break outside double quotes (RFC 4180: a quoted field may span lines).</summary>
+    private static bool TryReadQuotedLine(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, ref int lines)
+    {
+        var probe = reader;
+        var quoted = false;
+        long length = 0;
+        var inner = 0;
+        while (!probe.End)
+        {
+            var span = probe.UnreadSpan;
+            var i = 0;
+            while (i < span.Length)
+            {
+                var next = span[i..].IndexOfAny((byte)'"', (byte)'\n');
+                if (next < 0)
+                {
+                    break;
+                }
+
+                i += next;
+                if (span[i] == '"')
+                {
+                    quoted = !quoted;
+                }
+                else if (!quoted)
+                {
+                    record = reader.Sequence.Slice(reader.Position, length + i);
+                    reader.Advance(length + i + 1);
+                    lines += inner;
+                    return true;
+                }
+                else
+                {
+                    inner++;
+                }
+
+                i++;
+            }
+
+            length += span.Length;
+            probe.Advance(span.Length);
+        }
+
+        record = default;
+        return false;
+    }
+
+    private ReadOnlyMemory<byte> AsMemory(ReadOnlySequence<byte> record)
+    {
+        if (record.IsSingleSegment)
+        {
+            return record.First;
+        }
+
+        var length = (int)record.Length;
+        if (_arena.Length - _arenaUsed < length)
+        {
+            // A new arena: the records already in this batch keep pointing at the old one, which stays alive with them.
+            _arena = new byte[Math.Max(_arena.Length * 2, length)];
+            _arenaUsed = 0;
+        }
+
+        var target = _arena.AsMemory(_arenaUsed, length);
+        record.CopyTo(target.Span);
+        _arenaUsed += length;
+        return target;
+    }
+
+    private void CheckHeader(ReadOnlySpan<byte> header)
+    {
+        if (!header.SequenceEqual(TCodec.Header))
+        {
+            throw new InvalidDataException(
+                $"{Where()}: the header '{Encoding.UTF8.GetString(header)}' does not match the record's fields '{Encoding.UTF8.GetString(TCodec.Header)}'");
+        }
+    }
+
+    private void ReportOversize(ReadOnlySequence<byte> start)
+        => Report(start.ToArray(), "RecordTooLarge", $"the record is longer than {_settings.Options.MaxRecordBytes} bytes (MaxRecordBytes); it was skipped", truncated: true);
+
+    private void Report(ReadOnlyMemory<byte> raw, string errorType, string message, bool truncated)
+    {
+        var origin = new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? _line : null, _offset, raw, truncated);
+        _settings.DeadLetters.Report(new FailedRecord(FailureKind.Decode, _settings.Partition, _settings.SourceName, origin, errorType, message));
+    }
+
+    private void Advance(long bytes, int lines)
+    {
+        _offset += bytes;
+        _line += lines;
+    }
+
+    private string Where() => _settings.File is { } file ? (_settings.LinesKnown ? $"{file}:{_line}" : $"{file}@{_offset}") : $"{_settings.SourceName} offset {_offset}";
+
+    private static int DeadLetterKeep(int limit) => Math.Min(limit, 4096);
+
+    private static bool EndsWithCarriageReturn(ReadOnlySequence<byte> record)
+    {
+        var last = record.Slice(record.Length - 1);
+        return last.FirstSpan[0] == '\r';
+    }
+}
