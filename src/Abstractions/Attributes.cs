@@ -53,3 +53,14 @@ public sealed class SinkAttribute : Attribute
 public sealed class OperatorAttribute : Attribute
 {
 }
+
+/// <summary>
+/// Marks the member where the pipeline's failed records go: a property or field whose type implements
+/// <c>ISink&lt;DeadLetter&gt;</c> (for instance <c>DeadLetterFile</c>). Without one, dead letters go to
+/// <c>{pipeline}.deadletters.jsonl</c> in the working directory (or where the options say).
+/// </summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field, Inherited = false, AllowMultiple = false)]
+public sealed class DeadLettersAttribute : Attribute
+{
+}
+

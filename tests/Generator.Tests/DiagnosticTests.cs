@@ -312,6 +312,31 @@ public sealed class DiagnosticTests
             """, "The stages of pipeline 'P' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
 
     [Fact]
+    public void CMPL0111_dead_letter_member_that_is_not_a_dead_letter_sink()
+        => AssertSingle("CMPL0111", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [DeadLetters] CollectionSink<int> [|Bad|] { get; } = new();
+            }
+            """, "'Bad' is marked [DeadLetters] but its type 'CollectionSink<int>' does not implement ISink<DeadLetter>; use DeadLetterFile or another ISink<DeadLetter>");
+
+    [Fact]
+    public void CMPL0112_two_dead_letter_sinks()
+        => AssertSingle("CMPL0112", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [DeadLetters] Compiled.Runtime.DeadLetterFile First { get; } = new("a.jsonl");
+                [DeadLetters] Compiled.Runtime.DeadLetterFile [|Second|] { get; } = new("b.jsonl");
+            }
+            """, "Pipeline 'P' already sends dead letters to 'First'; remove [DeadLetters] from 'Second'");
+
+    [Fact]
     public void CMPL0201_field_type_without_codec()
         => AssertSingle("CMPL0201", """
             [Record]

@@ -109,6 +109,16 @@ internal static class DiagnosticDescriptors
         "Stages spread over several partial declarations",
         "The stages of pipeline '{0}' are spread over more than one partial declaration, so their order is ambiguous; declare every [Source], [Transform] and [Sink] member in one declaration");
 
+    public static readonly DiagnosticDescriptor NotADeadLetterSink = Error(
+        "CMPL0111",
+        "Dead-letter member is not a dead-letter sink",
+        "'{0}' is marked [DeadLetters] but its type '{1}' does not implement ISink<DeadLetter>; use DeadLetterFile or another ISink<DeadLetter>");
+
+    public static readonly DiagnosticDescriptor MultipleDeadLetterSinks = Error(
+        "CMPL0112",
+        "Pipeline has more than one dead-letter sink",
+        "Pipeline '{0}' already sends dead letters to '{1}'; remove [DeadLetters] from '{2}'");
+
     public static readonly DiagnosticDescriptor UnsupportedFieldType = Error(
         "CMPL0201",
         "Field type has no codec",

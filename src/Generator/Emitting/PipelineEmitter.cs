@@ -157,6 +157,12 @@ internal static class PipelineEmitter
         writer.Line();
         writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaFor(model, plan.Chain[0].FlowType)};");
         writer.Line();
+        if (model.DeadLetters is { } deadLetters)
+        {
+            writer.Line($"protected override global::Compiled.ISink<global::Compiled.DeadLetter>? DeadLetterSink => {(deadLetters.IsStatic ? model.FullName : "_root")}.{deadLetters.Name};");
+            writer.Line();
+        }
+
         writer.Open($"protected override void BindSinks({Names.SinkBinder} binder)");
         foreach (var stage in plan.Chain.Where(s => s.SinkSlot >= 0))
         {

@@ -14,7 +14,11 @@ internal sealed record PipelineModel(
     EquatableArray<StageModel> Stages,
     EquatableArray<RecordSchemaModel> Schemas,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    string ErrorPolicy = "DeadLetter");
+    string ErrorPolicy = "DeadLetter",
+    DeadLetterMemberModel? DeadLetters = null);
+
+/// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
+internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);
 
 /// <summary>A type that encloses a nested pipeline or operator: the generated partial must repeat it.</summary>
 internal sealed record ContainingTypeModel(string Keyword, string Name);

@@ -9,6 +9,7 @@ internal static class KnownNames
     public const string SinkAttribute = "Compiled.SinkAttribute";
     public const string OperatorAttribute = "Compiled.OperatorAttribute";
     public const string RecordAttribute = "Compiled.RecordAttribute";
+    public const string DeadLettersAttribute = "Compiled.DeadLettersAttribute";
     public const string SourceInterface = "Compiled.ISource`1";
     public const string SinkInterface = "Compiled.ISink`1";
     public const string Emitter = "Compiled.Emitter`1";

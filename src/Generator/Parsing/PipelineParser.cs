@@ -75,6 +75,8 @@ internal static class PipelineParser
             _ => "DeadLetter",
         };
 
+        var deadLetters = ParseDeadLetters(type, diagnostics);
+
         return new PipelineModel(
             Symbols.NamespaceOf(type),
             type.Name,
@@ -88,7 +90,33 @@ internal static class PipelineParser
             stages.ToEquatableArray(),
             schemas.ToEquatableArray(),
             diagnostics.ToEquatableArray(),
-            policy);
+            policy,
+            deadLetters);
+    }
+
+    private static DeadLetterMemberModel? ParseDeadLetters(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
+    {
+        DeadLetterMemberModel? found = null;
+        foreach (var member in type.GetMembers().Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.HasAttribute(m, KnownNames.DeadLettersAttribute)))
+        {
+            var memberType = MemberType(member)!;
+            var arguments = Symbols.InterfaceArguments(memberType, KnownNames.SinkInterface);
+            if (!arguments.Any(a => a.ToDisplayString() == "Compiled.DeadLetter"))
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0111", Symbols.IdentifierLocation(member), member.Name, Symbols.DisplayName(memberType)));
+                continue;
+            }
+
+            if (found is not null)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0112", Symbols.IdentifierLocation(member), Symbols.DisplayName(type), found.Name, member.Name));
+                continue;
+            }
+
+            found = new DeadLetterMemberModel(member.Name, member.IsStatic);
+        }
+
+        return found;
     }
 
     private static string? UnsupportedTypeReason(INamedTypeSymbol type)

@@ -42,6 +42,11 @@ public abstract class PipelineJob<TIn> : IPipelineJob
     /// <summary>The compile-time schema of the source's records, when they have fields.</summary>
     protected virtual Compiled.RecordSchema<TIn>? SourceSchema => null;
 
+    /// <summary>The dead-letter sink the pipeline declares with <c>[DeadLetters]</c>, if any.</summary>
+    protected virtual ISink<DeadLetter>? DeadLetterSink => null;
+
+    internal ISink<DeadLetter>? DeclaredDeadLetterSink => DeadLetterSink;
+
     /// <inheritdoc/>
     public Task<PipelineResult> RunAsync(PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
         => PipelineRunner.RunAsync(this, options, stopToken, abortToken);

@@ -33,10 +33,13 @@ public sealed class PipelineOptions
     /// <summary>What to do with records that fail to decode or make an operator throw. Default: the pipeline's declared policy.</summary>
     public ErrorPolicy? ErrorPolicy { get; set; }
 
-    /// <summary>Where dead letters go. Default: a JSON Lines file, <see cref="DeadLetterPath"/>.</summary>
+    /// <summary>Where dead letters go. Overrides <see cref="DeadLetterPath"/> and the pipeline's <c>[DeadLetters]</c> member.</summary>
     public ISink<DeadLetter>? DeadLetterSink { get; set; }
 
-    /// <summary>The default dead-letter file. Default: <c>{pipeline}.deadletters.jsonl</c> in the working directory.</summary>
+    /// <summary>
+    /// A JSON Lines file for dead letters, overriding the pipeline's <c>[DeadLetters]</c> member. Without either:
+    /// <c>{pipeline}.deadletters.jsonl</c> in the working directory.
+    /// </summary>
     public string? DeadLetterPath { get; set; }
 
     /// <summary>Checks the options, throwing <see cref="PipelineConfigurationException"/> naming the bad option and what is valid.</summary>

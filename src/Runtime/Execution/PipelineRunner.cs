@@ -28,7 +28,7 @@ public static class PipelineRunner
 
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(stopToken);
         using var abortAll = CancellationTokenSource.CreateLinkedTokenSource(abortToken);
-        var deadLetterSink = options.DeadLetterSink ?? new DeadLetterFile(options.DeadLetterPath ?? DefaultDeadLetterPath(name));
+        var deadLetterSink = DeadLetterSinkFor(job, options);
         await using var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, deadLetterSink);
 
         var opened = new List<ISinkSlot>();
@@ -81,6 +81,13 @@ public static class PipelineRunner
         var failures = new FailureCounts(deadLetters.Malformed, deadLetters.OperatorFailures, deadLetters.Written, deadLetters.Destination, descriptor.IsOneToOne);
         return new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures);
     }
+
+    /// <summary>Where a run's dead letters go: the options' sink or path, else the pipeline's [DeadLetters] member, else the default file.</summary>
+    internal static ISink<DeadLetter> DeadLetterSinkFor<TIn>(PipelineJob<TIn> job, PipelineOptions options)
+        => options.DeadLetterSink
+            ?? (options.DeadLetterPath is { } path ? new DeadLetterFile(path) : null)
+            ?? job.DeclaredDeadLetterSink
+            ?? new DeadLetterFile(DefaultDeadLetterPath(job.Descriptor.Name));
 
     /// <summary>The default dead-letter file of a pipeline: <c>{name}.deadletters.jsonl</c> in the working directory.</summary>
     public static string DefaultDeadLetterPath(string pipelineName)

@@ -109,7 +109,7 @@ public static class PipelineTestDriver
         var deadLetters = new DeadLetterChannel(
             job.Descriptor.Name,
             options.ErrorPolicy ?? job.Descriptor.ErrorPolicy,
-            options.DeadLetterSink ?? new DeadLetterFile(options.DeadLetterPath ?? PipelineRunner.DefaultDeadLetterPath(job.Descriptor.Name)));
+            PipelineRunner.DeadLetterSinkFor(job, options));
         var partition = new PartitionContext(0, 1, job.Descriptor, ports, deadLetters);
         return new PipelineTestDriver<TIn>(binder.Slots, partition, job.Segment(partition), deadLetters, driverOptions);
     }
