@@ -23,6 +23,12 @@ public sealed class LogEtlTests : IDisposable
         for (var i = 0; i < input.Length; i++)
         {
             var bytes = Encoding.Latin1.GetBytes(input[i]);
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                malformed.Add(i + 1);
+                continue;
+            }
+
             try
             {
                 using var json = JsonDocument.Parse(bytes);
