@@ -155,13 +155,7 @@ public ref struct JsonRecordReader
             return UnescapeToString(bytes, out value);
         }
 
-        if (!Utf8.IsValid(bytes))
-        {
-            return Fail("the string is not valid UTF-8");
-        }
-
-        value = Encoding.UTF8.GetString(bytes);
-        return true;
+        return Utf8Strings.TryDecode(bytes, out value) || Fail("the string is not valid UTF-8");
     }
 
     /// <summary>Reads a string as UTF-8 bytes pointing into the input (copied only when it has escapes).</summary>
@@ -239,7 +233,7 @@ public ref struct JsonRecordReader
     public bool ReadInt32(out int value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (32-bit)");
+        return FastNumbers.TryParseInt32(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (32-bit)");
     }
 
     /// <summary>Reads a number as <see cref="long"/>.</summary>
@@ -247,7 +241,7 @@ public ref struct JsonRecordReader
     public bool ReadInt64(out long value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (64-bit)");
+        return FastNumbers.TryParseInt64(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (64-bit)");
     }
 
     /// <summary>Reads a number as <see cref="uint"/>.</summary>
@@ -301,7 +295,7 @@ public ref struct JsonRecordReader
             return ReadNamedFloat(out value);
         }
 
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
+        return FastNumbers.TryParseDouble(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
     }
 
     /// <summary>Reads a number as <see cref="float"/> (parsed as a float: no double rounding).</summary>

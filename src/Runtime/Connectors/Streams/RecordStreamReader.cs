@@ -46,6 +46,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     private bool _headerPending;
     private bool _skipToNewline;
     private long _skipBytes;
+    private long _quoteFreeUntil; // stream offset up to which the input is known to hold no double quote (CSV framing)
     private bool _finished;
 
     public RecordStreamReader(PipeReader pipe, RecordStreamSettings settings)
@@ -116,11 +117,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             _mustAdvance = false;
         }
 
-        if (System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<T>())
-        {
-            Array.Clear(_records, 0, _count);
-        }
-
+        // No clearing: the next batch overwrites the slots; at most one batch of stale references lingers.
         _count = 0;
         _arenaUsed = 0;
     }
@@ -182,6 +179,13 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
             }
 
+            if (TCodec.Framing != RecordFraming.LengthPrefixed && TryFrameInSegment(buffer, ref reader, out var inSegment, out var segmentLines, out var segmentBytes))
+            {
+                // The common case: the whole record lies in the current buffer segment; no sequence slicing.
+                Accept(inSegment, segmentBytes, segmentLines);
+                continue;
+            }
+
             var start = reader.Position;
             var startConsumed = reader.Consumed;
             if (TCodec.Framing == RecordFraming.LengthPrefixed && reader.Remaining >= sizeof(int))
@@ -234,44 +238,136 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 continue;
             }
 
-            if (TCodec.Framing != RecordFraming.LengthPrefixed && !record.IsEmpty && EndsWithCarriageReturn(record))
-            {
-                record = record.Slice(0, record.Length - 1);
-            }
-
-            if (record.IsEmpty && TCodec.Framing != RecordFraming.LengthPrefixed)
-            {
-                Advance(recordBytes, lines); // a blank line
-                continue;
-            }
-
-            var memory = AsMemory(record);
-            if (_headerPending)
-            {
-                _headerPending = false;
-                CheckHeader(memory.Span);
-                Advance(recordBytes, lines);
-                continue;
-            }
-
-            if (TCodec.TryDecode(memory, out var value, out var error))
-            {
-                _records[_count] = value;
-                _origins[_count] = (_offset, _line, memory);
-                _count++;
-            }
-            else
-            {
-                var message = lines == 0 && TCodec.Framing != RecordFraming.LengthPrefixed
-                    ? $"{error.Message} (at byte {error.Offset}; the last record has no line break: truncated?)"
-                    : $"{error.Message} (at byte {error.Offset})";
-                Report(memory, "DecodeError", message, truncated: false);
-            }
-
-            Advance(recordBytes, lines);
+            Accept(AsMemory(record), recordBytes, lines);
         }
 
         return (reader.Position, false);
+    }
+
+    /// <summary>
+    /// Finds the next record inside the reader's current segment (the usual case: records are small next to
+    /// segments). On success the reader has moved past the record and its delimiter.
+    /// </summary>
+    private bool TryFrameInSegment(ReadOnlySequence<byte> buffer, ref SequenceReader<byte> reader, out ReadOnlyMemory<byte> record, out int lines, out long bytes)
+    {
+        var position = reader.Position;
+        if (!buffer.TryGet(ref position, out var rest, advance: false))
+        {
+            record = default;
+            lines = 0;
+            bytes = 0;
+            return false;
+        }
+
+        var span = rest.Span;
+        lines = 1;
+        int end;
+        if (TCodec.Framing == RecordFraming.Lines)
+        {
+            end = span.IndexOf((byte)'\n');
+        }
+        else
+        {
+            if (_quoteFreeUntil <= _offset)
+            {
+                // One vectorised pass per stretch of input: how far does it go without a quote?
+                var quote = span.IndexOf((byte)'"');
+                _quoteFreeUntil = _offset + (quote < 0 ? span.Length : quote);
+            }
+
+            end = span.IndexOf((byte)'\n');
+            if (end < 0 || _offset + end > _quoteFreeUntil)
+            {
+                end = QuotedLineEnd(span, ref lines); // a quote comes first: the careful scan
+            }
+        }
+
+        if (end < 0 || end > _settings.Options.MaxRecordBytes)
+        {
+            record = default;
+            bytes = 0;
+            return false;
+        }
+
+        record = rest[..end];
+        bytes = end + 1;
+        reader.Advance(bytes);
+        return true;
+    }
+
+    /// <summary>The index of the first line break outside double quotes in <paramref name="span"/>, or -1.</summary>
+    private static int QuotedLineEnd(ReadOnlySpan<byte> span, ref int lines)
+    {
+        var quoted = false;
+        var inner = 0;
+        var i = 0;
+        while (true)
+        {
+            var next = span[i..].IndexOfAny((byte)'"', (byte)'\n');
+            if (next < 0)
+            {
+                return -1;
+            }
+
+            i += next;
+            if (span[i] == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (!quoted)
+            {
+                lines += inner;
+                return i;
+            }
+            else
+            {
+                inner++;
+            }
+
+            i++;
+        }
+    }
+
+    /// <summary>Takes a framed record (without delimiter): trims a CR, skips blank lines and the header, decodes it.</summary>
+    private void Accept(ReadOnlyMemory<byte> memory, long recordBytes, int lines)
+    {
+        if (TCodec.Framing != RecordFraming.LengthPrefixed)
+        {
+            if (!memory.IsEmpty && memory.Span[^1] == '\r')
+            {
+                memory = memory[..^1];
+            }
+
+            if (memory.IsEmpty)
+            {
+                Advance(recordBytes, lines); // a blank line
+                return;
+            }
+        }
+
+        if (_headerPending)
+        {
+            _headerPending = false;
+            CheckHeader(memory.Span);
+            Advance(recordBytes, lines);
+            return;
+        }
+
+        if (TCodec.TryDecode(memory, out var value, out var error))
+        {
+            _records[_count] = value;
+            _origins[_count] = (_offset, _line, memory);
+            _count++;
+        }
+        else
+        {
+            var message = lines == 0 && TCodec.Framing != RecordFraming.LengthPrefixed
+                ? $"{error.Message} (at byte {error.Offset}; the last record has no line break: truncated?)"
+                : $"{error.Message} (at byte {error.Offset})";
+            Report(memory, "DecodeError", message, truncated: false);
+        }
+
+        Advance(recordBytes, lines);
     }
 
     private bool TryFrame(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, out int lines)
@@ -403,10 +499,4 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     private string Where() => _settings.File is { } file ? (_settings.LinesKnown ? $"{file}:{_line}" : $"{file}@{_offset}") : $"{_settings.SourceName} offset {_offset}";
 
     private static int DeadLetterKeep(int limit) => Math.Min(limit, 4096);
-
-    private static bool EndsWithCarriageReturn(ReadOnlySequence<byte> record)
-    {
-        var last = record.Slice(record.Length - 1);
-        return last.FirstSpan[0] == '\r';
-    }
 }
