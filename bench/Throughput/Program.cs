@@ -21,6 +21,7 @@ Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
 await MemoryToMemory(block);
+await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 if (!quick || args.Contains("--diagnose"))
 {
     await Diagnose(block);
