@@ -7,9 +7,10 @@ namespace Compiled.Connectors;
 /// slice is read in batches that point into the collection: nothing is copied.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class CollectionSource<T> : ISource<T>
+public sealed class CollectionSource<T> : ISource<T>, ISourceProgress
 {
     private readonly IEnumerable<T> _items;
+    private long _read;
     private T[] _records = [];
     private SourceContext<T>? _context;
 
@@ -32,6 +33,7 @@ public sealed class CollectionSource<T> : ISource<T>
         ArgumentNullException.ThrowIfNull(context);
         _context = context;
         _records = _items as T[] ?? [.. _items];
+        Interlocked.Exchange(ref _read, 0);
         return ValueTask.CompletedTask;
     }
 
@@ -40,8 +42,11 @@ public sealed class CollectionSource<T> : ISource<T>
     {
         var context = _context ?? throw new InvalidOperationException("The source is not open.");
         var (start, length) = Splits.Range(_records.Length, context.Parallelism, partition);
-        return new Reader(new ReadOnlyMemory<T>(_records, (int)start, (int)length), context.BatchSize);
+        return new Reader(this, new ReadOnlyMemory<T>(_records, (int)start, (int)length), context.BatchSize);
     }
+
+    /// <inheritdoc/>
+    public SourceProgress Progress => new(Interlocked.Read(ref _read), _context is null ? null : _records.Length, "records");
 
     /// <inheritdoc/>
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
@@ -51,7 +56,7 @@ public sealed class CollectionSource<T> : ISource<T>
         ? "collection"
         : string.Create(CultureInfo.InvariantCulture, $"collection ({_records.Length:N0} records)");
 
-    private sealed class Reader(ReadOnlyMemory<T> slice, int batchSize) : ISourceReader<T>
+    private sealed class Reader(CollectionSource<T> source, ReadOnlyMemory<T> slice, int batchSize) : ISourceReader<T>
     {
         private ReadOnlyMemory<T> _remaining = slice;
 
@@ -65,6 +70,7 @@ public sealed class CollectionSource<T> : ISource<T>
             var take = Math.Min(batchSize, _remaining.Length);
             var batch = _remaining[..take];
             _remaining = _remaining[take..];
+            Interlocked.Add(ref source._read, take);
             return ValueTask.FromResult(SourceBatch<T>.Of(batch));
         }
 

@@ -17,11 +17,12 @@ public interface IRecordGenerator<T>
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TGenerator">The generator.</typeparam>
-public sealed class GeneratorSource<T, TGenerator> : ISource<T>
+public sealed class GeneratorSource<T, TGenerator> : ISource<T>, IConfigurable, ISourceProgress
     where TGenerator : struct, IRecordGenerator<T>
 {
-    private readonly long _count;
     private readonly TGenerator _generator;
+    private long _count;
+    private long _produced;
     private SourceContext<T>? _context;
 
     /// <summary>Creates a source of <paramref name="count"/> records from <paramref name="generator"/>.</summary>
@@ -33,9 +34,16 @@ public sealed class GeneratorSource<T, TGenerator> : ISource<T>
     }
 
     /// <inheritdoc/>
+    public IEnumerable<Setting> Settings => [Setting.Number("Count", "How many records to generate", () => _count, v => _count = v, 0)];
+
+    /// <inheritdoc/>
+    public SourceProgress Progress => new(Interlocked.Read(ref _produced), _count, "records");
+
+    /// <inheritdoc/>
     public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
     {
         _context = context;
+        Interlocked.Exchange(ref _produced, 0);
         return ValueTask.CompletedTask;
     }
 
@@ -44,7 +52,7 @@ public sealed class GeneratorSource<T, TGenerator> : ISource<T>
     {
         var context = _context ?? throw new InvalidOperationException("The source is not open.");
         var (start, length) = Splits.Range(_count, context.Parallelism, partition);
-        return new Reader(_generator, start, start + length, context.BatchSize);
+        return new Reader(this, start, start + length, context.BatchSize);
     }
 
     /// <inheritdoc/>
@@ -53,10 +61,10 @@ public sealed class GeneratorSource<T, TGenerator> : ISource<T>
     /// <inheritdoc/>
     public string Describe() => string.Create(CultureInfo.InvariantCulture, $"generator ({_count:N0} records)");
 
-    private sealed class Reader(TGenerator generator, long next, long end, int batchSize) : ISourceReader<T>
+    private sealed class Reader(GeneratorSource<T, TGenerator> source, long next, long end, int batchSize) : ISourceReader<T>
     {
         private readonly T[] _buffer = new T[(int)Math.Min(batchSize, Math.Max(end - next, 1))];
-        private readonly TGenerator _generator = generator;
+        private readonly TGenerator _generator = source._generator;
         private long _next = next;
 
         public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
@@ -76,6 +84,7 @@ public sealed class GeneratorSource<T, TGenerator> : ISource<T>
             }
 
             _next += count;
+            Interlocked.Add(ref source._produced, count);
             return ValueTask.FromResult(SourceBatch<T>.Of(new ReadOnlyMemory<T>(_buffer, 0, count)));
         }
 
@@ -88,7 +97,7 @@ public sealed class GeneratorSource<T, TGenerator> : ISource<T>
 /// prefer <see cref="GeneratorSource{T, TGenerator}"/>, whose generator call is inlined.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class GeneratorSource<T> : ISource<T>
+public sealed class GeneratorSource<T> : ISource<T>, IConfigurable, ISourceProgress
 {
     private readonly GeneratorSource<T, FunctionGenerator> _inner;
 
@@ -98,6 +107,12 @@ public sealed class GeneratorSource<T> : ISource<T>
         ArgumentNullException.ThrowIfNull(generate);
         _inner = new GeneratorSource<T, FunctionGenerator>(count, new FunctionGenerator(generate));
     }
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings => _inner.Settings;
+
+    /// <inheritdoc/>
+    public SourceProgress Progress => _inner.Progress;
 
     /// <inheritdoc/>
     public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => _inner.OpenAsync(context, cancellationToken);

@@ -11,7 +11,7 @@ namespace Compiled.Connectors;
 /// time, so all partitions share one connection and take turns per batch.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class SqliteSink<T> : ISink<T>, IDisposable
+public sealed class SqliteSink<T> : ISink<T>, IConfigurable, IDisposable
 {
     /// <summary>
     /// How long a writer waits for a lock held by another connection (another process reading the file): long
@@ -19,9 +19,9 @@ public sealed class SqliteSink<T> : ISink<T>, IDisposable
     /// </summary>
     public const int DefaultBusyTimeoutMilliseconds = 5000;
 
-    private readonly string _path;
-    private readonly string _table;
-    private readonly TableMode _mode;
+    private string _path;
+    private string _table;
+    private TableMode _mode;
     private readonly SemaphoreSlim _turn = new(1, 1);
     private SqliteConnection? _connection;
     private SqliteCommand? _insert;
@@ -42,6 +42,14 @@ public sealed class SqliteSink<T> : ISink<T>, IDisposable
 
     /// <summary>The table.</summary>
     public string Table => _table;
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.Text(nameof(Path), "The SQLite database file", () => _path, v => _path = v),
+        Setting.Text(nameof(Table), "The table written to", () => _table, v => _table = v),
+        Setting.Choice("Mode", "What to do with the table at start", () => _mode, v => _mode = v),
+    ];
 
     /// <inheritdoc/>
     public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)

@@ -6,7 +6,7 @@ namespace Compiled.Runtime;
 /// The default dead-letter sink: one JSON Lines file, appended to, fsynced on flush. Each line is a
 /// <see cref="DeadLetter"/> envelope. Its directory is created when the first dead letter arrives.
 /// </summary>
-public sealed class DeadLetterFile : ISink<DeadLetter>, IDisposable
+public sealed class DeadLetterFile : ISink<DeadLetter>, IConfigurable, IDisposable
 {
     private FileStream? _file;
 
@@ -18,7 +18,10 @@ public sealed class DeadLetterFile : ISink<DeadLetter>, IDisposable
     }
 
     /// <summary>The file.</summary>
-    public string Path { get; }
+    public string Path { get; private set; }
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings => [Setting.Text(nameof(Path), "The JSON Lines file dead letters are appended to", () => Path, v => Path = v)];
 
     /// <inheritdoc/>
     public ValueTask OpenAsync(SinkContext<DeadLetter> context, CancellationToken cancellationToken)

@@ -26,6 +26,18 @@ public sealed class FileSinkOptions
     /// <summary>For formats with a header (CSV): write it at the start of each file. Default: true.</summary>
     public bool WriteHeader { get; set; } = true;
 
+    /// <summary>The options as settings; <paramref name="hasHeader"/>: whether the format has a header row.</summary>
+    public IEnumerable<Setting> Settings(bool hasHeader)
+    {
+        yield return Setting.Text(nameof(Prefix), "The start of file names: {prefix}-{partition}-{sequence}.{format}", () => Prefix, v => Prefix = v);
+        yield return Setting.OptionalNumber(nameof(RollBytes), "Start a new file when the current one reaches this many bytes", () => RollBytes, v => RollBytes = v);
+        yield return Setting.Duration(nameof(RollInterval), "Start a new file when the current one is this old", () => RollInterval, v => RollInterval = v, optional: true);
+        if (hasHeader)
+        {
+            yield return Setting.Boolean(nameof(WriteHeader), "Write the header row at the start of each file", () => WriteHeader, v => WriteHeader = v);
+        }
+    }
+
     /// <summary>Checks the options, naming the bad one.</summary>
     public void Validate()
     {
@@ -49,10 +61,10 @@ public sealed class FileSinkOptions
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The record format.</typeparam>
-public sealed class FileSink<T, TCodec> : ISink<T>
+public sealed class FileSink<T, TCodec> : ISink<T>, IConfigurable
     where TCodec : IRecordCodec<T>
 {
-    private readonly string _directory;
+    private string _directory;
     private readonly FileSinkOptions _options;
     private long _filesCompleted;
 
@@ -68,12 +80,20 @@ public sealed class FileSink<T, TCodec> : ISink<T>
     /// <summary>The directory written to.</summary>
     public string Directory => _directory;
 
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.Text(nameof(Directory), "The directory written to (created if missing)", () => _directory, v => _directory = v),
+        .. _options.Settings(!TCodec.Header.IsEmpty),
+    ];
+
     /// <summary>Files completed (renamed to their final name) so far.</summary>
     public long FilesCompleted => Interlocked.Read(ref _filesCompleted);
 
     /// <inheritdoc/>
     public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
     {
+        _options.Validate();
         System.IO.Directory.CreateDirectory(_directory);
         return ValueTask.CompletedTask;
     }

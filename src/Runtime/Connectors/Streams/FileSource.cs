@@ -30,6 +30,19 @@ public sealed class FileSourceOptions : RecordSourceOptions
     public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
 
     /// <inheritdoc/>
+    public override IEnumerable<Setting> Settings(bool hasHeader)
+    {
+        foreach (var setting in base.Settings(hasHeader))
+        {
+            yield return setting;
+        }
+
+        yield return Setting.Number(nameof(ChunkBytes), "Files larger than this are split into chunks read by different partitions", () => ChunkBytes, v => ChunkBytes = v, 1024);
+        yield return Setting.Boolean(nameof(Follow), "Keep reading like tail -F: appended lines and new files; the run never ends on its own", () => Follow, v => Follow = v);
+        yield return Setting.Duration(nameof(PollInterval), "How often follow mode looks for appended data and new files", () => PollInterval, v => PollInterval = v!.Value);
+    }
+
+    /// <inheritdoc/>
     public override void Validate()
     {
         base.Validate();
@@ -54,14 +67,15 @@ public sealed class FileSourceOptions : RecordSourceOptions
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The record format.</typeparam>
-public sealed class FileSource<T, TCodec> : ISource<T>
+public sealed class FileSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress
     where TCodec : IRecordCodec<T>
 {
-    private readonly string _path;
+    private string _path;
     private readonly FileSourceOptions _options;
     private SourceContext<T>? _context;
     private List<FileSplit>[] _assignments = [];
     private long _bytes;
+    private long _bytesDone;
 
     /// <summary>Reads <paramref name="path"/>: a file, a directory (its files), or a pattern with <c>*</c>, <c>?</c>, <c>**</c>.</summary>
     public FileSource(string path, FileSourceOptions? options = null)
@@ -76,10 +90,23 @@ public sealed class FileSource<T, TCodec> : ISource<T>
     public string Path => _path;
 
     /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.Text(nameof(Path), "The file, directory or pattern (*, ?, **) to read", () => _path, v => _path = v),
+        .. _options.Settings(!TCodec.Header.IsEmpty),
+    ];
+
+    /// <inheritdoc/>
+    public SourceProgress Progress => new(Interlocked.Read(ref _bytesDone), _options.Follow ? null : _bytes, "bytes");
+
+    /// <inheritdoc/>
     public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         _context = context;
+        _options.Validate();
+        _bytes = 0;
+        Interlocked.Exchange(ref _bytesDone, 0);
         var files = FilePattern.Resolve(_path);
         if (files.Count == 0 && !_options.Follow)
         {
@@ -124,7 +151,7 @@ public sealed class FileSource<T, TCodec> : ISource<T>
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <inheritdoc/>
-    public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{TCodec.Format} files {_path}{(_options.Follow ? " (follow)" : $" ({_bytes:N0} bytes)")}");
+    public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{TCodec.Format} files {_path}{(_options.Follow ? " (follow)" : _context is null ? "" : $" ({_bytes:N0} bytes)")}");
 
     internal static RecordStreamReader<T, TCodec> OpenSplit(FileSplit split, SourceContext<T> context, RecordSourceOptions options, int partition, out FileStream stream)
     {
@@ -158,6 +185,7 @@ public sealed class FileSource<T, TCodec> : ISource<T>
         private int _next;
         private RecordStreamReader<T, TCodec>? _current;
         private FileStream? _stream;
+        private long _reported;
 
         public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
         {
@@ -171,9 +199,13 @@ public sealed class FileSource<T, TCodec> : ISource<T>
                     }
 
                     _current = OpenSplit(splits[_next++], context, source._options, partition, out _stream);
+                    _reported = _current.Offset;
                 }
 
                 var batch = await _current.ReadBatchAsync(cancellationToken).ConfigureAwait(false);
+                var offset = _current.Offset;
+                Interlocked.Add(ref source._bytesDone, offset - _reported);
+                _reported = offset;
                 if (!batch.IsEnd)
                 {
                     return batch;

@@ -21,6 +21,19 @@ public class RecordSourceOptions
     /// <summary>For formats with a header (CSV): whether each file or stream starts with it. Default: true.</summary>
     public bool HasHeader { get; set; } = true;
 
+    /// <summary>
+    /// The options as settings, to be changed from configuration or the command line. <paramref name="hasHeader"/>:
+    /// whether the format has a header row, so <see cref="HasHeader"/> means something.
+    /// </summary>
+    public virtual IEnumerable<Setting> Settings(bool hasHeader)
+    {
+        yield return Setting.Number(nameof(MaxRecordBytes), "The largest record accepted, in bytes; longer ones are dead-lettered", () => MaxRecordBytes, v => MaxRecordBytes = (int)v, 16, int.MaxValue);
+        if (hasHeader)
+        {
+            yield return Setting.Boolean(nameof(HasHeader), "Whether each file or stream starts with a header row", () => HasHeader, v => HasHeader = v);
+        }
+    }
+
     /// <summary>Checks the options, naming the bad one.</summary>
     public virtual void Validate()
     {

@@ -64,6 +64,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     /// <summary>Records decoded so far.</summary>
     public long Decoded { get; private set; }
 
+    /// <summary>The byte offset in the file or stream up to which input has been consumed.</summary>
+    public long Offset => _offset;
+
     public RecordOrigin this[int index]
     {
         get

@@ -13,11 +13,11 @@ namespace Compiled.Connectors;
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The record format.</typeparam>
-public sealed class SocketSource<T, TCodec> : ISource<T>, IDisposable
+public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDisposable
     where TCodec : IRecordCodec<T>
 {
-    private readonly IPAddress _address;
-    private readonly int _port;
+    private IPAddress _address;
+    private int _port;
     private readonly RecordSourceOptions _options;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _connections = [];
@@ -41,6 +41,23 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IDisposable
 
     /// <summary>Where the source listens, once open.</summary>
     public IPEndPoint? LocalEndPoint => (IPEndPoint?)_listener?.LocalEndpoint;
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.Number("Port", "The TCP port to listen on (0: any free port)", () => _port, v => _port = (int)v, 0, 65535),
+        Setting.Custom("Host", "The IP address to listen on", "an IP address such as 127.0.0.1 or 0.0.0.0", () => _address.ToString(), text =>
+        {
+            if (!IPAddress.TryParse(text.Trim(), out var address))
+            {
+                return "expected an IP address such as 127.0.0.1 or 0.0.0.0";
+            }
+
+            _address = address;
+            return null;
+        }),
+        .. _options.Settings(!TCodec.Header.IsEmpty),
+    ];
 
     /// <summary>Connections accepted so far.</summary>
     public int ConnectionsAccepted => Volatile.Read(ref _accepted);
