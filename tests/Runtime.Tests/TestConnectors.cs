@@ -97,6 +97,9 @@ public sealed class TrackingSink<T> : ISink<T>
     /// <summary>Runs before each batch is stored; may delay or throw.</summary>
     public Func<ReadOnlyMemory<T>, ValueTask>? BeforeWrite { get; set; }
 
+    /// <summary>Runs before each batch is stored, with the write's cancellation token: a way to stall a writer until the run aborts.</summary>
+    public Func<CancellationToken, ValueTask>? Stall { get; set; }
+
     public SinkExecution Execution { get; init; } = SinkExecution.Decoupled;
 
     public long Written => Interlocked.Read(ref _written);
@@ -128,6 +131,11 @@ public sealed class TrackingSink<T> : ISink<T>
             if (sink.BeforeWrite is { } before)
             {
                 await before(records);
+            }
+
+            if (sink.Stall is { } stall)
+            {
+                await stall(cancellationToken);
             }
 
             foreach (var record in records.Span)

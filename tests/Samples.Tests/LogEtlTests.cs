@@ -18,11 +18,40 @@ public sealed class LogEtlTests : IDisposable
 
         // What the input holds, read independently of Compiled.
         var input = File.ReadAllLines(Path.Combine(Repository.Root, "samples", "LogEtl", "data", "access.jsonl"), Encoding.Latin1);
+        var (malformed, serverErrors) = AccessLogFacts.Read(input);
+
+        var csvFiles = Directory.GetFiles(Path.Combine(_work, "out", "server-errors"), "*.csv");
+        Assert.NotEmpty(csvFiles);
+        var rows = csvFiles.SelectMany(f => File.ReadAllLines(f).Skip(1)).ToList();
+        Assert.Equal(serverErrors, rows.Count);
+        Assert.All(csvFiles, f => Assert.StartsWith("time,service,method,path,status,duration_ms,severity,from_bot", File.ReadLines(f).First(), StringComparison.Ordinal));
+
+        var letters = File.ReadAllLines(Path.Combine(_work, "out", "deadletters.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(malformed, letters.Select(l => (int)l.GetProperty("line").GetInt64()).Order());
+        foreach (var letter in letters)
+        {
+            var line = (int)letter.GetProperty("line").GetInt64();
+            var raw = letter.GetProperty("rawEncoding").GetString() == "base64"
+                ? Convert.FromBase64String(letter.GetProperty("raw").GetString()!)
+                : Encoding.UTF8.GetBytes(letter.GetProperty("raw").GetString()!);
+            Assert.Equal(Encoding.Latin1.GetBytes(input[line - 1]), raw);
+        }
+
+        Assert.Contains($"failed: {malformed.Count} malformed", result.Error, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>What an access log holds, worked out with System.Text.Json — independently of Compiled's codecs.</summary>
+internal static class AccessLogFacts
+{
+    /// <summary>The 1-based numbers of the malformed lines, and the number of server errors (status ≥ 500) among the rest.</summary>
+    public static (List<int> Malformed, int ServerErrors) Read(string[] latin1Lines)
+    {
         var malformed = new List<int>();
         var serverErrors = 0;
-        for (var i = 0; i < input.Length; i++)
+        for (var i = 0; i < latin1Lines.Length; i++)
         {
-            var bytes = Encoding.Latin1.GetBytes(input[i]);
+            var bytes = Encoding.Latin1.GetBytes(latin1Lines[i]);
             if (!System.Text.Unicode.Utf8.IsValid(bytes))
             {
                 malformed.Add(i + 1);
@@ -48,23 +77,6 @@ public sealed class LogEtlTests : IDisposable
             }
         }
 
-        var csvFiles = Directory.GetFiles(Path.Combine(_work, "out", "server-errors"), "*.csv");
-        Assert.NotEmpty(csvFiles);
-        var rows = csvFiles.SelectMany(f => File.ReadAllLines(f).Skip(1)).ToList();
-        Assert.Equal(serverErrors, rows.Count);
-        Assert.All(csvFiles, f => Assert.StartsWith("time,service,method,path,status,duration_ms,severity,from_bot", File.ReadLines(f).First(), StringComparison.Ordinal));
-
-        var letters = File.ReadAllLines(Path.Combine(_work, "out", "deadletters.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        Assert.Equal(malformed, letters.Select(l => (int)l.GetProperty("line").GetInt64()).Order());
-        foreach (var letter in letters)
-        {
-            var line = (int)letter.GetProperty("line").GetInt64();
-            var raw = letter.GetProperty("rawEncoding").GetString() == "base64"
-                ? Convert.FromBase64String(letter.GetProperty("raw").GetString()!)
-                : Encoding.UTF8.GetBytes(letter.GetProperty("raw").GetString()!);
-            Assert.Equal(Encoding.Latin1.GetBytes(input[line - 1]), raw);
-        }
-
-        Assert.Contains($"failed: {malformed.Count} malformed", result.Error, StringComparison.Ordinal);
+        return (malformed, serverErrors);
     }
 }

@@ -23,12 +23,16 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     private long _operatorFailures;
     private long _written;
 
-    public DeadLetterChannel(string pipeline, ErrorPolicy policy, ISink<DeadLetter> sink)
+    public DeadLetterChannel(string pipeline, ErrorPolicy policy, ISink<DeadLetter> sink, Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         _pipeline = pipeline;
         Policy = policy;
         _sink = sink;
+        _logger = logger;
     }
+
+    private readonly Microsoft.Extensions.Logging.ILogger? _logger;
+    private int _logged;
 
     public ErrorPolicy Policy { get; }
 
@@ -51,6 +55,13 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
         else
         {
             Interlocked.Increment(ref _operatorFailures);
+        }
+
+        var kind = failure.Kind == FailureKind.Decode ? "decode" : "operator";
+        CompiledMeter.RecordsFailed.Add(1, new KeyValuePair<string, object?>("pipeline", _pipeline), new("kind", kind), new("stage", failure.Stage));
+        if (_logger is not null && Interlocked.Exchange(ref _logged, 1) == 0)
+        {
+            Log.FirstFailure(_logger, _pipeline, kind, failure.Stage, failure.Origin.Describe(), failure.Message);
         }
 
         switch (Policy)
@@ -113,6 +124,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             await _writer.WriteAsync(batch.ToArray(), cancellationToken).ConfigureAwait(false);
             await _writer.FlushAsync(cancellationToken).ConfigureAwait(false);
             Interlocked.Add(ref _written, batch.Count);
+            CompiledMeter.DeadLetters.Add(batch.Count, new KeyValuePair<string, object?>("pipeline", _pipeline));
         }
         finally
         {

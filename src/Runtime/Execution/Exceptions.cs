@@ -61,3 +61,17 @@ public sealed class PipelineConfigurationException : PipelineException
     {
     }
 }
+
+/// <summary>
+/// The run was aborted — by a second Ctrl+C, by the host, or because the grace period ran out while stopping — before
+/// it could drain. Sinks may hold partial batches; sources did not commit what was in flight, so it is read again on
+/// the next run (at-least-once).
+/// </summary>
+public sealed class PipelineAbortedException : PipelineException
+{
+    /// <summary>Creates the exception.</summary>
+    public PipelineAbortedException(string pipelineName, string message, Exception? innerException = null)
+        : base(pipelineName, message, innerException)
+    {
+    }
+}

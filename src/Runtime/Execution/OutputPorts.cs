@@ -8,6 +8,12 @@ internal interface ISinkSlot
 {
     string Name { get; }
 
+    int Stage { get; }
+
+    object Connector { get; }
+
+    SinkExecution Execution { get; }
+
     string Description { get; }
 
     long Written { get; }
@@ -19,18 +25,28 @@ internal interface ISinkSlot
     ValueTask CloseAsync(CancellationToken cancellationToken);
 }
 
-internal sealed class SinkSlot<T>(string name, ISink<T> sink, Compiled.RecordSchema<T>? schema) : ISinkSlot
+internal sealed class SinkSlot<T>(string name, int stage, ISink<T> sink, Compiled.RecordSchema<T>? schema) : ISinkSlot
 {
     private long _written;
+    private KeyValuePair<string, object?>[] _tags = [];
 
     public string Name { get; } = name;
+
+    public int Stage { get; } = stage;
+
+    public object Connector => sink;
+
+    public SinkExecution Execution => sink.Execution;
 
     public string Description => sink.Describe();
 
     public long Written => Interlocked.Read(ref _written);
 
     public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
-        => sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
+    {
+        _tags = [new("pipeline", pipelineName), new("sink", Name)];
+        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
+    }
 
     public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false)
     {
@@ -42,12 +58,22 @@ internal sealed class SinkSlot<T>(string name, ISink<T> sink, Compiled.RecordSch
 
     public ValueTask CloseAsync(CancellationToken cancellationToken) => sink.CloseAsync(cancellationToken);
 
-    public void Count(int records) => Interlocked.Add(ref _written, records);
+    public void Count(int records)
+    {
+        Interlocked.Add(ref _written, records);
+        CompiledMeter.RecordsWritten.Add(records, _tags);
+    }
 }
 
 /// <summary>One partition's output towards one sink, as the partition worker drives it.</summary>
 internal interface IOutputPort
 {
+    /// <summary>Batches waiting in the port's queue (0 for inline ports).</summary>
+    int Queued { get; }
+
+    /// <summary>The queue's capacity in batches (0 for inline ports).</summary>
+    int Capacity { get; }
+
     /// <summary>Hands the records buffered by the last batch to the sink (waits while the sink's queue is full).</summary>
     ValueTask FlushAsync(CancellationToken cancellationToken);
 
@@ -71,6 +97,10 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
     protected ISinkWriter<T> Writer { get; } = writer;
 
     protected int BatchSize { get; } = batchSize;
+
+    public virtual int Queued => 0;
+
+    public virtual int Capacity => 0;
 
     public abstract ValueTask FlushAsync(CancellationToken cancellationToken);
 
@@ -179,8 +209,13 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         });
         _free = Channel.CreateUnbounded<T[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         _abort = abort;
+        Capacity = capacity;
         _worker = Task.Run(WriteLoopAsync, CancellationToken.None);
     }
+
+    public override int Queued => _queue.Reader.Count;
+
+    public override int Capacity { get; }
 
     public override async ValueTask FlushAsync(CancellationToken cancellationToken)
     {

@@ -10,6 +10,13 @@ public interface IPipelineJob
     PipelineDescriptor Descriptor { get; }
 
     /// <summary>
+    /// The pipeline's connectors — its source first, then its sinks in chain order — as bound for this job: the same
+    /// objects the run uses, so settings applied to them (<see cref="IConfigurable"/>) take effect.
+    /// Throws <see cref="PipelineConfigurationException"/> when a connector member is null.
+    /// </summary>
+    IReadOnlyList<ConnectorInfo> Connectors { get; }
+
+    /// <summary>
     /// Runs the pipeline. <paramref name="stopToken"/> asks for a graceful stop (sources stop, in-flight batches drain,
     /// sinks flush); <paramref name="abortToken"/> cancels everything, including sink writes.
     /// </summary>
@@ -27,7 +34,7 @@ public interface ICompiledPipeline
 /// The base of the job class the generator emits for each pipeline: it binds the pipeline's connectors and creates
 /// its fused segments. <typeparamref name="TIn"/> is the source's record type.
 /// </summary>
-public abstract class PipelineJob<TIn> : IPipelineJob
+public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
 {
     /// <summary>Creates a job for the plan <paramref name="descriptor"/>.</summary>
     protected PipelineJob(PipelineDescriptor descriptor)
@@ -47,9 +54,59 @@ public abstract class PipelineJob<TIn> : IPipelineJob
 
     internal ISink<DeadLetter>? DeclaredDeadLetterSink => DeadLetterSink;
 
+    private ISource<TIn>? _source;
+    private SinkBinder? _sinks;
+    private ConnectorInfo[]? _connectors;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<ConnectorInfo> Connectors
+    {
+        get
+        {
+            if (_connectors is null)
+            {
+                var source = BoundSource;
+                var sinks = BoundSinks.Slots;
+                var connectors = new ConnectorInfo[sinks.Count + 1];
+                connectors[0] = new ConnectorInfo(Descriptor.Stages[0].Name, 0, ConnectorRole.Source, source, source.Describe, null);
+                for (var i = 0; i < sinks.Count; i++)
+                {
+                    var slot = sinks[i];
+                    connectors[i + 1] = new ConnectorInfo(slot.Name, slot.Stage, ConnectorRole.Sink, slot.Connector, () => slot.Description, slot.Execution);
+                }
+
+                _connectors = connectors;
+            }
+
+            return _connectors;
+        }
+    }
+
     /// <inheritdoc/>
     public Task<PipelineResult> RunAsync(PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
         => PipelineRunner.RunAsync(this, options, stopToken, abortToken);
+
+    string IDeadLetterTarget.DescribeDeadLetters(PipelineOptions options) => PipelineRunner.DeadLetterSinkFor(this, options).Describe();
+
+    /// <summary>The source, read from the pipeline member once per job.</summary>
+    internal ISource<TIn> BoundSource => _source ??= GetSource()
+        ?? throw new PipelineConfigurationException(Descriptor.Name, $"Pipeline '{Descriptor.Name}': source '{Descriptor.Stages[0].Name}' is null; give the member a value.");
+
+    /// <summary>The connector sinks, read from the pipeline members once per job.</summary>
+    internal SinkBinder BoundSinks
+    {
+        get
+        {
+            if (_sinks is null)
+            {
+                var binder = new SinkBinder(Descriptor);
+                BindSinks(binder);
+                _sinks = binder;
+            }
+
+            return _sinks;
+        }
+    }
 
     /// <summary>The pipeline's source.</summary>
     protected abstract ISource<TIn> GetSource();
@@ -60,13 +117,15 @@ public abstract class PipelineJob<TIn> : IPipelineJob
     /// <summary>Creates the fused segment of one partition.</summary>
     protected abstract FusedSegment<TIn> CreateSegment(PartitionContext partition);
 
-    internal ISource<TIn>? Source() => GetSource();
-
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
 
-    internal void Bind(SinkBinder binder) => BindSinks(binder);
-
     internal FusedSegment<TIn> Segment(PartitionContext partition) => CreateSegment(partition);
+}
+
+/// <summary>Says where a job's dead letters go under given options.</summary>
+internal interface IDeadLetterTarget
+{
+    string DescribeDeadLetters(PipelineOptions options);
 }
 
 /// <summary>Collects a pipeline's connector sinks; each gets an output port in every partition.</summary>
@@ -88,8 +147,33 @@ public sealed class SinkBinder
             throw new PipelineConfigurationException(_descriptor.Name, $"Pipeline '{_descriptor.Name}': sink '{name}' is null; give the member a value.");
         }
 
-        _slots.Add(new SinkSlot<T>(name, sink, schema));
+        _slots.Add(new SinkSlot<T>(name, stage, sink, schema));
     }
+}
+
+/// <summary>A connector of a pipeline: the member that declares it, its role, and the object.</summary>
+/// <param name="Name">The pipeline member's name (<c>Log</c>, <c>Table</c>); settings are named <c>{Name}.{Setting}</c>.</param>
+/// <param name="Stage">The chain index of its stage.</param>
+/// <param name="Role">Source or sink.</param>
+/// <param name="Connector">The connector object (an <see cref="ISource{T}"/> or <see cref="ISink{T}"/>).</param>
+/// <param name="Describe">Its secret-free description.</param>
+/// <param name="Execution">For a sink, how the runtime calls its writers; null for the source.</param>
+public sealed record ConnectorInfo(string Name, int Stage, ConnectorRole Role, object Connector, Func<string> Describe, SinkExecution? Execution)
+{
+    /// <summary>Its settings, named <c>{Name}.{Setting}</c>; empty when it has none.</summary>
+    public IEnumerable<Setting> Settings => Connector is IConfigurable configurable
+        ? configurable.Settings.Select(s => s.WithPrefix(Name))
+        : [];
+}
+
+/// <summary>What a connector does in a pipeline.</summary>
+public enum ConnectorRole
+{
+    /// <summary>It produces the records.</summary>
+    Source,
+
+    /// <summary>It receives records.</summary>
+    Sink,
 }
 
 /// <summary>

@@ -21,6 +21,21 @@ public sealed class PipelineOptions
     /// <summary>The largest parallelism accepted: far beyond any machine's cores; guards against typos such as 4000.</summary>
     public const int MaxParallelism = 1024;
 
+    /// <summary>
+    /// How long a stopping run may take to drain, flush and commit before it is aborted: 5 s, long enough for sinks to
+    /// flush their last batches, short enough for an orchestrator's own kill timeout (Kubernetes waits 30 s).
+    /// </summary>
+    public static readonly TimeSpan DefaultGracePeriod = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a stop may take before the run is aborted. Default: <see cref="DefaultGracePeriod"/>.</summary>
+    public TimeSpan GracePeriod { get; set; } = DefaultGracePeriod;
+
+    /// <summary>Where the run logs (start, stop, the first failed record, failures). Default: nowhere.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>Receives the run's live state, for progress displays (see <see cref="PipelineMonitor"/>).</summary>
+    public PipelineMonitor? Monitor { get; set; }
+
     /// <summary>The number of partitions (workers). Default: the processor count.</summary>
     public int Parallelism { get; set; } = Environment.ProcessorCount;
 
@@ -48,6 +63,10 @@ public sealed class PipelineOptions
         Check(Parallelism is >= 1 and <= MaxParallelism, pipelineName, "parallelism", Parallelism, $"1 to {MaxParallelism}");
         Check(BatchSize is >= 1 and <= MaxBatchSize, pipelineName, "batch size", BatchSize, $"1 to {MaxBatchSize}");
         Check(SinkQueueCapacity >= 1, pipelineName, "sink queue capacity", SinkQueueCapacity, "1 or more");
+        if (GracePeriod <= TimeSpan.Zero)
+        {
+            throw new PipelineConfigurationException(pipelineName, $"Invalid grace period {GracePeriod}: it must be positive.");
+        }
     }
 
     private static void Check(bool valid, string pipelineName, string option, int value, string range)

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Compiled.Runtime;
 
@@ -19,17 +21,39 @@ public static class PipelineRunner
         var name = descriptor.Name;
         options.Validate(name);
         var clock = Stopwatch.StartNew();
+        var logger = (ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance;
 
         var sourceName = descriptor.Stages[0].Name;
-        var source = job.Source() ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{sourceName}' is null; give the member a value.");
-        var binder = new SinkBinder(descriptor);
-        job.Bind(binder);
-        var slots = binder.Slots;
+        var source = job.BoundSource;
+        var slots = job.BoundSinks.Slots;
 
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(stopToken);
         using var abortAll = CancellationTokenSource.CreateLinkedTokenSource(abortToken);
+        var graceExpired = false;
+        using var grace = stopAll.Token.Register(() =>
+        {
+            // A stop must finish within the grace period; past it, the run is aborted (uncommitted input is read again).
+            var period = Setting.FormatDuration(options.GracePeriod);
+            Log.Stopping(logger, name, period);
+            _ = Task.Delay(options.GracePeriod, abortAll.Token).ContinueWith(
+                t =>
+                {
+                    if (!t.IsCanceled)
+                    {
+                        graceExpired = true;
+                        Log.GraceExpired(logger, name, period);
+                        TryCancel(abortAll);
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        });
         var deadLetterSink = DeadLetterSinkFor(job, options);
-        await using var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, deadLetterSink);
+        await using var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, deadLetterSink, logger);
+        var run = new RunState(name, sourceName, source, slots, deadLetters, stopAll.Token);
+        CompiledMeter.Started(run);
+        options.Monitor?.Attach(run);
 
         var opened = new List<ISinkSlot>();
         var sourceOpened = false;
@@ -37,10 +61,15 @@ public static class PipelineRunner
         Exception? failure = null;
         try
         {
+            var sourceDescription = source.Describe();
+            Log.Starting(logger, name, options.Parallelism, options.BatchSize, sourceDescription);
+
             foreach (var slot in slots)
             {
                 await Guard(name, slot.Name, null, "open", () => slot.OpenAsync(name, options, abortAll.Token)).ConfigureAwait(false);
                 opened.Add(slot);
+                var sinkDescription = slot.Description;
+                Log.SinkOpened(logger, name, slot.Name, sinkDescription);
             }
 
             var context = new SourceContext<TIn>(name, sourceName, options.Parallelism, options.BatchSize, job.Schema(), deadLetters);
@@ -52,6 +81,7 @@ public static class PipelineRunner
                 partitions.Add(CreatePartition(job, source, slots, options, p, deadLetters, abortAll.Token));
             }
 
+            run.SetPartitions(partitions);
             var workers = partitions.Select(partition => Task.Run(() => partition.RunAsync(stopAll, abortAll.Token), CancellationToken.None)).ToArray();
             try
             {
@@ -69,17 +99,43 @@ public static class PipelineRunner
         finally
         {
             failure = await CloseAsync(name, sourceName, sourceOpened ? source : null, opened, failure).ConfigureAwait(false);
+            options.Monitor?.Detach(run);
+            CompiledMeter.Ended(run);
         }
 
         if (failure is not null)
         {
-            throw failure is PipelineException ? failure : new PipelineException(name, $"Pipeline '{name}' failed: {failure.Message}", failure);
+            var error = abortAll.IsCancellationRequested && failure is OperationCanceledException or ConnectorException { InnerException: OperationCanceledException }
+                ? new PipelineAbortedException(name, graceExpired
+                    ? $"Pipeline '{name}' was aborted: the grace period ({Setting.FormatDuration(options.GracePeriod)}) ran out before in-flight records drained; uncommitted input will be read again on the next run."
+                    : $"Pipeline '{name}' was aborted before draining; uncommitted input will be read again on the next run.", failure)
+                : failure as PipelineException ?? new PipelineException(name, $"Pipeline '{name}' failed: {failure.Message}", failure);
+            if (error is not PipelineAbortedException)
+            {
+                Log.Failed(logger, name, error.Message, error);
+            }
+
+            throw error;
         }
 
         var outcome = stopToken.IsCancellationRequested ? PipelineOutcome.Stopped : PipelineOutcome.Completed;
         var sinks = slots.Select(s => new SinkResult(s.Name, s.Description, s.Written)).ToList();
         var failures = new FailureCounts(deadLetters.Malformed, deadLetters.OperatorFailures, deadLetters.Written, deadLetters.Destination, descriptor.IsOneToOne);
-        return new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures);
+        var result = new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures);
+        Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
+        return result;
+    }
+
+    private static void TryCancel(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the run already ended
+        }
     }
 
     /// <summary>Where a run's dead letters go: the options' sink or path, else the pipeline's [DeadLetters] member, else the default file.</summary>
@@ -129,8 +185,11 @@ public static class PipelineRunner
     private static Exception? FirstFailure(Task[] workers)
     {
         // The first partition to fail cancels the others, which then end cleanly; report the root cause.
+        // A worker that ended with OperationCanceledException is Canceled, not Faulted: it was aborted, not done.
         var failures = workers.Where(w => w.IsFaulted).Select(w => w.Exception!.InnerException!).ToList();
-        return failures.FirstOrDefault(f => f is not OperationCanceledException) ?? failures.FirstOrDefault();
+        return failures.FirstOrDefault(f => f is not OperationCanceledException)
+            ?? failures.FirstOrDefault()
+            ?? (workers.Any(w => w.IsCanceled) ? new OperationCanceledException("A partition was cancelled before it finished.") : null);
     }
 
     private static async Task<Exception?> CloseAsync<TIn>(string name, string sourceName, ISource<TIn>? source, List<ISinkSlot> sinks, Exception? failure)
@@ -176,14 +235,34 @@ public static class PipelineRunner
 }
 
 /// <summary>One partition: reads batches from its reader, runs its fused segment, hands outputs to its ports.</summary>
-internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionContext context, FusedSegment<TIn> segment, ISourceReader<TIn> reader, DeadLetterChannel deadLetters, PipelineOptions options)
+internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionContext context, FusedSegment<TIn> segment, ISourceReader<TIn> reader, DeadLetterChannel deadLetters, PipelineOptions options) : IPartitionState
 {
+    private readonly KeyValuePair<string, object?>[] _sourceTags = [new("pipeline", descriptor.Name), new("source", descriptor.Stages[0].Name)];
+    private readonly KeyValuePair<string, object?>[] _pipelineTags = [new("pipeline", descriptor.Name)];
     private long _recordsRead;
+    private int _state; // 0 not started, 1 running, 2 ended
 
     /// <summary>Records read so far (written only by this partition's worker; read by others for summaries and metrics).</summary>
     public long RecordsRead => Volatile.Read(ref _recordsRead);
 
+    public bool Running => Volatile.Read(ref _state) == 1;
+
+    public IReadOnlyList<IOutputPort> Ports => context.Ports;
+
     public async Task RunAsync(CancellationTokenSource stopAll, CancellationToken abort)
+    {
+        Volatile.Write(ref _state, 1);
+        try
+        {
+            await RunPartitionAsync(stopAll, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _state, 2);
+        }
+    }
+
+    private async Task RunPartitionAsync(CancellationTokenSource stopAll, CancellationToken abort)
     {
         Exception? failure = null;
         try
@@ -251,12 +330,16 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
                 continue;
             }
 
+            var started = Stopwatch.GetTimestamp();
             Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
+            CompiledMeter.RecordsRead.Add(records.Length, _sourceTags);
             segment.Process(records.Span, batch.Origins);
             for (var i = 0; i < ports.Count; i++)
             {
                 await ports[i].FlushAsync(abort).ConfigureAwait(false);
             }
+
+            CompiledMeter.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _pipelineTags);
 
             if (deadLetters.HasPending)
             {

@@ -1,58 +1,174 @@
+using System.Collections;
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using System.Globalization;
+using System.Net;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
 
 namespace Compiled.Runtime;
 
+/// <summary>Where a host reads and writes, so that tests and embedding apps can redirect it.</summary>
+public sealed class PipelineHostContext
+{
+    /// <summary>Standard output: <c>--explain</c> and <c>--help</c> go here. Default: <see cref="Console.Out"/>.</summary>
+    public TextWriter Output { get; init; } = Console.Out;
+
+    /// <summary>Standard error: logs, the status line, errors and the summary go here. Default: <see cref="Console.Error"/>.</summary>
+    public TextWriter Error { get; init; } = Console.Error;
+
+    /// <summary>The environment variables read for <c>COMPILED__…</c> settings. Default: the process's.</summary>
+    public IDictionary? EnvironmentVariables { get; init; }
+
+    /// <summary>Whether to show the live status line. Default: when standard error is a terminal.</summary>
+    public bool? Interactive { get; init; }
+
+    /// <summary>Whether Ctrl+C and SIGTERM stop the run. Default: true.</summary>
+    public bool HandleSignals { get; init; } = true;
+}
+
 /// <summary>
-/// Runs a pipeline as a command-line program: parses options, handles Ctrl+C and SIGTERM (the first stops the run
-/// gracefully, a second aborts it), prints a summary, and maps the outcome to an exit code (<see cref="ExitCodes"/>).
+/// Runs a pipeline as a command-line program: parses options and settings (configuration file, environment,
+/// <c>--set</c>), explains the plan, shows live progress on a terminal, serves metrics, handles Ctrl+C and SIGTERM
+/// (the first stops the run gracefully within the grace period, a second aborts it), prints a summary, and maps
+/// the outcome to an exit code (<see cref="ExitCodes"/>). docs/operations.md describes it for operators.
 /// </summary>
 public static class PipelineHost
 {
     /// <summary>Runs <paramref name="pipeline"/> with the command line <paramref name="args"/>; returns the exit code.</summary>
     public static Task<int> RunAsync(ICompiledPipeline pipeline, string[] args, CancellationToken cancellationToken = default)
-        => RunAsync(pipeline, args, Console.Out, Console.Error, cancellationToken);
+        => RunAsync(pipeline, args, new PipelineHostContext(), cancellationToken);
 
     /// <summary>As <see cref="RunAsync(ICompiledPipeline, string[], CancellationToken)"/>, writing to the given streams.</summary>
-    public static async Task<int> RunAsync(ICompiledPipeline pipeline, string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    public static Task<int> RunAsync(ICompiledPipeline pipeline, string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+        => RunAsync(pipeline, args, new PipelineHostContext { Output = output, Error = error }, cancellationToken);
+
+    /// <summary>As <see cref="RunAsync(ICompiledPipeline, string[], CancellationToken)"/>, in <paramref name="context"/>.</summary>
+    public static async Task<int> RunAsync(ICompiledPipeline pipeline, string[] args, PipelineHostContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(error);
+        ArgumentNullException.ThrowIfNull(context);
+        var output = context.Output;
+        var error = context.Error;
         var job = pipeline.CreateJob();
         var descriptor = job.Descriptor;
+        var options = new PipelineOptions();
+        var host = new HostSettings();
+        PipelineSettings settings;
+        try
+        {
+            settings = new PipelineSettings(job, options, host);
+        }
+        catch (PipelineConfigurationException ex)
+        {
+            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.ConfigurationError;
+        }
 
-        var parallelism = new Option<int>("--parallelism", "-p")
+        var parallelism = new Option<int?>("--parallelism", "-p") { Description = "Number of partitions (workers) [default: the processor count]", HelpName = "n" };
+        var batchSize = new Option<int?>("--batch-size") { Description = $"Records per batch [default: {PipelineOptions.DefaultBatchSize}]", HelpName = "n" };
+        var config = new Option<string?>("--config", "-c") { Description = "A JSON configuration file; settings are read from its \"Compiled\" section", HelpName = "appsettings.json" };
+        var set = new Option<string[]>("--set", "-s") { Description = "Set a pipeline or connector setting (repeatable); see Settings below", HelpName = "Name=Value" };
+        var logLevel = new Option<LogLevel?>("--log-level") { Description = "Least severe log level written to standard error [default: Warning]", HelpName = "Trace|Debug|Information|Warning|Error|Critical|None" };
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics (0: any free port)", HelpName = "port" };
+        var errorPolicy = new Option<ErrorPolicy?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
+        var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
+        var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };
+        var explain = new Option<string?>("--explain")
         {
-            Description = "Number of partitions (workers)",
-            DefaultValueFactory = _ => Environment.ProcessorCount,
+            Description = "Print the compiled plan and exit: text (default) or mermaid",
+            Arity = ArgumentArity.ZeroOrOne,
+            HelpName = "text|mermaid",
         };
-        var batchSize = new Option<int>("--batch-size")
+        explain.AcceptOnlyFromAmong("text", "mermaid");
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print neither the status line nor the summary" };
+        var root = new RootCommand($"Runs the compiled pipeline '{descriptor.Name}' ({descriptor.TypeName}).")
         {
-            Description = "Records per batch",
-            DefaultValueFactory = _ => PipelineOptions.DefaultBatchSize,
+            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, explain, quiet,
         };
-        var explain = new Option<bool>("--explain") { Description = "Print the compiled plan and exit" };
-        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print no summary" };
-        var root = new RootCommand($"Runs the compiled pipeline '{descriptor.Name}'.") { parallelism, batchSize, explain, quiet };
+        foreach (var option in root.Options)
+        {
+            if (option is HelpOption help && help.Action is SynchronousCommandLineAction builtIn)
+            {
+                help.Action = new SettingsHelpAction(builtIn, settings, output);
+            }
+        }
 
         var exitCode = ExitCodes.Success;
         root.SetAction(async (parse, token) =>
         {
-            if (parse.GetValue(explain))
+            // Settings in order of precedence, lowest first: configuration file, environment, named options, --set.
+            var values = new List<SettingValue>();
+            try
             {
-                await output.WriteAsync(descriptor.Explain()).ConfigureAwait(false);
+                if (parse.GetValue(config) is { } path)
+                {
+                    values.AddRange(settings.FromJsonFile(path));
+                }
+            }
+            catch (PipelineConfigurationException ex)
+            {
+                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.ConfigurationError;
+            }
+
+            values.AddRange(PipelineSettings.FromEnvironment(context.EnvironmentVariables ?? Environment.GetEnvironmentVariables()));
+            AddNamed(values, "Parallelism", "--parallelism", parse.GetValue(parallelism)?.ToString(CultureInfo.InvariantCulture));
+            AddNamed(values, "BatchSize", "--batch-size", parse.GetValue(batchSize)?.ToString(CultureInfo.InvariantCulture));
+            AddNamed(values, "LogLevel", "--log-level", parse.GetValue(logLevel)?.ToString());
+            AddNamed(values, "MetricsPort", "--metrics-port", parse.GetValue(metricsPort)?.ToString(CultureInfo.InvariantCulture));
+            AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy)?.ToString());
+            AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
+            AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
+            var problems = new List<string>();
+            foreach (var assignment in parse.GetValue(set) ?? [])
+            {
+                if (PipelineSettings.ParseAssignment(assignment) is { } value)
+                {
+                    values.Add(value);
+                }
+                else
+                {
+                    problems.Add($"--set '{assignment}' is not Name=Value");
+                }
+            }
+
+            problems.AddRange(settings.Apply(values));
+            if (problems.Count == 0)
+            {
+                try
+                {
+                    options.Validate(descriptor.Name);
+                }
+                catch (PipelineConfigurationException ex)
+                {
+                    problems.Add(ex.Message);
+                }
+            }
+
+            if (problems.Count > 0)
+            {
+                foreach (var problem in problems)
+                {
+                    await error.WriteLineAsync($"error: {problem}").ConfigureAwait(false);
+                }
+
+                await error.WriteLineAsync("Run with --help to see the options and settings.").ConfigureAwait(false);
+                return ExitCodes.ConfigurationError;
+            }
+
+            if (parse.GetResult(explain) is not null)
+            {
+                var plan = parse.GetValue(explain) == "mermaid" ? PlanExplainer.Mermaid(job, options) : PlanExplainer.Text(job, options);
+                await output.WriteAsync(plan).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
 
-            var options = new PipelineOptions
-            {
-                Parallelism = parse.GetValue(parallelism),
-                BatchSize = parse.GetValue(batchSize),
-            };
-            exitCode = await RunWithSignalsAsync(job, options, parse.GetValue(quiet), error, token).ConfigureAwait(false);
+            var quietRun = parse.GetValue(quiet);
+            var live = !quietRun && (context.Interactive ?? IsTerminal(error));
+            exitCode = await RunAsync(job, options, host, new StatusWriter(error, live), quietRun, context.HandleSignals, settings, values, token).ConfigureAwait(false);
             return exitCode;
         });
 
@@ -64,7 +180,7 @@ public static class PipelineHost
                 await error.WriteLineAsync($"error: {parseError.Message}").ConfigureAwait(false);
             }
 
-            await error.WriteLineAsync("Run with --help to see the options.").ConfigureAwait(false);
+            await error.WriteLineAsync("Run with --help to see the options and settings.").ConfigureAwait(false);
             return ExitCodes.ConfigurationError;
         }
 
@@ -72,52 +188,131 @@ public static class PipelineHost
         return await parsed.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<int> RunWithSignalsAsync(IPipelineJob job, PipelineOptions options, bool quiet, TextWriter error, CancellationToken cancellationToken)
+    private static void AddNamed(List<SettingValue> values, string setting, string option, string? value)
+    {
+        if (value is not null)
+        {
+            values.Add(new SettingValue(setting, value, option));
+        }
+    }
+
+    private static bool IsTerminal(TextWriter error)
+        => ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
+
+    private static async Task<int> RunAsync(IPipelineJob job, PipelineOptions options, HostSettings host, StatusWriter status, bool quiet, bool handleSignals, PipelineSettings settings, List<SettingValue> applied, CancellationToken cancellationToken)
+    {
+        using var loggerFactory = LoggerFactory.Create(builder => builder.SetMinimumLevel(host.LogLevel).AddProvider(new StatusLoggerProvider(status)));
+        var logger = loggerFactory.CreateLogger("Compiled.Host");
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            // Replayed only for the log: the values were applied already. Display values hide secrets.
+            foreach (var value in applied)
+            {
+                if (settings.Find(value.Key) is { } setting)
+                {
+                    var display = setting.DisplayValue;
+                    Log.SettingApplied(logger, job.Descriptor.Name, setting.Name, display, value.Origin);
+                }
+            }
+        }
+
+        options.LoggerFactory = loggerFactory;
+        options.Monitor = new PipelineMonitor();
+        PrometheusEndpoint? metrics = null;
+        try
+        {
+            if (host.MetricsPort is { } port)
+            {
+                if (!IPAddress.TryParse(host.MetricsHost, out var address))
+                {
+                    status.Line($"error: invalid setting 'MetricsHost' value '{host.MetricsHost}': expected an IP address such as 0.0.0.0 or 127.0.0.1");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                metrics = new PrometheusEndpoint(address, port);
+                try
+                {
+                    metrics.Start();
+                }
+                catch (System.Net.Sockets.SocketException ex)
+                {
+                    status.Line($"error: cannot serve metrics on {host.MetricsHost}:{port}: {ex.Message}");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                status.Line($"{job.Descriptor.Name}: metrics at http://{metrics.EndPoint}/metrics");
+            }
+
+            return await RunWithSignalsAsync(job, options, status, quiet, handleSignals, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (metrics is not null)
+            {
+                await metrics.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task<int> RunWithSignalsAsync(IPipelineJob job, PipelineOptions options, StatusWriter status, bool quiet, bool handleSignals, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var abort = new CancellationTokenSource();
         var name = job.Descriptor.Name;
 
-        void OnSignal(PosixSignalContext context)
+        void OnSignal(PosixSignalContext signal)
         {
-            context.Cancel = true; // the run decides when to exit
+            signal.Cancel = true; // the run decides when to exit
             if (!stop.IsCancellationRequested)
             {
-                error.WriteLine($"{name}: stopping — draining in-flight records (press Ctrl+C again to abort)");
+                status.Line($"{name}: stopping — draining in-flight records within {Setting.FormatDuration(options.GracePeriod)} (press Ctrl+C again to abort)");
                 stop.Cancel();
             }
             else
             {
-                error.WriteLine($"{name}: aborting");
+                status.Line($"{name}: aborting");
                 abort.Cancel();
             }
         }
 
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sigint = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal) : null;
+        using var sigterm = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal) : null;
+        var progress = status.Live ? new ProgressReporter(options.Monitor!, status) : null;
         try
         {
-            var result = await job.RunAsync(options, stop.Token, abort.Token).ConfigureAwait(false);
+            PipelineResult result;
+            try
+            {
+                result = await job.RunAsync(options, stop.Token, abort.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (progress is not null)
+                {
+                    await progress.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
             if (!quiet)
             {
-                await error.WriteAsync(Summary(result)).ConfigureAwait(false);
+                status.Line(Summary(result).TrimEnd('\n'));
             }
 
             return ExitCodes.Success;
         }
         catch (PipelineConfigurationException ex)
         {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            status.Line($"error: {ex.Message}");
             return ExitCodes.ConfigurationError;
         }
-        catch (Exception) when (abort.IsCancellationRequested)
+        catch (PipelineAbortedException ex)
         {
-            await error.WriteLineAsync($"{name}: aborted before draining; uncommitted input will be read again on the next run").ConfigureAwait(false);
+            status.Line($"{name}: {ex.Message}");
             return ExitCodes.Aborted;
         }
         catch (PipelineException ex)
         {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            status.Line($"error: {ex.Message}");
             return ExitCodes.RuntimeFailure;
         }
     }
@@ -153,4 +348,25 @@ public static class PipelineHost
     private static string FormatDuration(TimeSpan elapsed) => elapsed.TotalSeconds < 1
         ? string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalMilliseconds:F0} ms")
         : string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalSeconds:F2} s");
+
+    /// <summary>The built-in help, followed by the pipeline's settings with their current values.</summary>
+    private sealed class SettingsHelpAction(SynchronousCommandLineAction builtIn, PipelineSettings settings, TextWriter output) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            var code = builtIn.Invoke(parseResult);
+            output.WriteLine("Settings (--set Name=Value, a --config file's \"Compiled\" section, or COMPILED__Name__Part environment variables):");
+            var width = settings.All.Max(s => s.Name.Length) + 2;
+            foreach (var setting in settings.All)
+            {
+                output.WriteLine($"  {setting.Name.PadRight(width)}{setting.Description} — {setting.ValueHint} [now: {Shown(setting)}]");
+            }
+
+            output.WriteLine();
+            output.WriteLine("Exit codes: 0 completed or stopped cleanly, 1 runtime failure, 2 configuration error, 3 aborted.");
+            return code;
+        }
+
+        private static string Shown(Setting setting) => setting.DisplayValue is { Length: > 0 } value ? value : "unset";
+    }
 }

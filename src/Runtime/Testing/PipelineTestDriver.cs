@@ -98,8 +98,7 @@ public static class PipelineTestDriver
             ?? throw new ArgumentException($"The pipeline's source does not produce '{typeof(TIn).Name}'.", nameof(pipeline));
         options ??= new PipelineOptions();
         var driverOptions = new PipelineOptions { Parallelism = 1, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity };
-        var binder = new SinkBinder(job.Descriptor);
-        job.Bind(binder);
+        var binder = job.BoundSinks;
         foreach (var sink in binder.Slots)
         {
             await sink.OpenAsync(job.Descriptor.Name, driverOptions, cancellationToken).ConfigureAwait(false);

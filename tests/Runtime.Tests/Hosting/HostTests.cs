@@ -1,16 +1,33 @@
+using System.Collections;
+using System.Runtime.CompilerServices;
 using Compiled.Connectors;
+using Compiled.Runtime.Tests.Connectors;
 
-namespace Compiled.Runtime.Tests;
+namespace Compiled.Runtime.Tests.Hosting;
 
-/// <summary>The command-line host: options, exit codes, explain and summary.</summary>
-public sealed class HostTests
+/// <summary>The command-line host: options, settings, exit codes, explain, help and summary.</summary>
+public sealed class HostTests : IDisposable
 {
-    private static async Task<(int Code, string Output, string Error)> Run(ICompiledPipeline pipeline, params string[] args)
+    private readonly string _work = Directory.CreateTempSubdirectory("compiled-host-").FullName;
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+
+    internal static async Task<(int Code, string Output, string Error)> Run(ICompiledPipeline pipeline, string[] args, IDictionary? environment = null, CancellationToken cancellationToken = default)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await PipelineHost.RunAsync(pipeline, args, output, error);
+        var context = new PipelineHostContext { Output = output, Error = error, EnvironmentVariables = environment ?? new Hashtable(), HandleSignals = false };
+        var code = await PipelineHost.RunAsync(pipeline, args, context, cancellationToken);
         return (code, output.ToString(), error.ToString());
+    }
+
+    private static Task<(int Code, string Output, string Error)> Run(ICompiledPipeline pipeline, params string[] args) => Run(pipeline, args, null);
+
+    private string WriteLines(string name, int count)
+    {
+        var path = Path.Combine(_work, name);
+        File.WriteAllLines(path, Enumerable.Range(1, count).Select(i => $$"""{"seq":{{i}},"path":"/p{{i % 3}}","status":200}"""));
+        return path;
     }
 
     [Fact]
@@ -26,33 +43,121 @@ public sealed class HostTests
     }
 
     [Fact]
-    public async Task Explain_prints_the_plan_and_runs_nothing()
+    public async Task Set_overrides_a_connector_setting_declared_in_code()
     {
-        var pipeline = new SquarePipeline { Numbers = new CollectionSource<long>(1, 2, 3) };
-        var (code, output, _) = await Run(pipeline, "--explain");
-        Assert.Equal(ExitCodes.Success, code);
-        Assert.Equal(
-            """
-            pipeline SquarePipeline (Compiled.Runtime.Tests.SquarePipeline), errors: DeadLetter
-              segment 0: one fused loop (all edges forward, one input, same parallelism)
-                 0 source   Numbers [CollectionSource<long>] long
-                 1 map      Square [Square] long -> long
-                 2 sink     Output [TrackingSink<long>] long -> long
+        var input = WriteLines("input.jsonl", 30);
+        var pipeline = new JsonFilePipeline();
+        var (code, _, error) = await Run(pipeline, "--set", $"Input.Path={input}", "-p", "1");
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Equal(30, pipeline.Output.Count);
+    }
 
-            """.ReplaceLineEndings("\n"),
-            output);
-        Assert.Equal(0, pipeline.Output.Opened);
+    [Fact]
+    public async Task Configuration_file_then_environment_then_named_options_then_set_the_last_wins()
+    {
+        var config = Path.Combine(_work, "appsettings.json");
+        File.WriteAllText(config, """
+            {
+              "Logging": { "LogLevel": { "Default": "Information" } },
+              "Compiled": {
+                "Parallelism": 3,
+                "BatchSize": 100,
+                "GracePeriod": "30s",
+                "Input": { "Path": "from-file/*.jsonl", "ChunkBytes": 4096 },
+                "Files": { "Prefix": "from-file", "RollBytes": "none" }
+              }
+            }
+            """);
+        var environment = new Hashtable
+        {
+            ["COMPILED__INPUT__PATH"] = "from-env/*.jsonl",
+            ["COMPILED__Parallelism"] = "5",
+            ["COMPILED__Files__RollInterval"] = "10m",
+            ["UNRELATED__Input__Path"] = "ignored",
+        };
+        var (code, output, error) = await Run(new ExplainedPipeline(), ["--config", config, "-p", "2", "--set", "BatchSize=7", "--set", "files:prefix=from-set", "--explain"], environment);
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Contains("parallelism 2, batches of 7 records, grace period 30s", output, StringComparison.Ordinal);
+        Assert.Contains("Input.Path = from-env/*.jsonl", output, StringComparison.Ordinal);
+        Assert.Contains("Input.ChunkBytes = 4096", output, StringComparison.Ordinal);
+        Assert.Contains("Files.Prefix = from-set", output, StringComparison.Ordinal);
+        Assert.Contains("Files.RollBytes = none", output, StringComparison.Ordinal);
+        Assert.Contains("Files.RollInterval = 10m", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_environment_variable_alone_configures_a_run()
+    {
+        var input = WriteLines("env.jsonl", 12);
+        var pipeline = new JsonFilePipeline();
+        var (code, _, error) = await Run(pipeline, ["-p", "1"], new Hashtable { ["COMPILED__Input__Path"] = input });
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Equal(12, pipeline.Output.Count);
     }
 
     [Theory]
-    [InlineData(new[] { "--parallelism", "0" }, "Invalid parallelism 0: it must be 1 to 1024.")]
+    [InlineData(new[] { "--parallelism", "0" }, "invalid value '0' for setting 'Parallelism' (from --parallelism): expected an integer from 1 to 1024")]
     [InlineData(new[] { "--parallelism", "many" }, "many")]
     [InlineData(new[] { "--no-such-option" }, "--no-such-option")]
-    public async Task Invalid_command_lines_exit_2_naming_the_problem(string[] args, string expected)
+    [InlineData(new[] { "--set", "Input.Pth=x" }, "unknown setting 'Input.Pth' (from --set). Did you mean 'Input.Path'? Settings of pipeline 'files': Parallelism, BatchSize")]
+    [InlineData(new[] { "--set", "Input.ChunkBytes=12" }, "invalid value '12' for setting 'Input.ChunkBytes' (from --set): expected an integer ≥ 1024")]
+    [InlineData(new[] { "--set", "ErrorPolicy=Sometimes" }, "invalid value 'Sometimes' for setting 'ErrorPolicy' (from --set): expected one of DeadLetter, Skip, FailFast")]
+    [InlineData(new[] { "--set", "Input.Follow=yes" }, "expected true or false")]
+    [InlineData(new[] { "--set", "GracePeriod=soon" }, "expected a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss")]
+    [InlineData(new[] { "--set", "Parallelism" }, "--set 'Parallelism' is not Name=Value")]
+    [InlineData(new[] { "--explain", "html" }, "html")]
+    [InlineData(new[] { "--log-level", "Loud" }, "Loud")]
+    [InlineData(new[] { "--config", "/no/such/appsettings.json" }, "configuration file '/no/such/appsettings.json' does not exist")]
+    public async Task Invalid_options_and_settings_exit_2_naming_the_problem_and_what_is_valid(string[] args, string expected)
     {
-        var (code, _, error) = await Run(new SquarePipeline { Numbers = new CollectionSource<long>(1) }, args);
+        var pipeline = new JsonFilePipeline();
+        var (code, _, error) = await Run(pipeline, args);
         Assert.Equal(ExitCodes.ConfigurationError, code);
         Assert.Contains(expected, error, StringComparison.Ordinal);
+        Assert.Empty(pipeline.Output.Items);
+    }
+
+    [Fact]
+    public async Task A_bad_environment_variable_is_named_in_the_error()
+    {
+        var (code, _, error) = await Run(new JsonFilePipeline(), ["--explain"], new Hashtable { ["COMPILED__BATCHSIZE"] = "-1" });
+        Assert.Equal(ExitCodes.ConfigurationError, code);
+        Assert.Contains("invalid value '-1' for setting 'BatchSize' (from COMPILED__BATCHSIZE)", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{ not json", "could not be read")]
+    [InlineData("""{ "Other": { "Parallelism": 2 } }""", "has no 'Compiled' section")]
+    [InlineData("""{ "Compiled": { "Input": { "Colour": "blue" } } }""", "unknown setting 'Input:Colour' (from appsettings.json)")]
+    public async Task A_bad_configuration_file_exits_2(string json, string expected)
+    {
+        var config = Path.Combine(_work, "appsettings.json");
+        File.WriteAllText(config, json);
+        var (code, _, error) = await Run(new JsonFilePipeline(), "--config", config, "--explain");
+        Assert.Equal(ExitCodes.ConfigurationError, code);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("text", "explained.txt")]
+    [InlineData("mermaid", "explained.mermaid.txt")]
+    public async Task Explain_prints_the_plan_with_its_chain_break_and_runs_nothing(string format, string golden)
+    {
+        var pipeline = new ExplainedPipeline();
+        var (code, output, error) = await Run(pipeline, "--explain", format, "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+        Assert.Empty(pipeline.Memory.Items);
+        Assert.False(Directory.Exists("out/lines"));
+    }
+
+    [Fact]
+    public async Task Explain_without_a_format_prints_text()
+    {
+        var (_, text, _) = await Run(new ExplainedPipeline(), "--explain", "-p", "2");
+        var (_, explicitText, _) = await Run(new ExplainedPipeline(), "--explain", "text", "-p", "2");
+        Assert.Equal(explicitText, text);
+        Assert.StartsWith("pipeline explained (Compiled.Runtime.Tests.Hosting.ExplainedPipeline)", text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -65,11 +170,86 @@ public sealed class HostTests
     }
 
     [Fact]
-    public async Task Help_lists_the_options()
+    public async Task A_stop_that_outlasts_the_grace_period_aborts_with_exit_code_3()
     {
-        var (code, output, _) = await Run(new SquarePipeline(), "--help");
+        var source = new EndlessSource(signalAfter: 64);
+        var pipeline = new EndlessPipeline
+        {
+            Numbers = source,
+            Output = new TrackingSink<long> { Stall = token => new ValueTask(Task.Delay(Timeout.Infinite, token)) },
+        };
+        using var stop = new CancellationTokenSource();
+        var run = Run(pipeline, ["-p", "1", "--batch-size", "16", "--grace-period", "200ms"], null, stop.Token);
+        await source.Reached;
+        await stop.CancelAsync();
+        var (code, _, error) = await run;
+        Assert.Equal(ExitCodes.Aborted, code);
+        Assert.Contains("the grace period (200ms) ran out before in-flight records drained", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stop_within_the_grace_period_drains_every_record_read_and_exits_0()
+    {
+        var source = new EndlessSource(signalAfter: 5_000);
+        var pipeline = new EndlessPipeline { Numbers = source };
+        using var stop = new CancellationTokenSource();
+        var run = Run(pipeline, ["-p", "2", "--batch-size", "100"], null, stop.Token);
+        await source.Reached;
+        await stop.CancelAsync();
+        var (code, _, error) = await run;
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Contains("endless stopped in", error, StringComparison.Ordinal);
+        Assert.True(pipeline.Output.Written > 0);
+        Assert.Contains($"{pipeline.Output.Written:N0} records read", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Help_lists_the_options_and_the_pipelines_own_settings_with_their_values()
+    {
+        var (code, output, _) = await Run(new ExplainedPipeline(), "--help");
         Assert.Equal(ExitCodes.Success, code);
-        Assert.Contains("--parallelism", output, StringComparison.Ordinal);
-        Assert.Contains("--explain", output, StringComparison.Ordinal);
+        foreach (var option in new[] { "--parallelism", "--config", "--set", "--log-level", "--metrics-port", "--explain", "--grace-period" })
+        {
+            Assert.Contains(option, output, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("Input.Path", output, StringComparison.Ordinal);
+        Assert.Contains("[now: in/*.jsonl]", output, StringComparison.Ordinal);
+        Assert.Contains("Files.RollBytes", output, StringComparison.Ordinal);
+        Assert.Contains("Exit codes: 0", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Logs_go_to_standard_error_at_the_chosen_level()
+    {
+        var (quietCode, _, quietError) = await Run(new SquarePipeline { Numbers = new CollectionSource<long>(1, 2) }, "-p", "1");
+        var (code, _, error) = await Run(new SquarePipeline { Numbers = new CollectionSource<long>(1, 2) }, "-p", "1", "--log-level", "Information");
+        Assert.Equal(ExitCodes.Success, quietCode);
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.DoesNotContain("info Compiled.Pipeline", quietError, StringComparison.Ordinal);
+        Assert.Contains("info Compiled.Pipeline: Pipeline SquarePipeline starting: parallelism 1", error, StringComparison.Ordinal);
+        Assert.Contains("info Compiled.Pipeline: Pipeline SquarePipeline completed", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Quiet_prints_nothing_on_success()
+    {
+        var (code, output, error) = await Run(new SquarePipeline { Numbers = new CollectionSource<long>(1, 2) }, "-p", "1", "--quiet");
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Empty(output);
+        Assert.Empty(error);
+    }
+
+    private static void AssertGolden(string name, string actual, [CallerFilePath] string here = "")
+    {
+        var path = Path.Combine(Path.GetDirectoryName(here)!, "Golden", name);
+        actual = actual.ReplaceLineEndings("\n");
+        if (Environment.GetEnvironmentVariable("UPDATE_GOLDEN") == "1")
+        {
+            File.WriteAllText(path, actual);
+        }
+
+        Assert.True(File.Exists(path), $"golden file {path} is missing; run with UPDATE_GOLDEN=1 to create it");
+        Assert.Equal(File.ReadAllText(path).ReplaceLineEndings("\n"), actual);
     }
 }
