@@ -10,6 +10,7 @@ using Compiled.Throughput;
 // turn), so that a noisy moment of the machine hits all of them; each figure is the median over repetitions.
 //   --quick       fewer repetitions (finishes in well under two minutes)
 //   --records N   records per repetition (default 10,000,000)
+//   --memory-only only the memory -> memory scenario (for quick before/after comparisons)
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -21,7 +22,11 @@ Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
 await MemoryToMemory(block);
-await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+if (!args.Contains("--memory-only"))
+{
+    await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
 if (!quick || args.Contains("--diagnose"))
 {
     await Diagnose(block);
