@@ -64,3 +64,13 @@ public sealed class DeadLettersAttribute : Attribute
 {
 }
 
+
+/// <summary>
+/// Marks a member as part of the record's identity: sinks that upsert (<c>PostgresSink</c> in upsert mode) key on
+/// the marked members, and tables they create get them as the primary key. On a positional record, write
+/// <c>[Key] long Id</c> or <c>[property: Key] long Id</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field | AttributeTargets.Parameter, AllowMultiple = false, Inherited = true)]
+public sealed class KeyAttribute : Attribute
+{
+}

@@ -38,7 +38,7 @@ public interface IFieldVisitor
 public sealed class RecordField
 {
     /// <summary>Creates a field description.</summary>
-    public RecordField(int ordinal, string name, FieldKind kind, Type clrType, bool isNullable)
+    public RecordField(int ordinal, string name, FieldKind kind, Type clrType, bool isNullable, bool isKey = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ordinal);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -47,7 +47,11 @@ public sealed class RecordField
         Kind = kind;
         ClrType = clrType;
         IsNullable = isNullable;
+        IsKey = isKey;
     }
+
+    /// <summary>Whether the member is marked <c>[Key]</c>: part of the record's identity (upsert sinks key on it).</summary>
+    public bool IsKey { get; }
 
     /// <summary>The position of the field in the record.</summary>
     public int Ordinal { get; }

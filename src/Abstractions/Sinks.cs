@@ -50,6 +50,13 @@ public interface ISinkWriter<T> : IAsyncDisposable
 
     /// <summary>Makes everything written so far durable (committed, fsynced, acknowledged).</summary>
     ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes everything written so far durable as of <paramref name="checkpoint"/>. A transactional sink
+    /// (<see cref="ITransactionalSink"/>) commits the records and <see cref="Checkpoint.Positions"/> in one
+    /// transaction; any other sink just flushes.
+    /// </summary>
+    ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken) => FlushAsync(cancellationToken);
 }
 
 /// <summary>What a sink is told when a run starts.</summary>

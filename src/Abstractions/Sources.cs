@@ -41,6 +41,20 @@ public interface ISourceReader<T> : IAsyncDisposable
     /// positions (Kafka offsets, file positions) commit them here; this is what makes delivery at-least-once.
     /// </summary>
     ValueTask CommitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Whether this reader commits positions as it goes (Kafka): then the runtime takes a checkpoint every
+    /// <c>CheckpointInterval</c> — the sinks make everything so far durable, then <see cref="CommitAsync"/> runs — so
+    /// that a crash replays at most one interval. Readers of inputs that are read again from the start each run
+    /// (files, collections) leave it false and commit only at the end.
+    /// </summary>
+    bool CommitsPositions => false;
+
+    /// <summary>The next position of each input partition this reader has returned records from (see <see cref="Checkpoint"/>).</summary>
+    IReadOnlyList<SourcePosition> Positions => [];
+
+    /// <summary>What the reader adds to a checkpoint for sinks that commit its positions themselves; null by default.</summary>
+    object? CheckpointState => null;
 }
 
 /// <summary>One batch from a source reader: a run of records, or the end of the input.</summary>
@@ -78,6 +92,21 @@ public sealed class SourceContext<T>
 {
     /// <summary>Creates a context.</summary>
     public SourceContext(string pipelineName, string sourceName, int parallelism, int batchSize, RecordSchema<T>? schema, IDeadLetterChannel? deadLetters = null)
+        : this(pipelineName, sourceName, parallelism, batchSize, schema, deadLetters, DeliveryGuarantee.AtLeastOnce, null, null)
+    {
+    }
+
+    /// <summary>Creates a context for a run with a delivery guarantee and a checkpoint hook.</summary>
+    public SourceContext(
+        string pipelineName,
+        string sourceName,
+        int parallelism,
+        int batchSize,
+        RecordSchema<T>? schema,
+        IDeadLetterChannel? deadLetters,
+        DeliveryGuarantee delivery,
+        ITransactionalSink? positionStore,
+        Func<int, CancellationToken, ValueTask>? checkpoint)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
@@ -87,7 +116,30 @@ public sealed class SourceContext<T>
         BatchSize = batchSize;
         Schema = schema;
         DeadLetters = deadLetters ?? FailFastDeadLetterChannel.Instance;
+        Delivery = delivery;
+        PositionStore = positionStore;
+        _checkpoint = checkpoint;
     }
+
+    private readonly Func<int, CancellationToken, ValueTask>? _checkpoint;
+
+    /// <summary>The run's delivery guarantee.</summary>
+    public DeliveryGuarantee Delivery { get; }
+
+    /// <summary>
+    /// Under <see cref="DeliveryGuarantee.ExactlyOnce"/>, the transactional sink that stores this source's positions:
+    /// the source resumes from <see cref="ITransactionalSink.ClaimPositionsAsync"/> rather than from its own commits.
+    /// </summary>
+    public ITransactionalSink? PositionStore { get; }
+
+    /// <summary>
+    /// Takes a checkpoint of partition <paramref name="partition"/> now: everything its reader returned so far is made
+    /// durable by the sinks (with the reader's positions, for transactional sinks), then the reader's
+    /// <see cref="ISourceReader{T}.CommitAsync"/> runs. Call it only from inside that reader's own
+    /// <see cref="ISourceReader{T}.ReadAsync"/> — a Kafka reader does when partitions are revoked, before it lets them go.
+    /// </summary>
+    public ValueTask CheckpointAsync(int partition, CancellationToken cancellationToken)
+        => _checkpoint?.Invoke(partition, cancellationToken) ?? ValueTask.CompletedTask;
 
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }

@@ -19,7 +19,7 @@ internal static class SchemaEmitter
         foreach (var field in schema.Fields)
         {
             var ordinal = SourceWriter.Number(IndexOf(schema, field));
-            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}),");
+            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}{(field.IsKey ? ", isKey: true" : "")}),");
         }
 
         writer.Unindent();

@@ -108,7 +108,7 @@ internal sealed record StageModel(
 internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplayName, string Identifier, EquatableArray<FieldModel> Fields);
 
 /// <summary>One field of a record schema.</summary>
-internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable);
+internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable, bool IsKey = false);
 
 /// <summary>A reusable <c>[Transform]</c> operator class.</summary>
 internal sealed record OperatorClassModel(

@@ -10,6 +10,7 @@ internal static class KnownNames
     public const string OperatorAttribute = "Compiled.OperatorAttribute";
     public const string RecordAttribute = "Compiled.RecordAttribute";
     public const string DeadLettersAttribute = "Compiled.DeadLettersAttribute";
+    public const string KeyAttribute = "Compiled.KeyAttribute";
     public const string SourceInterface = "Compiled.ISource`1";
     public const string SinkInterface = "Compiled.ISink`1";
     public const string Emitter = "Compiled.Emitter`1";

@@ -78,7 +78,8 @@ internal interface IOutputPort
     ValueTask FlushAsync(CancellationToken cancellationToken);
 
     /// <summary>Waits until everything handed over so far is durable in the sink.</summary>
-    ValueTask DrainAsync(CancellationToken cancellationToken);
+    /// <summary>Makes everything handed to the port so far durable; with a checkpoint, as of that checkpoint (see <see cref="ISinkWriter{T}.CommitAsync"/>).</summary>
+    ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken);
 
     /// <summary>Flushes, drains and closes the writer: the graceful end of the partition.</summary>
     ValueTask CompleteAsync(CancellationToken cancellationToken);
@@ -104,7 +105,7 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 
     public abstract ValueTask FlushAsync(CancellationToken cancellationToken);
 
-    public abstract ValueTask DrainAsync(CancellationToken cancellationToken);
+    public abstract ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken);
 
     public abstract ValueTask CompleteAsync(CancellationToken cancellationToken);
 
@@ -158,11 +159,19 @@ internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> write
         Buffer.Reset();
     }
 
-    public override async ValueTask DrainAsync(CancellationToken cancellationToken)
+    public override async ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken)
     {
         try
         {
-            await Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+            if (checkpoint is null)
+            {
+                await Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await Writer.CommitAsync(checkpoint, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -172,8 +181,7 @@ internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> write
 
     public override async ValueTask CompleteAsync(CancellationToken cancellationToken)
     {
-        await FlushAsync(cancellationToken).ConfigureAwait(false);
-        await DrainAsync(cancellationToken).ConfigureAwait(false);
+        await DrainAsync(null, cancellationToken).ConfigureAwait(false);
         Buffer.Clear();
         await CloseWriterAsync().ConfigureAwait(false);
     }
@@ -229,10 +237,11 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         await EnqueueAsync(new Work(full, count, null), cancellationToken).ConfigureAwait(false);
     }
 
-    public override async ValueTask DrainAsync(CancellationToken cancellationToken)
+    public override async ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken)
     {
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await EnqueueAsync(new Work(null, 0, done), cancellationToken).ConfigureAwait(false);
+        await EnqueueAsync(new Work(null, 0, done, checkpoint), cancellationToken).ConfigureAwait(false);
         await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -283,7 +292,15 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
             {
                 if (work.Drained is { } drained)
                 {
-                    await Writer.FlushAsync(_abort).ConfigureAwait(false);
+                    if (work.Checkpoint is null)
+                    {
+                        await Writer.FlushAsync(_abort).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await Writer.CommitAsync(work.Checkpoint, _abort).ConfigureAwait(false);
+                    }
+
                     drained.TrySetResult();
                     continue;
                 }
@@ -327,5 +344,5 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         }
     }
 
-    private readonly record struct Work(T[]? Items, int Count, TaskCompletionSource? Drained);
+    private readonly record struct Work(T[]? Items, int Count, TaskCompletionSource? Drained, Checkpoint? Checkpoint = null);
 }

@@ -22,6 +22,9 @@ public sealed class PipelineResult
     /// <summary>Records whose bytes could not be decoded (counted in no other figure).</summary>
     public long Malformed { get; }
 
+    /// <summary>The run's delivery guarantee: exactly-once when its only sink stored records and positions together.</summary>
+    public DeliveryGuarantee Delivery { get; init; }
+
     /// <summary>Records an operator threw on.</summary>
     public long OperatorFailures { get; }
 

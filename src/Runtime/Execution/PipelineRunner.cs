@@ -72,7 +72,17 @@ public static class PipelineRunner
                 Log.SinkOpened(logger, name, slot.Name, sinkDescription);
             }
 
-            var context = new SourceContext<TIn>(name, sourceName, options.Parallelism, options.BatchSize, job.Schema(), deadLetters);
+            var (delivery, positionStore) = DeliveryOf(descriptor, slots);
+            var context = new SourceContext<TIn>(
+                name,
+                sourceName,
+                options.Parallelism,
+                options.BatchSize,
+                job.Schema(),
+                deadLetters,
+                delivery,
+                positionStore,
+                (partition, token) => partitions[partition].CheckpointAsync(token));
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 
@@ -121,9 +131,35 @@ public static class PipelineRunner
         var outcome = stopToken.IsCancellationRequested ? PipelineOutcome.Stopped : PipelineOutcome.Completed;
         var sinks = slots.Select(s => new SinkResult(s.Name, s.Description, s.Written)).ToList();
         var failures = new FailureCounts(deadLetters.Malformed, deadLetters.OperatorFailures, deadLetters.Written, deadLetters.Destination, descriptor.IsOneToOne);
-        var result = new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures);
+        var result = new PipelineResult(name, outcome, clock.Elapsed, options.Parallelism, source.Describe(), partitions.Sum(p => p.RecordsRead), sinks, failures)
+        {
+            Delivery = DeliveryOf(descriptor, slots).Delivery,
+        };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
         return result;
+    }
+
+    /// <summary>
+    /// The run's delivery guarantee: exactly-once when the pipeline's sink stores positions transactionally, which is
+    /// only meaningful when it is the only sink (another sink would see replayed records again after a crash).
+    /// </summary>
+    internal static (DeliveryGuarantee Delivery, ITransactionalSink? Store) DeliveryOf(PipelineDescriptor descriptor, IReadOnlyList<ISinkSlot> slots)
+    {
+        var transactional = slots.Where(s => s.Connector is ITransactionalSink { IsTransactional: true }).ToList();
+        if (transactional.Count == 0)
+        {
+            return (DeliveryGuarantee.AtLeastOnce, null);
+        }
+
+        if (slots.Count > 1)
+        {
+            var others = string.Join(", ", slots.Where(s => s != transactional[0]).Select(s => $"'{s.Name}'"));
+            throw new PipelineConfigurationException(
+                descriptor.Name,
+                $"Pipeline '{descriptor.Name}': sink '{transactional[0].Name}' is exactly-once, which needs it to be the pipeline's only connector sink; {others} would receive replayed records again after a crash. Make '{transactional[0].Name}' at-least-once, or remove the other sinks.");
+        }
+
+        return (DeliveryGuarantee.ExactlyOnce, (ITransactionalSink)transactional[0].Connector);
     }
 
     private static void TryCancel(CancellationTokenSource source)
@@ -241,6 +277,8 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
     private readonly KeyValuePair<string, object?>[] _pipelineTags = [new("pipeline", descriptor.Name)];
     private long _recordsRead;
     private int _state; // 0 not started, 1 running, 2 ended
+    private long _checkpoints;
+    private long _lastCheckpoint = Stopwatch.GetTimestamp();
 
     /// <summary>Records read so far (written only by this partition's worker; read by others for summaries and metrics).</summary>
     public long RecordsRead => Volatile.Read(ref _recordsRead);
@@ -300,11 +338,48 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
         }
     }
 
+    /// <summary>
+    /// Makes everything the reader returned so far durable in every sink — with the reader's positions, so that a
+    /// transactional sink stores both in one transaction — writes pending dead letters, then lets the reader commit.
+    /// Runs on the partition's worker: between batches, or from inside the reader's own ReadAsync (a rebalance).
+    /// </summary>
+    public async ValueTask CheckpointAsync(CancellationToken abort)
+    {
+        var checkpoint = new Checkpoint(descriptor.Name, descriptor.Stages[0].Name, context.Index, ++_checkpoints, reader.Positions, reader.CheckpointState);
+        foreach (var port in context.Ports)
+        {
+            await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
+        }
+
+        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+        await CommitReaderAsync(abort).ConfigureAwait(false);
+        _lastCheckpoint = Stopwatch.GetTimestamp();
+    }
+
+    private async ValueTask CommitReaderAsync(CancellationToken abort)
+    {
+        try
+        {
+            await reader.CommitAsync(abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "commit", ex);
+        }
+    }
+
     private async Task ProcessAsync(CancellationToken stop, CancellationToken abort)
     {
         var ports = context.Ports;
+        var checkpoints = reader.CommitsPositions;
+        var interval = options.CheckpointInterval;
         while (!stop.IsCancellationRequested)
         {
+            if (checkpoints && Stopwatch.GetElapsedTime(_lastCheckpoint) >= interval)
+            {
+                await CheckpointAsync(abort).ConfigureAwait(false);
+            }
+
             SourceBatch<TIn> batch;
             try
             {
@@ -314,7 +389,7 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
             {
                 break;
             }
-            catch (Exception ex)
+            catch (Exception ex) when (ex is not PipelineException)
             {
                 throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "read", ex);
             }
@@ -348,20 +423,20 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
         }
 
         // The graceful end: every output durable (dead letters included), then the source may commit what was read.
+        if (checkpoints)
+        {
+            await CheckpointAsync(abort).ConfigureAwait(false);
+        }
+
         for (var i = 0; i < ports.Count; i++)
         {
             await ports[i].CompleteAsync(abort).ConfigureAwait(false);
         }
 
         await FlushDeadLettersAsync(abort).ConfigureAwait(false);
-
-        try
+        if (!checkpoints)
         {
-            await reader.CommitAsync(abort).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            throw new ConnectorException(descriptor.Name, descriptor.Stages[0].Name, context.Index, "commit", ex);
+            await CommitReaderAsync(abort).ConfigureAwait(false);
         }
     }
 

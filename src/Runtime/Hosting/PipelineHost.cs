@@ -331,6 +331,11 @@ public static class PipelineHost
             text += string.Create(CultureInfo.InvariantCulture, $"  {sink.Name} -> {sink.Description}: {sink.Records:N0} records\n");
         }
 
+        if (result.Delivery == DeliveryGuarantee.ExactlyOnce)
+        {
+            text += "  delivery: exactly-once (records and source positions committed together)\n";
+        }
+
         if (result.Filtered is { } filtered)
         {
             text += string.Create(CultureInfo.InvariantCulture, $"  filtered out: {filtered:N0} records\n");
