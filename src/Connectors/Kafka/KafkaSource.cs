@@ -1,0 +1,489 @@
+using System.Globalization;
+using Confluent.Kafka;
+
+namespace Compiled.Kafka;
+
+/// <summary>
+/// Reads records from Kafka topics, decoded by <typeparamref name="TCodec"/> from each message's value. Every pipeline
+/// partition is one member of the consumer group, so Kafka spreads the topic partitions over the pipeline's
+/// partitions — and over every copy of the binary running in the same group.
+/// </summary>
+/// <remarks>
+/// <para>Delivery. Offsets are committed only at checkpoints, after every sink made the records before them durable:
+/// at-least-once. When the pipeline's only sink is transactional (a <c>PostgresSink</c> in exactly-once mode), the
+/// sink stores the offsets with the rows in one transaction and the source resumes from the sink's offsets, not
+/// Kafka's: exactly-once. When partitions are revoked in a rebalance, the partition takes a checkpoint before it lets
+/// them go, so their new owner starts exactly where this one stopped.</para>
+/// <para>Malformed messages (and messages without a value) go to the dead-letter channel with topic, partition and
+/// offset; the run goes on.</para>
+/// </remarks>
+/// <typeparam name="T">The record type.</typeparam>
+/// <typeparam name="TCodec">The format of message values.</typeparam>
+public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress
+    where TCodec : IRecordCodec<T>
+{
+    private readonly KafkaSourceOptions _options;
+    private readonly Lock _lock = new();
+    private readonly List<Reader> _readers = [];
+    private SourceContext<T>? _context;
+
+    /// <summary>Creates a source with <paramref name="options"/>.</summary>
+    public KafkaSource(KafkaSourceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+    }
+
+    /// <summary>Reads <paramref name="topics"/> (comma-separated) from <paramref name="bootstrapServers"/>.</summary>
+    public KafkaSource(string bootstrapServers, string topics, string? groupId = null)
+        : this(new KafkaSourceOptions { BootstrapServers = bootstrapServers, Topics = topics, GroupId = groupId })
+    {
+    }
+
+    /// <summary>The options (settings apply to this object).</summary>
+    public KafkaSourceOptions Options => _options;
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings => _options.Settings();
+
+    /// <summary>Records consumed so far, and behind them the consumer lag: records in the assigned partitions not yet read.</summary>
+    public SourceProgress Progress
+    {
+        get
+        {
+            long done = 0, lag = 0;
+            lock (_lock)
+            {
+                foreach (var reader in _readers)
+                {
+                    done += reader.Consumed;
+                    lag += reader.Lag;
+                }
+            }
+
+            return new SourceProgress(done, done + lag, "records");
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _options.Validate();
+        _context = context;
+        lock (_lock)
+        {
+            _readers.Clear();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ISourceReader<T> CreateReader(int partition)
+    {
+        var context = _context ?? throw new InvalidOperationException("The source is not open.");
+        var reader = new Reader(this, context, partition);
+        lock (_lock)
+        {
+            _readers.Add(reader);
+        }
+
+        return reader;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <inheritdoc/>
+    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {GroupId(_context?.PipelineName ?? "?")})";
+
+    private string GroupId(string pipeline) => string.IsNullOrWhiteSpace(_options.GroupId) ? pipeline : _options.GroupId;
+
+    /// <summary>One pipeline partition: one consumer, one member of the group.</summary>
+    private sealed class Reader : ISourceReader<T>, IRecordOrigins
+    {
+        private readonly KafkaSource<T, TCodec> _source;
+        private readonly SourceContext<T> _context;
+        private readonly int _partition;
+        private readonly KafkaSourceOptions _options;
+        private readonly IConsumer<Ignore, ValueSlice> _consumer;
+        private readonly ArenaDeserializer _values = new();
+        private readonly Dictionary<TopicPartition, Owned> _owned = [];
+        private readonly HashSet<TopicPartition> _seen = [];
+        private readonly T[] _records;
+        private readonly Message[] _consumed;
+        private readonly int[] _originOf;
+        private Exception? _handlerFailure;
+        private bool _closing;
+        private long _consumedCount;
+        private long _lag;
+
+        public Reader(KafkaSource<T, TCodec> source, SourceContext<T> context, int partition)
+        {
+            _source = source;
+            _context = context;
+            _partition = partition;
+            _options = source._options;
+            _records = new T[context.BatchSize];
+            _consumed = new Message[context.BatchSize];
+            _originOf = new int[context.BatchSize];
+            var config = new ConsumerConfig
+            {
+                BootstrapServers = _options.BootstrapServers,
+                GroupId = source.GroupId(context.PipelineName),
+                ClientId = $"{context.PipelineName}-{partition}",
+                EnableAutoCommit = false,
+                EnableAutoOffsetStore = false,
+                AutoOffsetReset = _options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
+                SessionTimeoutMs = (int)_options.SessionTimeout.TotalMilliseconds,
+                HeartbeatIntervalMs = (int)Math.Max(100, _options.SessionTimeout.TotalMilliseconds / 5),
+                IsolationLevel = _options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
+            };
+            KafkaConfig.Apply(config, _options.Properties);
+            _consumer = new ConsumerBuilder<Ignore, ValueSlice>(config)
+                .SetValueDeserializer(_values)
+                .SetPartitionsAssignedHandler((consumer, partitions) => Guard(() => Assigned(consumer, partitions), () => partitions.Select(p => new TopicPartitionOffset(p, Offset.Unset)).ToList()))
+                .SetPartitionsRevokedHandler((_, partitions) => Guard(() => Revoked(partitions)))
+                .SetPartitionsLostHandler((_, partitions) => Guard(() => Lost(partitions)))
+                .SetErrorHandler((_, error) =>
+                {
+                    if (error.IsFatal)
+                    {
+                        _handlerFailure ??= new KafkaException(error);
+                    }
+                })
+                .SetLogHandler((_, _) => { })
+                .Build();
+            _consumer.Subscribe(KafkaConfig.Topics(_options.Topics));
+        }
+
+        public long Consumed => Interlocked.Read(ref _consumedCount);
+
+        public long Lag => Interlocked.Read(ref _lag);
+
+        public bool CommitsPositions => true;
+
+        public IReadOnlyList<SourcePosition> Positions
+            => [.. _owned.Where(o => o.Value.Next >= 0).Select(o => new SourcePosition(o.Key.Topic, o.Key.Partition.Value, o.Value.Next, o.Value.Epoch))];
+
+        public object? CheckpointState => _consumer.ConsumerGroupMetadata;
+
+        public RecordOrigin this[int index]
+        {
+            get
+            {
+                ref readonly var consumed = ref _consumed[_originOf[index]];
+                return Origin(consumed);
+            }
+        }
+
+        public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            ThrowHandlerFailure();
+            _values.Reset();
+            var count = 0;
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                var result = _consumer.Consume(_options.PollTimeout);
+                ThrowHandlerFailure();
+                while (result is not null)
+                {
+                    _consumed[count++] = new Message(result.TopicPartition, result.Offset.Value, result.Message.Value);
+                    if (count == _consumed.Length)
+                    {
+                        break;
+                    }
+
+                    result = _consumer.Consume(TimeSpan.Zero);
+                    ThrowHandlerFailure();
+                }
+            }
+
+            if (count == 0)
+            {
+                return ValueTask.FromResult(SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty));
+            }
+
+            // Decode only now: the arena no longer moves, so records may point into it (Utf8Text).
+            var arena = _values.Arena;
+            var records = 0;
+            for (var i = 0; i < count; i++)
+            {
+                ref readonly var consumed = ref _consumed[i];
+                if (_owned.TryGetValue(consumed.Partition, out var owned))
+                {
+                    owned.Next = consumed.Offset + 1;
+                }
+
+                if (consumed.Value.IsNull)
+                {
+                    Report(consumed, "NoValue", "the message has no value (a tombstone)");
+                }
+                else if (TCodec.TryDecode(arena.AsMemory(consumed.Value.Start, consumed.Value.Length), out var record, out var failure))
+                {
+                    _originOf[records] = i;
+                    _records[records++] = record;
+                }
+                else
+                {
+                    Report(consumed, "DecodeError", failure.ToString());
+                }
+            }
+
+            Interlocked.Add(ref _consumedCount, count);
+            UpdateLag();
+            return ValueTask.FromResult(SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this));
+        }
+
+        public ValueTask CommitAsync(CancellationToken cancellationToken)
+        {
+            if (_context.PositionStore is { CommitsSourcePositions: true })
+            {
+                return ValueTask.CompletedTask; // the sink commits them in its own transaction
+            }
+
+            var offsets = new List<TopicPartitionOffset>();
+            foreach (var (partition, owned) in _owned)
+            {
+                if (owned.Next >= 0 && owned.Next != owned.Committed)
+                {
+                    offsets.Add(new TopicPartitionOffset(partition, new Offset(owned.Next)));
+                }
+            }
+
+            if (offsets.Count == 0)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            try
+            {
+                _consumer.Commit(offsets);
+            }
+            catch (KafkaException) when (_context.Delivery == DeliveryGuarantee.ExactlyOnce)
+            {
+                // Exactly-once: the sink's store is the truth; Kafka's committed offsets only show progress to tools.
+                return ValueTask.CompletedTask;
+            }
+            catch (KafkaException ex) when (IsRetriable(ex.Error.Code))
+            {
+                // The group is rebalancing or its coordinator moved: the records are durable, only the commit waits for
+                // the next checkpoint (or the revoke handler's). At worst their new owner reads them again: at-least-once.
+                return ValueTask.CompletedTask;
+            }
+
+            foreach (var offset in offsets)
+            {
+                _owned[offset.TopicPartition].Committed = offset.Offset.Value;
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _closing = true;
+            try
+            {
+                _consumer.Close(); // leaves the group at once, so that others get its partitions without waiting for a timeout
+            }
+            catch (KafkaException)
+            {
+                // closing after a failure: the group will time this member out
+            }
+            finally
+            {
+                _consumer.Dispose();
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        private List<TopicPartitionOffset> Assigned(IConsumer<Ignore, ValueSlice> consumer, List<TopicPartition> partitions)
+        {
+            // Exactly-once: claim the partitions in the sink's store (fencing off their previous owner) and resume there.
+            Dictionary<TopicPartition, SourcePosition>? claimed = null;
+            if (_context.Delivery == DeliveryGuarantee.ExactlyOnce && _context.PositionStore is { } store)
+            {
+                var request = partitions.Select(p => new SourcePosition(p.Topic, p.Partition.Value, -1)).ToList();
+                var positions = store.ClaimPositionsAsync(_context.PipelineName, _context.SourceName, request, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                claimed = positions?.ToDictionary(p => new TopicPartition(p.Stream, p.Partition));
+            }
+
+            var start = new List<TopicPartitionOffset>(partitions.Count);
+            foreach (var partition in partitions)
+            {
+                var owned = new Owned();
+                var offset = Offset.Unset; // the committed offset, else auto.offset.reset
+                if (claimed is not null && claimed.TryGetValue(partition, out var position))
+                {
+                    owned.Epoch = position.Epoch;
+                    if (position.Offset >= 0)
+                    {
+                        offset = new Offset(position.Offset);
+                        owned.Next = position.Offset;
+                        owned.Committed = position.Offset;
+                    }
+                }
+
+                if (offset == Offset.Unset && _seen.Add(partition))
+                {
+                    offset = _options.StartFrom switch
+                    {
+                        KafkaStart.Earliest => Offset.Beginning,
+                        KafkaStart.Latest => Offset.End,
+                        KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,
+                        _ => Offset.Unset,
+                    };
+                }
+
+                _seen.Add(partition);
+                _owned[partition] = owned;
+                start.Add(new TopicPartitionOffset(partition, offset));
+            }
+
+            return start;
+        }
+
+        private void Revoked(List<TopicPartitionOffset> partitions)
+        {
+            if (!_closing)
+            {
+                // Before the partitions go to another member: everything read from them is made durable and committed.
+                _context.CheckpointAsync(_partition, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            }
+
+            foreach (var partition in partitions)
+            {
+                _owned.Remove(partition.TopicPartition);
+            }
+        }
+
+        private void Lost(List<TopicPartitionOffset> partitions)
+        {
+            if (_context.Delivery == DeliveryGuarantee.ExactlyOnce)
+            {
+                // Their new owner may already be reading them; committing our open transaction would write their rows twice.
+                throw new KafkaException(new Error(ErrorCode.Local_State, $"partitions {string.Join(", ", partitions.Select(p => p.TopicPartition))} were lost (this member's session timed out); stopping without committing, so that their new owner resumes from the last committed positions"));
+            }
+
+            foreach (var partition in partitions)
+            {
+                _owned.Remove(partition.TopicPartition);
+            }
+        }
+
+        private List<TopicPartitionOffset> Guard(Func<List<TopicPartitionOffset>> handler, Func<List<TopicPartitionOffset>> fallback)
+        {
+            // librdkafka calls these from inside Consume; an exception is kept and thrown from ReadAsync instead.
+            try
+            {
+                return handler();
+            }
+            catch (Exception ex)
+            {
+                _handlerFailure ??= ex;
+                return fallback();
+            }
+        }
+
+        private void Guard(Action handler)
+        {
+            try
+            {
+                handler();
+            }
+            catch (Exception ex)
+            {
+                _handlerFailure ??= ex;
+            }
+        }
+
+        private static bool IsRetriable(ErrorCode code) => code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration
+            or ErrorCode.UnknownMemberId or ErrorCode.NotCoordinatorForGroup or ErrorCode.GroupLoadInProgress
+            or ErrorCode.GroupCoordinatorNotAvailable or ErrorCode.RequestTimedOut or ErrorCode.Local_TimedOut
+            or ErrorCode.Local_Transport or ErrorCode.Local_AllBrokersDown or ErrorCode.Local_WaitCoord;
+
+        private void ThrowHandlerFailure()
+        {
+            if (_handlerFailure is { } failure)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+            }
+        }
+
+        private void UpdateLag()
+        {
+            long lag = 0;
+            foreach (var (partition, owned) in _owned)
+            {
+                var marks = _consumer.GetWatermarkOffsets(partition);
+                if (marks.High != Offset.Unset && owned.Next >= 0)
+                {
+                    lag += Math.Max(0, marks.High.Value - owned.Next);
+                }
+            }
+
+            Interlocked.Exchange(ref _lag, lag);
+        }
+
+        private RecordOrigin Origin(in Message consumed)
+            => new(
+                _context.SourceName,
+                string.Create(CultureInfo.InvariantCulture, $"{consumed.Partition.Topic}[{consumed.Partition.Partition.Value}]"),
+                null,
+                consumed.Offset,
+                consumed.Value.IsNull ? ReadOnlyMemory<byte>.Empty : _values.Arena.AsMemory(consumed.Value.Start, consumed.Value.Length));
+
+        private void Report(in Message consumed, string errorType, string message)
+            => _context.DeadLetters.Report(new FailedRecord(FailureKind.Decode, _partition, _context.SourceName, Origin(consumed), errorType, message));
+
+        private sealed class Owned
+        {
+            public long Next { get; set; } = -1;
+
+            public long Committed { get; set; } = -1;
+
+            public long Epoch { get; set; }
+        }
+
+        private readonly record struct Message(TopicPartition Partition, long Offset, ValueSlice Value);
+    }
+}
+
+/// <summary>Where a message's value was copied in the reader's arena.</summary>
+internal readonly record struct ValueSlice(int Start, int Length, bool IsNull);
+
+/// <summary>
+/// Copies each message value into one growing buffer per batch instead of a byte array per message, so that decoding
+/// allocates nothing and decoded records may point into the buffer until the next batch.
+/// </summary>
+internal sealed class ArenaDeserializer : IDeserializer<ValueSlice>
+{
+    private byte[] _arena = new byte[64 * 1024];
+    private int _used;
+
+    public byte[] Arena => _arena;
+
+    public void Reset() => _used = 0;
+
+    public ValueSlice Deserialize(ReadOnlySpan<byte> data, bool isNull, SerializationContext context)
+    {
+        if (isNull)
+        {
+            return new ValueSlice(_used, 0, true);
+        }
+
+        if (_used + data.Length > _arena.Length)
+        {
+            Array.Resize(ref _arena, Math.Max(_arena.Length * 2, _used + data.Length));
+        }
+
+        data.CopyTo(_arena.AsSpan(_used));
+        var slice = new ValueSlice(_used, data.Length, false);
+        _used += data.Length;
+        return slice;
+    }
+}

@@ -1,0 +1,118 @@
+using System.Globalization;
+
+namespace Compiled.Kafka;
+
+/// <summary>Where a Kafka source starts reading a partition it has no committed position for.</summary>
+public enum KafkaStart
+{
+    /// <summary>Resume from the committed position; a partition without one starts at its beginning. The default.</summary>
+    Committed,
+
+    /// <summary>The beginning of each partition first assigned in this run, ignoring committed positions (a replay).</summary>
+    Earliest,
+
+    /// <summary>The end of each partition first assigned in this run: only records produced from now on.</summary>
+    Latest,
+
+    /// <summary>The first record at or after <see cref="KafkaSourceOptions.StartTimestamp"/>, for each partition first assigned in this run.</summary>
+    Timestamp,
+}
+
+/// <summary>Options of a <see cref="KafkaSource{T, TCodec}"/>. Every one is also a setting (<c>--set Orders.Topics=…</c>).</summary>
+public sealed class KafkaSourceOptions
+{
+    /// <summary>
+    /// How long a poll waits for records before the partition checks whether it should stop or checkpoint: 100 ms,
+    /// short enough that a stop is prompt, long enough that an idle consumer costs nothing.
+    /// </summary>
+    public static readonly TimeSpan DefaultPollTimeout = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long the group waits for a silent member before giving its partitions to others: 10 s, a quick hand-over
+    /// after a crash without evicting a member that pauses for a long GC or checkpoint.
+    /// </summary>
+    public static readonly TimeSpan DefaultSessionTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The brokers to bootstrap from, <c>host:port,host:port</c>.</summary>
+    public string BootstrapServers { get; set; } = "localhost:9092";
+
+    /// <summary>The topics to read, comma-separated.</summary>
+    public string Topics { get; set; } = "";
+
+    /// <summary>The consumer group. Default: the pipeline's name, so that copies of one binary share the work.</summary>
+    public string? GroupId { get; set; }
+
+    /// <summary>Where partitions start. Default: <see cref="KafkaStart.Committed"/>.</summary>
+    public KafkaStart StartFrom { get; set; }
+
+    /// <summary>With <see cref="KafkaStart.Timestamp"/>: the time to start at.</summary>
+    public DateTimeOffset? StartTimestamp { get; set; }
+
+    /// <summary>Default: <see cref="DefaultSessionTimeout"/>.</summary>
+    public TimeSpan SessionTimeout { get; set; } = DefaultSessionTimeout;
+
+    /// <summary>Default: <see cref="DefaultPollTimeout"/>.</summary>
+    public TimeSpan PollTimeout { get; set; } = DefaultPollTimeout;
+
+    /// <summary>Read only committed records of transactional producers (Kafka's <c>read_committed</c>). Default: true.</summary>
+    public bool ReadCommitted { get; set; } = true;
+
+    /// <summary>
+    /// Further librdkafka properties, <c>key=value;key=value</c> (<c>security.protocol=SASL_SSL;sasl.mechanism=PLAIN;
+    /// sasl.username=…;sasl.password=…</c>). Shown with secrets masked.
+    /// </summary>
+    public string? Properties { get; set; }
+
+    /// <summary>The options as settings.</summary>
+    public IEnumerable<Setting> Settings() =>
+    [
+        Setting.Text(nameof(BootstrapServers), "The Kafka brokers to bootstrap from (host:port,…)", () => BootstrapServers, v => BootstrapServers = v),
+        Setting.Text(nameof(Topics), "The topics to read, comma-separated", () => Topics, v => Topics = v),
+        Setting.Text(nameof(GroupId), "The consumer group (default: the pipeline's name)", () => GroupId, v => GroupId = v),
+        Setting.Choice(nameof(StartFrom), "Where partitions without a committed position start", () => StartFrom, v => StartFrom = v),
+        Setting.Custom(nameof(StartTimestamp), "With StartFrom=Timestamp: the time to start at", "an ISO 8601 time such as 2026-11-25T08:00:00Z, or none", () => StartTimestamp?.ToString("O", CultureInfo.InvariantCulture) ?? "none", text =>
+        {
+            if (text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase))
+            {
+                StartTimestamp = null;
+                return null;
+            }
+
+            if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+            {
+                return "expected an ISO 8601 time such as 2026-11-25T08:00:00Z, or none";
+            }
+
+            StartTimestamp = time;
+            return null;
+        }),
+        Setting.Duration(nameof(SessionTimeout), "How long the group waits for a silent member before moving its partitions", () => SessionTimeout, v => SessionTimeout = v!.Value),
+        Setting.Duration(nameof(PollTimeout), "How long a poll waits for records", () => PollTimeout, v => PollTimeout = v!.Value),
+        Setting.Boolean(nameof(ReadCommitted), "Read only committed records of transactional producers", () => ReadCommitted, v => ReadCommitted = v),
+        Setting.ConnectionString(nameof(Properties), "Further librdkafka properties, key=value;key=value (secrets masked)", () => Properties, v => Properties = v),
+    ];
+
+    /// <summary>Checks the options, naming the bad one.</summary>
+    public void Validate()
+    {
+        if (KafkaConfig.Topics(Topics).Count == 0)
+        {
+            throw new ArgumentException("Topics must name at least one topic.", nameof(Topics));
+        }
+
+        if (StartFrom == KafkaStart.Timestamp && StartTimestamp is null)
+        {
+            throw new ArgumentException("StartFrom=Timestamp needs a StartTimestamp.", nameof(StartTimestamp));
+        }
+
+        if (Properties is not null && KafkaConfig.Check(Properties) is { } problem)
+        {
+            throw new ArgumentException($"Properties: {problem}.", nameof(Properties));
+        }
+
+        if (SessionTimeout < TimeSpan.FromSeconds(1) || PollTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("SessionTimeout must be at least 1 s and PollTimeout positive.", nameof(SessionTimeout));
+        }
+    }
+}
