@@ -1,0 +1,531 @@
+using System.Diagnostics;
+using Compiled.Connectors;
+using Npgsql;
+
+namespace Compiled.Postgres;
+
+/// <summary>How a <see cref="PostgresSink{T}"/> writes rows.</summary>
+public enum PostgresWriteMode
+{
+    /// <summary>Insert every record, through binary COPY: the fastest way into PostgreSQL.</summary>
+    Append,
+
+    /// <summary>
+    /// Insert or update by the record's <c>[Key]</c> members (<c>INSERT … SELECT FROM unnest(…) ON CONFLICT DO
+    /// UPDATE</c>); within a batch the last record of a key wins. Idempotent: replaying records changes nothing.
+    /// </summary>
+    Upsert,
+}
+
+/// <summary>Options of a <see cref="PostgresSink{T}"/>; every one is also a setting.</summary>
+public sealed class PostgresSinkOptions
+{
+    /// <summary>
+    /// At-least-once: rows are written once this many have gathered (or <see cref="FlushInterval"/> passed): 50 000, so
+    /// that a COPY or an upsert statement carries enough rows to run at full speed, while a batch stays a few MB.
+    /// </summary>
+    public const int DefaultFlushRows = 50_000;
+
+    /// <summary>At-least-once: rows wait at most 1 s before they are written.</summary>
+    public static readonly TimeSpan DefaultFlushInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Attempts of a write that fails transiently (connection loss, deadlock, server restart): 10, about 25 s with backoff.</summary>
+    public const int DefaultMaxAttempts = 10;
+
+    /// <summary>The Npgsql connection string; shown with its password masked.</summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>The table, optionally schema-qualified (<c>sales.orders</c>).</summary>
+    public string Table { get; set; } = "";
+
+    /// <summary>Append (binary COPY) or upsert. Default: <see cref="PostgresWriteMode.Append"/>.</summary>
+    public PostgresWriteMode Mode { get; set; }
+
+    /// <summary>What to do with the table at start. Default: create it if missing.</summary>
+    public TableMode TableMode { get; set; } = TableMode.CreateIfMissing;
+
+    /// <summary>How member names become column names. Default: snake_case.</summary>
+    public ColumnNaming ColumnNaming { get; set; }
+
+    /// <summary>
+    /// Store the source's positions (Kafka offsets) in table <c>compiled_offsets</c> in the same transaction as the rows,
+    /// and let the source resume from them: exactly-once. The sink must then be the pipeline's only sink.
+    /// </summary>
+    public bool ExactlyOnce { get; set; }
+
+    /// <summary>Default: <see cref="DefaultFlushRows"/>.</summary>
+    public int FlushRows { get; set; } = DefaultFlushRows;
+
+    /// <summary>Default: <see cref="DefaultFlushInterval"/>.</summary>
+    public TimeSpan FlushInterval { get; set; } = DefaultFlushInterval;
+
+    /// <summary>Default: <see cref="DefaultMaxAttempts"/>.</summary>
+    public int MaxAttempts { get; set; } = DefaultMaxAttempts;
+
+    /// <summary>The options as settings.</summary>
+    public IEnumerable<Setting> Settings() =>
+    [
+        Setting.ConnectionString(nameof(ConnectionString), "The PostgreSQL connection string (Host=…;Database=…;Username=…;Password=…)", () => ConnectionString, v => ConnectionString = v),
+        Setting.Text(nameof(Table), "The table written to (schema.table allowed)", () => Table, v => Table = v),
+        Setting.Choice(nameof(Mode), "Append rows through binary COPY, or upsert by the record's [Key] members", () => Mode, v => Mode = v),
+        Setting.Choice(nameof(TableMode), "What to do with the table at start", () => TableMode, v => TableMode = v),
+        Setting.Boolean(nameof(ExactlyOnce), "Store source positions with the rows in one transaction, and resume from them", () => ExactlyOnce, v => ExactlyOnce = v),
+        Setting.Number(nameof(FlushRows), "At-least-once: write once this many rows have gathered", () => FlushRows, v => FlushRows = (int)v, 1, int.MaxValue),
+        Setting.Duration(nameof(FlushInterval), "At-least-once: the longest rows wait before they are written", () => FlushInterval, v => FlushInterval = v!.Value),
+        Setting.Number(nameof(MaxAttempts), "Attempts of a write that fails transiently before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
+    ];
+
+    /// <summary>Checks the options, naming the bad one.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            throw new ArgumentException("ConnectionString is required.", nameof(ConnectionString));
+        }
+
+        if (string.IsNullOrWhiteSpace(Table))
+        {
+            throw new ArgumentException("Table is required.", nameof(Table));
+        }
+    }
+}
+
+/// <summary>
+/// Writes records to a PostgreSQL table — appended through binary COPY, or upserted by their <c>[Key]</c> members —
+/// with columns derived at compile time from the record type. Rows are written in transactions of many batches;
+/// transient failures (a lost connection, a deadlock, a server restart) are retried with backoff, permanent ones
+/// (authentication, a missing table) stop the run with PostgreSQL's own message.
+/// </summary>
+/// <remarks>
+/// In <see cref="PostgresSinkOptions.ExactlyOnce"/> mode each pipeline partition writes the rows of a checkpoint and
+/// the source positions they came from in one transaction, and the source resumes from the stored positions, so
+/// every input record's rows are committed exactly once — across crashes, restarts and rebalances. Positions are
+/// claimed with an epoch when a reader is assigned partitions; a transaction whose epoch is no longer current (its
+/// reader lost the partitions without knowing) is rolled back, so a zombie never overwrites its successor's work.
+/// </remarks>
+/// <typeparam name="T">The record type.</typeparam>
+public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSink, IAsyncDisposable
+{
+    /// <summary>The table of stored source positions (exactly-once).</summary>
+    public const string OffsetsTable = "compiled_offsets";
+
+    private readonly PostgresSinkOptions _options;
+    private NpgsqlDataSource? _dataSource;
+    private RecordSchema<T>? _schema;
+    private PgColumn[] _columns = [];
+    private string _copySql = "";
+    private string _upsertSql = "";
+    private string _pipeline = "";
+
+    /// <summary>Creates a sink with <paramref name="options"/>.</summary>
+    public PostgresSink(PostgresSinkOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+    }
+
+    /// <summary>Appends to <paramref name="table"/> through <paramref name="connectionString"/>.</summary>
+    public PostgresSink(string connectionString, string table, PostgresWriteMode mode = PostgresWriteMode.Append, bool exactlyOnce = false)
+        : this(new PostgresSinkOptions { ConnectionString = connectionString, Table = table, Mode = mode, ExactlyOnce = exactlyOnce })
+    {
+    }
+
+    /// <summary>The options (settings apply to this object).</summary>
+    public PostgresSinkOptions Options => _options;
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings => _options.Settings();
+
+    /// <inheritdoc/>
+    public bool IsTransactional => _options.ExactlyOnce;
+
+    /// <inheritdoc/>
+    public bool CommitsSourcePositions => false;
+
+    /// <summary>Transient failures retried so far (connection losses, deadlocks, restarts).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    private long _retries;
+
+    /// <inheritdoc/>
+    public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _options.Validate();
+        _pipeline = context.PipelineName;
+        _schema = context.Schema ?? throw new InvalidOperationException(
+            $"PostgresSink<{typeof(T).Name}> needs a record type with public fields or properties to make columns from; '{typeof(T).Name}' has none.");
+        _columns = PgColumn.Of(_schema, _options.ColumnNaming);
+        var keys = _columns.Where(c => c.IsKey).ToList();
+        if (_options.Mode == PostgresWriteMode.Upsert && keys.Count == 0)
+        {
+            throw new InvalidOperationException($"Upsert mode needs the record type '{typeof(T).Name}' to mark its key members with [Key].");
+        }
+
+        _dataSource?.Dispose();
+        _dataSource = NpgsqlDataSource.Create(_options.ConnectionString);
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await PrepareTableAsync(connection, cancellationToken).ConfigureAwait(false);
+            if (_options.ExactlyOnce)
+            {
+                await ExecuteAsync(connection, null, $"""
+                    CREATE TABLE IF NOT EXISTS {OffsetsTable} (
+                        pipeline text NOT NULL, source text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
+                        next_offset bigint NOT NULL, epoch bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+                        PRIMARY KEY (pipeline, source, stream, partition))
+                    """, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        var table = PgColumn.Quote(_options.Table);
+        var names = string.Join(", ", _columns.Select(c => c.Quoted));
+        _copySql = $"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)";
+        var parameters = string.Join(", ", _columns.Select(c => $"@c{c.Ordinal}"));
+        var keyList = string.Join(", ", keys.Select(c => c.Quoted));
+        var updates = _columns.Where(c => !c.IsKey).Select(c => $"{c.Quoted} = EXCLUDED.{c.Quoted}").ToList();
+        // Within one statement a key may appear once: keep the last record of each key (ordinality), as a stream would.
+        _upsertSql = $"""
+            INSERT INTO {table} ({names})
+            SELECT {names} FROM (
+                SELECT DISTINCT ON ({keyList}) {names} FROM unnest({parameters}) WITH ORDINALITY AS u({names}, "__ord")
+                ORDER BY {keyList}, "__ord" DESC) AS latest
+            ON CONFLICT ({keyList}) DO {(updates.Count == 0 ? "NOTHING" : "UPDATE SET " + string.Join(", ", updates))}
+            """;
+    }
+
+    /// <inheritdoc/>
+    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
+
+    /// <inheritdoc/>
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => DisposeAsync();
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync().ConfigureAwait(false);
+            _dataSource = null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public string Describe() => $"postgresql {Secrets.RedactConnectionString(_options.ConnectionString)} table {_options.Table} ({_options.Mode.ToString().ToLowerInvariant()}{(_options.ExactlyOnce ? ", exactly-once" : "")})";
+
+    /// <summary>The SQL that creates the table for the record type: columns from its schema, its [Key] members as the primary key.</summary>
+    public string CreateTableSql()
+    {
+        var keys = _columns.Where(c => c.IsKey).Select(c => c.Quoted).ToList();
+        var columns = _columns.Select(c => $"{c.Quoted} {c.SqlType}{(c.IsNullable ? "" : " NOT NULL")}").ToList();
+        if (keys.Count > 0)
+        {
+            columns.Add($"PRIMARY KEY ({string.Join(", ", keys)})");
+        }
+
+        return $"CREATE TABLE IF NOT EXISTS {PgColumn.Quote(_options.Table)} ({string.Join(", ", columns)})";
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<SourcePosition>?> ClaimPositionsAsync(string pipeline, string source, IReadOnlyList<SourcePosition> partitions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
+        if (partitions.Count == 0)
+        {
+            return [];
+        }
+
+        return await WithRetriesAsync(
+            "claim source positions",
+            async () =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var command = new NpgsqlCommand(
+                    $"""
+                    INSERT INTO {OffsetsTable} AS o (pipeline, source, stream, partition, next_offset, epoch)
+                    SELECT @pipeline, @source, s, p, -1, 1 FROM unnest(@streams, @partitions) AS u(s, p)
+                    ON CONFLICT (pipeline, source, stream, partition) DO UPDATE SET epoch = o.epoch + 1, updated_at = now()
+                    RETURNING stream, partition, next_offset, epoch
+                    """,
+                    connection);
+                command.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                command.Parameters.Add(new NpgsqlParameter<string>("source", source));
+                command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
+                command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
+                var claimed = new List<SourcePosition>(partitions.Count);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    claimed.Add(new SourcePosition(reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3)));
+                }
+
+                return (IReadOnlyList<SourcePosition>?)claimed;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task PrepareTableAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        switch (_options.TableMode)
+        {
+            case TableMode.Recreate:
+                await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {PgColumn.Quote(_options.Table)}", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(connection, null, CreateTableSql(), cancellationToken).ConfigureAwait(false);
+                if (_options.ExactlyOnce)
+                {
+                    // A new table means no rows: positions stored for it would skip records.
+                    await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {OffsetsTable}", cancellationToken).ConfigureAwait(false);
+                }
+
+                break;
+            case TableMode.CreateIfMissing:
+                await ExecuteAsync(connection, null, CreateTableSql(), cancellationToken).ConfigureAwait(false);
+                break;
+            case TableMode.MustExist:
+                await using (var command = new NpgsqlCommand("SELECT to_regclass(@table) IS NOT NULL", connection))
+                {
+                    command.Parameters.Add(new NpgsqlParameter<string>("table", PgColumn.Quote(_options.Table)));
+                    if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
+                    {
+                        throw new InvalidOperationException($"Table {_options.Table} does not exist (TableMode is MustExist; set it to CreateIfMissing to create it).");
+                    }
+                }
+
+                break;
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs <paramref name="action"/>, retrying transient failures with exponential backoff (100 ms doubling to 5 s).</summary>
+    private async Task<TResult> WithRetriesAsync<TResult>(string what, Func<Task<TResult>> action, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await action().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsTransient(ex) && attempt < _options.MaxAttempts && !cancellationToken.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref _retries);
+                _dataSource?.Clear(); // pooled connections to a restarted server are dead
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, attempt - 1)));
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException ex) when (!IsTransient(ex))
+            {
+                throw new InvalidOperationException(Permanent(what, ex), ex);
+            }
+        }
+    }
+
+    private string Permanent(string what, PostgresException ex) => ex.SqlState switch
+    {
+        PostgresErrorCodes.UndefinedTable => $"Could not {what}: table {_options.Table} does not exist ({ex.MessageText}). Set TableMode to CreateIfMissing, or create it.",
+        PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification => $"Could not {what}: PostgreSQL refused the credentials ({ex.MessageText}).",
+        _ => $"Could not {what} in table {_options.Table}: {ex.MessageText} (SQLSTATE {ex.SqlState}).",
+    };
+
+    /// <summary>
+    /// Whether a failure may pass if the work is tried again: Npgsql's own judgement (network errors, timeouts), and
+    /// serialization failures, deadlocks, and a server shutting down or starting up.
+    /// </summary>
+    private static bool IsTransient(Exception exception) => exception switch
+    {
+        PostgresException pg => pg.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+            or PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+            or PostgresErrorCodes.TooManyConnections || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or System.Net.Sockets.SocketException,
+        IOException or System.Net.Sockets.SocketException or TimeoutException => true,
+        _ => false,
+    };
+
+    /// <summary>One partition's writer: it gathers rows and writes them in transactions, with the positions when exactly-once.</summary>
+    private sealed class Writer(PostgresSink<T> sink) : ISinkWriter<T>
+    {
+        private readonly List<T> _rows = [];
+        private readonly Stopwatch _age = new();
+        private PgColumnBuffer?[]? _buffers;
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
+        {
+            if (_rows.Count == 0)
+            {
+                _age.Restart();
+            }
+
+            _rows.AddRange(records.Span);
+            if (!sink._options.ExactlyOnce && (_rows.Count >= sink._options.FlushRows || _age.Elapsed >= sink._options.FlushInterval))
+            {
+                await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        public async ValueTask FlushAsync(CancellationToken cancellationToken) => await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+
+        public async ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+            => await WriteRowsAsync(sink._options.ExactlyOnce ? checkpoint : null, cancellationToken).ConfigureAwait(false);
+
+        public ValueTask DisposeAsync()
+        {
+            _rows.Clear(); // rows not yet committed are not committed: their positions were not either
+            return ValueTask.CompletedTask;
+        }
+
+        /// <summary>Writes the gathered rows — and the checkpoint's positions — in one transaction, retrying transient failures.</summary>
+        private async Task WriteRowsAsync(Checkpoint? checkpoint, CancellationToken cancellationToken)
+        {
+            var positions = checkpoint?.Positions ?? [];
+            if (_rows.Count == 0 && positions.Count == 0)
+            {
+                return;
+            }
+
+            var dataSource = sink._dataSource ?? throw new InvalidOperationException("The sink is not open.");
+            var attempted = false;
+            await sink.WithRetriesAsync(
+                "write rows",
+                async () =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    if (attempted && checkpoint is not null && await AlreadyCommittedAsync(connection, transaction, checkpoint, cancellationToken).ConfigureAwait(false))
+                    {
+                        return true; // the last attempt's COMMIT reached the server before the connection broke
+                    }
+
+                    attempted = true;
+                    if (_rows.Count > 0)
+                    {
+                        if (sink._options.Mode == PostgresWriteMode.Append)
+                        {
+                            await CopyAsync(connection, cancellationToken).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await UpsertAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    if (checkpoint is not null && positions.Count > 0)
+                    {
+                        await StorePositionsAsync(connection, transaction, checkpoint, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return true;
+                },
+                cancellationToken).ConfigureAwait(false);
+            _rows.Clear();
+        }
+
+        private async Task CopyAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+        {
+            var schema = sink._schema!;
+            await using var importer = await connection.BeginBinaryImportAsync(sink._copySql, cancellationToken).ConfigureAwait(false);
+            var visitor = new CopyVisitor(importer, sink._columns);
+            foreach (var row in _rows)
+            {
+                importer.StartRow();
+                schema.Visit(row, ref visitor);
+            }
+
+            await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        private async Task UpsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+        {
+            var schema = sink._schema!;
+            _buffers ??= new PgColumnBuffer?[sink._columns.Length];
+            foreach (var buffer in _buffers)
+            {
+                buffer?.Clear();
+            }
+
+            var visitor = new ArrayVisitor(_buffers, sink._columns);
+            foreach (var row in _rows)
+            {
+                schema.Visit(row, ref visitor);
+            }
+
+            await using var command = new NpgsqlCommand(sink._upsertSql, connection, transaction);
+            foreach (var buffer in _buffers)
+            {
+                command.Parameters.Add(buffer!.ToParameter());
+            }
+
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        private static async Task StorePositionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Checkpoint checkpoint, CancellationToken cancellationToken)
+        {
+            var positions = checkpoint.Positions;
+            await using var command = new NpgsqlCommand(
+                $"""
+                UPDATE {OffsetsTable} AS o SET next_offset = u.o, updated_at = now()
+                FROM unnest(@streams, @partitions, @offsets, @epochs) AS u(s, p, o, e)
+                WHERE o.pipeline = @pipeline AND o.source = @source AND o.stream = u.s AND o.partition = u.p AND o.epoch = u.e
+                """,
+                connection,
+                transaction);
+            command.Parameters.Add(new NpgsqlParameter<string>("pipeline", checkpoint.Pipeline));
+            command.Parameters.Add(new NpgsqlParameter<string>("source", checkpoint.Source));
+            command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+            command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("epochs", [.. positions.Select(p => p.Epoch)]));
+            var updated = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            if (updated != positions.Count)
+            {
+                // Another reader claimed one of these partitions after this one: this reader is a zombie. Roll back.
+                throw new InvalidOperationException(
+                    $"Exactly-once: {positions.Count - updated} of the partitions {string.Join(", ", positions)} were claimed by another reader (rebalance or session timeout); " +
+                    "this partition's uncommitted rows were rolled back and its new owner resumes from the last committed positions.");
+            }
+        }
+
+        private static async Task<bool> AlreadyCommittedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Checkpoint checkpoint, CancellationToken cancellationToken)
+        {
+            // A retry after a failure during COMMIT: if every stored position already equals this checkpoint's, with our
+            // epoch, that COMMIT happened (positions only move with the rows that produced them).
+            var positions = checkpoint.Positions;
+            if (positions.Count == 0)
+            {
+                return false;
+            }
+
+            await using var command = new NpgsqlCommand(
+                $"""
+                SELECT count(*) FROM {OffsetsTable} AS o JOIN unnest(@streams, @partitions, @offsets, @epochs) AS u(s, p, n, e)
+                  ON o.stream = u.s AND o.partition = u.p
+                WHERE o.pipeline = @pipeline AND o.source = @source AND o.next_offset = u.n AND o.epoch = u.e
+                """,
+                connection,
+                transaction);
+            command.Parameters.Add(new NpgsqlParameter<string>("pipeline", checkpoint.Pipeline));
+            command.Parameters.Add(new NpgsqlParameter<string>("source", checkpoint.Source));
+            command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+            command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("epochs", [.. positions.Select(p => p.Epoch)]));
+            var matching = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L);
+            return matching == positions.Count;
+        }
+    }
+
+    private readonly struct CopyVisitor(NpgsqlBinaryImporter importer, PgColumn[] columns) : IFieldVisitor
+    {
+        public void Visit<TField>(int ordinal, TField value) => PgValues.Write(importer, columns[ordinal], value);
+    }
+
+    private readonly struct ArrayVisitor(PgColumnBuffer?[] buffers, PgColumn[] columns) : IFieldVisitor
+    {
+        public void Visit<TField>(int ordinal, TField value) => (buffers[ordinal] ??= PgColumnBuffer.For<TField>(columns[ordinal])).Add(value);
+    }
+}
