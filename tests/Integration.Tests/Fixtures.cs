@@ -1,0 +1,137 @@
+using Compiled.Kafka.Testing;
+using Compiled.Postgres.Testing;
+using Confluent.Kafka;
+using Npgsql;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>
+/// A PostgreSQL server for the whole test run: the one in <c>COMPILED_TEST_POSTGRES</c> (a connection string to a
+/// database where the tests may create databases), or a throwaway server started here.
+/// </summary>
+public sealed class PostgresFixture : IAsyncLifetime
+{
+    private PostgresServer? _server;
+    private string _admin = "";
+    private int _databases;
+
+    public PostgresServer? Server => _server;
+
+    public async Task InitializeAsync()
+    {
+        if (Environment.GetEnvironmentVariable("COMPILED_TEST_POSTGRES") is { Length: > 0 } existing)
+        {
+            _admin = existing;
+            return;
+        }
+
+        _server = await PostgresServer.StartAsync();
+        _admin = _server.ConnectionString;
+    }
+
+    /// <summary>A new, empty database for one test; returns its connection string.</summary>
+    public async Task<string> NewDatabaseAsync()
+    {
+        var name = $"t{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
+        await using var connection = new NpgsqlConnection(_admin);
+        await connection.OpenAsync();
+        await using (var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return new NpgsqlConnectionStringBuilder(_admin) { Database = name }.ConnectionString;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>A Kafka-protocol cluster for the whole test run: <c>COMPILED_TEST_KAFKA</c> (bootstrap servers), or librdkafka's mock cluster with 3 brokers.</summary>
+public sealed class KafkaFixture : IDisposable
+{
+    private readonly KafkaMockCluster? _mock;
+    private int _topics;
+
+    public KafkaFixture()
+    {
+        if (Environment.GetEnvironmentVariable("COMPILED_TEST_KAFKA") is { Length: > 0 } existing)
+        {
+            BootstrapServers = existing;
+            return;
+        }
+
+        _mock = KafkaMockCluster.Start(brokers: 3);
+        BootstrapServers = _mock.BootstrapServers;
+    }
+
+    public string BootstrapServers { get; }
+
+    /// <summary>The mock cluster, for fault injection (null against a real cluster).</summary>
+    public KafkaMockCluster? Mock => _mock;
+
+    /// <summary>A new topic with <paramref name="partitions"/> partitions (each mock partition keeps at most 5 MiB).</summary>
+    public string NewTopic(string prefix, int partitions)
+    {
+        var topic = $"{prefix}-{Environment.ProcessId}-{Interlocked.Increment(ref _topics)}";
+        if (_mock is not null)
+        {
+            _mock.CreateTopic(topic, partitions);
+        }
+        else
+        {
+            using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+            admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = topic, NumPartitions = partitions, ReplicationFactor = 1 }]).GetAwaiter().GetResult();
+        }
+
+        return topic;
+    }
+
+    /// <summary>Produces <paramref name="values"/> to <paramref name="topic"/> (keyed, so a key's records keep their order), and waits for every acknowledgement.</summary>
+    public void Produce(string topic, IEnumerable<(string? Key, byte[]? Value)> values)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]?>(new ProducerConfig { BootstrapServers = BootstrapServers, EnableIdempotence = true, LingerMs = 5 })
+            .SetLogHandler((_, _) => { })
+            .Build();
+        Exception? failure = null;
+        foreach (var (key, value) in values)
+        {
+            while (true)
+            {
+                try
+                {
+                    producer.Produce(topic, new Message<string?, byte[]?> { Key = key, Value = value }, report =>
+                    {
+                        if (report.Error.IsError)
+                        {
+                            failure ??= new KafkaException(report.Error);
+                        }
+                    });
+                    break;
+                }
+                catch (ProduceException<string?, byte[]?> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    producer.Poll(TimeSpan.FromMilliseconds(50));
+                }
+            }
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(60));
+        if (failure is not null)
+        {
+            throw failure;
+        }
+    }
+
+    public void Dispose() => _mock?.Dispose();
+}
+
+[CollectionDefinition(nameof(Infrastructure))]
+public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>
+{
+}

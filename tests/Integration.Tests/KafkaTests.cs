@@ -1,0 +1,209 @@
+using System.Text;
+using System.Text.Json;
+using Compiled.Connectors;
+using Compiled.Kafka;
+using Compiled.Postgres;
+using Compiled.Runtime;
+using Confluent.Kafka;
+using Npgsql;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>The Kafka connectors against librdkafka's mock cluster (real protocol, loopback TCP).</summary>
+[Collection(nameof(Infrastructure))]
+public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
+    private readonly string _work = Directory.CreateTempSubdirectory("compiled-kafka-").FullName;
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+
+    internal static byte[] Json(Order order) => Encoding.UTF8.GetBytes(
+        $$"""{"id":{{order.Id}},"customer":"{{order.Customer}}","amount":{{order.Amount.ToString(System.Globalization.CultureInfo.InvariantCulture)}},"status":"{{order.Status}}"}""");
+
+    internal static Order OrderOf(long id) => new(id, $"customer-{id % 97}", 10m + (id % 1000) / 4m, id % 3 == 0 ? "open" : "paid");
+
+    private KafkaSourceOptions Source(string topic, string group) => new()
+    {
+        BootstrapServers = kafka.BootstrapServers,
+        Topics = topic,
+        GroupId = group,
+        SessionTimeout = TimeSpan.FromSeconds(6),
+    };
+
+    [Fact]
+    public async Task Poison_messages_are_dead_lettered_with_topic_partition_and_offset_and_committed_offsets_are_honoured()
+    {
+        var topic = kafka.NewTopic("poison", 4);
+        var group = "poison-" + Guid.NewGuid().ToString("N");
+        byte[]?[] bad = [Encoding.UTF8.GetBytes("{not json"), Encoding.UTF8.GetBytes("""{"id":"seven","customer":"x","amount":1,"status":"paid"}"""), Encoding.UTF8.GetBytes("""{"customer":"no id"}"""), [0xff, 0xfe, 0x00], null];
+        var negative = new[] { new Order(-1, "refund", -5m, "paid"), new Order(-2, "refund", -7m, "paid") };
+        var good = Enumerable.Range(1, 1000).Select(i => OrderOf(i)).ToArray();
+        // The bad ones first, with keys spread over partitions: by the time every good record arrived, each bad one was read.
+        kafka.Produce(topic, bad.Select((b, i) => ((string?)$"k{i}", b))
+            .Concat(negative.Select(o => ((string?)$"k{o.Id}", (byte[]?)Json(o))))
+            .Concat(good.Select(o => ((string?)$"k{o.Id}", (byte[]?)Json(o)))));
+
+        var deadLetters = Path.Combine(_work, "dead.jsonl");
+        var pipeline = new KafkaOrders { Orders = new KafkaSource<Order, Order.JsonCodec>(Source(topic, group)), Output = new CountingSink<Order>() };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, DeadLetterPath = deadLetters, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token);
+        await pipeline.Output.WhenCount(good.Length).WaitAsync(Patience);
+        await stop.CancelAsync();
+        var result = await run;
+
+        Assert.Equal(good.Select(o => o.Id).Order(), pipeline.Output.Items.Select(o => o.Id).Order());
+        Assert.Equal(bad.Length, result.Malformed);
+        Assert.Equal(negative.Length, result.OperatorFailures);
+        var letters = File.ReadAllLines(deadLetters).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(bad.Length + negative.Length, letters.Count);
+        Assert.All(letters, l =>
+        {
+            Assert.StartsWith(topic + "[", l.GetProperty("file").GetString(), StringComparison.Ordinal);
+            Assert.True(l.GetProperty("offset").GetInt64() >= 0);
+        });
+        Assert.Contains(letters, l => l.GetProperty("errorType").GetString() == "NoValue");
+        Assert.Equal(2, letters.Count(l => l.GetProperty("kind").GetString() == "operator"));
+
+        // A second run in the same group reads only what arrived since: the first run's offsets were committed.
+        var more = Enumerable.Range(2001, 10).Select(i => OrderOf(i)).ToArray();
+        kafka.Produce(topic, more.Select(o => ((string?)$"k{o.Id}", (byte[]?)Json(o))));
+        var again = new KafkaOrders { Orders = new KafkaSource<Order, Order.JsonCodec>(Source(topic, group)), Output = new CountingSink<Order>() };
+        using var stopAgain = new CancellationTokenSource();
+        var second = again.RunAsync(new PipelineOptions { Parallelism = 2, DeadLetterPath = deadLetters }, stopAgain.Token);
+        await again.Output.WhenCount(more.Length).WaitAsync(Patience);
+        await stopAgain.CancelAsync();
+        await second;
+        Assert.Equal(more.Select(o => o.Id).Order(), again.Output.Items.Select(o => o.Id).Order());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Kafka_to_kafka_delivers_every_selected_record(bool transactional)
+    {
+        var input = kafka.NewTopic("k2k-in", 4);
+        var output = kafka.NewTopic("k2k-out", 4);
+        var orders = Enumerable.Range(1, 600).Select(i => OrderOf(i)).ToArray();
+        kafka.Produce(input, orders.Select(o => ((string?)o.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), (byte[]?)Json(o))));
+        var paid = orders.Where(o => o.Status == "paid").Select(o => o.Id).Order().ToList();
+
+        var pipeline = new KafkaToKafka
+        {
+            Orders = new KafkaSource<Order, Order.JsonCodec>(Source(input, "k2k-" + Guid.NewGuid().ToString("N"))),
+            Paid = new KafkaSink<Order, Order.JsonCodec>(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = transactional }, key: o => o.Customer),
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token);
+
+        var received = ConsumeIds(output, paid.Count, "read-" + Guid.NewGuid().ToString("N"));
+        await stop.CancelAsync();
+        var result = await run;
+        Assert.Equal(paid, received.Order());
+        Assert.Equal(transactional ? DeliveryGuarantee.ExactlyOnce : DeliveryGuarantee.AtLeastOnce, result.Delivery);
+    }
+
+    [Fact]
+    public async Task Delivery_failures_surface_and_fail_the_run()
+    {
+        var pipeline = new CollectionToKafka
+        {
+            Input = new CollectionSource<Order>(OrderOf(1), OrderOf(2)),
+            Output = new KafkaSink<Order, Order.JsonCodec>(new KafkaSinkOptions { BootstrapServers = "127.0.0.1:9", Topic = "nowhere", Properties = "message.timeout.ms=1500" }),
+        };
+        var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("Output", error.Message, StringComparison.Ordinal);
+        Assert.Contains("timed out", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Exactly_once_to_postgres_survives_a_database_restart_and_a_broker_outage_mid_run()
+    {
+        Assert.True(postgres.Server is not null && kafka.Mock is not null, "this test restarts the throwaway PostgreSQL server and takes a mock broker down");
+        const int count = 20_000;
+        var topic = kafka.NewTopic("eo", 8);
+        kafka.Produce(topic, Enumerable.Range(1, count).Select(i => ((string?)$"k{i}", (byte[]?)Json(OrderOf(i)))));
+        var connection = await postgres.NewDatabaseAsync();
+        var sink = new PostgresSink<Order>(new PostgresSinkOptions { ConnectionString = connection, Table = "orders", ExactlyOnce = true });
+        var pipeline = new KafkaToPostgres { Orders = new KafkaSource<Order, Order.JsonCodec>(Source(topic, "eo-" + Guid.NewGuid().ToString("N"))), Table = sink };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 256, CheckpointInterval = TimeSpan.FromMilliseconds(100), GracePeriod = TimeSpan.FromSeconds(30) }, stop.Token);
+
+        await WaitForRows(connection, count / 10, run);
+        await postgres.Server!.RestartAsync();
+        var afterRestart = await WaitForRows(connection, count / 3, run);
+        kafka.Mock!.SetBrokerDown(1);
+        await WaitForRows(connection, Math.Min(count, afterRestart + 1000), run);
+        kafka.Mock.SetBrokerUp(1);
+        await WaitForRows(connection, count, run);
+        await stop.CancelAsync();
+        var result = await run;
+
+        var rows = await PostgresSinkTests.ReadOrders(connection);
+        Assert.Equal(count, rows.Count); // append mode: a duplicate would be a second row
+        Assert.Equal(Enumerable.Range(1, count).Select(i => OrderOf(i)), rows);
+        Assert.Equal(DeliveryGuarantee.ExactlyOnce, result.Delivery);
+        Assert.True(sink.Retries > 0, "the restart should have broken at least one write, which was retried");
+    }
+
+    private List<long> ConsumeIds(string topic, int expected, string group)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = kafka.BootstrapServers,
+            GroupId = group,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            SessionTimeoutMs = 6000,
+        }).SetLogHandler((_, _) => { }).Build();
+        consumer.Subscribe(topic);
+        var ids = new List<long>();
+        var deadline = DateTime.UtcNow + Patience;
+        while (ids.Count < expected && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } result)
+            {
+                ids.Add(JsonDocument.Parse(result.Message.Value).RootElement.GetProperty("id").GetInt64());
+            }
+        }
+
+        consumer.Close();
+        return ids;
+    }
+
+    /// <summary>Waits until the table has at least <paramref name="rows"/> rows; fails fast if the run ends first.</summary>
+    internal static async Task<long> WaitForRows(string connection, long rows, Task run, string table = "orders")
+    {
+        // The pipeline commits on its own schedule; a database is observed by polling it.
+        var deadline = DateTime.UtcNow + Patience;
+        long count = 0;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (run.IsCompleted)
+            {
+                await run; // surfaces the run's failure
+                Assert.Fail($"the run ended with {count} rows, before reaching {rows}");
+            }
+
+            try
+            {
+                await using var db = new NpgsqlConnection(connection);
+                await db.OpenAsync();
+                await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", db);
+                count = (long)(await command.ExecuteScalarAsync() ?? 0L);
+                if (count >= rows)
+                {
+                    return count;
+                }
+            }
+            catch (NpgsqlException)
+            {
+                // the table does not exist yet, or the server is restarting
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail($"only {count} of {rows} rows arrived within {Patience}");
+        return count;
+    }
+}

@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using Compiled.Connectors;
+using Compiled.Kafka;
+using Compiled.Postgres;
+
+namespace Compiled.Integration.Tests;
+
+public enum Colour
+{
+    Red,
+    Green,
+    Blue,
+}
+
+/// <summary>A record with every field type the PostgreSQL sink maps (no codec: it never travels as bytes).</summary>
+public readonly partial record struct Everything(
+    [property: Key] long Id,
+    int Count,
+    short Small,
+    byte Tiny,
+    uint Unsigned,
+    ulong Huge,
+    bool Flag,
+    double Ratio,
+    float Single,
+    decimal Money,
+    string Text,
+    string? Maybe,
+    char Letter,
+    DateTime Local,
+    DateTimeOffset At,
+    Guid Guid,
+    DateOnly Day,
+    TimeOnly Time,
+    TimeSpan Span,
+    Colour Colour,
+    int? Missing);
+
+/// <summary>An order as it arrives in Kafka (JSON).</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct Order([property: Key] long Id, string Customer, decimal Amount, string Status);
+
+[Pipeline(Name = "pg-everything")]
+public sealed partial class EverythingPipeline
+{
+    [Source] public CollectionSource<Everything> Input { get; set; } = new();
+
+    [Sink] public PostgresSink<Everything> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
+public readonly record struct Keyless(long A, string B);
+
+[Pipeline(Name = "pg-keyless")]
+public sealed partial class KeylessPipeline
+{
+    [Source] public CollectionSource<Keyless> Input { get; set; } = new();
+
+    [Sink] public PostgresSink<Keyless> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
+[Pipeline(Name = "pg-orders")]
+public sealed partial class OrdersToPostgres
+{
+    [Source] public CollectionSource<Order> Input { get; set; } = new();
+
+    [Sink] public PostgresSink<Order> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
+[Pipeline(Name = "kafka-orders")]
+public sealed partial class KafkaOrders
+{
+    [Source] public KafkaSource<Order, Order.JsonCodec> Orders { get; set; } = new(new KafkaSourceOptions());
+
+    [Transform] static Order Touch(Order order) => order.Amount < 0 ? throw new ArgumentOutOfRangeException(nameof(order), "negative amount") : order;
+
+    [Sink] public CountingSink<Order> Output { get; set; } = new();
+}
+
+[Pipeline(Name = "kafka-to-postgres")]
+public sealed partial class KafkaToPostgres
+{
+    [Source] public KafkaSource<Order, Order.JsonCodec> Orders { get; set; } = new(new KafkaSourceOptions());
+
+    [Sink] public PostgresSink<Order> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
+[Pipeline(Name = "kafka-to-kafka")]
+public sealed partial class KafkaToKafka
+{
+    [Source] public KafkaSource<Order, Order.JsonCodec> Orders { get; set; } = new(new KafkaSourceOptions());
+
+    [Transform] static bool IsPaid(Order order) => order.Status == "paid";
+
+    [Sink] public KafkaSink<Order, Order.JsonCodec> Paid { get; set; } = new(new KafkaSinkOptions());
+}
+
+[Pipeline(Name = "to-kafka")]
+public sealed partial class CollectionToKafka
+{
+    [Source] public CollectionSource<Order> Input { get; set; } = new();
+
+    [Sink] public KafkaSink<Order, Order.JsonCodec> Output { get; set; } = new(new KafkaSinkOptions());
+}
+
+/// <summary>A memory sink that can signal when it holds a number of records.</summary>
+public sealed class CountingSink<T> : ISink<T>
+{
+    private readonly ConcurrentQueue<T> _items = new();
+    private readonly Lock _lock = new();
+    private readonly List<(long Count, TaskCompletionSource Reached)> _waiters = [];
+    private long _count;
+
+    public IReadOnlyCollection<T> Items => _items;
+
+    public long Count => Interlocked.Read(ref _count);
+
+    public SinkExecution Execution => SinkExecution.Inline;
+
+    /// <summary>Completes once the sink has received at least <paramref name="count"/> records.</summary>
+    public Task WhenCount(long count)
+    {
+        lock (_lock)
+        {
+            if (Count >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((count, reached));
+            return reached.Task;
+        }
+    }
+
+    public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Writer(CountingSink<T> sink) : ISinkWriter<T>
+    {
+        public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
+        {
+            foreach (var record in records.Span)
+            {
+                sink._items.Enqueue(record);
+            }
+
+            var total = Interlocked.Add(ref sink._count, records.Length);
+            lock (sink._lock)
+            {
+                foreach (var waiter in sink._waiters.Where(w => total >= w.Count).ToList())
+                {
+                    waiter.Reached.TrySetResult();
+                    sink._waiters.Remove(waiter);
+                }
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
