@@ -26,7 +26,20 @@ public sealed class PipelineHostContext
 
     /// <summary>Whether Ctrl+C and SIGTERM stop the run. Default: true.</summary>
     public bool HandleSignals { get; init; } = true;
+
+    /// <summary>
+    /// The program's own options, each a shorthand for one setting (<c>--bootstrap host:9092</c> for
+    /// <c>--set Orders.BootstrapServers=host:9092</c>); <c>--help</c> lists them. A <c>--set</c> of the same setting wins.
+    /// </summary>
+    public IReadOnlyList<SettingOption> SettingOptions { get; init; } = [];
 }
+
+/// <summary>A command-line option that sets one setting.</summary>
+/// <param name="Name">The option, with its dashes: <c>--bootstrap</c>.</param>
+/// <param name="Setting">The setting it sets: <c>Orders.BootstrapServers</c>.</param>
+/// <param name="Description">The line <c>--help</c> shows.</param>
+/// <param name="HelpName">What the value is called in <c>--help</c>.</param>
+public sealed record SettingOption(string Name, string Setting, string Description, string HelpName = "value");
 
 /// <summary>
 /// Runs a pipeline as a command-line program: parses options and settings (configuration file, environment,
@@ -88,6 +101,12 @@ public static class PipelineHost
         {
             parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, explain, quiet,
         };
+        var shorthands = context.SettingOptions.Select(o => (o, Option: new Option<string?>(o.Name) { Description = o.Description, HelpName = o.HelpName })).ToList();
+        foreach (var (_, option) in shorthands)
+        {
+            root.Options.Add(option);
+        }
+
         foreach (var option in root.Options)
         {
             if (option is HelpOption help && help.Action is SynchronousCommandLineAction builtIn)
@@ -122,6 +141,11 @@ public static class PipelineHost
             AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy)?.ToString());
             AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
             AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
+            foreach (var (shorthand, option) in shorthands)
+            {
+                AddNamed(values, shorthand.Setting, shorthand.Name, parse.GetValue(option));
+            }
+
             var problems = new List<string>();
             foreach (var assignment in parse.GetValue(set) ?? [])
             {
