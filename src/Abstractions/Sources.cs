@@ -141,6 +141,12 @@ public sealed class SourceContext<T>
     public ValueTask CheckpointAsync(int partition, CancellationToken cancellationToken)
         => _checkpoint?.Invoke(partition, cancellationToken) ?? ValueTask.CompletedTask;
 
+    /// <summary>
+    /// Writes an informational line to the pipeline's log (for events an operator wants to see, such as a Kafka
+    /// rebalance moving partitions). Not for per-record messages.
+    /// </summary>
+    public Action<string> Inform { get; init; } = static _ => { };
+
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }
 

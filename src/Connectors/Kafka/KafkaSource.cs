@@ -344,6 +344,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 start.Add(new TopicPartitionOffset(partition, offset));
             }
 
+            _context.Inform($"partition {_partition} assigned {Describe(start)}");
             return start;
         }
 
@@ -359,7 +360,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             {
                 _owned.Remove(partition.TopicPartition);
             }
+
+            _context.Inform($"partition {_partition} released {Describe(partitions)}");
         }
+
+        private static string Describe(List<TopicPartitionOffset> partitions)
+            => partitions.Count == 0 ? "no Kafka partitions" : string.Join(", ", partitions.Select(p => p.Offset == Offset.Unset
+                ? $"{p.Topic}[{p.Partition.Value}]"
+                : string.Create(CultureInfo.InvariantCulture, $"{p.Topic}[{p.Partition.Value}]@{p.Offset}")));
 
         private void Lost(List<TopicPartitionOffset> partitions)
         {

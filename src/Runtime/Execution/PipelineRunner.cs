@@ -82,7 +82,10 @@ public static class PipelineRunner
                 deadLetters,
                 delivery,
                 positionStore,
-                (partition, token) => partitions[partition].CheckpointAsync(token));
+                (partition, token) => partitions[partition].CheckpointAsync(token))
+            {
+                Inform = message => Log.SourceEvent(logger, name, sourceName, message),
+            };
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 

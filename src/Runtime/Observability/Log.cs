@@ -34,4 +34,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Metrics served at http://{Endpoint}/metrics")]
     public static partial void MetricsServing(ILogger logger, string endpoint);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: source {Source}: {Message}")]
+    public static partial void SourceEvent(ILogger logger, string pipeline, string source, string message);
 }
