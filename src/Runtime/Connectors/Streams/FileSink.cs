@@ -56,8 +56,10 @@ public sealed class FileSinkOptions
 
 /// <summary>
 /// Writes records to files in a directory, one file at a time per partition, encoded by <typeparamref name="TCodec"/>.
-/// A file is written as <c>*.inprogress</c> and renamed to its final name only when it is complete (rolled, or the
-/// run ends): a reader listing the directory never sees half a file. Files roll by size and/or age.
+/// A file is written as <c>*.inprogress</c> and renamed to its final name only when it is complete (rolled, a
+/// checkpoint, or the end of the run): a reader listing the directory never sees half a file. Files roll by size
+/// and/or age, and at every checkpoint of a source that commits its position (Kafka), so that a committed record is
+/// always in a complete file.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The record format.</typeparam>
@@ -147,6 +149,14 @@ public sealed class FileSink<T, TCodec> : ISink<T>, IConfigurable
                 _stream!.Flush(flushToDisk: true);
             }
         }
+
+        /// <summary>
+        /// A checkpoint (the source is about to commit its position past these records) completes the current file:
+        /// a record the source will not send again must be in a file under its final name, not in an
+        /// <c>*.inprogress</c> file that a crash would leave behind. With a source that commits (Kafka) a file ends
+        /// at least every checkpoint interval.
+        /// </summary>
+        public ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken) => CompleteFileAsync(cancellationToken);
 
         public async ValueTask DisposeAsync() => await CompleteFileAsync(CancellationToken.None).ConfigureAwait(false);
 
