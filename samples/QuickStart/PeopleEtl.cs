@@ -1,5 +1,6 @@
 using Compiled;
 using Compiled.Connectors;
+using Compiled.Postgres;
 
 namespace QuickStart;
 
@@ -25,6 +26,22 @@ public sealed partial class PeopleEtl
     [Transform] Birthday Birthday { get; } = new();
 
     [Sink] SqliteSink<Person> Table { get; } = new("people.db", table: "people", TableMode.Recreate);
+
+    [Sink] ConsoleSink<Person> Print { get; } = new();
+}
+
+/// <summary>
+/// The same pipeline writing the table <c>people</c> to PostgreSQL (<c>--postgres "Host=…;Database=…;Username=…"</c>):
+/// the operator is shared, only the sink differs — a different sink is a different compiled pipeline.
+/// </summary>
+[Pipeline(Name = "PeopleEtl")]
+public sealed partial class PeopleToPostgres
+{
+    [Source] CollectionSource<Person> People { get; } = new(new Person("Alice", 25), new Person("Bob", 30));
+
+    [Transform] Birthday Birthday { get; } = new();
+
+    [Sink] PostgresSink<Person> Table { get; } = new(new PostgresSinkOptions { Table = "people", TableMode = TableMode.Recreate });
 
     [Sink] ConsoleSink<Person> Print { get; } = new();
 }
