@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Compiled.Samples.Tests;
@@ -78,4 +79,16 @@ internal static class Processes
 [CollectionDefinition(nameof(SdkBuilds), DisableParallelization = true)]
 public sealed class SdkBuilds
 {
+}
+
+/// <summary>POSIX signals to child processes (Process.Kill sends only SIGKILL).</summary>
+internal static partial class Signals
+{
+    public const int Term = 15;
+
+    /// <summary>Sends <paramref name="signal"/> to process <paramref name="pid"/>; 0 on success.</summary>
+    public static int Send(int pid, int signal) => Kill(pid, signal);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
 }

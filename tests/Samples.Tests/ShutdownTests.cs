@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -12,7 +11,6 @@ namespace Compiled.Samples.Tests;
 /// </summary>
 public sealed partial class ShutdownTests : IDisposable
 {
-    private const int SigTerm = 15;
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
     private readonly string _work = Directory.CreateTempSubdirectory("compiled-sigterm-").FullName;
 
@@ -72,7 +70,7 @@ public sealed partial class ShutdownTests : IDisposable
             await File.AppendAllLinesAsync(input, sample, Encoding.Latin1);
             await WaitForMetrics(http, metrics, 2 * valid, 2 * serverErrors);
 
-            Assert.Equal(0, Kill(process.Id, SigTerm));
+            Assert.Equal(0, Signals.Send(process.Id, Signals.Term));
             await process.WaitForExitAsync().WaitAsync(Timeout);
             process.WaitForExit();
         }
@@ -121,7 +119,4 @@ public sealed partial class ShutdownTests : IDisposable
 
     [GeneratedRegex(@"metrics at http://([0-9.:]+)/metrics")]
     private static partial Regex MetricsLine();
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }
