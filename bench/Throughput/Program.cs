@@ -11,6 +11,9 @@ using Compiled.Throughput;
 //   --quick       fewer repetitions (finishes in well under two minutes)
 //   --records N   records per repetition (default 10,000,000)
 //   --memory-only only the memory -> memory scenario (for quick before/after comparisons)
+//   --postgres    also Kafka (mock) -> PostgreSQL against raw Npgsql (starts a throwaway server; always in full runs)
+//   --postgres-only only that scenario
+//   --pg-records N, --checkpoint-ms N   rows of that scenario (200,000 quick, 500,000 full), checkpoint interval (1000)
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -21,13 +24,28 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-await MemoryToMemory(block);
-if (!args.Contains("--memory-only"))
+var postgresOnly = args.Contains("--postgres-only");
+if (!postgresOnly)
+{
+    await MemoryToMemory(block);
+}
+
+if (!args.Contains("--memory-only") && !postgresOnly)
 {
     await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
-if (!quick || args.Contains("--diagnose"))
+if (!quick || postgresOnly || args.Contains("--postgres"))
+{
+    if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
+    {
+        PostgresScenario.CheckpointInterval = TimeSpan.FromMilliseconds(checkpointMs);
+    }
+
+    await PostgresScenario.RunAsync(ArgumentAfter("--pg-records") ?? (quick ? 200_000 : 500_000), 1, quick ? 3 : 5, block);
+}
+
+if ((!quick || args.Contains("--diagnose")) && !postgresOnly)
 {
     await Diagnose(block);
 }

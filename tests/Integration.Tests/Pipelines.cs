@@ -76,6 +76,18 @@ public sealed partial class KafkaOrders
     [Sink] public CountingSink<Order> Output { get; set; } = new();
 }
 
+/// <summary>An order with where it came from in Kafka, filled in by the source's metadata callback.</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct TracedOrder(long Id, string Customer, decimal Amount, string Status, string? Key, int? Partition, long? Offset, DateTime? Time, string? Trace);
+
+[Pipeline(Name = "kafka-traced")]
+public sealed partial class KafkaTraced
+{
+    [Source] public KafkaSource<TracedOrder, TracedOrder.JsonCodec> Orders { get; set; } = new(new KafkaSourceOptions());
+
+    [Sink] public CountingSink<TracedOrder> Output { get; set; } = new();
+}
+
 [Pipeline(Name = "kafka-to-postgres")]
 public sealed partial class KafkaToPostgres
 {

@@ -16,6 +16,8 @@ namespace Compiled.Kafka;
 /// them go, so their new owner starts exactly where this one stopped.</para>
 /// <para>Malformed messages (and messages without a value) go to the dead-letter channel with topic, partition and
 /// offset; the run goes on.</para>
+/// <para>Values are decoded by the codec; a <see cref="KafkaMetadata{T}"/> callback may copy keys, timestamps,
+/// headers, partitions and offsets into the records.</para>
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
@@ -23,15 +25,20 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     where TCodec : IRecordCodec<T>
 {
     private readonly KafkaSourceOptions _options;
+    private readonly KafkaMetadata<T>? _metadata;
     private readonly Lock _lock = new();
     private readonly List<Reader> _readers = [];
     private SourceContext<T>? _context;
 
-    /// <summary>Creates a source with <paramref name="options"/>.</summary>
-    public KafkaSource(KafkaSourceOptions options)
+    /// <summary>
+    /// Creates a source with <paramref name="options"/>; <paramref name="metadata"/>, when given, copies each message's
+    /// key, partition, offset, timestamp or headers into its decoded record.
+    /// </summary>
+    public KafkaSource(KafkaSourceOptions options, KafkaMetadata<T>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
+        _metadata = metadata;
     }
 
     /// <summary>Reads <paramref name="topics"/> (comma-separated) from <paramref name="bootstrapServers"/>.</summary>
@@ -45,6 +52,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
     /// <inheritdoc/>
     public IEnumerable<Setting> Settings => _options.Settings();
+
+    /// <summary>Transient client errors so far (a broker unreachable, a connection lost): librdkafka retries them by itself.</summary>
+    public long ClientErrors => Interlocked.Read(ref _clientErrors);
+
+    private long _clientErrors;
 
     /// <summary>Records consumed so far, and behind them the consumer lag: records in the assigned partitions not yet read.</summary>
     public SourceProgress Progress
@@ -107,15 +119,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly SourceContext<T> _context;
         private readonly int _partition;
         private readonly KafkaSourceOptions _options;
-        private readonly IConsumer<Ignore, ValueSlice> _consumer;
+        private readonly IConsumer<ValueSlice, ValueSlice> _consumer;
         private readonly ArenaDeserializer _values = new();
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
-        private readonly HashSet<TopicPartition> _seen = [];
         private readonly T[] _records;
         private readonly Message[] _consumed;
         private readonly int[] _originOf;
         private Exception? _handlerFailure;
         private bool _closing;
+        private int _pending;
         private long _consumedCount;
         private long _lag;
 
@@ -142,7 +154,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
             };
             KafkaConfig.Apply(config, _options.Properties);
-            _consumer = new ConsumerBuilder<Ignore, ValueSlice>(config)
+            _consumer = new ConsumerBuilder<ValueSlice, ValueSlice>(config)
+                .SetKeyDeserializer(source._metadata is null ? NoSlice.Instance : _values)
                 .SetValueDeserializer(_values)
                 .SetPartitionsAssignedHandler((consumer, partitions) => Guard(() => Assigned(consumer, partitions), () => partitions.Select(p => new TopicPartitionOffset(p, Offset.Unset)).ToList()))
                 .SetPartitionsRevokedHandler((_, partitions) => Guard(() => Revoked(partitions)))
@@ -152,6 +165,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     if (error.IsFatal)
                     {
                         _handlerFailure ??= new KafkaException(error);
+                    }
+                    else
+                    {
+                        // Transient (a broker down, a lost connection): librdkafka retries by itself.
+                        Interlocked.Increment(ref source._clientErrors);
                     }
                 })
                 .SetLogHandler((_, _) => { })
@@ -183,15 +201,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         {
             ThrowHandlerFailure();
             _values.Reset();
-            var count = 0;
+            _pending = 0;
             if (!cancellationToken.IsCancellationRequested)
             {
                 var result = _consumer.Consume(_options.PollTimeout);
                 ThrowHandlerFailure();
                 while (result is not null)
                 {
-                    _consumed[count++] = new Message(result.TopicPartition, result.Offset.Value, result.Message.Value);
-                    if (count == _consumed.Length)
+                    _consumed[_pending++] = new Message(result.TopicPartition, result.Offset.Value, result.Message.Value, result.Message.Key, result.Message.Timestamp, result.Message.Headers);
+                    if (_pending == _consumed.Length)
                     {
                         break;
                     }
@@ -201,6 +219,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
             }
 
+            // A rebalance inside one of the polls above dropped the messages of the partitions it took away (Revoked).
+            var count = _pending;
+            _pending = 0;
             if (count == 0)
             {
                 return ValueTask.FromResult(SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty));
@@ -223,6 +244,12 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
                 else if (TCodec.TryDecode(arena.AsMemory(consumed.Value.Start, consumed.Value.Length), out var record, out var failure))
                 {
+                    if (_source._metadata is { } metadata)
+                    {
+                        var key = consumed.Key;
+                        metadata(ref record, new KafkaMessage(consumed.Partition.Topic, consumed.Partition.Partition.Value, consumed.Offset, consumed.Timestamp, arena.AsSpan(key.Start, key.Length), !key.IsNull, consumed.Headers));
+                    }
+
                     _originOf[records] = i;
                     _records[records++] = record;
                 }
@@ -271,6 +298,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             {
                 // The group is rebalancing or its coordinator moved: the records are durable, only the commit waits for
                 // the next checkpoint (or the revoke handler's). At worst their new owner reads them again: at-least-once.
+                _context.Inform($"partition {_partition}: committing offsets deferred to the next checkpoint ({ex.Error.Reason})");
                 return ValueTask.CompletedTask;
             }
 
@@ -301,7 +329,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             return ValueTask.CompletedTask;
         }
 
-        private List<TopicPartitionOffset> Assigned(IConsumer<Ignore, ValueSlice> consumer, List<TopicPartition> partitions)
+        private List<TopicPartitionOffset> Assigned(IConsumer<ValueSlice, ValueSlice> consumer, List<TopicPartition> partitions)
         {
             // Exactly-once: claim the partitions in the sink's store (fencing off their previous owner) and resume there.
             Dictionary<TopicPartition, SourcePosition>? claimed = null;
@@ -328,18 +356,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     }
                 }
 
-                if (offset == Offset.Unset && _seen.Add(partition))
+                // Unset: the group's committed offset, else auto.offset.reset (StartFrom Earliest or Latest). A start
+                // time applies only to partitions the group never committed — like the other start positions.
+                if (offset == Offset.Unset && _options.StartFrom == KafkaStart.Timestamp
+                    && consumer.Committed([partition], TimeSpan.FromSeconds(30))[0].Offset == Offset.Unset)
                 {
-                    offset = _options.StartFrom switch
-                    {
-                        KafkaStart.Earliest => Offset.Beginning,
-                        KafkaStart.Latest => Offset.End,
-                        KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,
-                        _ => Offset.Unset,
-                    };
+                    offset = consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset;
                 }
 
-                _seen.Add(partition);
                 _owned[partition] = owned;
                 start.Add(new TopicPartitionOffset(partition, offset));
             }
@@ -356,11 +380,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 _context.CheckpointAsync(_partition, CancellationToken.None).AsTask().GetAwaiter().GetResult();
             }
 
-            foreach (var partition in partitions)
-            {
-                _owned.Remove(partition.TopicPartition);
-            }
-
+            Forget(partitions);
             _context.Inform($"partition {_partition} released {Describe(partitions)}");
         }
 
@@ -377,10 +397,32 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 throw new KafkaException(new Error(ErrorCode.Local_State, $"partitions {string.Join(", ", partitions.Select(p => p.TopicPartition))} were lost (this member's session timed out); stopping without committing, so that their new owner resumes from the last committed positions"));
             }
 
-            foreach (var partition in partitions)
+            Forget(partitions);
+        }
+
+        /// <summary>
+        /// Lets <paramref name="partitions"/> go: their positions, and the messages of theirs polled in the current
+        /// read but not yet handed downstream — the checkpoint did not include them, so their next owner reads them
+        /// (handing them on here as well would write them twice).
+        /// </summary>
+        private void Forget(List<TopicPartitionOffset> partitions)
+        {
+            var gone = partitions.Select(p => p.TopicPartition).ToHashSet();
+            foreach (var partition in gone)
             {
-                _owned.Remove(partition.TopicPartition);
+                _owned.Remove(partition);
             }
+
+            var kept = 0;
+            for (var i = 0; i < _pending; i++)
+            {
+                if (!gone.Contains(_consumed[i].Partition))
+                {
+                    _consumed[kept++] = _consumed[i];
+                }
+            }
+
+            _pending = kept;
         }
 
         private List<TopicPartitionOffset> Guard(Func<List<TopicPartitionOffset>> handler, Func<List<TopicPartitionOffset>> fallback)
@@ -457,8 +499,16 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             public long Epoch { get; set; }
         }
 
-        private readonly record struct Message(TopicPartition Partition, long Offset, ValueSlice Value);
+        private readonly record struct Message(TopicPartition Partition, long Offset, ValueSlice Value, ValueSlice Key, Timestamp Timestamp, Headers? Headers);
     }
+}
+
+/// <summary>Keys, when no one reads them: nothing is copied.</summary>
+internal sealed class NoSlice : IDeserializer<ValueSlice>
+{
+    public static readonly NoSlice Instance = new();
+
+    public ValueSlice Deserialize(ReadOnlySpan<byte> data, bool isNull, SerializationContext context) => new(0, 0, true);
 }
 
 /// <summary>Where a message's value was copied in the reader's arena.</summary>

@@ -2,19 +2,23 @@ using System.Globalization;
 
 namespace Compiled.Kafka;
 
-/// <summary>Where a Kafka source starts reading a partition it has no committed position for.</summary>
+/// <summary>
+/// Where a Kafka source starts reading a partition its consumer group has no committed position for. A committed
+/// position always wins — otherwise a partition moving between members (a rebalance, another copy of the binary)
+/// would be read again from its start. To replay a topic, run with a new <see cref="KafkaSourceOptions.GroupId"/>.
+/// </summary>
 public enum KafkaStart
 {
-    /// <summary>Resume from the committed position; a partition without one starts at its beginning. The default.</summary>
+    /// <summary>The committed position; a partition without one starts at its beginning. The default.</summary>
     Committed,
 
-    /// <summary>The beginning of each partition first assigned in this run, ignoring committed positions (a replay).</summary>
+    /// <summary>A partition without a committed position starts at its beginning (the same as <see cref="Committed"/>, said explicitly).</summary>
     Earliest,
 
-    /// <summary>The end of each partition first assigned in this run: only records produced from now on.</summary>
+    /// <summary>A partition without a committed position starts at its end: only records produced from now on.</summary>
     Latest,
 
-    /// <summary>The first record at or after <see cref="KafkaSourceOptions.StartTimestamp"/>, for each partition first assigned in this run.</summary>
+    /// <summary>A partition without a committed position starts at the first record at or after <see cref="KafkaSourceOptions.StartTimestamp"/>.</summary>
     Timestamp,
 }
 

@@ -199,6 +199,9 @@ internal abstract class PgColumnBuffer(PgColumn column)
 
     public abstract void Clear();
 
+    /// <summary>Whether a value occurs twice (for a key column: whether the batch has two records of one key).</summary>
+    public abstract bool HasDuplicates();
+
     public abstract NpgsqlParameter ToParameter();
 
     /// <summary>A buffer whose element type is what <typeparamref name="TField"/> is stored as.</summary>
@@ -238,12 +241,23 @@ internal abstract class PgColumnBuffer(PgColumn column)
 internal sealed class PgColumnBuffer<TStore>(PgColumn column) : PgColumnBuffer(column)
 {
     private readonly List<TStore> _values = [];
+    private HashSet<TStore>? _distinct;
 
     public override void Add<TField>(TField value)
     {
         if (typeof(TField) == typeof(TStore) && typeof(TField) != typeof(DateTime) && typeof(TField) != typeof(DateTimeOffset))
         {
             _values.Add(Unsafe.As<TField, TStore>(ref value));
+        }
+        else if (typeof(TField) == typeof(DateTimeOffset) && typeof(TStore) == typeof(DateTimeOffset))
+        {
+            var utc = Unsafe.As<TField, DateTimeOffset>(ref value).ToUniversalTime(); // timestamptz takes UTC only
+            _values.Add(Unsafe.As<DateTimeOffset, TStore>(ref utc));
+        }
+        else if (typeof(TField) == typeof(DateTime) && typeof(TStore) == typeof(DateTime))
+        {
+            var unspecified = DateTime.SpecifyKind(Unsafe.As<TField, DateTime>(ref value), DateTimeKind.Unspecified);
+            _values.Add(Unsafe.As<DateTime, TStore>(ref unspecified));
         }
         else
         {
@@ -252,6 +266,21 @@ internal sealed class PgColumnBuffer<TStore>(PgColumn column) : PgColumnBuffer(c
     }
 
     public override void Clear() => _values.Clear();
+
+    public override bool HasDuplicates()
+    {
+        _distinct ??= [];
+        _distinct.Clear();
+        foreach (var value in _values)
+        {
+            if (!_distinct.Add(value))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     public override NpgsqlParameter ToParameter()
         => new NpgsqlParameter<TStore[]>($"c{Column.Ordinal}", [.. _values]) { NpgsqlDbType = NpgsqlDbType.Array | Column.DbType };

@@ -115,6 +115,8 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
     private PgColumn[] _columns = [];
     private string _copySql = "";
     private string _upsertSql = "";
+    private string _upsertLatestSql = "";
+    private int _singleKey = -1;
     private string _pipeline = "";
 
     /// <summary>Creates a sink with <paramref name="options"/>.</summary>
@@ -145,7 +147,11 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
     /// <summary>Transient failures retried so far (connection losses, deadlocks, restarts).</summary>
     public long Retries => Interlocked.Read(ref _retries);
 
+    /// <summary>Rows committed to the table so far (all partitions).</summary>
+    public long RowsCommitted => Interlocked.Read(ref _rowsCommitted);
+
     private long _retries;
+    private long _rowsCommitted;
 
     /// <inheritdoc/>
     public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
@@ -184,14 +190,22 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
         var parameters = string.Join(", ", _columns.Select(c => $"@c{c.Ordinal}"));
         var keyList = string.Join(", ", keys.Select(c => c.Quoted));
         var updates = _columns.Where(c => !c.IsKey).Select(c => $"{c.Quoted} = EXCLUDED.{c.Quoted}").ToList();
-        // Within one statement a key may appear once: keep the last record of each key (ordinality), as a stream would.
+        // Within one statement a key may appear once: when a batch has a key twice, keep the last record of each key
+        // (ordinality), as a stream would. The server sorts for that, so batches without repeats skip it.
+        var conflict = $"ON CONFLICT ({keyList}) DO {(updates.Count == 0 ? "NOTHING" : "UPDATE SET " + string.Join(", ", updates))}";
         _upsertSql = $"""
+            INSERT INTO {table} ({names})
+            SELECT {names} FROM unnest({parameters}) AS u({names})
+            {conflict}
+            """;
+        _upsertLatestSql = $"""
             INSERT INTO {table} ({names})
             SELECT {names} FROM (
                 SELECT DISTINCT ON ({keyList}) {names} FROM unnest({parameters}) WITH ORDINALITY AS u({names}, "__ord")
                 ORDER BY {keyList}, "__ord" DESC) AS latest
-            ON CONFLICT ({keyList}) DO {(updates.Count == 0 ? "NOTHING" : "UPDATE SET " + string.Join(", ", updates))}
+            {conflict}
             """;
+        _singleKey = keys.Count == 1 ? Array.IndexOf(_columns, keys[0]) : -1;
     }
 
     /// <inheritdoc/>
@@ -422,6 +436,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                     return true;
                 },
                 cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref sink._rowsCommitted, _rows.Count);
             _rows.Clear();
         }
 
@@ -454,7 +469,8 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                 schema.Visit(row, ref visitor);
             }
 
-            await using var command = new NpgsqlCommand(sink._upsertSql, connection, transaction);
+            var repeats = sink._singleKey < 0 || _buffers[sink._singleKey]!.HasDuplicates();
+            await using var command = new NpgsqlCommand(repeats ? sink._upsertLatestSql : sink._upsertSql, connection, transaction);
             foreach (var buffer in _buffers)
             {
                 command.Parameters.Add(buffer!.ToParameter());
