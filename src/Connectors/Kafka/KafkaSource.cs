@@ -108,7 +108,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <inheritdoc/>
-    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {GroupId(_context?.PipelineName ?? "?")})";
+    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))})";
 
     private string GroupId(string pipeline) => string.IsNullOrWhiteSpace(_options.GroupId) ? pipeline : _options.GroupId;
 
@@ -353,6 +353,17 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                         offset = new Offset(position.Offset);
                         owned.Next = position.Offset;
                         owned.Committed = position.Offset;
+                    }
+                    else
+                    {
+                        // Exactly-once: the sink's store is the only truth. A partition it has never seen starts where
+                        // StartFrom says, never at Kafka's committed offset (e.g. after the table was recreated).
+                        offset = _options.StartFrom switch
+                        {
+                            KafkaStart.Latest => Offset.End,
+                            KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,
+                            _ => Offset.Beginning,
+                        };
                     }
                 }
 

@@ -245,7 +245,8 @@ internal sealed class PgColumnBuffer<TStore>(PgColumn column) : PgColumnBuffer(c
 
     public override void Add<TField>(TField value)
     {
-        if (typeof(TField) == typeof(TStore) && typeof(TField) != typeof(DateTime) && typeof(TField) != typeof(DateTimeOffset))
+        if (typeof(TField) == typeof(TStore) && typeof(TField) != typeof(DateTime) && typeof(TField) != typeof(DateTimeOffset)
+            && typeof(TField) != typeof(DateTime?) && typeof(TField) != typeof(DateTimeOffset?))
         {
             _values.Add(Unsafe.As<TField, TStore>(ref value));
         }
@@ -269,6 +270,11 @@ internal sealed class PgColumnBuffer<TStore>(PgColumn column) : PgColumnBuffer(c
 
     public override bool HasDuplicates()
     {
+        if (typeof(TStore) == typeof(byte[]))
+        {
+            return true; // arrays compare by reference: assume repeats (the statement that tolerates them)
+        }
+
         _distinct ??= [];
         _distinct.Clear();
         foreach (var value in _values)

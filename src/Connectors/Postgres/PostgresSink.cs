@@ -490,12 +490,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                 """,
                 connection,
                 transaction);
-            command.Parameters.Add(new NpgsqlParameter<string>("pipeline", checkpoint.Pipeline));
-            command.Parameters.Add(new NpgsqlParameter<string>("source", checkpoint.Source));
-            command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
-            command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("epochs", [.. positions.Select(p => p.Epoch)]));
+            AddPositions(command, checkpoint);
             var updated = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             if (updated != positions.Count)
             {
@@ -504,6 +499,18 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                     $"Exactly-once: {positions.Count - updated} of the partitions {string.Join(", ", positions)} were claimed by another reader (rebalance or session timeout); " +
                     "this partition's uncommitted rows were rolled back and its new owner resumes from the last committed positions.");
             }
+        }
+
+        /// <summary>The checkpoint's pipeline, source and positions as @pipeline, @source and the arrays @streams, @partitions, @offsets, @epochs.</summary>
+        private static void AddPositions(NpgsqlCommand command, Checkpoint checkpoint)
+        {
+            var positions = checkpoint.Positions;
+            command.Parameters.Add(new NpgsqlParameter<string>("pipeline", checkpoint.Pipeline));
+            command.Parameters.Add(new NpgsqlParameter<string>("source", checkpoint.Source));
+            command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+            command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("epochs", [.. positions.Select(p => p.Epoch)]));
         }
 
         private static async Task<bool> AlreadyCommittedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Checkpoint checkpoint, CancellationToken cancellationToken)
@@ -524,12 +531,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                 """,
                 connection,
                 transaction);
-            command.Parameters.Add(new NpgsqlParameter<string>("pipeline", checkpoint.Pipeline));
-            command.Parameters.Add(new NpgsqlParameter<string>("source", checkpoint.Source));
-            command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
-            command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("epochs", [.. positions.Select(p => p.Epoch)]));
+            AddPositions(command, checkpoint);
             var matching = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L);
             return matching == positions.Count;
         }

@@ -205,6 +205,7 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
     private readonly Task _worker;
     private readonly CancellationToken _abort;
     private Exception? _failure;
+    private volatile bool _aborted;
 
     public DecoupledOutputPort(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize, int capacity, CancellationToken abort)
         : base(slot, writer, pipelineName, partition, batchSize)
@@ -260,6 +261,9 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
 
     public override async ValueTask AbortAsync()
     {
+        // Nothing queued reaches the writer any more, and it is not flushed: an aborted partition's records are not
+        // committed (for a transactional sink that would be rows without their positions).
+        _aborted = true;
         Buffer.Clear();
         _queue.Writer.TryComplete();
         try
@@ -286,12 +290,20 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
 
     private async Task WriteLoopAsync()
     {
+        TaskCompletionSource? current = null;
         try
         {
             await foreach (var work in _queue.Reader.ReadAllAsync(_abort).ConfigureAwait(false))
             {
+                if (_aborted)
+                {
+                    work.Drained?.TrySetCanceled();
+                    continue;
+                }
+
                 if (work.Drained is { } drained)
                 {
+                    current = drained;
                     if (work.Checkpoint is null)
                     {
                         await Writer.FlushAsync(_abort).ConfigureAwait(false);
@@ -302,6 +314,7 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
                     }
 
                     drained.TrySetResult();
+                    current = null;
                     continue;
                 }
 
@@ -315,12 +328,16 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
                 _free.Writer.TryWrite(work.Items!);
             }
 
-            await Writer.FlushAsync(_abort).ConfigureAwait(false);
+            if (!_aborted)
+            {
+                await Writer.FlushAsync(_abort).ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
             _failure = ex;
             _queue.Writer.TryComplete(ex);
+            current?.TrySetException(Failure("write", ex)); // the drain being served when the writer failed
             FailPendingDrains(ex);
         }
         finally

@@ -82,7 +82,7 @@ public static class PipelineRunner
                 deadLetters,
                 delivery,
                 positionStore,
-                (partition, token) => partitions[partition].CheckpointAsync(token))
+                (partition, token) => partitions[partition].CheckpointAsync(token.CanBeCanceled ? token : abortAll.Token))
             {
                 Inform = message => Log.SourceEvent(logger, name, sourceName, message),
             };
