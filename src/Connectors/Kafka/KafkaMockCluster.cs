@@ -70,6 +70,13 @@ public sealed partial class KafkaMockCluster : IDisposable
     /// <summary>Brings broker <paramref name="brokerId"/> back up.</summary>
     public void SetBrokerUp(int brokerId) => Check(Native.rd_kafka_mock_broker_set_up(Cluster, brokerId), $"bring broker {brokerId} up");
 
+    /// <summary>Makes broker <paramref name="brokerId"/> the coordinator of consumer group <paramref name="groupId"/> (so that a test can take another broker down without touching the group).</summary>
+    public void SetGroupCoordinator(string groupId, int brokerId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
+        Check(Native.rd_kafka_mock_coordinator_set(Cluster, "group", groupId, brokerId), $"make broker {brokerId} the coordinator of group {groupId}");
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {
@@ -173,5 +180,8 @@ public sealed partial class KafkaMockCluster : IDisposable
 
         [LibraryImport(Library)]
         public static partial int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
+
+        [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
+        public static partial int rd_kafka_mock_coordinator_set(IntPtr cluster, string keyType, string key, int brokerId);
     }
 }
