@@ -145,9 +145,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 BootstrapServers = _options.BootstrapServers,
                 GroupId = source.GroupId(context.PipelineName),
                 ClientId = $"{context.PipelineName}-{partition}",
-                // Exactly-once: the sink's store holds the positions; Kafka's copy (for lag tools) is committed in the
-                // background from stored offsets, so an unreachable coordinator never stalls a checkpoint.
-                EnableAutoCommit = context.Delivery == DeliveryGuarantee.ExactlyOnce,
+                EnableAutoCommit = false,
                 EnableAutoOffsetStore = false,
                 AutoOffsetReset = _options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
                 SessionTimeoutMs = (int)_options.SessionTimeout.TotalMilliseconds,
@@ -287,28 +285,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 return ValueTask.CompletedTask;
             }
 
-            if (_context.Delivery == DeliveryGuarantee.ExactlyOnce)
-            {
-                // The sink's store is the truth; Kafka's committed offsets only show progress to tools.
-                foreach (var offset in offsets)
-                {
-                    try
-                    {
-                        _consumer.StoreOffset(offset);
-                        _owned[offset.TopicPartition].Committed = offset.Offset.Value;
-                    }
-                    catch (KafkaException)
-                    {
-                        // the partition is being revoked: its next owner stores its own progress
-                    }
-                }
-
-                return ValueTask.CompletedTask;
-            }
-
             try
             {
                 _consumer.Commit(offsets);
+            }
+            catch (KafkaException) when (_context.Delivery == DeliveryGuarantee.ExactlyOnce)
+            {
+                // Exactly-once: the sink's store is the truth; Kafka's committed offsets only show progress to tools.
+                return ValueTask.CompletedTask;
             }
             catch (KafkaException ex) when (IsRetriable(ex.Error.Code))
             {
