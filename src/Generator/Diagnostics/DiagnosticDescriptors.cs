@@ -119,6 +119,36 @@ internal static class DiagnosticDescriptors
         "Pipeline has more than one dead-letter sink",
         "Pipeline '{0}' already sends dead letters to '{1}'; remove [DeadLetters] from '{2}'");
 
+    public static readonly DiagnosticDescriptor WindowWithoutKeyBy = Error(
+        "CMPL0120",
+        "Window must follow a key selector",
+        "Window '{0}' must come right after a [KeyBy] stage: windows are per key; add a method '[KeyBy] TKey M(T record)' before it");
+
+    public static readonly DiagnosticDescriptor KeyByWithoutWindow = Error(
+        "CMPL0121",
+        "Key selector must be followed by a window",
+        "Key selector '{0}' must be followed directly by a [Window] stage; keyed streams end in a window");
+
+    public static readonly DiagnosticDescriptor SecondKeyBy = Error(
+        "CMPL0122",
+        "Pipeline has more than one key selector",
+        "Pipeline '{0}' is already keyed by '{1}'; a pipeline has one [KeyBy] and one window (remove [KeyBy] from '{2}')");
+
+    public static readonly DiagnosticDescriptor InvalidWindow = Error(
+        "CMPL0123",
+        "Invalid window declaration",
+        "Window '{0}' has type '{1}'; a [Window] is a property or field of type WindowSpec<TIn, TAggregator> whose TAggregator implements IAggregator<TIn, TAcc, TOut> for the same TIn");
+
+    public static readonly DiagnosticDescriptor InvalidLateData = Error(
+        "CMPL0124",
+        "Invalid late-data output",
+        "Late-data output '{0}' needs {1}");
+
+    public static readonly DiagnosticDescriptor InvalidEventTime = Error(
+        "CMPL0125",
+        "Event time has an unsupported type",
+        "Event time '{0}' has type '{1}'; use long (Unix milliseconds), DateTime or DateTimeOffset");
+
     public static readonly DiagnosticDescriptor UnsupportedFieldType = Error(
         "CMPL0201",
         "Field type has no codec",

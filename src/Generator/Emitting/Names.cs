@@ -27,6 +27,9 @@ internal static class Names
     public const string SinkBinder = "global::Compiled.Runtime.SinkBinder";
     public const string PartitionContext = "global::Compiled.Runtime.PartitionContext";
     public const string FusedSegment = "global::Compiled.Runtime.FusedSegment";
+    public const string Keyed = "global::Compiled.Runtime.Keyed";
+    public const string KeyedStage = "global::Compiled.Runtime.KeyedStage";
+    public const string EventTimes = "global::Compiled.Runtime.EventTimes";
     public const string SegmentProgress = "global::Compiled.Runtime.SegmentProgress";
     public const string PipelineHost = "global::Compiled.Runtime.PipelineHost";
     public const string PipelineOptions = "global::Compiled.Runtime.PipelineOptions";

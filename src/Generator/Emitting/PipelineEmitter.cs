@@ -101,7 +101,7 @@ internal static class PipelineEmitter
         foreach (var segment in plan.Segments)
         {
             writer.Line();
-            EmitSegment(writer, plan, segment, inputType);
+            EmitSegment(writer, plan, segment, segment.Index == 0 ? inputType : plan.Chain[segment.FirstStage].FlowType.FullName);
         }
 
         foreach (var schema in model.Schemas)
@@ -170,6 +170,13 @@ internal static class PipelineEmitter
             writer.Line($"binder.Add<{type.FullName}>({SourceWriter.Number(stage.Index)}, {Access(model, stage.Stage, "_root")}, {SchemaFor(model, type)}); // slot {SourceWriter.Number(stage.SinkSlot)}");
         }
 
+        var window = plan.Chain.FirstOrDefault(s => s.Stage.Shape == StageShape.Window);
+        if (window is not null && model.LateData is { } late)
+        {
+            var access = (late.IsStatic ? model.FullName : "_root") + "." + late.Name;
+            writer.Line($"binder.Add<{late.RecordType.FullName}>({SourceWriter.Number(window.Index)}, {SourceWriter.Literal(late.Name)}, {access}, {SchemaFor(model, late.RecordType)}); // slot {SourceWriter.Number(LateSlot(plan))}: records too late for every window");
+        }
+
         writer.Close();
         writer.Line();
         writer.Open($"protected override {Names.FusedSegment}<{inputType}> CreateSegment({Names.PartitionContext} partition)");
@@ -185,13 +192,48 @@ internal static class PipelineEmitter
         }
 
         writer.Close();
+        if (window is not null)
+        {
+            EmitKeyedStage(writer, plan, window);
+        }
+
+        writer.Close();
+    }
+
+    /// <summary>The output slot of the late-data sink (after the chain's sinks), or -1.</summary>
+    private static int LateSlot(PipelinePlan plan)
+        => plan.Model.LateData is null ? -1 : plan.Chain.Count(s => s.SinkSlot >= 0);
+
+    /// <summary>The slot of the exchange's input port: after every sink.</summary>
+    private static int ExchangeSlot(PipelinePlan plan)
+        => plan.Chain.Count(s => s.SinkSlot >= 0) + (plan.Model.LateData is null ? 0 : 1);
+
+    private static void EmitKeyedStage(SourceWriter writer, PipelinePlan plan, PlannedStage window)
+    {
+        var model = plan.Model;
+        var w = window.Stage.Window!;
+        var keyBy = plan.Chain[window.Index - 1].Stage;
+        var input = window.Stage.InputType!.FullName;
+        writer.Line();
+        writer.Open($"protected override {Names.KeyedStage}? CreateKeyedStage()");
+        writer.Line($"return new {Names.KeyedStage}<{w.Key.FullName}, {input}, {w.Aggregator.FullName}, {w.Accumulator.FullName}, {w.Result.FullName}>(");
+        writer.Indent();
+        writer.Line($"{Access(model, window.Stage, "_root")},");
+        writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
+        writer.Line($"hasEventTime: {(keyBy.EventTime is null ? "false" : "true")},");
+        writer.Line($"keyByStage: {SourceWriter.Number(window.Index - 1)},");
+        writer.Line($"lateSlot: {SourceWriter.Number(LateSlot(plan))},");
+        writer.Line(plan.NeedsInstancePerPartition
+            ? $"partition => new __Fused1(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition));"
+            : "partition => new __Fused1(_root, partition));");
+        writer.Unindent();
         writer.Close();
     }
 
     private static void EmitSegment(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, string inputType)
     {
         var model = plan.Model;
-        var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > 0).ToList();
+        var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > 0 && s.Stage.Shape != StageShape.Window).ToList();
         var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
         var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
         var className = "__Fused" + SourceWriter.Number(segment.Index);
@@ -223,6 +265,10 @@ internal static class PipelineEmitter
             {
                 writer.Line($"private readonly {Names.RecordBuffer}<{s.InputType!.FullName}> _{name}Out;");
             }
+            else if (s.Shape == StageShape.KeyBy)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{KeyedType(plan, stage)}> _{name}Out;");
+            }
 
             if (s.Shape == StageShape.FlatMap)
             {
@@ -248,6 +294,10 @@ internal static class PipelineEmitter
             else if (s.Shape == StageShape.ConnectorSink)
             {
                 writer.Line($"_{name}Out = partition.Output<{s.InputType!.FullName}>({SourceWriter.Number(stage.SinkSlot)});");
+            }
+            else if (s.Shape == StageShape.KeyBy)
+            {
+                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(ExchangeSlot(plan))}); // the exchange");
             }
         }
 
@@ -309,6 +359,13 @@ internal static class PipelineEmitter
                 case StageShape.ConnectorSink:
                     writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
                     writer.Line($"{name}Items[{name}Count++] = {current};");
+                    writer.Line($"{name}Out.SetCount({name}Count);");
+                    break;
+                case StageShape.KeyBy:
+                    var time = s.EventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{s.EventTime})";
+                    writer.Line($"var key{index} = {Call(model, s, name, current)};");
+                    writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
+                    writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
                     writer.Line($"{name}Out.SetCount({name}Count);");
                     break;
             }
@@ -424,7 +481,7 @@ internal static class PipelineEmitter
                     break;
             }
 
-            if (s.Shape == StageShape.ConnectorSink)
+            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy)
             {
                 writer.Line($"var {name}Out = _{name}Out;");
                 writer.Line($"var {name}Items = {name}Out.Items;");
@@ -437,6 +494,10 @@ internal static class PipelineEmitter
             }
         }
     }
+
+    /// <summary><c>Keyed&lt;TKey, T&gt;</c> for a key selector (its key type is the window's after it).</summary>
+    private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
+        => $"{Names.Keyed}<{plan.Chain[keyBy.Index + 1].Stage.Window!.Key.FullName}, {keyBy.Stage.InputType!.FullName}>";
 
     private static void WriteBack(SourceWriter writer, StageModel stage, string name)
     {
@@ -484,6 +545,8 @@ internal static class PipelineEmitter
         StageShape.Map => "Map",
         StageShape.Filter => "Filter",
         StageShape.FlatMap => "FlatMap",
+        StageShape.KeyBy => "KeyBy",
+        StageShape.Window => "Window",
         _ => "Sink",
     };
 
@@ -493,6 +556,7 @@ internal static class PipelineEmitter
         StageShape.Filter => $"filter {stage.InputType!.DisplayName}",
         StageShape.FlatMap => $"flatMap {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}*",
         StageShape.MethodSink => "sink (inline call)",
+        StageShape.KeyBy => $"keyBy {stage.InputType!.DisplayName} -> hash exchange",
         _ => "sink (output port)",
     };
 

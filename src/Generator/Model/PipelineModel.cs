@@ -15,7 +15,17 @@ internal sealed record PipelineModel(
     EquatableArray<RecordSchemaModel> Schemas,
     EquatableArray<DiagnosticInfo> Diagnostics,
     string ErrorPolicy = "DeadLetter",
-    DeadLetterMemberModel? DeadLetters = null);
+    DeadLetterMemberModel? DeadLetters = null,
+    LateDataMemberModel? LateData = null);
+
+/// <summary>The member a pipeline declares with <c>[LateData]</c>: the side output of its window.</summary>
+internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef RecordType, LocationInfo? Location);
+
+/// <summary>
+/// What a <c>[Window]</c> stage aggregates with: the aggregator type and its accumulator and result types, and the
+/// key type of the <c>[KeyBy]</c> before it.
+/// </summary>
+internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accumulator, TypeRef Result);
 
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);
@@ -44,6 +54,10 @@ internal enum StageShape
     ConnectorSink,
     /// <summary>A method <c>void M(T)</c> called inline: a pipeline method, or the sink method of an operator object.</summary>
     MethodSink,
+    /// <summary>A key selector <c>TKey M(T)</c>: ends the loop with a hash exchange.</summary>
+    KeyBy,
+    /// <summary>A keyed window (<c>WindowSpec&lt;T, TAggregator&gt;</c>): starts the loop after the exchange.</summary>
+    Window,
 }
 
 /// <summary>How the generated loop holds an operator object.</summary>
@@ -84,6 +98,8 @@ internal enum MemberKind
 /// <param name="OperatorMethodIsStatic">Whether that method is static.</param>
 /// <param name="InputParameterModifier">"in " when the operator takes its input by readonly reference, else "".</param>
 /// <param name="NeedsPipelineInstance">Whether each partition needs its own pipeline object for this stage (instance state).</param>
+/// <param name="EventTime">For a key selector: the input record's <c>[EventTime]</c> member, or null.</param>
+/// <param name="Window">For a window: its aggregate and key types.</param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -99,7 +115,9 @@ internal sealed record StageModel(
     TypeRef? OutputType,
     bool NeedsPipelineInstance,
     LocationInfo? Location,
-    OperatorStorage Storage = OperatorStorage.None)
+    OperatorStorage Storage = OperatorStorage.None,
+    string? EventTime = null,
+    WindowModel? Window = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 }

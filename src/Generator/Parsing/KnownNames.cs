@@ -11,6 +11,13 @@ internal static class KnownNames
     public const string RecordAttribute = "Compiled.RecordAttribute";
     public const string DeadLettersAttribute = "Compiled.DeadLettersAttribute";
     public const string KeyAttribute = "Compiled.KeyAttribute";
+    public const string KeyByAttribute = "Compiled.KeyByAttribute";
+    public const string WindowAttribute = "Compiled.WindowAttribute";
+    public const string EventTimeAttribute = "Compiled.EventTimeAttribute";
+    public const string LateDataAttribute = "Compiled.LateDataAttribute";
+    public const string WindowSpec = "Compiled.WindowSpec`2";
+    public const string WindowResult = "Compiled.WindowResult`2";
+    public const string Aggregator = "Compiled.IAggregator`3";
     public const string SourceInterface = "Compiled.ISource`1";
     public const string SinkInterface = "Compiled.ISink`1";
     public const string Emitter = "Compiled.Emitter`1";

@@ -10,7 +10,7 @@ namespace Compiled.Generator.Parsing;
 /// <summary>Reads a <c>[Pipeline]</c> class into a <see cref="PipelineModel"/>, recording what is wrong with each declaration.</summary>
 internal static class PipelineParser
 {
-    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute];
+    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute, KnownNames.KeyByAttribute, KnownNames.WindowAttribute];
 
     public static PipelineModel Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
     {
@@ -48,10 +48,18 @@ internal static class PipelineParser
 
         var stages = new List<StageModel>();
         var schemas = new List<RecordSchemaModel>();
+        ITypeSymbol? keyType = null; // the key of the [KeyBy] stage just before, for the [Window] after it
+        ITypeSymbol? windowInput = null;
         foreach (var (member, _) in stageMembers)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var stage = ParseStage(member, stages.Count, diagnostics);
+            var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, out var nextKey);
+            if (stage.Shape == StageShape.Window && member is IPropertySymbol or IFieldSymbol)
+            {
+                windowInput = WindowInput(MemberType(member)!);
+            }
+
+            keyType = nextKey;
             stages.Add(stage);
             var recordType = stage.Shape switch
             {
@@ -76,6 +84,12 @@ internal static class PipelineParser
         };
 
         var deadLetters = ParseDeadLetters(type, diagnostics);
+        var lateData = ParseLateData(type, windowInput, diagnostics);
+        if (lateData is not null && SourceOrSinkArgument(type.GetMembers(lateData.Name).First(), KnownNames.SinkInterface) is { } lateType
+            && SchemaParser.Parse(lateType) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
+        {
+            schemas.Add(lateSchema);
+        }
 
         return new PipelineModel(
             Symbols.NamespaceOf(type),
@@ -91,7 +105,121 @@ internal static class PipelineParser
             schemas.ToEquatableArray(),
             diagnostics.ToEquatableArray(),
             policy,
-            deadLetters);
+            deadLetters,
+            lateData);
+    }
+
+    /// <summary>The <c>[LateData]</c> member: an <c>ISink&lt;T&gt;</c> of the window's input records.</summary>
+    private static LateDataMemberModel? ParseLateData(INamedTypeSymbol type, ITypeSymbol? windowInput, List<DiagnosticInfo> diagnostics)
+    {
+        LateDataMemberModel? found = null;
+        foreach (var member in type.GetMembers().Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.HasAttribute(m, KnownNames.LateDataAttribute)))
+        {
+            var location = Symbols.IdentifierLocation(member);
+            var memberType = MemberType(member)!;
+            var arguments = Symbols.InterfaceArguments(memberType, KnownNames.SinkInterface);
+            if (windowInput is null || found is not null || arguments.Count != 1 || !SymbolEqualityComparer.Default.Equals(arguments[0], windowInput))
+            {
+                var expected = windowInput is null ? "a [Window] stage to take late records from" : $"type ISink<{Symbols.DisplayName(windowInput)}> (the window's input), and only one such member";
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0124", location, member.Name, expected));
+                continue;
+            }
+
+            found = new LateDataMemberModel(member.Name, member.IsStatic, Symbols.ToTypeRef(arguments[0]), location);
+        }
+
+        return found;
+    }
+
+    /// <summary>The <c>TIn</c> of a <c>WindowSpec&lt;TIn, TAggregator&gt;</c>, or null.</summary>
+    private static ITypeSymbol? WindowInput(ITypeSymbol type)
+        => type is INamedTypeSymbol named && Symbols.IsNamed(named.OriginalDefinition, KnownNames.WindowSpec) ? named.TypeArguments[0] : null;
+
+    /// <summary>A <c>[KeyBy]</c> method: <c>TKey M(T)</c>, and the <c>[EventTime]</c> member of <c>T</c>.</summary>
+    private static StageModel ParseKeyBy(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, out ITypeSymbol? keyType)
+    {
+        keyType = null;
+        var shape = member is IMethodSymbol method ? OperatorShapes.ReadTransform(method) : MethodShape.Invalid("a key selector is a method 'TKey M(T record)'");
+        if (!shape.IsValid || shape.Shape != StageShape.Map || member is not IMethodSymbol)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "a key selector", shape.Problem ?? "a key selector is a method 'TKey M(T record)' that returns the key"));
+            return stage;
+        }
+
+        var keyMethod = (IMethodSymbol)member;
+        keyType = keyMethod.ReturnType;
+        var input = keyMethod.Parameters[0].Type;
+        string? eventTime = null;
+        if (input is INamedTypeSymbol record)
+        {
+            foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
+            {
+                var type = MemberType(candidate)!;
+                var name = type.ToDisplayString();
+                if (name is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(type)));
+                    return stage;
+                }
+
+                eventTime = candidate.Name;
+                break;
+            }
+        }
+
+        return stage with
+        {
+            Shape = StageShape.KeyBy,
+            OperatorMethod = keyMethod.Name,
+            OperatorMethodIsStatic = keyMethod.IsStatic,
+            InputParameterModifier = shape.InputModifier,
+            InputType = shape.Input,
+            OutputType = shape.Input, // records pass through; the key travels beside them
+            NeedsPipelineInstance = !keyMethod.IsStatic,
+            EventTime = eventTime,
+        };
+    }
+
+    private static IEnumerable<ISymbol> AllMembers(INamedTypeSymbol type)
+    {
+        for (var current = type; current is not null; current = current.BaseType)
+        {
+            foreach (var member in current.GetMembers())
+            {
+                yield return member;
+            }
+        }
+    }
+
+    /// <summary>A <c>[Window]</c> member: <c>WindowSpec&lt;TIn, TAggregator&gt;</c> right after a <c>[KeyBy]</c>.</summary>
+    private static StageModel ParseWindow(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, ITypeSymbol? keyType)
+    {
+        if (keyType is null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0120", stage.Location, member.Name));
+            return stage;
+        }
+
+        var type = MemberType(member);
+        var input = type is null ? null : WindowInput(type);
+        var aggregator = input is null ? null : ((INamedTypeSymbol)type!).TypeArguments[1];
+        var arguments = aggregator?.AllInterfaces.FirstOrDefault(i => Symbols.IsNamed(i, KnownNames.Aggregator))?.TypeArguments;
+        var windowResult = compilation.GetTypeByMetadataName(KnownNames.WindowResult);
+        if (aggregator is null || arguments is null || windowResult is null || arguments.Value.Length != 3 || !SymbolEqualityComparer.Default.Equals(arguments.Value[0], input))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0123", stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        var output = windowResult.Construct(keyType, arguments.Value[2]);
+        return stage with
+        {
+            Shape = StageShape.Window,
+            ComponentType = Symbols.ToTypeRef(type!),
+            InputType = Symbols.ToTypeRef(input!),
+            OutputType = Symbols.ToTypeRef(output),
+            Window = new WindowModel(Symbols.ToTypeRef(keyType), Symbols.ToTypeRef(aggregator), Symbols.ToTypeRef(arguments.Value[1]), Symbols.ToTypeRef(arguments.Value[2])),
+        };
     }
 
     private static DeadLetterMemberModel? ParseDeadLetters(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
@@ -173,8 +301,9 @@ internal static class PipelineParser
         return found.OrderBy(m => m.Group).ThenBy(m => m.Position).Select(m => (m.Member, m.Group)).ToList();
     }
 
-    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics)
+    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics, Compilation compilation, ITypeSymbol? keyType, out ITypeSymbol? nextKey)
     {
+        nextKey = null;
         var location = Symbols.IdentifierLocation(member);
         var roles = StageAttributes.Where(a => Symbols.HasAttribute(member, a)).ToList();
         var role = roles[0] switch
@@ -202,6 +331,16 @@ internal static class PipelineParser
         {
             diagnostics.Add(DiagnosticInfo.Create("CMPL0007", location, member.Name, "a stage", "a stage property needs a getter and no parameters"));
             return stage;
+        }
+
+        if (roles[0] == KnownNames.KeyByAttribute)
+        {
+            return ParseKeyBy(member, stage, diagnostics, out nextKey);
+        }
+
+        if (roles[0] == KnownNames.WindowAttribute)
+        {
+            return ParseWindow(member, stage, diagnostics, compilation, keyType);
         }
 
         return role switch

@@ -32,7 +32,7 @@ internal static class SchemaParser
                 continue;
             }
 
-            fields.Add(ToField(member.Name, memberType) with { IsKey = IsKey(named, member) });
+            fields.Add(ToField(member.Name, memberType) with { IsKey = Symbols.IsMarked(named, member, KnownNames.KeyAttribute) });
         }
 
         if (fields.Count == 0)
@@ -72,20 +72,6 @@ internal static class SchemaParser
         }
 
         return chain.SelectMany(t => t.GetMembers());
-    }
-
-    /// <summary>Whether the member is marked <c>[Key]</c> — on the member, or on the positional record parameter it comes from.</summary>
-    private static bool IsKey(INamedTypeSymbol type, ISymbol member)
-    {
-        static bool Marked(ISymbol symbol) => symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == KnownNames.KeyAttribute);
-        if (Marked(member))
-        {
-            return true;
-        }
-
-        return type.InstanceConstructors
-            .SelectMany(c => c.Parameters)
-            .Any(p => p.Name == member.Name && Marked(p));
     }
 
     private static FieldModel ToField(string name, ITypeSymbol type)

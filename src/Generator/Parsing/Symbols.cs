@@ -35,6 +35,11 @@ internal static class Symbols
         return new TypeRef(FullName(type), IdentityName(type), DisplayName(type), type.IsValueType, convertible.ToEquatableArray());
     }
 
+    /// <summary>Whether <paramref name="member"/> is marked with the attribute — on itself, or on the positional record parameter it comes from.</summary>
+    public static bool IsMarked(INamedTypeSymbol type, ISymbol member, string metadataName)
+        => HasAttribute(member, metadataName)
+            || type.InstanceConstructors.SelectMany(c => c.Parameters).Any(p => p.Name == member.Name && HasAttribute(p, metadataName));
+
     public static bool HasAttribute(ISymbol symbol, string metadataName)
         => symbol.GetAttributes().Any(a => a.AttributeClass is { } c && IsNamed(c, metadataName));
 

@@ -88,11 +88,60 @@ internal static class PipelinePlanner
             diagnostics.Add(DiagnosticInfo.Create("CMPL0003", model.Location, model.TypeName, names));
         }
 
-        var segments = chain.Count == 0
-            ? EquatableArray<SegmentPlan>.Empty
-            : new[] { new SegmentPlan(0, 0, chain.Count - 1, FusedReason, FirstStatefulStage(chain)) }.ToEquatableArray();
+        CheckKeyBy(model, diagnostics);
+        var keyBy = chain.FindIndex(s => s.Stage.Shape == StageShape.KeyBy);
+        EquatableArray<SegmentPlan> segments;
+        if (chain.Count == 0)
+        {
+            segments = EquatableArray<SegmentPlan>.Empty;
+        }
+        else if (keyBy > 0 && keyBy + 1 < chain.Count && chain[keyBy + 1].Stage.Shape == StageShape.Window)
+        {
+            // The exchange cuts the chain: the loop before it ends by handing keyed records over; the loop after it
+            // runs on the partition that owns the key, over what the window emits.
+            for (var i = keyBy + 1; i < chain.Count; i++)
+            {
+                chain[i] = chain[i] with { Segment = 1 };
+            }
+
+            segments = new[]
+            {
+                new SegmentPlan(0, 0, keyBy, $"ends at keyBy '{chain[keyBy].Stage.MemberName}': hash exchange to the partition that owns each key", FirstStatefulStage(chain, 1, keyBy + 1)),
+                new SegmentPlan(1, keyBy + 1, chain.Count - 1, $"starts at window '{chain[keyBy + 1].Stage.MemberName}': keyed, fired by watermarks", FirstStatefulStage(chain, keyBy + 2, chain.Count)),
+            }.ToEquatableArray();
+        }
+        else
+        {
+            segments = new[] { new SegmentPlan(0, 0, chain.Count - 1, FusedReason, FirstStatefulStage(chain, 1, chain.Count)) }.ToEquatableArray();
+        }
 
         return new PipelinePlan(model, chain.ToEquatableArray(), segments, needsInstances, diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>One key selector per pipeline, and a window right after it.</summary>
+    private static void CheckKeyBy(PipelineModel model, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        StageModel? first = null;
+        for (var i = 0; i < stages.Length; i++)
+        {
+            if (stages[i].Shape != StageShape.KeyBy)
+            {
+                continue;
+            }
+
+            if (first is not null)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0122", stages[i].Location, model.TypeName, first.MemberName, stages[i].MemberName));
+                continue;
+            }
+
+            first = stages[i];
+            if (i + 1 >= stages.Length || stages[i + 1].Shape is not (StageShape.Window or StageShape.Invalid))
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0121", stages[i].Location, stages[i].MemberName));
+            }
+        }
     }
 
     /// <summary>
@@ -103,15 +152,15 @@ internal static class PipelinePlanner
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
     {
         StageShape.ConnectorSink => true,
-        StageShape.Map or StageShape.Filter or StageShape.FlatMap when stage.MemberKind == MemberKind.Method => stage.OperatorMethodIsStatic,
+        StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.KeyBy when stage.MemberKind == MemberKind.Method => stage.OperatorMethodIsStatic,
         StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct,
         _ => false,
     };
 
-    /// <summary>The chain index of the first stage after the source that is not replay-safe (or one past the end).</summary>
-    private static int FirstStatefulStage(List<PlannedStage> chain)
+    /// <summary>The chain index of the first stage in [from, to) that is not replay-safe (or <paramref name="to"/>).</summary>
+    private static int FirstStatefulStage(List<PlannedStage> chain, int from, int to)
     {
-        for (var i = 1; i < chain.Count; i++)
+        for (var i = from; i < to; i++)
         {
             if (!IsReplaySafe(chain[i].Stage))
             {
@@ -119,7 +168,7 @@ internal static class PipelinePlanner
             }
         }
 
-        return chain.Count;
+        return to;
     }
 
     /// <summary>Walks the chain from the source, checking that each stage accepts what the stage before it produces.</summary>
@@ -157,7 +206,7 @@ internal static class PipelinePlanner
             else if (flow is not null)
             {
                 var slot = stage.Shape == StageShape.ConnectorSink ? sinkSlots++ : -1;
-                var next = stage.Shape is StageShape.Map or StageShape.FlatMap ? stage.OutputType! : flow;
+                var next = stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType! : flow;
                 chain.Add(new PlannedStage(stage, chain.Count, slot, 0, next));
                 flow = next;
                 previous = stage.MemberName;
@@ -165,7 +214,7 @@ internal static class PipelinePlanner
             }
 
             // After an error, resume checking from what this stage produces.
-            flow = stage.Shape is StageShape.Map or StageShape.FlatMap ? stage.OutputType : stage.InputType;
+            flow = stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType : stage.InputType;
             previous = stage.MemberName;
         }
     }

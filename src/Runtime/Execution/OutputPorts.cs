@@ -88,8 +88,14 @@ internal interface IOutputPort
     ValueTask AbortAsync();
 }
 
+/// <summary>A port with a buffer a fused loop appends to.</summary>
+internal interface IBufferedPort<T>
+{
+    Compiled.RecordBuffer<T> Buffer { get; }
+}
+
 /// <summary>The buffer a fused loop writes into for one sink, and the way its contents reach the sink's writer.</summary>
-internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize) : IOutputPort
+internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize) : IOutputPort, IBufferedPort<T>
 {
     public Compiled.RecordBuffer<T> Buffer { get; } = new(batchSize);
 

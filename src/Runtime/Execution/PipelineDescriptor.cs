@@ -31,7 +31,7 @@ public sealed class PipelineDescriptor
     public ErrorPolicy ErrorPolicy { get; }
 
     /// <summary>Whether every transform maps or filters (no flatMap): then records in = out + filtered + failed holds for the last sink.</summary>
-    public bool IsOneToOne => Stages.All(s => s.Kind != StageKind.FlatMap);
+    public bool IsOneToOne => Stages.All(s => s.Kind is not (StageKind.FlatMap or StageKind.Window));
 
     /// <summary>The pipeline's name.</summary>
     public string Name { get; }
@@ -121,6 +121,10 @@ public enum StageKind
     FlatMap,
     /// <summary>Receives records.</summary>
     Sink,
+    /// <summary>Computes each record's key and sends it across a hash exchange.</summary>
+    KeyBy,
+    /// <summary>A keyed window: aggregates per key and window, emits when the watermark passes.</summary>
+    Window,
 }
 
 /// <summary>A run of stages fused into one loop.</summary>

@@ -117,6 +117,27 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
     /// <summary>Creates the fused segment of one partition.</summary>
     protected abstract FusedSegment<TIn> CreateSegment(PartitionContext partition);
 
+    /// <summary>The keyed stage (hash exchange and windows) of a pipeline with <c>[KeyBy]</c>; null for others.</summary>
+    protected virtual KeyedStage? CreateKeyedStage() => null;
+
+    private KeyedStage? _keyed;
+    private bool _keyedCreated;
+
+    /// <summary>The job's keyed stage, created once.</summary>
+    internal KeyedStage? Keyed
+    {
+        get
+        {
+            if (!_keyedCreated)
+            {
+                _keyed = CreateKeyedStage();
+                _keyedCreated = true;
+            }
+
+            return _keyed;
+        }
+    }
+
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
 
     internal FusedSegment<TIn> Segment(PartitionContext partition) => CreateSegment(partition);
@@ -142,6 +163,17 @@ public sealed class SinkBinder
     public void Add<T>(int stage, ISink<T>? sink, Compiled.RecordSchema<T>? schema)
     {
         var name = _descriptor.Stages[stage].Name;
+        if (sink is null)
+        {
+            throw new PipelineConfigurationException(_descriptor.Name, $"Pipeline '{_descriptor.Name}': sink '{name}' is null; give the member a value.");
+        }
+
+        _slots.Add(new SinkSlot<T>(name, stage, sink, schema));
+    }
+
+    /// <summary>Registers a sink named <paramref name="name"/> that is not a chain stage (a window's late-data output) next to stage <paramref name="stage"/>.</summary>
+    public void Add<T>(int stage, string name, ISink<T>? sink, Compiled.RecordSchema<T>? schema)
+    {
         if (sink is null)
         {
             throw new PipelineConfigurationException(_descriptor.Name, $"Pipeline '{_descriptor.Name}': sink '{name}' is null; give the member a value.");
@@ -318,15 +350,18 @@ public struct SegmentProgress
 /// <summary>What a partition's segment can reach: its index, its outputs, and objects it owns.</summary>
 public sealed class PartitionContext
 {
-    private readonly IOutputPort[] _ports;
+    private readonly IOutputPort?[] _ports;
+    private readonly IOutputPort[] _ownedPorts;
     private readonly List<object> _owned = [];
 
-    internal PartitionContext(int index, int count, PipelineDescriptor pipeline, IOutputPort[] ports, IDeadLetterChannel deadLetters)
+    /// <summary>A partition with output ports by slot; a slot whose sink another part of the run writes (the keyed partitions) has none.</summary>
+    internal PartitionContext(int index, int count, PipelineDescriptor pipeline, IOutputPort?[] ports, IDeadLetterChannel deadLetters)
     {
         Index = index;
         Count = count;
         Pipeline = pipeline;
         _ports = ports;
+        _ownedPorts = ports.Where(p => p is not null).ToArray()!;
         DeadLetters = deadLetters;
     }
 
@@ -342,10 +377,10 @@ public sealed class PartitionContext
     /// <summary>The pipeline's plan.</summary>
     public PipelineDescriptor Pipeline { get; }
 
-    internal IReadOnlyList<IOutputPort> Ports => _ports;
+    internal IReadOnlyList<IOutputPort> Ports => _ownedPorts;
 
     /// <summary>The buffer behind output slot <paramref name="slot"/>; the runtime hands its contents to the sink after each batch.</summary>
-    public Compiled.RecordBuffer<T> Output<T>(int slot) => ((OutputPort<T>)_ports[slot]).Buffer;
+    public Compiled.RecordBuffer<T> Output<T>(int slot) => ((IBufferedPort<T>)_ports[slot]!).Buffer;
 
     /// <summary>Registers an object the partition created, to be disposed when the partition ends. Returns it.</summary>
     public T Own<T>(T instance)

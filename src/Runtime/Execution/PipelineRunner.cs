@@ -20,6 +20,8 @@ public static class PipelineRunner
         var descriptor = job.Descriptor;
         var name = descriptor.Name;
         options.Validate(name);
+        var keyed = job.Keyed;
+        keyed?.Validate(name);
         var clock = Stopwatch.StartNew();
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance;
 
@@ -89,6 +91,7 @@ public static class PipelineRunner
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 
+            keyed?.Start(new KeyedRun(descriptor, slots, options, deadLetters, TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds, abortAll.Token), synchronous: false);
             for (var p = 0; p < options.Parallelism; p++)
             {
                 partitions.Add(CreatePartition(job, source, slots, options, p, deadLetters, abortAll.Token));
@@ -103,6 +106,20 @@ public static class PipelineRunner
             catch (Exception)
             {
                 failure = FirstFailure(workers);
+                keyed?.Abort();
+            }
+
+            if (keyed is not null)
+            {
+                // The keyed partitions end once every upstream partition has completed its exchange input (or the run failed).
+                try
+                {
+                    await keyed.Completion.ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    failure ??= ex;
+                }
             }
         }
         catch (Exception ex)
@@ -194,9 +211,15 @@ public static class PipelineRunner
     private static Partition<TIn> CreatePartition<TIn>(PipelineJob<TIn> job, ISource<TIn> source, IReadOnlyList<ISinkSlot> slots, PipelineOptions options, int index, DeadLetterChannel deadLetters, CancellationToken abort)
     {
         var name = job.Descriptor.Name;
-        var ports = new IOutputPort[slots.Count];
+        var keyed = job.Keyed;
+        var ports = new IOutputPort?[slots.Count + (keyed is null ? 0 : 1)];
         for (var s = 0; s < slots.Count; s++)
         {
+            if (keyed is not null && keyed.OwnsSlot(s, slots[s].Stage))
+            {
+                continue; // written by the keyed partitions, after the exchange
+            }
+
             try
             {
                 ports[s] = slots[s].CreatePort(name, index, options, abort);
@@ -205,6 +228,11 @@ public static class PipelineRunner
             {
                 throw new ConnectorException(name, slots[s].Name, index, "create its writer", ex);
             }
+        }
+
+        if (keyed is not null)
+        {
+            ports[slots.Count] = keyed.CreateInput(index, abort);
         }
 
         var context = new PartitionContext(index, options.Parallelism, job.Descriptor, ports, deadLetters);
@@ -216,6 +244,11 @@ public static class PipelineRunner
         catch (Exception ex)
         {
             throw new ConnectorException(name, job.Descriptor.Stages[0].Name, index, "create its reader", ex);
+        }
+
+        if (keyed is not null && reader.CommitsPositions)
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': keyed windows cannot yet run behind a source that commits positions ('{job.Descriptor.Stages[0].Name}', e.g. Kafka): window state is not checkpointed, so committing offsets could lose the records held in open windows. See docs/windows.md.");
         }
 
         return new Partition<TIn>(job.Descriptor, context, job.Segment(context), reader, deadLetters, options);

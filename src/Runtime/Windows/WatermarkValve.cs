@@ -1,0 +1,89 @@
+namespace Compiled.Runtime;
+
+/// <summary>
+/// Combines the watermarks of a partition's inputs: the minimum over the inputs that are neither finished nor idle.
+/// An input is idle when it has sent nothing for the idle timeout (processing time); it rejoins with its next batch.
+/// The combined watermark never goes back; when every remaining input is idle it holds still.
+/// </summary>
+public sealed class WatermarkValve
+{
+    private readonly long[] _watermarks;
+    private readonly long[] _lastActive;
+    private readonly bool[] _ended;
+    private readonly long _idleMs;
+    private int _endedCount;
+
+    /// <summary>Creates a valve over <paramref name="inputs"/> inputs; <paramref name="idleTimeout"/> zero disables idleness.</summary>
+    public WatermarkValve(int inputs, TimeSpan idleTimeout, long nowMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputs, 1);
+        _watermarks = new long[inputs];
+        _lastActive = new long[inputs];
+        _ended = new bool[inputs];
+        Array.Fill(_watermarks, long.MinValue);
+        Array.Fill(_lastActive, nowMs);
+        _idleMs = TimeMath.Millis(idleTimeout);
+    }
+
+    /// <summary>The combined watermark.</summary>
+    public long Current { get; private set; } = long.MinValue;
+
+    /// <summary>Whether every input has ended.</summary>
+    public bool AllEnded => _endedCount == _ended.Length;
+
+    /// <summary>Whether input <paramref name="input"/> counts as idle at <paramref name="nowMs"/>.</summary>
+    public bool IsIdle(int input, long nowMs) => !_ended[input] && _idleMs > 0 && nowMs - _lastActive[input] >= _idleMs;
+
+    /// <summary>Input <paramref name="input"/> sent records (or a watermark) at <paramref name="nowMs"/>.</summary>
+    public void Update(int input, long watermark, long nowMs, bool hadRecords)
+    {
+        if (watermark > _watermarks[input])
+        {
+            _watermarks[input] = watermark;
+        }
+
+        if (hadRecords || watermark > long.MinValue)
+        {
+            _lastActive[input] = nowMs;
+        }
+    }
+
+    /// <summary>Input <paramref name="input"/> has ended: it no longer holds the watermark back.</summary>
+    public void End(int input)
+    {
+        if (!_ended[input])
+        {
+            _ended[input] = true;
+            _endedCount++;
+        }
+    }
+
+    /// <summary>Recomputes the combined watermark at <paramref name="nowMs"/> and returns it.</summary>
+    public long Combine(long nowMs)
+    {
+        if (AllEnded)
+        {
+            return Current = long.MaxValue;
+        }
+
+        var min = long.MaxValue;
+        var active = false;
+        for (var i = 0; i < _watermarks.Length; i++)
+        {
+            if (_ended[i] || IsIdle(i, nowMs))
+            {
+                continue;
+            }
+
+            active = true;
+            min = Math.Min(min, _watermarks[i]);
+        }
+
+        if (active && min > Current)
+        {
+            Current = min;
+        }
+
+        return Current;
+    }
+}

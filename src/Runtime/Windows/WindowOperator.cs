@@ -1,0 +1,69 @@
+namespace Compiled.Runtime;
+
+/// <summary>
+/// The keyed window state of one partition: records go in with <see cref="Add"/>, results come out of
+/// <see cref="Results"/> when <see cref="Advance"/> moves the watermark past window ends. Not thread-safe: one
+/// partition's worker owns it.
+/// </summary>
+public abstract class WindowOperator<TKey, TIn, TOut>
+    where TKey : notnull
+{
+    /// <summary>Creates the operator.</summary>
+    protected WindowOperator(long allowedLatenessMs)
+    {
+        LatenessMs = allowedLatenessMs;
+    }
+
+    /// <summary>The allowed lateness, milliseconds.</summary>
+    protected long LatenessMs { get; }
+
+    /// <summary>The operator's watermark: no record at or before it is expected any more. Starts at <see cref="long.MinValue"/>.</summary>
+    public long Watermark { get; protected set; } = long.MinValue;
+
+    /// <summary>Results emitted so far; the caller reads and resets it.</summary>
+    public Compiled.RecordBuffer<WindowResult<TKey, TOut>> Results { get; } = new();
+
+    /// <summary>Where records too late for every window go; null drops them (they are still counted).</summary>
+    public Compiled.RecordBuffer<TIn>? Late { get; set; }
+
+    /// <summary>Records that were too late for every window they belong to.</summary>
+    public long LateRecords { get; protected set; }
+
+    /// <summary>Keys × windows (or sessions) held in state now.</summary>
+    public abstract int StateEntries { get; }
+
+    /// <summary>Adds a batch of records. Records whose windows have already fired (within the lateness) emit updates at once.</summary>
+    public abstract void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch);
+
+    /// <summary>Moves the watermark to <paramref name="watermark"/> (if it is later): fires the windows it completes and drops state past the lateness.</summary>
+    public abstract void Advance(long watermark);
+
+    /// <summary>Counts a record too late for every window and hands it to <see cref="Late"/>.</summary>
+    protected void Dropped(in TIn record)
+    {
+        LateRecords++;
+        Late?.Add(record);
+    }
+}
+
+/// <summary>Creates window operators.</summary>
+public static class WindowOperator
+{
+    /// <summary>Creates the operator for <paramref name="window"/>, aggregating with <typeparamref name="TAgg"/>.</summary>
+    public static WindowOperator<TKey, TIn, TOut> Create<TKey, TIn, TAgg, TAcc, TOut>(Window window, TimeSpan allowedLateness)
+        where TKey : notnull
+        where TAgg : IAggregator<TIn, TAcc, TOut>
+    {
+        var lateness = TimeMath.Millis(allowedLateness);
+        if (lateness < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(allowedLateness), allowedLateness, "Allowed lateness cannot be negative.");
+        }
+
+        return window.Kind switch
+        {
+            WindowKind.Session => new SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), lateness),
+            _ => new PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), lateness),
+        };
+    }
+}
