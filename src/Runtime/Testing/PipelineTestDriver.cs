@@ -16,14 +16,51 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
 
     private readonly DeadLetterChannel _deadLetters;
     private readonly PipelineOptions _options;
+    private readonly KeyedStage? _keyed;
+    private readonly VirtualClock _clock;
 
-    internal PipelineTestDriver(IReadOnlyList<ISinkSlot> sinks, PartitionContext partition, FusedSegment<TIn> segment, DeadLetterChannel deadLetters, PipelineOptions options)
+    internal PipelineTestDriver(IReadOnlyList<ISinkSlot> sinks, PartitionContext partition, FusedSegment<TIn> segment, DeadLetterChannel deadLetters, PipelineOptions options, KeyedStage? keyed, VirtualClock clock)
     {
         _sinks = sinks;
         _partition = partition;
         _segment = segment;
         _deadLetters = deadLetters;
         _options = options;
+        _keyed = keyed;
+        _clock = clock;
+    }
+
+    /// <summary>The virtual clock, Unix milliseconds: processing-time windows and idle timeouts read it. Starts at 0.</summary>
+    public long Now => _clock.Now;
+
+    /// <summary>Records a keyed window found too late for every window they belong to.</summary>
+    public long LateRecords => _keyed?.LateRecords ?? 0;
+
+    /// <summary>
+    /// Moves the virtual clock forward by <paramref name="time"/>: idle inputs stop holding the watermark back once
+    /// their idle timeout has passed, and processing-time windows fire. Nothing waits.
+    /// </summary>
+    public void AdvanceTime(TimeSpan time)
+    {
+        ObjectDisposedException.ThrowIf(_completed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(time, TimeSpan.Zero);
+        _clock.Now += (long)time.TotalMilliseconds;
+        _keyed?.Tick();
+    }
+
+    /// <summary>
+    /// Moves the watermark of the driver's input to <paramref name="unixMilliseconds"/> (if it is later), as if the
+    /// source had said no record at or before it will come: windows ending at or before it fire.
+    /// </summary>
+    public void AdvanceWatermark(long unixMilliseconds)
+    {
+        ObjectDisposedException.ThrowIf(_completed, this);
+        if (_keyed is null)
+        {
+            throw new InvalidOperationException($"Pipeline '{_partition.Pipeline.Name}' has no window; watermarks only matter to keyed windows.");
+        }
+
+        _keyed.AdvanceWatermark(0, unixMilliseconds);
     }
 
     /// <summary>Records an operator threw on so far (dead-lettered or skipped, by the error policy).</summary>
@@ -87,10 +124,20 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
     public async ValueTask DisposeAsync() => await CompleteAsync().ConfigureAwait(false);
 }
 
+/// <summary>The test driver's clock: moves only when told.</summary>
+internal sealed class VirtualClock
+{
+    public long Now { get; set; }
+}
+
 /// <summary>Starts <see cref="PipelineTestDriver{TIn}"/>s.</summary>
 public static class PipelineTestDriver
 {
-    /// <summary>Opens the pipeline's sinks and prepares its fused loop.</summary>
+    /// <summary>
+    /// Opens the pipeline's sinks and prepares its fused loop. For a keyed pipeline, <c>options.Parallelism</c> keyed
+    /// partitions sit behind the exchange (the driver itself is one input partition); every push runs through them
+    /// on the calling thread.
+    /// </summary>
     public static async Task<PipelineTestDriver<TIn>> StartAsync<TIn>(ICompiledPipeline pipeline, PipelineOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
@@ -104,12 +151,35 @@ public static class PipelineTestDriver
             await sink.OpenAsync(job.Descriptor.Name, driverOptions, cancellationToken).ConfigureAwait(false);
         }
 
-        var ports = binder.Slots.Select(s => s.CreatePort(job.Descriptor.Name, 0, driverOptions, cancellationToken, forceInline: true)).ToArray();
         var deadLetters = new DeadLetterChannel(
             job.Descriptor.Name,
             options.ErrorPolicy ?? job.Descriptor.ErrorPolicy,
             PipelineRunner.DeadLetterSinkFor(job, options));
+        var keyed = job.Keyed;
+        var clock = new VirtualClock();
+        if (keyed is not null)
+        {
+            // The driver is one input partition; the keyed partitions behind the exchange are as many as the options say.
+            keyed.Validate(job.Descriptor.Name);
+            var keyedOptions = new PipelineOptions { Parallelism = options.Parallelism, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity };
+            keyed.Start(new KeyedRun(1, job.Descriptor, binder.Slots, keyedOptions, deadLetters, () => clock.Now, CancellationToken.None), synchronous: true);
+        }
+
+        var ports = new IOutputPort?[binder.Slots.Count + (keyed is null ? 0 : 1)];
+        for (var s = 0; s < binder.Slots.Count; s++)
+        {
+            if (keyed is null || !keyed.OwnsSlot(s, binder.Slots[s].Stage))
+            {
+                ports[s] = binder.Slots[s].CreatePort(job.Descriptor.Name, 0, driverOptions, cancellationToken, forceInline: true);
+            }
+        }
+
+        if (keyed is not null)
+        {
+            ports[binder.Slots.Count] = keyed.CreateInput(0, CancellationToken.None);
+        }
+
         var partition = new PartitionContext(0, 1, job.Descriptor, ports, deadLetters);
-        return new PipelineTestDriver<TIn>(binder.Slots, partition, job.Segment(partition), deadLetters, driverOptions);
+        return new PipelineTestDriver<TIn>(binder.Slots, partition, job.Segment(partition), deadLetters, driverOptions, keyed, clock);
     }
 }

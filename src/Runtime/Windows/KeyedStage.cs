@@ -54,6 +54,7 @@ public abstract class KeyedStage
 
 /// <summary>What keyed partitions need from the run: the plan, the sinks, options, dead letters, the clock.</summary>
 internal sealed record KeyedRun(
+    int Inputs,
     PipelineDescriptor Descriptor,
     IReadOnlyList<ISinkSlot> Slots,
     PipelineOptions Options,
@@ -470,7 +471,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             }
 
             _processingTime = stage._spec.Time == TimeMode.Processing;
-            _valve = new WatermarkValve(run.Options.Parallelism, stage._spec.IdleTimeout, run.Clock());
+            _valve = new WatermarkValve(run.Inputs, stage._spec.IdleTimeout, run.Clock());
         }
 
         public int Index { get; }

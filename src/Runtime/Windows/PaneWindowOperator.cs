@@ -108,9 +108,9 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             end += _slidePanes;
         }
 
-        // Every window ending at or before lastEnd has had its time; the next to fire ends after it.
-        var afterLast = lastEnd >= long.MaxValue / 2 ? lastEnd : (TimeMath.FloorDiv(lastEnd, _slidePanes) + 1) * _slidePanes;
-        _nextEnd = end == long.MinValue ? afterLast : Math.Max(end, afterLast);
+        // Every window ending at or before lastEnd has fired (or was empty); the next to fire ends after it.
+        var afterLast = lastEnd >= long.MaxValue / 2 ? lastEnd : ((TimeMath.FloorDiv(lastEnd - _sizePanes, _slidePanes) + 1) * _slidePanes) + _sizePanes; // window ends are k * slide + size
+        _nextEnd = afterLast; // windows after it may still receive records that are not late, even where none has state yet
         Purge(watermark);
     }
 
