@@ -143,12 +143,14 @@ public static class PipelineTestDriver
         ArgumentNullException.ThrowIfNull(pipeline);
         var job = pipeline.CreateJob() as PipelineJob<TIn>
             ?? throw new ArgumentException($"The pipeline's source does not produce '{typeof(TIn).Name}'.", nameof(pipeline));
+        var keyedPartitions = options?.Parallelism ?? 1; // keyed partitions behind the exchange: 1 unless the options say
         options ??= new PipelineOptions();
         var driverOptions = new PipelineOptions { Parallelism = 1, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity };
         var binder = job.BoundSinks;
+        var keyedOptions = new PipelineOptions { Parallelism = job.Keyed is null ? 1 : keyedPartitions, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity };
         foreach (var sink in binder.Slots)
         {
-            await sink.OpenAsync(job.Descriptor.Name, driverOptions, cancellationToken).ConfigureAwait(false);
+            await sink.OpenAsync(job.Descriptor.Name, keyedOptions, cancellationToken).ConfigureAwait(false);
         }
 
         var deadLetters = new DeadLetterChannel(
@@ -161,7 +163,6 @@ public static class PipelineTestDriver
         {
             // The driver is one input partition; the keyed partitions behind the exchange are as many as the options say.
             keyed.Validate(job.Descriptor.Name);
-            var keyedOptions = new PipelineOptions { Parallelism = options.Parallelism, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity };
             keyed.Start(new KeyedRun(1, job.Descriptor, binder.Slots, keyedOptions, deadLetters, () => clock.Now, CancellationToken.None), synchronous: true);
         }
 

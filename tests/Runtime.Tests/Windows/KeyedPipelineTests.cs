@@ -1,0 +1,151 @@
+using Compiled.Connectors;
+using Compiled.Runtime.Testing;
+
+namespace Compiled.Runtime.Tests.Windows;
+
+/// <summary>Sums of positive readings per key in 100 ms tumbling windows; late readings to a side output.</summary>
+[Pipeline(Name = "sums-per-window")]
+public sealed partial class SumsPerWindow
+{
+    [Source] public CollectionSource<Reading> Events { get; set; } = new();
+
+    [Transform] static bool Positive(Reading r) => r.Value > 0;
+
+    [KeyBy] static int Key(Reading r) => r.Key;
+
+    [Window] public WindowSpec<Reading, Sum<Reading, ReadingValue, long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromMilliseconds(100)));
+
+    [Transform] static WindowResult<int, long> Doubled(WindowResult<int, long> r) => r with { Value = r.Value * 2 };
+
+    [Sink] public CollectionSink<WindowResult<int, long>> Results { get; set; } = new();
+
+    [LateData] public CollectionSink<Reading> Late { get; set; } = new();
+}
+
+/// <summary>Counts numbers by parity, on processing time (the numbers carry no event time).</summary>
+[Pipeline(Name = "numbers-by-parity")]
+public sealed partial class NumbersByParity
+{
+    [Source] public ISource<long> Numbers { get; set; } = new CollectionSource<long>();
+
+    [KeyBy] static long Parity(long x) => x % 2;
+
+    [Window] public WindowSpec<long, Count<long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+
+    [Sink] public CollectionSink<WindowResult<long, long>> Results { get; set; } = new();
+}
+
+public sealed class KeyedPipelineTests
+{
+    private static WindowResult<int, long> R(int key, long start, long end, long value, bool update = false) => new(key, start, end, value, update);
+
+    [Fact]
+    public async Task Test_driver_holds_windows_until_the_watermark_passes_then_fires_updates_and_routes_late_records()
+    {
+        var pipeline = new SumsPerWindow { Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(100))) { AllowedLateness = TimeSpan.FromMilliseconds(50) } };
+        await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline);
+        driver.Push(new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 60, 5), new Reading(2, 70, -1));
+        Assert.Empty(pipeline.Results.Items); // watermark 69: window [0, 100) is still open
+
+        driver.Push(new Reading(1, 130, 4)); // watermark 129: [0, 100) fires (values doubled by the stage after the window)
+        Assert.Equal([R(1, 0, 100, 6), R(2, 0, 100, 10)], pipeline.Results.Items.OrderBy(r => r.Key));
+
+        driver.Push(new Reading(2, 99, 1)); // within the lateness (cleanup at 149): an update
+        Assert.Equal(R(2, 0, 100, 12, update: true), pipeline.Results.Items[^1]);
+
+        driver.AdvanceWatermark(149); // [0, 100) is cleaned up; [100, 200) is still open
+        driver.Push(new Reading(1, 40, 8)); // too late for every window
+        Assert.Equal([new Reading(1, 40, 8)], pipeline.Late.Items);
+        Assert.Equal(1, driver.LateRecords);
+        Assert.Equal(3, pipeline.Results.Count);
+
+        await driver.CompleteAsync(); // the end of input fires what is left
+        Assert.Equal(R(1, 100, 200, 8), pipeline.Results.Items[^1]);
+    }
+
+    [Fact]
+    public async Task Test_driver_runs_keyed_partitions_and_gives_the_same_windows_at_any_parallelism()
+    {
+        var events = Enumerable.Range(0, 2_000).Select(i => new Reading(i % 13, i * 3 + (i % 5), (i % 7) + 1)).ToArray();
+        var outputs = new List<WindowResult<int, long>[]>();
+        foreach (var parallelism in new[] { 1, 2, 3, 4 })
+        {
+            var pipeline = new SumsPerWindow { Spec = new(Window.Sliding(TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(100))) { OutOfOrderness = TimeSpan.FromMilliseconds(10) } };
+            await using (var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { Parallelism = parallelism }))
+            {
+                foreach (var chunk in events.Chunk(37))
+                {
+                    driver.Push(chunk);
+                }
+
+                await driver.CompleteAsync();
+            }
+
+            Assert.Equal(parallelism, pipeline.Results.Partitions.Count);
+            Assert.Empty(pipeline.Late.Items);
+            outputs.Add([.. pipeline.Results.Items.OrderBy(r => r.Key).ThenBy(r => r.Start)]);
+        }
+
+        var expected = events
+            .SelectMany(e => Enumerable.Range(0, 3).Select(k => (e.Key, Start: ((e.Time / 100) - k) * 100, e.Value)))
+            .GroupBy(x => (x.Key, x.Start))
+            .Select(g => R(g.Key.Key, g.Key.Start, g.Key.Start + 300, g.Sum(x => x.Value) * 2))
+            .OrderBy(r => r.Key).ThenBy(r => r.Start)
+            .ToArray();
+        Assert.All(outputs, output => Assert.Equal(expected, output));
+    }
+
+    [Fact]
+    public async Task Test_driver_fires_processing_time_windows_when_the_virtual_clock_moves()
+    {
+        var pipeline = new NumbersByParity();
+        await using var driver = await PipelineTestDriver.StartAsync<long>(pipeline);
+        driver.Push(1, 2, 3);
+        driver.AdvanceTime(TimeSpan.FromMilliseconds(999));
+        Assert.Empty(pipeline.Results.Items); // the clock is at 999: window [0, 1000) ends at 999 and fires once it has passed
+        driver.AdvanceTime(TimeSpan.FromMilliseconds(2));
+        Assert.Equal([new WindowResult<long, long>(0, 0, 1000, 1), new WindowResult<long, long>(1, 0, 1000, 2)], pipeline.Results.Items.OrderBy(r => r.Key));
+        driver.Push(5);
+        Assert.Equal(1_001, driver.Now);
+        await driver.CompleteAsync();
+        Assert.Equal(new WindowResult<long, long>(1, 1000, 2000, 1), pipeline.Results.Items[^1]);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public async Task A_run_across_partitions_emits_every_window_once_with_every_record_counted(int parallelism)
+    {
+        // Each source partition reads a contiguous, time-ordered range, so no record is late: every (key, window) must
+        // come out exactly once, holding exactly the records of the input.
+        var events = Enumerable.Range(0, 50_000).Select(i => new Reading(i % 97, i / 3, (i % 11) + 1)).ToArray();
+        var pipeline = new SumsPerWindow { Events = new CollectionSource<Reading>(events) };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 256, SinkQueueCapacity = 1 });
+
+        var expected = events.GroupBy(e => (e.Key, Start: e.Time / 100 * 100))
+            .Select(g => R(g.Key.Key, g.Key.Start, g.Key.Start + 100, g.Sum(e => e.Value) * 2))
+            .OrderBy(r => r.Key).ThenBy(r => r.Start)
+            .ToArray();
+        Assert.Equal(expected, pipeline.Results.Items.OrderBy(r => r.Key).ThenBy(r => r.Start).ToArray());
+        Assert.Empty(pipeline.Late.Items);
+        Assert.Equal(events.Length, result.RecordsRead);
+    }
+
+    [Fact]
+    public async Task Event_time_window_over_records_without_an_event_time_member_is_a_configuration_error()
+    {
+        var pipeline = new NumbersByParity { Spec = new(Window.Tumbling(TimeSpan.FromSeconds(1))) };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("has no [EventTime] member", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Windows_behind_a_source_that_commits_positions_are_refused_until_state_is_checkpointed()
+    {
+        var pipeline = new NumbersByParity { Numbers = new CommittingSource(3) };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }));
+        Assert.Contains("window state is not checkpointed", error.Message, StringComparison.Ordinal);
+    }
+}
