@@ -337,6 +337,88 @@ public sealed class DiagnosticTests
             """, "Pipeline 'P' already sends dead letters to 'First'; remove [DeadLetters] from 'Second'");
 
     [Fact]
+    public void CMPL0120_window_without_key_selector()
+        => AssertSingle("CMPL0120", """
+            public readonly record struct E(int K, [EventTime] long T);
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<E> S { get; } = new();
+                [Window] WindowSpec<E, Count<E>> [|W|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
+                [Sink] CollectionSink<WindowResult<int, long>> O { get; } = new();
+            }
+            """, "Window 'W' must come right after a [KeyBy] stage: windows are per key; add a method '[KeyBy] TKey M(T record)' before it");
+
+    [Fact]
+    public void CMPL0121_key_selector_without_window()
+        => AssertSingle("CMPL0121", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [KeyBy] static int [|Key|](int x) => x % 10;
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, "Key selector 'Key' must be followed directly by a [Window] stage; keyed streams end in a window");
+
+    [Fact]
+    public void CMPL0122_second_key_selector()
+        => AssertSingle("CMPL0122", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [KeyBy] static long Key(long x) => x % 10;
+                [Window] WindowSpec<long, Count<long>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Transform] static long Value(WindowResult<long, long> r) => r.Value;
+                [KeyBy] static long [|Again|](long x) => x;
+                [Window] WindowSpec<long, Count<long>> W2 { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
+            }
+            """, "Pipeline 'P' is already keyed by 'Key'; a pipeline has one [KeyBy] and one window (remove [KeyBy] from 'Again')");
+
+    [Fact]
+    public void CMPL0123_window_of_another_type()
+        => AssertSingle("CMPL0123", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [KeyBy] static long Key(long x) => x % 10;
+                [Window] WindowSpec<long, Count<int>> [|W|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
+                [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
+            }
+            """, "Window 'W' has type 'WindowSpec<long, Count<int>>'; a [Window] is a property or field of type WindowSpec<TIn, TAggregator> whose TAggregator implements IAggregator<TIn, TAcc, TOut> for the same TIn");
+
+    [Fact]
+    public void CMPL0124_late_data_of_another_type()
+        => AssertSingle("CMPL0124", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [KeyBy] static long Key(long x) => x % 10;
+                [Window] WindowSpec<long, Count<long>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
+                [LateData] CollectionSink<int> [|Late|] { get; } = new();
+            }
+            """, "Late-data output 'Late' needs type ISink<long> (the window's input), and only one such member");
+
+    [Fact]
+    public void CMPL0125_event_time_of_unsupported_type()
+        => AssertSingle("CMPL0125", """
+            public readonly record struct E(int K, [EventTime] string T);
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<E> S { get; } = new();
+                [KeyBy] static int [|Key|](E e) => e.K;
+                [Window] WindowSpec<E, Count<E>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
+                [Sink] CollectionSink<WindowResult<int, long>> O { get; } = new();
+            }
+            """, "Event time 'E.T' has type 'string'; use long (Unix milliseconds), DateTime or DateTimeOffset");
+
+    [Fact]
     public void CMPL0201_field_type_without_codec()
         => AssertSingle("CMPL0201", """
             [Record]

@@ -12,6 +12,7 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.ReusableOperator), Scenarios.ReusableOperator)]
     [InlineData(nameof(Scenarios.InstanceState), Scenarios.InstanceState)]
     [InlineData(nameof(Scenarios.StructOperators), Scenarios.StructOperators)]
+    [InlineData(nameof(Scenarios.KeyedWindow), Scenarios.KeyedWindow)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);

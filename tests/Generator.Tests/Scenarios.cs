@@ -43,6 +43,34 @@ internal static class Scenarios
         }
         """;
 
+    public const string KeyedWindow = """
+        using System;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Click(int User, [EventTime] long Time, string Page);
+
+        [Pipeline(Name = "clicks")]
+        public sealed partial class ClicksPerMinute
+        {
+            [Source] public CollectionSource<Click> Input { get; set; } = new(new Click(1, 1_000, "/"), new Click(2, 61_000, "/a"), new Click(1, 2_000, "/b"));
+
+            [Transform] static bool Real(Click c) => c.Page.Length > 0;
+
+            [KeyBy] static int User(Click c) => c.User;
+
+            [Window] public WindowSpec<Click, Count<Click>> PerMinute { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Transform] static bool Busy(WindowResult<int, long> r) => r.Value > 1;
+
+            [Sink] public CollectionSink<WindowResult<int, long>> Output { get; } = new();
+
+            [LateData] public CollectionSink<Click> Late { get; } = new();
+        }
+        """;
+
     public const string FlatMap = """
         using Compiled;
         using Compiled.Connectors;

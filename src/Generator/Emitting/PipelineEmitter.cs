@@ -431,6 +431,10 @@ internal static class PipelineEmitter
                     writer.Line($"stage = {index};");
                     writer.Line($"if (!{Call(model, s, name, current)}) continue;");
                     break;
+                case StageShape.KeyBy:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"_ = {Call(model, s, name, current)};");
+                    break;
                 case StageShape.FlatMap:
                     writer.Line($"stage = {index};");
                     writer.Line($"var {name}Replay = new {Names.RecordBuffer}<{s.OutputType!.FullName}>();");
