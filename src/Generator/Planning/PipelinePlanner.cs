@@ -106,8 +106,8 @@ internal static class PipelinePlanner
 
             segments = new[]
             {
-                new SegmentPlan(0, 0, keyBy, $"ends at keyBy '{chain[keyBy].Stage.MemberName}': hash exchange to the partition that owns each key", FirstStatefulStage(chain, 1, keyBy + 1)),
-                new SegmentPlan(1, keyBy + 1, chain.Count - 1, $"starts at window '{chain[keyBy + 1].Stage.MemberName}': keyed, fired by watermarks", FirstStatefulStage(chain, keyBy + 2, chain.Count)),
+                new SegmentPlan(0, 0, keyBy, $"all edges forward up to keyBy '{chain[keyBy].Stage.MemberName}', where a hash exchange sends each record to the partition that owns its key", FirstStatefulStage(chain, 1, keyBy + 1)),
+                new SegmentPlan(1, keyBy + 1, chain.Count - 1, $"all edges forward from window '{chain[keyBy + 1].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks", FirstStatefulStage(chain, keyBy + 2, chain.Count)),
             }.ToEquatableArray();
         }
         else

@@ -87,7 +87,15 @@ public static class PlanExplainer
         var feeder = 0;
         for (var i = 1; i < plan.Stages.Count; i++)
         {
-            text.Append(CultureInfo.InvariantCulture, $"  s{feeder} --> s{i}\n");
+            if (plan.Stages[feeder].Kind == StageKind.KeyBy)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"  s{feeder} == \"hash exchange\" ==> s{i}\n");
+            }
+            else
+            {
+                text.Append(CultureInfo.InvariantCulture, $"  s{feeder} --> s{i}\n");
+            }
+
             if (plan.Stages[i].Kind != StageKind.Sink)
             {
                 feeder = i;

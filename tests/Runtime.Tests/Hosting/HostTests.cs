@@ -139,6 +139,18 @@ public sealed class HostTests : IDisposable
     }
 
     [Theory]
+    [InlineData("text", "explained.keyed.txt")]
+    [InlineData("mermaid", "explained.keyed.mermaid.txt")]
+    public async Task Explain_shows_where_a_keyed_pipeline_breaks_its_chain_at_the_exchange(string format, string golden)
+    {
+        var pipeline = new Windows.SumsPerWindow();
+        var (code, output, error) = await Run(pipeline, "--explain", format, "-p", "3");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+        Assert.Empty(pipeline.Results.Items);
+    }
+
+    [Theory]
     [InlineData("text", "explained.txt")]
     [InlineData("mermaid", "explained.mermaid.txt")]
     public async Task Explain_prints_the_plan_with_its_chain_break_and_runs_nothing(string format, string golden)
