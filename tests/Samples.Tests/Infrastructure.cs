@@ -14,6 +14,24 @@ internal static class Repository
 
     public static string SampleDll(string sample) => Path.Combine(Root, "samples", sample, "bin", Configuration, "net10.0", sample + ".dll");
 
+    /// <summary>
+    /// Publishes sample <paramref name="sample"/> as Native AOT into <paramref name="output"/>, asserts the publish is
+    /// free of warnings and produced a native executable (no managed entry assembly), and returns its path.
+    /// </summary>
+    public static async Task<string> PublishNativeAsync(string sample, string output, TimeSpan timeout)
+    {
+        var build = await Processes.DotnetAsync(
+            ["publish", Path.Combine(Root, "samples", sample, sample + ".csproj"), "-c", "Release", "-o", output, "-nologo"],
+            Root,
+            timeout);
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
+        var binary = Path.Combine(output, sample);
+        Assert.True(File.Exists(binary), "the publish produced a native executable");
+        Assert.False(File.Exists(Path.Combine(output, sample + ".dll")), "a native AOT publish has no managed entry assembly");
+        return binary;
+    }
+
     private static string Metadata(string key) => typeof(Repository).Assembly
         .GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == key).Value!;

@@ -25,15 +25,7 @@ public sealed partial class KafkaToPostgresTests : IDisposable
     [Fact]
     public async Task The_native_aot_binary_publishes_without_warnings_and_runs_the_demo()
     {
-        var publish = Path.Combine(_work, "publish");
-        var build = await Processes.DotnetAsync(
-            ["publish", Path.Combine(Repository.Root, "samples", "KafkaToPostgres", "KafkaToPostgres.csproj"), "-c", "Release", "-o", publish, "-nologo"],
-            Repository.Root,
-            Timeout);
-        Assert.True(build.ExitCode == 0, build.ToString());
-        Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
-        var binary = Path.Combine(publish, "KafkaToPostgres");
-        Assert.False(File.Exists(Path.Combine(publish, "KafkaToPostgres.dll")), "a native AOT publish has no managed entry assembly");
+        var binary = await Repository.PublishNativeAsync("KafkaToPostgres", Path.Combine(_work, "publish"), Timeout);
 
         var run = await Processes.RunAsync(binary, ["--demo", "--demo-orders", "3000"], _work, Timeout);
         AssertDemoDidItsJob(run, 3000);

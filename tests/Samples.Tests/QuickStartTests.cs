@@ -28,18 +28,7 @@ public sealed class QuickStartTests : IDisposable
     [Fact]
     public async Task The_native_aot_binary_publishes_without_warnings_and_does_the_same_job()
     {
-        var publish = Path.Combine(_work, "publish");
-        var build = await Processes.DotnetAsync(
-            ["publish", Path.Combine(Repository.Root, "samples", "QuickStart", "QuickStart.csproj"), "-c", "Release", "-o", publish, "-nologo"],
-            Repository.Root,
-            Timeout);
-        Assert.True(build.ExitCode == 0, build.ToString());
-        Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
-
-        var binary = Path.Combine(publish, "QuickStart");
-        Assert.True(File.Exists(binary), "the publish produced a native executable");
-        Assert.False(File.Exists(Path.Combine(publish, "QuickStart.dll")), "a native AOT publish has no managed entry assembly");
-
+        var binary = await Repository.PublishNativeAsync("QuickStart", Path.Combine(_work, "publish"), Timeout);
         var run = await Processes.RunAsync(binary, [], _work, Timeout);
         AssertQuickStartDidItsJob(run);
     }
