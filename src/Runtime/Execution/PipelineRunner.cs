@@ -91,7 +91,7 @@ public static class PipelineRunner
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 
-            keyed?.Start(new KeyedRun(options.Parallelism, descriptor, slots, options, deadLetters, TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds, abortAll.Token), synchronous: false);
+            keyed?.Start(new KeyedRun(options.Parallelism, descriptor, slots, options, deadLetters, static () => TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds(), abortAll.Token), synchronous: false);
             for (var p = 0; p < options.Parallelism; p++)
             {
                 partitions.Add(CreatePartition(job, source, slots, options, p, deadLetters, abortAll.Token));

@@ -3,7 +3,7 @@ namespace Compiled.Runtime;
 /// <summary>
 /// Combines the watermarks of a partition's inputs: the minimum over the inputs that are neither finished nor idle.
 /// An input is idle when it has sent nothing for the idle timeout (processing time); it rejoins with its next batch.
-/// The combined watermark never goes back; when every remaining input is idle it holds still.
+/// The combined watermark never goes back; when every remaining input is idle it moves to the largest of their watermarks.
 /// </summary>
 public sealed class WatermarkValve
 {
@@ -67,11 +67,18 @@ public sealed class WatermarkValve
         }
 
         var min = long.MaxValue;
+        var maxIdle = long.MinValue;
         var active = false;
         for (var i = 0; i < _watermarks.Length; i++)
         {
-            if (_ended[i] || IsIdle(i, nowMs))
+            if (_ended[i])
             {
+                continue;
+            }
+
+            if (IsIdle(i, nowMs))
+            {
+                maxIdle = Math.Max(maxIdle, _watermarks[i]);
                 continue;
             }
 
@@ -79,9 +86,12 @@ public sealed class WatermarkValve
             min = Math.Min(min, _watermarks[i]);
         }
 
-        if (active && min > Current)
+        // With every remaining input idle, the watermark goes to the largest of theirs (as Flink's valve does): idleness
+        // is checked on a tick, so inputs that fall quiet at about the same time must not hold each other back.
+        var candidate = active ? min : maxIdle;
+        if (candidate > Current)
         {
-            Current = min;
+            Current = candidate;
         }
 
         return Current;

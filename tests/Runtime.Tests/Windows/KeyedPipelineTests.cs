@@ -32,11 +32,144 @@ public sealed partial class NumbersByParity
 
     [Window] public WindowSpec<long, Count<long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
 
-    [Sink] public CollectionSink<WindowResult<long, long>> Results { get; set; } = new();
+    [Sink] public ISink<WindowResult<long, long>> Results { get; set; } = new CollectionSink<WindowResult<long, long>>();
+}
+
+/// <summary>Sums per key in tumbling windows, from any source into a tracking sink.</summary>
+[Pipeline(Name = "idle-aware")]
+public sealed partial class IdleAwareSums
+{
+    [Source] public ISource<Reading> Events { get; set; } = new CollectionSource<Reading>();
+
+    [KeyBy] static int Key(Reading r) => r.Key;
+
+    [Window] public WindowSpec<Reading, Sum<Reading, ReadingValue, long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromMilliseconds(100)));
+
+    [Sink] public TrackingSink<WindowResult<int, long>> Results { get; set; } = new();
+}
+
+/// <summary>Partition 0 reads its readings in one batch, then waits for the stop; the other partitions never read anything.</summary>
+public sealed class QuietPartitionSource<T>(T[] records) : ISource<T>
+{
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : []);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public string Describe() => "quiet partitions";
+
+    private sealed class Reader(T[] records) : ISourceReader<T>
+    {
+        private bool _sent;
+
+        public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (!_sent && records.Length > 0)
+            {
+                _sent = true;
+                return SourceBatch<T>.Of(records);
+            }
+
+            await Task.Delay(Timeout.Infinite, cancellationToken); // until the run is stopped
+            return SourceBatch<T>.End;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }
 
 public sealed class KeyedPipelineTests
 {
+    [Fact]
+    public async Task An_idle_partition_stops_holding_the_watermark_back_so_windows_fire_while_the_run_goes_on()
+    {
+        // Partition 1 reads nothing and never ends. Without an idle timeout it would hold every keyed partition's
+        // watermark at its minimum until the stop; with one, the windows that partition 0's watermark (249) completes
+        // fire while the run is still going.
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new List<WindowResult<int, long>>();
+        var pipeline = new IdleAwareSums
+        {
+            Events = new QuietPartitionSource<Reading>([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
+            Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(100))) { IdleTimeout = TimeSpan.FromMilliseconds(200) },
+            Results = new TrackingSink<WindowResult<int, long>>
+            {
+                BeforeWrite = batch =>
+                {
+                    lock (seen)
+                    {
+                        seen.AddRange(batch.Span);
+                        if (seen.Count >= 2)
+                        {
+                            fired.TrySetResult();
+                        }
+                    }
+
+                    return ValueTask.CompletedTask;
+                },
+            },
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // the test fails here if the windows do not fire before the stop
+        Assert.False(run.IsCompleted);
+        List<WindowResult<int, long>> beforeStop;
+        lock (seen)
+        {
+            beforeStop = [.. seen.OrderBy(r => r.Key)];
+        }
+
+        Assert.Equal([R(1, 0, 100, 3), R(2, 100, 200, 4)], beforeStop);
+
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal(R(1, 200, 300, 8), pipeline.Results.Items.Single(r => r.Start == 200)); // the stop ends the input: the rest fires
+    }
+
+    [Fact]
+    public async Task Processing_time_windows_fire_on_the_wall_clock_while_the_run_goes_on()
+    {
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new List<WindowResult<long, long>>();
+        var pipeline = new NumbersByParity
+        {
+            Numbers = new QuietPartitionSource<long>([1, 2, 3, 4, 5]),
+            Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(50))) { Time = TimeMode.Processing },
+            Results = new TrackingSink<WindowResult<long, long>>
+            {
+                BeforeWrite = batch =>
+                {
+                    lock (seen)
+                    {
+                        seen.AddRange(batch.Span);
+                        if (seen.Count >= 2)
+                        {
+                            fired.TrySetResult();
+                        }
+                    }
+
+                    return ValueTask.CompletedTask;
+                },
+            },
+        };
+        using var stop = new CancellationTokenSource();
+        var started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // fails here if the clock never fires the window
+        Assert.False(run.IsCompleted, "the windows fired before the stop, on the clock");
+        await stop.CancelAsync();
+        await run;
+        WindowResult<long, long>[] windows;
+        lock (seen)
+        {
+            windows = [.. seen.OrderBy(r => r.Key)];
+        }
+
+        Assert.Equal([(0L, 2L), (1L, 3L)], windows.Select(r => (r.Key, r.Value)));
+        Assert.All(windows, r => Assert.True(r.Start >= started - 50 && r.End - r.Start == 50, $"{r} is not a 50 ms window of this run"));
+    }
+
     private static WindowResult<int, long> R(int key, long start, long end, long value, bool update = false) => new(key, start, end, value, update);
 
     [Fact]
@@ -98,17 +231,18 @@ public sealed class KeyedPipelineTests
     [Fact]
     public async Task Test_driver_fires_processing_time_windows_when_the_virtual_clock_moves()
     {
-        var pipeline = new NumbersByParity();
+        var results = new CollectionSink<WindowResult<long, long>>();
+        var pipeline = new NumbersByParity { Results = results };
         await using var driver = await PipelineTestDriver.StartAsync<long>(pipeline);
         driver.Push(1, 2, 3);
         driver.AdvanceTime(TimeSpan.FromMilliseconds(999));
-        Assert.Empty(pipeline.Results.Items); // the clock is at 999: window [0, 1000) ends at 999 and fires once it has passed
+        Assert.Empty(results.Items); // the clock is at 999: window [0, 1000) ends at 999 and fires once it has passed
         driver.AdvanceTime(TimeSpan.FromMilliseconds(2));
-        Assert.Equal([new WindowResult<long, long>(0, 0, 1000, 1), new WindowResult<long, long>(1, 0, 1000, 2)], pipeline.Results.Items.OrderBy(r => r.Key));
+        Assert.Equal([new WindowResult<long, long>(0, 0, 1000, 1), new WindowResult<long, long>(1, 0, 1000, 2)], results.Items.OrderBy(r => r.Key));
         driver.Push(5);
         Assert.Equal(1_001, driver.Now);
         await driver.CompleteAsync();
-        Assert.Equal(new WindowResult<long, long>(1, 1000, 2000, 1), pipeline.Results.Items[^1]);
+        Assert.Equal(new WindowResult<long, long>(1, 1000, 2000, 1), results.Items[^1]);
     }
 
     [Theory]

@@ -216,12 +216,13 @@ public class WindowOperatorTests
         valve.Update(2, 1_500, 20, true);
         Assert.Equal(1_000, valve.Combine(20));
         valve.Update(1, 3_000, 400, true);
-        valve.Update(2, 3_000, 400, true);
+        valve.Update(2, 3_500, 400, true);
         Assert.Equal(1_000, valve.Combine(499)); // input 0 quiet for 489 ms: not idle yet
         Assert.Equal(3_000, valve.Combine(510)); // quiet for 500 ms: idle, no longer counted
         Assert.True(valve.IsIdle(0, 510));
-        valve.Update(0, 1_200, 600, true); // back, behind the others: the combined watermark does not go back
-        Assert.Equal(3_000, valve.Combine(600));
+        Assert.Equal(3_500, valve.Combine(900)); // every input idle: the largest of their watermarks
+        valve.Update(0, 1_200, 1_000, true); // back, behind the others: the combined watermark does not go back
+        Assert.Equal(3_500, valve.Combine(1_000));
         valve.End(0);
         valve.End(1);
         valve.End(2);
