@@ -93,6 +93,13 @@ public readonly record struct Window
     /// <summary>Per-key sessions: a session ends after <paramref name="gap"/> without records of its key.</summary>
     public static Window Session(TimeSpan gap) => new(WindowKind.Session, Positive(gap), TimeSpan.Zero);
 
+    /// <summary>
+    /// A running aggregate per key (Flink's keyed <c>reduce</c>): every record updates its key's accumulator and emits
+    /// the new result at once. No window closes, so no watermark is needed and no record is late; state is kept per key
+    /// until the end of input.
+    /// </summary>
+    public static Window Running() => new(WindowKind.Running, TimeSpan.MaxValue, TimeSpan.Zero);
+
     private static TimeSpan Positive(TimeSpan value, [CallerArgumentExpression(nameof(value))] string? name = null)
         => value.Ticks >= TimeSpan.TicksPerMillisecond && value.Ticks % TimeSpan.TicksPerMillisecond == 0
             ? value
@@ -103,6 +110,7 @@ public readonly record struct Window
     {
         WindowKind.Tumbling => $"tumbling {Size}",
         WindowKind.Sliding => $"sliding {Size} every {Slide}",
+        WindowKind.Running => "running aggregate",
         _ => $"session gap {Size}",
     };
 }
@@ -118,6 +126,9 @@ public enum WindowKind
 
     /// <summary>Per key, closed by a gap of inactivity.</summary>
     Session,
+
+    /// <summary>No window: a running aggregate per key, emitted on every record.</summary>
+    Running,
 }
 
 /// <summary>
@@ -133,7 +144,7 @@ public enum WindowKind
 public sealed class WindowSpec<TIn, TAggregator>(Window window)
 {
     /// <summary>The window's shape.</summary>
-    public Window Window { get; } = window.Size > TimeSpan.Zero ? window : throw new ArgumentException("Create the window with Window.Tumbling, Window.Sliding or Window.Session.", nameof(window));
+    public Window Window { get; } = window.Size > TimeSpan.Zero ? window : throw new ArgumentException("Create the window with Window.Tumbling, Window.Sliding, Window.Session or Window.Running.", nameof(window));
 
     /// <summary>Event time (watermarks from the records) or processing time. Default: event time.</summary>
     public TimeMode Time { get; init; } = TimeMode.Event;
@@ -169,11 +180,14 @@ public sealed class WindowSpec<TIn, TAggregator>(Window window)
 /// <param name="IsUpdate">Whether this result is a late firing (the window had fired before, or its time had passed).</param>
 public readonly record struct WindowResult<TKey, TValue>(TKey Key, long Start, long End, TValue Value, bool IsUpdate = false)
 {
-    /// <summary>The window's start as a UTC time.</summary>
-    public DateTimeOffset StartTime => DateTimeOffset.FromUnixTimeMilliseconds(Start);
+    /// <summary>The window's start as a UTC time (<see cref="DateTimeOffset.MinValue"/> for a running aggregate).</summary>
+    public DateTimeOffset StartTime => Start <= MinUnixMilliseconds ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(Start);
 
-    /// <summary>The window's end as a UTC time.</summary>
-    public DateTimeOffset EndTime => DateTimeOffset.FromUnixTimeMilliseconds(End);
+    /// <summary>The window's end as a UTC time (<see cref="DateTimeOffset.MaxValue"/> for a running aggregate).</summary>
+    public DateTimeOffset EndTime => End >= MaxUnixMilliseconds ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(End);
+
+    private const long MinUnixMilliseconds = -62_135_596_800_000;
+    private const long MaxUnixMilliseconds = 253_402_300_799_999;
 }
 
 /// <summary>

@@ -412,8 +412,8 @@ public sealed class DiagnosticTests
             public sealed partial class P
             {
                 [Source] CollectionSource<E> S { get; } = new();
-                [KeyBy] static int [|Key|](E e) => e.K;
-                [Window] WindowSpec<E, Count<E>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
+                [KeyBy] static int Key(E e) => e.K;
+                [Window] WindowSpec<E, Count<E>> [|W|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
                 [Sink] CollectionSink<WindowResult<int, long>> O { get; } = new();
             }
             """, "Event time 'E.T' has type 'string'; use long (Unix milliseconds), DateTime or DateTimeOffset");

@@ -180,7 +180,7 @@ internal static class PipelineEmitter
         writer.Close();
         writer.Line();
         writer.Open($"protected override {Names.FusedSegment}<{inputType}> CreateSegment({Names.PartitionContext} partition)");
-        if (plan.NeedsInstancePerPartition)
+        if (SideNeedsInstances(plan, 0))
         {
             writer.Line("// Operators with instance state: every partition gets its own pipeline object (partition 0 uses the root).");
             writer.Line($"var pipeline = partition.Index == 0 ? _root : partition.Own(new {model.FullName}());");
@@ -200,6 +200,10 @@ internal static class PipelineEmitter
         writer.Close();
     }
 
+    /// <summary>Whether the stages of segment <paramref name="segment"/> need a pipeline object per partition.</summary>
+    private static bool SideNeedsInstances(PipelinePlan plan, int segment)
+        => plan.Chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
+
     /// <summary>The output slot of the late-data sink (after the chain's sinks), or -1.</summary>
     private static int LateSlot(PipelinePlan plan)
         => plan.Model.LateData is null ? -1 : plan.Chain.Count(s => s.SinkSlot >= 0);
@@ -212,7 +216,6 @@ internal static class PipelineEmitter
     {
         var model = plan.Model;
         var w = window.Stage.Window!;
-        var keyBy = plan.Chain[window.Index - 1].Stage;
         var input = window.Stage.InputType!.FullName;
         writer.Line();
         writer.Open($"protected override {Names.KeyedStage}? CreateKeyedStage()");
@@ -220,12 +223,15 @@ internal static class PipelineEmitter
         writer.Indent();
         writer.Line($"{Access(model, window.Stage, "_root")},");
         writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
-        writer.Line($"hasEventTime: {(keyBy.EventTime is null ? "false" : "true")},");
+        writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
         writer.Line($"keyByStage: {SourceWriter.Number(window.Index - 1)},");
         writer.Line($"lateSlot: {SourceWriter.Number(LateSlot(plan))},");
-        writer.Line(plan.NeedsInstancePerPartition
-            ? $"partition => new __Fused1(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition));"
-            : "partition => new __Fused1(_root, partition));");
+        // Upstream and keyed partition 0 run on different threads: only one of them may use the root object.
+        writer.Line(!SideNeedsInstances(plan, 1)
+            ? "partition => new __Fused1(_root, partition));"
+            : SideNeedsInstances(plan, 0)
+                ? $"partition => new __Fused1(partition.Own(new {model.FullName}()), partition)); // the root object serves the loop before the exchange"
+                : $"partition => new __Fused1(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition));");
         writer.Unindent();
         writer.Close();
     }
@@ -362,8 +368,14 @@ internal static class PipelineEmitter
                     writer.Line($"{name}Out.SetCount({name}Count);");
                     break;
                 case StageShape.KeyBy:
-                    var time = s.EventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{s.EventTime})";
+                    var eventTime = plan.Chain[stage.Index + 1].Stage.EventTime;
+                    var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
                     writer.Line($"var key{index} = {Call(model, s, name, current)};");
+                    if (KeyMayBeNull(plan, stage))
+                    {
+                        writer.Line($"if (key{index} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)}, \"The key selector returned null; records need a key.\");");
+                    }
+
                     writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
                     writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
                     writer.Line($"{name}Out.SetCount({name}Count);");
@@ -381,7 +393,7 @@ internal static class PipelineEmitter
         if (hasPrefix)
         {
             writer.Line();
-            EmitDiagnose(writer, model, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
+            EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
         }
 
         writer.Close(); // class
@@ -391,8 +403,9 @@ internal static class PipelineEmitter
     /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
     /// stage that throws (or -1). Cold code: it runs only after a failure.
     /// </summary>
-    private static void EmitDiagnose(SourceWriter writer, PipelineModel model, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
+    private static void EmitDiagnose(SourceWriter writer, PipelinePlan plan, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
     {
+        var model = plan.Model;
         writer.Open($"protected override int Diagnose({inputType} r0)");
         if (prefix.Any(s => UsesPipelineLocal(s.Stage)))
         {
@@ -433,7 +446,9 @@ internal static class PipelineEmitter
                     break;
                 case StageShape.KeyBy:
                     writer.Line($"stage = {index};");
-                    writer.Line($"_ = {Call(model, s, name, current)};");
+                    writer.Line(KeyMayBeNull(plan, stage)
+                        ? $"if ({Call(model, s, name, current)} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)});"
+                        : $"_ = {Call(model, s, name, current)};");
                     break;
                 case StageShape.FlatMap:
                     writer.Line($"stage = {index};");
@@ -499,9 +514,19 @@ internal static class PipelineEmitter
         }
     }
 
-    /// <summary><c>Keyed&lt;TKey, T&gt;</c> for a key selector (its key type is the window's after it).</summary>
+    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window after it.</summary>
     private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
-        => $"{Names.Keyed}<{plan.Chain[keyBy.Index + 1].Stage.Window!.Key.FullName}, {keyBy.Stage.InputType!.FullName}>";
+    {
+        var window = plan.Chain[keyBy.Index + 1].Stage;
+        return $"{Names.Keyed}<{window.Window!.Key.FullName}, {window.InputType!.FullName}>";
+    }
+
+    /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
+    private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
+    {
+        var key = plan.Chain[keyBy.Index + 1].Stage.Window!.Key;
+        return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
+    }
 
     private static void WriteBack(SourceWriter writer, StageModel stage, string name)
     {

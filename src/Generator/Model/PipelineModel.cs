@@ -98,7 +98,7 @@ internal enum MemberKind
 /// <param name="OperatorMethodIsStatic">Whether that method is static.</param>
 /// <param name="InputParameterModifier">"in " when the operator takes its input by readonly reference, else "".</param>
 /// <param name="NeedsPipelineInstance">Whether each partition needs its own pipeline object for this stage (instance state).</param>
-/// <param name="EventTime">For a key selector: the input record's <c>[EventTime]</c> member, or null.</param>
+/// <param name="EventTime">For a window: its input record's <c>[EventTime]</c> member, or null.</param>
 /// <param name="Window">For a window: its aggregate and key types.</param>
 internal sealed record StageModel(
     int Order,

@@ -135,7 +135,7 @@ internal static class PipelineParser
     private static ITypeSymbol? WindowInput(ITypeSymbol type)
         => type is INamedTypeSymbol named && Symbols.IsNamed(named.OriginalDefinition, KnownNames.WindowSpec) ? named.TypeArguments[0] : null;
 
-    /// <summary>A <c>[KeyBy]</c> method: <c>TKey M(T)</c>, and the <c>[EventTime]</c> member of <c>T</c>.</summary>
+    /// <summary>A <c>[KeyBy]</c> method: <c>TKey M(T)</c>.</summary>
     private static StageModel ParseKeyBy(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, out ITypeSymbol? keyType)
     {
         keyType = null;
@@ -148,25 +148,6 @@ internal static class PipelineParser
 
         var keyMethod = (IMethodSymbol)member;
         keyType = keyMethod.ReturnType;
-        var input = keyMethod.Parameters[0].Type;
-        string? eventTime = null;
-        if (input is INamedTypeSymbol record)
-        {
-            foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
-            {
-                var type = MemberType(candidate)!;
-                var name = type.ToDisplayString();
-                if (name is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
-                {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(type)));
-                    return stage;
-                }
-
-                eventTime = candidate.Name;
-                break;
-            }
-        }
-
         return stage with
         {
             Shape = StageShape.KeyBy,
@@ -176,7 +157,6 @@ internal static class PipelineParser
             InputType = shape.Input,
             OutputType = shape.Input, // records pass through; the key travels beside them
             NeedsPipelineInstance = !keyMethod.IsStatic,
-            EventTime = eventTime,
         };
     }
 
@@ -191,7 +171,7 @@ internal static class PipelineParser
         }
     }
 
-    /// <summary>A <c>[Window]</c> member: <c>WindowSpec&lt;TIn, TAggregator&gt;</c> right after a <c>[KeyBy]</c>.</summary>
+    /// <summary>A <c>[Window]</c> member: <c>WindowSpec&lt;TIn, TAggregator&gt;</c> right after a <c>[KeyBy]</c>, and the <c>[EventTime]</c> member of <c>TIn</c>.</summary>
     private static StageModel ParseWindow(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, ITypeSymbol? keyType)
     {
         if (keyType is null)
@@ -212,8 +192,26 @@ internal static class PipelineParser
         }
 
         var output = windowResult.Construct(keyType, arguments.Value[2]);
+        string? eventTime = null;
+        if (input is INamedTypeSymbol record)
+        {
+            foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
+            {
+                var candidateType = MemberType(candidate)!;
+                if (candidateType.ToDisplayString() is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(candidateType)));
+                    return stage;
+                }
+
+                eventTime = candidate.Name;
+                break;
+            }
+        }
+
         return stage with
         {
+            EventTime = eventTime,
             Shape = StageShape.Window,
             ComponentType = Symbols.ToTypeRef(type!),
             InputType = Symbols.ToTypeRef(input!),

@@ -91,7 +91,14 @@ public static class PipelineRunner
             await Guard(name, sourceName, null, "open", () => source.OpenAsync(context, abortAll.Token)).ConfigureAwait(false);
             sourceOpened = true;
 
-            keyed?.Start(new KeyedRun(options.Parallelism, descriptor, slots, options, deadLetters, static () => TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds(), abortAll.Token), synchronous: false);
+            if (keyed is not null)
+            {
+                // A monotonic clock in Unix milliseconds: processing-time windows and idle timeouts must not see the wall clock step back.
+                var origin = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
+                var elapsed = Stopwatch.StartNew();
+                keyed.Start(new KeyedRun(options.Parallelism, descriptor, slots, options, deadLetters, () => origin + elapsed.ElapsedMilliseconds, abortAll.Token) { Failed = () => TryCancel(stopAll) }, synchronous: false);
+            }
+
             for (var p = 0; p < options.Parallelism; p++)
             {
                 partitions.Add(CreatePartition(job, source, slots, options, p, deadLetters, abortAll.Token));
@@ -125,6 +132,19 @@ public static class PipelineRunner
         catch (Exception ex)
         {
             failure = ex;
+            if (keyed is not null)
+            {
+                // Setting up the partitions failed after the keyed partitions started: stop them before closing the sinks.
+                keyed.Abort();
+                try
+                {
+                    await keyed.Completion.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // the setup failure is what gets reported
+                }
+            }
         }
         finally
         {
@@ -248,6 +268,7 @@ public static class PipelineRunner
 
         if (keyed is not null && reader.CommitsPositions)
         {
+            reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': keyed windows cannot yet run behind a source that commits positions ('{job.Descriptor.Stages[0].Name}', e.g. Kafka): window state is not checkpointed, so committing offsets could lose the records held in open windows. See docs/windows.md.");
         }
 

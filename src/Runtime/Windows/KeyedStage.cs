@@ -60,7 +60,11 @@ internal sealed record KeyedRun(
     PipelineOptions Options,
     DeadLetterChannel DeadLetters,
     Func<long> Clock,
-    CancellationToken Abort);
+    CancellationToken Abort)
+{
+    /// <summary>Called once when a keyed partition fails, so the run stops reading instead of waiting for its next send to notice.</summary>
+    public Action Failed { get; init; } = static () => { };
+}
 
 /// <summary>The keyed stage of a window with key <typeparamref name="TKey"/> aggregating <typeparamref name="TIn"/> with <typeparamref name="TAgg"/>.</summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The token source has no timer; it is only ever cancelled, and lives as long as the job.")]
@@ -106,7 +110,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{_windowName}' is null; give the member a value.");
         }
 
-        if (_spec.Time == TimeMode.Event && !_hasEventTime)
+        if (_spec.Time == TimeMode.Event && !_hasEventTime && _spec.Window.Kind != WindowKind.Running)
         {
             throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{_windowName}' runs on event time, but '{typeof(TIn).Name}' has no [EventTime] member; mark one (long Unix milliseconds, DateTime or DateTimeOffset) or set Time = TimeMode.Processing.");
         }
@@ -125,7 +129,19 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
         _partitions = new KeyedPartition[count];
         for (var d = 0; d < count; d++)
         {
-            _partitions[d] = new KeyedPartition(this, run, d);
+            try
+            {
+                _partitions[d] = new KeyedPartition(this, run, d);
+            }
+            catch (Exception)
+            {
+                foreach (var created in _partitions.Take(d))
+                {
+                    created.AbortAsync().AsTask().GetAwaiter().GetResult();
+                }
+
+                throw;
+            }
         }
 
         if (synchronous)
@@ -211,6 +227,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
         {
             while (!partition.Finished)
             {
+                _failed.Token.ThrowIfCancellationRequested(); // another keyed partition failed, or the run was aborted
                 if (reader.TryRead(out var batch))
                 {
                     partition.Handle(batch);
@@ -241,7 +258,11 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
         }
         catch (Exception ex)
         {
-            Interlocked.CompareExchange(ref _failure, ex, null);
+            if (Interlocked.CompareExchange(ref _failure, ex, null) is null && ex is not OperationCanceledException)
+            {
+                run.Failed();
+            }
+
             TryCancel();
             await partition.AbortAsync().ConfigureAwait(false);
             throw;
@@ -324,7 +345,6 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
         private readonly bool _eventTime;
         private readonly long[] _sent;
         private long _maxTimestamp = long.MinValue;
-        private long _forced = long.MinValue;
         private readonly Batch?[] _batches;
 
         public ExchangeInput(KeyedStage<TKey, TIn, TAgg, TAcc, TOut> stage, int input, CancellationToken abort)
@@ -345,7 +365,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
 
         public int Capacity => 0;
 
-        private long Watermark => _maxTimestamp == long.MinValue ? _forced : Math.Max(_forced, _maxTimestamp - _outOfOrderMs - 1);
+        private long Watermark => _maxTimestamp == long.MinValue ? long.MinValue : _maxTimestamp - _outOfOrderMs - 1;
 
         public async ValueTask FlushAsync(CancellationToken cancellationToken)
         {
@@ -392,8 +412,6 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             }
         }
 
-        public void Force(long watermark) => _forced = Math.Max(_forced, watermark);
-
         private long MinSent()
         {
             var min = long.MaxValue;
@@ -418,12 +436,23 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
                 await _stage.SendAsync(d, end, _cancel.Token).ConfigureAwait(false);
             }
 
+            if (!_stage._synchronous)
+            {
+                // The partition's reader commits after its ports complete: wait until the windows fed by what it read
+                // have fired into their sinks and those have completed (or failed, which fails this partition too).
+                await _stage._completion.WaitAsync(_cancel.Token).ConfigureAwait(false);
+            }
+
             _cancel.Dispose();
         }
 
         public ValueTask AbortAsync()
         {
+            // This upstream partition failed: it will never send its end, so the keyed partitions (and the other
+            // upstream partitions waiting for them to complete) must stop rather than wait for it.
             Buffer.Reset();
+            _stage.TryCancel();
+            _cancel.Dispose();
             return ValueTask.CompletedTask;
         }
     }
@@ -575,6 +604,15 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
                 {
                     // the run's first failure is what gets reported
                 }
+            }
+
+            try
+            {
+                await _context.DisposeOwnedAsync().ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // as above
             }
         }
     }

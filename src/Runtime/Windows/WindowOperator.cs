@@ -63,6 +63,7 @@ public static class WindowOperator
         return window.Kind switch
         {
             WindowKind.Session => new SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), lateness),
+            WindowKind.Running => new RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(),
             _ => new PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), lateness),
         };
     }

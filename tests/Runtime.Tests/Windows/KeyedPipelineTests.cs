@@ -79,8 +79,68 @@ public sealed class QuietPartitionSource<T>(T[] records) : ISource<T>
     }
 }
 
+/// <summary>Instance stages on both sides of the exchange, counting what each object saw; a null key for blank names.</summary>
+[Pipeline(Name = "names-per-window", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class NamesPerWindow
+{
+    private long _seenBefore;
+    private long _seenAfter;
+
+    public long SeenBefore => _seenBefore;
+
+    public long SeenAfter => _seenAfter;
+
+    [Source] public CollectionSource<Reading> Events { get; set; } = new();
+
+    [Transform] bool CountBefore(Reading r) => ++_seenBefore > 0 && r.Key != 13 ? true : throw new InvalidOperationException("13 is unlucky");
+
+    [KeyBy] static string? Name(Reading r) => r.Key == 0 ? null : "k" + r.Key;
+
+    [Window] public WindowSpec<Reading, Count<Reading>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromMilliseconds(100)));
+
+    [Transform] bool CountAfter(WindowResult<string?, long> r) => ++_seenAfter > 0;
+
+    [Sink] public CollectionSink<WindowResult<string?, long>> Results { get; set; } = new();
+}
+
 public sealed class KeyedPipelineTests
 {
+    [Fact]
+    public async Task A_null_key_dead_letters_its_record_at_the_key_selector_and_the_rest_go_on()
+    {
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new NamesPerWindow();
+        await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { Parallelism = 2, DeadLetterSink = deadLetters });
+        driver.Push(new Reading(1, 10, 1), new Reading(0, 20, 1), new Reading(1, 30, 1), new Reading(2, 40, 1));
+        await driver.CompleteAsync();
+        Assert.Equal(1, driver.OperatorFailures);
+        var letter = Assert.Single(deadLetters.Items);
+        Assert.Equal("Name", letter.Stage);
+        Assert.Equal([("k1", 2L), ("k2", 1L)], pipeline.Results.Items.OrderBy(r => r.Key).Select(r => (r.Key, r.Value)));
+    }
+
+    [Fact]
+    public async Task Instance_stages_on_both_sides_of_the_exchange_never_share_a_pipeline_object()
+    {
+        // Upstream partition 0 and keyed partition 0 run on different threads: the root object serves the loop before
+        // the exchange, and the keyed partitions get objects of their own.
+        var events = Enumerable.Range(0, 5_000).Select(i => new Reading((i % 9) + 1, i, 1)).ToArray();
+        var pipeline = new NamesPerWindow { Events = new CollectionSource<Reading>(events) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Equal(events.Length, pipeline.SeenBefore);
+        Assert.Equal(0, pipeline.SeenAfter);
+        Assert.Equal(events.Length, pipeline.Results.Items.Sum(r => r.Value));
+    }
+
+    [Fact]
+    public async Task A_failing_partition_before_the_exchange_fails_the_run_with_its_own_error_and_stops_the_keyed_partitions()
+    {
+        var events = Enumerable.Range(0, 20_000).Select(i => new Reading(i == 15_000 ? 13 : (i % 9) + 1, i, 1)).ToArray();
+        var pipeline = new NamesPerWindow { Events = new CollectionSource<Reading>(events) };
+        var error = await Assert.ThrowsAsync<OperatorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 128, ErrorPolicy = ErrorPolicy.FailFast }));
+        Assert.Contains("13 is unlucky", error.InnerException!.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task An_idle_partition_stops_holding_the_watermark_back_so_windows_fire_while_the_run_goes_on()
     {
@@ -243,6 +303,19 @@ public sealed class KeyedPipelineTests
         Assert.Equal(1_001, driver.Now);
         await driver.CompleteAsync();
         Assert.Equal(new WindowResult<long, long>(1, 1000, 2000, 1), results.Items[^1]);
+    }
+
+    [Fact]
+    public async Task Running_aggregate_needs_no_event_time_and_emits_on_every_record()
+    {
+        var results = new CollectionSink<WindowResult<long, long>>();
+        var pipeline = new NumbersByParity { Spec = new(Window.Running()), Results = results };
+        await using var driver = await PipelineTestDriver.StartAsync<long>(pipeline, new PipelineOptions { Parallelism = 2 });
+        driver.Push(1, 2, 3);
+        driver.Push(4);
+        await driver.CompleteAsync();
+        Assert.Equal([(0L, 1L, false), (0L, 2L, true)], results.Items.Where(r => r.Key == 0).Select(r => (r.Key, r.Value, r.IsUpdate)));
+        Assert.Equal([(1L, 1L, false), (1L, 2L, true)], results.Items.Where(r => r.Key == 1).Select(r => (r.Key, r.Value, r.IsUpdate)));
     }
 
     [Theory]

@@ -207,6 +207,28 @@ public class WindowOperatorTests
     }
 
     [Fact]
+    public void Running_aggregate_emits_every_key_s_new_total_on_every_record_and_ignores_watermarks()
+    {
+        var op = Create(Window.Running(), 0);
+        op.Add([K(new(1, 500, 1)), K(new(2, 10, 5)), K(new(1, 20, 2))]);
+        op.Advance(1_000);
+        op.Add([K(new(1, 5, 4))]); // far behind the watermark: a running aggregate has no late records
+        op.Advance(long.MaxValue);
+        Assert.Equal(
+            [
+                new WindowResult<int, long>(1, long.MinValue, long.MaxValue, 1),
+                new WindowResult<int, long>(2, long.MinValue, long.MaxValue, 5),
+                new WindowResult<int, long>(1, long.MinValue, long.MaxValue, 3, true),
+                new WindowResult<int, long>(1, long.MinValue, long.MaxValue, 7, true),
+            ],
+            op.Results.Span.ToArray());
+        Assert.Equal(0, op.LateRecords);
+        Assert.Equal(2, op.StateEntries);
+        Assert.Equal(DateTimeOffset.MinValue, op.Results.Span[0].StartTime);
+        Assert.Equal(DateTimeOffset.MaxValue, op.Results.Span[0].EndTime);
+    }
+
+    [Fact]
     public void Watermark_is_the_minimum_over_inputs_and_an_idle_input_stops_holding_it_back()
     {
         var valve = new WatermarkValve(3, TimeSpan.FromMilliseconds(500), nowMs: 0);
