@@ -550,8 +550,14 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             var results = _operator.Results;
             if (results.Count > 0)
             {
-                _segment.Process(results.Span);
-                results.Reset();
+                try
+                {
+                    _segment.Process(results.Span);
+                }
+                finally
+                {
+                    results.Reset(); // under fail-fast the loop throws; the results must not be emitted twice
+                }
             }
 
             var late = _operator.LateRecords;
