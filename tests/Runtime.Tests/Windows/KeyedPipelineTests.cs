@@ -147,28 +147,12 @@ public sealed class KeyedPipelineTests
         // Partition 1 reads nothing and never ends. Without an idle timeout it would hold every keyed partition's
         // watermark at its minimum until the stop; with one, the windows that partition 0's watermark (249) completes
         // fire while the run is still going.
-        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var seen = new List<WindowResult<int, long>>();
+        var (results, seen, fired) = FirstResults<WindowResult<int, long>>(2);
         var pipeline = new IdleAwareSums
         {
             Events = new QuietPartitionSource<Reading>([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
             Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(100))) { IdleTimeout = TimeSpan.FromMilliseconds(200) },
-            Results = new TrackingSink<WindowResult<int, long>>
-            {
-                BeforeWrite = batch =>
-                {
-                    lock (seen)
-                    {
-                        seen.AddRange(batch.Span);
-                        if (seen.Count >= 2)
-                        {
-                            fired.TrySetResult();
-                        }
-                    }
-
-                    return ValueTask.CompletedTask;
-                },
-            },
+            Results = results,
         };
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
@@ -190,28 +174,12 @@ public sealed class KeyedPipelineTests
     [Fact]
     public async Task Processing_time_windows_fire_on_the_wall_clock_while_the_run_goes_on()
     {
-        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var seen = new List<WindowResult<long, long>>();
+        var (results, seen, fired) = FirstResults<WindowResult<long, long>>(2);
         var pipeline = new NumbersByParity
         {
             Numbers = new QuietPartitionSource<long>([1, 2, 3, 4, 5]),
             Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(50))) { Time = TimeMode.Processing },
-            Results = new TrackingSink<WindowResult<long, long>>
-            {
-                BeforeWrite = batch =>
-                {
-                    lock (seen)
-                    {
-                        seen.AddRange(batch.Span);
-                        if (seen.Count >= 2)
-                        {
-                            fired.TrySetResult();
-                        }
-                    }
-
-                    return ValueTask.CompletedTask;
-                },
-            },
+            Results = results,
         };
         using var stop = new CancellationTokenSource();
         var started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -228,6 +196,30 @@ public sealed class KeyedPipelineTests
 
         Assert.Equal([(0L, 2L), (1L, 3L)], windows.Select(r => (r.Key, r.Value)));
         Assert.All(windows, r => Assert.True(r.Start >= started - 50 && r.End - r.Start == 50, $"{r} is not a 50 ms window of this run"));
+    }
+
+    /// <summary>A sink that keeps what it receives and signals once it has received <paramref name="count"/> records.</summary>
+    private static (TrackingSink<T> Sink, List<T> Seen, TaskCompletionSource Fired) FirstResults<T>(int count)
+    {
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new List<T>();
+        var sink = new TrackingSink<T>
+        {
+            BeforeWrite = batch =>
+            {
+                lock (seen)
+                {
+                    seen.AddRange(batch.Span);
+                    if (seen.Count >= count)
+                    {
+                        fired.TrySetResult();
+                    }
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        };
+        return (sink, seen, fired);
     }
 
     private static WindowResult<int, long> R(int key, long start, long end, long value, bool update = false) => new(key, start, end, value, update);
