@@ -379,6 +379,9 @@ public sealed class PartitionContext
 
     internal IReadOnlyList<IOutputPort> Ports => _ownedPorts;
 
+    /// <summary>The port of sink slot <paramref name="slot"/>, or null when this partition does not write that sink.</summary>
+    internal IOutputPort? PortOf(int slot) => (uint)slot < (uint)_ports.Length ? _ports[slot] : null;
+
     /// <summary>The buffer behind output slot <paramref name="slot"/>; the runtime hands its contents to the sink after each batch.</summary>
     public Compiled.RecordBuffer<T> Output<T>(int slot) => ((IBufferedPort<T>)_ports[slot]!).Buffer;
 

@@ -344,6 +344,8 @@ internal sealed class Partition<TIn>(PipelineDescriptor descriptor, PartitionCon
 
     public IReadOnlyList<IOutputPort> Ports => context.Ports;
 
+    public IOutputPort? PortOf(int slot) => context.PortOf(slot);
+
     public async Task RunAsync(CancellationTokenSource stopAll, CancellationToken abort)
     {
         Volatile.Write(ref _state, 1);

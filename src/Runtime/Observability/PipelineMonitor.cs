@@ -123,9 +123,11 @@ internal sealed class RunState
         int queued = 0, capacity = 0;
         foreach (var partition in partitions)
         {
-            var port = partition.Ports[slot];
-            queued += port.Queued;
-            capacity += port.Capacity;
+            if (partition.PortOf(slot) is { } port) // none where the keyed partitions write the sink
+            {
+                queued += port.Queued;
+                capacity += port.Capacity;
+            }
         }
 
         return (queued, capacity);
@@ -140,4 +142,7 @@ internal interface IPartitionState
     bool Running { get; }
 
     IReadOnlyList<IOutputPort> Ports { get; }
+
+    /// <summary>The partition's port for sink slot <paramref name="slot"/>, or null when it has none.</summary>
+    IOutputPort? PortOf(int slot);
 }

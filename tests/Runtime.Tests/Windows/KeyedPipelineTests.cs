@@ -46,6 +46,8 @@ public sealed partial class IdleAwareSums
     [Window] public WindowSpec<Reading, Sum<Reading, ReadingValue, long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromMilliseconds(100)));
 
     [Sink] public TrackingSink<WindowResult<int, long>> Results { get; set; } = new();
+
+    [LateData] public CollectionSink<Reading> Late { get; set; } = new();
 }
 
 /// <summary>Partition 0 reads its readings in one batch, then waits for the stop; the other partitions never read anything.</summary>
@@ -169,6 +171,44 @@ public sealed class KeyedPipelineTests
         await stop.CancelAsync();
         await run;
         Assert.Equal(R(1, 200, 300, 8), pipeline.Results.Items.Single(r => r.Start == 200)); // the stop ends the input: the rest fires
+    }
+
+    [Fact]
+    public async Task Metrics_can_be_read_while_a_keyed_pipeline_runs()
+    {
+        // The sink-queue gauge reads each partition's port by sink slot; upstream partitions have none for the sinks
+        // after the window (a scrape during a keyed run once threw here and dropped the Prometheus response).
+        var (results, _, fired) = FirstResults<WindowResult<int, long>>(1);
+        var pipeline = new IdleAwareSums
+        {
+            Events = new QuietPartitionSource<Reading>([new Reading(1, 10, 1), new Reading(1, 250, 8)]),
+            Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(100))) { IdleTimeout = TimeSpan.FromMilliseconds(50) },
+            Results = results,
+        };
+        var running = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == CompiledMeter.Name)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
+        {
+            if (instrument.Name == "compiled.partitions.active" && tags.ToArray().Any(t => t.Key == "pipeline" && Equals(t.Value, "idle-aware")))
+            {
+                running.Enqueue(value);
+            }
+        });
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // running, with results flowing
+        listener.RecordObservableInstruments(); // reads every gauge of every active run, this one's sink queues too
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal([2], running);
     }
 
     [Fact]
