@@ -84,6 +84,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     private Task _completion = Task.CompletedTask;
     private Exception? _failure;
     private bool _synchronous;
+    private bool _inline;
 
     /// <summary>Creates the stage (generated code).</summary>
     /// <param name="spec">The window declared with <c>[Window]</c>.</param>
@@ -144,7 +145,11 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             }
         }
 
-        if (synchronous)
+        // One input and one keyed partition, and nothing that needs a clock tick: the exchange is a forward edge, so the
+        // keyed partition runs on the upstream partition's worker (no channel, no second worker). The test driver
+        // always runs it so.
+        _inline = synchronous || (count == 1 && run.Inputs == 1 && TickInterval() == TimeSpan.Zero);
+        if (_inline)
         {
             return;
         }
@@ -283,7 +288,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
 
     private async ValueTask SendAsync(int target, Batch batch, CancellationToken cancellationToken)
     {
-        if (_synchronous)
+        if (_inline)
         {
             var partition = _partitions[target];
             partition.Handle(batch);
@@ -436,7 +441,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
                 await _stage.SendAsync(d, end, _cancel.Token).ConfigureAwait(false);
             }
 
-            if (!_stage._synchronous)
+            if (!_stage._inline)
             {
                 // The partition's reader commits after its ports complete: wait until the windows fed by what it read
                 // have fired into their sinks and those have completed (or failed, which fails this partition too).
@@ -446,14 +451,21 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             _cancel.Dispose();
         }
 
-        public ValueTask AbortAsync()
+        public async ValueTask AbortAsync()
         {
             // This upstream partition failed: it will never send its end, so the keyed partitions (and the other
             // upstream partitions waiting for them to complete) must stop rather than wait for it.
             Buffer.Reset();
             _stage.TryCancel();
             _cancel.Dispose();
-            return ValueTask.CompletedTask;
+            if (_stage._inline && !_stage._synchronous)
+            {
+                // Inline, the keyed partition has no worker of its own to abort its ports: this partition does it.
+                foreach (var partition in _stage._partitions)
+                {
+                    await partition.AbortAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 

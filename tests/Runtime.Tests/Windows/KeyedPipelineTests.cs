@@ -107,6 +107,21 @@ public sealed partial class NamesPerWindow
 
 public sealed class KeyedPipelineTests
 {
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public async Task A_sink_failing_after_the_window_fails_the_run_with_its_error(int parallelism)
+    {
+        var events = Enumerable.Range(0, 10_000).Select(i => new Reading((i % 9) + 1, i, 1)).ToArray();
+        var pipeline = new IdleAwareSums
+        {
+            Events = new CollectionSource<Reading>(events),
+            Results = new TrackingSink<WindowResult<int, long>> { BeforeWrite = _ => throw new IOException("disk full") },
+        };
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 256 }));
+        Assert.Contains("disk full", error.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_null_key_dead_letters_its_record_at_the_key_selector_and_the_rest_go_on()
     {
@@ -134,12 +149,14 @@ public sealed class KeyedPipelineTests
         Assert.Equal(events.Length, pipeline.Results.Items.Sum(r => r.Value));
     }
 
-    [Fact]
-    public async Task A_failing_partition_before_the_exchange_fails_the_run_with_its_own_error_and_stops_the_keyed_partitions()
+    [Theory]
+    [InlineData(1)] // one partition: the keyed partition runs inline on the upstream worker
+    [InlineData(2)]
+    public async Task A_failing_partition_before_the_exchange_fails_the_run_with_its_own_error_and_stops_the_keyed_partitions(int parallelism)
     {
         var events = Enumerable.Range(0, 20_000).Select(i => new Reading(i == 15_000 ? 13 : (i % 9) + 1, i, 1)).ToArray();
         var pipeline = new NamesPerWindow { Events = new CollectionSource<Reading>(events) };
-        var error = await Assert.ThrowsAsync<OperatorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 128, ErrorPolicy = ErrorPolicy.FailFast }));
+        var error = await Assert.ThrowsAsync<OperatorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 128, ErrorPolicy = ErrorPolicy.FailFast }));
         Assert.Contains("13 is unlucky", error.InnerException!.Message, StringComparison.Ordinal);
     }
 
