@@ -394,13 +394,26 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             }
 
             var batches = _batches;
-            foreach (ref readonly var record in records)
+            if (targets == 1)
             {
-                var target = targets == 1 ? 0 : KeyHash.Partition(record.Hash, targets);
-                (batches[target] ??= _stage.Rent()).Add(record);
+                if (records.Length > 0)
+                {
+                    // One keyed partition: hand over the loop's array itself and give the loop a recycled one.
+                    var batch = _stage.Rent();
+                    batch.Items = Buffer.Exchange(batch.Items, out batch.Count);
+                    batches[0] = batch;
+                }
+            }
+            else
+            {
+                foreach (ref readonly var record in records)
+                {
+                    (batches[KeyHash.Partition(record.Hash, targets)] ??= _stage.Rent()).Add(record);
+                }
+
+                Buffer.Reset();
             }
 
-            Buffer.Reset();
             for (var d = 0; d < targets; d++)
             {
                 if (batches[d] is null && watermark <= _sent[d])
