@@ -125,7 +125,12 @@ public static class PipelineRunner
                 }
                 catch (Exception ex)
                 {
-                    failure ??= ex;
+                    // Prefer a keyed partition's own error to the cancellations it caused upstream.
+                    var keyedFailure = keyed.Completion.Exception?.InnerExceptions.FirstOrDefault(e => e is not OperationCanceledException) ?? ex;
+                    if (failure is null || (failure is OperationCanceledException && keyedFailure is not OperationCanceledException))
+                    {
+                        failure = keyedFailure;
+                    }
                 }
             }
         }

@@ -458,7 +458,14 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             {
                 // The partition's reader commits after its ports complete: wait until the windows fed by what it read
                 // have fired into their sinks and those have completed (or failed, which fails this partition too).
-                await _stage._completion.WaitAsync(_cancel.Token).ConfigureAwait(false);
+                try
+                {
+                    await _stage._completion.WaitAsync(_cancel.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (_stage._failure is not null)
+                {
+                    _stage.ThrowIfFailed(); // a keyed partition failed: report its error, not the cancellation it caused
+                }
             }
 
             _cancel.Dispose();
