@@ -33,6 +33,12 @@ public sealed class SourceAttribute : Attribute
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Method | AttributeTargets.Property | AttributeTargets.Field, Inherited = false, AllowMultiple = false)]
 public sealed class TransformAttribute : Attribute
 {
+    /// <summary>
+    /// The stage this one reads from, by member name (<c>Input = nameof(Parse)</c>); by default the stage declared just
+    /// above. Naming an earlier stage starts a branch: one stream then feeds several chains, each with its own
+    /// transforms, windows and sinks, without copying records. Ignored on an operator class.
+    /// </summary>
+    public string? Input { get; set; }
 }
 
 /// <summary>
@@ -43,6 +49,8 @@ public sealed class TransformAttribute : Attribute
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field | AttributeTargets.Method, Inherited = false, AllowMultiple = false)]
 public sealed class SinkAttribute : Attribute
 {
+    /// <summary>The stage this sink reads from, by member name; by default the stage declared just above (see <see cref="TransformAttribute.Input"/>).</summary>
+    public string? Input { get; set; }
 }
 
 /// <summary>

@@ -61,11 +61,12 @@ public interface ISourceReader<T> : IAsyncDisposable
 /// <typeparam name="T">The record type.</typeparam>
 public readonly struct SourceBatch<T>
 {
-    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd, IRecordOrigins? origins)
+    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd, IRecordOrigins? origins, bool isIdle = false)
     {
         Records = records;
         IsEnd = isEnd;
         Origins = origins;
+        IsIdle = isIdle;
     }
 
     /// <summary>The records of the batch (empty at the end, or when a reader woke up without data).</summary>
@@ -74,12 +75,23 @@ public readonly struct SourceBatch<T>
     /// <summary>True when the input is exhausted: the reader has nothing more, now or later.</summary>
     public bool IsEnd { get; }
 
+    /// <summary>
+    /// True when the reader has nothing to read for now and cannot say when it will (no split assigned to its
+    /// partition, no file yet in follow mode, no Kafka partition assigned): until it returns records again, its
+    /// partition does not hold back the watermarks of the windows it feeds (Flink's idle source splits).
+    /// </summary>
+    public bool IsIdle { get; }
+
     /// <summary>Where each record came from (file and line, offset, raw bytes), when the source knows; for dead letters.</summary>
     public IRecordOrigins? Origins { get; }
 
     /// <summary>The end of the input.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
     public static SourceBatch<T> End => new(default, isEnd: true, origins: null);
+
+    /// <summary>Nothing to read for now, and no promise when (see <see cref="IsIdle"/>); the runtime asks again.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
+    public static SourceBatch<T> Idle => new(default, isEnd: false, origins: null, isIdle: true);
 
     /// <summary>A batch of records (an empty one means "nothing yet", not the end).</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]

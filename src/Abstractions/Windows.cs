@@ -8,18 +8,23 @@ using System.Runtime.CompilerServices;
 namespace Compiled;
 
 /// <summary>
-/// Marks the key selector of a keyed pipeline: a method <c>TKey M(T)</c>. It ends the fused loop before it: every
-/// record's key is computed in that loop and the record crosses a hash exchange to the partition that owns the key.
-/// It must be followed by a <see cref="WindowAttribute"/> stage.
+/// Marks a key selector: a method <c>TKey M(T)</c>. It ends the fused loop before it: every record's key is computed
+/// in that loop and the record crosses a hash exchange to the partition that owns the key. The
+/// <see cref="WindowAttribute"/> stage declared right after it reads from it. A pipeline may key its stream several
+/// times: a second key selector may read what a window emitted (count per page and minute, then the top pages per
+/// minute), or a branch of the same stream (<see cref="Input"/>).
 /// </summary>
 [AttributeUsage(AttributeTargets.Method, Inherited = false, AllowMultiple = false)]
 public sealed class KeyByAttribute : Attribute
 {
+    /// <summary>The stage this key selector reads from, by member name; by default the stage declared just above (see <see cref="TransformAttribute.Input"/>).</summary>
+    public string? Input { get; set; }
 }
 
 /// <summary>
-/// Marks a keyed window: a property or field of type <see cref="WindowSpec{TIn, TAggregator}"/> right after the
-/// <see cref="KeyByAttribute"/> stage. Records leave it as <see cref="WindowResult{TKey, TValue}"/>.
+/// Marks a keyed window: a property or field of type <see cref="WindowSpec{TIn, TAggregator}"/> declared right after
+/// the <see cref="KeyByAttribute"/> stage it reads from. Records leave it as <see cref="WindowResult{TKey, TValue}"/>,
+/// whose event time is <c>End - 1</c> (the last instant of the window, as in Flink), so a window may follow another.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field, Inherited = false, AllowMultiple = false)]
 public sealed class WindowAttribute : Attribute
@@ -38,11 +43,14 @@ public sealed class EventTimeAttribute : Attribute
 
 /// <summary>
 /// Marks the side output of a keyed window: an <see cref="ISink{T}"/> of the window's input records that receives
-/// the records that arrived too late for every window they belong to (later than the allowed lateness).
+/// the records that arrived too late for every window they belong to (later than the allowed lateness). Records
+/// dropped as late are counted (and shown in the summary) whether or not a pipeline declares one.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field, Inherited = false, AllowMultiple = false)]
 public sealed class LateDataAttribute : Attribute
 {
+    /// <summary>The window whose late records this sink receives, by member name (<c>Window = nameof(PerMinute)</c>); may be omitted when the pipeline has one window.</summary>
+    public string? Window { get; set; }
 }
 
 /// <summary>Which clock a window runs on.</summary>

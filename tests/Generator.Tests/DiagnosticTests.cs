@@ -227,7 +227,7 @@ public sealed class DiagnosticTests
                 [Transform] static long [|Twice|](long x) => x * 2;
                 [Sink] CollectionSink<long> O { get; } = new();
             }
-            """, "Stage 'Twice' takes 'long' but the stage before it, 'Describe', produces 'string'; make 'Twice' take 'string', or add a transform from 'string' to 'long' between them");
+            """, "Stage 'Twice' takes 'long' but the stage it reads from, 'Describe', produces 'string'; make 'Twice' take 'string', or add a transform from 'string' to 'long' between them");
 
     [Fact]
     public void CMPL0105_stage_before_the_source()
@@ -239,7 +239,7 @@ public sealed class DiagnosticTests
                 [Source] CollectionSource<int> S { get; } = new();
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Stage 'Early' is declared before the source 'S', so no record can ever reach it; move it below the source");
+            """, "Stage 'Early' is declared before the source 'S' and reads the stage above it, so no record can ever reach it; move it below the source, or name the stage it reads with Input = nameof(...)");
 
     [Fact]
     public void CMPL0106_stage_after_the_last_sink()
@@ -251,7 +251,7 @@ public sealed class DiagnosticTests
                 [Sink] CollectionSink<int> O { get; } = new();
                 [Transform] static int [|Late|](int x) => x;
             }
-            """, "Stage 'Late' comes after the last sink, so its output goes nowhere; move it above a sink or add a [Sink] after it");
+            """, "Stage 'Late' comes after the last sink of its branch, so its output goes nowhere; move it above a sink or add a [Sink] that reads it");
 
     [Fact]
     public void CMPL0107_source_member_that_is_not_a_source()
@@ -347,7 +347,7 @@ public sealed class DiagnosticTests
                 [Window] WindowSpec<E, Count<E>> [|W|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
                 [Sink] CollectionSink<WindowResult<int, long>> O { get; } = new();
             }
-            """, "Window 'W' must come right after a [KeyBy] stage: windows are per key; add a method '[KeyBy] TKey M(T record)' before it");
+            """, "Window 'W' must be declared right after the [KeyBy] stage it reads from: windows are per key; add a method '[KeyBy] TKey M(T record)' just above it (a pipeline may have several key selectors and windows, each window right after its own)");
 
     [Fact]
     public void CMPL0121_key_selector_without_window()
@@ -359,11 +359,65 @@ public sealed class DiagnosticTests
                 [KeyBy] static int [|Key|](int x) => x % 10;
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Key selector 'Key' must be followed directly by a [Window] stage; keyed streams end in a window");
+            """, "Key selector 'Key' must be followed directly by its [Window] stage: a keyed stream ends in a window; declare the window right after it");
 
     [Fact]
-    public void CMPL0122_second_key_selector()
-        => AssertSingle("CMPL0122", """
+    public void CMPL0130_unknown_input()
+        => AssertSingle("CMPL0130", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [Sink(Input = "Nowhere")] CollectionSink<int> [|Other|] { get; } = new();
+            }
+            """, "Stage 'Other' reads from 'Nowhere', which is not a stage of pipeline 'P'; name a [Source], [Transform], [Window] or [Sink] member with Input = nameof(...)");
+
+    [Fact]
+    public void CMPL0131_cycle()
+        => AssertSingle("CMPL0131", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [Transform(Input = nameof(B))] static int [|A|](int x) => x + 1;
+                [Transform(Input = nameof(A))] static int B(int x) => x * 2;
+            }
+            """, "Stage 'A' reads from 'B', which leads back to it; records flow from the source to the sinks, so name a stage closer to the source as its input", spanOverride: null, expectAlso: "B");
+
+    [Fact]
+    public void CMPL0132_branch_without_sink()
+        => AssertSingle("CMPL0132", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] CollectionSink<int> O { get; } = new();
+                [Transform(Input = nameof(S))] static long [|Wide|](int x) => x;
+            }
+            """, "The branch that ends at 'Wide' has no sink, so its records go nowhere; add a [Sink] that reads from 'Wide', or remove the branch");
+
+    [Fact]
+    public void CMPL0133_reads_a_key_selector()
+        => AssertSingle("CMPL0133", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [Transform] static bool Even(long x) => x % 2 == 0;
+                [KeyBy] static long Key(long x) => x % 10;
+                [Window] WindowSpec<long, Count<long>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
+                [Sink(Input = nameof(Key))] CollectionSink<long> [|Raw|] { get; } = new();
+            }
+            """, "Stage 'Raw' reads from key selector 'Key', whose records go only to the window declared right after it; read from the stage 'Key' reads instead (Input = nameof(Even))");
+
+    [Fact]
+    public void A_second_key_selector_and_window_after_a_window_compile()
+    {
+        // Count per key, then key the counts again: what CMPL0122 used to refuse ("one window per pipeline").
+        var run = GeneratorHarness.Run(Usings + """
             [Pipeline]
             public sealed partial class P
             {
@@ -371,11 +425,32 @@ public sealed class DiagnosticTests
                 [KeyBy] static long Key(long x) => x % 10;
                 [Window] WindowSpec<long, Count<long>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
                 [Transform] static long Value(WindowResult<long, long> r) => r.Value;
-                [KeyBy] static long [|Again|](long x) => x;
+                [KeyBy] static long Again(long x) => x;
                 [Window] WindowSpec<long, Count<long>> W2 { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
                 [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
             }
-            """, "Pipeline 'P' is already keyed by 'Key'; a pipeline has one [KeyBy] and one window (remove [KeyBy] from 'Again')");
+            """);
+        Assert.Empty(run.AnalyzerDiagnostics);
+        Assert.Empty(run.DiagnosticsInGeneratedCode);
+        Assert.DoesNotContain(run.CompilerDiagnostics, d => d.Severity == DiagnosticSeverity.Error);
+    }
+
+    [Fact]
+    public void A_late_data_sink_must_name_its_window_when_there_are_several()
+        => AssertSingle("CMPL0124", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<long> S { get; } = new();
+                [KeyBy] static long Key(long x) => x % 10;
+                [Window] WindowSpec<long, Count<long>> W { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
+                [KeyBy(Input = nameof(S))] static long Key2(long x) => x % 3;
+                [Window] WindowSpec<long, Count<long>> W2 { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing };
+                [Sink] CollectionSink<WindowResult<long, long>> O2 { get; } = new();
+                [LateData] CollectionSink<long> [|Late|] { get; } = new();
+            }
+            """, "Late-data output 'Late' needs to say which window it takes late records from, as the pipeline has several ('W', 'W2'): add Window = nameof(...) to [LateData]");
 
     [Fact]
     public void CMPL0123_window_of_another_type()
@@ -402,7 +477,7 @@ public sealed class DiagnosticTests
                 [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
                 [LateData] CollectionSink<int> [|Late|] { get; } = new();
             }
-            """, "Late-data output 'Late' needs type ISink<long> (the window's input), and only one such member");
+            """, "Late-data output 'Late' needs type ISink<long> (the input of window 'W'), and only one such member per window");
 
     [Fact]
     public void CMPL0125_event_time_of_unsupported_type()
@@ -492,7 +567,7 @@ public sealed class DiagnosticTests
         Assert.Empty(run.DiagnosticsInGeneratedCode);
     }
 
-    private static void AssertSingle(string id, string markup, string message, string? spanOverride = null)
+    private static void AssertSingle(string id, string markup, string message, string? spanOverride = null, string? expectAlso = null)
     {
         var (source, span) = Markup.Parse(Usings + markup);
         if (spanOverride is not null)
@@ -502,7 +577,17 @@ public sealed class DiagnosticTests
             span = new Microsoft.CodeAnalysis.Text.TextSpan(at, spanOverride.Length);
         }
 
-        AssertDiagnostic(GeneratorHarness.Run(source), id, span, message);
+        var run = GeneratorHarness.Run(source);
+        if (expectAlso is not null)
+        {
+            // A cycle is reported at each of its stages: check the one marked, and that the other is the same diagnostic.
+            var other = Assert.Single(run.AnalyzerDiagnostics, d => d.Location.SourceSpan != span);
+            Assert.Equal(id, other.Id);
+            Assert.Equal(expectAlso, source.Substring(other.Location.SourceSpan.Start, other.Location.SourceSpan.Length));
+            run = run with { AnalyzerDiagnostics = [.. run.AnalyzerDiagnostics.Where(d => d != other)] };
+        }
+
+        AssertDiagnostic(run, id, span, message);
     }
 
     private static void AssertDiagnostic(GeneratorRun run, string id, Microsoft.CodeAnalysis.Text.TextSpan span, string message)

@@ -13,6 +13,8 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.InstanceState), Scenarios.InstanceState)]
     [InlineData(nameof(Scenarios.StructOperators), Scenarios.StructOperators)]
     [InlineData(nameof(Scenarios.KeyedWindow), Scenarios.KeyedWindow)]
+    [InlineData(nameof(Scenarios.TwoKeyedStages), Scenarios.TwoKeyedStages)]
+    [InlineData(nameof(Scenarios.Branches), Scenarios.Branches)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);

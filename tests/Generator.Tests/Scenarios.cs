@@ -71,6 +71,88 @@ internal static class Scenarios
         }
         """;
 
+    /// <summary>Two keyed stages in sequence: clicks per (page, minute), then the top pages of each minute.</summary>
+    public const string TwoKeyedStages = """
+        using System;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Click(string Page, [EventTime] long Time);
+
+        public readonly record struct PageCount(string Page, [EventTime] long WindowEnd, long Clicks);
+
+        public readonly struct Top3 : IAggregator<PageCount, Top3.State, string>
+        {
+            public struct State { public PageCount A, B, C; }
+
+            public static void Add(ref State s, in PageCount c)
+            {
+                if (c.Clicks > s.A.Clicks) { s.C = s.B; s.B = s.A; s.A = c; }
+                else if (c.Clicks > s.B.Clicks) { s.C = s.B; s.B = c; }
+                else if (c.Clicks > s.C.Clicks) { s.C = c; }
+            }
+
+            public static void Merge(ref State s, in State other) { Add(ref s, other.A); Add(ref s, other.B); Add(ref s, other.C); }
+
+            public static string Result(in State s) => $"{s.A.Page} {s.B.Page} {s.C.Page}";
+        }
+
+        [Pipeline(Name = "top-pages")]
+        public sealed partial class TopPages
+        {
+            [Source] public CollectionSource<Click> Clicks { get; set; } = new();
+
+            [KeyBy] static string Page(Click c) => c.Page;
+
+            [Window] public WindowSpec<Click, Count<Click>> PerMinute { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Transform] static PageCount Counted(WindowResult<string, long> r) => new(r.Key, r.End - 1, r.Value);
+
+            [KeyBy] static long Minute(PageCount c) => c.WindowEnd;
+
+            [Window] public WindowSpec<PageCount, Top3> Top { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Sink] public CollectionSink<WindowResult<long, string>> Output { get; } = new();
+        }
+        """;
+
+    /// <summary>One stream read by three branches: a forked loop, one branch behind a filter, one keyed.</summary>
+    public const string Branches = """
+        using System;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Event(string Service, string Level, [EventTime] long Time);
+
+        [Pipeline(Name = "branches")]
+        public sealed partial class Branches
+        {
+            [Source] public CollectionSource<Event> Events { get; set; } = new();
+
+            [Transform] static Event Normalized(Event e) => e with { Level = e.Level.ToLowerInvariant() };
+
+            [Transform] static bool IsError(Event e) => e.Level == "error";
+
+            [Sink] public CollectionSink<Event> Errors { get; } = new();
+
+            [Transform(Input = nameof(Normalized))] static bool IsWarning(Event e) => e.Level == "warning";
+
+            [Sink] public CollectionSink<Event> Warnings { get; } = new();
+
+            [KeyBy(Input = nameof(Normalized))] static string Service(Event e) => e.Service;
+
+            [Window] public WindowSpec<Event, Count<Event>> PerMinute { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Sink] public CollectionSink<WindowResult<string, long>> Counts { get; } = new();
+
+            [LateData(Window = nameof(PerMinute))] public CollectionSink<Event> Late { get; } = new();
+        }
+        """;
+
     public const string FlatMap = """
         using Compiled;
         using Compiled.Connectors;

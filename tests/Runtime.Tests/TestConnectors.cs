@@ -102,6 +102,12 @@ public sealed class TrackingSink<T> : ISink<T>
 
     public SinkExecution Execution { get; init; } = SinkExecution.Decoupled;
 
+    /// <summary>The partition whose writer cannot be created (-1: none).</summary>
+    public int FailWriterAt { get; init; } = -1;
+
+    /// <summary>The partition whose writes fail (-1: none).</summary>
+    public int FailWritesAt { get; init; } = -1;
+
     public long Written => Interlocked.Read(ref _written);
 
     public IReadOnlyCollection<T> Items => _items;
@@ -114,8 +120,13 @@ public sealed class TrackingSink<T> : ISink<T>
 
     public ISinkWriter<T> CreateWriter(int partition)
     {
+        if (partition == FailWriterAt)
+        {
+            throw new InvalidOperationException($"no writer for partition {partition}");
+        }
+
         Interlocked.Increment(ref _writersCreated);
-        return new Writer(this);
+        return new Writer(this, partition);
     }
 
     public ValueTask CloseAsync(CancellationToken cancellationToken)
@@ -124,10 +135,15 @@ public sealed class TrackingSink<T> : ISink<T>
         return ValueTask.CompletedTask;
     }
 
-    private sealed class Writer(TrackingSink<T> sink) : ISinkWriter<T>
+    private sealed class Writer(TrackingSink<T> sink, int partition) : ISinkWriter<T>
     {
         public async ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
+            if (partition == sink.FailWritesAt)
+            {
+                throw new IOException($"disk full (partition {partition})");
+            }
+
             if (sink.BeforeWrite is { } before)
             {
                 await before(records);

@@ -76,18 +76,18 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor TypeMismatch = Error(
         "CMPL0104",
-        "Stage input does not match the previous stage's output",
-        "Stage '{0}' takes '{1}' but the stage before it, '{2}', produces '{3}'; make '{0}' take '{3}', or add a transform from '{3}' to '{1}' between them");
+        "Stage input does not match the output it reads",
+        "Stage '{0}' takes '{1}' but the stage it reads from, '{2}', produces '{3}'; make '{0}' take '{3}', or add a transform from '{3}' to '{1}' between them");
 
     public static readonly DiagnosticDescriptor UnreachableStage = Error(
         "CMPL0105",
         "Stage can never be reached",
-        "Stage '{0}' is declared before the source '{1}', so no record can ever reach it; move it below the source");
+        "Stage '{0}' is declared before the source '{1}' and reads the stage above it, so no record can ever reach it; move it below the source, or name the stage it reads with Input = nameof(...)");
 
     public static readonly DiagnosticDescriptor UnconsumedStage = Error(
         "CMPL0106",
         "Stage output is never used",
-        "Stage '{0}' comes after the last sink, so its output goes nowhere; move it above a sink or add a [Sink] after it");
+        "Stage '{0}' comes after the last sink of its branch, so its output goes nowhere; move it above a sink or add a [Sink] that reads it");
 
     public static readonly DiagnosticDescriptor NotASource = Error(
         "CMPL0107",
@@ -122,17 +122,12 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor WindowWithoutKeyBy = Error(
         "CMPL0120",
         "Window must follow a key selector",
-        "Window '{0}' must come right after a [KeyBy] stage: windows are per key; add a method '[KeyBy] TKey M(T record)' before it");
+        "Window '{0}' must be declared right after the [KeyBy] stage it reads from: windows are per key; add a method '[KeyBy] TKey M(T record)' just above it (a pipeline may have several key selectors and windows, each window right after its own)");
 
     public static readonly DiagnosticDescriptor KeyByWithoutWindow = Error(
         "CMPL0121",
         "Key selector must be followed by a window",
-        "Key selector '{0}' must be followed directly by a [Window] stage; keyed streams end in a window");
-
-    public static readonly DiagnosticDescriptor SecondKeyBy = Error(
-        "CMPL0122",
-        "Pipeline has more than one key selector",
-        "Pipeline '{0}' is already keyed by '{1}'; a pipeline has one [KeyBy] and one window (remove [KeyBy] from '{2}')");
+        "Key selector '{0}' must be followed directly by its [Window] stage: a keyed stream ends in a window; declare the window right after it");
 
     public static readonly DiagnosticDescriptor InvalidWindow = Error(
         "CMPL0123",
@@ -148,6 +143,26 @@ internal static class DiagnosticDescriptors
         "CMPL0125",
         "Event time has an unsupported type",
         "Event time '{0}' has type '{1}'; use long (Unix milliseconds), DateTime or DateTimeOffset");
+
+    public static readonly DiagnosticDescriptor UnknownInput = Error(
+        "CMPL0130",
+        "Stage reads from an unknown stage",
+        "Stage '{0}' reads from '{1}', which is not a stage of pipeline '{2}'; name a [Source], [Transform], [Window] or [Sink] member with Input = nameof(...)");
+
+    public static readonly DiagnosticDescriptor InputCycle = Error(
+        "CMPL0131",
+        "Stages read from each other in a cycle",
+        "Stage '{0}' reads from {1}, which leads back to it; records flow from the source to the sinks, so name a stage closer to the source as its input");
+
+    public static readonly DiagnosticDescriptor BranchWithoutSink = Error(
+        "CMPL0132",
+        "Branch ends without a sink",
+        "The branch that ends at '{0}' has no sink, so its records go nowhere; add a [Sink] that reads from '{0}', or remove the branch");
+
+    public static readonly DiagnosticDescriptor ReadsKeySelector = Error(
+        "CMPL0133",
+        "Stage reads from a key selector",
+        "Stage '{0}' reads from key selector '{1}', whose records go only to the window declared right after it; read from the stage '{1}' reads instead (Input = nameof({2}))");
 
     public static readonly DiagnosticDescriptor UnsupportedFieldType = Error(
         "CMPL0201",

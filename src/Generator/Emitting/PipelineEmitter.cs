@@ -10,7 +10,7 @@ namespace Compiled.Generator.Emitting;
 /// binds its connectors, and one segment class per fused segment whose <c>Process</c> method is the chain as a loop
 /// of direct calls.
 /// </summary>
-internal static class PipelineEmitter
+internal static partial class PipelineEmitter
 {
     /// <summary>The generated file for <paramref name="plan"/>, or null when no partial can be added (the type is not partial, or cannot host one).</summary>
     public static (string HintName, string Source)? Emit(PipelinePlan plan)
@@ -127,7 +127,7 @@ internal static class PipelineEmitter
         {
             var s = stage.Stage;
             var input = stage.Index == 0 ? "null" : SourceWriter.Literal(s.InputType!.DisplayName);
-            writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}),");
+            writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}, {SourceWriter.Number(stage.Input)}),");
         }
 
         writer.Close(",");
@@ -170,17 +170,17 @@ internal static class PipelineEmitter
             writer.Line($"binder.Add<{type.FullName}>({SourceWriter.Number(stage.Index)}, {Access(model, stage.Stage, "_root")}, {SchemaFor(model, type)}); // slot {SourceWriter.Number(stage.SinkSlot)}");
         }
 
-        var window = plan.Chain.FirstOrDefault(s => s.Stage.Shape == StageShape.Window);
-        if (window is not null && model.LateData is { } late)
+        foreach (var window in plan.Chain.Where(s => s.LateSlot >= 0))
         {
+            var late = model.LateData.First(l => l.Window == window.Stage.MemberName);
             var access = (late.IsStatic ? model.FullName : "_root") + "." + late.Name;
-            writer.Line($"binder.Add<{late.RecordType.FullName}>({SourceWriter.Number(window.Index)}, {SourceWriter.Literal(late.Name)}, {access}, {SchemaFor(model, late.RecordType)}); // slot {SourceWriter.Number(LateSlot(plan))}: records too late for every window");
+            writer.Line($"binder.Add<{late.RecordType.FullName}>({SourceWriter.Number(window.Index)}, {SourceWriter.Literal(late.Name)}, {access}, {SchemaFor(model, late.RecordType)}); // slot {SourceWriter.Number(window.LateSlot)}: records too late for every window of '{window.Stage.MemberName}'");
         }
 
         writer.Close();
         writer.Line();
         writer.Open($"protected override {Names.FusedSegment}<{inputType}> CreateSegment({Names.PartitionContext} partition)");
-        if (SideNeedsInstances(plan, 0))
+        if (SegmentNeedsInstances(plan, 0))
         {
             writer.Line("// Operators with instance state: every partition gets its own pipeline object (partition 0 uses the root).");
             writer.Line($"var pipeline = partition.Index == 0 ? _root : partition.Own(new {model.FullName}());");
@@ -192,414 +192,59 @@ internal static class PipelineEmitter
         }
 
         writer.Close();
-        if (window is not null)
+        var windows = plan.Chain.Where(s => s.Stage.Shape == StageShape.Window).ToList();
+        if (windows.Count > 0)
         {
-            EmitKeyedStage(writer, plan, window);
+            EmitKeyedStages(writer, plan, windows);
         }
 
         writer.Close();
     }
 
     /// <summary>Whether the stages of segment <paramref name="segment"/> need a pipeline object per partition.</summary>
-    private static bool SideNeedsInstances(PipelinePlan plan, int segment)
+    private static bool SegmentNeedsInstances(PipelinePlan plan, int segment)
         => plan.Chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
 
-    /// <summary>The output slot of the late-data sink (after the chain's sinks), or -1.</summary>
-    private static int LateSlot(PipelinePlan plan)
-        => plan.Model.LateData is null ? -1 : plan.Chain.Count(s => s.SinkSlot >= 0);
-
-    /// <summary>The slot of the exchange's input port: after every sink.</summary>
-    private static int ExchangeSlot(PipelinePlan plan)
-        => plan.Chain.Count(s => s.SinkSlot >= 0) + (plan.Model.LateData is null ? 0 : 1);
-
-    private static void EmitKeyedStage(SourceWriter writer, PipelinePlan plan, PlannedStage window)
-    {
-        var model = plan.Model;
-        var w = window.Stage.Window!;
-        var input = window.Stage.InputType!.FullName;
-        writer.Line();
-        writer.Open($"protected override {Names.KeyedStage}? CreateKeyedStage()");
-        writer.Line($"return new {Names.KeyedStage}<{w.Key.FullName}, {input}, {w.Aggregator.FullName}, {w.Accumulator.FullName}, {w.Result.FullName}>(");
-        writer.Indent();
-        writer.Line($"{Access(model, window.Stage, "_root")},");
-        writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
-        writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
-        writer.Line($"keyByStage: {SourceWriter.Number(window.Index - 1)},");
-        writer.Line($"lateSlot: {SourceWriter.Number(LateSlot(plan))},");
-        // Upstream and keyed partition 0 run on different threads: only one of them may use the root object.
-        writer.Line(!SideNeedsInstances(plan, 1)
-            ? "partition => new __Fused1(_root, partition));"
-            : SideNeedsInstances(plan, 0)
-                ? $"partition => new __Fused1(partition.Own(new {model.FullName}()), partition)); // the root object serves the loop before the exchange"
-                : $"partition => new __Fused1(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition));");
-        writer.Unindent();
-        writer.Close();
-    }
-
-    private static void EmitSegment(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, string inputType)
-    {
-        var model = plan.Model;
-        var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > 0 && s.Stage.Shape != StageShape.Window).ToList();
-        var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
-        var names = stages.ToDictionary(s => s.Index, s => SourceWriter.Camel(s.Stage.MemberName));
-        var className = "__Fused" + SourceWriter.Number(segment.Index);
-        // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
-        // the stages after that mark themselves.
-        var firstStage = stages.Count > 0 ? stages[0].Index : segment.FirstStage;
-        var markedFrom = segment.MarkedFrom;
-        var hasPrefix = markedFrom > firstStage;
-
-        writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(string.Join(" → ", plan.Chain.Where(s => s.Segment == segment.Index).Select(s => s.Stage.MemberName)))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
-        writer.Line(Names.GeneratedCode);
-        writer.Open($"private sealed class {className} : {Names.FusedSegment}<{inputType}>");
-
-        // Fields: the pipeline object, operator objects, output ports, flatMap buffers.
-        if (usesPipeline)
-        {
-            writer.Line($"private readonly {model.FullName} _pipeline;");
-        }
-
-        foreach (var stage in stages)
-        {
-            var name = names[stage.Index];
-            var s = stage.Stage;
-            if (s.Storage == OperatorStorage.Reference)
-            {
-                writer.Line($"private readonly {s.ComponentType!.FullName} _{name}Op;");
-            }
-            else if (s.Shape == StageShape.ConnectorSink)
-            {
-                writer.Line($"private readonly {Names.RecordBuffer}<{s.InputType!.FullName}> _{name}Out;");
-            }
-            else if (s.Shape == StageShape.KeyBy)
-            {
-                writer.Line($"private readonly {Names.RecordBuffer}<{KeyedType(plan, stage)}> _{name}Out;");
-            }
-
-            if (s.Shape == StageShape.FlatMap)
-            {
-                writer.Line($"private readonly {Names.RecordBuffer}<{s.OutputType!.FullName}> _{name}Emit = new();");
-            }
-        }
-
-        writer.Line();
-        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)}, markedFrom: {SourceWriter.Number(markedFrom)})");
-        if (usesPipeline)
-        {
-            writer.Line("_pipeline = pipeline;");
-        }
-
-        foreach (var stage in stages)
-        {
-            var name = names[stage.Index];
-            var s = stage.Stage;
-            if (s.Storage == OperatorStorage.Reference)
-            {
-                writer.Line($"_{name}Op = {Access(model, s, "pipeline")};");
-            }
-            else if (s.Shape == StageShape.ConnectorSink)
-            {
-                writer.Line($"_{name}Out = partition.Output<{s.InputType!.FullName}>({SourceWriter.Number(stage.SinkSlot)});");
-            }
-            else if (s.Shape == StageShape.KeyBy)
-            {
-                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(ExchangeSlot(plan))}); // the exchange");
-            }
-        }
-
-        writer.Close();
-        writer.Line();
-        writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
-        EmitPrologue(writer, model, stages, names, usesPipeline);
-        writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
-        writer.Line(hasPrefix
-            ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
-            : $"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
-        writer.Line("var r0 = batch[i];");
-        var openLoops = 0;
-        var current = "r0";
-        foreach (var stage in stages)
-        {
-            var s = stage.Stage;
-            var name = names[stage.Index];
-            var next = "r" + SourceWriter.Number(stage.Index);
-            var index = SourceWriter.Number(stage.Index);
-            writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
-            if (s.Shape != StageShape.ConnectorSink && (hasPrefix ? stage.Index >= markedFrom : stage.Index != firstStage))
-            {
-                writer.Line($"progress.Stage = {index};");
-            }
-
-            switch (s.Shape)
-            {
-                case StageShape.Map:
-                    writer.Line($"var {next} = {Call(model, s, name, current)};");
-                    WriteBack(writer, s, name);
-                    current = next;
-                    break;
-                case StageShape.Filter when s.Storage == OperatorStorage.HoistedStruct:
-                    writer.Line($"var keep{index} = {Call(model, s, name, current)};");
-                    WriteBack(writer, s, name);
-                    writer.Line($"if (!keep{index}) continue;");
-                    break;
-                case StageShape.Filter:
-                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
-                    break;
-                case StageShape.FlatMap:
-                    writer.Line($"{name}Emit.Reset();");
-                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
-                    WriteBack(writer, s, name);
-                    writer.Open($"foreach (var {next} in {name}Emit.Span)");
-                    if (hasPrefix && stage.Index < markedFrom && markedFrom <= segment.LastStage)
-                    {
-                        writer.Line("progress.Stage = 0; // back in the stateless stages for the next emitted record");
-                    }
-
-                    openLoops++;
-                    current = next;
-                    break;
-                case StageShape.MethodSink:
-                    writer.Line($"{Call(model, s, name, current)};");
-                    WriteBack(writer, s, name);
-                    break;
-                case StageShape.ConnectorSink:
-                    writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
-                    writer.Line($"{name}Items[{name}Count++] = {current};");
-                    writer.Line($"{name}Out.SetCount({name}Count);");
-                    break;
-                case StageShape.KeyBy:
-                    var eventTime = plan.Chain[stage.Index + 1].Stage.EventTime;
-                    var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
-                    writer.Line($"var key{index} = {Call(model, s, name, current)};");
-                    if (KeyMayBeNull(plan, stage))
-                    {
-                        writer.Line($"if (key{index} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)}, \"The key selector returned null; records need a key.\");");
-                    }
-
-                    writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
-                    writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
-                    writer.Line($"{name}Out.SetCount({name}Count);");
-                    break;
-            }
-        }
-
-        for (var i = 0; i < openLoops; i++)
-        {
-            writer.Close();
-        }
-
-        writer.Close(); // for
-        writer.Close(); // Run
-        if (hasPrefix)
-        {
-            writer.Line();
-            EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
-        }
-
-        writer.Close(); // class
-    }
-
     /// <summary>
-    /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
-    /// stage that throws (or -1). Cold code: it runs only after a failure.
+    /// The keyed stages: for each window, the exchange in front of it and the loop after it. Loops run on different
+    /// workers, so the root object serves one (segment, partition) only: partition 0 of the first segment with instance state.
     /// </summary>
-    private static void EmitDiagnose(SourceWriter writer, PipelinePlan plan, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
+    private static void EmitKeyedStages(SourceWriter writer, PipelinePlan plan, List<PlannedStage> windows)
     {
         var model = plan.Model;
-        writer.Open($"protected override int Diagnose({inputType} r0)");
-        if (prefix.Any(s => UsesPipelineLocal(s.Stage)))
+        writer.Line();
+        writer.Open($"protected override {Names.KeyedStage}[] CreateKeyedStages()");
+        writer.Line($"return new {Names.KeyedStage}[]");
+        writer.Line("{");
+        writer.Indent();
+        foreach (var window in windows)
         {
-            writer.Line("var pipeline = _pipeline;");
+            var w = window.Stage.Window!;
+            var input = window.Stage.InputType!.FullName;
+            var segment = window.Segment;
+            var rootTaken = Enumerable.Range(0, segment).Any(k => SegmentNeedsInstances(plan, k));
+            var factory = !SegmentNeedsInstances(plan, segment)
+                ? $"partition => new __Fused{SourceWriter.Number(segment)}(_root, partition)"
+                : rootTaken
+                    ? $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Own(new {model.FullName}()), partition)"
+                    : $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition)";
+            writer.Line($"// window '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
+            writer.Line($"new {Names.KeyedStage}<{w.Key.FullName}, {input}, {w.Aggregator.FullName}, {w.Accumulator.FullName}, {w.Result.FullName}>(");
+            writer.Indent();
+            writer.Line($"{Access(model, window.Stage, "_root")},");
+            writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
+            writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
+            writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
+            writer.Line($"windowStage: {SourceWriter.Number(window.Index)},");
+            writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+            writer.Line($"lateSlot: {SourceWriter.Number(window.LateSlot)},");
+            writer.Line(factory + "),");
+            writer.Unindent();
         }
 
-        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.ReadOnlyStruct))
-        {
-            writer.Line($"var {names[stage.Index]}Op = {Access(model, stage.Stage, "pipeline")};");
-        }
-
-        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.Reference))
-        {
-            writer.Line($"var {names[stage.Index]}Op = _{names[stage.Index]}Op;");
-        }
-
-        writer.Line("var stage = 0;");
-        writer.Open("try");
-        writer.Open("do");
-        var openLoops = 0;
-        var current = "r0";
-        foreach (var stage in prefix)
-        {
-            var s = stage.Stage;
-            var name = names[stage.Index];
-            var next = "r" + SourceWriter.Number(stage.Index);
-            var index = SourceWriter.Number(stage.Index);
-            switch (s.Shape)
-            {
-                case StageShape.Map:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"var {next} = {Call(model, s, name, current)};");
-                    current = next;
-                    break;
-                case StageShape.Filter:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
-                    break;
-                case StageShape.KeyBy:
-                    writer.Line($"stage = {index};");
-                    writer.Line(KeyMayBeNull(plan, stage)
-                        ? $"if ({Call(model, s, name, current)} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)});"
-                        : $"_ = {Call(model, s, name, current)};");
-                    break;
-                case StageShape.FlatMap:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"var {name}Replay = new {Names.RecordBuffer}<{s.OutputType!.FullName}>();");
-                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Replay)")};");
-                    writer.Open($"foreach (var {next} in {name}Replay.Span)");
-                    openLoops++;
-                    current = next;
-                    break;
-            }
-        }
-
-        for (var i = 0; i < openLoops; i++)
-        {
-            writer.Close();
-        }
-
-        writer.Close(" while (false);");
-        writer.Line("return -1;");
-        writer.Close();
-        writer.Open($"catch ({Names.Exception})");
-        writer.Line("return stage;");
-        writer.Close();
+        writer.Unindent();
+        writer.Line("};");
         writer.Close();
     }
 
-    /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>
-    private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, Dictionary<int, string> names, bool usesPipeline)
-    {
-        if (usesPipeline)
-        {
-            writer.Line("var pipeline = _pipeline;");
-        }
-
-        foreach (var stage in stages)
-        {
-            var name = names[stage.Index];
-            var s = stage.Stage;
-            switch (s.Storage)
-            {
-                case OperatorStorage.Reference:
-                    writer.Line($"var {name}Op = _{name}Op;");
-                    break;
-                case OperatorStorage.HoistedStruct:
-                    writer.Line($"var {name}Op = pipeline.{s.MemberName}; // a struct: its state stays in registers, written back after each call");
-                    break;
-                case OperatorStorage.ReadOnlyStruct:
-                    writer.Line($"var {name}Op = {Access(model, s, "pipeline")};");
-                    break;
-            }
-
-            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy)
-            {
-                writer.Line($"var {name}Out = _{name}Out;");
-                writer.Line($"var {name}Items = {name}Out.Items;");
-                writer.Line($"var {name}Count = {name}Out.Count;");
-            }
-
-            if (s.Shape == StageShape.FlatMap)
-            {
-                writer.Line($"var {name}Emit = _{name}Emit;");
-            }
-        }
-    }
-
-    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window after it.</summary>
-    private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
-    {
-        var window = plan.Chain[keyBy.Index + 1].Stage;
-        return $"{Names.Keyed}<{window.Window!.Key.FullName}, {window.InputType!.FullName}>";
-    }
-
-    /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
-    private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
-    {
-        var key = plan.Chain[keyBy.Index + 1].Stage.Window!.Key;
-        return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
-    }
-
-    private static void WriteBack(SourceWriter writer, StageModel stage, string name)
-    {
-        if (stage.Storage == OperatorStorage.HoistedStruct)
-        {
-            writer.Line($"pipeline.{stage.MemberName} = {name}Op;");
-        }
-    }
-
-    private static bool UsesPipelineLocal(StageModel stage)
-        => stage.NeedsPipelineInstance && (stage.MemberKind == MemberKind.Method || stage.Storage is OperatorStorage.HoistedStruct or OperatorStorage.ReadOnlyStruct);
-
-    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
-    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
-    {
-        var arguments = extra is null ? argument : argument + ", " + extra;
-        if (stage.MemberKind == MemberKind.Method)
-        {
-            var target = stage.OperatorMethodIsStatic ? model.FullName : "pipeline";
-            return $"{target}.{stage.OperatorMethod}({arguments})";
-        }
-
-        var receiver = stage.Storage switch
-        {
-            OperatorStorage.None => stage.ComponentType!.Identity,
-            OperatorStorage.StaticStruct => model.FullName + "." + stage.MemberName,
-            _ => name + "Op",
-        };
-        return $"{receiver}.{stage.OperatorMethod}({arguments})";
-    }
-
-    /// <summary>How to read a property/field stage: statically on the type, or on a pipeline object.</summary>
-    private static string Access(PipelineModel model, StageModel stage, string instance)
-        => (stage.IsStatic ? model.FullName : instance) + "." + stage.MemberName;
-
-    private static string SchemaFor(PipelineModel model, TypeRef type)
-    {
-        var schema = model.Schemas.FirstOrDefault(s => s.TypeFullName == type.Identity || s.TypeFullName == type.FullName);
-        return schema is null ? "null" : SchemaEmitter.ClassName(schema) + ".Instance";
-    }
-
-    private static string Kind(StageShape shape) => shape switch
-    {
-        StageShape.Source => "Source",
-        StageShape.Map => "Map",
-        StageShape.Filter => "Filter",
-        StageShape.FlatMap => "FlatMap",
-        StageShape.KeyBy => "KeyBy",
-        StageShape.Window => "Window",
-        _ => "Sink",
-    };
-
-    private static string Describe(StageModel stage) => stage.Shape switch
-    {
-        StageShape.Map => $"map {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}",
-        StageShape.Filter => $"filter {stage.InputType!.DisplayName}",
-        StageShape.FlatMap => $"flatMap {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}*",
-        StageShape.MethodSink => "sink (inline call)",
-        StageShape.KeyBy => $"keyBy {stage.InputType!.DisplayName} -> hash exchange",
-        _ => "sink (output port)",
-    };
-
-    private static string Implementation(StageModel stage)
-    {
-        if (stage.MemberKind == MemberKind.Method)
-        {
-            return stage.OperatorMethod!;
-        }
-
-        return stage.OperatorMethod is null
-            ? stage.ComponentType!.DisplayName
-            : stage.ComponentType!.DisplayName + "." + stage.OperatorMethod;
-    }
-
-    private static string Xml(string text) => text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 }

@@ -16,10 +16,10 @@ internal sealed record PipelineModel(
     EquatableArray<DiagnosticInfo> Diagnostics,
     string ErrorPolicy = "DeadLetter",
     DeadLetterMemberModel? DeadLetters = null,
-    LateDataMemberModel? LateData = null);
+    EquatableArray<LateDataMemberModel> LateData = default);
 
-/// <summary>The member a pipeline declares with <c>[LateData]</c>: the side output of its window.</summary>
-internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef RecordType, LocationInfo? Location);
+/// <summary>A member a pipeline declares with <c>[LateData]</c>: the side output of the window named <paramref name="Window"/>.</summary>
+internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef RecordType, string Window, LocationInfo? Location);
 
 /// <summary>
 /// What a <c>[Window]</c> stage aggregates with: the aggregator type and its accumulator and result types, and the
@@ -98,8 +98,9 @@ internal enum MemberKind
 /// <param name="OperatorMethodIsStatic">Whether that method is static.</param>
 /// <param name="InputParameterModifier">"in " when the operator takes its input by readonly reference, else "".</param>
 /// <param name="NeedsPipelineInstance">Whether each partition needs its own pipeline object for this stage (instance state).</param>
-/// <param name="EventTime">For a window: its input record's <c>[EventTime]</c> member, or null.</param>
+/// <param name="EventTime">For a window: how to read its input record's event time — an <c>[EventTime]</c> member, or <c>End - 1</c> for a window's results — or null.</param>
 /// <param name="Window">For a window: its aggregate and key types.</param>
+/// <param name="InputName">The stage it reads from when the attribute names one (<c>Input = nameof(...)</c>); null: the stage declared just above.</param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -117,7 +118,8 @@ internal sealed record StageModel(
     LocationInfo? Location,
     OperatorStorage Storage = OperatorStorage.None,
     string? EventTime = null,
-    WindowModel? Window = null)
+    WindowModel? Window = null,
+    string? InputName = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 }

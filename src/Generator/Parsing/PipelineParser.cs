@@ -49,14 +49,14 @@ internal static class PipelineParser
         var stages = new List<StageModel>();
         var schemas = new List<RecordSchemaModel>();
         ITypeSymbol? keyType = null; // the key of the [KeyBy] stage just before, for the [Window] after it
-        ITypeSymbol? windowInput = null;
+        var windowInputs = new List<(string Name, ITypeSymbol? Input)>(); // every [Window] member, for [LateData]
         foreach (var (member, _) in stageMembers)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, out var nextKey);
-            if (stage.Shape == StageShape.Window && member is IPropertySymbol or IFieldSymbol)
+            if (Symbols.HasAttribute(member, KnownNames.WindowAttribute))
             {
-                windowInput = WindowInput(MemberType(member)!);
+                windowInputs.Add((member.Name, MemberType(member) is { } windowType ? WindowInput(windowType) : null));
             }
 
             keyType = nextKey;
@@ -84,11 +84,14 @@ internal static class PipelineParser
         };
 
         var deadLetters = ParseDeadLetters(type, diagnostics);
-        var lateData = ParseLateData(type, windowInput, diagnostics);
-        if (lateData is not null && SourceOrSinkArgument(type.GetMembers(lateData.Name).First(), KnownNames.SinkInterface) is { } lateType
-            && SchemaParser.Parse(lateType) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
+        var lateData = ParseLateData(type, windowInputs, diagnostics);
+        foreach (var late in lateData)
         {
-            schemas.Add(lateSchema);
+            if (SourceOrSinkArgument(type.GetMembers(late.Name).First(), KnownNames.SinkInterface) is { } lateType
+                && SchemaParser.Parse(lateType) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
+            {
+                schemas.Add(lateSchema);
+            }
         }
 
         return new PipelineModel(
@@ -106,29 +109,56 @@ internal static class PipelineParser
             diagnostics.ToEquatableArray(),
             policy,
             deadLetters,
-            lateData);
+            lateData.ToEquatableArray());
     }
 
-    /// <summary>The <c>[LateData]</c> member: an <c>ISink&lt;T&gt;</c> of the window's input records.</summary>
-    private static LateDataMemberModel? ParseLateData(INamedTypeSymbol type, ITypeSymbol? windowInput, List<DiagnosticInfo> diagnostics)
+    /// <summary>
+    /// The <c>[LateData]</c> members: each an <c>ISink&lt;T&gt;</c> of the input records of the window it names
+    /// (<c>Window = nameof(...)</c>, which may be left out when the pipeline has one window), one per window.
+    /// </summary>
+    private static List<LateDataMemberModel> ParseLateData(INamedTypeSymbol type, List<(string Name, ITypeSymbol? Input)> windows, List<DiagnosticInfo> diagnostics)
     {
-        LateDataMemberModel? found = null;
+        var found = new List<LateDataMemberModel>();
         foreach (var member in type.GetMembers().Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.HasAttribute(m, KnownNames.LateDataAttribute)))
         {
             var location = Symbols.IdentifierLocation(member);
-            var memberType = MemberType(member)!;
-            var arguments = Symbols.InterfaceArguments(memberType, KnownNames.SinkInterface);
-            if (windowInput is null || found is not null || arguments.Count != 1 || !SymbolEqualityComparer.Default.Equals(arguments[0], windowInput))
+            var named = NamedArgument(member, KnownNames.LateDataAttribute, "Window");
+            (string Name, ITypeSymbol? Input)? window = named is not null
+                ? windows.FirstOrDefault(w => w.Name == named) is { Name: not null } match ? match : null
+                : windows.Count == 1 ? windows[0] : null;
+            if (window is null)
             {
-                var expected = windowInput is null ? "a [Window] stage to take late records from" : $"type ISink<{Symbols.DisplayName(windowInput)}> (the window's input), and only one such member";
+                var problem = windows.Count == 0
+                    ? "a [Window] stage to take late records from"
+                    : named is not null
+                        ? $"a window to take late records from, but '{named}' is not a [Window] stage of this pipeline (its windows: '{string.Join("', '", windows.Select(w => w.Name))}')"
+                        : $"to say which window it takes late records from, as the pipeline has several ('{string.Join("', '", windows.Select(w => w.Name))}'): add Window = nameof(...) to [LateData]";
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0124", location, member.Name, problem));
+                continue;
+            }
+
+            var arguments = Symbols.InterfaceArguments(MemberType(member)!, KnownNames.SinkInterface);
+            var input = window.Value.Input;
+            if (input is null || arguments.Count != 1 || !SymbolEqualityComparer.Default.Equals(arguments[0], input) || found.Any(f => f.Window == window.Value.Name))
+            {
+                var expected = input is null
+                    ? $"a valid window to take late records from ('{window.Value.Name}' is not)"
+                    : $"type ISink<{Symbols.DisplayName(input)}> (the input of window '{window.Value.Name}'), and only one such member per window";
                 diagnostics.Add(DiagnosticInfo.Create("CMPL0124", location, member.Name, expected));
                 continue;
             }
 
-            found = new LateDataMemberModel(member.Name, member.IsStatic, Symbols.ToTypeRef(arguments[0]), location);
+            found.Add(new LateDataMemberModel(member.Name, member.IsStatic, Symbols.ToTypeRef(arguments[0]), window.Value.Name, location));
         }
 
         return found;
+    }
+
+    /// <summary>The string value of the named argument <paramref name="name"/> of <paramref name="member"/>'s attribute <paramref name="attribute"/>, or null.</summary>
+    private static string? NamedArgument(ISymbol member, string attribute, string name)
+    {
+        var data = member.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, attribute));
+        return data?.NamedArguments.FirstOrDefault(a => a.Key == name).Value.Value as string;
     }
 
     /// <summary>The <c>TIn</c> of a <c>WindowSpec&lt;TIn, TAggregator&gt;</c>, or null.</summary>
@@ -193,7 +223,11 @@ internal static class PipelineParser
 
         var output = windowResult.Construct(keyType, arguments.Value[2]);
         string? eventTime = null;
-        if (input is INamedTypeSymbol record)
+        if (input is INamedTypeSymbol { IsGenericType: true } results && SymbolEqualityComparer.Default.Equals(results.OriginalDefinition, windowResult))
+        {
+            eventTime = "End - 1"; // a window's results carry the last instant of their window as event time (Flink's maxTimestamp)
+        }
+        else if (input is INamedTypeSymbol record)
         {
             foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
             {
@@ -318,7 +352,7 @@ internal static class PipelineParser
             _ => MemberKind.Field,
         };
 
-        var stage = new StageModel(order, member.Name, role, StageShape.Invalid, kind, member.IsStatic, null, null, false, "", null, null, false, location);
+        var stage = new StageModel(order, member.Name, role, StageShape.Invalid, kind, member.IsStatic, null, null, false, "", null, null, false, location, InputName: NamedArgument(member, roles[0], "Input"));
         if (roles.Count > 1)
         {
             diagnostics.Add(DiagnosticInfo.Create("CMPL0008", location, member.Name));

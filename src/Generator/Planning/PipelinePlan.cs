@@ -3,9 +3,14 @@ using Compiled.Generator.Model;
 namespace Compiled.Generator.Planning;
 
 /// <summary>
-/// The plan of a pipeline: its valid chain in order, how the chain is cut into fused segments, and every
-/// diagnostic (from parsing and from planning). A plan with diagnostics is emitted as a stub that explains itself.
+/// The plan of a pipeline: its valid stages as a graph in execution order, how the graph is cut into fused loops
+/// (segments), and every diagnostic (from parsing and from planning). A plan with diagnostics is emitted as a stub
+/// that explains itself.
 /// </summary>
+/// <param name="Chain">
+/// The stages in execution order: segment by segment, and within a segment depth-first from its root (the source, or
+/// the window behind an exchange), readers in declaration order. That is the order the loop's code runs them in.
+/// </param>
 internal sealed record PipelinePlan(
     PipelineModel Model,
     EquatableArray<PlannedStage> Chain,
@@ -16,19 +21,35 @@ internal sealed record PipelinePlan(
     public bool HasErrors => Diagnostics.Count > 0;
 }
 
-/// <summary>A stage placed in the chain.</summary>
+/// <summary>A stage placed in the graph.</summary>
 /// <param name="Stage">The declaration.</param>
-/// <param name="Index">Position in the chain; the source is 0.</param>
+/// <param name="Index">Position in the chain (execution order); the source is 0.</param>
+/// <param name="Input">The chain index of the stage it reads from; -1 for the source.</param>
 /// <param name="SinkSlot">For connector sinks, the index of the sink's output port; otherwise -1.</param>
 /// <param name="Segment">The fused segment the stage runs in.</param>
 /// <param name="FlowType">The type of the records leaving the stage (a filter or sink passes its input type through).</param>
-internal sealed record PlannedStage(StageModel Stage, int Index, int SinkSlot, int Segment, TypeRef FlowType);
+/// <param name="Readers">The chain indexes of the stages that read from it, in execution order.</param>
+/// <param name="ExchangeSlot">For a key selector, the output slot of its exchange; for a window, the same slot (its input); otherwise -1.</param>
+/// <param name="LateSlot">For a window with a <c>[LateData]</c> output, that sink's slot; otherwise -1.</param>
+internal sealed record PlannedStage(
+    StageModel Stage,
+    int Index,
+    int Input,
+    int SinkSlot,
+    int Segment,
+    TypeRef FlowType,
+    EquatableArray<int> Readers,
+    int ExchangeSlot = -1,
+    int LateSlot = -1);
 
-/// <summary>A run of stages fused into one loop, and why it starts and ends where it does.</summary>
+/// <summary>A group of stages fused into one loop, and why it starts and ends where it does.</summary>
+/// <param name="Index">The segment's index: 0 is the source's loop, each window starts one more.</param>
+/// <param name="FirstStage">The chain index of its root: the source, or a window.</param>
+/// <param name="LastStage">The chain index of its last stage (segments are contiguous in the chain).</param>
 /// <param name="MarkedFrom">
-/// The first stage of the segment that marks itself in the loop's progress. The stages before it (after the
-/// source) are stateless — static methods, static operator methods, readonly-struct operators, connector sinks — so
-/// when one of them throws, the runtime finds which by replaying the failing record through them; they need no
-/// per-record marker store.
+/// The first stage of the segment that marks itself in the loop's progress. The stages before it (after the root)
+/// form a straight chain of stateless stages — static methods, static operator methods, readonly-struct operators,
+/// connector sinks, key selectors — so when one of them throws, the runtime finds which by replaying the failing record
+/// through them; they need no per-record marker store.
 /// </param>
 internal sealed record SegmentPlan(int Index, int FirstStage, int LastStage, string Reason, int MarkedFrom);

@@ -5,9 +5,15 @@ using Compiled.Generator.Model;
 namespace Compiled.Generator.Planning;
 
 /// <summary>
-/// Turns a pipeline model into a plan: validates the chain (one source first, at least one sink, types that line up,
-/// nothing unreachable or unused) and decides the fused segments. Pure: no Roslyn, so it is unit-tested directly.
+/// Turns a pipeline model into a plan: resolves which stage each stage reads from (the one declared above it, or the
+/// one its attribute names), validates the graph (one source, types that line up, no cycles, every branch ends in a
+/// sink, key selectors feed their windows) and cuts it into fused loops. Pure: no Roslyn, so it is unit-tested directly.
 /// </summary>
+/// <remarks>
+/// Every stage reads from exactly one other, so the graph is a tree rooted at the source. Loops are cut only where an
+/// exchange must move records between partitions: a <c>[KeyBy]</c> ends its loop and the <c>[Window]</c> after it starts
+/// one. Fan-out (several stages reading one) stays inside the loop: the record is passed to each branch in turn.
+/// </remarks>
 internal static class PipelinePlanner
 {
     /// <summary>
@@ -16,11 +22,48 @@ internal static class PipelinePlanner
     /// </summary>
     public const string FusedReason = "all edges forward, one input, same parallelism";
 
+    private const int NoInput = -1;
+    private const int BrokenInput = -2;
+
     public static PipelinePlan Plan(PipelineModel model)
     {
         var diagnostics = new List<DiagnosticInfo>(model.Diagnostics);
         var stages = model.Stages.Items;
-        var sourcePosition = -1;
+        var source = FindSource(model, diagnostics);
+        var inputs = ResolveInputs(model, source, diagnostics);
+        var readers = Readers(inputs);
+        CheckKeyBy(model, inputs, readers, diagnostics);
+
+        // The tree below the source, with its types checked; a stage is placed only when every stage above it is.
+        var flows = new TypeRef?[stages.Length];
+        var placed = new bool[stages.Length];
+        var reached = new bool[stages.Length];
+        if (source >= 0)
+        {
+            Walk(model, source, readers, flows, placed, reached, diagnostics);
+        }
+
+        ReportUnreached(model, source, inputs, reached, diagnostics);
+        CheckBranchEnds(model, source, inputs, readers, reached, diagnostics);
+
+        var needsInstances = Enumerable.Range(0, stages.Length).Any(i => placed[i] && stages[i].NeedsPipelineInstance);
+        if (needsInstances && !model.HasParameterlessConstructor)
+        {
+            var names = string.Join("', '", Enumerable.Range(0, stages.Length).Where(i => placed[i] && stages[i].NeedsPipelineInstance).Select(i => stages[i].MemberName));
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0003", model.Location, model.TypeName, names));
+        }
+
+        var (chain, segments) = source >= 0 && placed[source]
+            ? Layout(model, source, inputs, readers, flows, placed)
+            : (new List<PlannedStage>(), new List<SegmentPlan>());
+        return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>The declaration index of the source (the first, if several are declared), or -1.</summary>
+    private static int FindSource(PipelineModel model, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        var source = -1;
         for (var i = 0; i < stages.Length; i++)
         {
             if (stages[i].Role != StageRole.Source)
@@ -28,101 +71,117 @@ internal static class PipelinePlanner
                 continue;
             }
 
-            if (sourcePosition < 0)
+            if (source < 0)
             {
-                sourcePosition = i;
+                source = i;
             }
             else
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[sourcePosition].MemberName, stages[i].MemberName));
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[source].MemberName, stages[i].MemberName));
             }
         }
 
-        if (sourcePosition < 0)
+        if (source < 0)
         {
             diagnostics.Add(DiagnosticInfo.Create("CMPL0101", model.Location, model.TypeName));
         }
-        else
-        {
-            for (var i = 0; i < sourcePosition; i++)
-            {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0105", stages[i].Location, stages[i].MemberName, stages[sourcePosition].MemberName));
-            }
-        }
 
-        var lastSink = -1;
-        for (var i = stages.Length - 1; i > sourcePosition; i--)
-        {
-            if (stages[i].Role == StageRole.Sink)
-            {
-                lastSink = i;
-                break;
-            }
-        }
-
-        if (lastSink < 0)
-        {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0103", model.Location, model.TypeName));
-        }
-        else
-        {
-            for (var i = lastSink + 1; i < stages.Length; i++)
-            {
-                if (stages[i].Role == StageRole.Transform)
-                {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0106", stages[i].Location, stages[i].MemberName));
-                }
-            }
-        }
-
-        var chain = new List<PlannedStage>();
-        if (sourcePosition >= 0)
-        {
-            CheckTypes(stages, sourcePosition, lastSink < 0 ? stages.Length - 1 : lastSink, chain, diagnostics);
-        }
-
-        var needsInstances = chain.Any(s => s.Stage.NeedsPipelineInstance);
-        if (needsInstances && !model.HasParameterlessConstructor)
-        {
-            var names = string.Join("', '", chain.Where(s => s.Stage.NeedsPipelineInstance).Select(s => s.Stage.MemberName));
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0003", model.Location, model.TypeName, names));
-        }
-
-        CheckKeyBy(model, diagnostics);
-        var keyBy = chain.FindIndex(s => s.Stage.Shape == StageShape.KeyBy);
-        EquatableArray<SegmentPlan> segments;
-        if (chain.Count == 0)
-        {
-            segments = EquatableArray<SegmentPlan>.Empty;
-        }
-        else if (keyBy > 0 && keyBy + 1 < chain.Count && chain[keyBy + 1].Stage.Shape == StageShape.Window)
-        {
-            // The exchange cuts the chain: the loop before it ends by handing keyed records over; the loop after it
-            // runs on the partition that owns the key, over what the window emits.
-            for (var i = keyBy + 1; i < chain.Count; i++)
-            {
-                chain[i] = chain[i] with { Segment = 1 };
-            }
-
-            segments = new[]
-            {
-                new SegmentPlan(0, 0, keyBy, $"all edges forward up to keyBy '{chain[keyBy].Stage.MemberName}', where a hash exchange sends each record to the partition that owns its key", FirstStatefulStage(chain, 1, keyBy + 1)),
-                new SegmentPlan(1, keyBy + 1, chain.Count - 1, $"all edges forward from window '{chain[keyBy + 1].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks", FirstStatefulStage(chain, keyBy + 2, chain.Count)),
-            }.ToEquatableArray();
-        }
-        else
-        {
-            segments = new[] { new SegmentPlan(0, 0, chain.Count - 1, FusedReason, FirstStatefulStage(chain, 1, chain.Count)) }.ToEquatableArray();
-        }
-
-        return new PipelinePlan(model, chain.ToEquatableArray(), segments, needsInstances, diagnostics.ToEquatableArray());
+        return source;
     }
 
-    /// <summary>One key selector per pipeline, and a window right after it.</summary>
-    private static void CheckKeyBy(PipelineModel model, List<DiagnosticInfo> diagnostics)
+    /// <summary>
+    /// The declaration index each stage reads from: the stage its attribute names, else the stage declared just above
+    /// it. -1 for sources; -2 where that cannot be resolved (reported).
+    /// </summary>
+    private static int[] ResolveInputs(PipelineModel model, int source, List<DiagnosticInfo> diagnostics)
     {
         var stages = model.Stages.Items;
-        StageModel? first = null;
+        var inputs = new int[stages.Length];
+        for (var i = 0; i < stages.Length; i++)
+        {
+            var stage = stages[i];
+            if (stage.Role == StageRole.Source)
+            {
+                inputs[i] = NoInput;
+                continue;
+            }
+
+            if (stage.InputName is { } name)
+            {
+                var named = IndexOf(stages, name);
+                if (named < 0)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0130", stage.Location, stage.MemberName, name, model.TypeName));
+                    inputs[i] = BrokenInput;
+                }
+                else if (named == i)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0131", stage.Location, stage.MemberName, $"'{stage.MemberName}'"));
+                    inputs[i] = BrokenInput;
+                }
+                else
+                {
+                    inputs[i] = named;
+                }
+            }
+            else if (i == 0)
+            {
+                if (source >= 0)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0105", stage.Location, stage.MemberName, stages[source].MemberName));
+                }
+
+                inputs[i] = BrokenInput;
+            }
+            else
+            {
+                inputs[i] = i - 1;
+            }
+        }
+
+        return inputs;
+    }
+
+    private static int IndexOf(IReadOnlyList<StageModel> stages, string name)
+    {
+        for (var i = 0; i < stages.Count; i++)
+        {
+            if (stages[i].MemberName == name)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>For each stage, the stages that read from it, in declaration order.</summary>
+    private static List<int>[] Readers(int[] inputs)
+    {
+        var readers = new List<int>[inputs.Length];
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            readers[i] = [];
+        }
+
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (inputs[i] >= 0)
+            {
+                readers[inputs[i]].Add(i);
+            }
+        }
+
+        return readers;
+    }
+
+    /// <summary>
+    /// A key selector is followed directly by its window (the window reads the stage declared above it), and nothing
+    /// else reads a key selector: its records cross the exchange only to that window.
+    /// </summary>
+    private static void CheckKeyBy(PipelineModel model, int[] inputs, List<int>[] readers, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
         for (var i = 0; i < stages.Length; i++)
         {
             if (stages[i].Shape != StageShape.KeyBy)
@@ -130,18 +189,329 @@ internal static class PipelinePlanner
                 continue;
             }
 
-            if (first is not null)
-            {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0122", stages[i].Location, model.TypeName, first.MemberName, stages[i].MemberName));
-                continue;
-            }
-
-            first = stages[i];
-            if (i + 1 >= stages.Length || stages[i + 1].Shape is not (StageShape.Window or StageShape.Invalid))
+            var followed = i + 1 < stages.Length && stages[i + 1].Shape is StageShape.Window or StageShape.Invalid && inputs[i + 1] == i;
+            if (!followed)
             {
                 diagnostics.Add(DiagnosticInfo.Create("CMPL0121", stages[i].Location, stages[i].MemberName));
             }
+
+            foreach (var reader in readers[i])
+            {
+                if (reader == i + 1 && (followed || stages[reader].InputName is null))
+                {
+                    continue; // its window, or the stage CMPL0121 already points at
+                }
+
+                var above = inputs[i] >= 0 ? stages[inputs[i]].MemberName : stages[i].MemberName;
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0133", stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, above));
+            }
         }
+    }
+
+    /// <summary>
+    /// Walks the tree from <paramref name="root"/>, checking that each stage accepts what the stage it reads produces,
+    /// and computing what each produces. A stage is placed when it and every stage above it are valid.
+    /// </summary>
+    private static void Walk(PipelineModel model, int root, List<int>[] readers, TypeRef?[] flows, bool[] placed, bool[] reached, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        reached[root] = true;
+        flows[root] = stages[root].OutputType;
+        placed[root] = flows[root] is not null;
+        var pending = new Stack<int>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var parent = pending.Pop();
+            foreach (var i in readers[parent])
+            {
+                if (reached[i])
+                {
+                    continue;
+                }
+
+                reached[i] = true;
+                pending.Push(i);
+                var stage = stages[i];
+                if (stage.Role == StageRole.Source)
+                {
+                    continue;
+                }
+
+                if (!stage.IsValid || stage.InputType is null)
+                {
+                    flows[i] = null; // reported already; don't cascade mismatches past it
+                    continue;
+                }
+
+                var flow = flows[parent];
+                if (flow is not null && !flow.IsAssignableTo(stage.InputType))
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stage.Location, stage.MemberName, stage.InputType.DisplayName, stages[parent].MemberName, flow.DisplayName));
+                    flows[i] = Produces(stage, stage.InputType); // resume checking from what this stage produces
+                    continue;
+                }
+
+                flows[i] = Produces(stage, flow ?? stage.InputType);
+                placed[i] = placed[parent] && flow is not null;
+            }
+        }
+    }
+
+    /// <summary>What leaves a stage that takes <paramref name="input"/>: maps, flatMaps and windows produce their own type; the rest pass records through.</summary>
+    private static TypeRef Produces(StageModel stage, TypeRef input)
+        => stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType! : input;
+
+    /// <summary>Stages the walk from the source never reached: a cycle, or a chain that starts above the source (reported where it starts).</summary>
+    private static void ReportUnreached(PipelineModel model, int source, int[] inputs, bool[] reached, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        for (var i = 0; i < stages.Length; i++)
+        {
+            if (reached[i] || inputs[i] < 0)
+            {
+                continue;
+            }
+
+            // Follow the inputs up: back to this stage is a cycle; a stage with no input is reported already.
+            var seen = new List<int> { i };
+            var at = inputs[i];
+            while (at >= 0 && !seen.Contains(at))
+            {
+                seen.Add(at);
+                at = inputs[at];
+            }
+
+            if (at == i)
+            {
+                var path = string.Join(" -> ", seen.Skip(1).Select(s => $"'{stages[s].MemberName}'"));
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0131", stages[i].Location, stages[i].MemberName, path));
+            }
+            else if (at < 0 && source >= 0 && inputs[seen[seen.Count - 1]] == BrokenInput && stages[seen[seen.Count - 1]].InputName is null)
+            {
+                // Declared above the source, reading the stage above it: it can never see a record.
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0105", stages[i].Location, stages[i].MemberName, stages[source].MemberName));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every branch ends in a sink: a stage nothing reads must be a sink (a key selector is reported by CMPL0121). If
+    /// the pipeline has no sink at all that is CMPL0103; a transform after the last sink of its branch is CMPL0106; a
+    /// branch without any sink is CMPL0132.
+    /// </summary>
+    private static void CheckBranchEnds(PipelineModel model, int source, int[] inputs, List<int>[] readers, bool[] reached, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        if (!stages.Any(s => s.Role == StageRole.Sink))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0103", model.Location, model.TypeName));
+            return;
+        }
+
+        for (var i = 0; i < stages.Length; i++)
+        {
+            var stage = stages[i];
+            if (!reached[i] || readers[i].Count > 0 || stage.Role == StageRole.Sink || stage.Shape == StageShape.KeyBy || i == source)
+            {
+                continue;
+            }
+
+            // Up the branch to where it forks off (or the source): is there a sink on the way?
+            var sinkAbove = false;
+            for (var at = inputs[i]; at >= 0; at = inputs[at])
+            {
+                if (stages[at].Role == StageRole.Sink)
+                {
+                    sinkAbove = true;
+                    break;
+                }
+
+                if (readers[at].Count > 1 || at == source)
+                {
+                    break;
+                }
+            }
+
+            diagnostics.Add(sinkAbove
+                ? DiagnosticInfo.Create("CMPL0106", stage.Location, stage.MemberName)
+                : DiagnosticInfo.Create("CMPL0132", stage.Location, stage.MemberName));
+        }
+    }
+
+    /// <summary>
+    /// Cuts the placed tree into segments — the source's loop, and one loop per window — and lays the stages out in
+    /// execution order: segment by segment, depth-first within each from its root, readers in declaration order.
+    /// Assigns sink, late-data and exchange slots.
+    /// </summary>
+    private static (List<PlannedStage> Chain, List<SegmentPlan> Segments) Layout(PipelineModel model, int source, int[] inputs, List<int>[] readers, TypeRef?[] flows, bool[] placed)
+    {
+        var stages = model.Stages.Items;
+
+        // Roots in an order where every segment comes after the one that feeds it.
+        var roots = new List<int> { source };
+        var segmentOf = new int[stages.Length];
+        for (var r = 0; r < roots.Count; r++)
+        {
+            var pending = new Stack<int>();
+            pending.Push(roots[r]);
+            while (pending.Count > 0)
+            {
+                var at = pending.Pop();
+                segmentOf[at] = r;
+                for (var k = readers[at].Count - 1; k >= 0; k--)
+                {
+                    var reader = readers[at][k];
+                    if (!placed[reader])
+                    {
+                        continue;
+                    }
+
+                    if (stages[reader].Shape == StageShape.Window)
+                    {
+                        roots.Add(reader);
+                    }
+                    else
+                    {
+                        pending.Push(reader);
+                    }
+                }
+            }
+        }
+
+        // Execution order: per segment, depth-first from the root.
+        var order = new List<int>();
+        foreach (var root in roots)
+        {
+            var pending = new Stack<int>();
+            pending.Push(root);
+            while (pending.Count > 0)
+            {
+                var at = pending.Pop();
+                order.Add(at);
+                for (var k = readers[at].Count - 1; k >= 0; k--)
+                {
+                    var reader = readers[at][k];
+                    if (placed[reader] && stages[reader].Shape != StageShape.Window)
+                    {
+                        pending.Push(reader);
+                    }
+                }
+            }
+        }
+
+        var indexOf = new Dictionary<int, int>();
+        for (var k = 0; k < order.Count; k++)
+        {
+            indexOf[order[k]] = k;
+        }
+
+        // Slots: connector sinks in execution order, then late-data sinks per window, then one exchange per key selector.
+        var sinkSlots = 0;
+        var sinkSlotOf = new Dictionary<int, int>();
+        foreach (var at in order.Where(at => stages[at].Shape == StageShape.ConnectorSink))
+        {
+            sinkSlotOf[at] = sinkSlots++;
+        }
+
+        var lateSlotOf = new Dictionary<int, int>();
+        var nextSlot = sinkSlots;
+        foreach (var at in order.Where(at => stages[at].Shape == StageShape.Window && model.LateData.Any(l => l.Window == stages[at].MemberName)))
+        {
+            lateSlotOf[at] = nextSlot++;
+        }
+
+        var exchangeSlotOf = new Dictionary<int, int>();
+        foreach (var at in order.Where(at => stages[at].Shape == StageShape.KeyBy))
+        {
+            exchangeSlotOf[at] = nextSlot++;
+        }
+
+        var chain = new List<PlannedStage>();
+        foreach (var at in order)
+        {
+            var stage = stages[at];
+            var exchange = stage.Shape switch
+            {
+                StageShape.KeyBy => exchangeSlotOf[at],
+                StageShape.Window => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
+                _ => -1,
+            };
+            chain.Add(new PlannedStage(
+                stage,
+                chain.Count,
+                at == source ? -1 : indexOf[inputs[at]],
+                sinkSlotOf.TryGetValue(at, out var sinkSlot) ? sinkSlot : -1,
+                segmentOf[at],
+                flows[at]!,
+                readers[at].Where(r => placed[r]).Select(r => indexOf[r]).OrderBy(r => r).ToEquatableArray(),
+                exchange,
+                lateSlotOf.TryGetValue(at, out var lateSlot) ? lateSlot : -1));
+        }
+
+        var segments = new List<SegmentPlan>();
+        for (var r = 0; r < roots.Count; r++)
+        {
+            var first = indexOf[roots[r]];
+            var last = first;
+            while (last + 1 < chain.Count && chain[last + 1].Segment == r)
+            {
+                last++;
+            }
+
+            segments.Add(new SegmentPlan(r, first, last, Reason(chain, first, last), MarkedFrom(chain, first, last)));
+        }
+
+        return (chain, segments);
+    }
+
+    /// <summary>Why the stages of a segment fused into one loop, and where it hands records on.</summary>
+    private static string Reason(List<PlannedStage> chain, int first, int last)
+    {
+        var stages = chain.Skip(first).Take(last - first + 1).ToList();
+        var keyBys = stages.Where(s => s.Stage.Shape == StageShape.KeyBy).Select(s => $"keyBy '{s.Stage.MemberName}'").ToList();
+        var forks = stages.Count(s => s.Readers.Count(r => r <= last) > 1);
+        string reason;
+        if (chain[first].Stage.Shape == StageShape.Window)
+        {
+            reason = $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks";
+            if (keyBys.Count > 0)
+            {
+                reason += $", up to {string.Join(" and ", keyBys)}, where a hash exchange sends each result to the partition that owns its new key";
+            }
+        }
+        else
+        {
+            reason = keyBys.Count > 0
+                ? $"all edges forward up to {string.Join(" and ", keyBys)}, where a hash exchange sends each record to the partition that owns its key"
+                : FusedReason;
+        }
+
+        if (forks > 0)
+        {
+            reason += forks == 1
+                ? "; the stream forks into branches inside the loop (each branch reads the same record, no copies)"
+                : $"; the stream forks {forks} times inside the loop (each branch reads the same record, no copies)";
+        }
+
+        return reason;
+    }
+
+    /// <summary>
+    /// The first stage of a segment that must mark itself: the stages before it form a straight chain from the root
+    /// (each the only reader of the one before) of stages whose replay is harmless.
+    /// </summary>
+    private static int MarkedFrom(List<PlannedStage> chain, int root, int last)
+    {
+        var at = root + 1;
+        while (at <= last
+            && IsReplaySafe(chain[at].Stage)
+            && (at == root + 1 ? chain[at].Input == root : chain[at].Input == at - 1 && chain[at - 1].Readers.Count == 1))
+        {
+            at++;
+        }
+
+        return at;
     }
 
     /// <summary>
@@ -156,66 +526,4 @@ internal static class PipelinePlanner
         StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct,
         _ => false,
     };
-
-    /// <summary>The chain index of the first stage in [from, to) that is not replay-safe (or <paramref name="to"/>).</summary>
-    private static int FirstStatefulStage(List<PlannedStage> chain, int from, int to)
-    {
-        for (var i = from; i < to; i++)
-        {
-            if (!IsReplaySafe(chain[i].Stage))
-            {
-                return i;
-            }
-        }
-
-        return to;
-    }
-
-    /// <summary>Walks the chain from the source, checking that each stage accepts what the stage before it produces.</summary>
-    private static void CheckTypes(IReadOnlyList<StageModel> stages, int sourcePosition, int last, List<PlannedStage> chain, List<DiagnosticInfo> diagnostics)
-    {
-        var source = stages[sourcePosition];
-        TypeRef? flow = source.OutputType;
-        var previous = source.MemberName;
-        var sinkSlots = 0;
-        if (flow is not null)
-        {
-            chain.Add(new PlannedStage(source, 0, -1, 0, flow));
-        }
-
-        for (var i = sourcePosition + 1; i <= last; i++)
-        {
-            var stage = stages[i];
-            if (stage.Role == StageRole.Source)
-            {
-                continue; // a second source has been reported; it takes no part in the chain
-            }
-
-            if (!stage.IsValid || stage.InputType is null)
-            {
-                flow = null; // the stage has been reported; don't cascade mismatches past it
-                previous = stage.MemberName;
-                continue;
-            }
-
-            if (flow is not null && !flow.IsAssignableTo(stage.InputType))
-            {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stage.Location, stage.MemberName, stage.InputType.DisplayName, previous, flow.DisplayName));
-                flow = null;
-            }
-            else if (flow is not null)
-            {
-                var slot = stage.Shape == StageShape.ConnectorSink ? sinkSlots++ : -1;
-                var next = stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType! : flow;
-                chain.Add(new PlannedStage(stage, chain.Count, slot, 0, next));
-                flow = next;
-                previous = stage.MemberName;
-                continue;
-            }
-
-            // After an error, resume checking from what this stage produces.
-            flow = stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType : stage.InputType;
-            previous = stage.MemberName;
-        }
-    }
 }

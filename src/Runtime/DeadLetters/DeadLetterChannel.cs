@@ -22,6 +22,9 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     private long _malformed;
     private long _operatorFailures;
     private long _written;
+    private long _enqueued;
+    private long _durable;
+    private Exception? _writeFailure;
 
     public DeadLetterChannel(string pipeline, ErrorPolicy policy, ISink<DeadLetter> sink, Microsoft.Extensions.Logging.ILogger? logger = null)
     {
@@ -42,7 +45,8 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
 
     public long Written => Interlocked.Read(ref _written);
 
-    public bool HasPending => !_pending.IsEmpty;
+    /// <summary>Whether letters were reported that are not durable yet (queued, or being written by another partition).</summary>
+    public bool HasPending => Interlocked.Read(ref _enqueued) > Interlocked.Read(ref _durable);
 
     public string Destination => _sink.Describe();
 
@@ -96,39 +100,68 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             failure.ErrorType,
             failure.Message,
             DateTimeOffset.UtcNow));
+        Interlocked.Increment(ref _enqueued);
     }
 
-    /// <summary>Writes the queued envelopes and makes them durable.</summary>
+    /// <summary>
+    /// Makes every letter reported before the call durable — the caller's own among them, even when another partition
+    /// is writing them right now (the caller then waits for that write) — so a partition may commit its source's
+    /// positions past the records those letters stand for.
+    /// </summary>
     public async ValueTask FlushAsync(PipelineOptions options, CancellationToken cancellationToken)
     {
-        if (_pending.IsEmpty)
+        var target = Interlocked.Read(ref _enqueued);
+        while (Interlocked.Read(ref _durable) < target)
         {
-            return;
-        }
-
-        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_writer is null)
+            await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                await _sink.OpenAsync(new SinkContext<DeadLetter>(_pipeline, "dead letters", 1, options.BatchSize, null), cancellationToken).ConfigureAwait(false);
-                _writer = _sink.CreateWriter(0);
-            }
+                if (_writeFailure is { } failure)
+                {
+                    throw new IOException($"Writing dead letters to {Destination} failed earlier: {failure.Message}", failure);
+                }
 
-            var batch = new List<DeadLetter>();
-            while (_pending.TryDequeue(out var letter))
+                if (Interlocked.Read(ref _durable) >= target)
+                {
+                    break; // another partition's write covered this caller's letters
+                }
+
+                if (_writer is null)
+                {
+                    await _sink.OpenAsync(new SinkContext<DeadLetter>(_pipeline, "dead letters", 1, options.BatchSize, null), cancellationToken).ConfigureAwait(false);
+                    _writer = _sink.CreateWriter(0);
+                }
+
+                var batch = new List<DeadLetter>();
+                while (_pending.TryDequeue(out var letter))
+                {
+                    batch.Add(letter);
+                }
+
+                if (batch.Count == 0)
+                {
+                    break; // counted but not queued: a policy that queues nothing (Skip never counts as pending)
+                }
+
+                try
+                {
+                    await _writer.WriteAsync(batch.ToArray(), cancellationToken).ConfigureAwait(false);
+                    await _writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    _writeFailure = ex; // these letters are lost to this run: later flushes must not wait for them
+                    throw;
+                }
+
+                Interlocked.Add(ref _written, batch.Count);
+                Interlocked.Add(ref _durable, batch.Count);
+                CompiledMeter.DeadLetters.Add(batch.Count, new KeyValuePair<string, object?>("pipeline", _pipeline));
+            }
+            finally
             {
-                batch.Add(letter);
+                _writing.Release();
             }
-
-            await _writer.WriteAsync(batch.ToArray(), cancellationToken).ConfigureAwait(false);
-            await _writer.FlushAsync(cancellationToken).ConfigureAwait(false);
-            Interlocked.Add(ref _written, batch.Count);
-            CompiledMeter.DeadLetters.Add(batch.Count, new KeyValuePair<string, object?>("pipeline", _pipeline));
-        }
-        finally
-        {
-            _writing.Release();
         }
     }
 

@@ -30,8 +30,12 @@ public sealed class PipelineDescriptor
     /// <summary>The error policy the pipeline declares (options may override it).</summary>
     public ErrorPolicy ErrorPolicy { get; }
 
-    /// <summary>Whether every transform maps or filters (no flatMap): then records in = out + filtered + failed holds for the last sink.</summary>
-    public bool IsOneToOne => Stages.All(s => s.Kind is not (StageKind.FlatMap or StageKind.Window));
+    /// <summary>
+    /// Whether every transform maps or filters (no flatMap, no window) and the stream never forks: then records in =
+    /// out + filtered + failed holds for the last sink.
+    /// </summary>
+    public bool IsOneToOne => Stages.All(s => s.Kind is not (StageKind.FlatMap or StageKind.Window))
+        && Stages.GroupBy(s => s.Input).All(readers => readers.Count() == 1);
 
     /// <summary>The pipeline's name.</summary>
     public string Name { get; }
@@ -57,7 +61,8 @@ public sealed class PipelineDescriptor
             {
                 var stage = Stages[i];
                 var types = stage.InputType is null ? stage.OutputType : $"{stage.InputType} -> {stage.OutputType}";
-                text.Append(CultureInfo.InvariantCulture, $"    {stage.Index,2} {stage.Kind.ToString().ToLowerInvariant(),-8} {stage.Name} [{stage.Implementation}] {types}\n");
+                var from = stage.Input >= 0 && stage.Input != stage.Index - 1 ? $" (reads {Stages[stage.Input].Name})" : "";
+                text.Append(CultureInfo.InvariantCulture, $"    {stage.Index,2} {stage.Kind.ToString().ToLowerInvariant(),-8} {stage.Name} [{stage.Implementation}] {types}{from}\n");
             }
         }
 
@@ -72,8 +77,17 @@ public sealed class PipelineDescriptor
 public sealed class StageDescriptor
 {
     /// <summary>Creates a stage descriptor (called by generated code).</summary>
-    public StageDescriptor(int index, string name, StageKind kind, string? inputType, string outputType, string implementation, int segment)
+    /// <param name="index">Position in the plan.</param>
+    /// <param name="name">The member that declares the stage.</param>
+    /// <param name="kind">What the stage does.</param>
+    /// <param name="inputType">The type it takes (null for the source).</param>
+    /// <param name="outputType">The type leaving it.</param>
+    /// <param name="implementation">The operator method or connector type.</param>
+    /// <param name="segment">The fused loop it runs in.</param>
+    /// <param name="input">The index of the stage it reads from; -1 for the source. Left out, the stage before it.</param>
+    public StageDescriptor(int index, string name, StageKind kind, string? inputType, string outputType, string implementation, int segment, int input = int.MinValue)
     {
+        Input = input == int.MinValue ? index - 1 : input;
         Index = index;
         Name = name;
         Kind = kind;
@@ -85,6 +99,9 @@ public sealed class StageDescriptor
 
     /// <summary>Position in the chain; the source is 0.</summary>
     public int Index { get; }
+
+    /// <summary>The index of the stage this one reads from; -1 for the source. Several stages reading one is a fork into branches.</summary>
+    public int Input { get; }
 
     /// <summary>The member name that declares the stage.</summary>
     public string Name { get; }

@@ -117,26 +117,13 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
     /// <summary>Creates the fused segment of one partition.</summary>
     protected abstract FusedSegment<TIn> CreateSegment(PartitionContext partition);
 
-    /// <summary>The keyed stage (hash exchange and windows) of a pipeline with <c>[KeyBy]</c>; null for others.</summary>
-    protected virtual KeyedStage? CreateKeyedStage() => null;
+    /// <summary>The keyed stages (an exchange, a window and the loop after it) of a pipeline with <c>[KeyBy]</c>, in plan order; none for others.</summary>
+    protected virtual KeyedStage[] CreateKeyedStages() => [];
 
-    private KeyedStage? _keyed;
-    private bool _keyedCreated;
+    private KeyedStage[]? _keyed;
 
-    /// <summary>The job's keyed stage, created once.</summary>
-    internal KeyedStage? Keyed
-    {
-        get
-        {
-            if (!_keyedCreated)
-            {
-                _keyed = CreateKeyedStage();
-                _keyedCreated = true;
-            }
-
-            return _keyed;
-        }
-    }
+    /// <summary>The job's keyed stages, created once.</summary>
+    internal IReadOnlyList<KeyedStage> KeyedStages => _keyed ??= CreateKeyedStages();
 
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
 

@@ -67,6 +67,12 @@ public sealed class PipelineOptions
     /// </summary>
     public string? DeadLetterPath { get; set; }
 
+    /// <summary>
+    /// The clock the run reads: processing-time windows, idle timeouts, watermark lag and the grace period follow it.
+    /// Default: <see cref="TimeProvider.System"/>. Tests pass a fake one (the test driver uses its own).
+    /// </summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
     /// <summary>Checks the options, throwing <see cref="PipelineConfigurationException"/> naming the bad option and what is valid.</summary>
     public void Validate(string pipelineName)
     {

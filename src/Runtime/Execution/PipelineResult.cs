@@ -63,7 +63,22 @@ public sealed class PipelineResult
 
     /// <summary>Per connector sink: what it is and how many records it received.</summary>
     public IReadOnlyList<SinkResult> Sinks { get; }
+
+    /// <summary>
+    /// Records the windows dropped as too late for every window they belong to — whether or not a <c>[LateData]</c>
+    /// sink received them (then they are also in its count).
+    /// </summary>
+    public long LateRecords { get; init; }
+
+    /// <summary>Per window: records dropped as late.</summary>
+    public IReadOnlyList<WindowSummary> Windows { get; init; } = [];
 }
+
+/// <summary>What one window of a run did.</summary>
+/// <param name="Window">The window member's name.</param>
+/// <param name="LateRecords">Records too late for every window they belong to.</param>
+/// <param name="LateSink">The <c>[LateData]</c> sink that received them, or null: they were dropped (and counted).</param>
+public sealed record WindowSummary(string Window, long LateRecords, string? LateSink);
 
 /// <summary>How a run ended without failing.</summary>
 public enum PipelineOutcome

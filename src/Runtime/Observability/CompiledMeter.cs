@@ -30,6 +30,9 @@ public static class CompiledMeter
     internal static readonly Counter<long> RecordsFailed = Meter.CreateCounter<long>(
         "compiled.records.failed", "{record}", "Records that failed to decode or made an operator throw (tags: pipeline, kind, stage)");
 
+    internal static readonly Counter<long> RecordsLate = Meter.CreateCounter<long>(
+        "compiled.records.late", "{record}", "Records a window dropped as too late for every window they belong to, whether or not a [LateData] sink receives them (tags: pipeline, window)");
+
     internal static readonly Counter<long> DeadLetters = Meter.CreateCounter<long>(
         "compiled.dead_letters.written", "{record}", "Dead letters made durable in the dead-letter sink (tags: pipeline)");
 
@@ -54,14 +57,32 @@ public static class CompiledMeter
 
     private static readonly ObservableUpDownCounter<int> Partitions = Meter.CreateObservableUpDownCounter(
         "compiled.partitions.active",
-        () => ActiveRuns.Keys.Select(run => new Measurement<int>(run.ActivePartitions, new KeyValuePair<string, object?>("pipeline", run.Pipeline))),
+        () => ActiveRuns.Keys.SelectMany(run => run.ActivePartitions()),
         "{partition}",
-        "Partitions still running (tags: pipeline)");
+        "Partitions still running, per stage of the run: 0 is the source's loop, each window adds one (tags: pipeline, stage)");
+
+    private static readonly ObservableGauge<long> Watermark = Meter.CreateObservableGauge(
+        "compiled.window.watermark",
+        () => ActiveRuns.Keys.SelectMany(run => run.Watermarks()),
+        "ms",
+        "A keyed partition's watermark, Unix milliseconds: windows ending at or before it have fired (tags: pipeline, window, partition)");
+
+    private static readonly ObservableGauge<long> WatermarkLag = Meter.CreateObservableGauge(
+        "compiled.window.watermark.lag",
+        () => ActiveRuns.Keys.SelectMany(run => run.WatermarkLags()),
+        "ms",
+        "How far a keyed partition's watermark trails the run's clock: with event time, the data's delay plus the out-of-orderness; a growing lag means an input holds the watermark back (tags: pipeline, window, partition)");
+
+    private static readonly ObservableGauge<int> IdleInputs = Meter.CreateObservableGauge(
+        "compiled.window.inputs.idle",
+        () => ActiveRuns.Keys.SelectMany(run => run.IdleInputs()),
+        "{input}",
+        "Inputs of a keyed partition that count as idle (no records for the idle timeout, or nothing to read) and so do not hold its watermark back (tags: pipeline, window, partition)");
 
     internal static void Started(RunState run)
     {
         // Touch the observable instruments so they exist before any listener looks for them.
-        _ = (QueueFill, SourceLag, Partitions);
+        _ = (QueueFill, SourceLag, Partitions, Watermark, WatermarkLag, IdleInputs);
         ActiveRuns.TryAdd(run, 0);
     }
 

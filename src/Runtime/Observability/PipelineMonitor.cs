@@ -39,7 +39,33 @@ public sealed record PipelineSnapshot(
     long OperatorFailures,
     long DeadLettered,
     SourceProgress? Source,
-    bool Stopping);
+    bool Stopping)
+{
+    /// <summary>Each window: its watermark, late records, and what holds it back.</summary>
+    public IReadOnlyList<WindowSnapshot> Windows { get; init; } = [];
+
+    /// <summary>Records the windows found too late for every window they belong to (dropped, or sent to a <c>[LateData]</c> sink).</summary>
+    public long LateRecords => Windows.Sum(w => w.LateRecords);
+}
+
+/// <summary>A window's state at one moment.</summary>
+/// <param name="Window">The window member's name.</param>
+/// <param name="Watermark">The smallest watermark over its keyed partitions, Unix milliseconds (<see cref="long.MinValue"/> before any).</param>
+/// <param name="Lag">How far that watermark trails the run's clock (null before any watermark, or once the input ended).</param>
+/// <param name="LateRecords">Records too late for every window they belong to.</param>
+/// <param name="LateSink">The <c>[LateData]</c> sink, or null when late records are dropped.</param>
+/// <param name="SinceLastResult">How long since the window last emitted results (or since the run started).</param>
+/// <param name="Size">The window's size (zero for a running aggregate).</param>
+/// <param name="HoldingInput">The input (producer partition) holding the watermark back, or -1.</param>
+/// <param name="IdleInputs">Inputs that count as idle, over all keyed partitions.</param>
+public sealed record WindowSnapshot(string Window, long Watermark, TimeSpan? Lag, long LateRecords, string? LateSink, TimeSpan SinceLastResult, TimeSpan Size, int HoldingInput, int IdleInputs)
+{
+    /// <summary>
+    /// Whether the window looks stuck: it has not emitted for longer than its size while an input holds its watermark
+    /// back — the status line then names that input.
+    /// </summary>
+    public bool Stalled => Size > TimeSpan.Zero && SinceLastResult > Size && HoldingInput >= 0 && Lag is not null;
+}
 
 /// <summary>A sink's state at one moment.</summary>
 /// <param name="Name">The sink member's name.</param>
@@ -58,6 +84,8 @@ internal sealed class RunState
     private readonly DeadLetterChannel _deadLetters;
     private readonly CancellationToken _stop;
     private IReadOnlyList<IPartitionState> _partitions = [];
+    private IReadOnlyList<WindowStatistics> _windows = [];
+    private Func<long> _now = () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     public RunState(string pipeline, string sourceName, object source, IReadOnlyList<ISinkSlot> sinks, DeadLetterChannel deadLetters, CancellationToken stop)
     {
@@ -71,9 +99,76 @@ internal sealed class RunState
 
     public string Pipeline { get; }
 
-    public int ActivePartitions => _partitions.Count(p => p.Running);
+    public IEnumerable<Measurement<int>> ActivePartitions()
+        => _partitions.GroupBy(p => p.Stage).Select(stage => new Measurement<int>(stage.Count(p => p.Running), new("pipeline", Pipeline), new("stage", stage.Key)));
 
     public void SetPartitions(IReadOnlyList<IPartitionState> partitions) => _partitions = partitions;
+
+    /// <summary>The run's windows, and the clock their watermarks are compared with.</summary>
+    public void SetWindows(IReadOnlyList<WindowStatistics> windows, Func<long> now)
+    {
+        _windows = windows;
+        _now = now;
+    }
+
+    private List<WindowSnapshot> WindowSnapshots()
+    {
+        var now = _now();
+        return _windows.Select(w =>
+        {
+            var watermark = w.Watermark;
+            TimeSpan? lag = watermark is long.MinValue or long.MaxValue ? null : TimeSpan.FromMilliseconds(Math.Max(0, now - watermark));
+            var idle = 0;
+            for (var p = 0; p < w.Partitions; p++)
+            {
+                idle += w.IdleInputsOf(p);
+            }
+
+            return new WindowSnapshot(w.Window, watermark, lag, w.LateRecords, w.LateSink, TimeSpan.FromMilliseconds(Math.Max(0, now - w.LastFired)), w.Size, w.HoldingInput, idle);
+        }).ToList();
+    }
+
+    public IEnumerable<Measurement<long>> Watermarks()
+    {
+        foreach (var window in _windows)
+        {
+            for (var p = 0; p < window.Partitions; p++)
+            {
+                var watermark = window.WatermarkOf(p);
+                if (watermark is not (long.MinValue or long.MaxValue))
+                {
+                    yield return new Measurement<long>(watermark, new("pipeline", Pipeline), new("window", window.Window), new("partition", p));
+                }
+            }
+        }
+    }
+
+    public IEnumerable<Measurement<long>> WatermarkLags()
+    {
+        var now = _now();
+        foreach (var window in _windows)
+        {
+            for (var p = 0; p < window.Partitions; p++)
+            {
+                var watermark = window.WatermarkOf(p);
+                if (watermark is not (long.MinValue or long.MaxValue))
+                {
+                    yield return new Measurement<long>(Math.Max(0, now - watermark), new("pipeline", Pipeline), new("window", window.Window), new("partition", p));
+                }
+            }
+        }
+    }
+
+    public IEnumerable<Measurement<int>> IdleInputs()
+    {
+        foreach (var window in _windows)
+        {
+            for (var p = 0; p < window.Partitions; p++)
+            {
+                yield return new Measurement<int>(window.IdleInputsOf(p), new("pipeline", Pipeline), new("window", window.Window), new("partition", p));
+            }
+        }
+    }
 
     public PipelineSnapshot Snapshot()
     {
@@ -94,7 +189,10 @@ internal sealed class RunState
             _deadLetters.OperatorFailures,
             _deadLetters.Written,
             (_source as ISourceProgress)?.Progress,
-            _stop.IsCancellationRequested);
+            _stop.IsCancellationRequested)
+        {
+            Windows = WindowSnapshots(),
+        };
     }
 
     public IEnumerable<Measurement<double>> QueueFill()
@@ -137,6 +235,9 @@ internal sealed class RunState
 /// <summary>What the run state reads from a partition.</summary>
 internal interface IPartitionState
 {
+    /// <summary>The stage (fused loop) the partition runs: 0 is the source's.</summary>
+    int Stage { get; }
+
     long RecordsRead { get; }
 
     bool Running { get; }

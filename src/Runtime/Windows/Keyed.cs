@@ -7,7 +7,7 @@ namespace Compiled.Runtime;
 /// exchange), its event time in Unix milliseconds, and the record. Generated loops create these; the partition that
 /// owns the key reads them.
 /// </summary>
-public readonly struct Keyed<TKey, T>
+public readonly struct Keyed<TKey, T> : IExchangeRecord
     where TKey : notnull
 {
     /// <summary>Creates the exchange entry of <paramref name="record"/>.</summary>
@@ -51,37 +51,4 @@ public static class KeyHash
     /// <summary>The partition of <paramref name="hash"/> among <paramref name="partitions"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Partition(int hash, int partitions) => (int)((uint)hash % (uint)partitions);
-}
-
-/// <summary>Converts <c>[EventTime]</c> members to Unix milliseconds (generated loops call these).</summary>
-public static class EventTimes
-{
-    /// <summary>Already Unix milliseconds.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long Millis(long unixMilliseconds) => unixMilliseconds;
-
-    /// <summary>A point in time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long Millis(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
-
-    /// <summary>A <see cref="DateTime"/>: UTC, or local when its kind says so; unspecified counts as UTC.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long Millis(DateTime time)
-        => time.Kind == DateTimeKind.Local ? new DateTimeOffset(time).ToUnixTimeMilliseconds() : new DateTimeOffset(DateTime.SpecifyKind(time, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
-}
-
-/// <summary>Integer division that rounds toward negative infinity (window arithmetic on times before the epoch).</summary>
-internal static class TimeMath
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long FloorDiv(long value, long divisor)
-    {
-        var q = value / divisor;
-        return (value % divisor != 0 && (value < 0) != (divisor < 0)) ? q - 1 : q;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long CeilDiv(long value, long divisor) => -FloorDiv(-value, divisor);
-
-    public static long Millis(TimeSpan span) => span.Ticks / TimeSpan.TicksPerMillisecond;
 }

@@ -225,7 +225,7 @@ public sealed class KeyedPipelineTests
         listener.RecordObservableInstruments(); // reads every gauge of every active run, this one's sink queues too
         await stop.CancelAsync();
         await run;
-        Assert.Equal([2], running);
+        Assert.Equal([2, 2], running); // two source partitions and two keyed partitions, one measurement per stage
     }
 
     [Fact]

@@ -2,7 +2,8 @@ namespace Compiled.Runtime;
 
 /// <summary>
 /// Combines the watermarks of a partition's inputs: the minimum over the inputs that are neither finished nor idle.
-/// An input is idle when it has sent nothing for the idle timeout (processing time); it rejoins with its next batch.
+/// An input is idle when it has sent nothing for the idle timeout (processing time), or when it said so (its source
+/// partition has nothing to read: no split, no file yet); it rejoins with its next records.
 /// The combined watermark never goes back; when every remaining input is idle it moves to the largest of their watermarks.
 /// </summary>
 public sealed class WatermarkValve
@@ -10,6 +11,7 @@ public sealed class WatermarkValve
     private readonly long[] _watermarks;
     private readonly long[] _lastActive;
     private readonly bool[] _ended;
+    private readonly bool[] _declaredIdle;
     private readonly long _idleMs;
     private int _endedCount;
 
@@ -20,6 +22,7 @@ public sealed class WatermarkValve
         _watermarks = new long[inputs];
         _lastActive = new long[inputs];
         _ended = new bool[inputs];
+        _declaredIdle = new bool[inputs];
         Array.Fill(_watermarks, long.MinValue);
         Array.Fill(_lastActive, nowMs);
         _idleMs = TimeMath.Millis(idleTimeout);
@@ -31,8 +34,50 @@ public sealed class WatermarkValve
     /// <summary>Whether every input has ended.</summary>
     public bool AllEnded => _endedCount == _ended.Length;
 
+    /// <summary>The number of inputs.</summary>
+    public int Inputs => _watermarks.Length;
+
     /// <summary>Whether input <paramref name="input"/> counts as idle at <paramref name="nowMs"/>.</summary>
-    public bool IsIdle(int input, long nowMs) => !_ended[input] && _idleMs > 0 && nowMs - _lastActive[input] >= _idleMs;
+    public bool IsIdle(int input, long nowMs) => !_ended[input] && (_declaredIdle[input] || (_idleMs > 0 && nowMs - _lastActive[input] >= _idleMs));
+
+    /// <summary>Whether input <paramref name="input"/> has ended.</summary>
+    public bool HasEnded(int input) => _ended[input];
+
+    /// <summary>The watermark input <paramref name="input"/> last sent.</summary>
+    public long WatermarkOf(int input) => _watermarks[input];
+
+    /// <summary>Input <paramref name="input"/> says it has nothing to read for now: it stops holding the watermark back until it sends records.</summary>
+    public void DeclareIdle(int input) => _declaredIdle[input] = true;
+
+    /// <summary>
+    /// The input holding the combined watermark back at <paramref name="nowMs"/>: the active input with the smallest
+    /// watermark, or -1 when none is active.
+    /// </summary>
+    public int Slowest(long nowMs)
+    {
+        var slowest = -1;
+        for (var i = 0; i < _watermarks.Length; i++)
+        {
+            if (!_ended[i] && !IsIdle(i, nowMs) && (slowest < 0 || _watermarks[i] < _watermarks[slowest]))
+            {
+                slowest = i;
+            }
+        }
+
+        return slowest;
+    }
+
+    /// <summary>The inputs idle at <paramref name="nowMs"/>.</summary>
+    public int IdleCount(long nowMs)
+    {
+        var idle = 0;
+        for (var i = 0; i < _watermarks.Length; i++)
+        {
+            idle += IsIdle(i, nowMs) ? 1 : 0;
+        }
+
+        return idle;
+    }
 
     /// <summary>Input <paramref name="input"/> sent records (or a watermark) at <paramref name="nowMs"/>.</summary>
     public void Update(int input, long watermark, long nowMs, bool hadRecords)
@@ -45,6 +90,11 @@ public sealed class WatermarkValve
         if (hadRecords || watermark > long.MinValue)
         {
             _lastActive[input] = nowMs;
+        }
+
+        if (hadRecords)
+        {
+            _declaredIdle[input] = false;
         }
     }
 

@@ -1,0 +1,457 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Generator.Model;
+using Compiled.Generator.Planning;
+
+namespace Compiled.Generator.Emitting;
+
+/// <summary>The segment classes: each fused loop, written as the user's graph of stages inside one <c>for</c> loop.</summary>
+internal static partial class PipelineEmitter
+{
+    private static void EmitSegment(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, string inputType)
+    {
+        var model = plan.Model;
+        var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > segment.FirstStage).ToList();
+        var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
+        var names = LocalNames(stages);
+        var className = "__Fused" + SourceWriter.Number(segment.Index);
+        // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
+        // the stages after that mark themselves.
+        var firstStage = stages.Count > 0 ? stages[0].Index : segment.FirstStage;
+        var markedFrom = segment.MarkedFrom;
+        var hasPrefix = markedFrom > firstStage;
+
+        writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(Outline(plan, segment))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
+        writer.Line(Names.GeneratedCode);
+        writer.Open($"private sealed class {className} : {Names.FusedSegment}<{inputType}>");
+
+        // Fields: the pipeline object, operator objects, output ports, flatMap buffers.
+        if (usesPipeline)
+        {
+            writer.Line($"private readonly {model.FullName} _pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            if (s.Storage == OperatorStorage.Reference)
+            {
+                writer.Line($"private readonly {s.ComponentType!.FullName} _{name}Op;");
+            }
+            else if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{s.InputType!.FullName}> _{name}Out;");
+            }
+            else if (s.Shape == StageShape.KeyBy)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{KeyedType(plan, stage)}> _{name}Out;");
+            }
+
+            if (s.Shape == StageShape.FlatMap)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{s.OutputType!.FullName}> _{name}Emit = new();");
+            }
+        }
+
+        writer.Line();
+        writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)}, markedFrom: {SourceWriter.Number(markedFrom)})");
+        if (usesPipeline)
+        {
+            writer.Line("_pipeline = pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            if (s.Storage == OperatorStorage.Reference)
+            {
+                writer.Line($"_{name}Op = {Access(model, s, "pipeline")};");
+            }
+            else if (s.Shape == StageShape.ConnectorSink)
+            {
+                writer.Line($"_{name}Out = partition.Output<{s.InputType!.FullName}>({SourceWriter.Number(stage.SinkSlot)});");
+            }
+            else if (s.Shape == StageShape.KeyBy)
+            {
+                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the exchange to window '{WindowOf(plan, stage).MemberName}'");
+            }
+        }
+
+        writer.Close();
+        writer.Line();
+        writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
+        EmitPrologue(writer, model, stages, names, usesPipeline);
+        writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
+        writer.Line(hasPrefix
+            ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
+            : $"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
+        writer.Line("var r0 = batch[i];");
+        var loop = new LoopContext(plan, segment, names, firstStage, hasPrefix);
+        EmitReaders(writer, loop, plan.Chain[segment.FirstStage], "r0", tail: true);
+        writer.Close(); // for
+        writer.Close(); // Run
+        if (hasPrefix)
+        {
+            writer.Line();
+            EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
+        }
+
+        writer.Close(); // class
+    }
+
+    /// <summary>What the loop's stage emitters share.</summary>
+    private sealed record LoopContext(PipelinePlan Plan, SegmentPlan Segment, Dictionary<int, string> Names, int FirstStage, bool HasPrefix);
+
+    /// <summary>
+    /// Emits the stages that read <paramref name="stage"/> within the loop, each passed <paramref name="value"/>. In
+    /// tail position — nothing of the loop body runs after it — a filter may <c>continue</c>; a branch that another
+    /// follows keeps its filters in blocks instead, so the next branch still sees the record.
+    /// </summary>
+    private static void EmitReaders(SourceWriter writer, LoopContext loop, PlannedStage stage, string value, bool tail)
+    {
+        var readers = stage.Readers.Where(r => r <= loop.Segment.LastStage).ToList();
+        for (var k = 0; k < readers.Count; k++)
+        {
+            if (readers.Count > 1)
+            {
+                writer.Line($"// branch {SourceWriter.Number(k + 1)} of {SourceWriter.Number(readers.Count)} reading {loop.Plan.Chain[stage.Index].Stage.MemberName}");
+            }
+
+            EmitStage(writer, loop, loop.Plan.Chain[readers[k]], value, tail && k == readers.Count - 1);
+        }
+    }
+
+    private static void EmitStage(SourceWriter writer, LoopContext loop, PlannedStage stage, string current, bool tail)
+    {
+        var plan = loop.Plan;
+        var model = plan.Model;
+        var s = stage.Stage;
+        var name = loop.Names[stage.Index];
+        var next = "r" + SourceWriter.Number(stage.Index);
+        var index = SourceWriter.Number(stage.Index);
+        writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
+        if (s.Shape != StageShape.ConnectorSink && (loop.HasPrefix ? stage.Index >= loop.Segment.MarkedFrom : stage.Index != loop.FirstStage))
+        {
+            writer.Line($"progress.Stage = {index};");
+        }
+
+        switch (s.Shape)
+        {
+            case StageShape.Map:
+                writer.Line($"var {next} = {Call(model, s, name, current)};");
+                WriteBack(writer, s, name);
+                EmitReaders(writer, loop, stage, next, tail);
+                break;
+            case StageShape.Filter:
+                string condition;
+                if (s.Storage == OperatorStorage.HoistedStruct)
+                {
+                    writer.Line($"var keep{index} = {Call(model, s, name, current)};");
+                    WriteBack(writer, s, name);
+                    condition = $"keep{index}";
+                }
+                else
+                {
+                    condition = Call(model, s, name, current);
+                }
+
+                if (tail)
+                {
+                    writer.Line($"if (!{condition}) continue;");
+                    EmitReaders(writer, loop, stage, current, tail: true);
+                }
+                else
+                {
+                    writer.Open($"if ({condition})");
+                    EmitReaders(writer, loop, stage, current, tail: false);
+                    writer.Close();
+                }
+
+                break;
+            case StageShape.FlatMap:
+                writer.Line($"{name}Emit.Reset();");
+                writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
+                WriteBack(writer, s, name);
+                writer.Open($"foreach (var {next} in {name}Emit.Span)");
+                if (loop.HasPrefix && stage.Index < loop.Segment.MarkedFrom && loop.Segment.MarkedFrom <= loop.Segment.LastStage)
+                {
+                    writer.Line("progress.Stage = 0; // back in the stateless stages for the next emitted record");
+                }
+
+                EmitReaders(writer, loop, stage, next, tail: true); // the end of the foreach body: continue takes the next emitted record
+                writer.Close();
+                break;
+            case StageShape.MethodSink:
+                writer.Line($"{Call(model, s, name, current)};");
+                WriteBack(writer, s, name);
+                EmitReaders(writer, loop, stage, current, tail);
+                break;
+            case StageShape.ConnectorSink:
+                writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
+                writer.Line($"{name}Items[{name}Count++] = {current};");
+                writer.Line($"{name}Out.SetCount({name}Count);");
+                EmitReaders(writer, loop, stage, current, tail);
+                break;
+            case StageShape.KeyBy:
+                var eventTime = WindowOf(plan, stage).EventTime;
+                var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
+                writer.Line($"var key{index} = {Call(model, s, name, current)};");
+                if (KeyMayBeNull(plan, stage))
+                {
+                    writer.Line($"if (key{index} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)}, \"The key selector returned null; records need a key.\");");
+                }
+
+                writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
+                writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
+                writer.Line($"{name}Out.SetCount({name}Count);");
+                break;
+        }
+    }
+
+    /// <summary>The segment's stages as the user declared them, for the class summary: <c>A → B → (C → D | E)</c>.</summary>
+    private static string Outline(PipelinePlan plan, SegmentPlan segment)
+    {
+        string From(int index)
+        {
+            var stage = plan.Chain[index];
+            var readers = stage.Readers.Where(r => r <= segment.LastStage).ToList();
+            return readers.Count switch
+            {
+                0 => stage.Stage.MemberName,
+                1 => stage.Stage.MemberName + " → " + From(readers[0]),
+                _ => stage.Stage.MemberName + " → (" + string.Join(" | ", readers.Select(From)) + ")",
+            };
+        }
+
+        return From(segment.FirstStage);
+    }
+
+    /// <summary>Local and field names per stage: the member name in camelCase, made unique where overloads share a name.</summary>
+    private static Dictionary<int, string> LocalNames(List<PlannedStage> stages)
+    {
+        var names = new Dictionary<int, string>();
+        var used = new HashSet<string>();
+        foreach (var stage in stages)
+        {
+            var name = SourceWriter.Camel(stage.Stage.MemberName);
+            if (!used.Add(name))
+            {
+                name += SourceWriter.Number(stage.Index);
+                used.Add(name);
+            }
+
+            names[stage.Index] = name;
+        }
+
+        return names;
+    }
+
+    /// <summary>The window a key selector feeds (its one reader).</summary>
+    private static StageModel WindowOf(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].Stage;
+
+    /// <summary>
+    /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
+    /// stage that throws (or -1). Cold code: it runs only after a failure.
+    /// </summary>
+    private static void EmitDiagnose(SourceWriter writer, PipelinePlan plan, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
+    {
+        var model = plan.Model;
+        writer.Open($"protected override int Diagnose({inputType} r0)");
+        if (prefix.Any(s => UsesPipelineLocal(s.Stage)))
+        {
+            writer.Line("var pipeline = _pipeline;");
+        }
+
+        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.ReadOnlyStruct))
+        {
+            writer.Line($"var {names[stage.Index]}Op = {Access(model, stage.Stage, "pipeline")};");
+        }
+
+        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.Reference))
+        {
+            writer.Line($"var {names[stage.Index]}Op = _{names[stage.Index]}Op;");
+        }
+
+        writer.Line("var stage = 0;");
+        writer.Open("try");
+        writer.Open("do");
+        var openLoops = 0;
+        var current = "r0";
+        foreach (var stage in prefix)
+        {
+            var s = stage.Stage;
+            var name = names[stage.Index];
+            var next = "r" + SourceWriter.Number(stage.Index);
+            var index = SourceWriter.Number(stage.Index);
+            switch (s.Shape)
+            {
+                case StageShape.Map:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"var {next} = {Call(model, s, name, current)};");
+                    current = next;
+                    break;
+                case StageShape.Filter:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
+                    break;
+                case StageShape.KeyBy:
+                    writer.Line($"stage = {index};");
+                    writer.Line(KeyMayBeNull(plan, stage)
+                        ? $"if ({Call(model, s, name, current)} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)});"
+                        : $"_ = {Call(model, s, name, current)};");
+                    break;
+                case StageShape.FlatMap:
+                    writer.Line($"stage = {index};");
+                    writer.Line($"var {name}Replay = new {Names.RecordBuffer}<{s.OutputType!.FullName}>();");
+                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Replay)")};");
+                    writer.Open($"foreach (var {next} in {name}Replay.Span)");
+                    openLoops++;
+                    current = next;
+                    break;
+            }
+        }
+
+        for (var i = 0; i < openLoops; i++)
+        {
+            writer.Close();
+        }
+
+        writer.Close(" while (false);");
+        writer.Line("return -1;");
+        writer.Close();
+        writer.Open($"catch ({Names.Exception})");
+        writer.Line("return stage;");
+        writer.Close();
+        writer.Close();
+    }
+
+    /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>
+    private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, Dictionary<int, string> names, bool usesPipeline)
+    {
+        if (usesPipeline)
+        {
+            writer.Line("var pipeline = _pipeline;");
+        }
+
+        foreach (var stage in stages)
+        {
+            var name = names[stage.Index];
+            var s = stage.Stage;
+            switch (s.Storage)
+            {
+                case OperatorStorage.Reference:
+                    writer.Line($"var {name}Op = _{name}Op;");
+                    break;
+                case OperatorStorage.HoistedStruct:
+                    writer.Line($"var {name}Op = pipeline.{s.MemberName}; // a struct: its state stays in registers, written back after each call");
+                    break;
+                case OperatorStorage.ReadOnlyStruct:
+                    writer.Line($"var {name}Op = {Access(model, s, "pipeline")};");
+                    break;
+            }
+
+            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy)
+            {
+                writer.Line($"var {name}Out = _{name}Out;");
+                writer.Line($"var {name}Items = {name}Out.Items;");
+                writer.Line($"var {name}Count = {name}Out.Count;");
+            }
+
+            if (s.Shape == StageShape.FlatMap)
+            {
+                writer.Line($"var {name}Emit = _{name}Emit;");
+            }
+        }
+    }
+
+    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window after it.</summary>
+    private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
+    {
+        var window = WindowOf(plan, keyBy);
+        return $"{Names.Keyed}<{window.Window!.Key.FullName}, {window.InputType!.FullName}>";
+    }
+
+    /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
+    private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
+    {
+        var key = WindowOf(plan, keyBy).Window!.Key;
+        return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
+    }
+
+    private static void WriteBack(SourceWriter writer, StageModel stage, string name)
+    {
+        if (stage.Storage == OperatorStorage.HoistedStruct)
+        {
+            writer.Line($"pipeline.{stage.MemberName} = {name}Op;");
+        }
+    }
+
+    private static bool UsesPipelineLocal(StageModel stage)
+        => stage.NeedsPipelineInstance && (stage.MemberKind == MemberKind.Method || stage.Storage is OperatorStorage.HoistedStruct or OperatorStorage.ReadOnlyStruct);
+
+    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
+    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
+    {
+        var arguments = extra is null ? argument : argument + ", " + extra;
+        if (stage.MemberKind == MemberKind.Method)
+        {
+            var target = stage.OperatorMethodIsStatic ? model.FullName : "pipeline";
+            return $"{target}.{stage.OperatorMethod}({arguments})";
+        }
+
+        var receiver = stage.Storage switch
+        {
+            OperatorStorage.None => stage.ComponentType!.Identity,
+            OperatorStorage.StaticStruct => model.FullName + "." + stage.MemberName,
+            _ => name + "Op",
+        };
+        return $"{receiver}.{stage.OperatorMethod}({arguments})";
+    }
+
+    /// <summary>How to read a property/field stage: statically on the type, or on a pipeline object.</summary>
+    private static string Access(PipelineModel model, StageModel stage, string instance)
+        => (stage.IsStatic ? model.FullName : instance) + "." + stage.MemberName;
+
+    private static string SchemaFor(PipelineModel model, TypeRef type)
+    {
+        var schema = model.Schemas.FirstOrDefault(s => s.TypeFullName == type.Identity || s.TypeFullName == type.FullName);
+        return schema is null ? "null" : SchemaEmitter.ClassName(schema) + ".Instance";
+    }
+
+    private static string Kind(StageShape shape) => shape switch
+    {
+        StageShape.Source => "Source",
+        StageShape.Map => "Map",
+        StageShape.Filter => "Filter",
+        StageShape.FlatMap => "FlatMap",
+        StageShape.KeyBy => "KeyBy",
+        StageShape.Window => "Window",
+        _ => "Sink",
+    };
+
+    private static string Describe(StageModel stage) => stage.Shape switch
+    {
+        StageShape.Map => $"map {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}",
+        StageShape.Filter => $"filter {stage.InputType!.DisplayName}",
+        StageShape.FlatMap => $"flatMap {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}*",
+        StageShape.MethodSink => "sink (inline call)",
+        StageShape.KeyBy => $"keyBy {stage.InputType!.DisplayName} -> hash exchange",
+        _ => "sink (output port)",
+    };
+
+    private static string Implementation(StageModel stage)
+    {
+        if (stage.MemberKind == MemberKind.Method)
+        {
+            return stage.OperatorMethod!;
+        }
+
+        return stage.OperatorMethod is null
+            ? stage.ComponentType!.DisplayName
+            : stage.ComponentType!.DisplayName + "." + stage.OperatorMethod;
+    }
+
+    private static string Xml(string text) => text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+}

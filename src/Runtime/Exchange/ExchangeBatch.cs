@@ -1,0 +1,48 @@
+namespace Compiled.Runtime;
+
+/// <summary>What a batch crossing an exchange carries besides records.</summary>
+internal enum ExchangeSignal : byte
+{
+    /// <summary>Records (possibly none) and the producer's watermark.</summary>
+    Data,
+
+    /// <summary>The producer has nothing to read for now: it stops holding watermarks back until it sends records.</summary>
+    Idle,
+
+    /// <summary>The producer has ended: nothing more comes from it.</summary>
+    End,
+
+    /// <summary>Not from a producer: the consumer's clock ticked (processing-time windows, idle timeouts).</summary>
+    Tick,
+}
+
+/// <summary>
+/// A batch crossing an exchange: records for one consumer partition from one producer (the consumer's input
+/// <see cref="Input"/>), with that producer's watermark — or a signal. Batches are pooled by their exchange.
+/// </summary>
+internal sealed class ExchangeBatch<T>
+{
+    public T[] Items = new T[64];
+    public int Count;
+    public int Input;
+    public long Watermark = long.MinValue;
+    public ExchangeSignal Signal;
+
+    public void Add(in T item)
+    {
+        if (Count == Items.Length)
+        {
+            Array.Resize(ref Items, Count * 2);
+        }
+
+        Items[Count++] = item;
+    }
+
+    public void Reset(int input)
+    {
+        Count = 0;
+        Input = input;
+        Watermark = long.MinValue;
+        Signal = ExchangeSignal.Data;
+    }
+}

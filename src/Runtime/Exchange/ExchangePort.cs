@@ -1,0 +1,226 @@
+namespace Compiled.Runtime;
+
+/// <summary>What a partition's worker tells the exchanges its loop writes into, besides records.</summary>
+internal interface IExchangePort
+{
+    /// <summary>The worker's own watermark (a keyed partition's combined watermark): the port sends it on, not one computed from records.</summary>
+    void ForwardWatermark(long watermark);
+
+    /// <summary>The worker's source partition has nothing to read for now (no split, no file, no Kafka partition).</summary>
+    void DeclareIdle();
+
+    /// <summary>Raises the port's watermark to at least <paramref name="watermark"/>, as if the input had promised no earlier record (test driver).</summary>
+    void RaiseWatermark(long watermark);
+}
+
+/// <summary>
+/// One producer partition's side of an exchange: the buffer its loop appends keyed records to, and after each batch
+/// the routing of those records to the consumer partitions, each batch carrying the producer's watermark.
+/// </summary>
+/// <remarks>
+/// The watermark is either derived from the records (the largest event time seen − out-of-orderness − 1 ms: the loop
+/// reads a source) or forwarded (the producer is a keyed partition whose combined watermark is known; the next window's
+/// out-of-orderness is subtracted from it). Watermarks are sent only when they move, and with every batch of records.
+/// </remarks>
+internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchangePort
+    where T : IExchangeRecord
+{
+    private readonly Exchange<T> _exchange;
+    private readonly int _producer;
+    private readonly int _input;
+    private readonly int[] _targets;
+    private readonly ExchangeBatch<T>?[] _batches;
+    private readonly long[] _sent;
+    private readonly bool _eventTime;
+    private readonly bool _forwarded;
+    private readonly long _outOfOrderMs;
+    private readonly CancellationToken _abort;
+    private long _maxTimestamp = long.MinValue;
+    private long _upstream = long.MinValue;
+    private long _floor = long.MinValue;
+    private bool _idlePending;
+    private bool _idle;
+
+    public ExchangePort(Exchange<T> exchange, int producer, bool eventTime, bool forwarded, TimeSpan outOfOrderness, CancellationToken abort)
+    {
+        _exchange = exchange;
+        _producer = producer;
+        _eventTime = eventTime;
+        _forwarded = forwarded;
+        _outOfOrderMs = TimeMath.Millis(outOfOrderness);
+        _abort = abort;
+        _input = exchange.Routing == ExchangeRouting.Forward ? 0 : producer;
+        _targets = exchange.Routing == ExchangeRouting.Forward ? [producer] : Enumerable.Range(0, exchange.Consumers).ToArray();
+        _batches = new ExchangeBatch<T>?[exchange.Consumers];
+        _sent = new long[exchange.Consumers];
+        Array.Fill(_sent, long.MinValue);
+    }
+
+    public Compiled.RecordBuffer<T> Buffer { get; } = new();
+
+    public int Queued => 0;
+
+    public int Capacity => 0;
+
+    /// <summary>The exchange this port writes into.</summary>
+    public Exchange Exchange => _exchange;
+
+    public void ForwardWatermark(long watermark) => _upstream = Math.Max(_upstream, watermark);
+
+    public void DeclareIdle()
+    {
+        if (!_idle)
+        {
+            _idle = true;
+            _idlePending = true;
+        }
+    }
+
+    public void RaiseWatermark(long watermark) => _floor = Math.Max(_floor, watermark);
+
+    private long Watermark()
+    {
+        if (!_eventTime)
+        {
+            return long.MinValue; // processing time: the consumer stamps records and reads its own clock
+        }
+
+        var basis = _forwarded ? _upstream : _maxTimestamp == long.MinValue ? long.MinValue : _maxTimestamp - 1;
+        var watermark = basis is long.MinValue or long.MaxValue ? basis : basis - _outOfOrderMs;
+        return Math.Max(watermark, _floor);
+    }
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        var records = Buffer.Span;
+        if (_eventTime && !_forwarded)
+        {
+            var max = _maxTimestamp;
+            foreach (ref readonly var record in records)
+            {
+                max = Math.Max(max, record.Timestamp);
+            }
+
+            _maxTimestamp = max;
+        }
+
+        var watermark = Watermark();
+        if (records.Length == 0 && !_idlePending && watermark <= MinSent())
+        {
+            return;
+        }
+
+        if (records.Length > 0)
+        {
+            _idle = false;
+            _idlePending = false;
+            Route(records);
+        }
+
+        foreach (var target in _targets)
+        {
+            if (_batches[target] is null && watermark <= _sent[target] && !_idlePending)
+            {
+                continue;
+            }
+
+            var batch = _batches[target] ?? _exchange.Rent(_input);
+            _batches[target] = null;
+            batch.Input = _input;
+            batch.Watermark = watermark;
+            if (batch.Count == 0 && _idlePending)
+            {
+                batch.Signal = ExchangeSignal.Idle;
+            }
+
+            _sent[target] = Math.Max(_sent[target], watermark);
+            await _exchange.SendAsync(target, batch, Linked(cancellationToken)).ConfigureAwait(false);
+        }
+
+        _idlePending = false;
+    }
+
+    private void Route(ReadOnlySpan<T> records)
+    {
+        var batches = _batches;
+        if (_targets.Length == 1)
+        {
+            // One consumer to feed: hand over the loop's array itself and give the loop a recycled one.
+            var batch = _exchange.Rent(_input);
+            batch.Items = Buffer.Exchange(batch.Items, out batch.Count);
+            batches[_targets[0]] = batch;
+            return;
+        }
+
+        if (_exchange.Routing == ExchangeRouting.Broadcast)
+        {
+            foreach (var target in _targets)
+            {
+                var batch = batches[target] ??= _exchange.Rent(_input);
+                foreach (ref readonly var record in records)
+                {
+                    batch.Add(record);
+                }
+            }
+        }
+        else
+        {
+            var consumers = _exchange.Consumers;
+            foreach (ref readonly var record in records)
+            {
+                (batches[KeyHash.Partition(record.Hash, consumers)] ??= _exchange.Rent(_input)).Add(record);
+            }
+        }
+
+        Buffer.Reset();
+    }
+
+    private long MinSent()
+    {
+        var min = long.MaxValue;
+        foreach (var target in _targets)
+        {
+            min = Math.Min(min, _sent[target]);
+        }
+
+        return min;
+    }
+
+    private CancellationToken Linked(CancellationToken cancellationToken) => cancellationToken.CanBeCanceled ? cancellationToken : _abort;
+
+    public ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken) => FlushAsync(cancellationToken);
+
+    public async ValueTask CompleteAsync(CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var target in _targets)
+        {
+            var end = _exchange.Rent(_input);
+            end.Signal = ExchangeSignal.End;
+            await _exchange.SendAsync(target, end, Linked(cancellationToken)).ConfigureAwait(false);
+        }
+
+        if (!_exchange.Inline)
+        {
+            // The producer commits its input after its ports complete: wait until the windows fed by what it read have
+            // fired into their sinks and those have completed (a consumer that fails fails the run, which cancels this).
+            await _exchange.Completion.WaitAsync(Linked(cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask AbortAsync()
+    {
+        // The run is failing or aborting: the consumers are aborted by the run, not told to finish.
+        Buffer.Reset();
+        foreach (var target in _targets)
+        {
+            if (_batches[target] is { } batch)
+            {
+                _batches[target] = null;
+                _exchange.Return(batch);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}

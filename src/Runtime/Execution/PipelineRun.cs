@@ -1,0 +1,625 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Compiled.Runtime;
+
+/// <summary>
+/// One run of a pipeline: the object that owns everything the run creates — the opened sinks and source, the dead-letter
+/// channel, the exchanges, and every worker with its reader and ports — and frees it in order on every way out: the
+/// input ended, a stop, a failure, an abort, or a failure while setting up (after some partitions were created).
+/// </summary>
+/// <remarks>
+/// The job is a graph of fused loops (segments) joined by exchanges. Segment 0 reads the source, one worker per
+/// source partition; every window starts a further segment behind the exchange its key selector writes into, with one
+/// worker per keyed partition. Workers are all of one kind (<see cref="Worker"/>); what differs is their input.
+/// </remarks>
+internal sealed class PipelineRun : IAsyncDisposable
+{
+    private readonly PipelineDescriptor _descriptor;
+    private readonly PipelineOptions _options;
+    private readonly IReadOnlyList<ISinkSlot> _slots;
+    private readonly IReadOnlyList<KeyedStage> _keyed;
+    private readonly bool _synchronous;
+    private readonly List<ISinkSlot> _opened = [];
+    private readonly List<Worker> _workers = [];
+    private readonly List<Task> _tasks = [];
+    private readonly Exchange?[] _exchanges;
+    private readonly WindowStatistics[] _windows;
+    private Func<ValueTask>? _closeSource;
+    private int _disposed;
+
+    private PipelineRun(PipelineDescriptor descriptor, PipelineOptions options, IReadOnlyList<ISinkSlot> slots, IReadOnlyList<KeyedStage> keyed, DeadLetterChannel deadLetters, RunClock clock, bool synchronous, CancellationToken stop, CancellationToken abort)
+    {
+        _descriptor = descriptor;
+        _options = options;
+        _slots = slots;
+        _keyed = keyed;
+        _synchronous = synchronous;
+        _exchanges = new Exchange?[keyed.Count];
+        _windows = new WindowStatistics[keyed.Count];
+        Context = new RunContext(descriptor, options, deadLetters, clock, stop, abort);
+    }
+
+    /// <summary>What the workers share.</summary>
+    public RunContext Context { get; }
+
+    /// <summary>Every worker, stage by stage.</summary>
+    public IReadOnlyList<Worker> Workers => _workers;
+
+    /// <summary>Each window's live statistics.</summary>
+    public IReadOnlyList<WindowStatistics> Windows => _windows;
+
+    /// <summary>Each exchange (null where none was created).</summary>
+    public IReadOnlyList<Exchange?> Exchanges => _exchanges;
+
+    /// <summary>Records read by the source partitions.</summary>
+    public long RecordsRead => _workers.Where(w => w.Stage == 0).Sum(w => w.RecordsRead);
+
+    /// <summary>Records dropped as late, over every window.</summary>
+    public long LateRecords => _windows.Where(w => w is not null).Sum(w => w.LateRecords);
+
+    /// <summary>Runs <paramref name="job"/>. See <see cref="IPipelineJob.RunAsync"/>.</summary>
+    public static async Task<PipelineResult> RunAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(options);
+        var descriptor = job.Descriptor;
+        var name = descriptor.Name;
+        options.Validate(name);
+        var keyed = job.KeyedStages;
+        foreach (var stage in keyed)
+        {
+            stage.Validate(name);
+        }
+
+        var started = Stopwatch.StartNew();
+        var logger = (ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance;
+        var sourceName = descriptor.Stages[0].Name;
+        var source = job.BoundSource;
+        var slots = job.BoundSinks.Slots;
+        var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, PipelineRunner.DeadLetterSinkFor(job, options), logger);
+        var run = new PipelineRun(descriptor, options, slots, keyed, deadLetters, new RunClock(options.TimeProvider), synchronous: false, stopToken, abortToken);
+        var state = new RunState(name, sourceName, source, slots, deadLetters, run.Context.Stop);
+        var grace = new GracePeriod(run.Context, options, logger, stopToken);
+        CompiledMeter.Started(state);
+        options.Monitor?.Attach(state);
+        Exception? failure = null;
+        try
+        {
+            var sourceDescription = source.Describe();
+            Log.Starting(logger, name, options.Parallelism, options.BatchSize, sourceDescription);
+            await run.OpenSinksAsync(logger).ConfigureAwait(false);
+            var (delivery, positionStore) = PipelineRunner.DeliveryOf(descriptor, slots);
+            var context = new SourceContext<TIn>(
+                name,
+                sourceName,
+                options.Parallelism,
+                options.BatchSize,
+                job.Schema(),
+                deadLetters,
+                delivery,
+                positionStore,
+                (partition, token) => run.SourceWorker(partition).CheckpointAsync(token.CanBeCanceled ? token : run.Context.Abort))
+            {
+                Inform = message => Log.SourceEvent(logger, name, sourceName, message),
+            };
+            await Guard(name, sourceName, "open", () => source.OpenAsync(context, run.Context.Abort)).ConfigureAwait(false);
+            run._closeSource = () => source.CloseAsync(CancellationToken.None);
+            await run.BuildAsync(job, options.Parallelism, options.Parallelism, partition => source.CreateReader(partition)).ConfigureAwait(false);
+            state.SetPartitions(run.Workers);
+            state.SetWindows(run.Windows, () => run.Context.Clock.Now);
+            await run.ExecuteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            run.Context.Fail(ex);
+        }
+        finally
+        {
+            grace.Dispose();
+            failure = await run.CloseAsync().ConfigureAwait(false);
+            options.Monitor?.Detach(state);
+            CompiledMeter.Ended(state);
+        }
+
+        if (failure is not null)
+        {
+            var aborted = abortToken.IsCancellationRequested || grace.Expired;
+            var error = aborted && failure is OperationCanceledException or ConnectorException { InnerException: OperationCanceledException }
+                ? new PipelineAbortedException(name, grace.Expired
+                    ? $"Pipeline '{name}' was aborted: the grace period ({Setting.FormatDuration(options.GracePeriod)}) ran out before in-flight records drained; uncommitted input will be read again on the next run."
+                    : $"Pipeline '{name}' was aborted before draining; uncommitted input will be read again on the next run.", failure)
+                : failure as PipelineException ?? new PipelineException(name, $"Pipeline '{name}' failed: {failure.Message}", failure);
+            if (error is not PipelineAbortedException)
+            {
+                Log.Failed(logger, name, error.Message, error);
+            }
+
+            throw error;
+        }
+
+        var outcome = stopToken.IsCancellationRequested ? PipelineOutcome.Stopped : PipelineOutcome.Completed;
+        var sinks = slots.Select(s => new SinkResult(s.Name, s.Description, s.Written)).ToList();
+        var failures = new FailureCounts(deadLetters.Malformed, deadLetters.OperatorFailures, deadLetters.Written, deadLetters.Destination, descriptor.IsOneToOne);
+        var result = new PipelineResult(name, outcome, started.Elapsed, options.Parallelism, source.Describe(), run.RecordsRead, sinks, failures)
+        {
+            Delivery = PipelineRunner.DeliveryOf(descriptor, slots).Delivery,
+            LateRecords = run.LateRecords,
+            Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink)).ToList(),
+        };
+        Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
+        var dropped = result.Windows.Where(w => w.LateRecords > 0 && w.LateSink is null).ToList();
+        if (dropped.Count > 0)
+        {
+            var windows = string.Join(", ", dropped.Select(w => $"window {w.Window}: {w.LateRecords}"));
+            Log.LateDropped(logger, name, dropped.Sum(w => w.LateRecords), windows);
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Prepares a run driven by hand on the calling thread (the test driver): sinks opened, every exchange inline, one
+    /// source partition fed by <see cref="Push"/>, <paramref name="keyedParallelism"/> keyed partitions per window.
+    /// </summary>
+    public static async Task<PipelineRun> StartDrivenAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, int keyedParallelism, DeadLetterChannel deadLetters, TimeProvider time)
+    {
+        var descriptor = job.Descriptor;
+        var keyed = job.KeyedStages;
+        foreach (var stage in keyed)
+        {
+            stage.Validate(descriptor.Name);
+        }
+
+        var run = new PipelineRun(descriptor, options, job.BoundSinks.Slots, keyed, deadLetters, new RunClock(time), synchronous: true, CancellationToken.None, CancellationToken.None);
+        try
+        {
+            await run.OpenSinksAsync(NullLogger.Instance, keyedParallelism).ConfigureAwait(false);
+            await run.BuildAsync(job, 1, keyedParallelism, _ => new DrivenReader<TIn>()).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            await run.CloseAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return run;
+    }
+
+    /// <summary>Runs the source loop of a driven run over <paramref name="records"/> and everything behind it, on the calling thread.</summary>
+    public void Push<TIn>(ReadOnlySpan<TIn> records)
+    {
+        var worker = _workers[0];
+        ((SourceInput<TIn>)worker.Input).Push(records);
+        Wait(worker.FlushAsync(CancellationToken.None));
+    }
+
+    /// <summary>Raises the watermark the driven source partition sends into every exchange it feeds, and sends it.</summary>
+    public void RaiseWatermark(long watermark)
+    {
+        var worker = _workers[0];
+        foreach (var port in worker.Ports.OfType<IExchangePort>())
+        {
+            port.RaiseWatermark(watermark);
+        }
+
+        Wait(worker.FlushAsync(CancellationToken.None));
+    }
+
+    /// <summary>Ends a driven run's input: windows fire what they hold, sinks complete.</summary>
+    public ValueTask CompleteDrivenAsync(CancellationToken cancellationToken) => _workers[0].CompleteAsync(cancellationToken);
+
+    private static void Wait(ValueTask pending)
+    {
+        if (!pending.IsCompletedSuccessfully)
+        {
+            pending.AsTask().GetAwaiter().GetResult(); // a sink that really is asynchronous: the driver's caller waits for it
+        }
+    }
+
+    private Worker SourceWorker(int partition)
+        => partition < _workers.Count && _workers[partition].Stage == 0
+            ? _workers[partition]
+            : throw new InvalidOperationException($"Source partition {partition} has no worker (yet).");
+
+    private async Task OpenSinksAsync(ILogger logger, int? parallelism = null)
+    {
+        var options = parallelism is { } p ? Derived(_options, p) : _options;
+        foreach (var slot in _slots)
+        {
+            await Guard(_descriptor.Name, slot.Name, "open", () => slot.OpenAsync(_descriptor.Name, options, Context.Abort)).ConfigureAwait(false);
+            _opened.Add(slot);
+            var description = slot.Description;
+            Log.SinkOpened(logger, _descriptor.Name, slot.Name, description);
+        }
+    }
+
+    private static PipelineOptions Derived(PipelineOptions options, int parallelism)
+        => new() { Parallelism = parallelism, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity, ErrorPolicy = options.ErrorPolicy };
+
+    /// <summary>
+    /// Creates the exchanges and every worker, stage by stage. Whatever is created is registered at once, so a failure
+    /// at any partition leaves nothing open: <see cref="CloseAsync"/> releases it.
+    /// </summary>
+    private async Task BuildAsync<TIn>(PipelineJob<TIn> job, int sourceParallelism, int keyedParallelism, Func<int, ISourceReader<TIn>> readers)
+    {
+        var name = _descriptor.Name;
+        var segments = _descriptor.Segments.Count;
+        var parallelism = new int[segments];
+        var keyedOfSegment = new KeyedStage?[segments];
+        var keyedIndex = new int[segments];
+        parallelism[0] = sourceParallelism;
+        for (var k = 0; k < _keyed.Count; k++)
+        {
+            var segment = _descriptor.Stages[_keyed[k].WindowStage].Segment;
+            keyedOfSegment[segment] = _keyed[k];
+            keyedIndex[segment] = k;
+            parallelism[segment] = keyedParallelism;
+        }
+
+        for (var k = 0; k < _keyed.Count; k++)
+        {
+            var stage = _keyed[k];
+            var producers = parallelism[_descriptor.Stages[stage.KeyByStage].Segment];
+            var consumers = parallelism[_descriptor.Stages[stage.WindowStage].Segment];
+            var routing = producers == 1 && consumers == 1 ? ExchangeRouting.Forward : ExchangeRouting.Hash;
+            var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
+            _exchanges[k] = stage.CreateExchange(routing, producers, consumers, inline, _options.SinkQueueCapacity);
+            _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now);
+        }
+
+        // Which stage writes each output slot: a sink's (or late output's) stage's segment; an exchange's key selector's.
+        var slotCount = _slots.Count + _keyed.Count;
+        var owner = new int[slotCount];
+        for (var s = 0; s < _slots.Count; s++)
+        {
+            owner[s] = _descriptor.Stages[_slots[s].Stage].Segment;
+        }
+
+        foreach (var stage in _keyed)
+        {
+            owner[stage.ExchangeSlot] = _descriptor.Stages[stage.KeyByStage].Segment;
+        }
+
+        for (var segment = 0; segment < segments; segment++)
+        {
+            for (var p = 0; p < parallelism[segment]; p++)
+            {
+                _workers.Add(await CreateWorkerAsync(job, segment, p, parallelism[segment], owner, keyedOfSegment[segment], keyedIndex[segment], readers).ConfigureAwait(false));
+            }
+        }
+
+        if (_keyed.Count > 0 && !_synchronous)
+        {
+            var committing = _workers.FirstOrDefault(w => w.Stage == 0 && w.Input.CommitsPositions);
+            if (committing is not null)
+            {
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': keyed windows cannot yet run behind a source that commits positions ('{_descriptor.Stages[0].Name}', e.g. Kafka): window state is not checkpointed, so committing offsets could lose the records held in open windows. See docs/windows.md.");
+            }
+        }
+
+        foreach (var worker in _workers)
+        {
+            if (worker.Input is KeyedInput keyedInput)
+            {
+                keyedInput.Bind(worker);
+            }
+        }
+    }
+
+    private async Task<Worker> CreateWorkerAsync<TIn>(PipelineJob<TIn> job, int segment, int partition, int count, int[] owner, KeyedStage? keyed, int keyedIndex, Func<int, ISourceReader<TIn>> readers)
+    {
+        var name = _descriptor.Name;
+        var ports = new IOutputPort?[owner.Length];
+        PartitionContext? context = null;
+        ISourceReader<TIn>? reader = null;
+        try
+        {
+            for (var s = 0; s < _slots.Count; s++)
+            {
+                if (owner[s] != segment)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    ports[s] = _slots[s].CreatePort(name, partition, _options, Context.Abort, forceInline: _synchronous);
+                }
+                catch (Exception ex)
+                {
+                    throw new ConnectorException(name, _slots[s].Name, partition, "create its writer", ex);
+                }
+            }
+
+            for (var k = 0; k < _keyed.Count; k++)
+            {
+                var stage = _keyed[k];
+                if (owner[stage.ExchangeSlot] == segment)
+                {
+                    ports[stage.ExchangeSlot] = stage.CreatePort(_exchanges[k]!, partition, forwarded: segment > 0, Context.Abort);
+                }
+            }
+
+            context = new PartitionContext(partition, count, _descriptor, ports, Context.DeadLetters);
+            IWorkerInput input;
+            if (segment == 0)
+            {
+                try
+                {
+                    reader = readers(partition);
+                }
+                catch (Exception ex)
+                {
+                    throw new ConnectorException(name, _descriptor.Stages[0].Name, partition, "create its reader", ex);
+                }
+
+                input = new SourceInput<TIn>(Context, _descriptor.Stages[0].Name, partition, reader, job.Segment(context), context.Ports.OfType<IExchangePort>().ToArray());
+            }
+            else
+            {
+                input = keyed!.CreateInput(Context, _exchanges[keyedIndex]!, partition, context, _windows[keyedIndex]);
+            }
+
+            return new Worker(Context, segment, partition, input, context);
+        }
+        catch (Exception)
+        {
+            // Nothing of this partition reached a worker: release what was created here.
+            foreach (var port in ports)
+            {
+                if (port is not null)
+                {
+                    await AbortQuietly(port).ConfigureAwait(false);
+                }
+            }
+
+            if (reader is not null)
+            {
+                await Quietly(reader.DisposeAsync).ConfigureAwait(false);
+            }
+
+            if (context is not null)
+            {
+                await Quietly(context.DisposeOwnedAsync).ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Starts a task per worker that has no producer to run it (source partitions, keyed partitions behind a channel) and waits for all.</summary>
+    private async Task ExecuteAsync()
+    {
+        // Consumers first, so each exchange's completion exists before a producer can wait for it.
+        for (var segment = _descriptor.Segments.Count - 1; segment >= 0; segment--)
+        {
+            var exchange = segment == 0 ? null : ExchangeOfSegment(segment);
+            if (exchange is { Inline: true })
+            {
+                continue; // run by their producers
+            }
+
+            var started = _workers.Where(w => w.Stage == segment).Select(w => Task.Run(w.RunAsync, CancellationToken.None)).ToList();
+            _tasks.AddRange(started);
+            if (exchange is not null)
+            {
+                exchange.Completion = Task.WhenAll(started);
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(_tasks).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Context.Fail(ex);
+        }
+    }
+
+    private Exchange? ExchangeOfSegment(int segment)
+    {
+        for (var k = 0; k < _keyed.Count; k++)
+        {
+            if (_descriptor.Stages[_keyed[k].WindowStage].Segment == segment)
+            {
+                return _exchanges[k];
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Releases everything in order — workers (aborting any that did not complete), then the source, then the sinks,
+    /// then the dead-letter channel — and returns the run's failure, if any (a failure while closing counts when
+    /// nothing failed before).
+    /// </summary>
+    public async Task<Exception?> CloseAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return Context.Failure;
+        }
+
+        if (Context.Failure is not null)
+        {
+            Context.RequestAbort();
+        }
+
+        foreach (var worker in _workers)
+        {
+            try
+            {
+                await worker.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Context.Fail(ex);
+            }
+        }
+
+        // Tasks of workers that were started end once their worker is disposed or the run aborted.
+        try
+        {
+            await Task.WhenAll(_tasks).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // recorded by the workers themselves
+        }
+
+        var failure = Context.Failure;
+        if (_closeSource is { } closeSource)
+        {
+            try
+            {
+                await closeSource().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= new ConnectorException(_descriptor.Name, _descriptor.Stages[0].Name, null, "close", ex);
+            }
+        }
+
+        foreach (var sink in _opened)
+        {
+            try
+            {
+                await sink.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= new ConnectorException(_descriptor.Name, sink.Name, null, "close", ex);
+            }
+        }
+
+        try
+        {
+            await Context.DeadLetters.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            failure ??= new ConnectorException(_descriptor.Name, "dead letters", null, "close", ex);
+        }
+
+        Context.Dispose();
+        return failure;
+    }
+
+    public async ValueTask DisposeAsync() => await CloseAsync().ConfigureAwait(false);
+
+    private static async ValueTask AbortQuietly(IOutputPort port)
+    {
+        try
+        {
+            await port.AbortAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // setting up already failed; that failure is reported
+        }
+    }
+
+    private static async ValueTask Quietly(Func<ValueTask> action)
+    {
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // setting up already failed; that failure is reported
+        }
+    }
+
+    private static async Task Guard(string pipeline, string connector, string action, Func<ValueTask> call)
+    {
+        try
+        {
+            await call().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not PipelineException)
+        {
+            throw new ConnectorException(pipeline, connector, null, action, ex);
+        }
+    }
+
+    /// <summary>The driven run's source reader: the test driver pushes records instead.</summary>
+    private sealed class DrivenReader<T> : ISourceReader<T>
+    {
+        public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken) => ValueTask.FromResult(SourceBatch<T>.End);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// A stop must finish within the grace period; past it, the run is aborted (uncommitted input is read again). The
+    /// timer lives exactly as long as the run: nothing is logged about a run that has returned.
+    /// </summary>
+    private sealed class GracePeriod : IDisposable
+    {
+        private readonly Lock _lock = new();
+        private readonly RunContext _run;
+        private readonly PipelineOptions _options;
+        private readonly ILogger _logger;
+        private readonly CancellationTokenRegistration _registration;
+        private ITimer? _timer;
+        private bool _ended;
+
+        public GracePeriod(RunContext run, PipelineOptions options, ILogger logger, CancellationToken stop)
+        {
+            _run = run;
+            _options = options;
+            _logger = logger;
+            _registration = stop.Register(static state => ((GracePeriod)state!).Start(), this);
+        }
+
+        public bool Expired { get; private set; }
+
+        private void Start()
+        {
+            lock (_lock)
+            {
+                if (_ended || _timer is not null)
+                {
+                    return;
+                }
+
+                var period = Setting.FormatDuration(_options.GracePeriod);
+                Log.Stopping(_logger, _run.Pipeline, period);
+                _run.RequestStop();
+                _timer = _options.TimeProvider.CreateTimer(static state => ((GracePeriod)state!).Expire(), this, _options.GracePeriod, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        private void Expire()
+        {
+            lock (_lock)
+            {
+                if (_ended)
+                {
+                    return;
+                }
+
+                Expired = true;
+                var period = Setting.FormatDuration(_options.GracePeriod);
+                Log.GraceExpired(_logger, _run.Pipeline, period);
+                _run.RequestAbort();
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_lock)
+            {
+                _ended = true;
+                _timer?.Dispose();
+            }
+
+            _registration.Dispose();
+        }
+    }
+}

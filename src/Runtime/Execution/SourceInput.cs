@@ -1,0 +1,86 @@
+namespace Compiled.Runtime;
+
+/// <summary>A source partition as a worker's input: its reader's batches run through the pipeline's first loop.</summary>
+internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int partition, ISourceReader<TIn> reader, FusedSegment<TIn> segment, IReadOnlyList<IExchangePort> exchanges) : IWorkerInput
+{
+    private readonly KeyValuePair<string, object?>[] _tags = [new("pipeline", run.Pipeline), new("source", sourceName)];
+    private SourceBatch<TIn> _batch;
+    private long _recordsRead;
+    private bool _ended;
+
+    public string Name => sourceName;
+
+    public long RecordsRead => Volatile.Read(ref _recordsRead);
+
+    public bool Ended => _ended;
+
+    public bool CommitsPositions => reader.CommitsPositions;
+
+    public async ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort)
+    {
+        if (stop.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        try
+        {
+            _batch = await reader.ReadAsync(stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is not PipelineException)
+        {
+            throw new ConnectorException(run.Pipeline, sourceName, partition, "read", ex);
+        }
+
+        if (_batch.IsEnd)
+        {
+            _ended = true;
+            return false;
+        }
+
+        if (_batch.IsIdle)
+        {
+            foreach (var exchange in exchanges)
+            {
+                exchange.DeclareIdle();
+            }
+        }
+
+        return true;
+    }
+
+    public void Process()
+    {
+        var records = _batch.Records;
+        if (records.IsEmpty)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
+        CompiledMeter.RecordsRead.Add(records.Length, _tags);
+        segment.Process(records.Span, _batch.Origins);
+    }
+
+    /// <summary>Runs the loop over records handed in by the test driver, as if the reader had returned them.</summary>
+    public void Push(ReadOnlySpan<TIn> records)
+    {
+        Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
+        segment.Process(records);
+    }
+
+    public void Finish()
+    {
+    }
+
+    public Checkpoint CreateCheckpoint(string pipeline, int partition, long number)
+        => new(pipeline, sourceName, partition, number, reader.Positions, reader.CheckpointState);
+
+    public ValueTask CommitAsync(CancellationToken cancellationToken) => reader.CommitAsync(cancellationToken);
+
+    public ValueTask DisposeAsync() => reader.DisposeAsync();
+}

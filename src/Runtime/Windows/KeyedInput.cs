@@ -1,0 +1,249 @@
+namespace Compiled.Runtime;
+
+/// <summary>A keyed partition as a worker's input: what arrives through its exchange goes into its window.</summary>
+internal abstract class KeyedInput : IWorkerInput
+{
+    public abstract string Name { get; }
+
+    public long RecordsRead => 0;
+
+    public abstract bool Ended { get; }
+
+    public bool CommitsPositions => false;
+
+    /// <summary>Connects the input to the worker that runs it: inline deliveries and clock ticks flush through it.</summary>
+    public abstract void Bind(Worker worker);
+
+    public abstract ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort);
+
+    public abstract void Process();
+
+    public abstract void Finish();
+
+    public Checkpoint CreateCheckpoint(string pipeline, int partition, long number)
+        => throw new NotSupportedException("Keyed partitions do not take checkpoints of their own yet.");
+
+    public ValueTask CommitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public abstract ValueTask DisposeAsync();
+}
+
+/// <summary>
+/// One keyed partition: combines the watermarks of its inputs (<see cref="WatermarkValve"/>), adds the records it
+/// receives to its window operator, fires what the watermark completes, runs the loop after the window over the results,
+/// and forwards its watermark to the exchanges that loop writes into (a window after a window).
+/// </summary>
+internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsumer<Keyed<TKey, TIn>>
+    where TKey : notnull
+{
+    private readonly RunContext _run;
+    private readonly Exchange<Keyed<TKey, TIn>> _exchange;
+    private readonly int _partition;
+    private readonly FusedSegment<WindowResult<TKey, TOut>> _segment;
+    private readonly WindowOperator<TKey, TIn, TOut> _windows;
+    private readonly WatermarkValve _valve;
+    private readonly bool _processingTime;
+    private readonly TimeSpan _tick;
+    private readonly IExchangePort[] _forwards;
+    private readonly WindowStatistics _statistics;
+    private readonly KeyValuePair<string, object?>[] _tags;
+    private ExchangeBatch<Keyed<TKey, TIn>>? _current;
+    private Worker? _worker;
+    private ITimer? _timer;
+    private long _reportedLate;
+
+    public KeyedInput(
+        RunContext run,
+        Exchange<Keyed<TKey, TIn>> exchange,
+        int partition,
+        PartitionContext context,
+        FusedSegment<WindowResult<TKey, TOut>> segment,
+        WindowOperator<TKey, TIn, TOut> windows,
+        bool processingTime,
+        TimeSpan idleTimeout,
+        TimeSpan tick,
+        WindowStatistics statistics)
+    {
+        _run = run;
+        _exchange = exchange;
+        _partition = partition;
+        _segment = segment;
+        _windows = windows;
+        _processingTime = processingTime;
+        _tick = tick;
+        _statistics = statistics;
+        _valve = new WatermarkValve(exchange.InputsOf(partition), idleTimeout, run.Clock.Now);
+        _forwards = context.Ports.OfType<IExchangePort>().ToArray();
+        _tags = [new("pipeline", run.Pipeline), new("window", exchange.Name)];
+        if (exchange.Inline)
+        {
+            exchange.Attach(partition, this);
+        }
+    }
+
+    public override string Name => _exchange.Name;
+
+    public override bool Ended => _valve.AllEnded;
+
+    /// <summary>The window operator (tests and metrics).</summary>
+    public WindowOperator<TKey, TIn, TOut> Windows => _windows;
+
+    public override void Bind(Worker worker)
+    {
+        _worker = worker;
+        if (_tick > TimeSpan.Zero)
+        {
+            // A threaded partition gets ticks through its channel, so its worker is the only thread touching its state;
+            // an inline one (the test driver) handles them where the clock moves.
+            _timer = _exchange.Inline
+                ? _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TOut>)state!).TickInline(), this, _tick, _tick)
+                : _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TOut>)state!).PostTick(), this, _tick, _tick);
+        }
+    }
+
+    private void PostTick() => _exchange.PostTick(_partition);
+
+    private void TickInline()
+    {
+        var tick = _exchange.Rent(0);
+        tick.Signal = ExchangeSignal.Tick;
+        var pending = ReceiveAsync(tick, _run.Abort);
+        if (!pending.IsCompletedSuccessfully)
+        {
+            pending.AsTask().GetAwaiter().GetResult(); // a sink that really is asynchronous: the clock's caller waits for it
+        }
+    }
+
+    public override async ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort)
+    {
+        if (_valve.AllEnded)
+        {
+            return false;
+        }
+
+        var inbox = _exchange.Inbox(_partition);
+        while (!inbox.TryRead(out _current))
+        {
+            if (!await inbox.WaitToReadAsync(abort).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public override void Process()
+    {
+        var batch = _current!;
+        _current = null;
+        Handle(batch);
+    }
+
+    /// <summary>Inline: a producer (or the test driver's clock) hands over a batch on its own thread.</summary>
+    public async ValueTask ReceiveAsync(ExchangeBatch<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken)
+    {
+        Handle(batch);
+        await _worker!.AfterInlineStepAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void Handle(ExchangeBatch<Keyed<TKey, TIn>> batch)
+    {
+        var now = _run.Clock.Now;
+        switch (batch.Signal)
+        {
+            case ExchangeSignal.End:
+                _valve.End(batch.Input);
+                break;
+            case ExchangeSignal.Idle:
+                _valve.DeclareIdle(batch.Input);
+                break;
+            case ExchangeSignal.Data:
+                var items = batch.Items.AsSpan(0, batch.Count);
+                if (_processingTime)
+                {
+                    foreach (ref var item in items)
+                    {
+                        item = item with { Timestamp = now };
+                    }
+                }
+
+                _windows.Add(items);
+                _valve.Update(batch.Input, batch.Watermark, now, batch.Count > 0);
+                break;
+        }
+
+        _exchange.Return(batch);
+        Advance(now);
+    }
+
+    private void Advance(long now)
+    {
+        var watermark = _processingTime
+            ? (_valve.AllEnded ? long.MaxValue : now - 1)
+            : _valve.Combine(now);
+        _windows.Advance(watermark);
+        var fired = Emit();
+        foreach (var forward in _forwards)
+        {
+            forward.ForwardWatermark(_windows.Watermark);
+        }
+
+        _statistics.Update(_partition, _windows.Watermark, _valve.IdleCount(now), _valve.Slowest(now), fired, now);
+    }
+
+    /// <summary>Runs the loop after the window over what it emitted; true if it emitted anything.</summary>
+    private bool Emit()
+    {
+        var results = _windows.Results;
+        var fired = results.Count > 0;
+        if (fired)
+        {
+            try
+            {
+                _segment.Process(results.Span);
+            }
+            finally
+            {
+                results.Reset(); // under fail-fast the loop throws; the results must not be emitted twice
+            }
+        }
+
+        var late = _windows.LateRecords;
+        if (late != _reportedLate)
+        {
+            _statistics.AddLate(late - _reportedLate);
+            CompiledMeter.RecordsLate.Add(late - _reportedLate, _tags);
+            _reportedLate = late;
+        }
+
+        return fired;
+    }
+
+    public override void Finish()
+    {
+        _windows.Advance(long.MaxValue);
+        Emit();
+        foreach (var forward in _forwards)
+        {
+            forward.ForwardWatermark(long.MaxValue);
+        }
+
+        _statistics.Update(_partition, long.MaxValue, 0, -1, false, _run.Clock.Now);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_timer is { } timer)
+        {
+            _timer = null;
+            await timer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_current is { } current)
+        {
+            _current = null;
+            _exchange.Return(current);
+        }
+    }
+}
