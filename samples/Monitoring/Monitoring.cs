@@ -17,23 +17,27 @@ public static class Paths
 /// <summary>How alerts and late events are printed.</summary>
 public static class Show
 {
-    /// <summary>An alert line.</summary>
-    public static string Alert(WindowResult<string, long> r)
-        => $"ALERT {r.Key,-9} {r.Value} errors in [{r.StartTime:HH:mm:ss}, {r.EndTime:HH:mm:ss}){(r.IsUpdate ? "  (updated by a late event)" : "")}";
+    /// <summary>An alert line of the window <paramref name="window"/> ("1m", "5m").</summary>
+    public static string Alert(string window, WindowResult<string, long> r)
+        => $"ALERT {window} {r.Key,-9} {r.Value} errors in [{r.StartTime:HH:mm:ss}, {r.EndTime:HH:mm:ss}){(r.IsUpdate ? "  (updated by a late event)" : "")}";
 
     /// <summary>A late event line.</summary>
     public static string Late(ServiceEvent e)
-        => $"LATE  {e.Service,-9} {e.Level} at {DateTimeOffset.FromUnixTimeMilliseconds(e.Time):HH:mm:ss}: too late for every window -> side output";
+        => $"LATE  {e.Service,-9} {e.Level} at {DateTimeOffset.FromUnixTimeMilliseconds(e.Time):HH:mm:ss}: too late for every 1-minute window -> side output";
 }
 
-/// <summary>Per-service error counts in 1-minute tumbling windows; 3 or more errors in a minute is an alert.</summary>
-[Pipeline(Name = "errors-per-minute")]
-public sealed partial class ErrorsPerMinute
+/// <summary>
+/// Service alerts from one read of the events: the errors feed two branches, per-service error counts in 1-minute
+/// tumbling windows (3 or more is an alert) and in 5-minute windows sliding every minute (4 or more is an alert).
+/// </summary>
+[Pipeline(Name = "service-alerts")]
+public sealed partial class ServiceAlerts
 {
     [Source] FileSource<ServiceEvent, ServiceEvent.JsonCodec> Events { get; } = new(Paths.Events);
 
     [Transform] static bool IsError(ServiceEvent e) => e.Level == "error";
 
+    // Branch 1: reads IsError (the stage above it).
     [KeyBy] static string Service(ServiceEvent e) => e.Service;
 
     [Window]
@@ -43,22 +47,12 @@ public sealed partial class ErrorsPerMinute
         AllowedLateness = TimeSpan.FromSeconds(30),
     };
 
-    [Transform] static bool OverThreshold(WindowResult<string, long> r) => r.Value >= 3;
+    [Transform] static bool ThreeOrMore(WindowResult<string, long> r) => r.Value >= 3;
 
-    [Sink] ConsoleSink<WindowResult<string, long>> Alerts { get; } = new(Show.Alert);
+    [Sink] ConsoleSink<WindowResult<string, long>> MinuteAlerts { get; } = new(r => Show.Alert("1m", r));
 
-    [LateData] ConsoleSink<ServiceEvent> Late { get; } = new(Show.Late);
-}
-
-/// <summary>Per-service error counts in 5-minute windows sliding every minute; 4 or more is an alert.</summary>
-[Pipeline(Name = "errors-per-5-minutes")]
-public sealed partial class ErrorsPerFiveMinutes
-{
-    [Source] FileSource<ServiceEvent, ServiceEvent.JsonCodec> Events { get; } = new(Paths.Events);
-
-    [Transform] static bool IsError(ServiceEvent e) => e.Level == "error";
-
-    [KeyBy] static string Service(ServiceEvent e) => e.Service;
+    // Branch 2: reads IsError too — the same records, not a copy of them.
+    [KeyBy(Input = nameof(IsError))] static string ServiceOverFiveMinutes(ServiceEvent e) => e.Service;
 
     [Window]
     WindowSpec<ServiceEvent, Count<ServiceEvent>> FiveMinutes { get; } = new(Window.Sliding(TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(1)))
@@ -67,9 +61,9 @@ public sealed partial class ErrorsPerFiveMinutes
         AllowedLateness = TimeSpan.FromSeconds(30),
     };
 
-    [Transform] static bool OverThreshold(WindowResult<string, long> r) => r.Value >= 4;
+    [Transform] static bool FourOrMore(WindowResult<string, long> r) => r.Value >= 4;
 
-    [Sink] ConsoleSink<WindowResult<string, long>> Alerts { get; } = new(Show.Alert);
+    [Sink] ConsoleSink<WindowResult<string, long>> FiveMinuteAlerts { get; } = new(r => Show.Alert("5m", r));
 
-    [LateData] ConsoleSink<ServiceEvent> Late { get; } = new(Show.Late);
+    [LateData(Window = nameof(PerMinute))] ConsoleSink<ServiceEvent> Late { get; } = new(Show.Late);
 }

@@ -1,14 +1,14 @@
 using Monitoring;
 
-// Two keyed window pipelines over the same service events: 1-minute tumbling and 5-minute sliding error counts.
-// Each prints its alerts and the events that came too late for every window (the late-data side output).
+// One pipeline over the service events, read once: the errors feed two branches, 1-minute tumbling and 5-minute
+// sliding error counts per service, each printing its alerts; events too late for every 1-minute window go to the
+// late-data side output.
 //
 // A watermark follows every batch a partition reads. A file is read at once, so unless told otherwise the sample
 // reads one event per batch: the watermark then moves event by event, as it would on a live stream, and the late
 // events in data/events.jsonl arrive after the windows they belong to have fired. It also reads with one partition:
-// the file is one split, and a second partition with nothing to read would hold every watermark back until it
-// reports its end — the windows would then all fire at the end of input, and whether an event counts as late would
-// depend on that race. (Give --batch-size or --parallelism to override.)
+// the file is one split, and whether an event counts as late would otherwise depend on when the second partition
+// (which has nothing to read) reports its end. (Give --batch-size or --parallelism to override.)
 string[] options = [.. args];
 if (!args.Contains("--batch-size"))
 {
@@ -20,13 +20,4 @@ if (!args.Contains("--parallelism") && !args.Contains("-p"))
     options = [.. options, "--parallelism", "1"];
 }
 
-Console.WriteLine("== errors per minute (tumbling 1 min, alert at >= 3) ==");
-var code = await ErrorsPerMinute.RunAsync(options);
-if (code != 0)
-{
-    return code;
-}
-
-Console.WriteLine();
-Console.WriteLine("== errors per 5 minutes (sliding every minute, alert at >= 4) ==");
-return await ErrorsPerFiveMinutes.RunAsync(options);
+return await ServiceAlerts.RunAsync(options);

@@ -365,6 +365,13 @@ public static class PipelineHost
             text += string.Create(CultureInfo.InvariantCulture, $"  filtered out: {filtered:N0} records\n");
         }
 
+        foreach (var window in result.Windows.Where(w => w.LateRecords > 0))
+        {
+            text += window.LateSink is null
+                ? string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window}, dropped (declare a [LateData] sink to keep them)\n")
+                : string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window} -> {window.LateSink}\n");
+        }
+
         if (result.Malformed > 0 || result.OperatorFailures > 0)
         {
             var where = result.DeadLetterDestination is { } destination ? $" -> {destination}: {result.DeadLettered:N0} dead letters" : " (skipped)";

@@ -24,11 +24,17 @@ public static class PlanExplainer
         {
             text.Append('\n');
             text.Append(CultureInfo.InvariantCulture, $"  loop {segment.Index}: stages {segment.FirstStage}-{segment.LastStage} fused into one loop, one copy per partition ({options.Parallelism}); fused because {segment.Reason}\n");
+            if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"    reads the hash exchange of keyBy '{plan.Stages[keyBy].Name}' (loop {plan.Stages[keyBy].Segment}): each of its {options.Parallelism} partitions sends every record to the partition that owns the key\n");
+            }
+
             for (var i = segment.FirstStage; i <= segment.LastStage; i++)
             {
                 var stage = plan.Stages[i];
                 var types = stage.InputType is null ? $"-> {stage.OutputType}" : stage.Kind == StageKind.Filter || stage.Kind == StageKind.Sink ? stage.InputType : $"{stage.InputType} -> {stage.OutputType}";
-                text.Append(CultureInfo.InvariantCulture, $"    {stage.Index,2}  {Kind(stage),-8} {stage.Name,-16} {types,-28} {stage.Implementation}\n");
+                var branch = stage.Input >= 0 && stage.Input != i - 1 && i != segment.FirstStage ? $"  (reads {plan.Stages[stage.Input].Name})" : "";
+                text.Append(CultureInfo.InvariantCulture, $"    {stage.Index,2}  {Kind(stage),-8} {stage.Name,-16} {types,-28} {stage.Implementation}{branch}\n");
             }
 
             for (var i = segment.FirstStage; i <= segment.LastStage; i++)
@@ -83,23 +89,17 @@ public static class PlanExplainer
             text.Append("  end\n");
         }
 
-        // A sink passes its input on unchanged, so every stage is fed by the nearest stage before it that is not a sink.
-        var feeder = 0;
+        // Every stage is fed by the stage it reads (a sink passes its input on unchanged); several edges from one stage are a fork.
         for (var i = 1; i < plan.Stages.Count; i++)
         {
-            if (plan.Stages[feeder].Kind == StageKind.KeyBy)
+            var input = plan.Stages[i].Input;
+            if (input < 0)
             {
-                text.Append(CultureInfo.InvariantCulture, $"  s{feeder} == \"hash exchange\" ==> s{i}\n");
-            }
-            else
-            {
-                text.Append(CultureInfo.InvariantCulture, $"  s{feeder} --> s{i}\n");
+                continue;
             }
 
-            if (plan.Stages[i].Kind != StageKind.Sink)
-            {
-                feeder = i;
-            }
+            var edge = plan.Stages[input].Kind == StageKind.KeyBy ? "== \"hash exchange\" ==>" : "-->";
+            text.Append(CultureInfo.InvariantCulture, $"  s{input} {edge} s{i}\n");
         }
 
         foreach (var connector in job.Connectors)

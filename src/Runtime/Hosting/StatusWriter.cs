@@ -136,6 +136,17 @@ internal sealed class ProgressReporter : IAsyncDisposable
             line += string.Create(CultureInfo.InvariantCulture, $"  failed {failed:N0} (dead letters {now.DeadLettered:N0})");
         }
 
+        if (now.LateRecords > 0)
+        {
+            line += string.Create(CultureInfo.InvariantCulture, $"  late {now.LateRecords:N0}");
+        }
+
+        // A window that has not fired for longer than its size, with an input holding its watermark back: name it.
+        if (now.Windows.FirstOrDefault(w => w.Stalled) is { } stalled)
+        {
+            line += string.Create(CultureInfo.InvariantCulture, $"  {stalled.Window} waits for input {stalled.HoldingInput} (watermark {Elapsed(stalled.Lag!.Value)} behind)");
+        }
+
         if (now.Sinks.Any(s => s.Capacity > 0))
         {
             var fill = now.Sinks.Where(s => s.Capacity > 0).Max(s => (double)s.Queued / s.Capacity);

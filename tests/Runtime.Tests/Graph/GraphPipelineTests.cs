@@ -114,6 +114,37 @@ public sealed class GraphPipelineTests
     }
 }
 
+/// <summary>Following files: the partitions without a file are idle, not stuck.</summary>
+public sealed class FollowedWindowTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("compiled-follow-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Fact]
+    public async Task A_followed_file_feeds_windows_that_fire_while_the_run_goes_on_at_parallelism_2()
+    {
+        // One file, two partitions: the partition the file is not placed on has nothing to read. It says so, so it does
+        // not hold the watermark back and the first second's windows fire without waiting for the stop.
+        var file = Path.Combine(_directory, "hits.jsonl");
+        await File.WriteAllLinesAsync(file, ["{\"page\":\"/a\",\"time\":100}", "{\"page\":\"/b\",\"time\":200}", "{\"page\":\"/a\",\"time\":300}", "{\"page\":\"/a\",\"time\":1500}"]);
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var results = new TrackingSink<WindowResult<string, long>> { BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; } };
+        var pipeline = new FollowedHits
+        {
+            Input = new(Path.Combine(_directory, "*.jsonl"), new FileSourceOptions { Follow = true, PollInterval = TimeSpan.FromMilliseconds(20) }),
+            Results = results,
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // fails here if the empty partition holds the watermark back
+        Assert.False(run.IsCompleted);
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal([("/a", 0L, 2L), ("/a", 1000L, 1L), ("/b", 0L, 1L)], results.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
+    }
+}
+
 /// <summary>Partition 0 reads its records in one batch, then waits for the stop; the others have nothing and say they are idle.</summary>
 public sealed class IdlePartitionSource<T>(T[] records) : ISource<T>
 {

@@ -130,3 +130,20 @@ public static class TopPagesReference
 
     private static long Floor(long time) => (long)Math.Floor(time / 60_000.0) * 60_000;
 }
+
+/// <summary>A page hit as a JSON line.</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct Hit(string Page, [property: EventTime] long Time);
+
+/// <summary>Hits per page per second, from files followed like tail -F.</summary>
+[Pipeline(Name = "followed-hits")]
+public sealed partial class FollowedHits
+{
+    [Source] public FileSource<Hit, Hit.JsonCodec> Input { get; set; } = new("unused");
+
+    [KeyBy] static string Page(Hit h) => h.Page;
+
+    [Window] public WindowSpec<Hit, Count<Hit>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public ISink<WindowResult<string, long>> Results { get; set; } = new CollectionSink<WindowResult<string, long>>();
+}

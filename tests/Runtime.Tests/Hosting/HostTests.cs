@@ -151,6 +151,27 @@ public sealed class HostTests : IDisposable
     }
 
     [Theory]
+    [InlineData("text", "explained.graph.txt")]
+    [InlineData("mermaid", "explained.graph.mermaid.txt")]
+    public async Task Explain_shows_the_whole_graph_with_its_branches_and_exchanges(string format, string golden)
+    {
+        var pipeline = new Graph.ServiceBranches();
+        var (code, output, error) = await Run(pipeline, "--explain", format, "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+    }
+
+    [Theory]
+    [InlineData("text", "explained.twostage.txt")]
+    [InlineData("mermaid", "explained.twostage.mermaid.txt")]
+    public async Task Explain_shows_keyed_stages_in_sequence(string format, string golden)
+    {
+        var (code, output, error) = await Run(new Graph.TopPagesPerMinute(), "--explain", format, "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+    }
+
+    [Theory]
     [InlineData("text", "explained.txt")]
     [InlineData("mermaid", "explained.mermaid.txt")]
     public async Task Explain_prints_the_plan_with_its_chain_break_and_runs_nothing(string format, string golden)

@@ -18,6 +18,7 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
     private Tail? _lastServed;
     private DateTime _lastScan = DateTime.MinValue;
+    private bool _saidIdle;
 
     public FollowReader(string path, FileSourceOptions options, SourceContext<T> context, int partition, IEnumerable<string> initialFiles)
     {
@@ -44,6 +45,14 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
         while (true)
         {
             ScanForNewFiles();
+            if (_tails.Count == 0 && !_saidIdle)
+            {
+                // No file of this partition exists yet (one file at parallelism 2, say): until one appears, this
+                // partition must not hold back the watermarks of the windows downstream.
+                _saidIdle = true;
+                return SourceBatch<T>.Idle;
+            }
+
             var waits = _tails.Select(t => (Task)t.Pending!).Append(Task.Delay(_options.PollInterval, linked.Token)).ToArray();
             var done = await Task.WhenAny(waits).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
