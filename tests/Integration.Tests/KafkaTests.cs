@@ -324,4 +324,30 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
         Assert.Fail($"only {count} of {rows} rows arrived within {Patience}");
         return count;
     }
+
+    [Fact]
+    public async Task Eight_partitions_on_two_cores_make_progress_without_blocking_pool_threads_and_stop_within_the_grace_period()
+    {
+        // librdkafka's Consume blocks for up to the poll timeout. Run on thread-pool threads, eight of them would hold
+        // the pool (minimum threads left at the default) while the run's own continuations wait for threads to be
+        // injected. Each reader polls on a thread of its own: the metadata callback, called inside the poll, sees it.
+        var topic = kafka.NewTopic("eight", 8);
+        var orders = Enumerable.Range(1, 4_000).Select(i => OrderOf(i)).ToArray();
+        kafka.Produce(topic, orders.Select(o => ((string?)$"k{o.Id}", (byte[]?)Json(o))));
+        var pollThreads = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        var source = new KafkaSource<Order, Order.JsonCodec>(Source(topic, "eight-" + Guid.NewGuid().ToString("N")), (ref Order _, KafkaMessage _) =>
+            pollThreads[Thread.CurrentThread.Name ?? "?"] = Thread.CurrentThread.IsThreadPoolThread);
+        var pipeline = new KafkaOrders { Orders = source, Output = new CountingSink<Order>() };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 8, GracePeriod = TimeSpan.FromSeconds(10) }, stop.Token);
+        await pipeline.Output.WhenCount(orders.Length).WaitAsync(Patience);
+        await stop.CancelAsync();
+        var result = await run; // a run that cannot drain within the grace period throws PipelineAbortedException
+
+        Assert.Equal(PipelineOutcome.Stopped, result.Outcome);
+        Assert.Equal(orders.Select(o => o.Id).Order(), pipeline.Output.Items.Select(o => o.Id).Distinct().Order());
+        Assert.NotEmpty(pollThreads);
+        Assert.All(pollThreads, thread => Assert.False(thread.Value, $"polled on thread-pool thread '{thread.Key}'"));
+        Assert.All(pollThreads.Keys, name => Assert.StartsWith("kafka ", name, StringComparison.Ordinal));
+    }
 }

@@ -121,6 +121,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly KafkaSourceOptions _options;
         private readonly IConsumer<ValueSlice, ValueSlice> _consumer;
         private readonly ArenaDeserializer _values = new();
+        private readonly PollThread _poller;
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
         private readonly T[] _records;
         private readonly Message[] _consumed;
@@ -175,6 +176,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 .SetLogHandler((_, _) => { })
                 .Build();
             _consumer.Subscribe(KafkaConfig.Topics(_options.Topics));
+            _poller = new PollThread($"kafka {context.PipelineName}/{partition}");
         }
 
         public long Consumed => Interlocked.Read(ref _consumedCount);
@@ -197,7 +199,16 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             }
         }
 
+        /// <summary>
+        /// Polls on the reader's own thread: librdkafka's Consume blocks for up to the poll timeout, which must not hold a
+        /// thread-pool thread (a run with more partitions than cores would starve). The worker awaits the poll, so the
+        /// rebalance callbacks that run inside it — and the checkpoint a revoke takes — still run while the worker is
+        /// inside ReadAsync, never beside its processing.
+        /// </summary>
         public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+            => new(_poller.Run(() => Read(cancellationToken)));
+
+        private SourceBatch<T> Read(CancellationToken cancellationToken)
         {
             ThrowHandlerFailure();
             _values.Reset();
@@ -224,7 +235,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _pending = 0;
             if (count == 0)
             {
-                return ValueTask.FromResult(SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty));
+                return _owned.Count == 0 ? SourceBatch<T>.Idle : SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty);
             }
 
             // Decode only now: the arena no longer moves, so records may point into it (Utf8Text).
@@ -261,7 +272,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
-            return ValueTask.FromResult(SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this));
+            return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this);
         }
 
         public ValueTask CommitAsync(CancellationToken cancellationToken)
@@ -310,23 +321,34 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             return ValueTask.CompletedTask;
         }
 
-        public ValueTask DisposeAsync()
+        public async ValueTask DisposeAsync()
         {
             _closing = true;
             try
             {
-                _consumer.Close(); // leaves the group at once, so that others get its partitions without waiting for a timeout
-            }
-            catch (KafkaException)
-            {
-                // closing after a failure: the group will time this member out
+                // On the poll thread, like every call that may run the rebalance callbacks.
+                await _poller.Run(() =>
+                {
+                    try
+                    {
+                        _consumer.Close(); // leaves the group at once, so that others get its partitions without waiting for a timeout
+                    }
+                    catch (KafkaException)
+                    {
+                        // closing after a failure: the group will time this member out
+                    }
+                    finally
+                    {
+                        _consumer.Dispose();
+                    }
+
+                    return true;
+                }).ConfigureAwait(false);
             }
             finally
             {
-                _consumer.Dispose();
+                _poller.Dispose();
             }
-
-            return ValueTask.CompletedTask;
         }
 
         private List<TopicPartitionOffset> Assigned(IConsumer<ValueSlice, ValueSlice> consumer, List<TopicPartition> partitions)

@@ -449,6 +449,17 @@ internal sealed class PipelineRun : IAsyncDisposable
             Context.RequestAbort();
         }
 
+        // Started workers end by themselves (their input ended, or the run aborted) and dispose what they hold; wait for
+        // them before touching anything of theirs. Then release the workers that never ran or ran inline.
+        try
+        {
+            await Task.WhenAll(_tasks).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // recorded by the workers themselves
+        }
+
         foreach (var worker in _workers)
         {
             try
@@ -459,16 +470,6 @@ internal sealed class PipelineRun : IAsyncDisposable
             {
                 Context.Fail(ex);
             }
-        }
-
-        // Tasks of workers that were started end once their worker is disposed or the run aborted.
-        try
-        {
-            await Task.WhenAll(_tasks).ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // recorded by the workers themselves
         }
 
         var failure = Context.Failure;
