@@ -17,6 +17,12 @@ if (args.Length > 0 && args[0] == "--window-cpu")
     return await WindowCpu.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 15);
 }
 
+// '--graph-cpu [runs]' runs the graph workloads (two keyed stages, two branches) next to hand-written loops.
+if (args.Length > 0 && args[0] == "--graph-cpu")
+{
+    return await GraphCpu.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 9);
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(PipelineBenchmarks).Assembly).Run(args);
 return 0;
 
