@@ -138,6 +138,11 @@ public sealed class CheckpointSink : ISink<long>
 
     public bool SlowWrites { get; init; }
 
+    /// <summary>Commits wait until the run aborts; <see cref="CommitStalled"/> completes when the first one starts waiting.</summary>
+    public bool StallCommits { get; init; }
+
+    public TaskCompletionSource CommitStalled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public long Written => Interlocked.Read(ref _written);
 
     public int Flushes => Volatile.Read(ref _flushes);
@@ -174,8 +179,14 @@ public sealed class CheckpointSink : ISink<long>
             return ValueTask.CompletedTask;
         }
 
-        public ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+        public async ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
         {
+            if (sink.StallCommits)
+            {
+                sink.CommitStalled.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
             if (Interlocked.Increment(ref sink._commits) > sink.FailCommitAfter)
             {
                 throw new InvalidOperationException("commit refused");
@@ -185,7 +196,6 @@ public sealed class CheckpointSink : ISink<long>
             var position = checkpoint.Positions.Single().Offset;
             Assert.Equal(position, _writtenThrough);
             sink._committed[partition] = position;
-            return ValueTask.CompletedTask;
         }
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;

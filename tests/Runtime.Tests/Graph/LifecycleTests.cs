@@ -137,6 +137,48 @@ public sealed class LifecycleTests
         await channel.DisposeAsync();
     }
 
+    [Fact]
+    public async Task An_abort_during_a_checkpoint_ends_the_run_without_committing_and_releases_everything()
+    {
+        var source = new CommittingSource(batches: int.MaxValue);
+        var sink = new CheckpointSink { StallCommits = true };
+        var pipeline = new CommittingPipeline { Input = source, Output = sink };
+        using var stop = new CancellationTokenSource();
+        using var abort = new CancellationTokenSource();
+        var run = ((ICompiledPipeline)pipeline).CreateJob().RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 64, CheckpointInterval = TimeSpan.FromMilliseconds(5) }, stop.Token, abort.Token);
+        await sink.CommitStalled.Task.WaitAsync(TimeSpan.FromMinutes(1)); // a checkpoint is waiting for the sink to commit
+        await abort.CancelAsync();
+        await Assert.ThrowsAsync<PipelineAbortedException>(() => run.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Empty(source.Commits); // the stalled checkpoint never reached the source
+        Assert.Equal(0, sink.Commits);
+    }
+
+    [Fact]
+    public async Task A_stop_while_a_keyed_partition_flushes_drains_the_windows_and_releases_everything()
+    {
+        // The sink after the window stalls until the stop has been requested: the stop arrives while a keyed
+        // partition is inside its flush. The run must still drain: every window fires, every writer is closed.
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var source = new CountingSource(endless: true);
+        var raw = new TrackingSink<Windows.Reading>();
+        var results = new TrackingSink<WindowResult<int, long>> { BeforeWrite = async _ => { stalled.TrySetResult(); await gate.Task; } };
+        var pipeline = new TwoSidedPipeline { Events = source, Raw = raw, Results = results };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, GracePeriod = TimeSpan.FromMinutes(1) }, stop.Token);
+        await stalled.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        await stop.CancelAsync();
+        gate.SetResult();
+        var result = await run.WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.Equal(PipelineOutcome.Stopped, result.Outcome);
+        Assert.Equal(result.RecordsRead, results.Items.Sum(r => r.Value)); // every record read is counted in a fired window
+        Assert.Equal(result.RecordsRead, raw.Written);
+        Assert.Equal(source.ReadersCreated, source.ReadersDisposed);
+        AssertReleased(raw);
+        AssertReleased(results);
+    }
+
     private static FailedRecord Failed(int partition, string raw)
         => new(FailureKind.Operator, partition, "S", new RecordOrigin("src", null, null, null, System.Text.Encoding.UTF8.GetBytes(raw)), "E", "boom");
 
