@@ -1,0 +1,100 @@
+namespace Compiled.Runtime.Tests.Graph;
+
+/// <summary>How an exchange port routes a producer's records and watermarks to the consumer partitions.</summary>
+public sealed class ExchangeTests
+{
+    private sealed class Recorder(Exchange<Keyed<int, long>> exchange) : IExchangeConsumer<Keyed<int, long>>
+    {
+        public List<(int Input, ExchangeSignal Signal, long Watermark, long[] Records)> Received { get; } = [];
+
+        public ValueTask ReceiveAsync(ExchangeBatch<Keyed<int, long>> batch, CancellationToken cancellationToken)
+        {
+            Received.Add((batch.Input, batch.Signal, batch.Watermark, batch.Items.AsSpan(0, batch.Count).ToArray().Select(k => k.Record).ToArray()));
+            exchange.Return(batch);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private static (Exchange<Keyed<int, long>> Exchange, Recorder[] Consumers) Inline(ExchangeRouting routing, int producers, int consumers)
+    {
+        var exchange = new Exchange<Keyed<int, long>>("w", routing, producers, consumers, inline: true, queueCapacity: 4);
+        var recorders = Enumerable.Range(0, consumers).Select(_ => new Recorder(exchange)).ToArray();
+        for (var c = 0; c < consumers; c++)
+        {
+            exchange.Attach(c, recorders[c]);
+        }
+
+        return (exchange, recorders);
+    }
+
+    private static async Task Write(ExchangePort<Keyed<int, long>> port, params (int Key, long Time)[] records)
+    {
+        foreach (var (key, time) in records)
+        {
+            port.Buffer.Add(new Keyed<int, long>(key, time, time));
+        }
+
+        await port.FlushAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Hash_routing_sends_each_key_to_one_consumer_and_the_watermark_to_all()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Hash, producers: 2, consumers: 3);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 1, eventTime: true, forwarded: false, TimeSpan.FromMilliseconds(10), CancellationToken.None);
+        var records = Enumerable.Range(0, 60).Select(i => (Key: i % 7, Time: 100L + i)).ToArray();
+        await Write(port, records);
+
+        for (var c = 0; c < 3; c++)
+        {
+            var batch = Assert.Single(consumers[c].Received);
+            Assert.Equal(1, batch.Input); // tagged with the producer
+            Assert.Equal(159 - 10 - 1, batch.Watermark); // largest time − out-of-orderness − 1 ms, to every consumer
+            Assert.All(batch.Records, time => Assert.Equal(c, KeyHash.Partition(KeyHash.Of((int)((time - 100) % 7)), 3)));
+        }
+
+        Assert.Equal(records.Select(r => r.Time).Order(), consumers.SelectMany(c => c.Received.Single().Records).Order());
+    }
+
+    [Fact]
+    public async Task Broadcast_routing_sends_every_record_to_every_consumer()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Broadcast, producers: 1, consumers: 3);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 0, eventTime: true, forwarded: false, TimeSpan.Zero, CancellationToken.None);
+        await Write(port, (1, 10), (2, 20), (3, 30));
+        Assert.All(consumers, c => Assert.Equal([10L, 20L, 30L], c.Received.Single().Records));
+    }
+
+    [Fact]
+    public async Task Forward_routing_feeds_the_consumer_of_the_same_index_as_its_only_input()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Forward, producers: 2, consumers: 2);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 1, eventTime: true, forwarded: false, TimeSpan.Zero, CancellationToken.None);
+        await Write(port, (5, 10), (6, 20));
+        Assert.Empty(consumers[0].Received);
+        var batch = Assert.Single(consumers[1].Received);
+        Assert.Equal(0, batch.Input); // a forward consumer has one input
+        Assert.Equal([10L, 20L], batch.Records);
+        Assert.Equal(1, exchange.InputsOf(1));
+    }
+
+    [Fact]
+    public async Task A_forwarded_watermark_is_sent_when_it_moves_even_without_records_and_an_idle_producer_says_so_once()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Hash, producers: 1, consumers: 2);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 0, eventTime: true, forwarded: true, TimeSpan.Zero, CancellationToken.None);
+        port.ForwardWatermark(500);
+        await port.FlushAsync(CancellationToken.None);
+        await port.FlushAsync(CancellationToken.None); // unchanged: nothing sent
+        Assert.All(consumers, c => Assert.Equal((0, ExchangeSignal.Data, 500L), c.Received.Select(r => (r.Input, r.Signal, r.Watermark)).Single()));
+
+        port.DeclareIdle();
+        await port.FlushAsync(CancellationToken.None);
+        port.DeclareIdle();
+        await port.FlushAsync(CancellationToken.None); // still idle: said once
+        Assert.All(consumers, c => Assert.Equal(1, c.Received.Count(r => r.Signal == ExchangeSignal.Idle)));
+
+        await port.CompleteAsync(CancellationToken.None);
+        Assert.All(consumers, c => Assert.Equal(ExchangeSignal.End, c.Received[^1].Signal));
+    }
+}
