@@ -99,7 +99,8 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             truncated,
             failure.ErrorType,
             failure.Message,
-            DateTimeOffset.UtcNow));
+            DateTimeOffset.UtcNow,
+            failure.Origin.Lines));
         Interlocked.Increment(ref _enqueued);
     }
 

@@ -30,6 +30,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
 {
     private static readonly byte[] Bom = [0xEF, 0xBB, 0xBF];
 
+    /// <summary>The number of fields of a CSV record, from the codec's header; -1 when unknown (no header).</summary>
+    private static readonly int ExpectedFields = TCodec.Framing == RecordFraming.QuotedLines && !TCodec.Header.IsEmpty ? CsvFraming.CountFields(TCodec.Header) : -1;
+
     private readonly PipeReader _pipe;
     private readonly RecordStreamSettings _settings;
     private readonly T[] _records;
@@ -206,11 +209,18 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
             }
 
-            if (!TryFrame(ref reader, out var record, out var lines))
+            if (!TryFrame(ref reader, final, out var record, out var lines))
             {
                 var remaining = reader.Remaining;
-                if (remaining > limit && TCodec.Framing != RecordFraming.LengthPrefixed)
+                if (remaining > limit + 1 && TCodec.Framing != RecordFraming.LengthPrefixed) // + 1: a CR before the LF is not part of the record
                 {
+                    if (TCodec.Framing == RecordFraming.QuotedLines && FirstLine(ref reader, limit, out record))
+                    {
+                        // A quote opened a span longer than the limit: the line it started on is the record (resync).
+                        Accept(AsMemory(record), reader.Consumed - startConsumed, 1);
+                        continue;
+                    }
+
                     ReportOversize(buffer.Slice(start, Math.Min(remaining, DeadLetterKeep(limit))));
                     _skipToNewline = true;
                     continue;
@@ -234,7 +244,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             }
 
             var recordBytes = reader.Consumed - startConsumed;
-            if (record.Length > limit)
+            if (record.Length - (EndsWithCarriageReturn(record) ? 1 : 0) > limit)
             {
                 ReportOversize(record.Slice(0, DeadLetterKeep(limit)));
                 Advance(recordBytes, lines);
@@ -281,11 +291,22 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             end = span.IndexOf((byte)'\n');
             if (end < 0 || _offset + end > _quoteFreeUntil)
             {
-                end = QuotedLineEnd(span, ref lines); // a quote comes first: the careful scan
+                end = QuotedLineEnd(span, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
+                if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
+                {
+                    // The quoted span does not make a record: the line the quote opened on is the (bad) record.
+                    end = span.IndexOf((byte)'\n');
+                    lines = 1;
+                }
+                else if (end == CsvFraming.TooManyLines)
+                {
+                    end = span.IndexOf((byte)'\n');
+                    lines = 1;
+                }
             }
         }
 
-        if (end < 0 || end > _settings.Options.MaxRecordBytes)
+        if (end < 0 || end - (end > 0 && span[end - 1] == '\r' ? 1 : 0) > _settings.Options.MaxRecordBytes)
         {
             record = default;
             bytes = 0;
@@ -298,8 +319,11 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         return true;
     }
 
-    /// <summary>The index of the first line break outside double quotes in <paramref name="span"/>, or -1.</summary>
-    private static int QuotedLineEnd(ReadOnlySpan<byte> span, ref int lines)
+    /// <summary>
+    /// The index of the first line break outside double quotes in <paramref name="span"/>, -1 when there is none, or
+    /// <see cref="CsvFraming.TooManyLines"/> when quotes keep it open past <paramref name="maxLines"/> lines.
+    /// </summary>
+    private static int QuotedLineEnd(ReadOnlySpan<byte> span, int maxLines, ref int lines)
     {
         var quoted = false;
         var inner = 0;
@@ -322,9 +346,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 lines += inner;
                 return i;
             }
-            else
+            else if (++inner >= maxLines)
             {
-                inner++;
+                return CsvFraming.TooManyLines;
             }
 
             i++;
@@ -341,9 +365,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 memory = memory[..^1];
             }
 
-            if (memory.IsEmpty)
+            if (memory.IsEmpty || (memory.Span[0] is (byte)' ' or (byte)'\t' && IsBlank(memory.Span)))
             {
-                Advance(recordBytes, lines); // a blank line
+                Advance(recordBytes, lines); // a blank (or whitespace-only) line
                 return;
             }
         }
@@ -367,13 +391,13 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             var message = lines == 0 && TCodec.Framing != RecordFraming.LengthPrefixed
                 ? $"{error.Message} (at byte {error.Offset}; the last record has no line break: truncated?)"
                 : $"{error.Message} (at byte {error.Offset})";
-            Report(memory, "DecodeError", message, truncated: false);
+            Report(memory, "DecodeError", message, truncated: false, LinesOf(memory.Span));
         }
 
         Advance(recordBytes, lines);
     }
 
-    private bool TryFrame(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, out int lines)
+    private bool TryFrame(ref SequenceReader<byte> reader, bool final, out ReadOnlySequence<byte> record, out int lines)
     {
         lines = 1;
         switch (TCodec.Framing)
@@ -381,7 +405,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             case RecordFraming.Lines:
                 return reader.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true);
             case RecordFraming.QuotedLines:
-                return TryReadQuotedLine(ref reader, out record, ref lines);
+                return TryReadQuotedLine(ref reader, final, _settings.Options.MaxRecordLines, out record, ref lines);
             default:
                 lines = 0;
                 record = default;
@@ -407,8 +431,12 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         }
     }
 
-    /// <summary>Reads to the first line break outside double quotes (RFC 4180: a quoted field may span lines).</summary>
-    private static bool TryReadQuotedLine(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, ref int lines)
+    /// <summary>
+    /// Reads to the first line break outside double quotes (RFC 4180: a quoted field may span lines) — as long as the
+    /// span is a well-formed record of at most <paramref name="maxLines"/> lines. Otherwise (a stray quote) the line
+    /// the record started on is the record, and framing starts again at the next line.
+    /// </summary>
+    private static bool TryReadQuotedLine(ref SequenceReader<byte> reader, bool final, int maxLines, out ReadOnlySequence<byte> record, ref int lines)
     {
         var probe = reader;
         var quoted = false;
@@ -433,14 +461,20 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
                 else if (!quoted)
                 {
-                    record = reader.Sequence.Slice(reader.Position, length + i);
+                    var candidate = reader.Sequence.Slice(reader.Position, length + i);
+                    if (inner > 0 && !CsvFraming.IsWellFormed(candidate.IsSingleSegment ? candidate.FirstSpan : candidate.ToArray(), ExpectedFields))
+                    {
+                        return FirstLine(ref reader, out record);
+                    }
+
+                    record = candidate;
                     reader.Advance(length + i + 1);
                     lines += inner;
                     return true;
                 }
-                else
+                else if (++inner >= maxLines)
                 {
-                    inner++;
+                    return FirstLine(ref reader, out record);
                 }
 
                 i++;
@@ -450,9 +484,40 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             probe.Advance(span.Length);
         }
 
+        if (final && inner > 0)
+        {
+            return FirstLine(ref reader, out record); // a quote never closed before the end of the input
+        }
+
         record = default;
         return false;
     }
+
+    private static bool FirstLine(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record)
+        => reader.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true);
+
+    /// <summary>The first line ahead, when it ends within <paramref name="limit"/> bytes (plus a CR).</summary>
+    private static bool FirstLine(ref SequenceReader<byte> reader, int limit, out ReadOnlySequence<byte> record)
+    {
+        var probe = reader;
+        if (probe.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true) && record.Length - (EndsWithCarriageReturn(record) ? 1 : 0) <= limit)
+        {
+            reader = probe;
+            return true;
+        }
+
+        record = default;
+        return false;
+    }
+
+    private static bool EndsWithCarriageReturn(ReadOnlySequence<byte> record)
+        => !record.IsEmpty && record.Slice(record.Length - 1).FirstSpan[0] == '\r';
+
+    private static bool IsBlank(ReadOnlySpan<byte> line) => line.IndexOfAnyExcept((byte)' ', (byte)'\t') < 0;
+
+    /// <summary>The lines a record's bytes cover (a CSV record with quoted line breaks covers several); null for binary.</summary>
+    private static int? LinesOf(ReadOnlySpan<byte> record)
+        => TCodec.Framing == RecordFraming.LengthPrefixed ? null : 1 + record.Count((byte)'\n');
 
     private ReadOnlyMemory<byte> AsMemory(ReadOnlySequence<byte> record)
     {
@@ -485,11 +550,11 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     }
 
     private void ReportOversize(ReadOnlySequence<byte> start)
-        => Report(start.ToArray(), "RecordTooLarge", $"the record is longer than {_settings.Options.MaxRecordBytes} bytes (MaxRecordBytes); it was skipped", truncated: true);
+        => Report(start.ToArray(), "RecordTooLarge", $"the record is longer than {_settings.Options.MaxRecordBytes} bytes (MaxRecordBytes); it was skipped", truncated: true, TCodec.Framing == RecordFraming.LengthPrefixed ? null : 1);
 
-    private void Report(ReadOnlyMemory<byte> raw, string errorType, string message, bool truncated)
+    private void Report(ReadOnlyMemory<byte> raw, string errorType, string message, bool truncated, int? lines)
     {
-        var origin = new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? _line : null, _offset, raw, truncated);
+        var origin = new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? _line : null, _offset, raw, truncated) { Lines = lines };
         _settings.DeadLetters.Report(new FailedRecord(FailureKind.Decode, _settings.Partition, _settings.SourceName, origin, errorType, message));
     }
 
