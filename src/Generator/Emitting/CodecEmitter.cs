@@ -74,7 +74,7 @@ internal static class CodecEmitter
         Header(writer, model, "JsonCodec", $"JSON Lines codec of <c>{Xml(model.Root.DisplayName)}</c>: one JSON object per line; unknown properties are skipped.", "jsonl", "Lines", "default");
         writer.Line("/// <inheritdoc/>");
         writer.Open($"public static bool TryDecode({Memory} input, out {record} record, out {Error} error)");
-        writer.Line($"var reader = new {Json}(input);");
+        writer.Line($"var reader = new {Json}(input{JsonOptions(model)});");
         writer.Open($"if (Read{model.Root.Identifier}(ref reader, out record) && reader.End())");
         writer.Line("error = default;");
         writer.Line("return true;");
@@ -315,7 +315,7 @@ internal static class CodecEmitter
             writer.Line("error = reader.Error;");
             writer.Line("return false;");
             writer.Close();
-            EmitCsvReadValue(writer, field, i, name);
+            EmitCsvReadValue(writer, model, field, i, name);
         }
 
         writer.Open("if (!reader.End())");
@@ -354,7 +354,7 @@ internal static class CodecEmitter
         writer.Close();
     }
 
-    private static void EmitCsvReadValue(SourceWriter writer, CodecFieldModel field, int index, string name)
+    private static void EmitCsvReadValue(SourceWriter writer, CodecModel model, CodecFieldModel field, int index, string name)
     {
         var fail = "{ error = reader.Error; return false; }";
         if (field.IsOptional && field.Kind != "String")
@@ -365,7 +365,7 @@ internal static class CodecEmitter
         switch (field.Kind)
         {
             case "Nested":
-                writer.Line($"var json{index} = new {Json}(reader.FieldMemory());");
+                writer.Line($"var json{index} = new {Json}(reader.FieldMemory(){JsonOptions(model)});");
                 writer.Line($"if (!JsonCodec.Read{field.Nested}(ref json{index}, out var v{index}) || !json{index}.End()) {{ json{index}.InField({name}); error = json{index}.Error; return false; }}");
                 break;
             case "Enum":
@@ -605,6 +605,9 @@ internal static class CodecEmitter
         => name.IndexOfAny(CsvSpecial) >= 0 || name.StartsWith(" ", System.StringComparison.Ordinal) || name.EndsWith(" ", System.StringComparison.Ordinal)
             ? "\"" + name.Replace("\"", "\"\"") + "\""
             : name;
+
+    /// <summary>The JSON reader's options beyond its input: none, unless the record opts into lenient numbers.</summary>
+    private static string JsonOptions(CodecModel model) => model.LenientJsonNumbers ? ", lenientNumbers: true" : "";
 
     private static string U8(string text) => SourceWriter.Literal(text) + "u8";
 
