@@ -544,8 +544,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     {
         if (!header.SequenceEqual(TCodec.Header))
         {
-            throw new InvalidDataException(
-                $"{Where()}: the header '{Encoding.UTF8.GetString(header)}' does not match the record's fields '{Encoding.UTF8.GetString(TCodec.Header)}'");
+            // A different header means different data (columns are read by position): no retry will fix it.
+            throw new NonRetryableException(
+                $"{Where()}: the header '{Compiled.Runtime.SafeText.Quote(header)}' does not match the record's fields '{Encoding.UTF8.GetString(TCodec.Header)}'");
         }
     }
 
