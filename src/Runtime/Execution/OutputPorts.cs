@@ -122,7 +122,8 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 
     private int _closed;
 
-    protected async ValueTask CloseWriterAsync()
+    /// <summary>Releases the writer once: disposed after a complete partition, aborted (<see cref="ISinkWriter{T}.AbortAsync"/>) otherwise.</summary>
+    protected async ValueTask CloseWriterAsync(bool aborting)
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
         {
@@ -131,7 +132,14 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 
         try
         {
-            await Writer.DisposeAsync().ConfigureAwait(false);
+            if (aborting)
+            {
+                await Writer.AbortAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await Writer.DisposeAsync().ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
@@ -189,13 +197,13 @@ internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> write
     {
         await DrainAsync(null, cancellationToken).ConfigureAwait(false);
         Buffer.Clear();
-        await CloseWriterAsync().ConfigureAwait(false);
+        await CloseWriterAsync(aborting: false).ConfigureAwait(false);
     }
 
     public override async ValueTask AbortAsync()
     {
         Buffer.Clear();
-        await CloseWriterAsync().ConfigureAwait(false);
+        await CloseWriterAsync(aborting: true).ConfigureAwait(false);
     }
 }
 
@@ -350,7 +358,8 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         {
             try
             {
-                await CloseWriterAsync().ConfigureAwait(false);
+                // A writer that failed, or whose partition is aborted, did not complete: it is aborted, not disposed.
+                await CloseWriterAsync(aborting: _aborted || _failure is not null).ConfigureAwait(false);
             }
             catch (Exception ex) when (_failure is null)
             {
