@@ -17,7 +17,8 @@ internal sealed record RecordStreamSettings(
     bool AlignToLine = false,
     bool LinesKnown = true,
     bool ExpectHeader = false,
-    bool LastRecordMayBeUnterminated = true);
+    bool LastRecordMayBeUnterminated = true,
+    bool GrowBatches = false);
 
 /// <summary>
 /// Reads batches of records from a <see cref="PipeReader"/>: frames records by the codec's framing (lines, quoted
@@ -35,9 +36,12 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
 
     private readonly PipeReader _pipe;
     private readonly RecordStreamSettings _settings;
-    private readonly T[] _records;
-    private readonly (long Offset, long Line, ReadOnlyMemory<byte> Raw)[] _origins;
-    private byte[] _arena = new byte[4096];
+    /// <summary>The first batch of a reader that grows its batches (one per TCP connection): small, so an idle connection costs little.</summary>
+    private const int FirstGrowingBatch = 16;
+
+    private T[] _records;
+    private (long Offset, long Line, ReadOnlyMemory<byte> Raw)[] _origins;
+    private byte[] _arena = [];
     private int _arenaUsed;
     private int _count;
     private bool _mustAdvance;
@@ -56,8 +60,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     {
         _pipe = pipe;
         _settings = settings;
-        _records = new T[settings.BatchSize];
-        _origins = new (long, long, ReadOnlyMemory<byte>)[settings.BatchSize];
+        var first = settings.GrowBatches ? Math.Min(settings.BatchSize, FirstGrowingBatch) : settings.BatchSize;
+        _records = new T[first];
+        _origins = new (long, long, ReadOnlyMemory<byte>)[first];
         _offset = settings.StartOffset;
         _headerPending = settings.ExpectHeader && !TCodec.Header.IsEmpty;
         _bomChecked = settings.StartOffset > 0 || settings.AlignToLine;
@@ -124,6 +129,14 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         }
 
         // No clearing: the next batch overwrites the slots; at most one batch of stale references lingers.
+        if (_count == _records.Length && _records.Length < _settings.BatchSize)
+        {
+            // A growing reader's batch filled up: the stream is busy, so the next batches may be larger.
+            var size = Math.Min(_settings.BatchSize, _records.Length * 4);
+            _records = new T[size];
+            _origins = new (long, long, ReadOnlyMemory<byte>)[size];
+        }
+
         _count = 0;
         _arenaUsed = 0;
     }
@@ -530,7 +543,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         if (_arena.Length - _arenaUsed < length)
         {
             // A new arena: the records already in this batch keep pointing at the old one, which stays alive with them.
-            _arena = new byte[Math.Max(_arena.Length * 2, length)];
+            _arena = new byte[Math.Max(Math.Max(_arena.Length * 2, 4096), length)];
             _arenaUsed = 0;
         }
 
