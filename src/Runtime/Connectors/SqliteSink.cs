@@ -79,8 +79,19 @@ public sealed class SqliteSink<T> : ISink<T>, IConfigurable, IDisposable
         }
 
         var builder = new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
-        _connection = new SqliteConnection(builder.ConnectionString);
-        await _connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _connection = new SqliteConnection(builder.ConnectionString);
+            await _connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsNativeLibraryMissing(ex))
+        {
+            // Without this, a Native AOT binary copied without its SQLite library says only "A type initializer threw an exception".
+            throw new NonRetryableException(
+                $"SQLite's native library '{NativeLibraryFile}' could not be loaded: a binary that uses SqliteSink needs it beside the executable (a Native AOT publish puts it in the publish directory: ship both files) or on the library path. See docs/deployment.md. ({Innermost(ex).Message})",
+                ex);
+        }
+
         // WAL lets readers look at the table while the run writes; FULL makes every committed batch survive power loss.
         Execute("PRAGMA journal_mode=WAL;");
         Execute("PRAGMA synchronous=FULL;");
@@ -200,6 +211,33 @@ public sealed class SqliteSink<T> : ISink<T>, IConfigurable, IDisposable
         using var command = _connection!.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>The file name of the SQLite library Microsoft.Data.Sqlite's bundle loads on this OS.</summary>
+    internal static string NativeLibraryFile => OperatingSystem.IsWindows() ? "e_sqlite3.dll" : OperatingSystem.IsMacOS() ? "libe_sqlite3.dylib" : "libe_sqlite3.so";
+
+    private static bool IsNativeLibraryMissing(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static Exception Innermost(Exception exception)
+    {
+        var e = exception;
+        while (e.InnerException is not null)
+        {
+            e = e.InnerException;
+        }
+
+        return e;
     }
 
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
