@@ -23,6 +23,9 @@ internal static class CodecEmitter
     private const string Span = "global::System.ReadOnlySpan<byte>";
     private const string Error = "global::Compiled.DecodeError";
 
+    /// <summary>Called as a static method: an extension call would need <c>using System;</c>, which a project without implicit usings lacks.</summary>
+    private const string SequenceEqual = "global::System.MemoryExtensions.SequenceEqual";
+
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
         if (!model.IsPartial || model.Diagnostics.Count > 0)
@@ -118,7 +121,7 @@ internal static class CodecEmitter
             writer.Indent();
             foreach (var (field, index) in group)
             {
-                writer.Open($"if (name.SequenceEqual({U8(field.WireName)}))");
+                writer.Open($"if ({SequenceEqual}(name, {U8(field.WireName)}))");
                 EmitJsonReadValue(writer, model, field, index);
                 if (!field.IsOptional)
                 {
@@ -238,7 +241,7 @@ internal static class CodecEmitter
                     writer.Indent();
                     foreach (var member in group)
                     {
-                        writer.Line($"if (text.SequenceEqual({U8(member.Name)})) {{ value = {e.FullName}.{member.Name}; return true; }}");
+                        writer.Line($"if ({SequenceEqual}(text, {U8(member.Name)})) {{ value = {e.FullName}.{member.Name}; return true; }}");
                     }
 
                     writer.Line("break;");
@@ -375,7 +378,7 @@ internal static class CodecEmitter
                 writer.Line($"if (!reader.ReadString({name}, out var v{index})) {fail}");
                 if (!field.IsOptional)
                 {
-                    writer.Line($"v{index} ??= string.Empty; // an empty CSV field is the empty string for a non-nullable string");
+                    writer.Line($"v{index} ??= \"\"; // an empty CSV field is the empty string for a non-nullable string");
                 }
 
                 break;
