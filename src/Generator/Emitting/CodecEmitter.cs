@@ -28,7 +28,8 @@ internal static class CodecEmitter
 
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
-        if (!model.IsPartial || model.Diagnostics.Count > 0)
+        // Codecs go into the user's type: it and every type around it must be partial (else CMPL0001), and not generic.
+        if (!model.IsPartial || model.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0205"))
         {
             return null;
         }
@@ -36,6 +37,14 @@ internal static class CodecEmitter
         var writer = new SourceWriter();
         TypeScopes.Begin(writer, model.Namespace, model.ContainingTypes);
         writer.Open($"partial {model.Keyword} {model.TypeName}");
+        if (model.Diagnostics.Count > 0)
+        {
+            EmitStubs(writer, model);
+            writer.Close();
+            TypeScopes.End(writer, model.Namespace, model.ContainingTypes);
+            return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ".Codecs"), writer.ToString());
+        }
+
         EmitJson(writer, model);
         writer.Line();
         EmitCsv(writer, model);
@@ -44,6 +53,29 @@ internal static class CodecEmitter
         writer.Close();
         TypeScopes.End(writer, model.Namespace, model.ContainingTypes);
         return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ".Codecs"), writer.ToString());
+    }
+
+    /// <summary>
+    /// With errors in the declaration (CMPL0201-0204), the codec classes still exist — so that <c>FileSource&lt;T,
+    /// T.JsonCodec&gt;</c> compiles and only the CMPL diagnostics show (a missing nested type would be a C# error that
+    /// stops the build before analyzers run) — but their members throw, naming the problems.
+    /// </summary>
+    private static void EmitStubs(SourceWriter writer, CodecModel model)
+    {
+        var ids = string.Join(", ", model.Diagnostics.Select(d => d.Id).Distinct());
+        var message = SourceWriter.Literal($"The codecs of '{model.Root.DisplayName}' were not generated because its [Record] declaration has errors ({ids}); fix them and rebuild.");
+        var record = model.Root.FullName;
+        foreach (var (name, format, framing) in new[] { ("JsonCodec", "jsonl", "Lines"), ("CsvCodec", "csv", "QuotedLines"), ("BinaryCodec", "bin", "LengthPrefixed") })
+        {
+            Header(writer, model, name, $"Not available: the [Record] declaration of <c>{Xml(model.Root.DisplayName)}</c> has errors ({ids}).", format, framing, "default");
+            writer.Line("/// <inheritdoc/>");
+            writer.Line($"public static bool TryDecode({Memory} input, out {record} record, out {Error} error) => throw new global::System.InvalidOperationException({message});");
+            writer.Line();
+            writer.Line("/// <inheritdoc/>");
+            writer.Line($"public static void Encode(in {record} record, {BufferWriter} output) => throw new global::System.InvalidOperationException({message});");
+            writer.Close();
+            writer.Line();
+        }
     }
 
     private static IEnumerable<CodecObjectModel> Objects(CodecModel model) => new[] { model.Root }.Concat(model.Nested);
