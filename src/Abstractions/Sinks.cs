@@ -97,4 +97,10 @@ public sealed class SinkContext<T>
 
     /// <summary>The compile-time schema of <typeparamref name="T"/>, when the record type has fields.</summary>
     public RecordSchema<T>? Schema { get; }
+
+    /// <summary>
+    /// Writes a warning to the run's log, naming the pipeline and the sink: for what an operator should see although
+    /// the run goes on, such as a failure that is being retried. Null outside a run.
+    /// </summary>
+    public Action<string>? Warn { get; init; }
 }

@@ -45,7 +45,8 @@ internal sealed class SinkSlot<T>(string name, int stage, ISink<T> sink, Compile
     public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
     {
         _tags = [new("pipeline", pipelineName), new("sink", Name)];
-        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
+        var logger = options.LoggerFactory?.CreateLogger("Compiled.Pipeline");
+        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema) { Warn = logger is null ? null : message => Log.SinkWarning(logger, pipelineName, Name, message) }, cancellationToken);
     }
 
     public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false)
