@@ -36,7 +36,6 @@ public sealed class QuickStartTests : IDisposable
         var alone = Directory.CreateDirectory(Path.Combine(_work, "alone")).FullName;
         var copy = Path.Combine(alone, Path.GetFileName(binary));
         File.Copy(binary, copy);
-        File.SetUnixFileMode(copy, File.GetUnixFileMode(binary));
         var missing = await Processes.RunAsync(copy, [], alone, Timeout);
         Assert.True(missing.ExitCode == 2, missing.ToString());
         Assert.Contains("libe_sqlite3.so", missing.Error, StringComparison.Ordinal);
