@@ -13,6 +13,14 @@ public sealed class RecordAttribute : Attribute
 {
     /// <summary>How member names become field names in JSON and CSV. Default: <see cref="FieldNaming.Exact"/>.</summary>
     public FieldNaming Naming { get; set; } = FieldNaming.Exact;
+
+    /// <summary>
+    /// Whether the JSON codec also accepts numbers RFC 8259 forbids but some producers write: a leading <c>+</c>,
+    /// leading zeros (<c>007</c>), <c>.5</c>, <c>5.</c>, and bare <c>NaN</c> / <c>Infinity</c> / <c>-Infinity</c>
+    /// (Python's <c>json.dumps</c> writes those). Default: false — such numbers are malformed records. Numbers too
+    /// large or too small for their field are rejected either way, never turned into Infinity or 0.
+    /// </summary>
+    public bool LenientJsonNumbers { get; set; }
 }
 
 /// <summary>Gives one member its field name in JSON and CSV, overriding the type's <see cref="FieldNaming"/>.</summary>

@@ -45,6 +45,9 @@ public readonly record struct FailedRecord(FailureKind Kind, int Partition, stri
 /// <param name="RawTruncated">Whether <paramref name="Raw"/> is only the start of a longer record (an oversize one).</param>
 public readonly record struct RecordOrigin(string Source, string? File, long? Line, long? Offset, ReadOnlyMemory<byte> Raw, bool RawTruncated = false)
 {
+    /// <summary>How many lines of text input the record covers (more than one for a CSV record with quoted line breaks); null when not line-based.</summary>
+    public int? Lines { get; init; }
+
     /// <summary>The position as text: <c>file:line</c>, <c>file@offset</c>, <c>offset N</c>, or the source name.</summary>
     public string Describe() => (File, Line, Offset) switch
     {

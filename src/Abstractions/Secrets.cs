@@ -11,11 +11,24 @@ public static class Secrets
     /// <summary>What is printed in place of a secret.</summary>
     public const string Mask = "***";
 
-    private static readonly string[] SecretWords = ["password", "pwd", "secret", "token", "credential", "apikey", "api_key", "api-key", "passphrase", "sasl.jaas"];
+    /// <summary>
+    /// Parts of keys that name secrets. Npgsql takes a password as <c>Password</c>, <c>PSW</c> or <c>PWD</c> (and
+    /// <c>SSL Password</c>); librdkafka holds secrets in <c>sasl.password</c>, <c>ssl.key.password</c>,
+    /// <c>ssl.keystore.password</c>, <c>ssl.key.pem</c> / <c>ssl_key</c> (an inline private key),
+    /// <c>sasl.oauthbearer.config</c> and <c>sasl.oauthbearer.extensions</c> (may hold client secrets and tokens),
+    /// <c>sasl.oauthbearer.client.secret</c>, <c>sasl.oauthbearer.client.credentials.client.secret</c>,
+    /// <c>sasl.oauthbearer.assertion.private.key.pem</c> and <c>….passphrase</c> (librdkafka 2.16 CONFIGURATION.md).
+    /// </summary>
+    private static readonly string[] SecretWords =
+    [
+        "password", "pwd", "psw", "secret", "token", "credential", "apikey", "api_key", "api-key", "passphrase", "sasl.jaas",
+        "key.pem", "ssl_key", "private.key", "oauthbearer.config", "oauthbearer.extensions",
+    ];
 
     /// <summary>
-    /// Whether a configuration key names a secret: <c>Password</c>, <c>sasl.password</c>, <c>ssl.key.password</c>,
-    /// <c>sasl.oauthbearer.client.secret</c>, <c>Access Token</c> and the like.
+    /// Whether a configuration key names a secret: <c>Password</c> and its Npgsql synonyms <c>PSW</c> and <c>PWD</c>,
+    /// <c>sasl.password</c>, <c>ssl.key.pem</c>, <c>sasl.oauthbearer.config</c>, <c>sasl.oauthbearer.client.secret</c>,
+    /// <c>Access Token</c> and the like. Keys that only locate a secret (<c>ssl.key.location</c>) are not secrets.
     /// </summary>
     public static bool IsSecretKey(string key)
     {

@@ -57,6 +57,14 @@ public interface ISinkWriter<T> : IAsyncDisposable
     /// transaction; any other sink just flushes.
     /// </summary>
     ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken) => FlushAsync(cancellationToken);
+
+    /// <summary>
+    /// Releases the writer of a partition that did not complete — the run failed or was aborted — instead of
+    /// <see cref="IAsyncDisposable.DisposeAsync"/>. Nothing written since the last flush or commit may be presented
+    /// as complete: a file sink leaves its <c>*.inprogress</c> file unrenamed, a transactional sink rolls back. The
+    /// default disposes the writer, for writers whose dispose finalises nothing.
+    /// </summary>
+    ValueTask AbortAsync() => DisposeAsync();
 }
 
 /// <summary>What a sink is told when a run starts.</summary>
@@ -89,4 +97,10 @@ public sealed class SinkContext<T>
 
     /// <summary>The compile-time schema of <typeparamref name="T"/>, when the record type has fields.</summary>
     public RecordSchema<T>? Schema { get; }
+
+    /// <summary>
+    /// Writes a warning to the run's log, naming the pipeline and the sink: for what an operator should see although
+    /// the run goes on, such as a failure that is being retried. Null outside a run.
+    /// </summary>
+    public Action<string>? Warn { get; init; }
 }

@@ -2,6 +2,7 @@ using Compiled.Generator.Emitting;
 using Compiled.Generator.Parsing;
 using Compiled.Generator.Planning;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace Compiled.Generator;
@@ -31,6 +32,17 @@ public sealed class PipelineGenerator : IIncrementalGenerator
         context.RegisterSourceOutput(plans, static (spc, plan) =>
         {
             if (PipelineEmitter.Emit(plan) is { } file)
+            {
+                spc.AddSource(file.HintName, file.Source);
+            }
+        });
+
+        // A pipeline class without 'partial' gets its entry points as extension members (C# 14), so calls to them compile.
+        var extensionMembers = context.ParseOptionsProvider
+            .Select(static (options, _) => options is CSharpParseOptions csharp && (int)csharp.LanguageVersion >= 1400);
+        context.RegisterSourceOutput(plans.Combine(extensionMembers), static (spc, pair) =>
+        {
+            if (NonPartialPipelineEmitter.Emit(pair.Left, pair.Right) is { } file)
             {
                 spc.AddSource(file.HintName, file.Source);
             }

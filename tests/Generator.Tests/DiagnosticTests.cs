@@ -494,6 +494,19 @@ public sealed class DiagnosticTests
             """, "Event time 'E.T' has type 'string'; use long (Unix milliseconds), DateTime or DateTimeOffset");
 
     [Fact]
+    public void CMPL0134_map_to_a_number_where_a_filter_was_meant()
+        => AssertSingle("CMPL0134", """
+            public readonly record struct Person(string Name, int Age);
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Person> People { get; } = new();
+                [Transform] static int [|IsAdult|](Person p) => p.Age >= 18 ? 1 : 0;
+                [Sink] CollectionSink<Person> Adults { get; } = new();
+            }
+            """, "Stage 'IsAdult' returns 'int', so it is a map from 'Person' to 'int', but 'Adults' reads 'Person' from it; a filter returns bool — or, if it is a map, make 'Adults' take 'int'");
+
+    [Fact]
     public void CMPL0201_field_type_without_codec()
         => AssertSingle("CMPL0201", """
             [Record]

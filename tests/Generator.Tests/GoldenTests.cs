@@ -15,11 +15,49 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.KeyedWindow), Scenarios.KeyedWindow)]
     [InlineData(nameof(Scenarios.TwoKeyedStages), Scenarios.TwoKeyedStages)]
     [InlineData(nameof(Scenarios.Branches), Scenarios.Branches)]
+    [InlineData(nameof(Scenarios.Codecs), Scenarios.Codecs)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);
         run.AssertClean();
         Golden.AssertMatches(scenario, run.Sources);
+    }
+
+    /// <summary>Every golden scenario.</summary>
+    public static TheoryData<string, string> Scenarios_ => new()
+    {
+        { nameof(Scenarios.MapOnly), Scenarios.MapOnly },
+        { nameof(Scenarios.MapFilterMap), Scenarios.MapFilterMap },
+        { nameof(Scenarios.FlatMap), Scenarios.FlatMap },
+        { nameof(Scenarios.ReusableOperator), Scenarios.ReusableOperator },
+        { nameof(Scenarios.InstanceState), Scenarios.InstanceState },
+        { nameof(Scenarios.StructOperators), Scenarios.StructOperators },
+        { nameof(Scenarios.KeyedWindow), Scenarios.KeyedWindow },
+        { nameof(Scenarios.TwoKeyedStages), Scenarios.TwoKeyedStages },
+        { nameof(Scenarios.Branches), Scenarios.Branches },
+        { nameof(Scenarios.Codecs), Scenarios.Codecs },
+    };
+
+    [Theory]
+    [MemberData(nameof(Scenarios_))]
+    public void Every_golden_scenario_compiles_and_emits_with_implicit_usings_off(string scenario, string source)
+    {
+        // The harness adds no global usings, exactly as a project with <ImplicitUsings>disable</ImplicitUsings>:
+        // generated code must name everything with global:: (extension methods included) or it fails here.
+        var run = GeneratorHarness.Run(source);
+        Assert.True(run.AllDiagnostics.Count == 0, scenario + ":\n" + string.Join("\n", run.AllDiagnostics));
+        using var stream = new MemoryStream();
+        var emitted = run.Output.Emit(stream);
+        Assert.True(emitted.Success, scenario + ":\n" + string.Join("\n", emitted.Diagnostics));
+    }
+
+    [Theory]
+    [MemberData(nameof(Scenarios_))]
+    public void Every_golden_scenario_compiles_with_implicit_usings_on(string scenario, string source)
+    {
+        const string implicitUsings = "global using System; global using System.Collections.Generic; global using System.IO; global using System.Linq; global using System.Net.Http; global using System.Threading; global using System.Threading.Tasks;";
+        var run = GeneratorHarness.Run(GeneratorHarness.Compile(source, implicitUsings));
+        Assert.True(run.AllDiagnostics.Count == 0, scenario + ":\n" + string.Join("\n", run.AllDiagnostics));
     }
 
     [Fact]

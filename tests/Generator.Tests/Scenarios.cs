@@ -302,4 +302,27 @@ internal static class Scenarios
             [Sink] public Printer Print { get; } = new();
         }
         """;
+
+    /// <summary>A [Record] with every kind of field that needs care in generated code: enums, nullables, a nested record, Utf8Text.</summary>
+    public const string Codecs = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public enum Level { Info, Error }
+
+        public readonly record struct Where(string Host, int Port);
+
+        [Record(Naming = FieldNaming.SnakeCase)]
+        public readonly partial record struct LogEntry(long Seq, string Message, string? Note, Level Level, Level? MaybeLevel, double? Score, decimal Amount, System.DateTimeOffset At, Where Origin, Utf8Text Raw);
+
+        [Pipeline]
+        public sealed partial class Logs
+        {
+            [Source] FileSource<LogEntry, LogEntry.JsonCodec> Input { get; } = new("in.jsonl");
+
+            [Sink] FileSink<LogEntry, LogEntry.CsvCodec> Output { get; } = new("out");
+        }
+        """;
 }

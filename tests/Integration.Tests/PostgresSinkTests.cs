@@ -110,6 +110,7 @@ public sealed class PostgresSinkTests(PostgresFixture postgres)
         };
         var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("Table nowhere does not exist (TableMode is MustExist; set it to CreateIfMissing to create it)", error.Message, StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // exit code 2: a restart would not help
     }
 
     [Fact]
@@ -125,6 +126,7 @@ public sealed class PostgresSinkTests(PostgresFixture postgres)
         Assert.Contains("password authentication failed", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("not-the-password-42", error.ToString(), StringComparison.Ordinal);
         Assert.Contains("password=***", pipeline.Table.Describe(), StringComparison.OrdinalIgnoreCase);
+        Assert.True(NonRetryableException.IsCause(error));
     }
 
     [Fact]
@@ -138,6 +140,7 @@ public sealed class PostgresSinkTests(PostgresFixture postgres)
         };
         var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("Upsert mode needs the record type 'Keyless' to mark its key members with [Key]", error.Message, StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error));
     }
 
     internal static async Task RunOrders(string connection, Order[] orders, PostgresWriteMode mode)

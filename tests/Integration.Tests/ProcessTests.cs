@@ -60,6 +60,17 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
         Produce(topic, 1, count);
         var connection = await postgres.NewDatabaseAsync();
 
+        // The table has no primary key, so that a record written twice shows as a second row. (The sink would create
+        // the [Key] column as the primary key, and then a repeat in append mode would be a constraint violation that
+        // stops the copy — caught too, but as a crash, not as the duplicate it is. CreateIfMissing keeps this table.)
+        await using (var db = new NpgsqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var create = new NpgsqlCommand(
+                "CREATE TABLE orders (id bigint NOT NULL, customer text NOT NULL, amount numeric NOT NULL, amount_eur numeric NOT NULL, size text NOT NULL, status text NOT NULL, placed_at timestamptz NOT NULL)", db);
+            await create.ExecuteNonQueryAsync();
+        }
+
         // Kill points: each copy is killed once it has written a random number of rows more than were there when it
         // started, plus a random moment, so that the kill lands anywhere relative to the sink's commits (the delay
         // randomises the crash; nothing waits on it).
@@ -83,7 +94,7 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
         }
 
         var rows = await RowsAsync(connection);
-        Assert.Equal(count, rows.Count); // append mode: a record written twice would be a second row
+        Assert.Equal(count, rows.Count); // append mode into a table without a key: a record written twice would be a second row
         Assert.Equal(Enumerable.Range(1, count).Select(i => ExpectedRow(i)), rows);
     }
 

@@ -51,12 +51,12 @@ public sealed class SqliteSinkTests : IDisposable
 
         using var connection = Open();
         Assert.Equal(
-            ["Id INTEGER 1", "Big INTEGER 1", "Ratio REAL 1", "Price TEXT 1", "Flag INTEGER 1", "Name TEXT 1", "Note TEXT 0", "At TEXT 1", "Seen TEXT 1", "Key TEXT 1", "Level TEXT 1", "Maybe INTEGER 0", "Payload BLOB 1"],
+            ["id INTEGER 1", "big INTEGER 1", "ratio REAL 1", "price TEXT 1", "flag INTEGER 1", "name TEXT 1", "note TEXT 0", "at TEXT 1", "seen TEXT 1", "key TEXT 1", "level TEXT 1", "maybe INTEGER 0", "payload BLOB 1"],
             Query(connection, "SELECT name || ' ' || type || ' ' || \"notnull\" FROM pragma_table_info('events')"));
         Assert.Equal(
-            ["1|9223372036854775807|0.5|12.345678901234567890|1|Zoë \"quoted\"||2026-01-02T03:04:05.0000000Z|2026-01-02T03:04:05.0000000+02:00|0f8fad5b-d9cb-469f-a165-70867728950e|Error|7|010203",
-             "2|-1|-Inf|-0.1|0||a note|0001-01-01T00:00:00.0000000|0001-01-01T00:00:00.0000000+00:00|00000000-0000-0000-0000-000000000000|Info||"],
-            Query(connection, "SELECT Id || '|' || Big || '|' || Ratio || '|' || Price || '|' || Flag || '|' || Name || '|' || ifnull(Note, '') || '|' || At || '|' || Seen || '|' || Key || '|' || Level || '|' || ifnull(Maybe, '') || '|' || hex(Payload) FROM events ORDER BY Id"));
+            ["1|9223372036854775807|0.5|12.345678901234567890|1|Zoë \"quoted\"||2026-01-02T03:04:05.0000000Z|2026-01-02T01:04:05.0000000Z|0f8fad5b-d9cb-469f-a165-70867728950e|Error|7|010203",
+             "2|-1|-Inf|-0.1|0||a note|0001-01-01T00:00:00.0000000|0001-01-01T00:00:00.0000000Z|00000000-0000-0000-0000-000000000000|Info||"],
+            Query(connection, "SELECT id || '|' || big || '|' || ratio || '|' || price || '|' || flag || '|' || name || '|' || ifnull(note, '') || '|' || at || '|' || seen || '|' || key || '|' || level || '|' || ifnull(maybe, '') || '|' || hex(payload) FROM events ORDER BY id"));
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public sealed class SqliteSinkTests : IDisposable
         var pipeline = new EventsToSqlite { Events = new CollectionSource<Happening>(many), Table = new SqliteSink<Happening>(Database, "many", TableMode.Recreate) };
         await pipeline.RunAsync(new PipelineOptions { Parallelism = 4, BatchSize = 500 });
         using var connection = Open();
-        Assert.Equal(["20000", "20000", "0", "19999"], Query(connection, "SELECT count(*) FROM many UNION ALL SELECT count(DISTINCT Id) FROM many UNION ALL SELECT min(Id) FROM many UNION ALL SELECT max(Id) FROM many"));
+        Assert.Equal(["20000", "20000", "0", "19999"], Query(connection, "SELECT count(*) FROM many UNION ALL SELECT count(DISTINCT id) FROM many UNION ALL SELECT min(id) FROM many UNION ALL SELECT max(id) FROM many"));
     }
 
     private SqliteConnection Open()

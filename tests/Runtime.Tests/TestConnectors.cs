@@ -90,7 +90,13 @@ public sealed class TrackingSink<T> : ISink<T>
 
     public int WritersCreated => Volatile.Read(ref _writersCreated);
 
+    /// <summary>Writers released, whether disposed (complete) or aborted.</summary>
     public int WritersDisposed => Volatile.Read(ref _writersDisposed);
+
+    /// <summary>Writers released through AbortAsync: their partition did not complete.</summary>
+    public int WritersAborted => Volatile.Read(ref _writersAborted);
+
+    private int _writersAborted;
 
     public int Flushes => Volatile.Read(ref _flushes);
 
@@ -172,6 +178,12 @@ public sealed class TrackingSink<T> : ISink<T>
         {
             Interlocked.Increment(ref sink._writersDisposed);
             return ValueTask.CompletedTask;
+        }
+
+        public ValueTask AbortAsync()
+        {
+            Interlocked.Increment(ref sink._writersAborted);
+            return DisposeAsync();
         }
     }
 }

@@ -31,6 +31,15 @@ public sealed class QuickStartTests : IDisposable
         var binary = await Repository.PublishNativeAsync("QuickStart", Path.Combine(_work, "publish"), Timeout);
         var run = await Processes.RunAsync(binary, [], _work, Timeout);
         AssertQuickStartDidItsJob(run);
+
+        // Copied alone, without the SQLite library beside it: the error names the library and exits 2 (a retry cannot fix it).
+        var alone = Directory.CreateDirectory(Path.Combine(_work, "alone")).FullName;
+        var copy = Path.Combine(alone, Path.GetFileName(binary));
+        File.Copy(binary, copy);
+        var missing = await Processes.RunAsync(copy, [], alone, Timeout);
+        Assert.True(missing.ExitCode == 2, missing.ToString());
+        Assert.Contains("libe_sqlite3.so", missing.Error, StringComparison.Ordinal);
+        Assert.Contains("docs/deployment.md", missing.Error, StringComparison.Ordinal);
     }
 
     internal static void AssertQuickStartDidItsJob(ProcessResult result, string? workingDirectory = null)

@@ -1,19 +1,9 @@
 using System.Runtime.CompilerServices;
-using System.Text;
+using Compiled.Connectors;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace Compiled.Postgres;
-
-/// <summary>How record member names become column names.</summary>
-public enum ColumnNaming
-{
-    /// <summary><c>CustomerId</c> → <c>customer_id</c>: PostgreSQL's convention, no quoting needed in SQL. The default.</summary>
-    SnakeCase,
-
-    /// <summary>As declared (quoted): <c>"CustomerId"</c>.</summary>
-    Exact,
-}
 
 /// <summary>A record field as a PostgreSQL column: its name, its SQL type, and how values are sent.</summary>
 internal sealed record PgColumn(int Ordinal, string Name, string SqlType, NpgsqlDbType DbType, bool IsNullable, bool IsKey)
@@ -23,7 +13,7 @@ internal sealed record PgColumn(int Ordinal, string Name, string SqlType, Npgsql
         => [.. schema.Fields.Select(f =>
         {
             var (sql, db) = TypeOf(f);
-            return new PgColumn(f.Ordinal, naming == ColumnNaming.SnakeCase ? SnakeCase(f.Name) : f.Name, sql, db, f.IsNullable, f.IsKey);
+            return new PgColumn(f.Ordinal, ColumnNames.Of(f.Name, naming), sql, db, f.IsNullable, f.IsKey);
         })];
 
     /// <summary>The quoted identifier.</summary>
@@ -59,30 +49,6 @@ internal sealed record PgColumn(int Ordinal, string Name, string SqlType, Npgsql
     /// <summary>Quotes an identifier, or each part of a dotted one (<c>schema.table</c>).</summary>
     public static string Quote(string identifier)
         => string.Join('.', identifier.Split('.').Select(part => "\"" + part.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""));
-
-    private static string SnakeCase(string name)
-    {
-        var text = new StringBuilder(name.Length + 4);
-        for (var i = 0; i < name.Length; i++)
-        {
-            var c = name[i];
-            if (char.IsUpper(c))
-            {
-                if (i > 0 && (char.IsLower(name[i - 1]) || (i + 1 < name.Length && char.IsLower(name[i + 1]) && char.IsUpper(name[i - 1]))))
-                {
-                    text.Append('_');
-                }
-
-                text.Append(char.ToLowerInvariant(c));
-            }
-            else
-            {
-                text.Append(c);
-            }
-        }
-
-        return text.ToString();
-    }
 }
 
 /// <summary>

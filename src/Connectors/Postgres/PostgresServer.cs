@@ -108,6 +108,13 @@ public sealed class PostgresServer : IAsyncDisposable
         await StartServerAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Stops the server (fast shutdown: clients are disconnected) and leaves it stopped: an outage, for tests of retries.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default)
+        => RunPgAsync("pg_ctl", ["-D", Path.Combine(_directory, "data"), "-m", "fast", "-w", "stop"], cancellationToken);
+
+    /// <summary>Starts a server stopped by <see cref="StopAsync"/> again, on the same port.</summary>
+    public Task ResumeAsync(CancellationToken cancellationToken = default) => StartServerAsync(cancellationToken);
+
     /// <summary>Stops the server and deletes its files.</summary>
     public async ValueTask DisposeAsync()
     {

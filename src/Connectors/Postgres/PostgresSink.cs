@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Compiled.Connectors;
+using Compiled.Runtime;
 using Npgsql;
 
 namespace Compiled.Postgres;
@@ -118,6 +119,8 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
     private string _upsertLatestSql = "";
     private int _singleKey = -1;
     private string _pipeline = "";
+    private string _sinkName = "";
+    private Action<string>? _warn;
 
     /// <summary>Creates a sink with <paramref name="options"/>.</summary>
     public PostgresSink(PostgresSinkOptions options)
@@ -159,18 +162,30 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
         ArgumentNullException.ThrowIfNull(context);
         _options.Validate();
         _pipeline = context.PipelineName;
+        _sinkName = context.SinkName;
+        _warn = context.Warn;
         _schema = context.Schema ?? throw new InvalidOperationException(
             $"PostgresSink<{typeof(T).Name}> needs a record type with public fields or properties to make columns from; '{typeof(T).Name}' has none.");
         _columns = PgColumn.Of(_schema, _options.ColumnNaming);
         var keys = _columns.Where(c => c.IsKey).ToList();
         if (_options.Mode == PostgresWriteMode.Upsert && keys.Count == 0)
         {
-            throw new InvalidOperationException($"Upsert mode needs the record type '{typeof(T).Name}' to mark its key members with [Key].");
+            throw new NonRetryableException($"Upsert mode needs the record type '{typeof(T).Name}' to mark its key members with [Key].");
         }
 
         _dataSource?.Dispose();
         _dataSource = NpgsqlDataSource.Create(_options.ConnectionString);
-        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        NpgsqlConnection opened;
+        try
+        {
+            opened = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (!IsTransient(ex))
+        {
+            throw Permanent("connect", ex);
+        }
+
+        await using (var connection = opened)
         {
             await PrepareTableAsync(connection, cancellationToken).ConfigureAwait(false);
             if (_options.ExactlyOnce)
@@ -225,7 +240,12 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
     }
 
     /// <inheritdoc/>
-    public string Describe() => $"postgresql {Secrets.RedactConnectionString(_options.ConnectionString)} table {_options.Table} ({_options.Mode.ToString().ToLowerInvariant()}{(_options.ExactlyOnce ? ", exactly-once" : "")})";
+    public string Describe()
+    {
+        var retries = Retries;
+        var retried = retries == 0 ? "" : $", {retries} transient {(retries == 1 ? "failure" : "failures")} retried";
+        return $"postgresql {Secrets.RedactConnectionString(_options.ConnectionString)} table {_options.Table} ({_options.Mode.ToString().ToLowerInvariant()}{(_options.ExactlyOnce ? ", exactly-once" : "")}{retried})";
+    }
 
     /// <summary>The SQL that creates the table for the record type: columns from its schema, its [Key] members as the primary key.</summary>
     public string CreateTableSql()
@@ -302,7 +322,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                     command.Parameters.Add(new NpgsqlParameter<string>("table", PgColumn.Quote(_options.Table)));
                     if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
                     {
-                        throw new InvalidOperationException($"Table {_options.Table} does not exist (TableMode is MustExist; set it to CreateIfMissing to create it).");
+                        throw new NonRetryableException($"Table {_options.Table} does not exist (TableMode is MustExist; set it to CreateIfMissing to create it).");
                     }
                 }
 
@@ -328,23 +348,38 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
             catch (Exception ex) when (IsTransient(ex) && attempt < _options.MaxAttempts && !cancellationToken.IsCancellationRequested)
             {
                 Interlocked.Increment(ref _retries);
+                CompiledMeter.ConnectorRetried(_pipeline, _sinkName);
                 _dataSource?.Clear(); // pooled connections to a restarted server are dead
                 var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, attempt - 1)));
+                _warn?.Invoke($"PostgreSQL: could not {what} (attempt {attempt} of {_options.MaxAttempts}): {ex.GetType().Name}: {Reason(ex)}; retrying in {Setting.FormatDuration(delay)}");
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                // Out of attempts: the run fails, and says it was PostgreSQL, after how many attempts.
+                throw new IOException($"PostgreSQL: could not {what} after {_options.MaxAttempts} attempts (MaxAttempts): {Reason(ex)}", ex);
             }
             catch (PostgresException ex) when (!IsTransient(ex))
             {
-                throw new InvalidOperationException(Permanent(what, ex), ex);
+                throw Permanent(what, ex);
             }
         }
     }
 
-    private string Permanent(string what, PostgresException ex) => ex.SqlState switch
+    /// <summary>
+    /// A failure no retry fixes, in words: refused credentials, a missing database or table, missing privileges are
+    /// <see cref="NonRetryableException"/> (the binary exits 2); others (a constraint violation) stay run-time failures.
+    /// </summary>
+    private Exception Permanent(string what, PostgresException ex) => ex.SqlState switch
     {
-        PostgresErrorCodes.UndefinedTable => $"Could not {what}: table {_options.Table} does not exist ({ex.MessageText}). Set TableMode to CreateIfMissing, or create it.",
-        PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification => $"Could not {what}: PostgreSQL refused the credentials ({ex.MessageText}).",
-        _ => $"Could not {what} in table {_options.Table}: {ex.MessageText} (SQLSTATE {ex.SqlState}).",
+        PostgresErrorCodes.UndefinedTable => new NonRetryableException($"Could not {what}: table {_options.Table} does not exist ({ex.MessageText}). Set TableMode to CreateIfMissing, or create it.", ex),
+        PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification => new NonRetryableException($"Could not {what}: PostgreSQL refused the credentials ({ex.MessageText}).", ex),
+        PostgresErrorCodes.InvalidCatalogName => new NonRetryableException($"Could not {what}: the database does not exist ({ex.MessageText}).", ex),
+        PostgresErrorCodes.InsufficientPrivilege => new NonRetryableException($"Could not {what} in table {_options.Table}: {ex.MessageText} (SQLSTATE {ex.SqlState}).", ex),
+        _ => new InvalidOperationException($"Could not {what} in table {_options.Table}: {ex.MessageText} (SQLSTATE {ex.SqlState}).", ex),
     };
+
+    private static string Reason(Exception ex) => ex is PostgresException pg ? $"{pg.MessageText} (SQLSTATE {pg.SqlState})" : ex.InnerException is { } inner && ex.Message.Length < 40 ? $"{ex.Message} ({inner.Message})" : ex.Message;
 
     /// <summary>
     /// Whether a failure may pass if the work is tried again: Npgsql's own judgement (network errors, timeouts), and
@@ -365,31 +400,124 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
     {
         private readonly List<T> _rows = [];
         private readonly Stopwatch _age = new();
+        private readonly SemaphoreSlim _turn = new(1, 1); // the interval timer's flush and the runtime's calls take turns
+        private readonly CancellationTokenSource _closing = new();
+        private ITimer? _timer;
+        private Exception? _timerFailure;
         private PgColumnBuffer?[]? _buffers;
 
         public async ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
-            if (_rows.Count == 0)
+            await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                _age.Restart();
-            }
+                ThrowIfTimerFailed();
+                if (_rows.Count == 0)
+                {
+                    _age.Restart();
+                }
 
-            _rows.AddRange(records.Span);
-            if (!sink._options.ExactlyOnce && (_rows.Count >= sink._options.FlushRows || _age.Elapsed >= sink._options.FlushInterval))
+                _rows.AddRange(records.Span);
+                if (!sink._options.ExactlyOnce && (_rows.Count >= sink._options.FlushRows || _age.Elapsed >= sink._options.FlushInterval))
+                {
+                    await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+                }
+                else if (!sink._options.ExactlyOnce && _rows.Count > 0 && _timer is null)
+                {
+                    // A quiet stream (follow mode, a window that fired last) must not keep rows past FlushInterval:
+                    // the timer writes them even if no record arrives after them.
+                    _timer = TimeProvider.System.CreateTimer(static state => ((Writer)state!).OnInterval(), this, sink._options.FlushInterval, Timeout.InfiniteTimeSpan);
+                }
+            }
+            finally
             {
-                await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+                _turn.Release();
             }
         }
 
-        public async ValueTask FlushAsync(CancellationToken cancellationToken) => await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+        public async ValueTask FlushAsync(CancellationToken cancellationToken)
+        {
+            await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ThrowIfTimerFailed();
+                await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _turn.Release();
+            }
+        }
 
         public async ValueTask CommitAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
-            => await WriteRowsAsync(sink._options.ExactlyOnce ? checkpoint : null, cancellationToken).ConfigureAwait(false);
-
-        public ValueTask DisposeAsync()
         {
+            await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ThrowIfTimerFailed();
+                await WriteRowsAsync(sink._options.ExactlyOnce ? checkpoint : null, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _turn.Release();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _closing.CancelAsync().ConfigureAwait(false);
+            if (_timer is not null)
+            {
+                await _timer.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await _turn.WaitAsync(CancellationToken.None).ConfigureAwait(false); // a timer flush in progress ends first
             _rows.Clear(); // rows not yet committed are not committed: their positions were not either
-            return ValueTask.CompletedTask;
+            _turn.Release();
+        }
+
+        private void OnInterval() => _ = FlushOnIntervalAsync();
+
+        private async Task FlushOnIntervalAsync()
+        {
+            try
+            {
+                await _turn.WaitAsync(_closing.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the writer is closing
+            }
+
+            try
+            {
+                _timer?.Dispose();
+                _timer = null;
+                if (_rows.Count > 0 && _timerFailure is null)
+                {
+                    await WriteRowsAsync(null, _closing.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+            {
+                // closing: the rows stay uncommitted, as on any abort
+            }
+            catch (Exception ex)
+            {
+                _timerFailure = ex; // surfaces at the writer's next call, as any write failure would
+            }
+            finally
+            {
+                _turn.Release();
+            }
+        }
+
+        private void ThrowIfTimerFailed()
+        {
+            if (_timerFailure is { } failure)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            }
         }
 
         /// <summary>Writes the gathered rows — and the checkpoint's positions — in one transaction, retrying transient failures.</summary>

@@ -164,6 +164,11 @@ internal static class DiagnosticDescriptors
         "Stage reads from a key selector",
         "Stage '{0}' reads from key selector '{1}', whose records go only to the window declared right after it; read from the stage '{1}' reads instead (Input = nameof({2}))");
 
+    public static readonly DiagnosticDescriptor MapMeantAsFilter = Error(
+        "CMPL0134",
+        "Map where a filter was meant",
+        "Stage '{0}' returns '{1}', so it is a map from '{2}' to '{1}', but '{3}' reads '{2}' from it; a filter returns bool — or, if it is a map, make '{3}' take '{1}'");
+
     public static readonly DiagnosticDescriptor UnsupportedFieldType = Error(
         "CMPL0201",
         "Field type has no codec",

@@ -23,9 +23,13 @@ internal static class CodecEmitter
     private const string Span = "global::System.ReadOnlySpan<byte>";
     private const string Error = "global::Compiled.DecodeError";
 
+    /// <summary>Called as a static method: an extension call would need <c>using System;</c>, which a project without implicit usings lacks.</summary>
+    private const string SequenceEqual = "global::System.MemoryExtensions.SequenceEqual";
+
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
-        if (!model.IsPartial || model.Diagnostics.Count > 0)
+        // Codecs go into the user's type: it and every type around it must be partial (else CMPL0001), and not generic.
+        if (!model.IsPartial || model.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0205"))
         {
             return null;
         }
@@ -33,6 +37,14 @@ internal static class CodecEmitter
         var writer = new SourceWriter();
         TypeScopes.Begin(writer, model.Namespace, model.ContainingTypes);
         writer.Open($"partial {model.Keyword} {model.TypeName}");
+        if (model.Diagnostics.Count > 0)
+        {
+            EmitStubs(writer, model);
+            writer.Close();
+            TypeScopes.End(writer, model.Namespace, model.ContainingTypes);
+            return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ".Codecs"), writer.ToString());
+        }
+
         EmitJson(writer, model);
         writer.Line();
         EmitCsv(writer, model);
@@ -41,6 +53,29 @@ internal static class CodecEmitter
         writer.Close();
         TypeScopes.End(writer, model.Namespace, model.ContainingTypes);
         return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ".Codecs"), writer.ToString());
+    }
+
+    /// <summary>
+    /// With errors in the declaration (CMPL0201-0204), the codec classes still exist — so that <c>FileSource&lt;T,
+    /// T.JsonCodec&gt;</c> compiles and only the CMPL diagnostics show (a missing nested type would be a C# error that
+    /// stops the build before analyzers run) — but their members throw, naming the problems.
+    /// </summary>
+    private static void EmitStubs(SourceWriter writer, CodecModel model)
+    {
+        var ids = string.Join(", ", model.Diagnostics.Select(d => d.Id).Distinct());
+        var message = SourceWriter.Literal($"The codecs of '{model.Root.DisplayName}' were not generated because its [Record] declaration has errors ({ids}); fix them and rebuild.");
+        var record = model.Root.FullName;
+        foreach (var (name, format, framing) in new[] { ("JsonCodec", "jsonl", "Lines"), ("CsvCodec", "csv", "QuotedLines"), ("BinaryCodec", "bin", "LengthPrefixed") })
+        {
+            Header(writer, model, name, $"Not available: the [Record] declaration of <c>{Xml(model.Root.DisplayName)}</c> has errors ({ids}).", format, framing, "default");
+            writer.Line("/// <inheritdoc/>");
+            writer.Line($"public static bool TryDecode({Memory} input, out {record} record, out {Error} error) => throw new global::System.InvalidOperationException({message});");
+            writer.Line();
+            writer.Line("/// <inheritdoc/>");
+            writer.Line($"public static void Encode(in {record} record, {BufferWriter} output) => throw new global::System.InvalidOperationException({message});");
+            writer.Close();
+            writer.Line();
+        }
     }
 
     private static IEnumerable<CodecObjectModel> Objects(CodecModel model) => new[] { model.Root }.Concat(model.Nested);
@@ -74,7 +109,7 @@ internal static class CodecEmitter
         Header(writer, model, "JsonCodec", $"JSON Lines codec of <c>{Xml(model.Root.DisplayName)}</c>: one JSON object per line; unknown properties are skipped.", "jsonl", "Lines", "default");
         writer.Line("/// <inheritdoc/>");
         writer.Open($"public static bool TryDecode({Memory} input, out {record} record, out {Error} error)");
-        writer.Line($"var reader = new {Json}(input);");
+        writer.Line($"var reader = new {Json}(input{JsonOptions(model)});");
         writer.Open($"if (Read{model.Root.Identifier}(ref reader, out record) && reader.End())");
         writer.Line("error = default;");
         writer.Line("return true;");
@@ -118,7 +153,7 @@ internal static class CodecEmitter
             writer.Indent();
             foreach (var (field, index) in group)
             {
-                writer.Open($"if (name.SequenceEqual({U8(field.WireName)}))");
+                writer.Open($"if ({SequenceEqual}(name, {U8(field.WireName)}))");
                 EmitJsonReadValue(writer, model, field, index);
                 if (!field.IsOptional)
                 {
@@ -238,7 +273,7 @@ internal static class CodecEmitter
                     writer.Indent();
                     foreach (var member in group)
                     {
-                        writer.Line($"if (text.SequenceEqual({U8(member.Name)})) {{ value = {e.FullName}.{member.Name}; return true; }}");
+                        writer.Line($"if ({SequenceEqual}(text, {U8(member.Name)})) {{ value = {e.FullName}.{member.Name}; return true; }}");
                     }
 
                     writer.Line("break;");
@@ -315,7 +350,7 @@ internal static class CodecEmitter
             writer.Line("error = reader.Error;");
             writer.Line("return false;");
             writer.Close();
-            EmitCsvReadValue(writer, field, i, name);
+            EmitCsvReadValue(writer, model, field, i, name);
         }
 
         writer.Open("if (!reader.End())");
@@ -354,7 +389,7 @@ internal static class CodecEmitter
         writer.Close();
     }
 
-    private static void EmitCsvReadValue(SourceWriter writer, CodecFieldModel field, int index, string name)
+    private static void EmitCsvReadValue(SourceWriter writer, CodecModel model, CodecFieldModel field, int index, string name)
     {
         var fail = "{ error = reader.Error; return false; }";
         if (field.IsOptional && field.Kind != "String")
@@ -365,7 +400,7 @@ internal static class CodecEmitter
         switch (field.Kind)
         {
             case "Nested":
-                writer.Line($"var json{index} = new {Json}(reader.FieldMemory());");
+                writer.Line($"var json{index} = new {Json}(reader.FieldMemory(){JsonOptions(model)});");
                 writer.Line($"if (!JsonCodec.Read{field.Nested}(ref json{index}, out var v{index}) || !json{index}.End()) {{ json{index}.InField({name}); error = json{index}.Error; return false; }}");
                 break;
             case "Enum":
@@ -375,7 +410,7 @@ internal static class CodecEmitter
                 writer.Line($"if (!reader.ReadString({name}, out var v{index})) {fail}");
                 if (!field.IsOptional)
                 {
-                    writer.Line($"v{index} ??= string.Empty; // an empty CSV field is the empty string for a non-nullable string");
+                    writer.Line($"v{index} ??= \"\"; // an empty CSV field is the empty string for a non-nullable string");
                 }
 
                 break;
@@ -605,6 +640,9 @@ internal static class CodecEmitter
         => name.IndexOfAny(CsvSpecial) >= 0 || name.StartsWith(" ", System.StringComparison.Ordinal) || name.EndsWith(" ", System.StringComparison.Ordinal)
             ? "\"" + name.Replace("\"", "\"\"") + "\""
             : name;
+
+    /// <summary>The JSON reader's options beyond its input: none, unless the record opts into lenient numbers.</summary>
+    private static string JsonOptions(CodecModel model) => model.LenientJsonNumbers ? ", lenientNumbers: true" : "";
 
     private static string U8(string text) => SourceWriter.Literal(text) + "u8";
 

@@ -11,7 +11,8 @@ internal sealed record CodecModel(
     EquatableArray<CodecObjectModel> Nested,
     EquatableArray<CodecEnumModel> Enums,
     LocationInfo? Location,
-    EquatableArray<DiagnosticInfo> Diagnostics);
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    bool LenientJsonNumbers = false);
 
 /// <summary>How a decoder builds a value: which constructor arguments, which members by initializer.</summary>
 internal enum Construction

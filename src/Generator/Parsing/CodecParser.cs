@@ -47,8 +47,14 @@ internal static class CodecParser
             context.Nested.Values.ToEquatableArray(),
             context.Enums.Values.ToEquatableArray(),
             location,
-            diagnostics.ToEquatableArray());
+            diagnostics.ToEquatableArray(),
+            LenientJsonNumbers(type));
     }
+
+    private static bool LenientJsonNumbers(INamedTypeSymbol type)
+        => type.GetAttributes()
+            .FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == "Compiled.RecordAttribute")?
+            .NamedArguments.FirstOrDefault(a => a.Key == "LenientJsonNumbers").Value.Value is true;
 
     private sealed class Context(List<DiagnosticInfo> diagnostics, LocationInfo? location)
     {

@@ -245,6 +245,15 @@ internal static class PipelinePlanner
                 }
 
                 var flow = flows[parent];
+                if (flow is not null && !flow.IsAssignableTo(stage.InputType) && MeantAsFilter(stages[parent], stage) is { } mapper)
+                {
+                    // A map to a number whose reader wants the map's own input: a filter that returns int, not bool.
+                    // Said at the map — where the mistake is — instead of at the stage after it.
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0134", mapper.Location, mapper.MemberName, mapper.OutputType!.DisplayName, mapper.InputType!.DisplayName, stage.MemberName));
+                    flows[i] = Produces(stage, stage.InputType);
+                    continue;
+                }
+
                 if (flow is not null && !flow.IsAssignableTo(stage.InputType))
                 {
                     diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stage.Location, stage.MemberName, stage.InputType.DisplayName, stages[parent].MemberName, flow.DisplayName));
@@ -257,6 +266,15 @@ internal static class PipelinePlanner
             }
         }
     }
+
+    private static readonly HashSet<string> NumberTypes = ["int", "long", "short", "byte", "sbyte", "uint", "ulong", "ushort"];
+
+    /// <summary>The map <paramref name="parent"/> when it looks like a filter with the wrong return type: it returns a number and <paramref name="reader"/> takes the map's input.</summary>
+    private static StageModel? MeantAsFilter(StageModel parent, StageModel reader)
+        => parent.Shape == StageShape.Map && parent.InputType is { } input && parent.OutputType is { } output
+            && NumberTypes.Contains(output.DisplayName) && input.IsAssignableTo(reader.InputType!)
+            ? parent
+            : null;
 
     /// <summary>What leaves a stage that takes <paramref name="input"/>: maps, flatMaps and windows produce their own type; the rest pass records through.</summary>
     private static TypeRef Produces(StageModel stage, TypeRef input)

@@ -20,6 +20,7 @@ namespace Compiled;
 /// <param name="ErrorType">The error's type.</param>
 /// <param name="Message">What went wrong.</param>
 /// <param name="Time">When it was reported.</param>
+/// <param name="Lines">How many lines of text input the record covers, starting at <paramref name="Line"/> (one, except for a CSV record with quoted line breaks); null when the input is not line-based.</param>
 [Record(Naming = FieldNaming.CamelCase)]
 public sealed partial record DeadLetter(
     string Pipeline,
@@ -36,4 +37,5 @@ public sealed partial record DeadLetter(
     bool RawTruncated,
     string ErrorType,
     string Message,
-    DateTimeOffset Time);
+    DateTimeOffset Time,
+    int? Lines = null);

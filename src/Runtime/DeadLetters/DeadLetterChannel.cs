@@ -7,7 +7,8 @@ namespace Compiled.Runtime;
 /// <summary>
 /// The runtime's dead-letter channel: applies the error policy, counts failures, queues envelopes and writes them to
 /// the dead-letter sink at batch boundaries (the partition worker flushes it, as it flushes its output ports). The
-/// sink is opened only when the first dead letter arrives, so a clean run leaves no empty file.
+/// run checks the sink when it starts (<see cref="ValidateAsync"/>); a dead-letter file is created only when the first
+/// dead letter arrives, so a clean run leaves no empty file.
 /// </summary>
 internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
 {
@@ -99,7 +100,8 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             truncated,
             failure.ErrorType,
             failure.Message,
-            DateTimeOffset.UtcNow));
+            DateTimeOffset.UtcNow,
+            failure.Origin.Lines));
         Interlocked.Increment(ref _enqueued);
     }
 
@@ -162,6 +164,40 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             {
                 _writing.Release();
             }
+        }
+    }
+
+    /// <summary>
+    /// Checks at the start of a run that dead letters can be written, so that an unwritable destination stops the run
+    /// before it reads anything rather than at its first bad record. A <see cref="DeadLetterFile"/> is probed without
+    /// creating the file (a clean run leaves none); any other sink is opened now. Nothing to check unless the policy
+    /// writes dead letters.
+    /// </summary>
+    public async ValueTask ValidateAsync(PipelineOptions options, CancellationToken cancellationToken)
+    {
+        if (Policy != ErrorPolicy.DeadLetter)
+        {
+            return;
+        }
+
+        if (_sink is DeadLetterFile file)
+        {
+            file.Probe();
+            return;
+        }
+
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_writer is null)
+            {
+                await _sink.OpenAsync(new SinkContext<DeadLetter>(_pipeline, "dead letters", 1, options.BatchSize, null), cancellationToken).ConfigureAwait(false);
+                _writer = _sink.CreateWriter(0);
+            }
+        }
+        finally
+        {
+            _writing.Release();
         }
     }
 

@@ -4,7 +4,8 @@ namespace Compiled.Runtime;
 
 /// <summary>
 /// The default dead-letter sink: one JSON Lines file, appended to, fsynced on flush. Each line is a
-/// <see cref="DeadLetter"/> envelope. Its directory is created when the first dead letter arrives.
+/// <see cref="DeadLetter"/> envelope. A run checks that it can be written when it starts (<see cref="Probe"/>), but
+/// creates the file and its directory only when the first dead letter arrives: a clean run leaves nothing behind.
 /// </summary>
 public sealed class DeadLetterFile : ISink<DeadLetter>, IConfigurable, IDisposable
 {
@@ -34,6 +35,50 @@ public sealed class DeadLetterFile : ISink<DeadLetter>, IConfigurable, IDisposab
 
         _file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Checks, without creating anything, that the file can be written: it is writable if it exists, else the nearest
+    /// existing directory above it is a directory that accepts a new file. Throws <see cref="NonRetryableException"/>
+    /// naming the path otherwise, so that a run fails at its start rather than at its first dead letter.
+    /// </summary>
+    public void Probe()
+    {
+        var full = System.IO.Path.GetFullPath(Path);
+        try
+        {
+            if (Directory.Exists(full))
+            {
+                throw new IOException("it is a directory");
+            }
+
+            if (File.Exists(full))
+            {
+                using var existing = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                return;
+            }
+
+            var ancestor = System.IO.Path.GetDirectoryName(full);
+            while (ancestor is not null && !Directory.Exists(ancestor))
+            {
+                if (File.Exists(ancestor))
+                {
+                    throw new IOException($"'{ancestor}' is a file, not a directory");
+                }
+
+                ancestor = System.IO.Path.GetDirectoryName(ancestor);
+            }
+
+            if (ancestor is not null)
+            {
+                var probe = System.IO.Path.Combine(ancestor, $".compiled-probe-{Guid.NewGuid():N}");
+                using var created = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new NonRetryableException($"Dead letters cannot be written to '{Path}': {ex.Message}", ex);
+        }
     }
 
     /// <inheritdoc/>

@@ -48,6 +48,20 @@ public sealed class ConnectorException : PipelineException
     /// <summary>The source or sink member's name.</summary>
     public string ConnectorName { get; }
 
+    /// <summary>The first <see cref="ConnectorException"/> among the causes of <paramref name="exception"/>, or null.</summary>
+    internal static ConnectorException? Within(Exception exception)
+    {
+        for (var e = exception.InnerException; e is not null; e = e.InnerException)
+        {
+            if (e is ConnectorException connector)
+            {
+                return connector;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The partition, when the failure belongs to one.</summary>
     public int? Partition { get; }
 }

@@ -45,7 +45,8 @@ internal sealed class SinkSlot<T>(string name, int stage, ISink<T> sink, Compile
     public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
     {
         _tags = [new("pipeline", pipelineName), new("sink", Name)];
-        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema), cancellationToken);
+        var logger = options.LoggerFactory?.CreateLogger("Compiled.Pipeline");
+        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema) { Warn = logger is null ? null : message => Log.SinkWarning(logger, pipelineName, Name, message) }, cancellationToken);
     }
 
     public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false)
@@ -122,7 +123,8 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 
     private int _closed;
 
-    protected async ValueTask CloseWriterAsync()
+    /// <summary>Releases the writer once: disposed after a complete partition, aborted (<see cref="ISinkWriter{T}.AbortAsync"/>) otherwise.</summary>
+    protected async ValueTask CloseWriterAsync(bool aborting)
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
         {
@@ -131,7 +133,14 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 
         try
         {
-            await Writer.DisposeAsync().ConfigureAwait(false);
+            if (aborting)
+            {
+                await Writer.AbortAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await Writer.DisposeAsync().ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
@@ -189,13 +198,13 @@ internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> write
     {
         await DrainAsync(null, cancellationToken).ConfigureAwait(false);
         Buffer.Clear();
-        await CloseWriterAsync().ConfigureAwait(false);
+        await CloseWriterAsync(aborting: false).ConfigureAwait(false);
     }
 
     public override async ValueTask AbortAsync()
     {
         Buffer.Clear();
-        await CloseWriterAsync().ConfigureAwait(false);
+        await CloseWriterAsync(aborting: true).ConfigureAwait(false);
     }
 }
 
@@ -350,7 +359,8 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         {
             try
             {
-                await CloseWriterAsync().ConfigureAwait(false);
+                // A writer that failed, or whose partition is aborted, did not complete: it is aborted, not disposed.
+                await CloseWriterAsync(aborting: _aborted || _failure is not null).ConfigureAwait(false);
             }
             catch (Exception ex) when (_failure is null)
             {

@@ -90,6 +90,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             var sourceDescription = source.Describe();
             Log.Starting(logger, name, options.Parallelism, options.BatchSize, sourceDescription);
             await run.OpenSinksAsync(logger).ConfigureAwait(false);
+            await Guard(name, "dead letters", "open", () => deadLetters.ValidateAsync(options, run.Context.Abort)).ConfigureAwait(false); // hardening: fail at start, not at the first letter
             var (delivery, positionStore) = PipelineRunner.DeliveryOf(descriptor, slots);
             var context = new SourceContext<TIn>(
                 name,

@@ -33,6 +33,13 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
         }
         catch (Exception ex) when (ex is not PipelineException)
         {
+            // A sink's failure can surface through the source (a checkpoint the source started, as Kafka does on a
+            // revoke): it is that sink's failure, not a failure to read.
+            if (ConnectorException.Within(ex) is { } sink)
+            {
+                throw sink;
+            }
+
             throw new ConnectorException(run.Pipeline, sourceName, partition, "read", ex);
         }
 

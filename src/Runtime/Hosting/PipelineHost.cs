@@ -80,13 +80,16 @@ public static class PipelineHost
             return ExitCodes.ConfigurationError;
         }
 
-        var parallelism = new Option<int?>("--parallelism", "-p") { Description = "Number of partitions (workers) [default: the processor count]", HelpName = "n" };
-        var batchSize = new Option<int?>("--batch-size") { Description = $"Records per batch [default: {PipelineOptions.DefaultBatchSize}]", HelpName = "n" };
+        // Values are taken as text and parsed by the settings they set, so a bad one is reported as a bad setting
+        // ("invalid value 'abc' for setting 'Parallelism' (from --parallelism): expected an integer from 1 to 1024"),
+        // not in the command-line parser's words.
+        var parallelism = new Option<string?>("--parallelism", "-p") { Description = "Number of partitions (workers) [default: the processor count]", HelpName = "n" };
+        var batchSize = new Option<string?>("--batch-size") { Description = $"Records per batch [default: {PipelineOptions.DefaultBatchSize}]", HelpName = "n" };
         var config = new Option<string?>("--config", "-c") { Description = "A JSON configuration file; settings are read from its \"Compiled\" section", HelpName = "appsettings.json" };
         var set = new Option<string[]>("--set", "-s") { Description = "Set a pipeline or connector setting (repeatable); see Settings below", HelpName = "Name=Value" };
-        var logLevel = new Option<LogLevel?>("--log-level") { Description = "Least severe log level written to standard error [default: Warning]", HelpName = "Trace|Debug|Information|Warning|Error|Critical|None" };
-        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics (0: any free port)", HelpName = "port" };
-        var errorPolicy = new Option<ErrorPolicy?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
+        var logLevel = new Option<string?>("--log-level") { Description = "Least severe log level written to standard error [default: Warning]", HelpName = "Trace|Debug|Information|Warning|Error|Critical|None" };
+        var metricsPort = new Option<string?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics (0: any free port)", HelpName = "port" };
+        var errorPolicy = new Option<string?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
         var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
         var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };
         var explain = new Option<string?>("--explain")
@@ -129,16 +132,16 @@ public static class PipelineHost
             }
             catch (PipelineConfigurationException ex)
             {
-                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: {SafeText.Escape(ex.Message)}").ConfigureAwait(false);
                 return ExitCodes.ConfigurationError;
             }
 
             values.AddRange(PipelineSettings.FromEnvironment(context.EnvironmentVariables ?? Environment.GetEnvironmentVariables()));
-            AddNamed(values, "Parallelism", "--parallelism", parse.GetValue(parallelism)?.ToString(CultureInfo.InvariantCulture));
-            AddNamed(values, "BatchSize", "--batch-size", parse.GetValue(batchSize)?.ToString(CultureInfo.InvariantCulture));
-            AddNamed(values, "LogLevel", "--log-level", parse.GetValue(logLevel)?.ToString());
-            AddNamed(values, "MetricsPort", "--metrics-port", parse.GetValue(metricsPort)?.ToString(CultureInfo.InvariantCulture));
-            AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy)?.ToString());
+            AddNamed(values, "Parallelism", "--parallelism", parse.GetValue(parallelism));
+            AddNamed(values, "BatchSize", "--batch-size", parse.GetValue(batchSize));
+            AddNamed(values, "LogLevel", "--log-level", parse.GetValue(logLevel));
+            AddNamed(values, "MetricsPort", "--metrics-port", parse.GetValue(metricsPort));
+            AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy));
             AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
             AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
             foreach (var (shorthand, option) in shorthands)
@@ -176,7 +179,7 @@ public static class PipelineHost
             {
                 foreach (var problem in problems)
                 {
-                    await error.WriteLineAsync($"error: {problem}").ConfigureAwait(false);
+                    await error.WriteLineAsync($"error: {SafeText.Escape(problem)}").ConfigureAwait(false);
                 }
 
                 await error.WriteLineAsync("Run with --help to see the options and settings.").ConfigureAwait(false);
@@ -201,7 +204,7 @@ public static class PipelineHost
         {
             foreach (var parseError in parsed.Errors)
             {
-                await error.WriteLineAsync($"error: {parseError.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: {SafeText.Escape(parseError.Message)}").ConfigureAwait(false);
             }
 
             await error.WriteLineAsync("Run with --help to see the options and settings.").ConfigureAwait(false);
@@ -326,18 +329,19 @@ public static class PipelineHost
         }
         catch (PipelineConfigurationException ex)
         {
-            status.Line($"error: {ex.Message}");
+            status.Line($"error: {SafeText.Escape(ex.Message)}");
             return ExitCodes.ConfigurationError;
         }
         catch (PipelineAbortedException ex)
         {
-            status.Line($"{name}: {ex.Message}");
+            status.Line($"{name}: {SafeText.Escape(ex.Message)}");
             return ExitCodes.Aborted;
         }
         catch (PipelineException ex)
         {
-            status.Line($"error: {ex.Message}");
-            return ExitCodes.RuntimeFailure;
+            // Printed here, once: the run's own error log line (event 6) is left out of the host's log (StatusLoggerProvider).
+            status.Line($"error: {SafeText.Escape(ex.Message)}");
+            return NonRetryableException.IsCause(ex) ? ExitCodes.ConfigurationError : ExitCodes.RuntimeFailure;
         }
     }
 

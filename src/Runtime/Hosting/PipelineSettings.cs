@@ -106,7 +106,7 @@ public sealed class PipelineSettings
 
             if (setting.TrySet(value.Value) is { } problem)
             {
-                var shown = setting.IsSecret ? Secrets.Mask : $"'{value.Value}'";
+                var shown = setting.IsSecret ? Secrets.Mask : $"'{SafeText.Escape(value.Value, SafeText.MaxQuotedChars)}'";
                 errors.Add($"invalid value {shown} for setting '{setting.Name}' (from {value.Origin}): {problem}");
                 continue;
             }

@@ -60,6 +60,9 @@ internal sealed class StatusWriter(TextWriter error, bool live)
 /// <summary>A logger provider writing one line per message to the host's standard error, below the status line.</summary>
 internal sealed class StatusLoggerProvider(StatusWriter writer) : ILoggerProvider
 {
+    /// <summary>The event id of <see cref="Log.Failed"/>: a failed run, which the host reports itself.</summary>
+    private const int RunFailedEventId = 6;
+
     public ILogger CreateLogger(string categoryName) => new StatusLogger(writer, categoryName);
 
     public void Dispose()
@@ -76,6 +79,11 @@ internal sealed class StatusLoggerProvider(StatusWriter writer) : ILoggerProvide
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             ArgumentNullException.ThrowIfNull(formatter);
+            if (eventId.Id == RunFailedEventId && category == "Compiled.Pipeline")
+            {
+                return; // the host prints the run's error itself, once, with its exit code
+            }
+
             var level = logLevel switch
             {
                 LogLevel.Trace => "trce",
@@ -87,9 +95,10 @@ internal sealed class StatusLoggerProvider(StatusWriter writer) : ILoggerProvide
             };
             var time = DateTimeOffset.UtcNow.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
             var message = formatter(state, exception);
-            writer.Line(exception is null || message.Contains(exception.Message, StringComparison.Ordinal)
-                ? $"{time} {level} {category}: {message}"
-                : $"{time} {level} {category}: {message} ({exception.GetType().Name}: {exception.Message})");
+            var line = exception is null || message.Contains(exception.Message, StringComparison.Ordinal)
+                ? $"{message}"
+                : $"{message} ({exception.GetType().Name}: {exception.Message})";
+            writer.Line($"{time} {level} {category}: {SafeText.Escape(line)}"); // messages may quote input: no control characters, bounded length
         }
     }
 }

@@ -36,6 +36,13 @@ public static class CompiledMeter
     internal static readonly Counter<long> DeadLetters = Meter.CreateCounter<long>(
         "compiled.dead_letters.written", "{record}", "Dead letters made durable in the dead-letter sink (tags: pipeline)");
 
+    private static readonly Counter<long> ConnectorRetries = Meter.CreateCounter<long>(
+        "compiled.connector.retries", "{retry}", "Transient connector failures retried: a lost connection, a restarting server (tags: pipeline, connector)");
+
+    /// <summary>Counts one retried transient failure of connector <paramref name="connector"/> (a source or sink member's name).</summary>
+    public static void ConnectorRetried(string pipeline, string connector)
+        => ConnectorRetries.Add(1, new KeyValuePair<string, object?>("pipeline", pipeline), new KeyValuePair<string, object?>("connector", connector));
+
     internal static readonly Histogram<double> BatchDuration = Meter.CreateHistogram(
         "compiled.batch.duration",
         "ms",

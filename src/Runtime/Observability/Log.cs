@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: source {Source}: {Message}")]
     public static partial void SourceEvent(ILogger logger, string pipeline, string source, string message);
 
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: sink {Sink}: {Message}")]
+    public static partial void SinkWarning(ILogger logger, string pipeline, string sink, string message);
+
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: {Late} records arrived too late for every window they belong to and were dropped ({Windows}); declare a [LateData] sink to keep them, or raise the window's OutOfOrderness / AllowedLateness")]
     public static partial void LateDropped(ILogger logger, string pipeline, long late, string windows);
 }

@@ -224,7 +224,7 @@ public ref struct CsvRecordReader
             return true;
         }
 
-        return Whole(FastNumbers.TryParseDouble(raw, out value, out var used), used, name, "a number");
+        return Whole(FastNumbers.TryParseDouble(raw, out value, out var used), used, name, "a number") && InRange(name, double.IsFinite(value), value == 0, "a double");
     }
 
     /// <summary>Reads the field as <see cref="float"/> (parsed as a float: no double rounding).</summary>
@@ -237,11 +237,32 @@ public ref struct CsvRecordReader
             return true;
         }
 
-        return Whole(Utf8Parser.TryParse(raw, out value, out var used), used, name, "a number");
+        return Whole(Utf8Parser.TryParse(raw, out value, out var used), used, name, "a number") && InRange(name, float.IsFinite(value), value == 0, "a float");
     }
 
     /// <summary>Reads the field as <see cref="decimal"/>.</summary>
-    public bool ReadDecimal(string name, out decimal value) => Whole(Utf8Parser.TryParse(Raw, out value, out var used), used, name, "a decimal number");
+    public bool ReadDecimal(string name, out decimal value)
+    {
+        var raw = Raw;
+        if (!Utf8Parser.TryParse(raw, out value, out var used) && !raw.IsEmpty && JsonNumbers.Scan(raw) == raw.Length)
+        {
+            return FailField(name, "the number is too large for a decimal");
+        }
+
+        return Whole(used == raw.Length && used > 0, used, name, "a decimal number") && InRange(name, finite: true, value == 0, "a decimal");
+    }
+
+    /// <summary>A number that was read must not have overflowed to Infinity or underflowed to 0 (its digits say it is not 0).</summary>
+    private bool InRange(string name, bool finite, bool zero, string type)
+    {
+        var raw = Raw;
+        if (!finite && JsonNumbers.HasDigit(raw))
+        {
+            return FailField(name, $"the number is too large for {type}");
+        }
+
+        return !zero || !JsonNumbers.HasNonZeroMantissa(raw) || FailField(name, $"the number is too small for {type} (it would be read as 0)");
+    }
 
     /// <summary>Reads <c>true</c> or <c>false</c>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

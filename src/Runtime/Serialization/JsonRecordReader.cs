@@ -16,16 +16,30 @@ public ref struct JsonRecordReader
     /// <summary>How deep nested arrays and objects may go when skipped: deeper input is rejected, not recursed into.</summary>
     public const int MaxDepth = 64;
 
+    private const string InvalidNumber = "not a valid JSON number (RFC 8259 allows no '+', no leading zeros, no '.5' or '5.', and no bare NaN or Infinity)";
+
     private readonly ReadOnlySpan<byte> _data;
     private readonly ReadOnlyMemory<byte> _memory;
+    private readonly bool _lenientNumbers;
     private int _position;
     private bool _afterFirstProperty;
 
-    /// <summary>Starts reading <paramref name="input"/>.</summary>
+    /// <summary>Starts reading <paramref name="input"/>; numbers must follow RFC 8259.</summary>
     public JsonRecordReader(ReadOnlyMemory<byte> input)
+        : this(input, lenientNumbers: false)
+    {
+    }
+
+    /// <summary>
+    /// Starts reading <paramref name="input"/>. With <paramref name="lenientNumbers"/>, numbers may also have a
+    /// leading <c>+</c> or zeros, start or end with <c>.</c>, or be a bare <c>NaN</c>/<c>Infinity</c>
+    /// (<see cref="RecordAttribute.LenientJsonNumbers"/>).
+    /// </summary>
+    public JsonRecordReader(ReadOnlyMemory<byte> input, bool lenientNumbers)
     {
         _memory = input;
         _data = input.Span;
+        _lenientNumbers = lenientNumbers;
         _position = 0;
         _afterFirstProperty = false;
         Error = default;
@@ -92,9 +106,9 @@ public ref struct JsonRecordReader
             return false;
         }
 
-        if (escaped && !Unescape(name, out name))
+        if (escaped ? !Unescape(name, out name) : !Utf8.IsValid(name))
         {
-            return false;
+            return escaped ? false : Fail("a property name is not valid UTF-8");
         }
 
         SkipWhitespace();
@@ -233,7 +247,7 @@ public ref struct JsonRecordReader
     public bool ReadInt32(out int value)
     {
         SkipWhitespace();
-        return FastNumbers.TryParseInt32(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (32-bit)");
+        return Integer(FastNumbers.TryParseInt32(_data[_position..], out value, out var consumed), consumed, "expected an integer (32-bit)");
     }
 
     /// <summary>Reads a number as <see cref="long"/>.</summary>
@@ -241,49 +255,49 @@ public ref struct JsonRecordReader
     public bool ReadInt64(out long value)
     {
         SkipWhitespace();
-        return FastNumbers.TryParseInt64(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (64-bit)");
+        return Integer(FastNumbers.TryParseInt64(_data[_position..], out value, out var consumed), consumed, "expected an integer (64-bit)");
     }
 
     /// <summary>Reads a number as <see cref="uint"/>.</summary>
     public bool ReadUInt32(out uint value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an unsigned integer (32-bit)");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an unsigned integer (32-bit)");
     }
 
     /// <summary>Reads a number as <see cref="ulong"/>.</summary>
     public bool ReadUInt64(out ulong value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an unsigned integer (64-bit)");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an unsigned integer (64-bit)");
     }
 
     /// <summary>Reads a number as <see cref="short"/>.</summary>
     public bool ReadInt16(out short value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer (16-bit)");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an integer (16-bit)");
     }
 
     /// <summary>Reads a number as <see cref="ushort"/>.</summary>
     public bool ReadUInt16(out ushort value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an unsigned integer (16-bit)");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an unsigned integer (16-bit)");
     }
 
     /// <summary>Reads a number as <see cref="byte"/>.</summary>
     public bool ReadByte(out byte value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer from 0 to 255");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an integer from 0 to 255");
     }
 
     /// <summary>Reads a number as <see cref="sbyte"/>.</summary>
     public bool ReadSByte(out sbyte value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "an integer") : Fail("expected an integer from -128 to 127");
+        return Integer(Utf8Parser.TryParse(_data[_position..], out value, out var consumed), consumed, "expected an integer from -128 to 127");
     }
 
     /// <summary>Reads a number (or <c>"NaN"</c>, <c>"Infinity"</c>, <c>"-Infinity"</c>) as <see cref="double"/>.</summary>
@@ -295,7 +309,8 @@ public ref struct JsonRecordReader
             return ReadNamedFloat(out value);
         }
 
-        return FastNumbers.TryParseDouble(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
+        var parsed = FastNumbers.TryParseDouble(_data[_position..], out value, out var consumed);
+        return Floating(parsed, consumed, double.IsFinite(value), value == 0, "a double");
     }
 
     /// <summary>Reads a number as <see cref="float"/> (parsed as a float: no double rounding).</summary>
@@ -309,14 +324,22 @@ public ref struct JsonRecordReader
             return named;
         }
 
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a number");
+        var parsed = Utf8Parser.TryParse(_data[_position..], out value, out var consumed);
+        return Floating(parsed, consumed, float.IsFinite(value), value == 0, "a float");
     }
 
     /// <summary>Reads a number as <see cref="decimal"/>.</summary>
     public bool ReadDecimal(out decimal value)
     {
         SkipWhitespace();
-        return Utf8Parser.TryParse(_data[_position..], out value, out var consumed) ? Advance(consumed, "a number") : Fail("expected a decimal number");
+        var rest = _data[_position..];
+        if (!Utf8Parser.TryParse(rest, out value, out var consumed))
+        {
+            var length = JsonNumbers.Scan(rest);
+            return Fail(length > 0 && JsonNumbers.EndsValue(rest, length) ? "the number is too large for a decimal" : "expected a decimal number");
+        }
+
+        return Floating(true, consumed, finite: true, value == 0, "a decimal");
     }
 
     /// <summary>Reads an ISO 8601 string as <see cref="DateTime"/>.</summary>
@@ -358,64 +381,142 @@ public ref struct JsonRecordReader
         return true;
     }
 
-    /// <summary>Skips any value (string, number, literal, object, array).</summary>
+    /// <summary>
+    /// Skips any value (string, number, literal, object, array), checking it as strictly as a value that is read:
+    /// structure, string escapes, UTF-8 and the number grammar — an unknown property is no place to hide bad JSON.
+    /// </summary>
     public bool Skip()
     {
-        SkipWhitespace();
+        ulong objects = 0; // bit d: the container at depth d is an object (MaxDepth is 64)
         var depth = 0;
         while (true)
         {
+            // A value starts here.
+            SkipWhitespace();
             if (_position >= _data.Length)
             {
                 return Fail("the value is truncated");
             }
 
-            switch (_data[_position])
+            var b = _data[_position];
+            if (b is (byte)'{' or (byte)'[')
             {
-                case (byte)'"':
-                    if (!ReadStringBytes(out _, out _))
-                    {
-                        return false;
-                    }
+                if (depth >= MaxDepth)
+                {
+                    return Fail($"values nest deeper than {MaxDepth} levels");
+                }
 
-                    break;
-                case (byte)'{' or (byte)'[':
-                    if (++depth > MaxDepth)
-                    {
-                        return Fail($"values nest deeper than {MaxDepth} levels");
-                    }
-
+                var isObject = b == '{';
+                objects = isObject ? objects | (1UL << depth) : objects & ~(1UL << depth);
+                depth++;
+                _position++;
+                SkipWhitespace();
+                if (_position < _data.Length && _data[_position] == (isObject ? '}' : ']'))
+                {
                     _position++;
-                    break;
-                case (byte)'}' or (byte)']':
-                    if (depth == 0)
-                    {
-                        return Fail("unexpected end of a container");
-                    }
-
                     depth--;
-                    _position++;
-                    break;
-                case (byte)',' or (byte)':' when depth > 0:
-                    _position++;
-                    break;
-                case (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n':
-                    _position++;
-                    continue;
-                default:
-                    if (!SkipScalar())
+                }
+                else
+                {
+                    if (isObject && !SkipPropertyName())
                     {
                         return false;
                     }
 
-                    break;
+                    continue; // the container's first value
+                }
+            }
+            else if (b == '"')
+            {
+                if (!SkipString())
+                {
+                    return false;
+                }
+            }
+            else if (!SkipScalar())
+            {
+                return false;
             }
 
-            if (depth == 0)
+            // After a value: close containers until one goes on with a comma.
+            while (true)
             {
-                return true;
+                if (depth == 0)
+                {
+                    return true;
+                }
+
+                SkipWhitespace();
+                if (_position >= _data.Length)
+                {
+                    return Fail("the value is truncated");
+                }
+
+                var inObject = (objects & (1UL << (depth - 1))) != 0;
+                var next = _data[_position];
+                if (next == ',')
+                {
+                    _position++;
+                    if (inObject && !SkipPropertyName())
+                    {
+                        return false;
+                    }
+
+                    break;
+                }
+
+                if (next != (inObject ? '}' : ']'))
+                {
+                    return Fail(inObject ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+                }
+
+                _position++;
+                depth--;
             }
         }
+    }
+
+    private bool SkipPropertyName()
+    {
+        SkipWhitespace();
+        if (_position >= _data.Length || _data[_position] != '"')
+        {
+            return Fail("expected a property name");
+        }
+
+        if (!SkipString())
+        {
+            return false;
+        }
+
+        SkipWhitespace();
+        if (_position >= _data.Length || _data[_position] != ':')
+        {
+            return Fail("expected ':' after a property name");
+        }
+
+        _position++;
+        return true;
+    }
+
+    private bool SkipString()
+    {
+        if (!ReadStringBytes(out var content, out var escaped))
+        {
+            return false;
+        }
+
+        if (escaped)
+        {
+            if (!Unescape(content, out var unescaped))
+            {
+                return false;
+            }
+
+            content = unescaped;
+        }
+
+        return Utf8.IsValid(content) || Fail("a string is not valid UTF-8");
     }
 
     /// <summary>Records a failure of the current field, naming it, and returns false.</summary>
@@ -489,7 +590,55 @@ public ref struct JsonRecordReader
             return true;
         }
 
-        return (Utf8Parser.TryParse(token, out double _, out var consumed) && consumed == token.Length) || Fail("expected a JSON value");
+        if (_lenientNumbers)
+        {
+            return (Utf8Parser.TryParse(token, out double _, out var consumed) && consumed == token.Length) || Fail("expected a JSON value");
+        }
+
+        return (!token.IsEmpty && JsonNumbers.Scan(token) == token.Length) || Fail(token.IsEmpty || token[0] is (byte)'-' or (>= (byte)'0' and <= (byte)'9') or (byte)'+' or (byte)'.' ? "a number is " + InvalidNumber : "expected a JSON value");
+    }
+
+    /// <summary>After an integer was parsed (or not) at the current position: the grammar, then the end of the value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Integer(bool parsed, int consumed, string expected)
+    {
+        if (parsed && (_lenientNumbers || JsonNumbers.IsPlainInteger(_data.Slice(_position, consumed))))
+        {
+            return Advance(consumed, "an integer");
+        }
+
+        return parsed ? Fail(expected + ": " + InvalidNumber) : Fail(expected);
+    }
+
+    /// <summary>
+    /// After a floating-point number was parsed (or not) at the current position: the grammar, its range — a finite
+    /// number too large for the type, or one with non-zero digits that rounds to 0, is an error — then the end of the value.
+    /// </summary>
+    private bool Floating(bool parsed, int consumed, bool finite, bool zero, string type)
+    {
+        if (!parsed)
+        {
+            return Fail("expected a number");
+        }
+
+        var token = _data.Slice(_position, consumed);
+        var grammar = JsonNumbers.Scan(token) == token.Length;
+        if (!grammar && !_lenientNumbers)
+        {
+            return Fail("the value is " + InvalidNumber);
+        }
+
+        if (!finite && JsonNumbers.HasDigit(token))
+        {
+            return Fail($"the number is too large for {type}");
+        }
+
+        if (zero && JsonNumbers.HasNonZeroMantissa(token))
+        {
+            return Fail($"the number is too small for {type} (it would be read as 0)");
+        }
+
+        return Advance(consumed, "a number");
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -712,4 +861,95 @@ public ref struct JsonRecordReader
             _position++;
         }
     }
+}
+
+/// <summary>The number grammar of RFC 8259, and what the codecs check of a number's range.</summary>
+internal static class JsonNumbers
+{
+    /// <summary>The length of the JSON number at the start of <paramref name="text"/>: <c>-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?</c>, or 0.</summary>
+    public static int Scan(ReadOnlySpan<byte> text)
+    {
+        var i = 0;
+        if (i < text.Length && text[i] == '-')
+        {
+            i++;
+        }
+
+        if (i >= text.Length || !IsDigit(text[i]))
+        {
+            return 0;
+        }
+
+        if (text[i] == '0')
+        {
+            i++;
+        }
+        else
+        {
+            while (i < text.Length && IsDigit(text[i]))
+            {
+                i++;
+            }
+        }
+
+        if (i < text.Length && text[i] == '.')
+        {
+            var fraction = ++i;
+            while (i < text.Length && IsDigit(text[i]))
+            {
+                i++;
+            }
+
+            if (i == fraction)
+            {
+                return 0;
+            }
+        }
+
+        if (i < text.Length && (text[i] | 0x20) == 'e')
+        {
+            i++;
+            if (i < text.Length && text[i] is (byte)'+' or (byte)'-')
+            {
+                i++;
+            }
+
+            var exponent = i;
+            while (i < text.Length && IsDigit(text[i]))
+            {
+                i++;
+            }
+
+            if (i == exponent)
+            {
+                return 0;
+            }
+        }
+
+        return i;
+    }
+
+    /// <summary>Whether an integer token (as a parser consumed it) has neither a sign other than '-' nor a leading zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsPlainInteger(ReadOnlySpan<byte> token)
+    {
+        var start = !token.IsEmpty && token[0] == '-' ? 1 : 0;
+        return token.Length > start && IsDigit(token[start]) && (token[start] != '0' || token.Length == start + 1);
+    }
+
+    /// <summary>Whether the value ends after <paramref name="length"/> bytes (a delimiter or the end follows).</summary>
+    public static bool EndsValue(ReadOnlySpan<byte> text, int length)
+        => length >= text.Length || text[length] is (byte)',' or (byte)'}' or (byte)']' or (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
+
+    /// <summary>Whether the token has a digit (a number, not a named literal such as NaN).</summary>
+    public static bool HasDigit(ReadOnlySpan<byte> token) => token.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0;
+
+    /// <summary>Whether a digit before the exponent is not zero: the number is not 0, whatever it was read as.</summary>
+    public static bool HasNonZeroMantissa(ReadOnlySpan<byte> token)
+    {
+        var exponent = token.IndexOfAny((byte)'e', (byte)'E');
+        return (exponent < 0 ? token : token[..exponent]).IndexOfAnyInRange((byte)'1', (byte)'9') >= 0;
+    }
+
+    private static bool IsDigit(byte b) => (uint)(b - '0') <= 9;
 }

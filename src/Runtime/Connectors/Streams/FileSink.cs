@@ -160,6 +160,30 @@ public sealed class FileSink<T, TCodec> : ISink<T>, IConfigurable
 
         public async ValueTask DisposeAsync() => await CompleteFileAsync(CancellationToken.None).ConfigureAwait(false);
 
+        /// <summary>
+        /// The partition did not complete (the run failed or was aborted): what was written is flushed to the
+        /// <c>*.inprogress</c> file, which keeps that name — partial output is never presented as a complete file.
+        /// </summary>
+        public async ValueTask AbortAsync()
+        {
+            if (_pipe is null)
+            {
+                return;
+            }
+
+            try
+            {
+                await _pipe.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                await _pipe.CompleteAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                await _stream!.DisposeAsync().ConfigureAwait(false);
+                _pipe = null;
+                _stream = null;
+            }
+        }
+
         private long Encode(in T record, PipeWriter output)
         {
             if (TCodec.Framing == RecordFraming.LengthPrefixed)

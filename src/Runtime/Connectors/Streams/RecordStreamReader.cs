@@ -17,7 +17,8 @@ internal sealed record RecordStreamSettings(
     bool AlignToLine = false,
     bool LinesKnown = true,
     bool ExpectHeader = false,
-    bool LastRecordMayBeUnterminated = true);
+    bool LastRecordMayBeUnterminated = true,
+    bool GrowBatches = false);
 
 /// <summary>
 /// Reads batches of records from a <see cref="PipeReader"/>: frames records by the codec's framing (lines, quoted
@@ -30,11 +31,17 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
 {
     private static readonly byte[] Bom = [0xEF, 0xBB, 0xBF];
 
+    /// <summary>The number of fields of a CSV record, from the codec's header; -1 when unknown (no header).</summary>
+    private static readonly int ExpectedFields = TCodec.Framing == RecordFraming.QuotedLines && !TCodec.Header.IsEmpty ? CsvFraming.CountFields(TCodec.Header) : -1;
+
     private readonly PipeReader _pipe;
     private readonly RecordStreamSettings _settings;
-    private readonly T[] _records;
-    private readonly (long Offset, long Line, ReadOnlyMemory<byte> Raw)[] _origins;
-    private byte[] _arena = new byte[4096];
+    /// <summary>The first batch of a reader that grows its batches (one per TCP connection): small, so an idle connection costs little.</summary>
+    private const int FirstGrowingBatch = 16;
+
+    private T[] _records;
+    private (long Offset, long Line, ReadOnlyMemory<byte> Raw)[] _origins;
+    private byte[] _arena = [];
     private int _arenaUsed;
     private int _count;
     private bool _mustAdvance;
@@ -53,8 +60,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     {
         _pipe = pipe;
         _settings = settings;
-        _records = new T[settings.BatchSize];
-        _origins = new (long, long, ReadOnlyMemory<byte>)[settings.BatchSize];
+        var first = settings.GrowBatches ? Math.Min(settings.BatchSize, FirstGrowingBatch) : settings.BatchSize;
+        _records = new T[first];
+        _origins = new (long, long, ReadOnlyMemory<byte>)[first];
         _offset = settings.StartOffset;
         _headerPending = settings.ExpectHeader && !TCodec.Header.IsEmpty;
         _bomChecked = settings.StartOffset > 0 || settings.AlignToLine;
@@ -121,6 +129,14 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         }
 
         // No clearing: the next batch overwrites the slots; at most one batch of stale references lingers.
+        if (_count == _records.Length && _records.Length < _settings.BatchSize)
+        {
+            // A growing reader's batch filled up: the stream is busy, so the next batches may be larger.
+            var size = Math.Min(_settings.BatchSize, _records.Length * 4);
+            _records = new T[size];
+            _origins = new (long, long, ReadOnlyMemory<byte>)[size];
+        }
+
         _count = 0;
         _arenaUsed = 0;
     }
@@ -206,11 +222,18 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
             }
 
-            if (!TryFrame(ref reader, out var record, out var lines))
+            if (!TryFrame(ref reader, final, out var record, out var lines))
             {
                 var remaining = reader.Remaining;
-                if (remaining > limit && TCodec.Framing != RecordFraming.LengthPrefixed)
+                if (remaining > limit + 1 && TCodec.Framing != RecordFraming.LengthPrefixed) // + 1: a CR before the LF is not part of the record
                 {
+                    if (TCodec.Framing == RecordFraming.QuotedLines && FirstLine(ref reader, limit, out record))
+                    {
+                        // A quote opened a span longer than the limit: the line it started on is the record (resync).
+                        Accept(AsMemory(record), reader.Consumed - startConsumed, 1);
+                        continue;
+                    }
+
                     ReportOversize(buffer.Slice(start, Math.Min(remaining, DeadLetterKeep(limit))));
                     _skipToNewline = true;
                     continue;
@@ -234,7 +257,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             }
 
             var recordBytes = reader.Consumed - startConsumed;
-            if (record.Length > limit)
+            if (record.Length - (EndsWithCarriageReturn(record) ? 1 : 0) > limit)
             {
                 ReportOversize(record.Slice(0, DeadLetterKeep(limit)));
                 Advance(recordBytes, lines);
@@ -281,11 +304,22 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             end = span.IndexOf((byte)'\n');
             if (end < 0 || _offset + end > _quoteFreeUntil)
             {
-                end = QuotedLineEnd(span, ref lines); // a quote comes first: the careful scan
+                end = QuotedLineEnd(span, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
+                if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
+                {
+                    // The quoted span does not make a record: the line the quote opened on is the (bad) record.
+                    end = span.IndexOf((byte)'\n');
+                    lines = 1;
+                }
+                else if (end == CsvFraming.TooManyLines)
+                {
+                    end = span.IndexOf((byte)'\n');
+                    lines = 1;
+                }
             }
         }
 
-        if (end < 0 || end > _settings.Options.MaxRecordBytes)
+        if (end < 0 || end - (end > 0 && span[end - 1] == '\r' ? 1 : 0) > _settings.Options.MaxRecordBytes)
         {
             record = default;
             bytes = 0;
@@ -298,8 +332,11 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         return true;
     }
 
-    /// <summary>The index of the first line break outside double quotes in <paramref name="span"/>, or -1.</summary>
-    private static int QuotedLineEnd(ReadOnlySpan<byte> span, ref int lines)
+    /// <summary>
+    /// The index of the first line break outside double quotes in <paramref name="span"/>, -1 when there is none, or
+    /// <see cref="CsvFraming.TooManyLines"/> when quotes keep it open past <paramref name="maxLines"/> lines.
+    /// </summary>
+    private static int QuotedLineEnd(ReadOnlySpan<byte> span, int maxLines, ref int lines)
     {
         var quoted = false;
         var inner = 0;
@@ -322,9 +359,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 lines += inner;
                 return i;
             }
-            else
+            else if (++inner >= maxLines)
             {
-                inner++;
+                return CsvFraming.TooManyLines;
             }
 
             i++;
@@ -341,9 +378,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 memory = memory[..^1];
             }
 
-            if (memory.IsEmpty)
+            if (memory.IsEmpty || (memory.Span[0] is (byte)' ' or (byte)'\t' && IsBlank(memory.Span)))
             {
-                Advance(recordBytes, lines); // a blank line
+                Advance(recordBytes, lines); // a blank (or whitespace-only) line
                 return;
             }
         }
@@ -367,13 +404,13 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             var message = lines == 0 && TCodec.Framing != RecordFraming.LengthPrefixed
                 ? $"{error.Message} (at byte {error.Offset}; the last record has no line break: truncated?)"
                 : $"{error.Message} (at byte {error.Offset})";
-            Report(memory, "DecodeError", message, truncated: false);
+            Report(memory, "DecodeError", message, truncated: false, LinesOf(memory.Span));
         }
 
         Advance(recordBytes, lines);
     }
 
-    private bool TryFrame(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, out int lines)
+    private bool TryFrame(ref SequenceReader<byte> reader, bool final, out ReadOnlySequence<byte> record, out int lines)
     {
         lines = 1;
         switch (TCodec.Framing)
@@ -381,7 +418,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             case RecordFraming.Lines:
                 return reader.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true);
             case RecordFraming.QuotedLines:
-                return TryReadQuotedLine(ref reader, out record, ref lines);
+                return TryReadQuotedLine(ref reader, final, _settings.Options.MaxRecordLines, out record, ref lines);
             default:
                 lines = 0;
                 record = default;
@@ -407,8 +444,12 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         }
     }
 
-    /// <summary>Reads to the first line break outside double quotes (RFC 4180: a quoted field may span lines).</summary>
-    private static bool TryReadQuotedLine(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record, ref int lines)
+    /// <summary>
+    /// Reads to the first line break outside double quotes (RFC 4180: a quoted field may span lines) — as long as the
+    /// span is a well-formed record of at most <paramref name="maxLines"/> lines. Otherwise (a stray quote) the line
+    /// the record started on is the record, and framing starts again at the next line.
+    /// </summary>
+    private static bool TryReadQuotedLine(ref SequenceReader<byte> reader, bool final, int maxLines, out ReadOnlySequence<byte> record, ref int lines)
     {
         var probe = reader;
         var quoted = false;
@@ -433,14 +474,20 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
                 else if (!quoted)
                 {
-                    record = reader.Sequence.Slice(reader.Position, length + i);
+                    var candidate = reader.Sequence.Slice(reader.Position, length + i);
+                    if (inner > 0 && !CsvFraming.IsWellFormed(candidate.IsSingleSegment ? candidate.FirstSpan : candidate.ToArray(), ExpectedFields))
+                    {
+                        return FirstLine(ref reader, out record);
+                    }
+
+                    record = candidate;
                     reader.Advance(length + i + 1);
                     lines += inner;
                     return true;
                 }
-                else
+                else if (++inner >= maxLines)
                 {
-                    inner++;
+                    return FirstLine(ref reader, out record);
                 }
 
                 i++;
@@ -450,9 +497,40 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             probe.Advance(span.Length);
         }
 
+        if (final && inner > 0)
+        {
+            return FirstLine(ref reader, out record); // a quote never closed before the end of the input
+        }
+
         record = default;
         return false;
     }
+
+    private static bool FirstLine(ref SequenceReader<byte> reader, out ReadOnlySequence<byte> record)
+        => reader.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true);
+
+    /// <summary>The first line ahead, when it ends within <paramref name="limit"/> bytes (plus a CR).</summary>
+    private static bool FirstLine(ref SequenceReader<byte> reader, int limit, out ReadOnlySequence<byte> record)
+    {
+        var probe = reader;
+        if (probe.TryReadTo(out record, (byte)'\n', advancePastDelimiter: true) && record.Length - (EndsWithCarriageReturn(record) ? 1 : 0) <= limit)
+        {
+            reader = probe;
+            return true;
+        }
+
+        record = default;
+        return false;
+    }
+
+    private static bool EndsWithCarriageReturn(ReadOnlySequence<byte> record)
+        => !record.IsEmpty && record.Slice(record.Length - 1).FirstSpan[0] == '\r';
+
+    private static bool IsBlank(ReadOnlySpan<byte> line) => line.IndexOfAnyExcept((byte)' ', (byte)'\t') < 0;
+
+    /// <summary>The lines a record's bytes cover (a CSV record with quoted line breaks covers several); null for binary.</summary>
+    private static int? LinesOf(ReadOnlySpan<byte> record)
+        => TCodec.Framing == RecordFraming.LengthPrefixed ? null : 1 + record.Count((byte)'\n');
 
     private ReadOnlyMemory<byte> AsMemory(ReadOnlySequence<byte> record)
     {
@@ -465,7 +543,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         if (_arena.Length - _arenaUsed < length)
         {
             // A new arena: the records already in this batch keep pointing at the old one, which stays alive with them.
-            _arena = new byte[Math.Max(_arena.Length * 2, length)];
+            _arena = new byte[Math.Max(Math.Max(_arena.Length * 2, 4096), length)];
             _arenaUsed = 0;
         }
 
@@ -479,17 +557,18 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     {
         if (!header.SequenceEqual(TCodec.Header))
         {
-            throw new InvalidDataException(
-                $"{Where()}: the header '{Encoding.UTF8.GetString(header)}' does not match the record's fields '{Encoding.UTF8.GetString(TCodec.Header)}'");
+            // A different header means different data (columns are read by position): no retry will fix it.
+            throw new NonRetryableException(
+                $"{Where()}: the header '{Compiled.Runtime.SafeText.Quote(header)}' does not match the record's fields '{Encoding.UTF8.GetString(TCodec.Header)}'");
         }
     }
 
     private void ReportOversize(ReadOnlySequence<byte> start)
-        => Report(start.ToArray(), "RecordTooLarge", $"the record is longer than {_settings.Options.MaxRecordBytes} bytes (MaxRecordBytes); it was skipped", truncated: true);
+        => Report(start.ToArray(), "RecordTooLarge", $"the record is longer than {_settings.Options.MaxRecordBytes} bytes (MaxRecordBytes); it was skipped", truncated: true, TCodec.Framing == RecordFraming.LengthPrefixed ? null : 1);
 
-    private void Report(ReadOnlyMemory<byte> raw, string errorType, string message, bool truncated)
+    private void Report(ReadOnlyMemory<byte> raw, string errorType, string message, bool truncated, int? lines)
     {
-        var origin = new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? _line : null, _offset, raw, truncated);
+        var origin = new RecordOrigin(_settings.SourceName, _settings.File, _settings.LinesKnown ? _line : null, _offset, raw, truncated) { Lines = lines };
         _settings.DeadLetters.Report(new FailedRecord(FailureKind.Decode, _settings.Partition, _settings.SourceName, origin, errorType, message));
     }
 

@@ -5,11 +5,51 @@ using System.Threading.Channels;
 
 namespace Compiled.Connectors;
 
+/// <summary>Options of <see cref="SocketSource{T, TCodec}"/>.</summary>
+public sealed class SocketSourceOptions : RecordSourceOptions
+{
+    /// <summary>
+    /// Connections open at once: 1 000. Each holds a read buffer (<see cref="DefaultConnectionBufferBytes"/>) and a
+    /// batch of records, so the source's memory stays in the tens of MiB whatever the burst; past the limit the source
+    /// stops accepting, new connections wait in the kernel's listen backlog and their senders are slowed down by TCP.
+    /// </summary>
+    public const int DefaultMaxConnections = 1000;
+
+    /// <summary>The read buffer of one connection: 16 KiB, a few TCP segments, so a thousand idle connections cost little.</summary>
+    public const int DefaultConnectionBufferBytes = 16 * 1024;
+
+    /// <summary>Connections open at once (being read, or waiting for their partition). Default: <see cref="DefaultMaxConnections"/>.</summary>
+    public int MaxConnections { get; set; } = DefaultMaxConnections;
+
+    /// <inheritdoc/>
+    public override IEnumerable<Setting> Settings(bool hasHeader)
+    {
+        foreach (var setting in base.Settings(hasHeader))
+        {
+            yield return setting;
+        }
+
+        yield return Setting.Number(nameof(MaxConnections), "Connections open at once; past it the source stops accepting and new ones wait in the kernel's backlog", () => MaxConnections, v => MaxConnections = (int)v, 1, 1_000_000);
+    }
+
+    /// <inheritdoc/>
+    public override void Validate()
+    {
+        base.Validate();
+        if (MaxConnections < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "MaxConnections must be at least 1.");
+        }
+    }
+}
+
 /// <summary>
 /// Listens on a TCP port and reads records from every connection (line-delimited, or length-prefixed for binary),
 /// the seed article's socket source. Each accepted connection is a split, given to the partitions in turn. The
 /// source is unbounded: it ends when the run is stopped. A connection is read only as fast as its partition
-/// processes it, so TCP flow control slows a sender down when the pipeline is behind.
+/// processes it, so TCP flow control slows a sender down when the pipeline is behind. At most
+/// <see cref="SocketSourceOptions.MaxConnections"/> connections are open at once; past that the source stops
+/// accepting, so a burst waits in the kernel's listen backlog instead of in memory.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The record format.</typeparam>
@@ -20,23 +60,41 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDispos
     private int _port;
     private readonly RecordSourceOptions _options;
     private readonly CancellationTokenSource _stop = new();
-    private readonly List<Task> _connections = [];
+    private readonly Dictionary<int, Task> _connections = [];
     private readonly Lock _lock = new();
+    private SemaphoreSlim? _slots;
     private TcpListener? _listener;
     private Channel<Handoff>[] _queues = [];
     private SourceContext<T>? _context;
     private Task? _accepting;
     private int _accepted;
 
-    /// <summary>Listens on <paramref name="port"/> (0: any free port, see <see cref="LocalEndPoint"/>) at <paramref name="host"/>.</summary>
+    /// <summary>
+    /// Listens on <paramref name="port"/> (0: any free port, see <see cref="LocalEndPoint"/>) at <paramref name="host"/>.
+    /// <paramref name="options"/> may be <see cref="SocketSourceOptions"/>, to bound the connections open at once.
+    /// </summary>
     public SocketSource(int port, string host = "127.0.0.1", RecordSourceOptions? options = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         _address = IPAddress.Parse(host);
         _port = port;
-        _options = options ?? new RecordSourceOptions();
+        _options = options ?? new SocketSourceOptions();
         _options.Validate();
+    }
+
+    private int MaxConnections => (_options as SocketSourceOptions)?.MaxConnections ?? SocketSourceOptions.DefaultMaxConnections;
+
+    /// <summary>Connections open now.</summary>
+    public int ConnectionsOpen
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _connections.Count;
+            }
+        }
     }
 
     /// <summary>Where the source listens, once open.</summary>
@@ -68,9 +126,11 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDispos
         ArgumentNullException.ThrowIfNull(context);
         _context = context;
         _queues = Enumerable.Range(0, context.Parallelism).Select(_ => Channel.CreateUnbounded<Handoff>(new UnboundedChannelOptions { SingleReader = true })).ToArray();
+        _slots = new SemaphoreSlim(MaxConnections, MaxConnections);
         _listener = new TcpListener(_address, _port);
         _listener.Start();
         _accepting = Task.Run(AcceptAsync, CancellationToken.None);
+        context.Inform?.Invoke($"listening on tcp {LocalEndPoint} (at most {MaxConnections} connections at once)");
         return ValueTask.CompletedTask;
     }
 
@@ -85,11 +145,13 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDispos
         Task[] running;
         lock (_lock)
         {
-            running = [.. _connections, .. _accepting is null ? Array.Empty<Task>() : [_accepting]];
+            running = [.. _connections.Values, .. _accepting is null ? Array.Empty<Task>() : [_accepting]];
         }
 
         await Task.WhenAll(running).ConfigureAwait(false);
         _listener?.Dispose();
+        _slots?.Dispose();
+        _slots = null;
     }
 
     /// <summary>Stops listening if a run left the listener open.</summary>
@@ -109,12 +171,24 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDispos
         {
             while (!_stop.IsCancellationRequested)
             {
-                var client = await _listener!.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
+                // A free slot first: past MaxConnections nothing is accepted, and the kernel's backlog holds the rest.
+                await _slots!.WaitAsync(_stop.Token).ConfigureAwait(false);
+                TcpClient client;
+                try
+                {
+                    client = await _listener!.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    _slots.Release();
+                    throw;
+                }
+
                 var number = Interlocked.Increment(ref _accepted) - 1;
                 var partition = number % _queues.Length;
                 lock (_lock)
                 {
-                    _connections.Add(Task.Run(() => ServeAsync(client, number, partition), CancellationToken.None));
+                    _connections[number] = Task.Run(() => ServeAsync(client, number, partition), CancellationToken.None);
                 }
             }
         }
@@ -127,12 +201,30 @@ public sealed class SocketSource<T, TCodec> : ISource<T>, IConfigurable, IDispos
     /// <summary>Reads one connection: decodes a batch, hands it to the partition, waits until the partition is done with it.</summary>
     private async Task ServeAsync(TcpClient client, int number, int partition)
     {
+        try
+        {
+            await ReadConnectionAsync(client, number, partition).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A finished connection leaves the source's books and frees its slot for the next one.
+            lock (_lock)
+            {
+                _connections.Remove(number);
+            }
+
+            _slots?.Release();
+        }
+    }
+
+    private async Task ReadConnectionAsync(TcpClient client, int number, int partition)
+    {
         var context = _context!;
         using (client)
         {
-            var pipe = PipeReader.Create(client.GetStream(), new StreamPipeReaderOptions(bufferSize: RecordSourceOptions.DefaultReadBufferBytes));
+            var pipe = PipeReader.Create(client.GetStream(), new StreamPipeReaderOptions(bufferSize: SocketSourceOptions.DefaultConnectionBufferBytes, minimumReadSize: 1024));
             var reader = new RecordStreamReader<T, TCodec>(pipe, new RecordStreamSettings(
-                context.SourceName, $"tcp connection {number} from {client.Client.RemoteEndPoint}", partition, context.BatchSize, _options, context.DeadLetters, ExpectHeader: _options.HasHeader));
+                context.SourceName, $"tcp connection {number} from {client.Client.RemoteEndPoint}", partition, context.BatchSize, _options, context.DeadLetters, ExpectHeader: _options.HasHeader, GrowBatches: true));
             try
             {
                 while (!_stop.IsCancellationRequested)
