@@ -200,8 +200,7 @@ public sealed class PostgresHardeningTests(PostgresFixture postgres)
         long rows = 0;
         while (rows < 3 && DateTime.UtcNow < deadline)
         {
-            await using var count = new NpgsqlCommand("SELECT count(*) FROM orders", db);
-            rows = (long)(await count.ExecuteScalarAsync())!;
+            rows = await CountIfCreated(db, "orders");
             if (rows < 3)
             {
                 await Task.Delay(50); // polling the table, not synchronising with the sink
@@ -212,6 +211,20 @@ public sealed class PostgresHardeningTests(PostgresFixture postgres)
         Assert.Equal(3, rows);
         await stop.CancelAsync();
         await run.WaitAsync(Patience);
+    }
+
+    // The sink creates its table when it opens, which may be after the first poll: a missing table counts as no rows.
+    private static async Task<long> CountIfCreated(NpgsqlConnection db, string table)
+    {
+        await using var exists = new NpgsqlCommand("SELECT to_regclass(@table) IS NOT NULL", db);
+        exists.Parameters.AddWithValue("table", table);
+        if (!(bool)(await exists.ExecuteScalarAsync())!)
+        {
+            return 0;
+        }
+
+        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {table}", db);
+        return (long)(await count.ExecuteScalarAsync())!;
     }
 
     [Theory]

@@ -21,6 +21,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     private readonly SemaphoreSlim _writing = new(1, 1);
     private ISinkWriter<DeadLetter>? _writer;
     private long _malformed;
+    private long _malformedLines;
     private long _operatorFailures;
     private long _written;
     private long _enqueued;
@@ -42,6 +43,9 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
 
     public long Malformed => Interlocked.Read(ref _malformed);
 
+    /// <summary>Input lines the malformed records covered (more than <see cref="Malformed"/> when a CSV record spanned lines).</summary>
+    public long MalformedLines => Interlocked.Read(ref _malformedLines);
+
     public long OperatorFailures => Interlocked.Read(ref _operatorFailures);
 
     public long Written => Interlocked.Read(ref _written);
@@ -56,6 +60,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
         if (failure.Kind == FailureKind.Decode)
         {
             Interlocked.Increment(ref _malformed);
+            Interlocked.Add(ref _malformedLines, failure.Origin.Lines ?? 1);
         }
         else
         {

@@ -22,6 +22,9 @@ public sealed class PipelineResult
     /// <summary>Records whose bytes could not be decoded (counted in no other figure).</summary>
     public long Malformed { get; }
 
+    /// <summary>Input lines the malformed records covered: one each, more for a CSV record whose quoted field spanned lines.</summary>
+    public long MalformedLines { get; init; }
+
     /// <summary>The run's delivery guarantee: exactly-once when its only sink stored records and positions together.</summary>
     public DeliveryGuarantee Delivery { get; init; }
 

@@ -147,6 +147,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         {
             Delivery = PipelineRunner.DeliveryOf(descriptor, slots).Delivery,
             LateRecords = run.LateRecords,
+            MalformedLines = deadLetters.MalformedLines,
             Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink)).ToList(),
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);

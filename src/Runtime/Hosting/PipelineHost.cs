@@ -379,7 +379,8 @@ public static class PipelineHost
         if (result.Malformed > 0 || result.OperatorFailures > 0)
         {
             var where = result.DeadLetterDestination is { } destination ? $" -> {destination}: {result.DeadLettered:N0} dead letters" : " (skipped)";
-            text += string.Create(CultureInfo.InvariantCulture, $"  failed: {result.Malformed:N0} malformed, {result.OperatorFailures:N0} operator failures{where}\n");
+            var lines = result.MalformedLines > result.Malformed ? string.Create(CultureInfo.InvariantCulture, $" (covering {result.MalformedLines:N0} input lines)") : "";
+            text += string.Create(CultureInfo.InvariantCulture, $"  failed: {result.Malformed:N0} malformed{lines}, {result.OperatorFailures:N0} operator failures{where}\n");
         }
 
         return text;

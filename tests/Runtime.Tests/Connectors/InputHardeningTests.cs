@@ -74,9 +74,10 @@ public sealed class InputHardeningTests : IDisposable
         File.WriteAllText(path, "seq,path,status\n1,\"/a\nb\",oops\n2,/ok,200\n");
         var deadLetters = PathOf("dead.jsonl");
         var pipeline = new CsvFilePipeline { Input = new(path) };
-        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = deadLetters }).WaitAsync(HangGuard);
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = deadLetters }).WaitAsync(HangGuard);
 
         Assert.Equal([2L], pipeline.Output.Items.Select(l => l.Seq));
+        Assert.Contains("failed: 1 malformed (covering 2 input lines)", PipelineHost.Summary(result), StringComparison.Ordinal);
         var letter = JsonDocument.Parse(File.ReadAllLines(deadLetters).Single()).RootElement;
         Assert.Equal(2, letter.GetProperty("line").GetInt64());
         Assert.Equal(2, letter.GetProperty("lines").GetInt32());
