@@ -1,0 +1,46 @@
+namespace Compiled.Samples.Tests;
+
+/// <summary>A user's app built from the packed packages: packs projects into a local feed and creates an app that references one of them.</summary>
+internal static class PackageApp
+{
+    /// <summary>Packs <paramref name="projects"/> into a local feed and creates an app that references <paramref name="package"/> from it.</summary>
+    public static async Task<string> CreateAsync(string work, TimeSpan timeout, string[] projects, string package, bool aot, string program)
+    {
+        var feed = Path.Combine(work, "feed");
+        var version = "0.1.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var project in projects)
+        {
+            var pack = await Processes.DotnetAsync(["pack", Path.Combine(Repository.Root, project), "-c", "Release", "-o", feed, $"-p:Version={version}", "-nologo"], Repository.Root, timeout);
+            Assert.True(pack.ExitCode == 0, pack.ToString());
+        }
+
+        var app = Path.Combine(work, "app");
+        Directory.CreateDirectory(app);
+        await File.WriteAllTextAsync(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="local" value="{feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+                <PublishAot>{(aot ? "true" : "false")}</PublishAot>
+                <RestorePackagesPath>{Path.Combine(work, "packages")}</RestorePackagesPath>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="{package}" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), program);
+        return app;
+    }
+}
