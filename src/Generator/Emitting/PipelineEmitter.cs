@@ -238,7 +238,9 @@ internal static partial class PipelineEmitter
             writer.Line($"windowStage: {SourceWriter.Number(window.Index)},");
             writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
             writer.Line($"lateSlot: {SourceWriter.Number(window.LateSlot)},");
-            writer.Line(factory + "),");
+            writer.Line(factory + ",");
+            writer.Line($"keyCodec: {w.KeyCodec ?? "null"},");
+            writer.Line($"accumulatorCodec: {w.AccumulatorCodec ?? "null"}),");
             writer.Unindent();
         }
 

@@ -23,9 +23,10 @@ internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef R
 
 /// <summary>
 /// What a <c>[Window]</c> stage aggregates with: the aggregator type and its accumulator and result types, and the
-/// key type of the <c>[KeyBy]</c> before it.
+/// key type of the <c>[KeyBy]</c> before it; <paramref name="KeyCodec"/> and <paramref name="AccumulatorCodec"/> are the
+/// expressions of the key's and accumulator's checkpoint codecs, null when the type cannot be checkpointed.
 /// </summary>
-internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accumulator, TypeRef Result);
+internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accumulator, TypeRef Result, string? KeyCodec, string? AccumulatorCodec);
 
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);

@@ -250,7 +250,7 @@ internal static class PipelineParser
             ComponentType = Symbols.ToTypeRef(type!),
             InputType = Symbols.ToTypeRef(input!),
             OutputType = Symbols.ToTypeRef(output),
-            Window = new WindowModel(Symbols.ToTypeRef(keyType), Symbols.ToTypeRef(aggregator), Symbols.ToTypeRef(arguments.Value[1]), Symbols.ToTypeRef(arguments.Value[2])),
+            Window = new WindowModel(Symbols.ToTypeRef(keyType), Symbols.ToTypeRef(aggregator), Symbols.ToTypeRef(arguments.Value[1]), Symbols.ToTypeRef(arguments.Value[2]), Symbols.StateCodec(keyType), Symbols.StateCodec(arguments.Value[1])),
         };
     }
 

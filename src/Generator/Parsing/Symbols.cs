@@ -35,6 +35,49 @@ internal static class Symbols
         return new TypeRef(FullName(type), IdentityName(type), DisplayName(type), type.IsValueType, convertible.ToEquatableArray());
     }
 
+    /// <summary>
+    /// The expression of the checkpoint codec for values of <paramref name="type"/> (a window's key or accumulator), or
+    /// null when state of that type cannot be checkpointed: strings, types without references (written as their
+    /// bytes), value tuples of two or three of those, and partial <c>[Record]</c> types (their generated binary codec).
+    /// </summary>
+    public static string? StateCodec(ITypeSymbol type)
+    {
+        const string codecs = "global::Compiled.Runtime.StateCodecs";
+        if (type.SpecialType == SpecialType.System_String)
+        {
+            return codecs + ".Utf8";
+        }
+
+        if (type.IsUnmanagedType)
+        {
+            return $"{codecs}.Unmanaged<{FullName(type)}>()";
+        }
+
+        if (type is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length is 2 or 3)
+        {
+            var elements = new List<string>();
+            foreach (var element in tuple.TupleElements)
+            {
+                if (StateCodec(element.Type) is not { } codec)
+                {
+                    return null;
+                }
+
+                elements.Add(codec);
+            }
+
+            return $"{codecs}.Tuple({string.Join(", ", elements)})";
+        }
+
+        if (type is INamedTypeSymbol named && !type.IsAnonymousType && IsPartial(named)
+            && named.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == KnownNames.RecordAttribute))
+        {
+            return $"{codecs}.Record<{FullName(type)}, {IdentityName(type)}.BinaryCodec>()";
+        }
+
+        return null;
+    }
+
     /// <summary>Whether <paramref name="member"/> is marked with the attribute — on itself, or on the positional record parameter it comes from.</summary>
     public static bool IsMarked(INamedTypeSymbol type, ISymbol member, string metadataName)
         => HasAttribute(member, metadataName)

@@ -50,6 +50,51 @@ public abstract class KeyedStage
 
     /// <summary>Creates keyed partition <paramref name="partition"/>: the window operator and the loop after it, reading <paramref name="exchange"/>.</summary>
     internal abstract KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics);
+
+    /// <summary>
+    /// The window's state schema (key codec, accumulator codec and aggregator, window kind and sizes), which a
+    /// checkpoint records and a restore compares; null when the key or accumulator type has no checkpoint codec.
+    /// </summary>
+    internal abstract StateSchema? Schema { get; }
+
+    /// <summary>Why the window's state cannot be checkpointed (when <see cref="Schema"/> is null).</summary>
+    internal abstract string NotCheckpointable { get; }
+
+    /// <summary>Writes the state of keyed partition <paramref name="input"/> (a partition this stage created).</summary>
+    internal abstract void Snapshot(KeyedInput input, StateWriter writer);
+
+    /// <summary>Restores the snapshots of every partition of a checkpoint into <paramref name="partitions"/> (any number of them).</summary>
+    internal abstract void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions);
+}
+
+/// <summary>What a checkpoint records of a window's state, compared part by part when it is restored.</summary>
+/// <param name="Window">The window member's name.</param>
+/// <param name="Key">The key codec's schema.</param>
+/// <param name="Accumulator">The aggregator and the accumulator codec's schema.</param>
+/// <param name="Spec">The window kind, size, slide and allowed lateness.</param>
+internal sealed record StateSchema(string Window, string Key, string Accumulator, string Spec)
+{
+    /// <summary>What differs between the schema a checkpoint holds and this build's, in words; null when they match.</summary>
+    public string? Difference(StateSchema current)
+    {
+        var changes = new List<string>();
+        if (Key != current.Key)
+        {
+            changes.Add($"its key changed from {Key} to {current.Key}");
+        }
+
+        if (Accumulator != current.Accumulator)
+        {
+            changes.Add($"its aggregate changed from {Accumulator} to {current.Accumulator}");
+        }
+
+        if (Spec != current.Spec)
+        {
+            changes.Add($"the window changed from {Spec} to {current.Spec}");
+        }
+
+        return changes.Count == 0 ? null : string.Join("; ", changes);
+    }
 }
 
 /// <summary>The keyed stage of a window with key <typeparamref name="TKey"/> aggregating <typeparamref name="TIn"/> with <typeparamref name="TAgg"/>.</summary>
@@ -60,6 +105,8 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     private readonly WindowSpec<TIn, TAgg> _spec;
     private readonly bool _hasEventTime;
     private readonly Func<PartitionContext, FusedSegment<WindowResult<TKey, TOut>>> _downstream;
+    private readonly IStateCodec<TKey>? _keyCodec;
+    private readonly IStateCodec<TAcc>? _accumulatorCodec;
 
     /// <summary>Creates the stage (generated code).</summary>
     /// <param name="spec">The window declared with <c>[Window]</c>.</param>
@@ -70,13 +117,49 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     /// <param name="exchangeSlot">The output slot the loop before the exchange writes into.</param>
     /// <param name="lateSlot">The output slot of the <c>[LateData]</c> sink, or -1.</param>
     /// <param name="downstream">Creates the fused loop after the window for a keyed partition.</param>
-    public KeyedStage(WindowSpec<TIn, TAgg> spec, string windowName, bool hasEventTime, int keyByStage, int windowStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<WindowResult<TKey, TOut>>> downstream)
+    /// <param name="keyCodec">How checkpoints write keys; null when the key type cannot be checkpointed.</param>
+    /// <param name="accumulatorCodec">How checkpoints write accumulators; null when the accumulator type cannot be checkpointed.</param>
+    public KeyedStage(WindowSpec<TIn, TAgg> spec, string windowName, bool hasEventTime, int keyByStage, int windowStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<WindowResult<TKey, TOut>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TAcc>? accumulatorCodec = null)
         : base(windowName, keyByStage, windowStage, exchangeSlot, lateSlot)
     {
         _spec = spec;
         _hasEventTime = hasEventTime;
         _downstream = downstream;
+        _keyCodec = keyCodec;
+        _accumulatorCodec = accumulatorCodec;
     }
+
+    internal override StateSchema? Schema => _keyCodec is null || _accumulatorCodec is null || _spec is null
+        ? null
+        : new StateSchema(WindowName, _keyCodec.Schema, $"{typeof(TAgg).Name} over {_accumulatorCodec.Schema}", Describe(_spec));
+
+    internal override string NotCheckpointable => _keyCodec is null
+        ? $"its key type '{typeof(TKey).Name}' has no checkpoint codec"
+        : $"its accumulator type '{typeof(TAcc).Name}' has no checkpoint codec";
+
+    private static string Describe(WindowSpec<TIn, TAgg> spec)
+    {
+        var window = spec.Window;
+        var shape = window.Kind switch
+        {
+            WindowKind.Running => "running",
+            WindowKind.Session => $"session gap {TimeMath.Millis(window.Size)} ms",
+            WindowKind.Sliding => $"sliding {TimeMath.Millis(window.Size)} ms every {TimeMath.Millis(window.Slide)} ms",
+            _ => $"tumbling {TimeMath.Millis(window.Size)} ms",
+        };
+        return $"{shape}, lateness {TimeMath.Millis(spec.AllowedLateness)} ms, {spec.Time} time";
+    }
+
+    internal override void Snapshot(KeyedInput input, StateWriter writer)
+        => State(input).Snapshot(writer, _keyCodec!, _accumulatorCodec!);
+
+    internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
+    {
+        WindowStateHeader.Restore(snapshots, _keyCodec!, _accumulatorCodec!, partitions.Select(State).ToArray());
+    }
+
+    private static IWindowState<TKey, TAcc> State(KeyedInput input)
+        => (IWindowState<TKey, TAcc>)((KeyedInput<TKey, TIn, TOut>)input).Windows;
 
     internal override bool EventTime => _spec.Time == TimeMode.Event && _spec.Window.Kind != WindowKind.Running;
 

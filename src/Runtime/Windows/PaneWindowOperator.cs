@@ -10,7 +10,7 @@ namespace Compiled.Runtime;
 /// firing and purging visit only what they emit or drop. Steady state allocates nothing: entries and pane lists are
 /// recycled.
 /// </summary>
-internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>
+internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
@@ -435,6 +435,44 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         _paneEntries[slot] = _spareLists.Count > 0 ? _spareLists.Pop() : new int[16];
         _paneCounts[slot] = 0;
         _paneCount++;
+    }
+
+    public byte Kind => 1;
+
+    /// <summary>Header, then per entry: key, pane, accumulator — pane by pane.</summary>
+    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    {
+        new WindowStateHeader(Kind, Watermark, _nextEnd, _live).Write(writer);
+        for (var slot = 0; slot < _paneCount; slot++)
+        {
+            var ids = _paneEntries[slot];
+            for (var j = 0; j < _paneCounts[slot]; j++)
+            {
+                ref var entry = ref _entries[ids[j]];
+                keys.Write(writer, entry.Key);
+                writer.WriteInt64(entry.Pane);
+                accumulators.Write(writer, entry.Acc);
+            }
+        }
+    }
+
+    public void RestoreClock(long watermark, long clock)
+    {
+        RestoreWatermark(watermark);
+        _nextEnd = clock;
+    }
+
+    public void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets)
+    {
+        for (long i = 0; i < count; i++)
+        {
+            var key = keys.Read(ref reader);
+            var pane = reader.ReadInt64();
+            var accumulator = accumulators.Read(ref reader);
+            var hash = KeyHash.Of(key);
+            var target = (PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>)targets[KeyHash.Partition(hash, targets.Count)];
+            target.FindOrAdd(key, hash, pane) = accumulator;
+        }
     }
 
     private static long Gcd(long a, long b)

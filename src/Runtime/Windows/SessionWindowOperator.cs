@@ -7,7 +7,7 @@ namespace Compiled.Runtime;
 /// session it touches. Fire and clean-up times live in one timer heap; a session whose end moved is rescheduled
 /// when its old timer comes due, so extending a session costs no heap operation.
 /// </summary>
-internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>
+internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
@@ -197,6 +197,85 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
 
                 Unlink(timer.Id);
             }
+        }
+    }
+
+    public byte Kind => 2;
+
+    /// <summary>Header, then per session: key, start, end, pending timers (bit 0 fire, bit 1 clean-up), accumulator.</summary>
+    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    {
+        new WindowStateHeader(Kind, Watermark, 0, _live).Write(writer);
+        foreach (var head in _heads.Values)
+        {
+            for (var id = head; id >= 0; id = _sessions[id].Next)
+            {
+                ref var session = ref _sessions[id];
+                keys.Write(writer, session.Key);
+                writer.WriteInt64(session.Start);
+                writer.WriteInt64(session.End);
+                writer.WriteByte((byte)((session.FirePending ? 1 : 0) | (session.CleanupPending ? 2 : 0)));
+                accumulators.Write(writer, session.Acc);
+            }
+        }
+    }
+
+    public void RestoreClock(long watermark, long clock) => RestoreWatermark(watermark);
+
+    public void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets)
+    {
+        for (long i = 0; i < count; i++)
+        {
+            var key = keys.Read(ref reader);
+            var start = reader.ReadInt64();
+            var end = reader.ReadInt64();
+            var pending = reader.ReadByte();
+            var accumulator = accumulators.Read(ref reader);
+            var target = (SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut>)targets[KeyHash.Partition(KeyHash.Of(key), targets.Count)];
+            target.Restore(key, start, end, pending, accumulator);
+        }
+    }
+
+    /// <summary>Puts a checkpointed session back in its key's chain (sorted by start) and re-arms its timers.</summary>
+    private void Restore(TKey key, long start, long end, byte pending, TAcc accumulator)
+    {
+        var id = Allocate(key);
+        ref var head = ref CollectionsMarshal.GetValueRefOrAddDefault(_heads, key, out var exists);
+        if (!exists)
+        {
+            head = -1;
+        }
+
+        var previous = -1;
+        for (var other = head; other >= 0 && _sessions[other].Start < start; other = _sessions[other].Next)
+        {
+            previous = other;
+        }
+
+        ref var session = ref _sessions[id];
+        session.Start = start;
+        session.End = end;
+        session.Acc = accumulator;
+        session.Next = previous < 0 ? head : _sessions[previous].Next;
+        if (previous < 0)
+        {
+            head = id;
+        }
+        else
+        {
+            _sessions[previous].Next = id;
+        }
+
+        if ((pending & 1) != 0)
+        {
+            session.FirePending = true;
+            _timers.Enqueue((id, session.Version, false), end - 1);
+        }
+
+        if ((pending & 2) != 0)
+        {
+            session.CleanupPending = true;
+            _timers.Enqueue((id, session.Version, true), Math.Max(end - 1 + LatenessMs, end - 1));
         }
     }
 

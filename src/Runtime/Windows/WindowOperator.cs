@@ -38,6 +38,12 @@ public abstract class WindowOperator<TKey, TIn, TOut>
     /// <summary>Moves the watermark to <paramref name="watermark"/> (if it is later): fires the windows it completes and drops state past the lateness.</summary>
     public abstract void Advance(long watermark);
 
+    /// <summary>
+    /// Sets the watermark of an operator restored from a checkpoint (the earliest of the checkpointed partitions'): what
+    /// was late before the checkpoint stays late after it.
+    /// </summary>
+    internal void RestoreWatermark(long watermark) => Watermark = watermark;
+
     /// <summary>Counts a record too late for every window and hands it to <see cref="Late"/>.</summary>
     protected void Dropped(in TIn record)
     {

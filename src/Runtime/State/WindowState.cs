@@ -1,0 +1,95 @@
+namespace Compiled.Runtime;
+
+/// <summary>
+/// A window operator's state as a checkpoint holds it. One partition's snapshot is a header — the operator kind, its
+/// watermark, a kind-specific clock value (the next window end of a pane operator) and the entry count — then the
+/// entries, each led by its key. Restoring reads the snapshots of every old partition and gives each entry to the new
+/// partition that owns its key (<see cref="KeyHash.Partition"/> over the new parallelism): a checkpoint restores at
+/// any parallelism. Key hashes are recomputed, never stored (string hashes differ between processes).
+/// </summary>
+internal interface IWindowState<TKey, TAcc>
+    where TKey : notnull
+{
+    /// <summary>The operator kind a snapshot's header names (pane, session, running).</summary>
+    byte Kind { get; }
+
+    /// <summary>Writes the header and every entry.</summary>
+    void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators);
+
+    /// <summary>Sets the restored operator's clock: the earliest watermark and clock value among the old partitions.</summary>
+    void RestoreClock(long watermark, long clock);
+
+    /// <summary>Reads <paramref name="count"/> entries and adds each to the operator in <paramref name="targets"/> that owns its key.</summary>
+    void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets);
+}
+
+/// <summary>The header every window snapshot starts with.</summary>
+internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count)
+{
+    public const int Version = 1;
+
+    public void Write(StateWriter writer)
+    {
+        writer.WriteByte(Version);
+        writer.WriteByte(Kind);
+        writer.WriteInt64(Watermark);
+        writer.WriteInt64(Clock);
+        writer.WriteInt64(Count);
+    }
+
+    public static WindowStateHeader Read(ref StateReader reader)
+    {
+        var version = reader.ReadByte();
+        if (version != Version)
+        {
+            throw new InvalidDataException($"Window state of version {version} (this build reads version {Version}).");
+        }
+
+        return new WindowStateHeader(reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64());
+    }
+
+    /// <summary>
+    /// Restores the snapshots of every old partition of one window into <paramref name="targets"/> (the new partitions,
+    /// in order): the earliest clock first, then every entry to the partition that owns its key.
+    /// </summary>
+    public static void Restore<TKey, TAcc>(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets)
+        where TKey : notnull
+    {
+        var kind = targets[0].Kind;
+        var watermark = long.MaxValue;
+        var clock = long.MaxValue;
+        foreach (var snapshot in snapshots)
+        {
+            var reader = new StateReader(snapshot);
+            var header = Read(ref reader);
+            if (header.Kind != kind)
+            {
+                throw new InvalidDataException($"The checkpoint holds window state of kind {header.Kind}; this window's is {kind}.");
+            }
+
+            watermark = Math.Min(watermark, header.Watermark);
+            clock = Math.Min(clock, header.Clock);
+        }
+
+        if (snapshots.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var target in targets)
+        {
+            target.RestoreClock(watermark, clock);
+        }
+
+        foreach (var snapshot in snapshots)
+        {
+            var reader = new StateReader(snapshot);
+            var header = Read(ref reader);
+            targets[0].RestoreEntries(ref reader, header.Count, keys, accumulators, targets);
+            if (!reader.End)
+            {
+                throw new InvalidDataException("Window state has bytes after its last entry.");
+            }
+        }
+    }
+}
