@@ -43,8 +43,16 @@ public interface ISourceReader<T> : IAsyncDisposable
     ValueTask CommitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>
+    /// Called in runs whose keyed state is checkpointed, once a checkpoint is complete: commit exactly
+    /// <paramref name="positions"/> (what <see cref="Positions"/> returned at that checkpoint's barrier), not the
+    /// reader's current positions, which may be past records the checkpoint does not cover. The default commits the
+    /// current positions (<see cref="CommitAsync(CancellationToken)"/>), which is right only for readers without positions.
+    /// </summary>
+    ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken) => CommitAsync(cancellationToken);
+
+    /// <summary>
     /// Whether this reader commits positions as it goes (Kafka): then the runtime takes a checkpoint every
-    /// <c>CheckpointInterval</c> — the sinks make everything so far durable, then <see cref="CommitAsync"/> runs — so
+    /// <c>CheckpointInterval</c> — the sinks make everything so far durable, then <see cref="CommitAsync(CancellationToken)"/> runs — so
     /// that a crash replays at most one interval. Readers of inputs that are read again from the start each run
     /// (files, collections) leave it false and commit only at the end.
     /// </summary>
@@ -147,7 +155,7 @@ public sealed class SourceContext<T>
     /// <summary>
     /// Takes a checkpoint of partition <paramref name="partition"/> now: everything its reader returned so far is made
     /// durable by the sinks (with the reader's positions, for transactional sinks), then the reader's
-    /// <see cref="ISourceReader{T}.CommitAsync"/> runs. Call it only from inside that reader's own
+    /// <see cref="ISourceReader{T}.CommitAsync(CancellationToken)"/> runs. Call it only from inside that reader's own
     /// <see cref="ISourceReader{T}.ReadAsync"/> — a Kafka reader does when partitions are revoked, before it lets them go.
     /// </summary>
     public ValueTask CheckpointAsync(int partition, CancellationToken cancellationToken)
@@ -158,6 +166,19 @@ public sealed class SourceContext<T>
     /// rebalance moving partitions). Not for per-record messages.
     /// </summary>
     public Action<string> Inform { get; init; } = static _ => { };
+
+    /// <summary>
+    /// Whether the run checkpoints keyed state (windows behind this source): the positions a checkpoint records must
+    /// describe every record read before it, so input partitions must not move between this run's readers while it runs —
+    /// a source assigns them to readers itself instead of letting a consumer group rebalance them.
+    /// </summary>
+    public bool CheckpointsState { get; init; }
+
+    /// <summary>
+    /// The positions of the checkpoint the run restored (empty when none): a reader resumes each input partition listed
+    /// here at its offset, before any committed or configured start position.
+    /// </summary>
+    public IReadOnlyList<SourcePosition> RestoredPositions { get; init; } = [];
 
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }

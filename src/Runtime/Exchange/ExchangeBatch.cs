@@ -14,6 +14,12 @@ internal enum ExchangeSignal : byte
 
     /// <summary>Not from a producer: the consumer's clock ticked (processing-time windows, idle timeouts).</summary>
     Tick,
+
+    /// <summary>
+    /// A checkpoint barrier (<see cref="ExchangeBatch{T}.Barrier"/>): everything the producer sent before it belongs to
+    /// the checkpoint, everything after it to the next one.
+    /// </summary>
+    Barrier,
 }
 
 /// <summary>
@@ -27,6 +33,7 @@ internal sealed class ExchangeBatch<T>
     public int Input;
     public long Watermark = long.MinValue;
     public ExchangeSignal Signal;
+    public long Barrier;
 
     public void Add(in T item)
     {
@@ -44,5 +51,6 @@ internal sealed class ExchangeBatch<T>
         Input = input;
         Watermark = long.MinValue;
         Signal = ExchangeSignal.Data;
+        Barrier = 0;
     }
 }

@@ -11,6 +11,9 @@ internal interface IExchangePort
 
     /// <summary>Raises the port's watermark to at least <paramref name="watermark"/>, as if the input had promised no earlier record (test driver).</summary>
     void RaiseWatermark(long watermark);
+
+    /// <summary>Sends what is buffered, then checkpoint barrier <paramref name="checkpoint"/> to every consumer partition.</summary>
+    ValueTask SendBarrierAsync(long checkpoint, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -189,6 +192,18 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private CancellationToken Linked(CancellationToken cancellationToken) => cancellationToken.CanBeCanceled ? cancellationToken : _abort;
 
     public ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken) => FlushAsync(cancellationToken);
+
+    public async ValueTask SendBarrierAsync(long checkpoint, CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var target in _targets)
+        {
+            var barrier = _exchange.Rent(_input);
+            barrier.Signal = ExchangeSignal.Barrier;
+            barrier.Barrier = checkpoint;
+            await _exchange.SendAsync(target, barrier, Linked(cancellationToken)).ConfigureAwait(false);
+        }
+    }
 
     public async ValueTask CompleteAsync(CancellationToken cancellationToken)
     {

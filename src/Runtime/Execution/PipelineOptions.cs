@@ -37,6 +37,16 @@ public sealed class PipelineOptions
     /// <summary>How often sources that commit positions take a checkpoint. Default: <see cref="DefaultCheckpointInterval"/>.</summary>
     public TimeSpan CheckpointInterval { get; set; } = DefaultCheckpointInterval;
 
+    /// <summary>
+    /// Where checkpoints of keyed state are written, one folder per pipeline beneath it (<c>{StateDirectory}/{pipeline}/</c>).
+    /// Used by pipelines with windows behind a source that commits positions (Kafka): the latest complete checkpoint is
+    /// restored when the run starts. Default: <c>state</c> in the working directory. See docs/state.md.
+    /// </summary>
+    public string StateDirectory { get; set; } = "state";
+
+    /// <summary>How many complete checkpoints are kept (older ones are deleted). Default: 3.</summary>
+    public int RetainedCheckpoints { get; set; } = 3;
+
     /// <summary>How long a stop may take before the run is aborted. Default: <see cref="DefaultGracePeriod"/>.</summary>
     public TimeSpan GracePeriod { get; set; } = DefaultGracePeriod;
 
@@ -87,6 +97,12 @@ public sealed class PipelineOptions
         if (GracePeriod <= TimeSpan.Zero)
         {
             throw new PipelineConfigurationException(pipelineName, $"Invalid grace period {GracePeriod}: it must be positive.");
+        }
+
+        Check(RetainedCheckpoints >= 1, pipelineName, "number of retained checkpoints", RetainedCheckpoints, "1 or more");
+        if (string.IsNullOrWhiteSpace(StateDirectory))
+        {
+            throw new PipelineConfigurationException(pipelineName, "Invalid state directory: give a path.");
         }
     }
 

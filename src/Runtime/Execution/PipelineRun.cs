@@ -28,6 +28,9 @@ internal sealed class PipelineRun : IAsyncDisposable
     private readonly WindowStatistics[] _windows;
     private Func<ValueTask>? _closeSource;
     private int _disposed;
+    private FileCheckpointStore? _store;
+    private CheckpointData? _restored;
+    private ILogger _logger = NullLogger.Instance;
 
     private PipelineRun(PipelineDescriptor descriptor, PipelineOptions options, IReadOnlyList<ISinkSlot> slots, IReadOnlyList<KeyedStage> keyed, DeadLetterChannel deadLetters, RunClock clock, bool synchronous, CancellationToken stop, CancellationToken abort)
     {
@@ -92,6 +95,15 @@ internal sealed class PipelineRun : IAsyncDisposable
             await run.OpenSinksAsync(logger).ConfigureAwait(false);
             await Guard(name, "dead letters", "open", () => deadLetters.ValidateAsync(options, run.Context.Abort)).ConfigureAwait(false); // hardening: fail at start, not at the first letter
             var (delivery, positionStore) = PipelineRunner.DeliveryOf(descriptor, slots);
+            run._logger = logger;
+            if (keyed.Count > 0)
+            {
+                // Windows behind a source that commits positions checkpoint their state here; whether the source does is
+                // known once its readers exist, but where they resume must be known before the source opens.
+                run._store = new FileCheckpointStore(name, Path.Combine(options.StateDirectory, FileName(name)), options.RetainedCheckpoints, logger);
+                run._restored = run._store.LoadLatest();
+            }
+
             var context = new SourceContext<TIn>(
                 name,
                 sourceName,
@@ -104,6 +116,8 @@ internal sealed class PipelineRun : IAsyncDisposable
                 (partition, token) => run.SourceWorker(partition).CheckpointAsync(token.CanBeCanceled ? token : run.Context.Abort))
             {
                 Inform = message => Log.SourceEvent(logger, name, sourceName, message),
+                CheckpointsState = keyed.Count > 0,
+                RestoredPositions = run._restored?.Positions ?? [],
             };
             await Guard(name, sourceName, "open", () => source.OpenAsync(context, run.Context.Abort)).ConfigureAwait(false);
             run._closeSource = () => source.CloseAsync(CancellationToken.None);
@@ -292,23 +306,111 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
         }
 
-        if (_keyed.Count > 0 && !_synchronous)
-        {
-            var committing = _workers.FirstOrDefault(w => w.Stage == 0 && w.Input.CommitsPositions);
-            if (committing is not null)
-            {
-                throw new PipelineConfigurationException(name, $"Pipeline '{name}': keyed windows cannot yet run behind a source that commits positions ('{_descriptor.Stages[0].Name}', e.g. Kafka): window state is not checkpointed, so committing offsets could lose the records held in open windows. See docs/windows.md.");
-            }
-        }
-
         foreach (var worker in _workers)
         {
             if (worker.Input is KeyedInput keyedInput)
             {
+                var k = keyedIndex[worker.Stage];
+                keyedInput.Stage = _keyed[k];
+                keyedInput.StageIndex = k;
                 keyedInput.Bind(worker);
             }
         }
+
+        if (_keyed.Count > 0 && !_synchronous && _store is not null && _workers.Any(w => w.Stage == 0 && w.Input.CommitsPositions))
+        {
+            StartCheckpoints(sourceParallelism, keyedParallelism);
+        }
     }
+
+    /// <summary>
+    /// Windows behind a source that commits positions: their state is checkpointed with the positions (aligned
+    /// barriers), and the latest complete checkpoint is restored into the new partitions, keys re-hashed.
+    /// </summary>
+    private void StartCheckpoints(int sourceParallelism, int keyedParallelism)
+    {
+        var name = _descriptor.Name;
+        var source = _descriptor.Stages[0].Name;
+        foreach (var stage in _keyed)
+        {
+            if (stage.Schema is null)
+            {
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': window '{stage.WindowName}' runs behind '{source}', whose positions are committed at checkpoints, so its state must be checkpointed too, but {stage.NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
+            }
+        }
+
+        if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce)
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': exactly-once delivery with keyed windows is not supported yet: the window results are written by the keyed partitions, not in the source partitions' transactions. Make the sink at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
+        }
+
+        var partitions = new int[_keyed.Count];
+        Array.Fill(partitions, keyedParallelism);
+        var store = _store!;
+        if (_restored is { } restored)
+        {
+            Restore(restored, store);
+        }
+        else
+        {
+            var interval = Setting.FormatDuration(_options.CheckpointInterval);
+            Log.CheckpointsStarting(_logger, name, store.Directory, interval);
+        }
+
+        Context.Checkpoints = new CheckpointCoordinator(Context, store, _keyed, sourceParallelism, partitions, Math.Max(store.HighestId(), _restored?.Id ?? 0), _logger);
+    }
+
+    private void Restore(CheckpointData restored, FileCheckpointStore store)
+    {
+        var name = _descriptor.Name;
+        var problems = new List<string>();
+        foreach (var saved in restored.Windows)
+        {
+            var stage = _keyed.FirstOrDefault(k => k.WindowName == saved.Schema.Window);
+            if (stage is null)
+            {
+                problems.Add($"window '{saved.Schema.Window}' is in the checkpoint but not in this build");
+            }
+            else if (saved.Schema.Difference(stage.Schema!) is { } difference)
+            {
+                problems.Add($"window '{saved.Schema.Window}': {difference}");
+            }
+        }
+
+        foreach (var stage in _keyed.Where(k => restored.Windows.All(w => w.Schema.Window != k.WindowName)))
+        {
+            problems.Add($"window '{stage.WindowName}' is new in this build (the checkpoint has no state for it)");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory} was taken by an incompatible build: {string.Join("; ", problems)}. Run the build that wrote it, or move the directory away to start with empty state. See docs/state.md.");
+        }
+
+        long entries = 0;
+        for (var k = 0; k < _keyed.Count; k++)
+        {
+            var stage = _keyed[k];
+            var saved = restored.Windows.First(w => w.Schema.Window == stage.WindowName);
+            var inputs = _workers.Select(w => w.Input).OfType<KeyedInput>().Where(i => i.StageIndex == k).ToList();
+            try
+            {
+                stage.Restore(saved.Partitions, inputs);
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory}: the state of window '{stage.WindowName}' does not read back: {ex.Message}", ex);
+            }
+
+            entries += inputs.Sum(i => i.StateEntries);
+        }
+
+        Log.CheckpointRestored(_logger, name, restored.Id, store.Directory, restored.Taken, entries, restored.Positions.Count);
+    }
+
+    /// <summary>A pipeline name as a folder name.</summary>
+    private static string FileName(string pipeline)
+        => new(pipeline.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
 
     private async Task<Worker> CreateWorkerAsync<TIn>(PipelineJob<TIn> job, int segment, int partition, int count, int[] owner, KeyedStage? keyed, int keyedIndex, Func<int, ISourceReader<TIn>> readers)
     {
@@ -394,6 +496,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     /// <summary>Starts a task per worker that has no producer to run it (source partitions, keyed partitions behind a channel) and waits for all.</summary>
     private async Task ExecuteAsync()
     {
+        Context.Checkpoints?.Start(_options.CheckpointInterval);
         // Consumers first, so each exchange's completion exists before a producer can wait for it.
         for (var segment = _descriptor.Segments.Count - 1; segment >= 0; segment--)
         {
@@ -472,6 +575,11 @@ internal sealed class PipelineRun : IAsyncDisposable
             {
                 Context.Fail(ex);
             }
+        }
+
+        if (Context.Checkpoints is { } checkpoints)
+        {
+            await checkpoints.DisposeAsync().ConfigureAwait(false);
         }
 
         var failure = Context.Failure;

@@ -19,7 +19,13 @@ internal sealed class RunContext : IDisposable
         Clock = clock;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(stop);
         _abort = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        _stopOrAbort = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _abort.Token);
     }
+
+    private readonly CancellationTokenSource _stopOrAbort;
+
+    /// <summary>Cancelled by a stop or an abort: what a source reader waiting for data is given.</summary>
+    public CancellationToken StopOrAbort => _stopOrAbort.Token;
 
     public PipelineDescriptor Descriptor { get; }
 
@@ -33,6 +39,9 @@ internal sealed class RunContext : IDisposable
 
     /// <summary>Sources stop reading at their next batch boundary; the run drains.</summary>
     public CancellationToken Stop => _stop.Token;
+
+    /// <summary>The run's checkpoints of keyed state (runs with windows behind a source that commits positions), else null.</summary>
+    public CheckpointCoordinator? Checkpoints { get; set; }
 
     /// <summary>Everything stops without draining: a failure, the caller's abort, or the grace period running out.</summary>
     public CancellationToken Abort => _abort.Token;
@@ -84,6 +93,7 @@ internal sealed class RunContext : IDisposable
 
     public void Dispose()
     {
+        _stopOrAbort.Dispose();
         _stop.Dispose();
         _abort.Dispose();
     }

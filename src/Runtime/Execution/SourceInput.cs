@@ -25,7 +25,12 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
 
         try
         {
-            _batch = await reader.ReadAsync(stop).ConfigureAwait(false);
+            // The run's own token when the worker was given the run's stop (a stop or an abort wakes a waiting reader).
+            _batch = await reader.ReadAsync(stop == run.Stop ? run.StopOrAbort : stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            throw;
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -88,6 +93,8 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
         => new(pipeline, sourceName, partition, number, reader.Positions, reader.CheckpointState);
 
     public ValueTask CommitAsync(CancellationToken cancellationToken) => reader.CommitAsync(cancellationToken);
+
+    public ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken) => reader.CommitAsync(positions, cancellationToken);
 
     public ValueTask DisposeAsync() => reader.DisposeAsync();
 }

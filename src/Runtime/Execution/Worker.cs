@@ -36,6 +36,9 @@ internal interface IWorkerInput : IAsyncDisposable
 
     /// <summary>Everything read so far is durable downstream: the source may commit its positions.</summary>
     ValueTask CommitAsync(CancellationToken cancellationToken);
+
+    /// <summary>A checkpoint of keyed state is complete: the source may commit <paramref name="positions"/>, which it recorded at that checkpoint's barrier.</summary>
+    ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -59,6 +62,9 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     private int _disposed;
     private long _checkpoints;
     private long _lastCheckpoint;
+    private long _lastBarrier = -1;
+    private long _committedCheckpoint;
+    private readonly Queue<(long Id, IReadOnlyList<SourcePosition> Positions)> _barrierPositions = new();
 
     public Worker(RunContext run, int stage, int index, IWorkerInput input, PartitionContext context)
     {
@@ -97,13 +103,21 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         {
             var stop = _run.Stop;
             var abort = _run.Abort;
-            var checkpoints = _input.CommitsPositions;
+            var coordinator = _run.Checkpoints;
+            var checkpoints = _input.CommitsPositions && coordinator is null;
+            var barriers = coordinator is not null && Stage == 0;
             var interval = _run.Options.CheckpointInterval;
             while (true)
             {
+                abort.ThrowIfCancellationRequested(); // a reader that returns empty batches must not outlive an abort
                 if (checkpoints && Stopwatch.GetElapsedTime(_lastCheckpoint) >= interval)
                 {
                     await CheckpointAsync(abort).ConfigureAwait(false);
+                }
+                else if (barriers)
+                {
+                    await SendBarriersAsync(abort).ConfigureAwait(false);
+                    await CommitCheckpointedAsync(abort).ConfigureAwait(false);
                 }
 
                 if (!await _input.ReadAsync(stop, abort).ConfigureAwait(false))
@@ -114,6 +128,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
                 var started = Stopwatch.GetTimestamp();
                 _input.Process();
                 await FlushAsync(abort).ConfigureAwait(false);
+                await SnapshotIfAlignedAsync(abort).ConfigureAwait(false);
                 CompiledMeter.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
             }
 
@@ -149,6 +164,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     public async ValueTask AfterInlineStepAsync(CancellationToken abort)
     {
         await FlushAsync(abort).ConfigureAwait(false);
+        await SnapshotIfAlignedAsync(abort).ConfigureAwait(false);
         if (_input.Ended && Volatile.Read(ref _state) == Running)
         {
             await FinishAsync(abort).ConfigureAwait(false);
@@ -171,6 +187,110 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         await FlushDeadLettersAsync(abort).ConfigureAwait(false);
         await CommitAsync(abort).ConfigureAwait(false);
         _lastCheckpoint = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// A source partition of a run with checkpointed keyed state: for every checkpoint opened since the last barrier,
+    /// records the reader's positions, sends the barrier into every exchange after the records before it, makes the
+    /// partition's own sinks' output durable, and acknowledges.
+    /// </summary>
+    private async ValueTask SendBarriersAsync(CancellationToken abort)
+    {
+        var coordinator = _run.Checkpoints!;
+        var requested = coordinator.Requested;
+        if (_lastBarrier < 0)
+        {
+            _lastBarrier = coordinator.Completed; // checkpoints opened before this partition started have no records of it
+        }
+
+        while (_lastBarrier < requested)
+        {
+            var id = ++_lastBarrier;
+            var checkpoint = _input.CreateCheckpoint(_run.Pipeline, Index, id);
+            var positions = checkpoint.Positions.ToArray();
+            foreach (var port in _context.Ports)
+            {
+                if (port is IExchangePort exchange)
+                {
+                    await exchange.SendBarrierAsync(id, abort).ConfigureAwait(false);
+                }
+                else
+                {
+                    await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
+                }
+            }
+
+            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+            _barrierPositions.Enqueue((id, positions));
+            coordinator.AckSource(id, Index, positions);
+        }
+    }
+
+    /// <summary>Commits the positions recorded at the newest checkpoint the store has completed, if not done yet.</summary>
+    private async ValueTask CommitCheckpointedAsync(CancellationToken abort)
+    {
+        var completed = _run.Checkpoints!.Completed;
+        if (completed <= _committedCheckpoint)
+        {
+            return;
+        }
+
+        IReadOnlyList<SourcePosition>? positions = null;
+        while (_barrierPositions.TryPeek(out var next) && next.Id <= completed)
+        {
+            positions = _barrierPositions.Dequeue().Positions;
+        }
+
+        _committedCheckpoint = completed;
+        if (positions is not null)
+        {
+            try
+            {
+                await _input.CommitAsync(positions, abort).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
+            {
+                throw new ConnectorException(_run.Pipeline, _input.Name, Index, "commit", ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A keyed partition whose inputs have all delivered the barrier: snapshots its window state, makes its sinks'
+    /// output durable, forwards the barrier to the windows after it, acknowledges, and lets held-back input flow again.
+    /// </summary>
+    private async ValueTask SnapshotIfAlignedAsync(CancellationToken abort)
+    {
+        if (_input is not KeyedInput { AlignedBarrier: > 0 } keyed)
+        {
+            return;
+        }
+
+        var id = keyed.AlignedBarrier;
+        var writer = new StateWriter();
+        keyed.Stage!.Snapshot(keyed, writer);
+        var snapshot = writer.Written.ToArray();
+        foreach (var port in _context.Ports)
+        {
+            if (port is IExchangePort exchange)
+            {
+                await exchange.SendBarrierAsync(id, abort).ConfigureAwait(false);
+            }
+            else
+            {
+                await port.DrainAsync(null, abort).ConfigureAwait(false);
+            }
+        }
+
+        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+        keyed.ReleaseAlignment();
+        var coordinator = _run.Checkpoints!;
+        if (coordinator.IsFinal(id))
+        {
+            keyed.Freeze();
+        }
+
+        coordinator.AckKeyed(id, keyed.StageIndex, Index, snapshot);
     }
 
     /// <summary>Hands what the last step produced to the ports, and makes the dead letters it caused durable.</summary>
@@ -199,6 +319,12 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     /// <summary>The graceful end: what the input still holds, then every output durable (dead letters included), then the input may commit.</summary>
     private async ValueTask FinishAsync(CancellationToken abort)
     {
+        if (_run.Checkpoints is { } coordinator && Stage == 0)
+        {
+            await FinishCheckpointedAsync(coordinator, abort).ConfigureAwait(false);
+            return;
+        }
+
         _input.Finish();
         var checkpoints = _input.CommitsPositions;
         if (checkpoints)
@@ -214,6 +340,44 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         await FlushDeadLettersAsync(abort).ConfigureAwait(false);
         if (!checkpoints)
         {
+            await CommitAsync(abort).ConfigureAwait(false);
+        }
+
+        Volatile.Write(ref _state, Completed);
+    }
+
+    /// <summary>
+    /// A source partition of a run with checkpointed keyed state ends. On a stop: the final checkpoint's barrier, then
+    /// the end of input (the windows keep what they hold), then, once the checkpoint is written, its positions are
+    /// committed. At the end of the input: the partition counts as acknowledged in later checkpoints, the windows fire
+    /// what its records completed, and the positions are committed.
+    /// </summary>
+    private async ValueTask FinishCheckpointedAsync(CheckpointCoordinator coordinator, CancellationToken abort)
+    {
+        _input.Finish();
+        if (_run.Stop.IsCancellationRequested || !_input.Ended)
+        {
+            var final = coordinator.RequestFinal();
+            await SendBarriersAsync(abort).ConfigureAwait(false);
+            foreach (var port in _context.Ports)
+            {
+                await port.CompleteAsync(abort).ConfigureAwait(false);
+            }
+
+            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+            await coordinator.WaitCompletedAsync(final, abort).ConfigureAwait(false);
+            await CommitCheckpointedAsync(abort).ConfigureAwait(false);
+        }
+        else
+        {
+            await SendBarriersAsync(abort).ConfigureAwait(false);
+            coordinator.SourceEnded(Index, _input.CreateCheckpoint(_run.Pipeline, Index, 0).Positions.ToArray());
+            foreach (var port in _context.Ports)
+            {
+                await port.CompleteAsync(abort).ConfigureAwait(false);
+            }
+
+            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
             await CommitAsync(abort).ConfigureAwait(false);
         }
 

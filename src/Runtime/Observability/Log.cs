@@ -43,4 +43,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: {Late} records arrived too late for every window they belong to and were dropped ({Windows}); declare a [LateData] sink to keep them, or raise the window's OutOfOrderness / AllowedLateness")]
     public static partial void LateDropped(ILogger logger, string pipeline, long late, string windows);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: checkpoint {Id} in {Folder} is skipped: {Reason}")]
+    public static partial void CheckpointSkipped(ILogger logger, string pipeline, long id, string folder, string reason);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: could not delete old checkpoint {Folder}: {Reason}")]
+    public static partial void CheckpointNotDeleted(ILogger logger, string pipeline, string folder, string reason);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: restored checkpoint {Id} from {Folder} (taken {Taken:u}): {Keys} state entries, {Positions} source positions")]
+    public static partial void CheckpointRestored(ILogger logger, string pipeline, long id, string folder, DateTimeOffset taken, long keys, int positions);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: keyed state is checkpointed to {Folder} every {Interval}; no checkpoint to restore, starting empty")]
+    public static partial void CheckpointsStarting(ILogger logger, string pipeline, string folder, string interval);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Debug, Message = "Pipeline {Pipeline}: checkpoint {Id} complete: {Bytes} bytes of state in {ElapsedMs:F1} ms")]
+    public static partial void CheckpointWritten(ILogger logger, string pipeline, long id, long bytes, double elapsedMs);
 }

@@ -21,9 +21,32 @@ internal abstract class KeyedInput : IWorkerInput
     public abstract void Finish();
 
     public Checkpoint CreateCheckpoint(string pipeline, int partition, long number)
-        => throw new NotSupportedException("Keyed partitions do not take checkpoints of their own yet.");
+        => throw new NotSupportedException("Keyed partitions take part in the sources' checkpoints; they have none of their own.");
+
+    /// <summary>The keyed stage that created the partition, and its index among the pipeline's windows (set by the run).</summary>
+    public KeyedStage? Stage { get; set; }
+
+    /// <summary>The index of <see cref="Stage"/> among the pipeline's windows.</summary>
+    public int StageIndex { get; set; }
+
+    /// <summary>The checkpoint whose barrier has arrived from every input (0: none): the worker snapshots the state now.</summary>
+    public abstract long AlignedBarrier { get; }
+
+    /// <summary>The worker has snapshotted the state and forwarded the barrier: inputs held back flow again.</summary>
+    public abstract void ReleaseAlignment();
+
+    /// <summary>
+    /// The partition has snapshotted the stop's final checkpoint: from here on it only waits for its inputs to end —
+    /// anything it fired now would be missing from the checkpoint's state and fire again in the next run.
+    /// </summary>
+    public abstract void Freeze();
+
+    /// <summary>Keys × windows held in the partition's state.</summary>
+    public abstract int StateEntries { get; }
 
     public ValueTask CommitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public abstract ValueTask DisposeAsync();
 }
@@ -47,6 +70,12 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
     private readonly IExchangePort[] _forwards;
     private readonly WindowStatistics _statistics;
     private readonly KeyValuePair<string, object?>[] _tags;
+    private readonly Queue<ExchangeBatch<Keyed<TKey, TIn>>>?[] _held;
+    private readonly bool[] _arrived;
+    private readonly bool[] _inputEnded;
+    private bool _frozen;
+    private long _aligning;
+    private long _aligned;
     private ExchangeBatch<Keyed<TKey, TIn>>? _current;
     private Worker? _worker;
     private ITimer? _timer;
@@ -73,6 +102,9 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
         _tick = tick;
         _statistics = statistics;
         _valve = new WatermarkValve(exchange.InputsOf(partition), idleTimeout, run.Clock.Now);
+        _held = new Queue<ExchangeBatch<Keyed<TKey, TIn>>>?[exchange.InputsOf(partition)];
+        _arrived = new bool[_held.Length];
+        _inputEnded = new bool[_held.Length];
         _forwards = context.Ports.OfType<IExchangePort>().ToArray();
         _tags = [new("pipeline", run.Pipeline), new("window", exchange.Name)];
         if (exchange.Inline)
@@ -121,16 +153,96 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
             return false;
         }
 
-        var inbox = _exchange.Inbox(_partition);
-        while (!inbox.TryRead(out _current))
+        if (TryTakeHeld(out _current))
         {
-            if (!await inbox.WaitToReadAsync(abort).ConfigureAwait(false))
+            return true;
+        }
+
+        var inbox = _exchange.Inbox(_partition);
+        while (true)
+        {
+            while (!inbox.TryRead(out _current))
             {
-                return false;
+                if (!await inbox.WaitToReadAsync(abort).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+
+            if (!Blocked(_current))
+            {
+                return true;
+            }
+
+            // The input is past the barrier being aligned: what it sends belongs to the next checkpoint.
+            (_held[_current.Input] ??= new()).Enqueue(_current);
+            _current = null;
+        }
+    }
+
+    public override long AlignedBarrier => _aligned;
+
+    public override void Freeze() => _frozen = true;
+
+    public override int StateEntries => _windows.StateEntries;
+
+    public override void ReleaseAlignment()
+    {
+        _aligning = 0;
+        _aligned = 0;
+        Array.Clear(_arrived);
+    }
+
+    private bool Blocked(ExchangeBatch<Keyed<TKey, TIn>> batch) => _aligning != 0 && batch.Signal != ExchangeSignal.Tick && _arrived[batch.Input];
+
+    /// <summary>A batch held back during the last alignment from an input that is not blocked now.</summary>
+    private bool TryTakeHeld(out ExchangeBatch<Keyed<TKey, TIn>>? batch)
+    {
+        for (var input = 0; input < _held.Length; input++)
+        {
+            if (_held[input] is { Count: > 0 } queue && !(_aligning != 0 && _arrived[input]))
+            {
+                batch = queue.Dequeue();
+                return true;
             }
         }
 
-        return true;
+        batch = null;
+        return false;
+    }
+
+    /// <summary>Barrier <paramref name="id"/> from <paramref name="input"/>: aligned once every input that has not ended sent it.</summary>
+    private void Barrier(int input, long id)
+    {
+        if (_aligning == 0)
+        {
+            _aligning = id;
+        }
+        else if (_aligning != id)
+        {
+            throw new InvalidOperationException($"Window '{_exchange.Name}' partition {_partition}: barrier {id} arrived while aligning {_aligning}.");
+        }
+
+        _arrived[input] = true;
+        CheckAligned();
+    }
+
+    private void CheckAligned()
+    {
+        if (_aligning == 0 || _aligned != 0)
+        {
+            return;
+        }
+
+        for (var input = 0; input < _arrived.Length; input++)
+        {
+            if (!_arrived[input] && !_inputEnded[input])
+            {
+                return;
+            }
+        }
+
+        _aligned = _aligning;
     }
 
     public override void Process()
@@ -150,10 +262,26 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
     private void Handle(ExchangeBatch<Keyed<TKey, TIn>> batch)
     {
         var now = _run.Clock.Now;
+        if (_frozen)
+        {
+            if (batch.Signal == ExchangeSignal.End)
+            {
+                _valve.End(batch.Input);
+            }
+
+            _exchange.Return(batch);
+            return;
+        }
+
         switch (batch.Signal)
         {
             case ExchangeSignal.End:
                 _valve.End(batch.Input);
+                _inputEnded[batch.Input] = true;
+                CheckAligned();
+                break;
+            case ExchangeSignal.Barrier:
+                Barrier(batch.Input, batch.Barrier);
                 break;
             case ExchangeSignal.Idle:
                 _valve.DeclareIdle(batch.Input);
@@ -222,6 +350,13 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
 
     public override void Finish()
     {
+        if (_frozen || _run.Checkpoints is { Stopping: true })
+        {
+            // Stopped with a final checkpoint: what the windows hold is in it and fires in the next run, not now.
+            _statistics.Update(_partition, _windows.Watermark, 0, -1, false, _run.Clock.Now);
+            return;
+        }
+
         _windows.Advance(long.MaxValue);
         Emit();
         foreach (var forward in _forwards)
@@ -244,6 +379,14 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
         {
             _current = null;
             _exchange.Return(current);
+        }
+
+        foreach (var queue in _held)
+        {
+            while (queue is not null && queue.TryDequeue(out var held))
+            {
+                _exchange.Return(held);
+            }
         }
     }
 }

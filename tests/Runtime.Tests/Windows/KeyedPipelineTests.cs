@@ -396,12 +396,4 @@ public sealed class KeyedPipelineTests
         var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("has no [EventTime] member", error.Message, StringComparison.Ordinal);
     }
-
-    [Fact]
-    public async Task Windows_behind_a_source_that_commits_positions_are_refused_until_state_is_checkpointed()
-    {
-        var pipeline = new NumbersByParity { Numbers = new CommittingSource(3) };
-        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }));
-        Assert.Contains("window state is not checkpointed", error.Message, StringComparison.Ordinal);
-    }
 }

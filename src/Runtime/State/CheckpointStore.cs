@@ -1,0 +1,249 @@
+using System.Globalization;
+using System.IO.Hashing;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
+namespace Compiled.Runtime;
+
+/// <summary>One window's part of a checkpoint: its schema and one snapshot per keyed partition.</summary>
+internal sealed record WindowCheckpoint(StateSchema Schema, IReadOnlyList<ReadOnlyMemory<byte>> Partitions);
+
+/// <summary>
+/// A complete checkpoint: where every source partition resumes, and every window's state as it was when the barrier
+/// carrying <see cref="Id"/> passed it.
+/// </summary>
+internal sealed record CheckpointData(long Id, DateTimeOffset Taken, IReadOnlyList<SourcePosition> Positions, IReadOnlyList<WindowCheckpoint> Windows);
+
+/// <summary>
+/// Checkpoints in a local directory: <c>chk-{id}/</c> holds one file per window and keyed partition, written and
+/// flushed to disk, then <c>_checkpoint.json</c> — the manifest, with each file's length and CRC-32 — written to a
+/// temporary name, flushed and renamed: a checkpoint without its manifest never happened. On start the newest
+/// checkpoint whose manifest and files check out is restored; a torn or corrupt one is skipped with a warning.
+/// The newest <c>retain</c> complete checkpoints are kept.
+/// </summary>
+internal sealed class FileCheckpointStore(string pipeline, string directory, int retain, ILogger logger)
+{
+    private const string Manifest = "_checkpoint.json";
+    private const int Version = 1;
+
+    /// <summary>The pipeline's checkpoint directory.</summary>
+    public string Directory { get; } = directory;
+
+    /// <summary>Writes checkpoint <paramref name="data"/> and then deletes checkpoints beyond the retained number.</summary>
+    public async Task WriteAsync(CheckpointData data, CancellationToken cancellationToken)
+    {
+        var folder = Path.Combine(Directory, Name(data.Id));
+        if (System.IO.Directory.Exists(folder))
+        {
+            System.IO.Directory.Delete(folder, recursive: true); // a torn attempt at this id from an earlier run
+        }
+
+        System.IO.Directory.CreateDirectory(folder);
+        var files = new List<List<(string File, long Length, uint Crc)>>();
+        for (var w = 0; w < data.Windows.Count; w++)
+        {
+            var partitions = new List<(string, long, uint)>();
+            for (var p = 0; p < data.Windows[w].Partitions.Count; p++)
+            {
+                var bytes = data.Windows[w].Partitions[p];
+                var file = string.Create(CultureInfo.InvariantCulture, $"w{w}-p{p}.state");
+                await WriteDurablyAsync(Path.Combine(folder, file), bytes, cancellationToken).ConfigureAwait(false);
+                partitions.Add((file, bytes.Length, Crc32.HashToUInt32(bytes.Span)));
+            }
+
+            files.Add(partitions);
+        }
+
+        var manifest = new MemoryStream();
+        using (var json = new Utf8JsonWriter(manifest, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("version", Version);
+            json.WriteNumber("id", data.Id);
+            json.WriteString("pipeline", pipeline);
+            json.WriteString("taken", data.Taken);
+            json.WriteStartArray("positions");
+            foreach (var position in data.Positions)
+            {
+                json.WriteStartObject();
+                json.WriteString("stream", position.Stream);
+                json.WriteNumber("partition", position.Partition);
+                json.WriteNumber("offset", position.Offset);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteStartArray("windows");
+            for (var w = 0; w < data.Windows.Count; w++)
+            {
+                var schema = data.Windows[w].Schema;
+                json.WriteStartObject();
+                json.WriteString("name", schema.Window);
+                json.WriteString("key", schema.Key);
+                json.WriteString("accumulator", schema.Accumulator);
+                json.WriteString("spec", schema.Spec);
+                json.WriteStartArray("partitions");
+                foreach (var (file, length, crc) in files[w])
+                {
+                    json.WriteStartObject();
+                    json.WriteString("file", file);
+                    json.WriteNumber("length", length);
+                    json.WriteNumber("crc32", crc);
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        var temporary = Path.Combine(folder, Manifest + ".tmp");
+        await WriteDurablyAsync(temporary, manifest.GetBuffer().AsMemory(0, (int)manifest.Length), cancellationToken).ConfigureAwait(false);
+        File.Move(temporary, Path.Combine(folder, Manifest));
+        Prune(data.Id);
+    }
+
+    private static async Task WriteDurablyAsync(string path, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+        await using (stream.ConfigureAwait(false))
+        {
+            await stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+            stream.Flush(flushToDisk: true);
+        }
+    }
+
+    /// <summary>Deletes complete checkpoints beyond the newest <c>retain</c>, and incomplete ones older than the newest complete one.</summary>
+    private void Prune(long newest)
+    {
+        var complete = 0;
+        foreach (var (id, folder) in Checkpoints())
+        {
+            var isComplete = File.Exists(Path.Combine(folder, Manifest));
+            if (id > newest)
+            {
+                continue;
+            }
+
+            if (isComplete && ++complete <= retain)
+            {
+                continue;
+            }
+
+            if (isComplete || id < newest)
+            {
+                try
+                {
+                    System.IO.Directory.Delete(folder, recursive: true);
+                }
+                catch (IOException ex)
+                {
+                    Log.CheckpointNotDeleted(logger, pipeline, folder, ex.Message);
+                }
+            }
+        }
+    }
+
+    /// <summary>The checkpoint folders, newest first.</summary>
+    private List<(long Id, string Folder)> Checkpoints()
+    {
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            return [];
+        }
+
+        return System.IO.Directory.EnumerateDirectories(Directory, "chk-*")
+            .Select(folder => (Id: long.TryParse(Path.GetFileName(folder).AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : -1, Folder: folder))
+            .Where(c => c.Id >= 0)
+            .OrderByDescending(c => c.Id)
+            .ToList();
+    }
+
+    /// <summary>The newest checkpoint that is complete and intact (older ones are tried in turn, each skip logged), or null.</summary>
+    public CheckpointData? LoadLatest()
+    {
+        foreach (var (id, folder) in Checkpoints())
+        {
+            try
+            {
+                return Load(id, folder);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or JsonException or UnauthorizedAccessException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                Log.CheckpointSkipped(logger, pipeline, id, folder, ex.Message);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The highest checkpoint id in the directory, complete or not (new checkpoints are numbered after it).</summary>
+    public long HighestId() => Checkpoints().Select(c => c.Id).DefaultIfEmpty(0).Max();
+
+    private static CheckpointData Load(long id, string folder)
+    {
+        var manifestPath = Path.Combine(folder, Manifest);
+        if (!File.Exists(manifestPath))
+        {
+            throw new InvalidDataException("it has no manifest (the run stopped while writing it)");
+        }
+
+        using var document = JsonDocument.Parse(File.ReadAllBytes(manifestPath));
+        var root = document.RootElement;
+        if (root.GetProperty("version").GetInt32() != Version)
+        {
+            throw new InvalidDataException($"its format version is {root.GetProperty("version").GetInt32()}; this build reads version {Version}");
+        }
+
+        if (root.GetProperty("id").GetInt64() != id)
+        {
+            throw new InvalidDataException("its manifest names another checkpoint");
+        }
+
+        var positions = root.GetProperty("positions").EnumerateArray()
+            .Select(p => new SourcePosition(p.GetProperty("stream").GetString()!, p.GetProperty("partition").GetInt32(), p.GetProperty("offset").GetInt64()))
+            .ToList();
+        var windows = new List<WindowCheckpoint>();
+        foreach (var window in root.GetProperty("windows").EnumerateArray())
+        {
+            var schema = new StateSchema(window.GetProperty("name").GetString()!, window.GetProperty("key").GetString()!, window.GetProperty("accumulator").GetString()!, window.GetProperty("spec").GetString()!);
+            var partitions = new List<ReadOnlyMemory<byte>>();
+            foreach (var partition in window.GetProperty("partitions").EnumerateArray())
+            {
+                var file = partition.GetProperty("file").GetString()!;
+                if (file.Contains('/', StringComparison.Ordinal) || file.Contains('\\', StringComparison.Ordinal) || file.StartsWith('.'))
+                {
+                    throw new InvalidDataException($"its manifest names file '{file}' outside the checkpoint");
+                }
+
+                var path = Path.Combine(folder, file);
+                if (!File.Exists(path))
+                {
+                    throw new InvalidDataException($"file {file} is missing");
+                }
+
+                var bytes = File.ReadAllBytes(path);
+                if (bytes.Length != partition.GetProperty("length").GetInt64())
+                {
+                    throw new InvalidDataException($"file {file} has {bytes.Length} bytes, the manifest says {partition.GetProperty("length").GetInt64()} (torn)");
+                }
+
+                if (Crc32.HashToUInt32(bytes) != partition.GetProperty("crc32").GetUInt32())
+                {
+                    throw new InvalidDataException($"file {file} does not match its checksum (corrupt)");
+                }
+
+                partitions.Add(bytes);
+            }
+
+            windows.Add(new WindowCheckpoint(schema, partitions));
+        }
+
+        return new CheckpointData(id, root.GetProperty("taken").GetDateTimeOffset(), positions, windows);
+    }
+
+    private static string Name(long id) => string.Create(CultureInfo.InvariantCulture, $"chk-{id:D12}");
+}
