@@ -175,8 +175,42 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 })
                 .SetLogHandler((_, _) => { })
                 .Build();
-            _consumer.Subscribe(KafkaConfig.Topics(_options.Topics));
+            if (!context.CheckpointsState)
+            {
+                _consumer.Subscribe(KafkaConfig.Topics(_options.Topics));
+            }
+
             _poller = new PollThread($"kafka {context.PipelineName}/{partition}");
+        }
+
+        /// <summary>Whether the reader has taken its share of the topics' partitions (runs with checkpointed state).</summary>
+        private bool _assigned;
+
+        /// <summary>
+        /// Runs with checkpointed keyed state: the partitions of the topics are spread over the pipeline's readers by the
+        /// source itself — the i-th partition (topics in order, partitions by number) goes to reader i mod parallelism —
+        /// and never move while the run lasts, so every checkpoint's positions describe exactly what its state holds.
+        /// No group rebalance takes part (the group only stores committed offsets, for tools that show lag).
+        /// </summary>
+        private void AssignStatically()
+        {
+            _assigned = true;
+            using var admin = new DependentAdminClientBuilder(_consumer.Handle).Build();
+            var all = new List<TopicPartition>();
+            foreach (var topic in KafkaConfig.Topics(_options.Topics))
+            {
+                var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(30));
+                var described = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
+                if (described is null || described.Error.IsError || described.Partitions.Count == 0)
+                {
+                    throw new KafkaException(new Error(ErrorCode.UnknownTopicOrPart, $"topic '{topic}' has no partitions the source can read ({described?.Error.Reason ?? "not in the cluster's metadata"}); create it before the run: a run with checkpointed state assigns partitions once, at start"));
+                }
+
+                all.AddRange(described.Partitions.OrderBy(p => p.PartitionId).Select(p => new TopicPartition(topic, p.PartitionId)));
+            }
+
+            var mine = all.Where((_, i) => i % _context.Parallelism == _partition).ToList();
+            _consumer.Assign(Assigned(_consumer, mine));
         }
 
         public long Consumed => Interlocked.Read(ref _consumedCount);
@@ -213,6 +247,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             ThrowHandlerFailure();
             _values.Reset();
             _pending = 0;
+            if (!_assigned && _context.CheckpointsState)
+            {
+                AssignStatically();
+            }
+
             if (!cancellationToken.IsCancellationRequested)
             {
                 var result = _consumer.Consume(_options.PollTimeout);
@@ -273,6 +312,43 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
             return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this);
+        }
+
+        /// <summary>Runs with checkpointed state: commits the offsets a completed checkpoint recorded (not the current ones).</summary>
+        public ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken)
+        {
+            var offsets = new List<TopicPartitionOffset>();
+            foreach (var position in positions)
+            {
+                var partition = new TopicPartition(position.Stream, position.Partition);
+                if (position.Offset >= 0 && _owned.TryGetValue(partition, out var owned) && owned.Committed != position.Offset)
+                {
+                    offsets.Add(new TopicPartitionOffset(partition, new Offset(position.Offset)));
+                }
+            }
+
+            if (offsets.Count == 0)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            try
+            {
+                _consumer.Commit(offsets);
+            }
+            catch (KafkaException ex) when (IsRetriable(ex.Error.Code))
+            {
+                // The checkpoint is the truth; the group's offsets only show progress to tools. The next one commits.
+                _context.Inform($"partition {_partition}: committing offsets deferred to the next checkpoint ({ex.Error.Reason})");
+                return ValueTask.CompletedTask;
+            }
+
+            foreach (var offset in offsets)
+            {
+                _owned[offset.TopicPartition].Committed = offset.Offset.Value;
+            }
+
+            return ValueTask.CompletedTask;
         }
 
         public ValueTask CommitAsync(CancellationToken cancellationToken)
@@ -362,11 +438,22 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 claimed = positions?.ToDictionary(p => new TopicPartition(p.Stream, p.Partition));
             }
 
+            var restored = _context.RestoredPositions.ToDictionary(p => new TopicPartition(p.Stream, p.Partition), p => p.Offset);
             var start = new List<TopicPartitionOffset>(partitions.Count);
             foreach (var partition in partitions)
             {
                 var owned = new Owned();
                 var offset = Offset.Unset; // the committed offset, else auto.offset.reset
+                if (restored.TryGetValue(partition, out var checkpointed) && checkpointed >= 0)
+                {
+                    // The restored checkpoint's state holds everything before this offset: resume exactly there.
+                    offset = new Offset(checkpointed);
+                    owned.Next = checkpointed;
+                    _owned[partition] = owned;
+                    start.Add(new TopicPartitionOffset(partition, offset));
+                    continue;
+                }
+
                 if (claimed is not null && claimed.TryGetValue(partition, out var position))
                 {
                     owned.Epoch = position.Epoch;

@@ -92,6 +92,7 @@ public static class PipelineHost
         var errorPolicy = new Option<string?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
         var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
         var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };
+        var stateDirectory = new Option<string?>("--state-dir") { Description = "Where checkpoints of window state are written and restored from (windows behind Kafka) [default: state]", HelpName = "path" };
         var explain = new Option<string?>("--explain")
         {
             Description = "Print the compiled plan and exit: text (default) or mermaid",
@@ -102,7 +103,7 @@ public static class PipelineHost
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print neither the status line nor the summary" };
         var root = new RootCommand($"Runs the compiled pipeline '{descriptor.Name}' ({descriptor.TypeName}).")
         {
-            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, explain, quiet,
+            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, stateDirectory, explain, quiet,
         };
         var shorthands = context.SettingOptions.Select(o => (o, Option: new Option<string?>(o.Name) { Description = o.Description, HelpName = o.HelpName })).ToList();
         foreach (var (_, option) in shorthands)
@@ -144,6 +145,7 @@ public static class PipelineHost
             AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy));
             AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
             AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
+            AddNamed(values, "StateDirectory", "--state-dir", parse.GetValue(stateDirectory));
             foreach (var (shorthand, option) in shorthands)
             {
                 AddNamed(values, shorthand.Setting, shorthand.Name, parse.GetValue(option));

@@ -60,6 +60,9 @@ public sealed class PipelineSettings
         Add(Setting.Choice(nameof(PipelineOptions.ErrorPolicy), "What happens to records that fail to decode or make an operator throw", () => options.ErrorPolicy ?? descriptor.ErrorPolicy, v => options.ErrorPolicy = v));
         Add(Setting.Text(nameof(PipelineOptions.DeadLetterPath), "A JSON Lines file for dead letters (default: the pipeline's [DeadLetters] member, else {pipeline}.deadletters.jsonl)", () => options.DeadLetterPath ?? "", v => options.DeadLetterPath = v));
         Add(Setting.Duration(nameof(PipelineOptions.CheckpointInterval), "How often sources that commit positions (Kafka) take a checkpoint: sinks flush, positions are committed", () => options.CheckpointInterval, v => options.CheckpointInterval = v!.Value));
+        Add(Setting.Text(nameof(PipelineOptions.StateDirectory), "Where checkpoints of window state are written and restored from, one folder per pipeline (windows behind Kafka)", () => options.StateDirectory, v => options.StateDirectory = v));
+        Add(Setting.Number(nameof(PipelineOptions.RetainedCheckpoints), "How many complete checkpoints of window state are kept (windows behind Kafka)", () => options.RetainedCheckpoints, v => options.RetainedCheckpoints = (int)v, 1, 1000));
+
         Add(Setting.Duration(nameof(PipelineOptions.GracePeriod), "How long a stop (Ctrl+C, SIGTERM) may drain, flush and commit before the run is aborted", () => options.GracePeriod, v => options.GracePeriod = v!.Value));
         if (host is not null)
         {
