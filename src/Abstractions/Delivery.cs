@@ -54,6 +54,51 @@ public sealed class Checkpoint
 
     /// <summary>What the source adds for sinks that commit its positions themselves (a Kafka consumer's group metadata).</summary>
     public object? SourceState { get; }
+
+    /// <summary>
+    /// Whether this is one partition's part of an <em>aligned</em> checkpoint of a run with keyed state (barriers through
+    /// the exchanges, <see cref="Sequence"/> is the run's checkpoint id). A sink that commits whole checkpoints itself
+    /// (<see cref="ICheckpointCommitter"/>) keeps the rows of this checkpoint aside — it does not commit them — until
+    /// <see cref="ICheckpointCommitter.CommitCheckpointAsync"/> commits every partition's rows, the positions and the
+    /// state together. <see cref="Positions"/> is empty for a keyed partition's part.
+    /// </summary>
+    public bool Aligned { get; init; }
+}
+
+/// <summary>One keyed partition's snapshot of one window's state, as a checkpoint stores it.</summary>
+/// <param name="Window">The window member's name.</param>
+/// <param name="Schema">What the state's bytes mean (key and accumulator codecs, window spec), compared on restore.</param>
+/// <param name="Partition">The keyed partition the snapshot is of.</param>
+/// <param name="Bytes">The snapshot.</param>
+public sealed record WindowState(string Window, string Schema, int Partition, ReadOnlyMemory<byte> Bytes);
+
+/// <summary>A complete checkpoint of a run with keyed state: where every source partition resumes, and every window's state.</summary>
+/// <param name="Id">The checkpoint's id (increasing over the pipeline's runs).</param>
+/// <param name="Positions">The next position of every input partition read.</param>
+/// <param name="State">Every keyed partition's snapshot of every window.</param>
+public sealed record StoredCheckpoint(long Id, IReadOnlyList<SourcePosition> Positions, IReadOnlyList<WindowState> State);
+
+/// <summary>
+/// A transactional sink that is also the checkpoint store of a run with keyed state (windows behind Kafka): it commits
+/// the rows every partition produced before a checkpoint's barriers (<see cref="Checkpoint.Aligned"/>), the source
+/// positions and the windows' state in one transaction — exactly-once window results without two-phase commit.
+/// </summary>
+public interface ICheckpointCommitter
+{
+    /// <summary>
+    /// Claims the pipeline's checkpoints for this run (a later run's claim fences this one off: its commits fail) and
+    /// returns the last committed checkpoint, or null when there is none.
+    /// </summary>
+    ValueTask<StoredCheckpoint?> ClaimCheckpointAsync(string pipeline, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Commits, in one transaction, the rows the sink's writers kept aside for every checkpoint up to
+    /// <paramref name="checkpoint"/>'s id, its positions and its state. Idempotent for a checkpoint already committed.
+    /// </summary>
+    ValueTask CommitCheckpointAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken);
+
+    /// <summary>Where the checkpoints are kept, for messages (no secrets).</summary>
+    string CheckpointLocation { get; }
 }
 
 /// <summary>

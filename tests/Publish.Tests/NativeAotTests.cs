@@ -46,6 +46,13 @@ public sealed class NativeAotTests : IDisposable
         SampleAssertions.KafkaToPostgresDemo(run, 3000);
     }
 
+    [Fact]
+    public async Task ClickCounts_publishes_without_warnings_and_runs_the_demo()
+    {
+        var binary = await Repository.PublishNativeAsync("ClickCounts", Path.Combine(_work, "publish"), Timeout);
+        SampleAssertions.ClickCountsDemo(await Processes.RunAsync(binary, ["--demo", "--demo-clicks", "20000"], _work, Timeout), 20_000);
+    }
+
     /// <summary>
     /// Confluent.Kafka crashes in a Native AOT binary unless its assembly is rooted; the Compiled.Kafka package does
     /// that for the app (buildTransitive). A user's own AOT binary, built from the packages alone, produces to a

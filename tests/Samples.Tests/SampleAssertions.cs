@@ -77,4 +77,14 @@ internal static partial class SampleAssertions
 
     [GeneratedRegex(@"table orders: (\d+) rows")]
     private static partial Regex Rows();
+
+    public static void ClickCountsDemo(ProcessResult result, int clicks)
+    {
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"demo: produced {clicks} clicks"), result.Error, StringComparison.Ordinal);
+        var verdict = Regex.Match(result.Output, @"table page_minutes matches what was produced: (\d+) page-minutes, (\d+) clicks");
+        Assert.True(verdict.Success, result.ToString());
+        Assert.Equal(clicks, long.Parse(verdict.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.Contains("delivery: exactly-once", result.Error, StringComparison.Ordinal);
+    }
 }

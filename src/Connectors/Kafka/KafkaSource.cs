@@ -431,7 +431,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         {
             // Exactly-once: claim the partitions in the sink's store (fencing off their previous owner) and resume there.
             Dictionary<TopicPartition, SourcePosition>? claimed = null;
-            if (_context.Delivery == DeliveryGuarantee.ExactlyOnce && _context.PositionStore is { } store)
+            if (_context.Delivery == DeliveryGuarantee.ExactlyOnce && _context.PositionStore is { } store && !_context.CheckpointsState)
             {
                 var request = partitions.Select(p => new SourcePosition(p.Topic, p.Partition.Value, -1)).ToList();
                 var positions = store.ClaimPositionsAsync(_context.PipelineName, _context.SourceName, request, CancellationToken.None).AsTask().GetAwaiter().GetResult();
@@ -454,6 +454,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     continue;
                 }
 
+                if (_context.CheckpointsState && _context.Delivery == DeliveryGuarantee.ExactlyOnce)
+                {
+                    // Exactly-once windows: the sink's checkpoint is the only truth; a partition it has no offset for
+                    // starts where StartFrom says, never at Kafka's committed offset.
+                    _owned[partition] = owned;
+                    start.Add(new TopicPartitionOffset(partition, Configured(consumer, partition)));
+                    continue;
+                }
+
                 if (claimed is not null && claimed.TryGetValue(partition, out var position))
                 {
                     owned.Epoch = position.Epoch;
@@ -467,12 +476,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     {
                         // Exactly-once: the sink's store is the only truth. A partition it has never seen starts where
                         // StartFrom says, never at Kafka's committed offset (e.g. after the table was recreated).
-                        offset = _options.StartFrom switch
-                        {
-                            KafkaStart.Latest => Offset.End,
-                            KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,
-                            _ => Offset.Beginning,
-                        };
+                        offset = Configured(consumer, partition);
                     }
                 }
 
@@ -491,6 +495,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _context.Inform($"partition {_partition} assigned {Describe(start)}");
             return start;
         }
+
+        /// <summary>Where <see cref="KafkaSourceOptions.StartFrom"/> says a partition without a stored position starts.</summary>
+        private Offset Configured(IConsumer<ValueSlice, ValueSlice> consumer, TopicPartition partition) => _options.StartFrom switch
+        {
+            KafkaStart.Latest => Offset.End,
+            KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,
+            _ => Offset.Beginning,
+        };
 
         private void Revoked(List<TopicPartitionOffset> partitions)
         {

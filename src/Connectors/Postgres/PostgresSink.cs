@@ -105,7 +105,7 @@ public sealed class PostgresSinkOptions
 /// reader lost the partitions without knowing) is rolled back, so a zombie never overwrites its successor's work.
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSink, IAsyncDisposable
+public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSink, IAsyncDisposable
 {
     /// <summary>The table of stored source positions (exactly-once).</summary>
     public const string OffsetsTable = "compiled_offsets";
@@ -190,6 +190,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
             await PrepareTableAsync(connection, cancellationToken).ConfigureAwait(false);
             if (_options.ExactlyOnce)
             {
+                await ExecuteAsync(connection, null, CheckpointTablesSql, cancellationToken).ConfigureAwait(false);
                 await ExecuteAsync(connection, null, $"""
                     CREATE TABLE IF NOT EXISTS {OffsetsTable} (
                         pipeline text NOT NULL, source text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
@@ -308,8 +309,8 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                 await ExecuteAsync(connection, null, CreateTableSql(), cancellationToken).ConfigureAwait(false);
                 if (_options.ExactlyOnce)
                 {
-                    // A new table means no rows: positions stored for it would skip records.
-                    await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {OffsetsTable}", cancellationToken).ConfigureAwait(false);
+                    // A new table means no rows: positions (and window state) stored for it would skip records.
+                    await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {OffsetsTable}, {CheckpointsTable}, {StateTable}", cancellationToken).ConfigureAwait(false);
                 }
 
                 break;
@@ -395,6 +396,45 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
         _ => false,
     };
 
+    /// <summary>Appends (COPY) or upserts <paramref name="rows"/> inside <paramref name="transaction"/>.</summary>
+    private async Task WriteRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<T> rows, PgColumnBuffer?[] buffers, CancellationToken cancellationToken)
+    {
+        var schema = _schema!;
+        if (_options.Mode == PostgresWriteMode.Append)
+        {
+            await using var importer = await connection.BeginBinaryImportAsync(_copySql, cancellationToken).ConfigureAwait(false);
+            var copy = new CopyVisitor(importer, _columns);
+            foreach (var row in rows)
+            {
+                importer.StartRow();
+                schema.Visit(row, ref copy);
+            }
+
+            await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var buffer in buffers)
+        {
+            buffer?.Clear();
+        }
+
+        var visitor = new ArrayVisitor(buffers, _columns);
+        foreach (var row in rows)
+        {
+            schema.Visit(row, ref visitor);
+        }
+
+        var repeats = _singleKey < 0 || buffers[_singleKey]!.HasDuplicates();
+        await using var command = new NpgsqlCommand(repeats ? _upsertLatestSql : _upsertSql, connection, transaction);
+        foreach (var buffer in buffers)
+        {
+            command.Parameters.Add(buffer!.ToParameter());
+        }
+
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>One partition's writer: it gathers rows and writes them in transactions, with the positions when exactly-once.</summary>
     private sealed class Writer(PostgresSink<T> sink) : ISinkWriter<T>
     {
@@ -455,6 +495,14 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
             try
             {
                 ThrowIfTimerFailed();
+                if (sink._options.ExactlyOnce && checkpoint.Aligned)
+                {
+                    // A run with window state: the rows wait for the whole checkpoint, committed with its state and positions.
+                    sink.Stage(checkpoint.Sequence, _rows);
+                    _rows.Clear();
+                    return;
+                }
+
                 await WriteRowsAsync(sink._options.ExactlyOnce ? checkpoint : null, cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -545,14 +593,7 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                     attempted = true;
                     if (_rows.Count > 0)
                     {
-                        if (sink._options.Mode == PostgresWriteMode.Append)
-                        {
-                            await CopyAsync(connection, cancellationToken).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            await UpsertAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
-                        }
+                        await sink.WriteRowsAsync(connection, transaction, _rows, _buffers ??= new PgColumnBuffer?[sink._columns.Length], cancellationToken).ConfigureAwait(false);
                     }
 
                     if (checkpoint is not null && positions.Count > 0)
@@ -566,45 +607,6 @@ public sealed class PostgresSink<T> : ISink<T>, IConfigurable, ITransactionalSin
                 cancellationToken).ConfigureAwait(false);
             Interlocked.Add(ref sink._rowsCommitted, _rows.Count);
             _rows.Clear();
-        }
-
-        private async Task CopyAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-        {
-            var schema = sink._schema!;
-            await using var importer = await connection.BeginBinaryImportAsync(sink._copySql, cancellationToken).ConfigureAwait(false);
-            var visitor = new CopyVisitor(importer, sink._columns);
-            foreach (var row in _rows)
-            {
-                importer.StartRow();
-                schema.Visit(row, ref visitor);
-            }
-
-            await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        private async Task UpsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
-        {
-            var schema = sink._schema!;
-            _buffers ??= new PgColumnBuffer?[sink._columns.Length];
-            foreach (var buffer in _buffers)
-            {
-                buffer?.Clear();
-            }
-
-            var visitor = new ArrayVisitor(_buffers, sink._columns);
-            foreach (var row in _rows)
-            {
-                schema.Visit(row, ref visitor);
-            }
-
-            var repeats = sink._singleKey < 0 || _buffers[sink._singleKey]!.HasDuplicates();
-            await using var command = new NpgsqlCommand(repeats ? sink._upsertLatestSql : sink._upsertSql, connection, transaction);
-            foreach (var buffer in _buffers)
-            {
-                command.Parameters.Add(buffer!.ToParameter());
-            }
-
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         private static async Task StorePositionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Checkpoint checkpoint, CancellationToken cancellationToken)

@@ -28,7 +28,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     private readonly WindowStatistics[] _windows;
     private Func<ValueTask>? _closeSource;
     private int _disposed;
-    private FileCheckpointStore? _store;
+    private ICheckpointStore? _store;
     private CheckpointData? _restored;
     private ILogger _logger = NullLogger.Instance;
 
@@ -100,8 +100,19 @@ internal sealed class PipelineRun : IAsyncDisposable
             {
                 // Windows behind a source that commits positions checkpoint their state here; whether the source does is
                 // known once its readers exist, but where they resume must be known before the source opens.
-                run._store = new FileCheckpointStore(name, Path.Combine(options.StateDirectory, FileName(name)), options.RetainedCheckpoints, logger);
-                run._restored = run._store.LoadLatest();
+                if (positionStore is ICheckpointCommitter committer)
+                {
+                    // Exactly-once: the sink's store holds the checkpoints, committed with the rows they produced.
+                    var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the pipeline's checkpoints", () => committer.ClaimCheckpointAsync(name, run.Context.Abort)).ConfigureAwait(false);
+                    run._restored = claimed is null ? null : CommitterCheckpointStore.FromStored(claimed, run.Context.Clock.Provider.GetUtcNow());
+                    run._store = new CommitterCheckpointStore(committer, name, claimed?.Id ?? 0);
+                }
+                else
+                {
+                    var files = new FileCheckpointStore(name, Path.Combine(options.StateDirectory, FileName(name)), options.RetainedCheckpoints, logger);
+                    run._restored = files.LoadLatest();
+                    run._store = files;
+                }
             }
 
             var context = new SourceContext<TIn>(
@@ -339,9 +350,9 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
         }
 
-        if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce)
+        if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is not CommitterCheckpointStore)
         {
-            throw new PipelineConfigurationException(name, $"Pipeline '{name}': exactly-once delivery with keyed windows is not supported yet: the window results are written by the keyed partitions, not in the source partitions' transactions. Make the sink at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': its exactly-once sink cannot commit checkpoints of window state (it does not implement ICheckpointCommitter); make it at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
         }
 
         var partitions = new int[_keyed.Count];
@@ -360,7 +371,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         Context.Checkpoints = new CheckpointCoordinator(Context, store, _keyed, sourceParallelism, partitions, Math.Max(store.HighestId(), _restored?.Id ?? 0), _logger);
     }
 
-    private void Restore(CheckpointData restored, FileCheckpointStore store)
+    private void Restore(CheckpointData restored, ICheckpointStore store)
     {
         var name = _descriptor.Name;
         var problems = new List<string>();
@@ -643,6 +654,18 @@ internal sealed class PipelineRun : IAsyncDisposable
         catch (Exception)
         {
             // setting up already failed; that failure is reported
+        }
+    }
+
+    private static async Task<TResult> Guard<TResult>(string pipeline, string connector, string action, Func<ValueTask<TResult>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not PipelineException)
+        {
+            throw new ConnectorException(pipeline, connector, null, action, ex);
         }
     }
 

@@ -206,8 +206,9 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         while (_lastBarrier < requested)
         {
             var id = ++_lastBarrier;
-            var checkpoint = _input.CreateCheckpoint(_run.Pipeline, Index, id);
-            var positions = checkpoint.Positions.ToArray();
+            var taken = _input.CreateCheckpoint(_run.Pipeline, Index, id);
+            var positions = taken.Positions.ToArray();
+            var checkpoint = new Checkpoint(taken.Pipeline, taken.Source, Index, id, positions, taken.SourceState) { Aligned = true };
             foreach (var port in _context.Ports)
             {
                 if (port is IExchangePort exchange)
@@ -270,6 +271,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         var writer = new StateWriter();
         keyed.Stage!.Snapshot(keyed, writer);
         var snapshot = writer.Written.ToArray();
+        var checkpoint = new Checkpoint(_run.Pipeline, keyed.Name, Index, id, []) { Aligned = true };
         foreach (var port in _context.Ports)
         {
             if (port is IExchangePort exchange)
@@ -278,7 +280,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
             }
             else
             {
-                await port.DrainAsync(null, abort).ConfigureAwait(false);
+                await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
             }
         }
 

@@ -21,7 +21,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly RunContext _run;
-    private readonly FileCheckpointStore _store;
+    private readonly ICheckpointStore _store;
     private readonly IReadOnlyList<KeyedStage> _keyed;
     private readonly int _sources;
     private readonly int[] _keyedPartitions;
@@ -38,7 +38,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
     private long _final;
     private ITimer? _timer;
 
-    public CheckpointCoordinator(RunContext run, FileCheckpointStore store, IReadOnlyList<KeyedStage> keyed, int sources, int[] keyedPartitions, long lastId, ILogger logger)
+    public CheckpointCoordinator(RunContext run, ICheckpointStore store, IReadOnlyList<KeyedStage> keyed, int sources, int[] keyedPartitions, long lastId, ILogger logger)
     {
         _run = run;
         _store = store;

@@ -14,6 +14,64 @@ internal sealed record WindowCheckpoint(StateSchema Schema, IReadOnlyList<ReadOn
 /// </summary>
 internal sealed record CheckpointData(long Id, DateTimeOffset Taken, IReadOnlyList<SourcePosition> Positions, IReadOnlyList<WindowCheckpoint> Windows);
 
+/// <summary>Where a run's checkpoints of keyed state go: a local directory, or a sink that commits them with its rows.</summary>
+internal interface ICheckpointStore
+{
+    /// <summary>Where the checkpoints are, for messages.</summary>
+    string Directory { get; }
+
+    /// <summary>Writes a complete checkpoint.</summary>
+    Task WriteAsync(CheckpointData data, CancellationToken cancellationToken);
+
+    /// <summary>The highest checkpoint id stored (new checkpoints are numbered after it).</summary>
+    long HighestId();
+}
+
+/// <summary>
+/// Checkpoints committed by the pipeline's exactly-once sink (<see cref="ICheckpointCommitter"/>): rows, positions and
+/// state in one transaction of the sink's own store.
+/// </summary>
+internal sealed class CommitterCheckpointStore(ICheckpointCommitter committer, string pipeline, long restoredId) : ICheckpointStore
+{
+    private const char Separator = '\u001f';
+
+    public string Directory => committer.CheckpointLocation;
+
+    public long HighestId() => restoredId;
+
+    public Task WriteAsync(CheckpointData data, CancellationToken cancellationToken)
+    {
+        var state = data.Windows
+            .SelectMany(w => w.Partitions.Select((bytes, p) => new WindowState(w.Schema.Window, string.Join(Separator, w.Schema.Key, w.Schema.Accumulator, w.Schema.Spec), p, bytes)))
+            .ToList();
+        return committer.CommitCheckpointAsync(pipeline, new StoredCheckpoint(data.Id, data.Positions, state), cancellationToken).AsTask();
+    }
+
+    /// <summary>The committer's checkpoint in the runtime's terms (windows by name, partitions in order).</summary>
+    public static CheckpointData FromStored(StoredCheckpoint stored, DateTimeOffset taken)
+    {
+        var windows = new List<WindowCheckpoint>();
+        foreach (var window in stored.State.GroupBy(s => s.Window))
+        {
+            var parts = window.First().Schema.Split(Separator);
+            if (parts.Length != 3)
+            {
+                throw new InvalidDataException($"the stored schema of window '{window.Key}' is not one this build writes");
+            }
+
+            var partitions = window.OrderBy(s => s.Partition).ToList();
+            if (partitions.Select(s => s.Partition).Where((p, i) => p != i).Any())
+            {
+                throw new InvalidDataException($"the stored state of window '{window.Key}' misses partitions");
+            }
+
+            windows.Add(new WindowCheckpoint(new StateSchema(window.Key, parts[0], parts[1], parts[2]), partitions.Select(s => s.Bytes).ToList()));
+        }
+
+        return new CheckpointData(stored.Id, taken, stored.Positions, windows);
+    }
+}
+
 /// <summary>
 /// Checkpoints in a local directory: <c>chk-{id}/</c> holds one file per window and keyed partition, written and
 /// flushed to disk, then <c>_checkpoint.json</c> — the manifest, with each file's length and CRC-32 — written to a
@@ -21,7 +79,7 @@ internal sealed record CheckpointData(long Id, DateTimeOffset Taken, IReadOnlyLi
 /// checkpoint whose manifest and files check out is restored; a torn or corrupt one is skipped with a warning.
 /// The newest <c>retain</c> complete checkpoints are kept.
 /// </summary>
-internal sealed class FileCheckpointStore(string pipeline, string directory, int retain, ILogger logger)
+internal sealed class FileCheckpointStore(string pipeline, string directory, int retain, ILogger logger) : ICheckpointStore
 {
     private const string Manifest = "_checkpoint.json";
     private const int Version = 1;

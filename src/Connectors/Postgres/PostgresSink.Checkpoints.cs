@@ -1,0 +1,181 @@
+using Npgsql;
+
+namespace Compiled.Postgres;
+
+/// <summary>
+/// Exactly-once window results: in a run with keyed state behind Kafka, the writers keep each checkpoint's rows aside
+/// (<see cref="Checkpoint.Aligned"/>) and the sink commits them, every source position and every window's state in one
+/// transaction when the checkpoint completes. The tables <c>compiled_checkpoints</c> (per pipeline: the last committed
+/// checkpoint, its positions, and the run that owns it) and <c>compiled_state</c> (per window and keyed partition: the
+/// state's bytes) live beside the sink's table.
+/// </summary>
+public sealed partial class PostgresSink<T> : ICheckpointCommitter
+{
+    /// <summary>The table of each pipeline's last committed checkpoint.</summary>
+    public const string CheckpointsTable = "compiled_checkpoints";
+
+    /// <summary>The table of the windows' state at each pipeline's last committed checkpoint.</summary>
+    public const string StateTable = "compiled_state";
+
+    private const string CheckpointTablesSql = $"""
+        CREATE TABLE IF NOT EXISTS {CheckpointsTable} (
+            pipeline text PRIMARY KEY, checkpoint_id bigint NOT NULL, run_epoch bigint NOT NULL,
+            streams text[] NOT NULL, partitions integer[] NOT NULL, offsets bigint[] NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE IF NOT EXISTS {StateTable} (
+            pipeline text NOT NULL, "window" text NOT NULL, partition integer NOT NULL, checkpoint_id bigint NOT NULL,
+            schema text NOT NULL, state bytea NOT NULL, PRIMARY KEY (pipeline, "window", partition))
+        """;
+
+    private readonly Lock _staging = new();
+    private readonly SortedDictionary<long, List<T>> _staged = [];
+    private long _runEpoch;
+
+    /// <inheritdoc/>
+    public string CheckpointLocation => $"PostgreSQL tables {CheckpointsTable} and {StateTable} ({Secrets.RedactConnectionString(_options.ConnectionString)})";
+
+    /// <summary>Keeps a writer's rows of checkpoint <paramref name="checkpoint"/> until the whole checkpoint commits.</summary>
+    private void Stage(long checkpoint, List<T> rows)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        lock (_staging)
+        {
+            if (!_staged.TryGetValue(checkpoint, out var staged))
+            {
+                _staged[checkpoint] = staged = [];
+            }
+
+            staged.AddRange(rows);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<StoredCheckpoint?> ClaimCheckpointAsync(string pipeline, CancellationToken cancellationToken)
+    {
+        var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
+        return await WithRetriesAsync(
+            "claim the pipeline's checkpoints",
+            async () =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                long id;
+                List<SourcePosition> positions;
+                await using (var claim = new NpgsqlCommand(
+                    $"""
+                    INSERT INTO {CheckpointsTable} AS c (pipeline, checkpoint_id, run_epoch, streams, partitions, offsets)
+                    VALUES (@pipeline, 0, 1, ARRAY[]::text[], ARRAY[]::integer[], ARRAY[]::bigint[])
+                    ON CONFLICT (pipeline) DO UPDATE SET run_epoch = c.run_epoch + 1, updated_at = now()
+                    RETURNING checkpoint_id, run_epoch, streams, partitions, offsets
+                    """,
+                    connection,
+                    transaction))
+                {
+                    claim.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    id = reader.GetInt64(0);
+                    _runEpoch = reader.GetInt64(1);
+                    var streams = reader.GetFieldValue<string[]>(2);
+                    var partitions = reader.GetFieldValue<int[]>(3);
+                    var offsets = reader.GetFieldValue<long[]>(4);
+                    positions = [.. streams.Select((stream, i) => new SourcePosition(stream, partitions[i], offsets[i]))];
+                }
+
+                var state = new List<WindowState>();
+                if (id > 0)
+                {
+                    await using var select = new NpgsqlCommand($"""SELECT "window", partition, schema, state FROM {StateTable} WHERE pipeline = @pipeline AND checkpoint_id = @id""", connection, transaction);
+                    select.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    select.Parameters.Add(new NpgsqlParameter<long>("id", id));
+                    await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        state.Add(new WindowState(reader.GetString(0), reader.GetString(2), reader.GetInt32(1), reader.GetFieldValue<byte[]>(3)));
+                    }
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return id == 0 ? null : new StoredCheckpoint(id, positions, state);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask CommitCheckpointAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
+        var rows = new List<T>();
+        lock (_staging)
+        {
+            foreach (var id in _staged.Keys.Where(id => id <= checkpoint.Id).ToList())
+            {
+                rows.AddRange(_staged[id]);
+                _staged.Remove(id);
+            }
+        }
+
+        var buffers = new PgColumnBuffer?[_columns.Length];
+        var written = await WithRetriesAsync(
+            "commit a checkpoint",
+            async () =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (var owner = new NpgsqlCommand($"SELECT checkpoint_id, run_epoch FROM {CheckpointsTable} WHERE pipeline = @pipeline FOR UPDATE", connection, transaction))
+                {
+                    owner.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    await using var reader = await owner.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.GetInt64(1) != _runEpoch)
+                    {
+                        throw new NonRetryableException($"Pipeline '{pipeline}': another run of this pipeline has claimed its checkpoints in {CheckpointsTable} since this one started; this run stops without committing (its rows would be written twice).");
+                    }
+
+                    if (reader.GetInt64(0) >= checkpoint.Id)
+                    {
+                        return 0; // the previous attempt's COMMIT reached the server before its connection broke
+                    }
+                }
+
+                if (rows.Count > 0)
+                {
+                    await WriteRowsAsync(connection, transaction, rows, buffers, cancellationToken).ConfigureAwait(false);
+                }
+
+                await using (var update = new NpgsqlCommand(
+                    $"""
+                    UPDATE {CheckpointsTable} SET checkpoint_id = @id, streams = @streams, partitions = @partitions, offsets = @offsets, updated_at = now()
+                    WHERE pipeline = @pipeline;
+                    DELETE FROM {StateTable} WHERE pipeline = @pipeline;
+                    INSERT INTO {StateTable} (pipeline, "window", partition, checkpoint_id, schema, state)
+                    SELECT @pipeline, w, p, @id, s, b FROM unnest(@windows, @statePartitions, @schemas, @states) AS u(w, p, s, b);
+                    """,
+                    connection,
+                    transaction))
+                {
+                    var positions = checkpoint.Positions;
+                    var state = checkpoint.State;
+                    update.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    update.Parameters.Add(new NpgsqlParameter<long>("id", checkpoint.Id));
+                    update.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+                    update.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+                    update.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+                    update.Parameters.Add(new NpgsqlParameter<string[]>("windows", [.. state.Select(s => s.Window)]));
+                    update.Parameters.Add(new NpgsqlParameter<int[]>("statePartitions", [.. state.Select(s => s.Partition)]));
+                    update.Parameters.Add(new NpgsqlParameter<string[]>("schemas", [.. state.Select(s => s.Schema)]));
+                    update.Parameters.Add(new NpgsqlParameter<byte[][]>("states", [.. state.Select(s => s.Bytes.ToArray())]));
+                    await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return rows.Count;
+            },
+            cancellationToken).ConfigureAwait(false);
+        Interlocked.Add(ref _rowsCommitted, written);
+    }
+}
