@@ -6,6 +6,8 @@ using Compiled.Generator.Model;
 using Compiled.Generator.Parsing;
 using Compiled.Generator.Planning;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace Compiled.Generator;
@@ -55,7 +57,48 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
                     }
                 },
                 SymbolKind.NamedType);
+            start.RegisterSyntaxNodeAction(ReportCodecOfUnmarkedType, SyntaxKind.QualifiedName, SyntaxKind.SimpleMemberAccessExpression);
         });
+    }
+
+    /// <summary>
+    /// <c>T.JsonCodec</c> (or CsvCodec, BinaryCodec) where <c>T</c> is not a partial <c>[Record]</c> type: the compiler says
+    /// only that the name does not exist; this says what to add.
+    /// </summary>
+    private static void ReportCodecOfUnmarkedType(SyntaxNodeAnalysisContext context)
+    {
+        var (left, right) = context.Node switch
+        {
+            QualifiedNameSyntax qualified => ((ExpressionSyntax)qualified.Left, qualified.Right),
+            MemberAccessExpressionSyntax access => (access.Expression, access.Name),
+            _ => (null!, null!),
+        };
+        var codec = right?.Identifier.ValueText;
+        if (codec is not ("JsonCodec" or "CsvCodec" or "BinaryCodec") || context.SemanticModel.GetSymbolInfo(right!, context.CancellationToken).Symbol is not null)
+        {
+            return;
+        }
+
+        if (context.SemanticModel.GetSymbolInfo(left, context.CancellationToken).Symbol is not INamedTypeSymbol { TypeKind: TypeKind.Class or TypeKind.Struct } type
+            || type.DeclaringSyntaxReferences.Length == 0)
+        {
+            return;
+        }
+
+        var marked = Symbols.HasAttribute(type, KnownNames.RecordAttribute);
+        var partial = Symbols.IsPartial(type);
+        if (marked && partial)
+        {
+            return; // the generator did write it; another error (in the record) explains why it is missing
+        }
+
+        var fix = (marked, partial) switch
+        {
+            (false, false) => "mark it [Record] and make it partial (codecs are generated into partial [Record] types)",
+            (false, true) => "mark it [Record] (codecs are generated into partial [Record] types)",
+            _ => "make it partial (the generator adds the codecs to the type's own declaration)",
+        };
+        context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.CodecOfUnmarkedType, right!.GetLocation(), type.Name, codec, fix));
     }
 
     private static void Report(SymbolAnalysisContext context, ConcurrentDictionary<string, SyntaxTree> trees, EquatableArray<DiagnosticInfo> diagnostics)

@@ -507,6 +507,46 @@ public sealed class DiagnosticTests
             """, "Stage 'IsAdult' returns 'int', so it is a map from 'Person' to 'int', but 'Adults' reads 'Person' from it; a filter returns bool — or, if it is a map, make 'Adults' take 'int'");
 
     [Fact]
+    public void CMPL0206_codec_of_a_type_without_record()
+        => AssertSingle("CMPL0206", """
+            public readonly partial record struct Order(long Id, string Customer);
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] FileSource<Order, Order.[|JsonCodec|]> In { get; } = new("orders.jsonl");
+                [Sink] CollectionSink<Order> Out { get; } = new();
+            }
+            """, "'Order' has no generated JsonCodec: mark it [Record] (codecs are generated into partial [Record] types)");
+
+    [Fact]
+    public void CMPL0206_codec_of_a_type_neither_partial_nor_record_in_an_expression()
+        => AssertSingle("CMPL0206", """
+            public readonly record struct Order(long Id, string Customer);
+            public static class Use
+            {
+                public static void Write(System.Buffers.IBufferWriter<byte> output) => Order.[|CsvCodec|].Encode(new Order(1, "a"), output);
+            }
+            """, "'Order' has no generated CsvCodec: mark it [Record] and make it partial (codecs are generated into partial [Record] types)");
+
+    [Fact]
+    public void CMPL0206_codec_of_a_record_that_is_not_partial_says_to_make_it_partial()
+    {
+        var (source, span) = Markup.Parse(Usings + """
+            [Record]
+            public readonly record struct Order(long Id, string Customer);
+            public static class Use
+            {
+                public static string Format => Order.[|BinaryCodec|].Format;
+            }
+            """);
+        var run = GeneratorHarness.Run(source);
+        var codec = Assert.Single(run.AnalyzerDiagnostics, d => d.Id == "CMPL0206");
+        Assert.Equal(span, codec.Location.SourceSpan);
+        Assert.Equal("'Order' has no generated BinaryCodec: make it partial (the generator adds the codecs to the type's own declaration)", codec.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains(run.AnalyzerDiagnostics, d => d.Id == "CMPL0001");
+    }
+
+    [Fact]
     public void CMPL0201_field_type_without_codec()
         => AssertSingle("CMPL0201", """
             [Record]

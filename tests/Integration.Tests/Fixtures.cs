@@ -33,7 +33,8 @@ public sealed class PostgresFixture : IAsyncLifetime
     public async Task<string> NewDatabaseAsync()
     {
         var name = $"t{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
-        await using var connection = new NpgsqlConnection(_admin);
+        // Not pooled: a test that restarts the server (retry tests) leaves dead connections in a pool.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_admin) { Pooling = false }.ConnectionString);
         await connection.OpenAsync();
         await using (var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection))
         {

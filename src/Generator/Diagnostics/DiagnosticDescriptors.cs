@@ -194,6 +194,11 @@ internal static class DiagnosticDescriptors
         "Generic record type",
         "'{0}' is generic; [Record] types must be non-generic so that their codecs have concrete field types");
 
+    public static readonly DiagnosticDescriptor CodecOfUnmarkedType = Error(
+        "CMPL0206",
+        "Generated codec of a type that is not a partial [Record]",
+        "'{0}' has no generated {1}: {2}");
+
     public static ImmutableArray<DiagnosticDescriptor> All { get; } = typeof(DiagnosticDescriptors)
         .GetFields()
         .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
