@@ -508,7 +508,7 @@ public sealed class DiagnosticTests
 
     [Fact]
     public void CMPL0206_codec_of_a_type_without_record()
-        => AssertSingle("CMPL0206", """
+        => AssertCodecOfUnmarkedType("""
             public readonly partial record struct Order(long Id, string Customer);
             [Pipeline]
             public sealed partial class P
@@ -516,17 +516,31 @@ public sealed class DiagnosticTests
                 [Source] FileSource<Order, Order.[|JsonCodec|]> In { get; } = new("orders.jsonl");
                 [Sink] CollectionSink<Order> Out { get; } = new();
             }
-            """, "'Order' has no generated JsonCodec: mark it [Record] (codecs are generated into partial [Record] types)");
+            """, "'Order' has no generated JsonCodec: mark it [Record] (codecs are generated into partial [Record] types)", "CS0426");
 
     [Fact]
     public void CMPL0206_codec_of_a_type_neither_partial_nor_record_in_an_expression()
-        => AssertSingle("CMPL0206", """
+        => AssertCodecOfUnmarkedType("""
             public readonly record struct Order(long Id, string Customer);
             public static class Use
             {
                 public static void Write(System.Buffers.IBufferWriter<byte> output) => Order.[|CsvCodec|].Encode(new Order(1, "a"), output);
             }
-            """, "'Order' has no generated CsvCodec: mark it [Record] and make it partial (codecs are generated into partial [Record] types)");
+            """, "'Order' has no generated CsvCodec: mark it [Record] and make it partial (codecs are generated into partial [Record] types)", "CS0117");
+
+    /// <summary>CMPL0206 comes with the compiler's own error at the same name, and nothing else.</summary>
+    private static void AssertCodecOfUnmarkedType(string markup, string message, string compilerId)
+    {
+        var (source, span) = Markup.Parse(Usings + markup);
+        var run = GeneratorHarness.Run(source);
+        var diagnostic = Assert.Single(run.AnalyzerDiagnostics);
+        Assert.Equal("CMPL0206", diagnostic.Id);
+        Assert.Equal(message, diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(span, diagnostic.Location.SourceSpan);
+        var compiler = Assert.Single(run.CompilerDiagnostics, d => d.Severity == DiagnosticSeverity.Error);
+        Assert.Equal(compilerId, compiler.Id);
+        Assert.Equal(span, compiler.Location.SourceSpan);
+    }
 
     [Fact]
     public void CMPL0206_codec_of_a_record_that_is_not_partial_says_to_make_it_partial()
