@@ -14,6 +14,8 @@ using Compiled.Throughput;
 //   --postgres    also Kafka (mock) -> PostgreSQL against raw Npgsql (starts a throwaway server; always in full runs)
 //   --postgres-only only that scenario
 //   --pg-records N, --checkpoint-ms N   rows of that scenario (200,000 quick, 500,000 full), checkpoint interval (1000)
+//   --state       also window state checkpoints: a keyed count with and without 1 s checkpoints, and a stop and
+//                 restore of 1,000,000 keys (--state-records N hits, default 30,000,000); --state-only: only that
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -24,7 +26,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -35,7 +37,17 @@ if (!args.Contains("--memory-only") && !postgresOnly)
     await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
-if (!quick || postgresOnly || args.Contains("--postgres"))
+if (args.Contains("--state") || args.Contains("--state-only"))
+{
+    if (ArgumentAfter("--state-interval-ms") is { } stateMs)
+    {
+        StateScenario.Interval = TimeSpan.FromMilliseconds(stateMs);
+    }
+
+    await StateScenario.RunAsync(ArgumentAfter("--state-records") ?? 30_000_000, quick ? 3 : 7, block);
+}
+
+if (!args.Contains("--state-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {

@@ -173,6 +173,14 @@ public sealed class WindowSpec<TIn, TAggregator>(Window window)
     /// </summary>
     public TimeSpan IdleTimeout { get; init; }
 
+    /// <summary>
+    /// Running aggregates (<see cref="Window.Running"/>) only: a key whose accumulator has not been updated for this long
+    /// (processing time) is dropped and counted, so a job over an unbounded key space keeps bounded memory; its next
+    /// record starts from the aggregate's initial value. Time windows need none: their state goes when they fire.
+    /// Default: never (<see cref="TimeSpan.Zero"/>).
+    /// </summary>
+    public TimeSpan StateTimeToLive { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Window}, {Time} time, out-of-orderness {OutOfOrderness}, lateness {AllowedLateness}";
 }

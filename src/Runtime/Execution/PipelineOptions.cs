@@ -47,6 +47,19 @@ public sealed class PipelineOptions
     /// <summary>How many complete checkpoints are kept (older ones are deleted). Default: 3.</summary>
     public int RetainedCheckpoints { get; set; } = 3;
 
+    /// <summary>
+    /// Stop with a savepoint: on a stop, the final checkpoint of the window state is also written to this directory
+    /// (<c>chk-{id}/</c> with its manifest), kept until you delete it. Start another build or parallelism from it with
+    /// <see cref="RestoreFrom"/>. Only for pipelines with windows behind a source that commits positions. See docs/state.md.
+    /// </summary>
+    public string? SavepointDirectory { get; set; }
+
+    /// <summary>
+    /// Restore from the newest complete checkpoint in this directory (a savepoint) instead of the state directory's.
+    /// Only for pipelines with windows behind a source that commits positions. See docs/state.md.
+    /// </summary>
+    public string? RestoreFrom { get; set; }
+
     /// <summary>How long a stop may take before the run is aborted. Default: <see cref="DefaultGracePeriod"/>.</summary>
     public TimeSpan GracePeriod { get; set; } = DefaultGracePeriod;
 

@@ -81,7 +81,11 @@ public sealed class PipelineResult
 /// <param name="Window">The window member's name.</param>
 /// <param name="LateRecords">Records too late for every window they belong to.</param>
 /// <param name="LateSink">The <c>[LateData]</c> sink that received them, or null: they were dropped (and counted).</param>
-public sealed record WindowSummary(string Window, long LateRecords, string? LateSink);
+public sealed record WindowSummary(string Window, long LateRecords, string? LateSink)
+{
+    /// <summary>Keys whose state outlived the window's time-to-live and was dropped (running aggregates).</summary>
+    public long ExpiredKeys { get; init; }
+}
 
 /// <summary>How a run ended without failing.</summary>
 public enum PipelineOutcome

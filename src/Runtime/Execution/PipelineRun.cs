@@ -29,6 +29,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     private Func<ValueTask>? _closeSource;
     private int _disposed;
     private ICheckpointStore? _store;
+    private FileCheckpointStore? _savepoint;
     private CheckpointData? _restored;
     private ILogger _logger = NullLogger.Instance;
 
@@ -110,8 +111,13 @@ internal sealed class PipelineRun : IAsyncDisposable
                 else
                 {
                     var files = new FileCheckpointStore(name, Path.Combine(options.StateDirectory, FileName(name)), options.RetainedCheckpoints, logger);
-                    run._restored = files.LoadLatest();
+                    run._restored = options.RestoreFrom is { } savepoint ? LoadSavepoint(name, savepoint, logger) : files.LoadLatest();
                     run._store = files;
+                }
+
+                if (options.SavepointDirectory is { } directory)
+                {
+                    run._savepoint = new FileCheckpointStore(name, directory, int.MaxValue, logger);
                 }
             }
 
@@ -173,7 +179,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             Delivery = PipelineRunner.DeliveryOf(descriptor, slots).Delivery,
             LateRecords = run.LateRecords,
             MalformedLines = deadLetters.MalformedLines,
-            Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink)).ToList(),
+            Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys }).ToList(),
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
         var dropped = result.Windows.Where(w => w.LateRecords > 0 && w.LateSink is null).ToList();
@@ -332,6 +338,22 @@ internal sealed class PipelineRun : IAsyncDisposable
         {
             StartCheckpoints(sourceParallelism, keyedParallelism);
         }
+        else if (!_synchronous && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': savepoints (--savepoint, --from-savepoint) hold window state checkpointed behind a source that commits positions (Kafka); this pipeline has {(_keyed.Count == 0 ? "no windows" : "no such source")}. See docs/state.md.");
+        }
+    }
+
+    /// <summary>The newest complete checkpoint in a savepoint directory; a directory without one is a configuration error.</summary>
+    private static CheckpointData LoadSavepoint(string pipeline, string directory, ILogger logger)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': savepoint directory '{directory}' does not exist.");
+        }
+
+        return new FileCheckpointStore(pipeline, directory, int.MaxValue, logger).LoadLatest()
+            ?? throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': '{directory}' holds no complete checkpoint to restore (a savepoint is a chk-N folder with its _checkpoint.json).");
     }
 
     /// <summary>
@@ -348,6 +370,11 @@ internal sealed class PipelineRun : IAsyncDisposable
             {
                 throw new PipelineConfigurationException(name, $"Pipeline '{name}': window '{stage.WindowName}' runs behind '{source}', whose positions are committed at checkpoints, so its state must be checkpointed too, but {stage.NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
             }
+        }
+
+        if (_store is CommitterCheckpointStore && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': savepoints are not supported with an exactly-once sink: its checkpoints live in the sink's database, committed with the rows (restoring a savepoint would write rows it already holds again). See docs/state.md.");
         }
 
         if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is not CommitterCheckpointStore)
@@ -368,7 +395,10 @@ internal sealed class PipelineRun : IAsyncDisposable
             Log.CheckpointsStarting(_logger, name, store.Directory, interval);
         }
 
-        Context.Checkpoints = new CheckpointCoordinator(Context, store, _keyed, sourceParallelism, partitions, Math.Max(store.HighestId(), _restored?.Id ?? 0), _logger);
+        Context.Checkpoints = new CheckpointCoordinator(Context, store, _keyed, sourceParallelism, partitions, Math.Max(store.HighestId(), _restored?.Id ?? 0), _logger)
+        {
+            Savepoint = _savepoint,
+        };
     }
 
     private void Restore(CheckpointData restored, ICheckpointStore store)

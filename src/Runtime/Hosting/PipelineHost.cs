@@ -93,6 +93,8 @@ public static class PipelineHost
         var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
         var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };
         var stateDirectory = new Option<string?>("--state-dir") { Description = "Where checkpoints of window state are written and restored from (windows behind Kafka) [default: state]", HelpName = "path" };
+        var savepoint = new Option<string?>("--savepoint") { Description = "On a stop, also write the final checkpoint of window state to this directory (windows behind Kafka)", HelpName = "path" };
+        var fromSavepoint = new Option<string?>("--from-savepoint") { Description = "Restore window state from the checkpoint in this directory instead of the state directory's", HelpName = "path" };
         var explain = new Option<string?>("--explain")
         {
             Description = "Print the compiled plan and exit: text (default) or mermaid",
@@ -103,7 +105,7 @@ public static class PipelineHost
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print neither the status line nor the summary" };
         var root = new RootCommand($"Runs the compiled pipeline '{descriptor.Name}' ({descriptor.TypeName}).")
         {
-            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, stateDirectory, explain, quiet,
+            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, stateDirectory, savepoint, fromSavepoint, explain, quiet,
         };
         var shorthands = context.SettingOptions.Select(o => (o, Option: new Option<string?>(o.Name) { Description = o.Description, HelpName = o.HelpName })).ToList();
         foreach (var (_, option) in shorthands)
@@ -146,6 +148,8 @@ public static class PipelineHost
             AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
             AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
             AddNamed(values, "StateDirectory", "--state-dir", parse.GetValue(stateDirectory));
+            AddNamed(values, "SavepointDirectory", "--savepoint", parse.GetValue(savepoint));
+            AddNamed(values, "RestoreFrom", "--from-savepoint", parse.GetValue(fromSavepoint));
             foreach (var (shorthand, option) in shorthands)
             {
                 AddNamed(values, shorthand.Setting, shorthand.Name, parse.GetValue(option));
@@ -376,6 +380,11 @@ public static class PipelineHost
             text += window.LateSink is null
                 ? string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window}, dropped (declare a [LateData] sink to keep them)\n")
                 : string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window} -> {window.LateSink}\n");
+        }
+
+        foreach (var window in result.Windows.Where(w => w.ExpiredKeys > 0))
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"  expired: {window.ExpiredKeys:N0} keys of {window.Window} outlived its state time-to-live and were dropped\n");
         }
 
         if (result.Malformed > 0 || result.OperatorFailures > 0)

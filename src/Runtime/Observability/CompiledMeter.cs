@@ -33,6 +33,9 @@ public static class CompiledMeter
     internal static readonly Counter<long> RecordsLate = Meter.CreateCounter<long>(
         "compiled.records.late", "{record}", "Records a window dropped as too late for every window they belong to, whether or not a [LateData] sink receives them (tags: pipeline, window)");
 
+    internal static readonly Counter<long> StateExpired = Meter.CreateCounter<long>(
+        "compiled.state.expired", "{key}", "Keys a running aggregate dropped because their state outlived its time-to-live (tags: pipeline, window)");
+
     internal static readonly Counter<long> DeadLetters = Meter.CreateCounter<long>(
         "compiled.dead_letters.written", "{record}", "Dead letters made durable in the dead-letter sink (tags: pipeline)");
 

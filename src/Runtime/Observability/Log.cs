@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Debug, Message = "Pipeline {Pipeline}: checkpoint {Id} complete: {Bytes} bytes of state in {ElapsedMs:F1} ms")]
     public static partial void CheckpointWritten(ILogger logger, string pipeline, long id, long bytes, double elapsedMs);
+
+    [LoggerMessage(EventId = 18, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: savepoint written to {Folder} (checkpoint {Id}); start from it with --from-savepoint")]
+    public static partial void SavepointWritten(ILogger logger, string pipeline, long id, string folder);
 }

@@ -66,6 +66,9 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
     /// <summary>Whether <paramref name="id"/> is the stop's final checkpoint.</summary>
     public bool IsFinal(long id) => id != 0 && Interlocked.Read(ref _final) == id;
 
+    /// <summary>Where the stop's final checkpoint is also written (stop with a savepoint), or null.</summary>
+    public FileCheckpointStore? Savepoint { get; init; }
+
     /// <summary>Checkpoints written in this run.</summary>
     public long Written { get; private set; }
 
@@ -193,6 +196,12 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
                 var windows = _keyed.Select((stage, k) => new WindowCheckpoint(stage.Schema!, pending.Snapshots[k])).ToList();
                 var data = new CheckpointData(pending.Id, _run.Clock.Provider.GetUtcNow(), pending.Positions, windows);
                 await _store.WriteAsync(data, _run.Abort).ConfigureAwait(false);
+                if (Savepoint is { } savepoint && IsFinal(pending.Id))
+                {
+                    await savepoint.WriteAsync(data, _run.Abort).ConfigureAwait(false);
+                    Log.SavepointWritten(_logger, _run.Pipeline, pending.Id, savepoint.Directory);
+                }
+
                 Written++;
                 var bytes = windows.Sum(w => w.Partitions.Sum(p => (long)p.Length));
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;

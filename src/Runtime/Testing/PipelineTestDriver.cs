@@ -54,6 +54,12 @@ public sealed class PipelineTestDriver<TIn> : IAsyncDisposable
         _run.RaiseWatermark(unixMilliseconds);
     }
 
+    /// <summary>Keys the windows hold state for now (keys × open windows, sessions), over every keyed partition.</summary>
+    public long StateEntries => _run.Workers.Select(w => w.Input).OfType<KeyedInput>().Sum(i => (long)i.StateEntries);
+
+    /// <summary>Keys dropped so far because their state outlived the window's <c>StateTimeToLive</c>.</summary>
+    public long ExpiredKeys => _run.Windows.Sum(w => w.ExpiredKeys);
+
     /// <summary>Records an operator threw on so far (dead-lettered or skipped, by the error policy).</summary>
     public long OperatorFailures => _run.Context.DeadLetters.OperatorFailures;
 

@@ -80,6 +80,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
     private Worker? _worker;
     private ITimer? _timer;
     private long _reportedLate;
+    private long _reportedExpired;
 
     public KeyedInput(
         RunContext run,
@@ -296,6 +297,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
                     }
                 }
 
+                _windows.Now = now;
                 _windows.Add(items);
                 _valve.Update(batch.Input, batch.Watermark, now, batch.Count > 0);
                 break;
@@ -311,6 +313,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
             ? (_valve.AllEnded ? long.MaxValue : now - 1)
             : _valve.Combine(now);
         _windows.Advance(watermark);
+        _windows.Expire(now);
         var fired = Emit();
         foreach (var forward in _forwards)
         {
@@ -343,6 +346,14 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
             _statistics.AddLate(late - _reportedLate);
             CompiledMeter.RecordsLate.Add(late - _reportedLate, _tags);
             _reportedLate = late;
+        }
+
+        var expired = _windows.ExpiredEntries;
+        if (expired != _reportedExpired)
+        {
+            _statistics.AddExpired(expired - _reportedExpired);
+            CompiledMeter.StateExpired.Add(expired - _reportedExpired, _tags);
+            _reportedExpired = expired;
         }
 
         return fired;

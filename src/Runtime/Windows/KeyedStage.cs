@@ -174,8 +174,10 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
                 return TimeSpan.FromMilliseconds(50);
             }
 
-            return _spec.IdleTimeout > TimeSpan.Zero
-                ? TimeSpan.FromMilliseconds(Math.Clamp(_spec.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
+            // Idle inputs and a state time-to-live are noticed on the clock even when no record arrives.
+            var every = new[] { _spec.IdleTimeout, _spec.StateTimeToLive }.Where(t => t > TimeSpan.Zero).DefaultIfEmpty(TimeSpan.Zero).Min();
+            return every > TimeSpan.Zero
+                ? TimeSpan.FromMilliseconds(Math.Clamp(every.TotalMilliseconds / 4, 10, 1000))
                 : TimeSpan.Zero;
         }
     }
@@ -192,9 +194,14 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{WindowName}' runs on event time, but '{typeof(TIn).Name}' has no [EventTime] member; mark one (long Unix milliseconds, DateTime or DateTimeOffset) or set Time = TimeMode.Processing.");
         }
 
-        if (_spec.OutOfOrderness < TimeSpan.Zero || _spec.AllowedLateness < TimeSpan.Zero || _spec.IdleTimeout < TimeSpan.Zero)
+        if (_spec.OutOfOrderness < TimeSpan.Zero || _spec.AllowedLateness < TimeSpan.Zero || _spec.IdleTimeout < TimeSpan.Zero || _spec.StateTimeToLive < TimeSpan.Zero)
         {
-            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{WindowName}': out-of-orderness, allowed lateness and idle timeout cannot be negative.");
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{WindowName}': out-of-orderness, allowed lateness, idle timeout and state time-to-live cannot be negative.");
+        }
+
+        if (_spec.StateTimeToLive > TimeSpan.Zero && _spec.Window.Kind != WindowKind.Running)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': window '{WindowName}': StateTimeToLive applies to running aggregates (Window.Running()); a {_spec.Window.Kind.ToString().ToLowerInvariant()} window drops its state when it fires.");
         }
     }
 
@@ -207,7 +214,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         var segment = _downstream(context);
-        var windows = WindowOperator.Create<TKey, TIn, TAgg, TAcc, TOut>(_spec.Window, _spec.AllowedLateness);
+        var windows = WindowOperator.Create<TKey, TIn, TAgg, TAcc, TOut>(_spec.Window, _spec.AllowedLateness, _spec.StateTimeToLive);
         if (LateSlot >= 0)
         {
             windows.Late = context.Output<TIn>(LateSlot);

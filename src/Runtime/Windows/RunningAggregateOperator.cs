@@ -11,27 +11,61 @@ internal sealed class RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : Wi
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
-    private readonly Dictionary<TKey, TAcc> _state = [];
+    private struct Entry
+    {
+        public TAcc Acc;
+        public long Touched; // processing time of the last update, Unix ms; long.MinValue: restored, not yet seen
+    }
 
-    public RunningAggregateOperator()
+    private readonly Dictionary<TKey, Entry> _state = [];
+    private readonly long _timeToLive;
+    private long _nextSweep = long.MinValue;
+
+    public RunningAggregateOperator(long timeToLiveMs = 0)
         : base(0)
     {
+        _timeToLive = timeToLiveMs;
     }
 
     public override int StateEntries => _state.Count;
 
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
+        var now = Now;
         for (var i = 0; i < batch.Length; i++)
         {
             ref readonly var record = ref batch[i];
-            ref var accumulator = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, record.Key, out var seen);
-            TAgg.Add(ref accumulator!, record.Record);
-            Results.Add(new WindowResult<TKey, TOut>(record.Key, long.MinValue, long.MaxValue, TAgg.Result(accumulator), seen));
+            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, record.Key, out var seen);
+            TAgg.Add(ref entry.Acc!, record.Record);
+            entry.Touched = now;
+            Results.Add(new WindowResult<TKey, TOut>(record.Key, long.MinValue, long.MaxValue, TAgg.Result(entry.Acc), seen));
         }
     }
 
     public override void Advance(long watermark) => Watermark = Math.Max(Watermark, watermark);
+
+    /// <summary>With a time-to-live: at most every quarter of it, drops the keys not updated within it.</summary>
+    public override void Expire(long now)
+    {
+        if (_timeToLive <= 0 || now < _nextSweep)
+        {
+            return;
+        }
+
+        _nextSweep = now + Math.Max(1, _timeToLive / 4);
+        foreach (var (key, entry) in _state)
+        {
+            if (entry.Touched == long.MinValue)
+            {
+                CollectionsMarshal.GetValueRefOrNullRef(_state, key).Touched = now; // restored: its time-to-live starts now
+            }
+            else if (now - entry.Touched >= _timeToLive)
+            {
+                _state.Remove(key);
+                ExpiredEntries++;
+            }
+        }
+    }
 
     public byte Kind => 3;
 
@@ -39,10 +73,10 @@ internal sealed class RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : Wi
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         new WindowStateHeader(Kind, Watermark, 0, _state.Count).Write(writer);
-        foreach (var (key, accumulator) in _state)
+        foreach (var (key, entry) in _state)
         {
             keys.Write(writer, key);
-            accumulators.Write(writer, accumulator);
+            accumulators.Write(writer, entry.Acc);
         }
     }
 
@@ -55,7 +89,7 @@ internal sealed class RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : Wi
             var key = keys.Read(ref reader);
             var accumulator = accumulators.Read(ref reader);
             var target = (RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>)targets[KeyHash.Partition(KeyHash.Of(key), targets.Count)];
-            target._state[key] = accumulator;
+            target._state[key] = new Entry { Acc = accumulator, Touched = long.MinValue };
         }
     }
 }

@@ -32,6 +32,17 @@ public abstract class WindowOperator<TKey, TIn, TOut>
     /// <summary>Keys × windows (or sessions) held in state now.</summary>
     public abstract int StateEntries { get; }
 
+    /// <summary>Keys dropped because their state outlived its time-to-live.</summary>
+    public long ExpiredEntries { get; protected set; }
+
+    /// <summary>The run's clock (processing time, Unix ms) when the current batch arrived: what a time-to-live counts from.</summary>
+    public long Now { get; set; }
+
+    /// <summary>Drops state past its time-to-live (operators that have one); cheap when nothing is due.</summary>
+    public virtual void Expire(long now)
+    {
+    }
+
     /// <summary>Adds a batch of records. Records whose windows have already fired (within the lateness) emit updates at once.</summary>
     public abstract void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch);
 
@@ -56,7 +67,7 @@ public abstract class WindowOperator<TKey, TIn, TOut>
 public static class WindowOperator
 {
     /// <summary>Creates the operator for <paramref name="window"/>, aggregating with <typeparamref name="TAgg"/>.</summary>
-    public static WindowOperator<TKey, TIn, TOut> Create<TKey, TIn, TAgg, TAcc, TOut>(Window window, TimeSpan allowedLateness)
+    public static WindowOperator<TKey, TIn, TOut> Create<TKey, TIn, TAgg, TAcc, TOut>(Window window, TimeSpan allowedLateness, TimeSpan timeToLive = default)
         where TKey : notnull
         where TAgg : IAggregator<TIn, TAcc, TOut>
     {
@@ -69,7 +80,7 @@ public static class WindowOperator
         return window.Kind switch
         {
             WindowKind.Session => new SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), lateness),
-            WindowKind.Running => new RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(),
+            WindowKind.Running => new RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(timeToLive)),
             _ => new PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), lateness),
         };
     }

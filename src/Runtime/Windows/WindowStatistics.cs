@@ -44,6 +44,13 @@ internal sealed class WindowStatistics
 
     public void AddLate(long records) => Interlocked.Add(ref _late, records);
 
+    /// <summary>Keys dropped because their state outlived its time-to-live, over all partitions.</summary>
+    public long ExpiredKeys => Interlocked.Read(ref _expired);
+
+    public void AddExpired(long keys) => Interlocked.Add(ref _expired, keys);
+
+    private long _expired;
+
     public void Update(int partition, long watermark, int idleInputs, int slowest, bool fired, long nowMs)
     {
         Volatile.Write(ref _watermarks[partition], watermark);

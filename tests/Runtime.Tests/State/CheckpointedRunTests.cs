@@ -117,20 +117,83 @@ public sealed class CheckpointedRunTests : IDisposable
     }
 
     [Fact]
-    public async Task A_checkpoint_of_a_changed_window_is_refused_naming_what_changed()
+    public async Task A_savepoint_of_a_changed_window_is_refused_naming_what_changed()
     {
         var log = new Partitioned<Click>(Clicks(2_000, seed: 3), partitions: 2);
         var first = new ClicksPerPage { Clicks = log.Source(pauseAt: 0.5) };
+        var savepoint = Path.Combine(_state, "savepoint");
         using var stop = new CancellationTokenSource();
-        var run = first.RunAsync(Options(2), stop.Token);
+        var options = Options(2);
+        options.SavepointDirectory = savepoint;
+        var run = first.RunAsync(options, stop.Token);
         await log.Paused.WaitAsync(Patience);
         await stop.CancelAsync();
         await run.WaitAsync(Patience);
 
         var changed = new ClicksPerPage { Clicks = log.Source(pauseAt: null), PerSecond = new(Window.Tumbling(TimeSpan.FromSeconds(2))) { OutOfOrderness = TimeSpan.FromMinutes(10) } };
-        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => changed.RunAsync(Options(2)).WaitAsync(Patience));
+        var restore = Options(2);
+        restore.RestoreFrom = savepoint;
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => changed.RunAsync(restore).WaitAsync(Patience));
         Assert.Contains("was taken by an incompatible build: window 'PerSecond': the window changed from tumbling 1000 ms", error.Message, StringComparison.Ordinal);
         Assert.Contains("to tumbling 2000 ms", error.Message, StringComparison.Ordinal);
+
+        // The state directory's own checkpoint is refused the same way.
+        error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => changed.RunAsync(Options(2)).WaitAsync(Patience));
+        Assert.Contains("the window changed from tumbling 1000 ms", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_run_stopped_with_a_savepoint_is_finished_from_it_at_another_parallelism_after_its_state_directory_is_gone()
+    {
+        var clicks = Clicks(12_000, seed: 21);
+        var log = new Partitioned<Click>(clicks, partitions: 6);
+        var savepoint = Path.Combine(Directory.CreateTempSubdirectory("compiled-savepoint-").FullName, "clicks");
+        try
+        {
+            var first = new ClicksPerPage { Clicks = log.Source(pauseAt: 0.5), Counts = new TrackingSink<WindowResult<string, long>>() };
+            var options = Options(3);
+            options.SavepointDirectory = savepoint;
+            using (var stop = new CancellationTokenSource())
+            {
+                var run = first.RunAsync(options, stop.Token);
+                await log.Paused.WaitAsync(Patience);
+                await stop.CancelAsync();
+                await run.WaitAsync(Patience);
+            }
+
+            Assert.Single(Directory.GetFiles(savepoint, "_checkpoint.json", SearchOption.AllDirectories));
+            Directory.Delete(Path.Combine(_state, "clicks-per-page"), recursive: true);
+
+            var second = new ClicksPerPage { Clicks = log.Source(pauseAt: null), Counts = new TrackingSink<WindowResult<string, long>>() };
+            var restore = Options(2);
+            restore.RestoreFrom = savepoint;
+            await second.RunAsync(restore).WaitAsync(Patience);
+
+            var emitted = ((TrackingSink<WindowResult<string, long>>)first.Counts).Items.Concat(((TrackingSink<WindowResult<string, long>>)second.Counts).Items).ToList();
+            var expected = Expected(clicks);
+            Assert.Equal(expected.Count, emitted.Count);
+            Assert.Equal(expected.OrderBy(e => e.Key), emitted.Select(w => KeyValuePair.Create((w.Key, w.Start), w.Value)).OrderBy(e => e.Key));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(savepoint)!, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Savepoint_options_on_a_pipeline_without_checkpointed_state_are_configuration_errors()
+    {
+        var pipeline = new ClicksPerPage { Clicks = new CollectionSource<Click>(Clicks(10, seed: 1)) };
+        var options = Options(1);
+        options.SavepointDirectory = Path.Combine(_state, "sp");
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(options).WaitAsync(Patience));
+        Assert.Contains("savepoints (--savepoint, --from-savepoint) hold window state checkpointed behind a source that commits positions", error.Message, StringComparison.Ordinal);
+
+        var missing = Options(1);
+        missing.RestoreFrom = Path.Combine(_state, "nowhere");
+        var log = new Partitioned<Click>(Clicks(10, seed: 1), partitions: 1);
+        error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => new ClicksPerPage { Clicks = log.Source(pauseAt: null) }.RunAsync(missing).WaitAsync(Patience));
+        Assert.Contains("does not exist", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
