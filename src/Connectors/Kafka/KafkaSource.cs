@@ -327,28 +327,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
             }
 
-            if (offsets.Count == 0)
-            {
-                return ValueTask.CompletedTask;
-            }
-
-            try
-            {
-                _consumer.Commit(offsets);
-            }
-            catch (KafkaException ex) when (IsRetriable(ex.Error.Code))
-            {
-                // The checkpoint is the truth; the group's offsets only show progress to tools. The next one commits.
-                _context.Inform($"partition {_partition}: committing offsets deferred to the next checkpoint ({ex.Error.Reason})");
-                return ValueTask.CompletedTask;
-            }
-
-            foreach (var offset in offsets)
-            {
-                _owned[offset.TopicPartition].Committed = offset.Offset.Value;
-            }
-
-            return ValueTask.CompletedTask;
+            return Commit(offsets);
         }
 
         public ValueTask CommitAsync(CancellationToken cancellationToken)
@@ -367,6 +346,12 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
             }
 
+            return Commit(offsets);
+        }
+
+        /// <summary>Commits <paramref name="offsets"/> to the group; a commit the group cannot take now waits for the next checkpoint.</summary>
+        private ValueTask Commit(List<TopicPartitionOffset> offsets)
+        {
             if (offsets.Count == 0)
             {
                 return ValueTask.CompletedTask;

@@ -208,20 +208,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
             var id = ++_lastBarrier;
             var taken = _input.CreateCheckpoint(_run.Pipeline, Index, id);
             var positions = taken.Positions.ToArray();
-            var checkpoint = new Checkpoint(taken.Pipeline, taken.Source, Index, id, positions, taken.SourceState) { Aligned = true };
-            foreach (var port in _context.Ports)
-            {
-                if (port is IExchangePort exchange)
-                {
-                    await exchange.SendBarrierAsync(id, abort).ConfigureAwait(false);
-                }
-                else
-                {
-                    await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
-                }
-            }
-
-            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+            await PassBarrierAsync(new Checkpoint(taken.Pipeline, taken.Source, Index, id, positions, taken.SourceState) { Aligned = true }, abort).ConfigureAwait(false);
             _barrierPositions.Enqueue((id, positions));
             coordinator.AckSource(id, Index, positions);
         }
@@ -245,15 +232,26 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         _committedCheckpoint = completed;
         if (positions is not null)
         {
-            try
+            await CommitAsync(abort, positions).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Passes a checkpoint's barrier through every port — into each exchange after its records; each sink's output durable as of it — then writes the dead letters.</summary>
+    private async ValueTask PassBarrierAsync(Checkpoint checkpoint, CancellationToken abort)
+    {
+        foreach (var port in _context.Ports)
+        {
+            if (port is IExchangePort exchange)
             {
-                await _input.CommitAsync(positions, abort).ConfigureAwait(false);
+                await exchange.SendBarrierAsync(checkpoint.Sequence, abort).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
+            else
             {
-                throw new ConnectorException(_run.Pipeline, _input.Name, Index, "commit", ex);
+                await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
             }
         }
+
+        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -271,20 +269,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         var writer = new StateWriter();
         keyed.Stage!.Snapshot(keyed, writer);
         var snapshot = writer.Written.ToArray();
-        var checkpoint = new Checkpoint(_run.Pipeline, keyed.Name, Index, id, []) { Aligned = true };
-        foreach (var port in _context.Ports)
-        {
-            if (port is IExchangePort exchange)
-            {
-                await exchange.SendBarrierAsync(id, abort).ConfigureAwait(false);
-            }
-            else
-            {
-                await port.DrainAsync(checkpoint, abort).ConfigureAwait(false);
-            }
-        }
-
-        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+        await PassBarrierAsync(new Checkpoint(_run.Pipeline, keyed.Name, Index, id, []) { Aligned = true }, abort).ConfigureAwait(false);
         keyed.ReleaseAlignment();
         var coordinator = _run.Checkpoints!;
         if (coordinator.IsFinal(id))
@@ -386,11 +371,18 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         Volatile.Write(ref _state, Completed);
     }
 
-    private async ValueTask CommitAsync(CancellationToken abort)
+    private async ValueTask CommitAsync(CancellationToken abort, IReadOnlyList<SourcePosition>? positions = null)
     {
         try
         {
-            await _input.CommitAsync(abort).ConfigureAwait(false);
+            if (positions is null)
+            {
+                await _input.CommitAsync(abort).ConfigureAwait(false);
+            }
+            else
+            {
+                await _input.CommitAsync(positions, abort).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
         {
