@@ -32,7 +32,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     private long _runEpoch;
 
     /// <inheritdoc/>
-    public string CheckpointLocation => $"PostgreSQL tables {CheckpointsTable} and {StateTable} ({Secrets.RedactConnectionString(_options.ConnectionString)})";
+    public string CheckpointLocation => $"PostgreSQL tables {CheckpointsTable} and {StateTable} (beside table {_options.Table})";
 
     /// <summary>Keeps a writer's rows of checkpoint <paramref name="checkpoint"/> until the whole checkpoint commits.</summary>
     private void Stage(long checkpoint, List<T> rows)

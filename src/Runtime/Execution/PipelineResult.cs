@@ -73,6 +73,9 @@ public sealed class PipelineResult
     /// </summary>
     public long LateRecords { get; init; }
 
+    /// <summary>The run's checkpoints of window state (windows behind a source that commits positions), else null.</summary>
+    public StateSummary? State { get; init; }
+
     /// <summary>Per window: records dropped as late.</summary>
     public IReadOnlyList<WindowSummary> Windows { get; init; } = [];
 }
@@ -86,6 +89,13 @@ public sealed record WindowSummary(string Window, long LateRecords, string? Late
     /// <summary>Keys whose state outlived the window's time-to-live and was dropped (running aggregates).</summary>
     public long ExpiredKeys { get; init; }
 }
+
+/// <summary>What a run did with its window state's checkpoints.</summary>
+/// <param name="Location">Where the checkpoints are (a directory, or the exactly-once sink's tables; no secrets).</param>
+/// <param name="Restored">The checkpoint restored at the start, or null (the run started empty).</param>
+/// <param name="Written">Checkpoints completed by this run.</param>
+/// <param name="KeptOpen">Whether the run stopped with a final checkpoint, keeping its open windows for the next run.</param>
+public sealed record StateSummary(string Location, long? Restored, long Written, bool KeptOpen);
 
 /// <summary>How a run ended without failing.</summary>
 public enum PipelineOutcome

@@ -180,6 +180,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             LateRecords = run.LateRecords,
             MalformedLines = deadLetters.MalformedLines,
             Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys }).ToList(),
+            State = run.Context.Checkpoints is { } checkpoints ? new StateSummary(run._store!.Directory, run._restored?.Id, checkpoints.Written, checkpoints.Stopping) : null,
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
         var dropped = result.Windows.Where(w => w.LateRecords > 0 && w.LateSink is null).ToList();

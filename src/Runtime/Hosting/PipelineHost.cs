@@ -370,6 +370,13 @@ public static class PipelineHost
             text += "  delivery: exactly-once (records and source positions committed together)\n";
         }
 
+        if (result.State is { } state)
+        {
+            var restored = state.Restored is { } id ? string.Create(CultureInfo.InvariantCulture, $"restored checkpoint {id}") : "started empty";
+            var kept = state.KeptOpen ? "; stopped with a final checkpoint: open windows go on in the next run" : "";
+            text += string.Create(CultureInfo.InvariantCulture, $"  state: {restored}, {state.Written:N0} checkpoints written to {state.Location}{kept}\n");
+        }
+
         if (result.Filtered is { } filtered)
         {
             text += string.Create(CultureInfo.InvariantCulture, $"  filtered out: {filtered:N0} records\n");

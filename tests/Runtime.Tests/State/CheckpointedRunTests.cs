@@ -82,10 +82,15 @@ public sealed class CheckpointedRunTests : IDisposable
         var result = await run.WaitAsync(Patience);
         Assert.Equal(PipelineOutcome.Stopped, result.Outcome);
         Assert.False(log.Committed.IsEmpty, "the final checkpoint's positions were committed");
+        Assert.Null(result.State!.Restored);
+        Assert.True(result.State.KeptOpen);
+        Assert.Matches(@"state: started empty, \d+ checkpoints written to .*clicks-per-page; stopped with a final checkpoint", PipelineHost.Summary(result));
 
         // Run 2 restores the state, resumes at the checkpoint's positions and reads to the end.
         var second = new ClicksPerPage { Clicks = log.Source(pauseAt: null), Counts = new TrackingSink<WindowResult<string, long>>() };
-        await second.RunAsync(Options(after)).WaitAsync(Patience);
+        var finished = await second.RunAsync(Options(after)).WaitAsync(Patience);
+        Assert.Equal(result.State.Written, finished.State!.Restored); // the first run's last checkpoint was its final one
+        Assert.False(finished.State.KeptOpen);
 
         var emitted = ((TrackingSink<WindowResult<string, long>>)first.Counts).Items.Concat(((TrackingSink<WindowResult<string, long>>)second.Counts).Items).ToList();
         var expected = Expected(clicks);
