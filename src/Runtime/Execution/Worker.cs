@@ -342,29 +342,27 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     private async ValueTask FinishCheckpointedAsync(CheckpointCoordinator coordinator, CancellationToken abort)
     {
         _input.Finish();
-        if (_run.Stop.IsCancellationRequested || !_input.Ended)
+        var stopping = _run.Stop.IsCancellationRequested || !_input.Ended;
+        var final = stopping ? coordinator.RequestFinal() : 0;
+        await SendBarriersAsync(abort).ConfigureAwait(false);
+        if (!stopping)
         {
-            var final = coordinator.RequestFinal();
-            await SendBarriersAsync(abort).ConfigureAwait(false);
-            foreach (var port in _context.Ports)
-            {
-                await port.CompleteAsync(abort).ConfigureAwait(false);
-            }
+            coordinator.SourceEnded(Index, _input.CreateCheckpoint(_run.Pipeline, Index, 0).Positions.ToArray());
+        }
 
-            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+        foreach (var port in _context.Ports)
+        {
+            await port.CompleteAsync(abort).ConfigureAwait(false);
+        }
+
+        await FlushDeadLettersAsync(abort).ConfigureAwait(false);
+        if (stopping)
+        {
             await coordinator.WaitCompletedAsync(final, abort).ConfigureAwait(false);
             await CommitCheckpointedAsync(abort).ConfigureAwait(false);
         }
         else
         {
-            await SendBarriersAsync(abort).ConfigureAwait(false);
-            coordinator.SourceEnded(Index, _input.CreateCheckpoint(_run.Pipeline, Index, 0).Positions.ToArray());
-            foreach (var port in _context.Ports)
-            {
-                await port.CompleteAsync(abort).ConfigureAwait(false);
-            }
-
-            await FlushDeadLettersAsync(abort).ConfigureAwait(false);
             await CommitAsync(abort).ConfigureAwait(false);
         }
 

@@ -72,7 +72,6 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly Queue<ExchangeBatch<Keyed<TKey, TIn>>>?[] _held;
     private readonly bool[] _arrived;
-    private readonly bool[] _inputEnded;
     private bool _frozen;
     private long _aligning;
     private long _aligned;
@@ -105,7 +104,6 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
         _valve = new WatermarkValve(exchange.InputsOf(partition), idleTimeout, run.Clock.Now);
         _held = new Queue<ExchangeBatch<Keyed<TKey, TIn>>>?[exchange.InputsOf(partition)];
         _arrived = new bool[_held.Length];
-        _inputEnded = new bool[_held.Length];
         _forwards = context.Ports.OfType<IExchangePort>().ToArray();
         _tags = [new("pipeline", run.Pipeline), new("window", exchange.Name)];
         if (exchange.Inline)
@@ -237,7 +235,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
 
         for (var input = 0; input < _arrived.Length; input++)
         {
-            if (!_arrived[input] && !_inputEnded[input])
+            if (!_arrived[input] && !_valve.HasEnded(input))
             {
                 return;
             }
@@ -278,7 +276,6 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
         {
             case ExchangeSignal.End:
                 _valve.End(batch.Input);
-                _inputEnded[batch.Input] = true;
                 CheckAligned();
                 break;
             case ExchangeSignal.Barrier:

@@ -106,15 +106,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
             ref var created = ref _sessions[target];
             created.Start = start;
             created.End = end;
-            created.Next = previous < 0 ? head : _sessions[previous].Next;
-            if (previous < 0)
-            {
-                head = target;
-            }
-            else
-            {
-                _sessions[previous].Next = target;
-            }
+            LinkAfter(target, previous, ref head);
         }
         else
         {
@@ -256,15 +248,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
         session.Start = start;
         session.End = end;
         session.Acc = accumulator;
-        session.Next = previous < 0 ? head : _sessions[previous].Next;
-        if (previous < 0)
-        {
-            head = id;
-        }
-        else
-        {
-            _sessions[previous].Next = id;
-        }
+        LinkAfter(id, previous, ref head);
 
         if ((pending & 1) != 0)
         {
@@ -275,7 +259,22 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
         if ((pending & 2) != 0)
         {
             session.CleanupPending = true;
-            _timers.Enqueue((id, session.Version, true), Math.Max(end - 1 + LatenessMs, end - 1));
+            _timers.Enqueue((id, session.Version, true), end - 1 + LatenessMs);
+        }
+    }
+
+    /// <summary>Puts session <paramref name="id"/> into its key's chain after <paramref name="previous"/> (-1: at the head).</summary>
+    private void LinkAfter(int id, int previous, ref int head)
+    {
+        if (previous < 0)
+        {
+            _sessions[id].Next = head;
+            head = id;
+        }
+        else
+        {
+            _sessions[id].Next = _sessions[previous].Next;
+            _sessions[previous].Next = id;
         }
     }
 
