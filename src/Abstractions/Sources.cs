@@ -69,12 +69,13 @@ public interface ISourceReader<T> : IAsyncDisposable
 /// <typeparam name="T">The record type.</typeparam>
 public readonly struct SourceBatch<T>
 {
-    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd, IRecordOrigins? origins, bool isIdle = false)
+    private SourceBatch(ReadOnlyMemory<T> records, bool isEnd, IRecordOrigins? origins, bool isIdle = false, SourceSplits? splits = null)
     {
         Records = records;
         IsEnd = isEnd;
         Origins = origins;
         IsIdle = isIdle;
+        Splits = splits;
     }
 
     /// <summary>The records of the batch (empty at the end, or when a reader woke up without data).</summary>
@@ -93,6 +94,13 @@ public readonly struct SourceBatch<T>
     /// <summary>Where each record came from (file and line, offset, raw bytes), when the source knows; for dead letters.</summary>
     public IRecordOrigins? Origins { get; }
 
+    /// <summary>
+    /// The splits the reader reads at once and which of them each run of this batch's records came from, when the
+    /// reader has several (a Kafka reader's topic partitions): each split then keeps its own event-time watermark.
+    /// Null for a reader that reads one input at a time.
+    /// </summary>
+    public SourceSplits? Splits { get; }
+
     /// <summary>The end of the input.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
     public static SourceBatch<T> End => new(default, isEnd: true, origins: null);
@@ -104,7 +112,109 @@ public readonly struct SourceBatch<T>
     /// <summary>A batch of records (an empty one means "nothing yet", not the end).</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
     public static SourceBatch<T> Of(ReadOnlyMemory<T> records, IRecordOrigins? origins = null) => new(records, isEnd: false, origins);
+
+    /// <summary>
+    /// A batch of records from several splits, in runs that <paramref name="splits"/> describes (see
+    /// <see cref="SourceSplits"/>); the reader keeps <paramref name="splits"/> and updates it for its next batch.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
+    public static SourceBatch<T> Of(ReadOnlyMemory<T> records, IRecordOrigins? origins, SourceSplits splits)
+    {
+        ArgumentNullException.ThrowIfNull(splits);
+        return new(records, isEnd: false, origins, splits: splits);
+    }
 }
+
+/// <summary>
+/// The splits one reader reads at once (a Kafka reader's topic partitions) — so that each keeps its own watermark, as
+/// Flink's per-partition watermarks do — and the runs of the current batch's records by split.
+/// </summary>
+/// <remarks>
+/// <para>Event time in a split can be expected to grow (up to the out-of-orderness); across splits it need not: a
+/// reader that catches up on a backlog reads one partition's records minutes ahead of another's. The watermark of the
+/// records a reader produces is therefore the minimum over its splits: a split holds it back from the moment it is
+/// added until it is idle or removed, even before its first record (after a restart a lagging partition's records
+/// must not arrive late). A split is idle when the reader has read all it has for now (a Kafka partition at its end);
+/// it holds nothing back until its next record. When every split is idle the watermark is the largest of theirs.</para>
+/// <para>The reader owns the object and changes it only inside its <c>ReadAsync</c>; the runtime reads it after.</para>
+/// </remarks>
+public sealed class SourceSplits
+{
+    private readonly List<int> _splits = [];
+    private readonly List<bool> _idle = [];
+    private readonly List<SplitRun> _runs = [];
+    private bool _runOpen;
+
+    /// <summary>The number of splits the reader reads now.</summary>
+    public int Count => _splits.Count;
+
+    /// <summary>The id of the <paramref name="index"/>-th split.</summary>
+    public int this[int index] => _splits[index];
+
+    /// <summary>Whether the <paramref name="index"/>-th split is idle.</summary>
+    public bool IsIdleAt(int index) => _idle[index];
+
+    /// <summary>The runs of the current batch: record counts by split, in the batch's order.</summary>
+    public IReadOnlyList<SplitRun> Runs => _runs;
+
+    /// <summary>The reader now reads split <paramref name="split"/> (an id of its choosing, ≥ 0); it holds the watermark back until it has records or is idle.</summary>
+    public void Add(int split)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(split);
+        if (!_splits.Contains(split))
+        {
+            _splits.Add(split);
+            _idle.Add(false);
+        }
+    }
+
+    /// <summary>The reader no longer reads split <paramref name="split"/> (a revoked partition).</summary>
+    public void Remove(int split)
+    {
+        var index = _splits.IndexOf(split);
+        if (index >= 0)
+        {
+            _splits.RemoveAt(index);
+            _idle.RemoveAt(index);
+        }
+    }
+
+    /// <summary>Split <paramref name="split"/> has nothing more to read for now (or again has, with <paramref name="idle"/> false).</summary>
+    public void SetIdle(int split, bool idle)
+    {
+        var index = _splits.IndexOf(split);
+        if (index >= 0)
+        {
+            _idle[index] = idle;
+        }
+
+        _runOpen = false; // the split's next record starts a run of its own, and clears the idleness again
+    }
+
+    /// <summary>Starts a new batch: forgets the runs of the last one.</summary>
+    public void ClearRuns()
+    {
+        _runs.Clear();
+        _runOpen = false;
+    }
+
+    /// <summary>The batch's next record came from split <paramref name="split"/>, which is no longer idle.</summary>
+    public void Append(int split)
+    {
+        if (_runOpen && _runs[^1].Split == split)
+        {
+            _runs[^1] = new SplitRun(split, _runs[^1].Count + 1);
+            return;
+        }
+
+        SetIdle(split, idle: false);
+        _runs.Add(new SplitRun(split, 1));
+        _runOpen = true;
+    }
+}
+
+/// <summary><paramref name="Count"/> consecutive records of a batch, from split <paramref name="Split"/>.</summary>
+public readonly record struct SplitRun(int Split, int Count);
 
 /// <summary>What a source is told when a run starts.</summary>
 /// <typeparam name="T">The record type.</typeparam>

@@ -10,7 +10,8 @@ namespace Compiled.Integration.Tests;
 /// The ClickCounts sample (Kafka clicks → per-page counts per minute → PostgreSQL, exactly-once) as a child process,
 /// killed with SIGKILL again and again while clicks arrive: window state, offsets and rows are committed together, so
 /// the final table — in append mode, with no key, where a repeat would be a second row — equals a count of the clicks
-/// produced, window by window.
+/// produced, window by window. Each copy runs at a parallelism of its own: the state is re-hashed on restore, and
+/// a reader of several Kafka partitions keeps a watermark per partition, so a backlog read at 1, 2 or 3 loses nothing to lateness.
 /// </summary>
 public sealed partial class ProcessTests
 {
@@ -20,7 +21,7 @@ public sealed partial class ProcessTests
         => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $$"""{"page":"{{page}}","user":"{{user}}","at":"{{at:O}}"}"""));
 
     [Fact]
-    public async Task Click_counts_exactly_once_survive_sigkill_at_ten_random_points()
+    public async Task Click_counts_exactly_once_survive_sigkill_at_ten_random_points_and_restarts_at_other_parallelisms()
     {
         const int clicks = 200_000;
         const int phases = 10;
@@ -52,18 +53,20 @@ public sealed partial class ProcessTests
             values.Add((user, ClickJson(page, user, at)));
         }
 
+        int[] parallelisms = [1, 2, 3, 5, 8];
         var checkpoints = 0L;
         for (var phase = 0; phase < phases; phase++)
         {
             kafka.Produce(topic, values.Skip(phase * clicks / phases).Take(clicks / phases));
-            await using var child = StartClickCounts(connection, topic, partitions);
+            var parallelism = phase == 0 ? partitions : parallelisms[random.Next(parallelisms.Length)];
+            await using var child = StartClickCounts(connection, topic, parallelism);
             var target = checkpoints + random.Next(1, 4);
             await WaitUntil(child, async () => await ClickCheckpointAsync(connection) >= target, $"checkpoint {target}");
             await Task.Delay(random.Next(0, 300)); // anywhere: while reading, firing, or committing the next checkpoint
             child.Kill();
             await child.WaitAsync(Patience);
             checkpoints = await ClickCheckpointAsync(connection);
-            log.WriteLine($"phase {phase}: killed after checkpoint {checkpoints}, {await CountAsync(connection, "page_minutes")} rows");
+            log.WriteLine($"phase {phase} at parallelism {parallelism}: killed after checkpoint {checkpoints}, {await CountAsync(connection, "page_minutes")} rows");
         }
 
         // A click per partition an hour later closes every window; the last copy finishes and stops gracefully.
@@ -76,7 +79,7 @@ public sealed partial class ProcessTests
         }
 
         var expected = produced.GroupBy(c => (c.Page, Minute: c.At.UtcTicks - (c.At.UtcTicks % TimeSpan.TicksPerMinute))).ToDictionary(g => g.Key, g => (long)g.Count());
-        await using (var last = StartClickCounts(connection, topic, partitions))
+        await using (var last = StartClickCounts(connection, topic, parallelisms[random.Next(parallelisms.Length)]))
         {
             await WaitUntil(last, async () => await CountAsync(connection, "page_minutes") >= expected.Count, $"{expected.Count} rows");
             Assert.Equal(0, await last.TerminateAsync(Patience));

@@ -123,6 +123,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly ArenaDeserializer _values = new();
         private readonly PollThread _poller;
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
+        private readonly Dictionary<TopicPartition, int> _splitIds = [];
+        private readonly SourceSplits _splits = new();
         private readonly T[] _records;
         private readonly Message[] _consumed;
         private readonly int[] _originOf;
@@ -155,6 +157,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
             };
             KafkaConfig.Apply(config, _options.Properties);
+
+            // A partition read to its end is idle for the watermark until its next message (see SourceSplits).
+            config.EnablePartitionEof = true;
             _consumer = new ConsumerBuilder<ValueSlice, ValueSlice>(config)
                 .SetKeyDeserializer(source._metadata is null ? NoSlice.Instance : _values)
                 .SetValueDeserializer(_values)
@@ -247,6 +252,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             ThrowHandlerFailure();
             _values.Reset();
             _pending = 0;
+            _splits.ClearRuns();
             if (!_assigned && _context.CheckpointsState)
             {
                 AssignStatically();
@@ -258,6 +264,18 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 ThrowHandlerFailure();
                 while (result is not null)
                 {
+                    if (result.IsPartitionEOF)
+                    {
+                        if (_owned.TryGetValue(result.TopicPartition, out var atEnd))
+                        {
+                            _splits.SetIdle(atEnd.Split, idle: true);
+                        }
+
+                        result = _consumer.Consume(TimeSpan.Zero);
+                        ThrowHandlerFailure();
+                        continue;
+                    }
+
                     _consumed[_pending++] = new Message(result.TopicPartition, result.Offset.Value, result.Message.Value, result.Message.Key, result.Message.Timestamp, result.Message.Headers);
                     if (_pending == _consumed.Length)
                     {
@@ -274,7 +292,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _pending = 0;
             if (count == 0)
             {
-                return _owned.Count == 0 ? SourceBatch<T>.Idle : SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty);
+                return _owned.Count == 0 ? SourceBatch<T>.Idle : SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
             }
 
             // Decode only now: the arena no longer moves, so records may point into it (Utf8Text).
@@ -283,9 +301,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             for (var i = 0; i < count; i++)
             {
                 ref readonly var consumed = ref _consumed[i];
+                var split = -1;
                 if (_owned.TryGetValue(consumed.Partition, out var owned))
                 {
                     owned.Next = consumed.Offset + 1;
+                    split = owned.Split;
                 }
 
                 if (consumed.Value.IsNull)
@@ -302,16 +322,20 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
                     _originOf[records] = i;
                     _records[records++] = record;
+                    _splits.Append(split);
+                    continue;
                 }
                 else
                 {
                     Report(consumed, "DecodeError", failure.ToString());
                 }
+
+                _splits.SetIdle(split, idle: false); // a message not handed on still shows the partition is not at its end
             }
 
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
-            return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this);
+            return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this, _splits);
         }
 
         /// <summary>Runs with checkpointed state: commits the offsets a completed checkpoint recorded (not the current ones).</summary>
@@ -427,7 +451,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var start = new List<TopicPartitionOffset>(partitions.Count);
             foreach (var partition in partitions)
             {
-                var owned = new Owned();
+                var owned = new Owned { Split = SplitOf(partition) };
+                _splits.Add(owned.Split);
                 var offset = Offset.Unset; // the committed offset, else auto.offset.reset
                 if (restored.TryGetValue(partition, out var checkpointed) && checkpointed >= 0)
                 {
@@ -481,6 +506,18 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             return start;
         }
 
+        /// <summary>The reader's id of <paramref name="partition"/> for the watermark (<see cref="SourceSplits"/>): one per topic partition, kept across reassignments.</summary>
+        private int SplitOf(TopicPartition partition)
+        {
+            if (!_splitIds.TryGetValue(partition, out var split))
+            {
+                split = _splitIds.Count;
+                _splitIds[partition] = split;
+            }
+
+            return split;
+        }
+
         /// <summary>Where <see cref="KafkaSourceOptions.StartFrom"/> says a partition without a stored position starts.</summary>
         private Offset Configured(IConsumer<ValueSlice, ValueSlice> consumer, TopicPartition partition) => _options.StartFrom switch
         {
@@ -527,7 +564,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var gone = partitions.Select(p => p.TopicPartition).ToHashSet();
             foreach (var partition in gone)
             {
-                _owned.Remove(partition);
+                if (_owned.Remove(partition, out var owned))
+                {
+                    _splits.Remove(owned.Split);
+                }
             }
 
             var kept = 0;
@@ -609,6 +649,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
         private sealed class Owned
         {
+            public int Split { get; init; }
+
             public long Next { get; set; } = -1;
 
             public long Committed { get; set; } = -1;

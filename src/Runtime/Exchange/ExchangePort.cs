@@ -12,6 +12,15 @@ internal interface IExchangePort
     /// <summary>Raises the port's watermark to at least <paramref name="watermark"/>, as if the input had promised no earlier record (test driver).</summary>
     void RaiseWatermark(long watermark);
 
+    /// <summary>
+    /// The source reader's batch came with its splits (<see cref="SourceSplits"/>): from now on the port's watermark is
+    /// the minimum over the splits' own, as <see cref="EndRun"/> attributes records to them.
+    /// </summary>
+    void ReadSplits(SourceSplits splits);
+
+    /// <summary>The records the loop appended since the last call came from a run of split <paramref name="split"/>'s records.</summary>
+    void EndRun(int split);
+
     /// <summary>Sends what is buffered, then checkpoint barrier <paramref name="checkpoint"/> to every consumer partition.</summary>
     ValueTask SendBarrierAsync(long checkpoint, CancellationToken cancellationToken);
 }
@@ -22,7 +31,8 @@ internal interface IExchangePort
 /// </summary>
 /// <remarks>
 /// The watermark is either derived from the records (the largest event time seen − out-of-orderness − 1 ms: the loop
-/// reads a source) or forwarded (the producer is a keyed partition whose combined watermark is known; the next window's
+/// reads a source; when the reader reads several splits at once, the minimum of that over its splits, see
+/// <see cref="SourceSplits"/>) or forwarded (the producer is a keyed partition whose combined watermark is known; the next window's
 /// out-of-orderness is subtracted from it). Watermarks are sent only when they move, and with every batch of records.
 /// </remarks>
 internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchangePort
@@ -41,6 +51,9 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private long _maxTimestamp = long.MinValue;
     private long _upstream = long.MinValue;
     private long _floor = long.MinValue;
+    private SourceSplits? _splits;
+    private Dictionary<int, long>? _splitMax;
+    private int _mark;
     private bool _idlePending;
     private bool _idle;
 
@@ -81,6 +94,31 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
 
     public void RaiseWatermark(long watermark) => _floor = Math.Max(_floor, watermark);
 
+    public void ReadSplits(SourceSplits splits)
+    {
+        _splits = splits;
+        _splitMax ??= [];
+    }
+
+    public void EndRun(int split)
+    {
+        if (!_eventTime || _forwarded || _splitMax is null)
+        {
+            return;
+        }
+
+        var records = Buffer.Span;
+        var max = _splitMax.GetValueOrDefault(split, long.MinValue);
+        foreach (ref readonly var record in records[_mark..])
+        {
+            max = Math.Max(max, record.Timestamp);
+        }
+
+        _splitMax[split] = max;
+        _maxTimestamp = Math.Max(_maxTimestamp, max);
+        _mark = records.Length;
+    }
+
     private long Watermark()
     {
         if (!_eventTime)
@@ -88,24 +126,55 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             return long.MinValue; // processing time: the consumer stamps records and reads its own clock
         }
 
-        var basis = _forwarded ? _upstream : _maxTimestamp == long.MinValue ? long.MinValue : _maxTimestamp - 1;
+        var basis = _forwarded ? _upstream : _splits is { Count: > 0 } splits ? SplitsMax(splits) : _maxTimestamp;
+        if (!_forwarded && basis != long.MinValue)
+        {
+            basis--;
+        }
+
         var watermark = basis is long.MinValue or long.MaxValue ? basis : basis - _outOfOrderMs;
         return Math.Max(watermark, _floor);
+    }
+
+    /// <summary>The largest event time every active split has reached (the smallest of their largest), or with every split idle the largest of all.</summary>
+    private long SplitsMax(SourceSplits splits)
+    {
+        var active = long.MaxValue;
+        var idle = long.MinValue;
+        var anyActive = false;
+        for (var i = 0; i < splits.Count; i++)
+        {
+            var max = _splitMax!.GetValueOrDefault(splits[i], long.MinValue);
+            if (splits.IsIdleAt(i))
+            {
+                idle = Math.Max(idle, max);
+            }
+            else
+            {
+                anyActive = true;
+                active = Math.Min(active, max);
+            }
+        }
+
+        return anyActive ? active : idle;
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         var records = Buffer.Span;
-        if (_eventTime && !_forwarded)
+        if (_eventTime && !_forwarded && _mark < records.Length)
         {
+            // Records not attributed to a split (a reader without splits): the reader's largest event time.
             var max = _maxTimestamp;
-            foreach (ref readonly var record in records)
+            foreach (ref readonly var record in records[_mark..])
             {
                 max = Math.Max(max, record.Timestamp);
             }
 
             _maxTimestamp = max;
         }
+
+        _mark = 0;
 
         var watermark = Watermark();
         if (records.Length == 0 && !_idlePending && watermark <= MinSent())
@@ -227,6 +296,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     {
         // The run is failing or aborting: the consumers are aborted by the run, not told to finish.
         Buffer.Reset();
+        _mark = 0;
         foreach (var target in _targets)
         {
             if (_batches[target] is { } batch)

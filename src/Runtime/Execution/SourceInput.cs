@@ -4,6 +4,7 @@ namespace Compiled.Runtime;
 internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int partition, ISourceReader<TIn> reader, FusedSegment<TIn> segment, IReadOnlyList<IExchangePort> exchanges) : IWorkerInput
 {
     private readonly KeyValuePair<string, object?>[] _tags = [new("pipeline", run.Pipeline), new("source", sourceName)];
+    private readonly OffsetOrigins _runOrigins = new();
     private SourceBatch<TIn> _batch;
     private long _recordsRead;
     private bool _ended;
@@ -62,6 +63,14 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
             }
         }
 
+        if (_batch.Splits is { } splits)
+        {
+            foreach (var exchange in exchanges)
+            {
+                exchange.ReadSplits(splits);
+            }
+        }
+
         return true;
     }
 
@@ -75,7 +84,52 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
 
         Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
         CompiledMeter.RecordsRead.Add(records.Length, _tags);
-        segment.Process(records.Span, _batch.Origins);
+        if (_batch.Splits is not { Runs.Count: > 0 } splits || exchanges.Count == 0)
+        {
+            segment.Process(records.Span, _batch.Origins);
+            return;
+        }
+
+        // A run at a time, so that the exchanges know which split each record they received came from.
+        var span = records.Span;
+        var offset = 0;
+        foreach (var run in splits.Runs)
+        {
+            var count = Math.Min(run.Count, span.Length - offset);
+            segment.Process(span.Slice(offset, count), _runOrigins.At(_batch.Origins, offset));
+            foreach (var exchange in exchanges)
+            {
+                exchange.EndRun(run.Split);
+            }
+
+            offset += count;
+        }
+
+        if (offset < span.Length)
+        {
+            segment.Process(span[offset..], _runOrigins.At(_batch.Origins, offset));
+        }
+    }
+
+    /// <summary>The origins of a run of a batch: the batch's, from the run's first record.</summary>
+    private sealed class OffsetOrigins : IRecordOrigins
+    {
+        private IRecordOrigins? _batch;
+        private int _offset;
+
+        public RecordOrigin this[int index] => _batch![_offset + index];
+
+        public IRecordOrigins? At(IRecordOrigins? batch, int offset)
+        {
+            if (batch is null || offset == 0)
+            {
+                return batch;
+            }
+
+            _batch = batch;
+            _offset = offset;
+            return this;
+        }
     }
 
     /// <summary>Runs the loop over records handed in by the test driver, as if the reader had returned them.</summary>

@@ -97,4 +97,56 @@ public sealed class ExchangeTests
         await port.CompleteAsync(CancellationToken.None);
         Assert.All(consumers, c => Assert.Equal(ExchangeSignal.End, c.Received[^1].Signal));
     }
+
+    [Fact]
+    public async Task With_splits_the_watermark_is_the_slowest_active_split_and_an_idle_split_holds_nothing_back()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Forward, producers: 1, consumers: 1);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 0, eventTime: true, forwarded: false, TimeSpan.FromMilliseconds(10), CancellationToken.None);
+        var splits = new SourceSplits();
+        splits.Add(0);
+        splits.Add(1);
+        port.ReadSplits(splits);
+
+        // Split 0 is minutes ahead; split 1 has not delivered yet: it holds the watermark back from the start.
+        Append(port, 0, 1_000, 1_100);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(long.MinValue, consumers[0].Received[^1].Watermark);
+
+        Append(port, 1, 100, 150);
+        Append(port, 0, 1_200);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(150 - 1 - 10, consumers[0].Received[^1].Watermark);
+
+        // Split 1 read to its end: idle, so split 0 alone sets the watermark; with both idle, the largest of theirs.
+        splits.SetIdle(1, idle: true);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(1_200 - 1 - 10, consumers[0].Received[^1].Watermark);
+        splits.Append(1); // split 1 has a record again: active, and ahead now
+        Append(port, 1, 1_500);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(1_200 - 1 - 10, consumers[0].Received[^1].Watermark);
+        splits.SetIdle(0, idle: true);
+        splits.SetIdle(1, idle: true);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(1_500 - 1 - 10, consumers[0].Received[^1].Watermark);
+
+        // A removed split (a revoked partition) no longer counts.
+        splits.Remove(1);
+        splits.SetIdle(0, idle: false);
+        Append(port, 0, 2_000);
+        await port.FlushAsync(CancellationToken.None);
+        Assert.Equal(2_000 - 1 - 10, consumers[0].Received[^1].Watermark);
+        Assert.Equal([1_000L, 1_100, 100, 150, 1_200, 1_500, 2_000], consumers[0].Received.SelectMany(r => r.Records));
+
+        static void Append(ExchangePort<Keyed<int, long>> port, int split, params long[] times)
+        {
+            foreach (var time in times)
+            {
+                port.Buffer.Add(new Keyed<int, long>(1, time, time));
+            }
+
+            port.EndRun(split);
+        }
+    }
 }

@@ -81,6 +81,51 @@ public sealed class QuietPartitionSource<T>(T[] records) : ISource<T>
     }
 }
 
+/// <summary>
+/// One reader over two splits (as a Kafka reader over two partitions catching up on a backlog): all of split 0's
+/// readings first, then all of split 1's, which are just as old.
+/// </summary>
+public sealed class TwoSplitSource(Reading[] first, Reading[] second) : ISource<Reading>
+{
+    public ValueTask OpenAsync(SourceContext<Reading> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<Reading> CreateReader(int partition) => partition == 0 ? new Reader(first, second) : new Reader([], []);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader(Reading[] first, Reading[] second) : ISourceReader<Reading>
+    {
+        private readonly SourceSplits _splits = new();
+        private int _step;
+
+        public ValueTask<SourceBatch<Reading>> ReadAsync(CancellationToken cancellationToken)
+        {
+            _splits.ClearRuns();
+            var step = _step++;
+            if (step == 0)
+            {
+                _splits.Add(0);
+                _splits.Add(1);
+            }
+
+            var records = step switch { 0 => first, 1 => second, _ => null };
+            if (records is null)
+            {
+                return ValueTask.FromResult(SourceBatch<Reading>.End);
+            }
+
+            foreach (var _ in records)
+            {
+                _splits.Append(step);
+            }
+
+            return ValueTask.FromResult(SourceBatch<Reading>.Of(records, null, _splits));
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
 /// <summary>Instance stages on both sides of the exchange, counting what each object saw; a null key for blank names.</summary>
 [Pipeline(Name = "names-per-window", ErrorPolicy = ErrorPolicy.DeadLetter)]
 public sealed partial class NamesPerWindow
@@ -280,6 +325,21 @@ public sealed class KeyedPipelineTests
     }
 
     private static WindowResult<int, long> R(int key, long start, long end, long value, bool update = false) => new(key, start, end, value, update);
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_reader_of_several_splits_holds_the_watermark_at_its_slowest_split_so_a_backlogged_one_is_not_late(int parallelism)
+    {
+        // Split 0 runs a second ahead of split 1's first reading: with one watermark per reader, all of split 1 would be late.
+        var first = Enumerable.Range(0, 100).Select(i => new Reading(1 + (i % 3), i * 10, 1)).ToArray();
+        var second = Enumerable.Range(0, 100).Select(i => new Reading(1 + (i % 5), i * 10, 2)).ToArray();
+        var pipeline = new IdleAwareSums { Events = new TwoSplitSource(first, second) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism });
+        Assert.Empty(pipeline.Late.Items);
+        var expected = first.Concat(second).GroupBy(r => (r.Key, Start: r.Time / 100 * 100)).Select(g => R(g.Key.Key, g.Key.Start, g.Key.Start + 100, g.Sum(r => r.Value)));
+        Assert.Equal(expected.OrderBy(r => (r.Key, r.Start)), pipeline.Results.Items.OrderBy(r => (r.Key, r.Start)));
+    }
 
     [Fact]
     public async Task Test_driver_holds_windows_until_the_watermark_passes_then_fires_updates_and_routes_late_records()
