@@ -266,12 +266,11 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         }
 
         var id = keyed.AlignedBarrier;
-        var writer = new StateWriter();
-        keyed.Stage!.Snapshot(keyed, writer);
-        var snapshot = writer.Written.ToArray();
+        var coordinator = _run.Checkpoints!;
+        var snapshot = coordinator.RentBuffer();
+        keyed.Stage!.Snapshot(keyed, snapshot);
         await PassBarrierAsync(new Checkpoint(_run.Pipeline, keyed.Name, Index, id, []) { Aligned = true }, abort).ConfigureAwait(false);
         keyed.ReleaseAlignment();
-        var coordinator = _run.Checkpoints!;
         if (coordinator.IsFinal(id))
         {
             keyed.Freeze();

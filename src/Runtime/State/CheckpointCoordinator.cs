@@ -32,6 +32,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
     private readonly bool[] _sourceEnded;
     private readonly IReadOnlyList<SourcePosition>[] _endedPositions;
     private readonly Task _writer;
+    private readonly System.Collections.Concurrent.ConcurrentBag<StateWriter> _buffers = [];
     private long _next;
     private long _requested;
     private long _completed;
@@ -149,8 +150,24 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
         }
     }
 
-    /// <summary>Keyed partition <paramref name="partition"/> of window <paramref name="window"/> snapshotted its state at barrier <paramref name="id"/>.</summary>
-    public void AckKeyed(long id, int window, int partition, byte[] snapshot)
+    /// <summary>
+    /// A buffer for a keyed partition's snapshot, handed back with <see cref="AckKeyed"/>: snapshots are written into
+    /// buffers kept from earlier checkpoints, so that a large state does not allocate (and collect) its size in
+    /// large-object-heap arrays at every checkpoint.
+    /// </summary>
+    public StateWriter RentBuffer()
+    {
+        if (_buffers.TryTake(out var buffer))
+        {
+            buffer.Reset();
+            return buffer;
+        }
+
+        return new StateWriter(64 * 1024);
+    }
+
+    /// <summary>Keyed partition <paramref name="partition"/> of window <paramref name="window"/> snapshotted its state at barrier <paramref name="id"/> into <paramref name="snapshot"/> (from <see cref="RentBuffer"/>; the coordinator owns it now).</summary>
+    public void AckKeyed(long id, int window, int partition, StateWriter snapshot)
     {
         lock (_lock)
         {
@@ -205,6 +222,11 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
                 Written++;
                 var bytes = windows.Sum(w => w.Partitions.Sum(p => (long)p.Length));
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                foreach (var buffer in pending.Buffers)
+                {
+                    _buffers.Add(buffer); // written: the next checkpoints' snapshots reuse them
+                }
+
                 Log.CheckpointWritten(_logger, _run.Pipeline, pending.Id, bytes, elapsed);
                 lock (_lock)
                 {
@@ -274,9 +296,12 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
             }
         }
 
-        public void AckKeyed(int window, int partition, byte[] snapshot)
+        public List<StateWriter> Buffers { get; } = [];
+
+        public void AckKeyed(int window, int partition, StateWriter snapshot)
         {
-            Snapshots[window][partition] = snapshot;
+            Snapshots[window][partition] = snapshot.Written;
+            Buffers.Add(snapshot);
             _remaining--;
         }
     }
