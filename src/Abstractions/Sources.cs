@@ -198,6 +198,21 @@ public sealed class SourceSplits
         _runOpen = false;
     }
 
+    /// <summary>The batch's next <paramref name="count"/> records came from split <paramref name="split"/>, which is no longer idle.</summary>
+    public void Append(int split, int count)
+    {
+        if (count <= 0)
+        {
+            return;
+        }
+
+        Append(split);
+        if (count > 1)
+        {
+            _runs[^1] = new SplitRun(split, _runs[^1].Count + count - 1);
+        }
+    }
+
     /// <summary>The batch's next record came from split <paramref name="split"/>, which is no longer idle.</summary>
     public void Append(int split)
     {
@@ -307,4 +322,16 @@ public sealed class SourceContext<T>
 
     /// <summary>The compile-time schema of <typeparamref name="T"/>, when the record type has fields.</summary>
     public RecordSchema<T>? Schema { get; }
+
+    /// <summary>
+    /// The context of source <paramref name="sourceName"/> read as part of this one (a member of a union of sources):
+    /// the same run, with that name, and <paramref name="checkpoint"/> for <see cref="CheckpointAsync"/>.
+    /// </summary>
+    public SourceContext<T> ForMember(string sourceName, Func<int, CancellationToken, ValueTask>? checkpoint)
+        => new(PipelineName, sourceName, Parallelism, BatchSize, Schema, DeadLetters, Delivery, PositionStore, checkpoint)
+        {
+            Inform = Inform,
+            CheckpointsState = CheckpointsState,
+            RestoredPositions = RestoredPositions,
+        };
 }

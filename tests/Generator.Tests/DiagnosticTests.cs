@@ -195,16 +195,16 @@ public sealed class DiagnosticTests
             """, "Pipeline 'P' has no source; mark a property or field whose type implements ISource<T> with [Source]");
 
     [Fact]
-    public void CMPL0102_two_sources()
+    public void CMPL0102_sources_of_different_types()
         => AssertSingle("CMPL0102", """
             [Pipeline]
             public sealed partial class P
             {
                 [Source] CollectionSource<int> First { get; } = new();
-                [Source] CollectionSource<int> [|Second|] { get; } = new();
+                [Source] CollectionSource<long> [|Second|] { get; } = new();
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Pipeline 'P' already reads from 'First'; a pipeline has exactly one [Source], so remove 'Second' or move it to a pipeline of its own");
+            """, "Pipeline 'P' reads 'First' (int) and 'Second' (long): several sources are read as one stream, so they must produce the same record type; map one to the other's type in a pipeline of its own, or read them in two pipelines");
 
     [Fact]
     public void CMPL0103_no_sink()

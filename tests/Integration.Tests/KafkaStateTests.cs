@@ -25,6 +25,21 @@ public sealed partial class KafkaPageViews
     [Sink] public CountingSink<WindowResult<string, long>> Counts { get; set; } = new();
 }
 
+/// <summary>Views per page per second from two topics read as one stream.</summary>
+[Pipeline(Name = "kafka-two-topics")]
+public sealed partial class KafkaTwoTopics
+{
+    [Source] public KafkaSource<PageView, PageView.JsonCodec> Web { get; set; } = new(new KafkaSourceOptions());
+
+    [Source] public KafkaSource<PageView, PageView.JsonCodec> Mobile { get; set; } = new(new KafkaSourceOptions());
+
+    [KeyBy] static string Page(PageView v) => v.Page;
+
+    [Window] public WindowSpec<PageView, Count<PageView>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public CountingSink<WindowResult<string, long>> Counts { get; set; } = new();
+}
+
 /// <summary>A window's result as a table row.</summary>
 public readonly record struct PageCount(string Page, long WindowStart, long Views);
 
@@ -142,6 +157,67 @@ public sealed class KafkaStateTests(KafkaFixture kafka, PostgresFixture postgres
         }
 
         var emitted = pipeline.Counts.Items.Where(w => w.Key != "sentinel").Select(w => KeyValuePair.Create((w.Key, w.Start), w.Value)).ToList();
+        Assert.Equal(expected.OrderBy(e => e.Key), emitted.OrderBy(e => e.Key));
+    }
+
+    [Fact]
+    public async Task Two_topics_read_as_one_stream_stop_with_their_state_and_finish_each_window_once()
+    {
+        // Two sources (a union), each on a topic of 4 partitions, the second topic's views as old as the first's: each
+        // source's partitions keep their own watermarks, its positions are checkpointed with the state, and a second
+        // run at another parallelism resumes both where the checkpoint says.
+        var web = kafka.NewTopic("web", 4);
+        var mobile = kafka.NewTopic("mobile", 4);
+        var group = "union-" + Guid.NewGuid().ToString("N");
+        var random = new Random(11);
+        var time = 1_700_000_000_000L;
+        var views = Enumerable.Range(0, 16_000).Select(_ => new PageView("page" + random.Next(0, 25), time += random.Next(0, 10))).ToArray();
+        var toWeb = views.Where((_, i) => i % 3 != 0).ToArray();
+        var toMobile = views.Where((_, i) => i % 3 == 0).ToArray();
+        kafka.Produce(web, toWeb[..(toWeb.Length / 2)].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        kafka.Produce(mobile, toMobile[..(toMobile.Length / 2)].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        KafkaTwoTopics Pipeline() => new()
+        {
+            Web = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = web, GroupId = group, StartFrom = KafkaStart.Earliest }),
+            Mobile = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = mobile, GroupId = group + "-m", StartFrom = KafkaStart.Earliest }),
+        };
+
+        var first = Pipeline();
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = first.RunAsync(Options(2), stop.Token);
+            await WaitUntil(() => first.Web.Progress.Done + first.Mobile.Progress.Done >= (toWeb.Length / 2) + (toMobile.Length / 2), run, "the first halves read");
+            await stop.CancelAsync();
+            var result = await run.WaitAsync(Patience);
+            Assert.Equal(0, result.LateRecords);
+        }
+
+        kafka.Produce(web, toWeb[(toWeb.Length / 2)..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        kafka.Produce(mobile, toMobile[(toMobile.Length / 2)..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            foreach (var topic in new[] { web, mobile })
+            {
+                for (var p = 0; p < 4; p++)
+                {
+                    await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Value = Json(new PageView("sentinel", time + 86_400_000)) });
+                }
+            }
+        }
+
+        var expected = views.GroupBy(v => (v.Page, Start: v.Time - (v.Time % 1000))).ToDictionary(g => g.Key, g => (long)g.Count());
+        var second = Pipeline();
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = second.RunAsync(Options(3), stop.Token);
+            await WaitUntil(() => first.Counts.Items.Count(w => w.Key != "sentinel") + second.Counts.Items.Count(w => w.Key != "sentinel") >= expected.Count, run, $"{expected.Count} windows");
+            await stop.CancelAsync();
+            var result = await run.WaitAsync(Patience);
+            Assert.Equal(0, result.LateRecords);
+        }
+
+        var emitted = first.Counts.Items.Concat(second.Counts.Items).Where(w => w.Key != "sentinel").Select(w => KeyValuePair.Create((w.Key, w.Start), w.Value)).ToList();
+        Assert.Equal(expected.Count, emitted.Count); // each window once, across the two runs
         Assert.Equal(expected.OrderBy(e => e.Key), emitted.OrderBy(e => e.Key));
     }
 

@@ -66,8 +66,8 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor MultipleSources = Error(
         "CMPL0102",
-        "Pipeline has more than one source",
-        "Pipeline '{0}' already reads from '{1}'; a pipeline has exactly one [Source], so remove '{2}' or move it to a pipeline of its own");
+        "Sources of a pipeline produce different record types",
+        "Pipeline '{0}' reads '{1}' ({2}) and '{3}' ({4}): several sources are read as one stream, so they must produce the same record type; map one to the other's type in a pipeline of its own, or read them in two pipelines");
 
     public static readonly DiagnosticDescriptor NoSink = Error(
         "CMPL0103",

@@ -153,7 +153,18 @@ internal static partial class PipelineEmitter
         writer.Line();
         writer.Line($"public __CompiledJob({model.FullName} root) : base(CompiledPlan) => _root = root;");
         writer.Line();
-        writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => {Access(model, source, "_root")};");
+        if (plan.OtherSources.Count == 0)
+        {
+            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => {Access(model, source, "_root")};");
+        }
+        else
+        {
+            // Several sources of one record type: read as one stream.
+            var members = new[] { source }.Concat(plan.OtherSources.Items).ToList();
+            var names = string.Join(", ", members.Select(m => SourceWriter.Literal(m.MemberName)));
+            var accesses = string.Join(", ", members.Select(m => Access(model, m, "_root")));
+            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => new global::Compiled.Runtime.UnionSource<{inputType}>(new string[] {{ {names} }}, new {Names.ISource}<{inputType}>[] {{ {accesses} }});");
+        }
         writer.Line();
         writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaFor(model, plan.Chain[0].FlowType)};");
         writer.Line();

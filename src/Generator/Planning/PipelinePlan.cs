@@ -7,6 +7,10 @@ namespace Compiled.Generator.Planning;
 /// (segments), and every diagnostic (from parsing and from planning). A plan with diagnostics is emitted as a stub
 /// that explains itself.
 /// </summary>
+/// <param name="OtherSources">
+/// The sources declared after the first, when there are several: all are read as one stream (a union), which the
+/// first source's stage (chain index 0) stands for; every stage that reads one of them reads the union.
+/// </param>
 /// <param name="Chain">
 /// The stages in execution order: segment by segment, and within a segment depth-first from its root (the source, or
 /// the window behind an exchange), readers in declaration order. That is the order the loop's code runs them in.
@@ -16,7 +20,8 @@ internal sealed record PipelinePlan(
     EquatableArray<PlannedStage> Chain,
     EquatableArray<SegmentPlan> Segments,
     bool NeedsInstancePerPartition,
-    EquatableArray<DiagnosticInfo> Diagnostics)
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    EquatableArray<StageModel> OtherSources)
 {
     public bool HasErrors => Diagnostics.Count > 0;
 }

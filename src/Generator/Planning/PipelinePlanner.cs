@@ -29,8 +29,8 @@ internal static class PipelinePlanner
     {
         var diagnostics = new List<DiagnosticInfo>(model.Diagnostics);
         var stages = model.Stages.Items;
-        var source = FindSource(model, diagnostics);
-        var inputs = ResolveInputs(model, source, diagnostics);
+        var (source, others) = FindSources(model, diagnostics);
+        var inputs = ResolveInputs(model, source, others, diagnostics);
         var readers = Readers(inputs);
         CheckKeyBy(model, inputs, readers, diagnostics);
 
@@ -41,6 +41,11 @@ internal static class PipelinePlanner
         if (source >= 0)
         {
             Walk(model, source, readers, flows, placed, reached, diagnostics);
+        }
+
+        foreach (var other in others)
+        {
+            reached[other] = true; // read as part of the first source's stage
         }
 
         ReportUnreached(model, source, inputs, reached, diagnostics);
@@ -56,14 +61,18 @@ internal static class PipelinePlanner
         var (chain, segments) = source >= 0 && placed[source]
             ? Layout(model, source, inputs, readers, flows, placed)
             : (new List<PlannedStage>(), new List<SegmentPlan>());
-        return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray());
+        return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray(), others.Select(o => stages[o]).ToEquatableArray());
     }
 
-    /// <summary>The declaration index of the source (the first, if several are declared), or -1.</summary>
-    private static int FindSource(PipelineModel model, List<DiagnosticInfo> diagnostics)
+    /// <summary>
+    /// The declaration index of the first source, or -1, and of the other sources: all are read as one stream, so they
+    /// must produce the first one's record type (CMPL0102 where one does not).
+    /// </summary>
+    private static (int Source, List<int> Others) FindSources(PipelineModel model, List<DiagnosticInfo> diagnostics)
     {
         var stages = model.Stages.Items;
         var source = -1;
+        var others = new List<int>();
         for (var i = 0; i < stages.Length; i++)
         {
             if (stages[i].Role != StageRole.Source)
@@ -75,9 +84,13 @@ internal static class PipelinePlanner
             {
                 source = i;
             }
+            else if (stages[i].OutputType is { } type && stages[source].OutputType is { } first && type.Identity != first.Identity)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[source].MemberName, first.DisplayName, stages[i].MemberName, type.DisplayName));
+            }
             else
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[source].MemberName, stages[i].MemberName));
+                others.Add(i);
             }
         }
 
@@ -86,14 +99,14 @@ internal static class PipelinePlanner
             diagnostics.Add(DiagnosticInfo.Create("CMPL0101", model.Location, model.TypeName));
         }
 
-        return source;
+        return (source, others);
     }
 
     /// <summary>
     /// The declaration index each stage reads from: the stage its attribute names, else the stage declared just above
     /// it. -1 for sources; -2 where that cannot be resolved (reported).
     /// </summary>
-    private static int[] ResolveInputs(PipelineModel model, int source, List<DiagnosticInfo> diagnostics)
+    private static int[] ResolveInputs(PipelineModel model, int source, List<int> others, List<DiagnosticInfo> diagnostics)
     {
         var stages = model.Stages.Items;
         var inputs = new int[stages.Length];
@@ -136,6 +149,14 @@ internal static class PipelinePlanner
             else
             {
                 inputs[i] = i - 1;
+            }
+        }
+
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (others.Contains(inputs[i]))
+            {
+                inputs[i] = source; // reading any of the sources reads them all
             }
         }
 
@@ -330,7 +351,7 @@ internal static class PipelinePlanner
         for (var i = 0; i < stages.Length; i++)
         {
             var stage = stages[i];
-            if (!reached[i] || readers[i].Count > 0 || stage.Role == StageRole.Sink || stage.Shape == StageShape.KeyBy || i == source)
+            if (!reached[i] || readers[i].Count > 0 || stage.Role is StageRole.Sink or StageRole.Source || stage.Shape == StageShape.KeyBy)
             {
                 continue;
             }

@@ -67,15 +67,27 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
             {
                 var source = BoundSource;
                 var sinks = BoundSinks.Slots;
-                var connectors = new ConnectorInfo[sinks.Count + 1];
-                connectors[0] = new ConnectorInfo(Descriptor.Stages[0].Name, 0, ConnectorRole.Source, source, source.Describe, null);
-                for (var i = 0; i < sinks.Count; i++)
+                var connectors = new List<ConnectorInfo>(sinks.Count + 1);
+                if (source is UnionSource<TIn> union)
                 {
-                    var slot = sinks[i];
-                    connectors[i + 1] = new ConnectorInfo(slot.Name, slot.Stage, ConnectorRole.Sink, slot.Connector, () => slot.Description, slot.Execution);
+                    // Several [Source] members read as one stream: each is a connector of its own, with its own settings.
+                    for (var i = 0; i < union.Members.Count; i++)
+                    {
+                        var member = union.Members[i];
+                        connectors.Add(new ConnectorInfo(union.Names[i], 0, ConnectorRole.Source, member, member.Describe, null));
+                    }
+                }
+                else
+                {
+                    connectors.Add(new ConnectorInfo(Descriptor.Stages[0].Name, 0, ConnectorRole.Source, source, source.Describe, null));
                 }
 
-                _connectors = connectors;
+                foreach (var slot in sinks)
+                {
+                    connectors.Add(new ConnectorInfo(slot.Name, slot.Stage, ConnectorRole.Sink, slot.Connector, () => slot.Description, slot.Execution));
+                }
+
+                _connectors = [.. connectors];
             }
 
             return _connectors;
@@ -89,8 +101,12 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
     string IDeadLetterTarget.DescribeDeadLetters(PipelineOptions options) => PipelineRunner.DeadLetterSinkFor(this, options).Describe();
 
     /// <summary>The source, read from the pipeline member once per job.</summary>
-    internal ISource<TIn> BoundSource => _source ??= GetSource()
-        ?? throw new PipelineConfigurationException(Descriptor.Name, $"Pipeline '{Descriptor.Name}': source '{Descriptor.Stages[0].Name}' is null; give the member a value.");
+    internal ISource<TIn> BoundSource => _source ??= GetSource() switch
+    {
+        null => throw new PipelineConfigurationException(Descriptor.Name, $"Pipeline '{Descriptor.Name}': source '{Descriptor.Stages[0].Name}' is null; give the member a value."),
+        UnionSource<TIn> { MissingMember: { } missing } => throw new PipelineConfigurationException(Descriptor.Name, $"Pipeline '{Descriptor.Name}': source '{missing}' is null; give the member a value."),
+        var source => source,
+    };
 
     /// <summary>The connector sinks, read from the pipeline members once per job.</summary>
     internal SinkBinder BoundSinks

@@ -1,0 +1,467 @@
+namespace Compiled.Runtime;
+
+/// <summary>
+/// Several sources of one record type read as one stream: what a pipeline with more than one <c>[Source]</c> reads
+/// (the generated code builds it from the members). Partition p's reader reads the p-th reader of every member at once
+/// and hands on whichever batch is ready first, so a member that waits (a socket with no client) never holds back
+/// another. Each member — and each split of a member that has several, such as a Kafka reader's partitions — keeps its
+/// own watermark (<see cref="SourceSplits"/>): the stream's watermark is the minimum over the members still reading.
+/// </summary>
+/// <remarks>
+/// <para>Delivery: positions are those of every member (each member recognises its own when they are committed or
+/// restored). Exactly-once is refused (a transactional sink stores the positions of one source). Windows behind a
+/// member that commits positions (Kafka) are checkpointed; then every member must commit positions: a file or
+/// collection member would be read again from its start after a restore, into state that already holds it.</para>
+/// <para>A member whose reader calls <see cref="SourceContext{T}.CheckpointAsync"/> from inside its read (a Kafka
+/// rebalance) waits until the partition's worker is between batches: reads of the members run concurrently, but the
+/// worker's checkpoints and batches never do.</para>
+/// </remarks>
+/// <typeparam name="T">The record type.</typeparam>
+public sealed class UnionSource<T> : ISource<T>, ISourceProgress
+{
+    /// <summary>Split ids of a member's own splits are offset by its index times this.</summary>
+    private const int MemberSplits = 1 << 20;
+
+    private readonly string[] _names;
+    private readonly ISource<T>[] _members;
+    private readonly List<Reader> _readers = [];
+    private readonly Lock _lock = new();
+    private SourceContext<T>? _context;
+    private int _opened;
+
+    /// <summary>Reads <paramref name="members"/> (named by <paramref name="names"/>, the pipeline members) as one stream.</summary>
+    public UnionSource(string[] names, ISource<T>?[] members)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(members);
+        if (names.Length != members.Length || members.Length == 0)
+        {
+            throw new ArgumentException("A union needs one name per member, and at least one member.", nameof(members));
+        }
+
+        _names = names;
+        _members = new ISource<T>[members.Length];
+        for (var i = 0; i < members.Length; i++)
+        {
+            _members[i] = members[i]!;
+            if (members[i] is null)
+            {
+                MissingMember ??= names[i];
+            }
+        }
+    }
+
+    /// <summary>The name of the first member that is null (the run refuses to start), or null.</summary>
+    public string? MissingMember { get; }
+
+    /// <summary>The member sources, in declaration order.</summary>
+    public IReadOnlyList<ISource<T>> Members => _members;
+
+    /// <summary>The members' names.</summary>
+    public IReadOnlyList<string> Names => _names;
+
+    /// <summary>The sum of the members' progress (those that report it).</summary>
+    public SourceProgress Progress
+    {
+        get
+        {
+            long done = 0, total = 0;
+            var known = true;
+            var unit = "records";
+            foreach (var member in _members)
+            {
+                if (member is ISourceProgress { Progress: var progress })
+                {
+                    done += progress.Done;
+                    total += progress.Total ?? 0;
+                    known &= progress.Total is not null;
+                    unit = progress.Unit;
+                }
+            }
+
+            return new SourceProgress(done, known ? total : null, unit);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Delivery == DeliveryGuarantee.ExactlyOnce)
+        {
+            throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': exactly-once delivery reads one source; this pipeline reads {Listed()}. Use at-least-once (an upsert absorbs repeats), or one source.");
+        }
+
+        _context = context;
+        lock (_lock)
+        {
+            _readers.Clear();
+        }
+
+        try
+        {
+            for (_opened = 0; _opened < _members.Length; _opened++)
+            {
+                var member = _opened;
+                await _members[member].OpenAsync(context.ForMember(_names[member], (partition, ct) => CheckpointFromMemberAsync(member, partition, ct)), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await CloseAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public ISourceReader<T> CreateReader(int partition)
+    {
+        var context = _context ?? throw new InvalidOperationException("The source is not open.");
+        var readers = new List<ISourceReader<T>>(_members.Length);
+        try
+        {
+            foreach (var member in _members)
+            {
+                readers.Add(member.CreateReader(partition));
+            }
+        }
+        catch
+        {
+            foreach (var created in readers)
+            {
+                created.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            throw;
+        }
+
+        if (context.CheckpointsState && readers.Any(r => r.CommitsPositions) && readers.Any(r => !r.CommitsPositions))
+        {
+            var without = string.Join(", ", _names.Where((_, i) => !readers[i].CommitsPositions).Select(n => $"'{n}'"));
+            foreach (var created in readers)
+            {
+                created.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': its windows are checkpointed, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restore. Read them in a pipeline of their own.");
+        }
+
+        var reader = new Reader(partition, [.. readers]);
+        lock (_lock)
+        {
+            _readers.Add(reader);
+        }
+
+        return reader;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask CloseAsync(CancellationToken cancellationToken)
+    {
+        List<Exception>? failures = null;
+        for (var i = 0; i < Math.Min(_opened, _members.Length); i++)
+        {
+            try
+            {
+                await _members[i].CloseAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                (failures ??= []).Add(ex);
+            }
+        }
+
+        _opened = 0;
+        if (failures is not null)
+        {
+            throw failures.Count == 1 ? failures[0] : new AggregateException(failures);
+        }
+    }
+
+    /// <inheritdoc/>
+    public string Describe() => "union of " + Listed();
+
+    private string Listed() => string.Join(", ", _members.Select((m, i) => $"{_names[i]} ({m.Describe()})"));
+
+    /// <summary>A member's reader asks for a checkpoint from inside its read: run it once the worker is between batches.</summary>
+    private async ValueTask CheckpointFromMemberAsync(int member, int partition, CancellationToken cancellationToken)
+    {
+        Reader? reader;
+        lock (_lock)
+        {
+            reader = _readers.FirstOrDefault(r => r.Partition == partition);
+        }
+
+        if (reader is null)
+        {
+            await _context!.CheckpointAsync(partition, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await reader.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        reader.Calling = member;
+        try
+        {
+            await _context!.CheckpointAsync(partition, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            reader.Calling = -1;
+            reader.Gate.Release();
+        }
+    }
+
+    /// <summary>Partition p's reader: the p-th reader of every member, read concurrently.</summary>
+    private sealed class Reader(int partition, ISourceReader<T>[] members) : ISourceReader<T>
+    {
+        private readonly Task<SourceBatch<T>>?[] _pending = new Task<SourceBatch<T>>?[members.Length];
+        private readonly bool[] _ended = new bool[members.Length];
+        private readonly bool[] _splitsOpen = new bool[members.Length];
+        private readonly List<int> _stale = [];
+        private readonly SourceSplits _splits = new();
+        private readonly IReadOnlyList<SourcePosition>[] _positions = [.. members.Select(m => m.Positions)];
+        private bool _holding = true;
+        private bool _started;
+
+        public int Partition => partition;
+
+        /// <summary>The member whose read asked for the checkpoint now running, or -1.</summary>
+        public int Calling { get; set; } = -1;
+
+        /// <summary>Held by the worker while it processes a batch; a member's checkpoint takes it in between.</summary>
+        public SemaphoreSlim Gate { get; } = new(0, 1);
+
+        public bool CommitsPositions => members.Any(m => m.CommitsPositions);
+
+        /// <summary>
+        /// Each member's positions as of the last batch it handed on: a member's read may be under way, past records
+        /// the worker has not seen, so its current positions are not the ones a checkpoint may record.
+        /// </summary>
+        public IReadOnlyList<SourcePosition> Positions => [.. _positions.SelectMany(p => p)];
+
+        public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (_holding)
+            {
+                _holding = false;
+                Gate.Release(); // between batches: a member's checkpoint may run now
+            }
+
+            if (!_started)
+            {
+                // Every member holds the watermark back from the start, until it has records, is idle or ends.
+                _started = true;
+                for (var m = 0; m < members.Length; m++)
+                {
+                    _splits.Add(m * MemberSplits);
+                }
+            }
+
+            try
+            {
+                while (true)
+                {
+                    Task<SourceBatch<T>>? any = null;
+                    for (var m = 0; m < members.Length; m++)
+                    {
+                        if (!_ended[m])
+                        {
+                            any = _pending[m] ??= members[m].ReadAsync(cancellationToken).AsTask();
+                        }
+                    }
+
+                    if (any is null)
+                    {
+                        return SourceBatch<T>.End;
+                    }
+
+                    var done = await Task.WhenAny(_pending.Where(p => p is not null)!).ConfigureAwait(false);
+                    var member = Array.IndexOf(_pending, done);
+                    _pending[member] = null;
+                    var batch = await done.ConfigureAwait(false); // a member's failure is the run's
+                    _positions[member] = members[member].Positions;
+                    _splits.ClearRuns();
+                    if (batch.IsEnd)
+                    {
+                        _ended[member] = true;
+                        CloseSplits(member);
+                        continue;
+                    }
+
+                    TrackSplits(member, batch);
+                    return batch.IsIdle && batch.Records.IsEmpty
+                        ? SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits)
+                        : SourceBatch<T>.Of(batch.Records, batch.Origins, _splits);
+                }
+            }
+            finally
+            {
+                await Gate.WaitAsync(CancellationToken.None).ConfigureAwait(false); // the worker processes the batch alone
+                _holding = true;
+            }
+        }
+
+        /// <summary>Mirrors member <paramref name="member"/>'s splits (or the member as one split) and the batch's runs into the union's.</summary>
+        private void TrackSplits(int member, SourceBatch<T> batch)
+        {
+            var offset = member * MemberSplits;
+            if (batch.Splits is { } own)
+            {
+                if (!_splitsOpen[member])
+                {
+                    _splits.Remove(offset); // the member as one split, until it said what its splits are
+                    _splitsOpen[member] = true;
+                }
+
+                _stale.Clear();
+                for (var i = 0; i < _splits.Count; i++)
+                {
+                    var id = _splits[i];
+                    if (id >= offset && id < offset + MemberSplits && !Contains(own, id - offset))
+                    {
+                        _stale.Add(id);
+                    }
+                }
+
+                foreach (var id in _stale)
+                {
+                    _splits.Remove(id);
+                }
+
+                for (var i = 0; i < own.Count; i++)
+                {
+                    _splits.Add(offset + own[i]);
+                    _splits.SetIdle(offset + own[i], own.IsIdleAt(i));
+                }
+
+                foreach (var run in own.Runs)
+                {
+                    _splits.Append(offset + run.Split, run.Count);
+                }
+
+                return;
+            }
+
+            _splits.Add(offset);
+            if (batch.IsIdle)
+            {
+                _splits.SetIdle(offset, idle: true);
+            }
+            else
+            {
+                _splits.Append(offset, batch.Records.Length);
+            }
+        }
+
+        private static bool Contains(SourceSplits splits, int id)
+        {
+            for (var i = 0; i < splits.Count; i++)
+            {
+                if (splits[i] == id)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        private void CloseSplits(int member)
+        {
+            var offset = member * MemberSplits;
+            _stale.Clear();
+            for (var i = 0; i < _splits.Count; i++)
+            {
+                if (_splits[i] >= offset && _splits[i] < offset + MemberSplits)
+                {
+                    _stale.Add(_splits[i]);
+                }
+            }
+
+            foreach (var id in _stale)
+            {
+                _splits.Remove(id);
+            }
+        }
+
+        /// <summary>Commits each member's positions as of its last batch handed on.</summary>
+        public async ValueTask CommitAsync(CancellationToken cancellationToken)
+        {
+            for (var m = 0; m < members.Length; m++)
+            {
+                if (await QuietAsync(m).ConfigureAwait(false))
+                {
+                    await members[m].CommitAsync(_positions[m], cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        /// <summary>Commits the positions a completed checkpoint recorded; each member picks its own.</summary>
+        public async ValueTask CommitAsync(IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken)
+        {
+            for (var m = 0; m < members.Length; m++)
+            {
+                if (await QuietAsync(m).ConfigureAwait(false))
+                {
+                    await members[m].CommitAsync(positions, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Waits until member <paramref name="m"/> has no read under way (a reader is never called during its own read,
+        /// except by itself: the member that asked for the checkpoint). Members that do not commit positions are not
+        /// committed while they read; their commits mean nothing before their end.
+        /// </summary>
+        private async ValueTask<bool> QuietAsync(int m)
+        {
+            if (m == Calling || _pending[m] is not { } pending)
+            {
+                return true;
+            }
+
+            if (!members[m].CommitsPositions)
+            {
+                return false;
+            }
+
+            await Task.WhenAny(pending).ConfigureAwait(false); // the batch it returns stays pending for the next read
+            return true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            List<Exception>? failures = null;
+            for (var m = 0; m < members.Length; m++)
+            {
+                if (_pending[m] is { } pending)
+                {
+                    // A read still under way (the run stopped or failed; its token wakes it): let it end before disposing.
+                    try
+                    {
+                        await pending.ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        // its outcome no longer matters
+                    }
+                }
+
+                try
+                {
+                    await members[m].DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    (failures ??= []).Add(ex);
+                }
+            }
+
+            Gate.Dispose();
+            if (failures is not null)
+            {
+                throw failures.Count == 1 ? failures[0] : new AggregateException(failures);
+            }
+        }
+    }
+}
