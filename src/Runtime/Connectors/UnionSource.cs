@@ -60,26 +60,30 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
     /// <summary>The members' names.</summary>
     public IReadOnlyList<string> Names => _names;
 
-    /// <summary>The sum of the members' progress (those that report it).</summary>
+    /// <summary>The sum of the members' progress; the total only when every member knows its own, in one unit.</summary>
     public SourceProgress Progress
     {
         get
         {
             long done = 0, total = 0;
             var known = true;
-            var unit = "records";
+            string? unit = null;
             foreach (var member in _members)
             {
                 if (member is ISourceProgress { Progress: var progress })
                 {
                     done += progress.Done;
                     total += progress.Total ?? 0;
-                    known &= progress.Total is not null;
+                    known &= progress.Total is not null && (unit is null || unit == progress.Unit);
                     unit = progress.Unit;
+                }
+                else
+                {
+                    known = false;
                 }
             }
 
-            return new SourceProgress(done, known ? total : null, unit);
+            return new SourceProgress(done, known ? total : null, unit ?? "records");
         }
     }
 
@@ -217,6 +221,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         private readonly Task<SourceBatch<T>>?[] _pending = new Task<SourceBatch<T>>?[members.Length];
         private readonly bool[] _ended = new bool[members.Length];
         private readonly bool[] _splitsOpen = new bool[members.Length];
+        private readonly bool[] _idle = new bool[members.Length];
         private readonly List<int> _stale = [];
         private readonly SourceSplits _splits = new();
         private readonly IReadOnlyList<SourcePosition>[] _positions = [.. members.Select(m => m.Positions)];
@@ -289,9 +294,15 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                     }
 
                     TrackSplits(member, batch);
-                    return batch.IsIdle && batch.Records.IsEmpty
-                        ? SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits)
-                        : SourceBatch<T>.Of(batch.Records, batch.Origins, _splits);
+                    _idle[member] = batch.IsIdle && batch.Records.IsEmpty;
+                    if (_idle[member] && AllIdle())
+                    {
+                        // Nothing to read in any source (no Kafka partition, no file): the partition stops holding
+                        // back the windows it feeds, as a single source's reader does.
+                        return SourceBatch<T>.Idle;
+                    }
+
+                    return SourceBatch<T>.Of(batch.Records, batch.Origins, _splits);
                 }
             }
             finally
@@ -351,6 +362,19 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             {
                 _splits.Append(offset, batch.Records.Length);
             }
+        }
+
+        private bool AllIdle()
+        {
+            for (var m = 0; m < members.Length; m++)
+            {
+                if (!_ended[m] && !_idle[m])
+                {
+                    return false;
+                }
+            }
+
+            return true;
         }
 
         private static bool Contains(SourceSplits splits, int id)

@@ -27,9 +27,44 @@ public sealed partial class UnionWindows
 
     [Window] public WindowSpec<Reading, Sum<Reading, ReadingValue, long>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromMilliseconds(100)));
 
-    [Sink] public CollectionSink<WindowResult<int, long>> Results { get; set; } = new();
+    [Sink] public ISink<WindowResult<int, long>> Results { get; set; } = new CollectionSink<WindowResult<int, long>>();
 
     [LateData] public CollectionSink<Reading> Late { get; set; } = new();
+}
+
+/// <summary>Partition 0 hands on its records once, then waits for the stop; every other partition says it is idle.</summary>
+public sealed class IdleElsewhereSource(Reading[] records) : ISource<Reading>
+{
+    public ValueTask OpenAsync(SourceContext<Reading> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<Reading> CreateReader(int partition) => new Reader(partition == 0 ? records : null);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader(Reading[]? records) : ISourceReader<Reading>
+    {
+        private bool _sent;
+
+        public async ValueTask<SourceBatch<Reading>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (records is null)
+            {
+                await Task.Delay(5, cancellationToken); // nothing to read here, ever: asked again a little later
+                return SourceBatch<Reading>.Idle;
+            }
+
+            if (!_sent)
+            {
+                _sent = true;
+                return SourceBatch<Reading>.Of(records);
+            }
+
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return SourceBatch<Reading>.End;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }
 
 /// <summary>Several <c>[Source]</c> members of one record type: a union.</summary>
@@ -65,7 +100,29 @@ public sealed class UnionTests
         await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 16 });
         Assert.Empty(pipeline.Late.Items);
         var expected = left.Concat(right).GroupBy(r => (r.Key, Start: r.Time / 100 * 100)).Select(g => (g.Key.Key, g.Key.Start, Sum: g.Sum(r => r.Value)));
-        Assert.Equal(expected.Order(), pipeline.Results.Items.Select(r => (r.Key, r.Start, Sum: r.Value)).Order());
+        Assert.Equal(expected.Order(), ((CollectionSink<WindowResult<int, long>>)pipeline.Results).Items.Select(r => (r.Key, r.Start, Sum: r.Value)).Order());
+    }
+
+    [Fact]
+    public async Task A_partition_where_every_source_is_idle_does_not_hold_the_windows_back()
+    {
+        // Partition 1 of both sources has nothing to read and says so: the union says so too, so the windows that
+        // partition 0's records close fire while the run goes on.
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var results = new TrackingSink<WindowResult<int, long>> { BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; } };
+        var pipeline = new UnionWindows
+        {
+            Left = new IdleElsewhereSource([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
+            Right = new IdleElsewhereSource([new Reading(3, 30, 16), new Reading(3, 260, 32)]),
+            Results = results,
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // fails here if partition 1 held the watermark back
+        Assert.False(run.IsCompleted);
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal([(1, 0L, 3L), (1, 200, 8), (2, 100, 4), (3, 0, 16), (3, 200, 32)], results.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
     }
 
     [Fact]
