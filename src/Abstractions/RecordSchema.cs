@@ -24,7 +24,7 @@ public abstract class RecordSchema<T>
 
     /// <summary>Calls <paramref name="visitor"/> once per field of <paramref name="record"/>, in order.</summary>
     public abstract void Visit<TVisitor>(in T record, ref TVisitor visitor)
-        where TVisitor : IFieldVisitor, allows ref struct;
+        where TVisitor : IFieldVisitor;
 }
 
 /// <summary>Receives field values from <see cref="RecordSchema{T}.Visit"/>, typed, without boxing.</summary>

@@ -40,6 +40,13 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
                 symbolContext =>
                 {
                     var type = (INamedTypeSymbol)symbolContext.Symbol;
+                    if ((Symbols.HasAttribute(type, KnownNames.PipelineAttribute) || Symbols.HasAttribute(type, KnownNames.RecordAttribute))
+                        && type.Locations.FirstOrDefault(l => l.IsInSource) is { SourceTree.Options: CSharpParseOptions { LanguageVersion: < LanguageVersion.CSharp11 and var version } } at)
+                    {
+                        symbolContext.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.LanguageVersionTooOld, at, type.Name, version.ToDisplayString()));
+                        return; // the compiler's own errors in the generated code say the rest
+                    }
+
                     if (Symbols.HasAttribute(type, KnownNames.PipelineAttribute))
                     {
                         var plan = PipelinePlanner.Plan(PipelineParser.Parse(type, symbolContext.Compilation, symbolContext.CancellationToken));

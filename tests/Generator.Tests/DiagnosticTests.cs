@@ -634,6 +634,44 @@ public sealed class DiagnosticTests
         Assert.Empty(run.DiagnosticsInGeneratedCode);
     }
 
+    private const string OldLanguagePipeline = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        [Record(Naming = FieldNaming.CamelCase)]
+        public partial record struct Hit(string Page, [property: EventTime] long At);
+
+        [Pipeline]
+        public sealed partial class Hits
+        {
+            [Source] public CollectionSource<Hit> A { get; set; } = new();
+            [Source] public CollectionSource<Hit> B { get; set; } = new();
+            [KeyBy] static string Page(Hit h) => h.Page;
+            [Window] public WindowSpec<Hit, Count<Hit>> PerSecond { get; set; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));
+            [Sink] public CollectionSink<WindowResult<string, long>> Out { get; set; } = new();
+        }
+        """;
+
+    [Fact]
+    public void Generated_code_compiles_at_CSharp_11_with_implicit_usings_off()
+    {
+        // The oldest language version generated code supports: a record with codecs and schema, several sources, a window.
+        var run = GeneratorHarness.RunAt(Microsoft.CodeAnalysis.CSharp.LanguageVersion.CSharp11, OldLanguagePipeline);
+        run.AssertClean();
+    }
+
+    [Fact]
+    public void CMPL0010_language_version_before_11()
+    {
+        var run = GeneratorHarness.RunAt(Microsoft.CodeAnalysis.CSharp.LanguageVersion.CSharp10, OldLanguagePipeline);
+        var reported = run.AnalyzerDiagnostics.Where(d => d.Id == "CMPL0010").Select(d => d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
+        Assert.Equal(
+        [
+            "'Hit' needs C# 11 or later (generated codecs and pipelines implement static abstract interface members); this project uses C# 10.0: remove <LangVersion> or set it to 11 or later",
+            "'Hits' needs C# 11 or later (generated codecs and pipelines implement static abstract interface members); this project uses C# 10.0: remove <LangVersion> or set it to 11 or later",
+        ], reported);
+    }
+
     private static void AssertSingle(string id, string markup, string message, string? spanOverride = null, string? expectAlso = null)
     {
         var (source, span) = Markup.Parse(Usings + markup);

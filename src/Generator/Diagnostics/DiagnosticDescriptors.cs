@@ -59,6 +59,11 @@ internal static class DiagnosticDescriptors
         "Struct operator state would be lost",
         "Operator '{0}' cannot keep its state: {1}");
 
+    public static readonly DiagnosticDescriptor LanguageVersionTooOld = Error(
+        "CMPL0010",
+        "C# 11 or later is required",
+        "'{0}' needs C# 11 or later (generated codecs and pipelines implement static abstract interface members); this project uses C# {1}: remove <LangVersion> or set it to 11 or later");
+
     public static readonly DiagnosticDescriptor NoSource = Error(
         "CMPL0101",
         "Pipeline has no source",

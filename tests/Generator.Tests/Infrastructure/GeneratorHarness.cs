@@ -24,24 +24,38 @@ internal static class GeneratorHarness
     ];
 
     public static CSharpCompilation Compile(IEnumerable<MetadataReference> references, params string[] sources)
+        => Compile(ParseOptions, references, sources);
+
+    public static CSharpCompilation Compile(CSharpParseOptions options, IEnumerable<MetadataReference> references, params string[] sources)
         => CSharpCompilation.Create(
             "Generated" + Guid.NewGuid().ToString("N"),
-            sources.Select((text, i) => CSharpSyntaxTree.ParseText(text, ParseOptions, path: $"Source{i}.cs")),
+            sources.Select((text, i) => CSharpSyntaxTree.ParseText(text, options, path: $"Source{i}.cs")),
             references,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, concurrentBuild: false));
 
     public static CSharpCompilation Compile(params string[] sources) => Compile(References, sources);
 
-    public static GeneratorDriver CreateDriver() => CSharpGeneratorDriver.Create(
+    public static GeneratorDriver CreateDriver() => CreateDriver(ParseOptions);
+
+    public static GeneratorDriver CreateDriver(CSharpParseOptions options) => CSharpGeneratorDriver.Create(
         [new PipelineGenerator().AsSourceGenerator()],
-        parseOptions: ParseOptions,
+        parseOptions: options,
         driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     public static GeneratorRun Run(params string[] sources) => Run(Compile(sources));
 
-    public static GeneratorRun Run(CSharpCompilation compilation)
+    /// <summary>Runs over <paramref name="sources"/> written in language version <paramref name="version"/>.</summary>
+    public static GeneratorRun RunAt(LanguageVersion version, params string[] sources)
     {
-        var driver = CreateDriver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
+        var options = new CSharpParseOptions(version);
+        return Run(Compile(options, References, sources), CreateDriver(options));
+    }
+
+    public static GeneratorRun Run(CSharpCompilation compilation) => Run(compilation, CreateDriver());
+
+    private static GeneratorRun Run(CSharpCompilation compilation, GeneratorDriver created)
+    {
+        var driver = created.RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
         var analyzerDiagnostics = output
             .WithAnalyzers([new PipelineAnalyzer()])
             .GetAnalyzerDiagnosticsAsync()
