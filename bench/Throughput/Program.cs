@@ -32,6 +32,11 @@ if (!postgresOnly)
     await MemoryToMemory(block);
 }
 
+if (!postgresOnly)
+{
+    await CacheResident(block);
+}
+
 if (!args.Contains("--memory-only") && !postgresOnly)
 {
     await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
@@ -80,6 +85,7 @@ async Task MemoryToMemory(List<(string, string)> results)
     const int RecordBytes = 32;
 
     var hand = new Measurement("hand-written loop", records, RecordBytes);
+    var hand2 = new Measurement("hand-written loop, 2 threads", records, RecordBytes);
     var fused = new Measurement("Compiled generated loop", records, RecordBytes);
     var runtime1 = new Measurement("Compiled runtime, parallelism 1", records, RecordBytes);
     var runtime2 = new Measurement("Compiled runtime, parallelism 2", records, RecordBytes);
@@ -100,6 +106,7 @@ async Task MemoryToMemory(List<(string, string)> results)
     {
         var measure = rep >= warmups;
         await hand.RunAsync(() => { OrderWorkload.HandLoop(orders).Verify(expected, hand.Name); return Task.CompletedTask; }, measure);
+        await hand2.RunAsync(async () => (await TwoThreadHandLoop.RunAsync(orders)).Verify(expected, hand2.Name), measure);
         await fused.RunAsync(
             async () =>
             {
@@ -126,7 +133,7 @@ async Task MemoryToMemory(List<(string, string)> results)
     }
 
     var baseline = hand.MedianSeconds;
-    foreach (var m in new[] { hand, fused, runtime1, runtime2, connector })
+    foreach (var m in new[] { hand, hand2, fused, runtime1, runtime2, connector })
     {
         Console.WriteLine(m.Row(baseline));
     }
@@ -136,9 +143,72 @@ async Task MemoryToMemory(List<(string, string)> results)
     results.Add(("runtime_vs_handloop", Ratio(baseline / runtime1.MedianSeconds)));
     results.Add(("runtime_alloc_bytes_per_record", runtime1.AllocatedBytesPerRecord.ToString("F4", CultureInfo.InvariantCulture)));
     results.Add(("partitions2_vs_1", Ratio(runtime1.MedianSeconds / runtime2.MedianSeconds)));
+    results.Add(("handloop_2threads_vs_1", Ratio(baseline / hand2.MedianSeconds)));
     results.Add(("runtime_connector_sink_vs_handloop", Ratio(baseline / connector.MedianSeconds)));
     results.Add(("handloop_ns_per_record", (baseline * 1e9 / records).ToString("F3", CultureInfo.InvariantCulture)));
     results.Add(("fused_records_per_second", fused.RecordsPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
+}
+
+// The same work over a block that stays in cache, repeated to the same record count: what the loops cost without
+// the memory bandwidth that the memory scenario spends most of its time on (and that two cores share).
+async Task CacheResident(List<(string, string)> results)
+{
+    const int BlockRecords = 16_384; // 512 KB of orders
+    var block = OrderWorkload.Create(BlockRecords);
+    var repeats = Math.Max(2, records / BlockRecords);
+    var total = (long)BlockRecords * repeats;
+    Console.WriteLine();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"scenario: cache-resident, the same chain over a block of {BlockRecords:N0} orders (512 KB) repeated {repeats:N0} times"));
+    var expected = TwoThreadHandLoop.Repeated(block, repeats);
+    var hand = new Measurement("hand-written loop", total, 32);
+    var hand2 = new Measurement("hand-written loop, 2 threads", total, 32);
+    var fused = new Measurement("Compiled generated loop", total, 32);
+    var runtime1 = new Measurement("Compiled runtime, parallelism 1", total, 32);
+    var runtime2 = new Measurement("Compiled runtime, parallelism 2", total, 32);
+    for (var rep = 0; rep < warmups + repetitions; rep++)
+    {
+        var measure = rep >= warmups;
+        await hand.RunAsync(() => { TwoThreadHandLoop.Repeated(block, repeats).Verify(expected, hand.Name); return Task.CompletedTask; }, measure);
+        await hand2.RunAsync(async () => (await TwoThreadHandLoop.RunRepeatedAsync(block, repeats)).Verify(expected, hand2.Name), measure);
+        await fused.RunAsync(
+            async () =>
+            {
+                FusedOrders.ResetShared();
+                var pipeline = new FusedOrders();
+                await using (var driver = await PipelineTestDriver.StartAsync<Order>(pipeline))
+                {
+                    for (var r = 0; r < repeats; r++)
+                    {
+                        driver.Push(block);
+                    }
+                }
+
+                pipeline.Result.Verify(expected, fused.Name);
+            },
+            measure);
+        foreach (var (measurement, parallelism) in new[] { (runtime1, 1), (runtime2, 2) })
+        {
+            await measurement.RunAsync(
+                async () =>
+                {
+                    FusedOrders.ResetShared();
+                    var pipeline = new FusedOrders { Orders = new RepeatedBlockSource(block, repeats) };
+                    await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism });
+                    pipeline.Result.Verify(expected, measurement.Name);
+                },
+                measure);
+        }
+    }
+
+    foreach (var m in new[] { hand, hand2, fused, runtime1, runtime2 })
+    {
+        Console.WriteLine(m.Row(hand.MedianSeconds));
+    }
+
+    results.Add(("cache_fused_vs_handloop", Ratio(hand.MedianSeconds / fused.MedianSeconds)));
+    results.Add(("cache_runtime_vs_handloop", Ratio(hand.MedianSeconds / runtime1.MedianSeconds)));
+    results.Add(("cache_partitions2_vs_1", Ratio(runtime1.MedianSeconds / runtime2.MedianSeconds)));
+    results.Add(("cache_handloop_2threads_vs_1", Ratio(hand.MedianSeconds / hand2.MedianSeconds)));
 }
 
 async Task Diagnose(List<(string, string)> results)

@@ -115,7 +115,7 @@ public sealed partial class FusedOrders : IDisposable
     private static readonly Lock SharedLock = new();
     private static Result s_shared;
 
-    [Source] public CollectionSource<Order> Orders { get; set; } = new();
+    [Source] public ISource<Order> Orders { get; set; } = new CollectionSource<Order>();
 
     [Transform] static Order Birthday(Order o) => OrderWorkload.Birthday(o);
 
