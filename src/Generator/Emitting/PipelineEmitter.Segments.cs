@@ -98,11 +98,69 @@ internal static partial class PipelineEmitter
             EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
         }
 
+        if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || s.Stage.Storage == OperatorStorage.HoistedStruct))
+        {
+            writer.Line();
+            EmitFastPath(writer, plan, segment, stages, names, inputType, usesPipeline, firstStage);
+        }
+
         writer.Close(); // class
     }
 
-    /// <summary>What the loop's stage emitters share.</summary>
-    private sealed record LoopContext(PipelinePlan Plan, SegmentPlan Segment, Dictionary<int, string> Names, int FirstStage, bool HasPrefix);
+    /// <summary>
+    /// The loop without bookkeeping, for a segment whose every stage can run a batch again from its start: static and
+    /// readonly operators (harmless to call again), mutable struct operators (written back only once the batch is
+    /// done, so a failure leaves them as they were) and outputs (their counts set back). It runs first; if anything in
+    /// the batch throws, the outputs are set back and the marked loop (<c>Run</c>) runs the batch again to find the
+    /// record and stage and apply the error policy — bookkeeping paid only when a record fails.
+    /// </summary>
+    private static void EmitFastPath(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, List<PlannedStage> stages, Dictionary<int, string> names, string inputType, bool usesPipeline, int firstStage)
+    {
+        var outputs = stages.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy).Select(s => names[s.Index]).ToList();
+        writer.Open($"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)");
+        foreach (var output in outputs)
+        {
+            writer.Line($"var {output}Start = _{output}Out.Count;");
+        }
+
+        writer.Open("try");
+        writer.Line("RunFast(batch);");
+        writer.Line("return true;");
+        writer.Close();
+        writer.Open("catch (global::System.Exception)");
+        writer.Line("// Some record failed: undo the batch's outputs; the marked loop runs it again and finds which.");
+        foreach (var output in outputs)
+        {
+            writer.Line($"_{output}Out.SetCount({output}Start);");
+        }
+
+        writer.Line("return false;");
+        writer.Close();
+        writer.Close();
+        writer.Line();
+        writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // the loop stays out of the caller's try");
+        writer.Open($"private void RunFast({Names.ReadOnlySpan}<{inputType}> batch)");
+        EmitPrologue(writer, plan.Model, stages, names, usesPipeline);
+        writer.Open("for (var i = 0; i < batch.Length; i++)");
+        writer.Line("var r0 = batch[i];");
+        var loop = new LoopContext(plan, segment, names, firstStage, HasPrefix: false, Fast: true);
+        EmitReaders(writer, loop, plan.Chain[segment.FirstStage], "r0", tail: true);
+        writer.Close(); // for
+        foreach (var stage in stages)
+        {
+            WriteBack(writer, stage.Stage, names[stage.Index]);
+        }
+
+        foreach (var output in outputs)
+        {
+            writer.Line($"{output}Out.SetCount({output}Count);");
+        }
+
+        writer.Close();
+    }
+
+    /// <summary>What the loop's stage emitters share; <paramref name="Fast"/>: the loop without bookkeeping.</summary>
+    private sealed record LoopContext(PipelinePlan Plan, SegmentPlan Segment, Dictionary<int, string> Names, int FirstStage, bool HasPrefix, bool Fast = false);
 
     /// <summary>
     /// Emits the stages that read <paramref name="stage"/> within the loop, each passed <paramref name="value"/>. In
@@ -132,7 +190,7 @@ internal static partial class PipelineEmitter
         var next = "r" + SourceWriter.Number(stage.Index);
         var index = SourceWriter.Number(stage.Index);
         writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
-        if (s.Shape != StageShape.ConnectorSink && (loop.HasPrefix ? stage.Index >= loop.Segment.MarkedFrom : stage.Index != loop.FirstStage))
+        if (!loop.Fast && s.Shape != StageShape.ConnectorSink && (loop.HasPrefix ? stage.Index >= loop.Segment.MarkedFrom : stage.Index != loop.FirstStage))
         {
             writer.Line($"progress.Stage = {index};");
         }
@@ -141,7 +199,7 @@ internal static partial class PipelineEmitter
         {
             case StageShape.Map:
                 writer.Line($"var {next} = {Call(model, s, name, current)};");
-                WriteBack(writer, s, name);
+                WriteBack(writer, loop, s, name);
                 EmitReaders(writer, loop, stage, next, tail);
                 break;
             case StageShape.Filter:
@@ -149,7 +207,7 @@ internal static partial class PipelineEmitter
                 if (s.Storage == OperatorStorage.HoistedStruct)
                 {
                     writer.Line($"var keep{index} = {Call(model, s, name, current)};");
-                    WriteBack(writer, s, name);
+                    WriteBack(writer, loop, s, name);
                     condition = $"keep{index}";
                 }
                 else
@@ -173,9 +231,9 @@ internal static partial class PipelineEmitter
             case StageShape.FlatMap:
                 writer.Line($"{name}Emit.Reset();");
                 writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Emit)")};");
-                WriteBack(writer, s, name);
+                WriteBack(writer, loop, s, name);
                 writer.Open($"foreach (var {next} in {name}Emit.Span)");
-                if (loop.HasPrefix && stage.Index < loop.Segment.MarkedFrom && loop.Segment.MarkedFrom <= loop.Segment.LastStage)
+                if (!loop.Fast && loop.HasPrefix && stage.Index < loop.Segment.MarkedFrom && loop.Segment.MarkedFrom <= loop.Segment.LastStage)
                 {
                     writer.Line("progress.Stage = 0; // back in the stateless stages for the next emitted record");
                 }
@@ -185,13 +243,17 @@ internal static partial class PipelineEmitter
                 break;
             case StageShape.MethodSink:
                 writer.Line($"{Call(model, s, name, current)};");
-                WriteBack(writer, s, name);
+                WriteBack(writer, loop, s, name);
                 EmitReaders(writer, loop, stage, current, tail);
                 break;
             case StageShape.ConnectorSink:
                 writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
                 writer.Line($"{name}Items[{name}Count++] = {current};");
-                writer.Line($"{name}Out.SetCount({name}Count);");
+                if (!loop.Fast)
+                {
+                    writer.Line($"{name}Out.SetCount({name}Count);");
+                }
+
                 EmitReaders(writer, loop, stage, current, tail);
                 break;
             case StageShape.KeyBy:
@@ -205,7 +267,11 @@ internal static partial class PipelineEmitter
 
                 writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
                 writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
-                writer.Line($"{name}Out.SetCount({name}Count);");
+                if (!loop.Fast)
+                {
+                    writer.Line($"{name}Out.SetCount({name}Count);");
+                }
+
                 break;
         }
     }
@@ -378,6 +444,15 @@ internal static partial class PipelineEmitter
     {
         var key = WindowOf(plan, keyBy).Window!.Key;
         return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
+    }
+
+    /// <summary>A struct operator's write-back after each call — in the marked loop; the fast loop writes back once, after the batch.</summary>
+    private static void WriteBack(SourceWriter writer, LoopContext loop, StageModel stage, string name)
+    {
+        if (!loop.Fast)
+        {
+            WriteBack(writer, stage, name);
+        }
     }
 
     private static void WriteBack(SourceWriter writer, StageModel stage, string name)

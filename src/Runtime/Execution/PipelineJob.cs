@@ -249,6 +249,11 @@ public abstract class FusedSegment<TIn>
     /// </summary>
     public void Process(ReadOnlySpan<TIn> batch, IRecordOrigins? origins = null)
     {
+        if (TryRunFast(batch))
+        {
+            return;
+        }
+
         var progress = default(SegmentProgress);
         while (true)
         {
@@ -265,6 +270,14 @@ public abstract class FusedSegment<TIn>
             }
         }
     }
+
+    /// <summary>
+    /// Generated for segments whose every stage can run a batch again: runs the chain over the whole batch without
+    /// marking its progress, and returns true; when a record throws, sets the segment's outputs back to where they were
+    /// and returns false — <see cref="Run"/> then runs the batch again, marked, to find the record and apply the error
+    /// policy. The default (other segments) returns false at once.
+    /// </summary>
+    protected virtual bool TryRunFast(ReadOnlySpan<TIn> batch) => false;
 
     /// <summary>
     /// Replays <paramref name="record"/> through the segment's stateless stages (those before the first marked one),

@@ -1,0 +1,63 @@
+using Compiled.Connectors;
+
+namespace Compiled.Runtime.Tests;
+
+/// <summary>Numbers every record it sees: a mutable struct operator, kept in registers by the loop.</summary>
+public struct Numbering
+{
+    private long _seen;
+
+    public long Apply(long x) => (x * 1_000_000) + _seen++;
+
+    public readonly long Seen => _seen;
+}
+
+/// <summary>A struct operator before a stage that throws now and then, a flatMap and a connector sink: the loop runs without bookkeeping until a record fails.</summary>
+[Pipeline(Name = "fast-path", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class FastPathPipeline
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform] public Numbering Number { get; set; }
+
+    [Transform] static long Check(long x) => (x / 1_000_000) % 97 == 0 ? throw new InvalidOperationException("a multiple of 97") : x;
+
+    [Transform]
+    static void Thrice(long x, Emitter<long> output)
+    {
+        // More records out than in: the sink's buffer grows in the middle of a batch.
+        output.Emit(x);
+        output.Emit(-x);
+        output.Emit(x + 1);
+    }
+
+    [Sink] public CollectionSink<long> Output { get; set; } = new();
+}
+
+/// <summary>
+/// The fused loop runs a batch without bookkeeping first and, when a record fails, sets its outputs back and runs the
+/// batch again marked: the error policy must see each failing record once, at its stage, and the operators' state and
+/// outputs must count every other record exactly once.
+/// </summary>
+public sealed class FastPathTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100)]
+    [InlineData(4096)]
+    public async Task A_failing_record_is_dead_lettered_once_and_nothing_is_counted_or_written_twice(int batchSize)
+    {
+        var input = Enumerable.Range(1, 5_000).Select(i => (long)i).ToArray();
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new FastPathPipeline { Numbers = new CollectionSource<long>(input) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        // The struct numbered every record (failing ones too: they failed after it), once each, in order.
+        var expected = input.Select((x, n) => (x * 1_000_000) + n).Where(v => (v / 1_000_000) % 97 != 0).SelectMany(v => new[] { v, -v, v + 1 });
+        Assert.Equal(expected, pipeline.Output.Items);
+        Assert.Equal(input.Length, pipeline.Number.Seen);
+        Assert.Equal(input.Count(x => x % 97 == 0), deadLetters.Items.Count);
+        Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+    }
+}
