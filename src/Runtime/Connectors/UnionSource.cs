@@ -150,7 +150,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': its windows are checkpointed, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restore. Read them in a pipeline of their own.");
         }
 
-        var reader = new Reader(partition, [.. readers]);
+        var reader = new Reader(context.PipelineName, _names, partition, [.. readers]);
         lock (_lock)
         {
             _readers.Add(reader);
@@ -216,7 +216,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
     }
 
     /// <summary>Partition p's reader: the p-th reader of every member, read concurrently.</summary>
-    private sealed class Reader(int partition, ISourceReader<T>[] members) : ISourceReader<T>
+    private sealed class Reader(string pipeline, string[] names, int partition, ISourceReader<T>[] members) : ISourceReader<T>
     {
         private readonly Task<SourceBatch<T>>?[] _pending = new Task<SourceBatch<T>>?[members.Length];
         private readonly bool[] _ended = new bool[members.Length];
@@ -227,6 +227,13 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         private readonly IReadOnlyList<SourcePosition>[] _positions = [.. members.Select(m => m.Positions)];
         private bool _holding = true;
         private bool _started;
+        private Task? _tick;
+
+        /// <summary>
+        /// How often a reader whose sources have nothing hands on an empty batch anyway, so that the watermark is
+        /// looked at again: a source that stays silent past the window's idle timeout then stops holding it back.
+        /// </summary>
+        private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
 
         public int Partition => partition;
 
@@ -280,10 +287,29 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                         return SourceBatch<T>.End;
                     }
 
-                    var done = await Task.WhenAny(_pending.Where(p => p is not null)!).ConfigureAwait(false);
-                    var member = Array.IndexOf(_pending, done);
+                    _tick ??= Task.Delay(Tick, CancellationToken.None);
+                    var done = await Task.WhenAny(_pending.OfType<Task>().Append(_tick)).ConfigureAwait(false);
+                    if (done == _tick)
+                    {
+                        _tick = null;
+                        cancellationToken.ThrowIfCancellationRequested();
+                        _splits.ClearRuns();
+                        return SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
+                    }
+
+                    var read = (Task<SourceBatch<T>>)done;
+                    var member = Array.IndexOf(_pending, read);
                     _pending[member] = null;
-                    var batch = await done.ConfigureAwait(false); // a member's failure is the run's
+                    SourceBatch<T> batch;
+                    try
+                    {
+                        batch = await read.ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
+                    {
+                        throw new ConnectorException(pipeline, names[member], partition, "read", ex); // named after the source that failed
+                    }
+
                     _positions[member] = members[member].Positions;
                     _splits.ClearRuns();
                     if (batch.IsEnd)

@@ -53,6 +53,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private long _floor = long.MinValue;
     private SourceSplits? _splits;
     private Dictionary<int, long>? _splitMax;
+    private Dictionary<int, long>? _splitActive;
     private int _mark;
     private bool _idlePending;
     private bool _idle;
@@ -94,10 +95,29 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
 
     public void RaiseWatermark(long watermark) => _floor = Math.Max(_floor, watermark);
 
+    /// <summary>
+    /// With a clock: a split that has handed on nothing for this long (processing time) stops holding the watermark
+    /// back until its next records, as an input of a keyed partition does (the window's <c>IdleTimeout</c>; zero: never).
+    /// </summary>
+    public TimeSpan SplitIdleTimeout { get; init; }
+
+    /// <summary>The run's clock, for <see cref="SplitIdleTimeout"/>.</summary>
+    public RunClock? Clock { get; init; }
+
+    private long Now => Clock?.Now ?? 0;
+
     public void ReadSplits(SourceSplits splits)
     {
         _splits = splits;
         _splitMax ??= [];
+        if (SplitIdleTimeout > TimeSpan.Zero && Clock is not null)
+        {
+            _splitActive ??= [];
+            for (var i = 0; i < splits.Count; i++)
+            {
+                _splitActive.TryAdd(splits[i], Now); // a split counts as active from when the port first hears of it
+            }
+        }
     }
 
     public void EndRun(int split)
@@ -117,6 +137,10 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         _splitMax[split] = max;
         _maxTimestamp = Math.Max(_maxTimestamp, max);
         _mark = records.Length;
+        if (_splitActive is not null)
+        {
+            _splitActive[split] = Now;
+        }
     }
 
     private long Watermark()
@@ -142,10 +166,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         var active = long.MaxValue;
         var idle = long.MinValue;
         var anyActive = false;
+        var now = _splitActive is null ? 0 : Now;
+        var idleMs = TimeMath.Millis(SplitIdleTimeout);
         for (var i = 0; i < splits.Count; i++)
         {
             var max = _splitMax!.GetValueOrDefault(splits[i], long.MinValue);
-            if (splits.IsIdleAt(i))
+            if (splits.IsIdleAt(i) || (_splitActive is not null && now - _splitActive.GetValueOrDefault(splits[i], now) >= idleMs))
             {
                 idle = Math.Max(idle, max);
             }

@@ -484,7 +484,7 @@ internal sealed class PipelineRun : IAsyncDisposable
                 var stage = _keyed[k];
                 if (owner[stage.ExchangeSlot] == segment)
                 {
-                    ports[stage.ExchangeSlot] = stage.CreatePort(_exchanges[k]!, partition, forwarded: segment > 0, Context.Abort);
+                    ports[stage.ExchangeSlot] = stage.CreatePort(_exchanges[k]!, partition, forwarded: segment > 0, Context.Clock, Context.Abort);
                 }
             }
 

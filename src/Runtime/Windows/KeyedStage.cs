@@ -46,7 +46,7 @@ public abstract class KeyedStage
     internal abstract Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity);
 
     /// <summary>Creates producer partition <paramref name="producer"/>'s port into <paramref name="exchange"/>; <paramref name="forwarded"/> when the producer is itself a keyed partition (it forwards its watermark).</summary>
-    internal abstract IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, CancellationToken abort);
+    internal abstract IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort);
 
     /// <summary>Creates keyed partition <paramref name="partition"/>: the window operator and the loop after it, reading <paramref name="exchange"/>.</summary>
     internal abstract KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics);
@@ -208,8 +208,12 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     internal override Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity)
         => new Exchange<Keyed<TKey, TIn>>(WindowName, routing, producers, consumers, inline, queueCapacity);
 
-    internal override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, CancellationToken abort)
-        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, _spec.OutOfOrderness, abort);
+    internal override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort)
+        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, _spec.OutOfOrderness, abort)
+        {
+            SplitIdleTimeout = _spec.IdleTimeout,
+            Clock = clock,
+        };
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {

@@ -67,6 +67,27 @@ public sealed class IdleElsewhereSource(Reading[] records) : ISource<Reading>
     }
 }
 
+/// <summary>A source whose reader fails at once.</summary>
+public sealed class BrokenSource : ISource<Reading>
+{
+    public ValueTask OpenAsync(SourceContext<Reading> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<Reading> CreateReader(int partition) => new Reader();
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader : ISourceReader<Reading>
+    {
+        public async ValueTask<SourceBatch<Reading>> ReadAsync(CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            throw new IOException("the disk went away");
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
 /// <summary>Several <c>[Source]</c> members of one record type: a union.</summary>
 public sealed class UnionTests
 {
@@ -155,6 +176,38 @@ public sealed class UnionTests
         await stop.CancelAsync();
         await run;
         Assert.Equal(right.Length + 1, pipeline.All.Items.Count);
+    }
+
+    [Fact]
+    public async Task A_silent_source_stops_holding_the_windows_back_after_the_idle_timeout()
+    {
+        // Left never hands on anything (a socket nobody connects to); with an idle timeout the windows that Right's
+        // readings close fire while the run goes on.
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var results = new TrackingSink<WindowResult<int, long>> { BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; } };
+        var pipeline = new UnionWindows
+        {
+            Left = new QuietPartitionSource<Reading>([]),
+            Right = new QuietPartitionSource<Reading>([new Reading(1, 10, 1), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
+            Spec = new(Window.Tumbling(TimeSpan.FromMilliseconds(100))) { IdleTimeout = TimeSpan.FromMilliseconds(200) },
+            Results = results,
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // fails here if the silent source held the watermark back
+        Assert.False(run.IsCompleted); // a window fired before the stop
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal([(1, 0L, 1L), (1, 200, 8), (2, 100, 4)], results.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
+    }
+
+    [Fact]
+    public async Task A_failing_source_is_named_in_the_error()
+    {
+        var pipeline = new UnionOfTwo { Left = new CollectionSource<Reading>(Readings(10, 2, 1)), Right = new BrokenSource() };
+        var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Equal("Right", error.ConnectorName);
+        Assert.Contains("the disk went away", error.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
