@@ -83,7 +83,10 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
         }
 
         Volatile.Write(ref _recordsRead, _recordsRead + records.Length);
-        CompiledMeter.RecordsRead.Add(records.Length, _tags);
+        if (CompiledMeter.RecordsRead.Enabled)
+        {
+            CompiledMeter.RecordsRead.Add(records.Length, _tags);
+        }
         if (_batch.Splits is not { Runs.Count: > 0 } splits || exchanges.Count == 0)
         {
             segment.Process(records.Span, _batch.Origins);

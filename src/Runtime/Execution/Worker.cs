@@ -125,11 +125,15 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
                     break;
                 }
 
-                var started = Stopwatch.GetTimestamp();
+                var timed = CompiledMeter.BatchDuration.Enabled; // only read the clock when someone listens
+                var started = timed ? Stopwatch.GetTimestamp() : 0;
                 _input.Process();
                 await FlushAsync(abort).ConfigureAwait(false);
                 await SnapshotIfAlignedAsync(abort).ConfigureAwait(false);
-                CompiledMeter.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
+                if (timed)
+                {
+                    CompiledMeter.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
+                }
             }
 
             await FinishAsync(abort).ConfigureAwait(false);
