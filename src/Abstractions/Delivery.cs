@@ -94,6 +94,8 @@ public interface ICheckpointCommitter
     /// <summary>
     /// Commits, in one transaction, the rows the sink's writers kept aside for every checkpoint up to
     /// <paramref name="checkpoint"/>'s id, its positions and its state. Idempotent for a checkpoint already committed.
+    /// The state's bytes (<see cref="WindowState.Bytes"/>) are valid only until the returned task completes: the runtime
+    /// reuses their buffers for later checkpoints, so copy what must be kept.
     /// </summary>
     ValueTask CommitCheckpointAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken);
 

@@ -161,6 +161,38 @@ public sealed class KafkaStateTests(KafkaFixture kafka, PostgresFixture postgres
     }
 
     [Fact]
+    public async Task A_partition_read_to_its_end_does_not_hold_back_the_windows_of_another()
+    {
+        // One reader, two partitions: partition 0 has one second of views, partition 1 ten. Partition 0 is read to its
+        // end (its last messages and the end come in one poll) and is idle from then on, so partition 1's windows fire
+        // while the run goes on — no idle timeout needed.
+        var topic = kafka.NewTopic("uneven", 2);
+        var start = 1_700_000_000_000L;
+        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 50 }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (var i = 0; i < 1_000; i++)
+            {
+                if (i < 100)
+                {
+                    producer.Produce(new TopicPartition(topic, 0), new Message<string?, byte[]> { Value = Json(new PageView("a", start + (i * 10))) });
+                }
+
+                producer.Produce(new TopicPartition(topic, 1), new Message<string?, byte[]> { Value = Json(new PageView("b", start + (i * 10))) });
+            }
+
+            producer.Flush(Patience);
+        }
+
+        var pipeline = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, StartFrom = KafkaStart.Earliest }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(Options(1), stop.Token);
+        await WaitUntil(() => pipeline.Counts.Items.Count(w => w.Key == "b") >= 9, run, "partition 1's first nine windows"); // fails here if partition 0 held them back
+        await stop.CancelAsync();
+        await run.WaitAsync(Patience);
+        Assert.All(pipeline.Counts.Items.Where(w => w.Key == "b"), w => Assert.Equal(100, w.Value));
+    }
+
+    [Fact]
     public async Task Two_topics_read_as_one_stream_stop_with_their_state_and_finish_each_window_once()
     {
         // Two sources (a union), each on a topic of 4 partitions, the second topic's views as old as the first's: each

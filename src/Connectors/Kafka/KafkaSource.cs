@@ -125,6 +125,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
         private readonly Dictionary<TopicPartition, int> _splitIds = [];
         private readonly SourceSplits _splits = new();
+        private readonly List<(TopicPartition Partition, long Offset)> _atEnd = [];
         private readonly T[] _records;
         private readonly Message[] _consumed;
         private readonly int[] _originOf;
@@ -253,6 +254,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _values.Reset();
             _pending = 0;
             _splits.ClearRuns();
+            _atEnd.Clear();
             if (!_assigned && _context.CheckpointsState)
             {
                 AssignStatically();
@@ -266,10 +268,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 {
                     if (result.IsPartitionEOF)
                     {
-                        if (_owned.TryGetValue(result.TopicPartition, out var atEnd))
-                        {
-                            _splits.SetIdle(atEnd.Split, idle: true);
-                        }
+                        _atEnd.Add((result.TopicPartition, result.Offset.Value)); // idle once its messages before are decoded
 
                         result = _consumer.Consume(TimeSpan.Zero);
                         ThrowHandlerFailure();
@@ -292,6 +291,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _pending = 0;
             if (count == 0)
             {
+                MarkAtEnd();
                 return _owned.Count == 0 ? SourceBatch<T>.Idle : SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
             }
 
@@ -333,9 +333,25 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 _splits.SetIdle(split, idle: false); // a message not handed on still shows the partition is not at its end
             }
 
+            MarkAtEnd();
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
             return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this, _splits);
+        }
+
+        /// <summary>
+        /// The partitions this read found at their end are idle — unless a message after that end was read too. Done
+        /// after decoding, since a partition's records in the batch make it active again.
+        /// </summary>
+        private void MarkAtEnd()
+        {
+            foreach (var (partition, end) in _atEnd)
+            {
+                if (_owned.TryGetValue(partition, out var owned) && (owned.Next < 0 || owned.Next == end))
+                {
+                    _splits.SetIdle(owned.Split, idle: true);
+                }
+            }
         }
 
         /// <summary>Runs with checkpointed state: commits the offsets a completed checkpoint recorded (not the current ones).</summary>

@@ -98,7 +98,7 @@ internal static partial class PipelineEmitter
             EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
         }
 
-        if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || s.Stage.Storage == OperatorStorage.HoistedStruct))
+        if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)))
         {
             writer.Line();
             EmitFastPath(writer, plan, segment, stages, names, inputType, usesPipeline, firstStage);

@@ -102,6 +102,7 @@ internal enum MemberKind
 /// <param name="EventTime">For a window: how to read its input record's event time — an <c>[EventTime]</c> member, or <c>End - 1</c> for a window's results — or null.</param>
 /// <param name="Window">For a window: its aggregate and key types.</param>
 /// <param name="InputName">The stage it reads from when the attribute names one (<c>Input = nameof(...)</c>); null: the stage declared just above.</param>
+/// <param name="ValueState">For a mutable struct operator: whether its fields hold only values (no references), so that setting it back undoes all it did.</param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -120,7 +121,8 @@ internal sealed record StageModel(
     OperatorStorage Storage = OperatorStorage.None,
     string? EventTime = null,
     WindowModel? Window = null,
-    string? InputName = null)
+    string? InputName = null,
+    bool ValueState = false)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 }

@@ -482,6 +482,7 @@ internal static class PipelineParser
             OutputType = shape.Output,
             NeedsPipelineInstance = !member.IsStatic && !method.IsStatic,
             Storage = storage,
+            ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
         };
     }
 
@@ -555,6 +556,7 @@ internal static class PipelineParser
             OutputType = operatorShape.Output,
             NeedsPipelineInstance = !member.IsStatic && !operatorMethod.IsStatic,
             Storage = storage,
+            ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
         };
     }
 

@@ -202,7 +202,18 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             return;
         }
 
+        if (reader.Closing)
+        {
+            return; // the worker is done: what this read holds is not handed on, and its new owner reads it again
+        }
+
         await reader.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (reader.Closing)
+        {
+            reader.Gate.Release();
+            return;
+        }
+
         reader.Calling = member;
         try
         {
@@ -225,6 +236,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         private readonly List<int> _stale = [];
         private readonly SourceSplits _splits = new();
         private readonly IReadOnlyList<SourcePosition>[] _positions = [.. members.Select(m => m.Positions)];
+        private readonly IReadOnlyList<SourcePosition>?[] _owed = new IReadOnlyList<SourcePosition>?[members.Length];
         private bool _holding = true;
         private bool _started;
         private Task? _tick;
@@ -240,6 +252,9 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         /// <summary>The member whose read asked for the checkpoint now running, or -1.</summary>
         public int Calling { get; set; } = -1;
 
+        /// <summary>The reader is being disposed: a member's checkpoint from inside a read still under way is skipped.</summary>
+        public bool Closing { get; private set; }
+
         /// <summary>Held by the worker while it processes a batch; a member's checkpoint takes it in between.</summary>
         public SemaphoreSlim Gate { get; } = new(0, 1);
 
@@ -251,14 +266,13 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         /// </summary>
         public IReadOnlyList<SourcePosition> Positions => [.. _positions.SelectMany(p => p)];
 
+        /// <summary>
+        /// Reads whichever member has a batch first. The gate is held whenever the reader's state (pending reads,
+        /// positions, splits) changes, and let go only while waiting — the one time a member's checkpoint may run.
+        /// </summary>
         public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
         {
-            if (_holding)
-            {
-                _holding = false;
-                Gate.Release(); // between batches: a member's checkpoint may run now
-            }
-
+            await HoldAsync().ConfigureAwait(false);
             if (!_started)
             {
                 // Every member holds the watermark back from the start, until it has records, is idle or ends.
@@ -273,22 +287,35 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             {
                 while (true)
                 {
-                    Task<SourceBatch<T>>? any = null;
+                    var any = false;
                     for (var m = 0; m < members.Length; m++)
                     {
-                        if (!_ended[m])
+                        if (_ended[m] || _pending[m] is not null)
                         {
-                            any = _pending[m] ??= members[m].ReadAsync(cancellationToken).AsTask();
+                            any |= !_ended[m];
+                            continue;
                         }
+
+                        if (_owed[m] is { } owed)
+                        {
+                            // A commit that came while this member was reading: its read is done, so it may commit now.
+                            _owed[m] = null;
+                            await members[m].CommitAsync(owed, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        _pending[m] = members[m].ReadAsync(cancellationToken).AsTask();
+                        any = true;
                     }
 
-                    if (any is null)
+                    if (!any)
                     {
                         return SourceBatch<T>.End;
                     }
 
                     _tick ??= Task.Delay(Tick, CancellationToken.None);
+                    Let(); // between batches: a member's checkpoint may run now
                     var done = await Task.WhenAny(_pending.OfType<Task>().Append(_tick)).ConfigureAwait(false);
+                    await HoldAsync().ConfigureAwait(false); // before touching the reader's state
                     if (done == _tick)
                     {
                         _tick = null;
@@ -333,14 +360,32 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             }
             finally
             {
-                await Gate.WaitAsync(CancellationToken.None).ConfigureAwait(false); // the worker processes the batch alone
+                await HoldAsync().ConfigureAwait(false); // the worker processes the batch alone
+            }
+        }
+
+        private async ValueTask HoldAsync()
+        {
+            if (!_holding)
+            {
+                await Gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 _holding = true;
+            }
+        }
+
+        private void Let()
+        {
+            if (_holding)
+            {
+                _holding = false;
+                Gate.Release();
             }
         }
 
         /// <summary>Mirrors member <paramref name="member"/>'s splits (or the member as one split) and the batch's runs into the union's.</summary>
         private void TrackSplits(int member, SourceBatch<T> batch)
         {
+            // Ids: the member as one split is its offset; the member's own split k is offset + 1 + k.
             var offset = member * MemberSplits;
             if (batch.Splits is { } own)
             {
@@ -354,7 +399,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                 for (var i = 0; i < _splits.Count; i++)
                 {
                     var id = _splits[i];
-                    if (id >= offset && id < offset + MemberSplits && !Contains(own, id - offset))
+                    if (id > offset && id < offset + MemberSplits && !Contains(own, id - offset - 1))
                     {
                         _stale.Add(id);
                     }
@@ -367,16 +412,27 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
 
                 for (var i = 0; i < own.Count; i++)
                 {
-                    _splits.Add(offset + own[i]);
-                    _splits.SetIdle(offset + own[i], own.IsIdleAt(i));
+                    _splits.Add(offset + 1 + own[i]);
                 }
 
                 foreach (var run in own.Runs)
                 {
-                    _splits.Append(offset + run.Split, run.Count);
+                    _splits.Append(offset + 1 + run.Split, run.Count);
+                }
+
+                // After the runs (a run makes its split active): the member's own word on which are idle.
+                for (var i = 0; i < own.Count; i++)
+                {
+                    _splits.SetIdle(offset + 1 + own[i], own.IsIdleAt(i));
                 }
 
                 return;
+            }
+
+            if (_splitsOpen[member])
+            {
+                CloseSplits(member); // the member no longer reads splits of its own (a Kafka reader left without partitions)
+                _splitsOpen[member] = false;
             }
 
             _splits.Add(offset);
@@ -439,10 +495,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         {
             for (var m = 0; m < members.Length; m++)
             {
-                if (await QuietAsync(m).ConfigureAwait(false))
-                {
-                    await members[m].CommitAsync(_positions[m], cancellationToken).ConfigureAwait(false);
-                }
+                await CommitOrOweAsync(m, _positions[m], cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -451,42 +504,40 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         {
             for (var m = 0; m < members.Length; m++)
             {
-                if (await QuietAsync(m).ConfigureAwait(false))
-                {
-                    await members[m].CommitAsync(positions, cancellationToken).ConfigureAwait(false);
-                }
+                await CommitOrOweAsync(m, positions, cancellationToken).ConfigureAwait(false);
             }
         }
 
         /// <summary>
-        /// Waits until member <paramref name="m"/> has no read under way (a reader is never called during its own read,
-        /// except by itself: the member that asked for the checkpoint). Members that do not commit positions are not
-        /// committed while they read; their commits mean nothing before their end.
+        /// Commits <paramref name="positions"/> to member <paramref name="m"/> now if no read of its is under way (or
+        /// it is the member that asked for this checkpoint, from inside its read); otherwise owes them, and the next
+        /// <see cref="ReadAsync"/> commits them before it starts the member's next read. Never waits for a read: a read
+        /// may itself be waiting for the worker (a rebalance's checkpoint), which would then wait for ever.
         /// </summary>
-        private async ValueTask<bool> QuietAsync(int m)
+        private async ValueTask CommitOrOweAsync(int m, IReadOnlyList<SourcePosition> positions, CancellationToken cancellationToken)
         {
-            if (m == Calling || _pending[m] is not { } pending)
+            if (m == Calling || _pending[m] is null)
             {
-                return true;
+                _owed[m] = null;
+                await members[m].CommitAsync(positions, cancellationToken).ConfigureAwait(false);
             }
-
-            if (!members[m].CommitsPositions)
+            else if (members[m].CommitsPositions)
             {
-                return false;
+                _owed[m] = positions;
             }
-
-            await Task.WhenAny(pending).ConfigureAwait(false); // the batch it returns stays pending for the next read
-            return true;
         }
 
         public async ValueTask DisposeAsync()
         {
+            // Reads still under way (the run stopped or failed; its token wakes them) end before their readers are
+            // disposed; a checkpoint one of them asks for now is skipped, and the records it read are not handed on.
+            Closing = true;
+            Let();
             List<Exception>? failures = null;
             for (var m = 0; m < members.Length; m++)
             {
                 if (_pending[m] is { } pending)
                 {
-                    // A read still under way (the run stopped or failed; its token wakes it): let it end before disposing.
                     try
                     {
                         await pending.ConfigureAwait(false);
@@ -495,10 +546,19 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                     {
                         // its outcome no longer matters
                     }
+
+                    _pending[m] = null;
                 }
 
                 try
                 {
+                    if (_owed[m] is { } owed)
+                    {
+                        // Positions a checkpoint made durable while this member was reading.
+                        _owed[m] = null;
+                        await members[m].CommitAsync(owed, CancellationToken.None).ConfigureAwait(false);
+                    }
+
                     await members[m].DisposeAsync().ConfigureAwait(false);
                 }
                 catch (Exception ex)

@@ -54,6 +54,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private SourceSplits? _splits;
     private Dictionary<int, long>? _splitMax;
     private Dictionary<int, long>? _splitActive;
+    private readonly HashSet<int> _present = [];
     private int _mark;
     private bool _idlePending;
     private bool _idle;
@@ -112,10 +113,22 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         _splitMax ??= [];
         if (SplitIdleTimeout > TimeSpan.Zero && Clock is not null)
         {
+            // A split counts as active from when the port hears of it — again when it comes back (a partition
+            // assigned anew), however long it was away.
             _splitActive ??= [];
+            var now = Now;
             for (var i = 0; i < splits.Count; i++)
             {
-                _splitActive.TryAdd(splits[i], Now); // a split counts as active from when the port first hears of it
+                if (!_present.Contains(splits[i]))
+                {
+                    _splitActive[splits[i]] = now;
+                }
+            }
+
+            _present.Clear();
+            for (var i = 0; i < splits.Count; i++)
+            {
+                _present.Add(splits[i]);
             }
         }
     }
