@@ -151,6 +151,9 @@ public sealed class SourceSplits
     /// <summary>The id of the <paramref name="index"/>-th split.</summary>
     public int this[int index] => _splits[index];
 
+    /// <summary>Whether the reader reads split <paramref name="split"/> now.</summary>
+    public bool Contains(int split) => _splits.Contains(split);
+
     /// <summary>Whether the <paramref name="index"/>-th split is idle.</summary>
     public bool IsIdleAt(int index) => _idle[index];
 

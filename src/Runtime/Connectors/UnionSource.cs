@@ -128,6 +128,12 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             {
                 readers.Add(member.CreateReader(partition));
             }
+
+            if (context.CheckpointsState && readers.Any(r => r.CommitsPositions) && readers.Any(r => !r.CommitsPositions))
+            {
+                var without = string.Join(", ", _names.Where((_, i) => !readers[i].CommitsPositions).Select(n => $"'{n}'"));
+                throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': its windows are checkpointed, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restore. Read them in a pipeline of their own.");
+            }
         }
         catch
         {
@@ -137,17 +143,6 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             }
 
             throw;
-        }
-
-        if (context.CheckpointsState && readers.Any(r => r.CommitsPositions) && readers.Any(r => !r.CommitsPositions))
-        {
-            var without = string.Join(", ", _names.Where((_, i) => !readers[i].CommitsPositions).Select(n => $"'{n}'"));
-            foreach (var created in readers)
-            {
-                created.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            }
-
-            throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': its windows are checkpointed, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restore. Read them in a pipeline of their own.");
         }
 
         var reader = new Reader(context.PipelineName, _names, partition, [.. readers]);
@@ -342,7 +337,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                     if (batch.IsEnd)
                     {
                         _ended[member] = true;
-                        CloseSplits(member);
+                        RemoveSplits(member, keeping: null);
                         continue;
                     }
 
@@ -389,26 +384,8 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             var offset = member * MemberSplits;
             if (batch.Splits is { } own)
             {
-                if (!_splitsOpen[member])
-                {
-                    _splits.Remove(offset); // the member as one split, until it said what its splits are
-                    _splitsOpen[member] = true;
-                }
-
-                _stale.Clear();
-                for (var i = 0; i < _splits.Count; i++)
-                {
-                    var id = _splits[i];
-                    if (id > offset && id < offset + MemberSplits && !Contains(own, id - offset - 1))
-                    {
-                        _stale.Add(id);
-                    }
-                }
-
-                foreach (var id in _stale)
-                {
-                    _splits.Remove(id);
-                }
+                _splitsOpen[member] = true;
+                RemoveSplits(member, keeping: own); // the member as one split, and splits it no longer reads
 
                 for (var i = 0; i < own.Count; i++)
                 {
@@ -431,7 +408,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
 
             if (_splitsOpen[member])
             {
-                CloseSplits(member); // the member no longer reads splits of its own (a Kafka reader left without partitions)
+                RemoveSplits(member, keeping: null); // the member no longer reads splits of its own (a Kafka reader left without partitions)
                 _splitsOpen[member] = false;
             }
 
@@ -459,28 +436,18 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
             return true;
         }
 
-        private static bool Contains(SourceSplits splits, int id)
-        {
-            for (var i = 0; i < splits.Count; i++)
-            {
-                if (splits[i] == id)
-                {
-                    return true;
-                }
-            }
 
-            return false;
-        }
-
-        private void CloseSplits(int member)
+        /// <summary>Removes member <paramref name="member"/>'s splits from the union's, but those of <paramref name="keeping"/> (the member's own splits it still reads).</summary>
+        private void RemoveSplits(int member, SourceSplits? keeping)
         {
             var offset = member * MemberSplits;
             _stale.Clear();
             for (var i = 0; i < _splits.Count; i++)
             {
-                if (_splits[i] >= offset && _splits[i] < offset + MemberSplits)
+                var id = _splits[i];
+                if (id >= offset && id < offset + MemberSplits && !(keeping is not null && id > offset && keeping.Contains(id - offset - 1)))
                 {
-                    _stale.Add(_splits[i]);
+                    _stale.Add(id);
                 }
             }
 

@@ -32,41 +32,6 @@ public sealed partial class UnionWindows
     [LateData] public CollectionSink<Reading> Late { get; set; } = new();
 }
 
-/// <summary>Partition 0 hands on its records once, then waits for the stop; every other partition says it is idle.</summary>
-public sealed class IdleElsewhereSource(Reading[] records) : ISource<Reading>
-{
-    public ValueTask OpenAsync(SourceContext<Reading> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ISourceReader<Reading> CreateReader(int partition) => new Reader(partition == 0 ? records : null);
-
-    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    private sealed class Reader(Reading[]? records) : ISourceReader<Reading>
-    {
-        private bool _sent;
-
-        public async ValueTask<SourceBatch<Reading>> ReadAsync(CancellationToken cancellationToken)
-        {
-            if (records is null)
-            {
-                await Task.Delay(5, cancellationToken); // nothing to read here, ever: asked again a little later
-                return SourceBatch<Reading>.Idle;
-            }
-
-            if (!_sent)
-            {
-                _sent = true;
-                return SourceBatch<Reading>.Of(records);
-            }
-
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-            return SourceBatch<Reading>.End;
-        }
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-}
-
 /// <summary>A source whose reader fails at once.</summary>
 public sealed class BrokenSource : ISource<Reading>
 {
@@ -133,8 +98,8 @@ public sealed class UnionTests
         var results = new TrackingSink<WindowResult<int, long>> { BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; } };
         var pipeline = new UnionWindows
         {
-            Left = new IdleElsewhereSource([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
-            Right = new IdleElsewhereSource([new Reading(3, 30, 16), new Reading(3, 260, 32)]),
+            Left = new Compiled.Runtime.Tests.Graph.IdlePartitionSource<Reading>([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
+            Right = new Compiled.Runtime.Tests.Graph.IdlePartitionSource<Reading>([new Reading(3, 30, 16), new Reading(3, 260, 32)]),
             Results = results,
         };
         using var stop = new CancellationTokenSource();
