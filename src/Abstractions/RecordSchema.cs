@@ -25,6 +25,27 @@ public abstract class RecordSchema<T>
     /// <summary>Calls <paramref name="visitor"/> once per field of <paramref name="record"/>, in order.</summary>
     public abstract void Visit<TVisitor>(in T record, ref TVisitor visitor)
         where TVisitor : IFieldVisitor;
+
+    /// <summary>
+    /// Whether <see cref="Create"/> can build the type: it has a public constructor whose parameters are fields, and
+    /// every other field is settable.
+    /// </summary>
+    public virtual bool CanCreate => false;
+
+    /// <summary>
+    /// Builds a record from field values, asking <paramref name="source"/> for each field once, in field order
+    /// (row-oriented lookups read table rows with it). Generated for types where <see cref="CanCreate"/> is true.
+    /// </summary>
+    public virtual T Create<TSource>(ref TSource source)
+        where TSource : IFieldSource
+        => throw new NotSupportedException($"'{TypeName}' cannot be built from its fields: give it a public constructor whose parameters are its fields, or settable fields and a parameterless constructor.");
+}
+
+/// <summary>Gives field values to <see cref="RecordSchema{T}.Create"/>, typed, without boxing.</summary>
+public interface IFieldSource
+{
+    /// <summary>The value of the field at <paramref name="ordinal"/>, as the field's declared type.</summary>
+    TField Read<TField>(int ordinal);
 }
 
 /// <summary>Receives field values from <see cref="RecordSchema{T}.Visit"/>, typed, without boxing.</summary>

@@ -359,7 +359,7 @@ public sealed class DiagnosticTests
                 [KeyBy] static int [|Key|](int x) => x % 10;
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Key selector 'Key' must be followed directly by its [Window] stage: a keyed stream ends in a window; declare the window right after it");
+            """, "Key selector 'Key' must be followed directly by its [Window] or [Lookup] stage: a keyed stream ends in a window or a lookup join; declare it right after the key selector");
 
     [Fact]
     public void CMPL0130_unknown_input()
@@ -464,6 +464,69 @@ public sealed class DiagnosticTests
                 [Sink] CollectionSink<WindowResult<long, long>> O { get; } = new();
             }
             """, "Window 'W' has type 'WindowSpec<long, Count<int>>'; a [Window] is a property or field of type WindowSpec<TIn, TAggregator> whose TAggregator implements IAggregator<TIn, TAcc, TOut> for the same TIn");
+
+    private const string LookupTypes = """
+        public sealed record Customer([property: Key] int Id, string Name);
+        public sealed record Unkeyed(int Id, string Name);
+        public sealed record TwoKeys([property: Key] int Id, [property: Key] string Name);
+        public sealed record LongKey([property: Key] long Id, string Name);
+        public sealed class Unbuildable { [Key] public int Id { get; } public string Name { get; } = ""; }
+        """;
+
+    [Fact]
+    public void CMPL0140_lookup_without_key_selector()
+        => AssertSingle("CMPL0140", LookupTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Lookup] SqliteLookup<int, Customer> [|Customers|] { get; } = new("a.db", "customers");
+                [Sink] CollectionSink<Joined<int, Customer>> O { get; } = new();
+            }
+            """, "Lookup 'Customers' must be declared right after the [KeyBy] stage whose key it looks up; add a method '[KeyBy] TKey M(T record)' just above it");
+
+    [Fact]
+    public void CMPL0141_lookup_of_a_type_that_is_not_a_lookup()
+        => AssertSingle("CMPL0141", LookupTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [KeyBy] static int Key(int x) => x;
+                [Lookup] CollectionSink<int> [|Customers|] { get; } = new();
+                [Sink] CollectionSink<Joined<int, Customer>> O { get; } = new();
+            }
+            """, "Lookup 'Customers' has type 'CollectionSink<int>'; a [Lookup] is a property or field whose type implements ILookup<TKey, TRow> once (SqliteLookup<TKey, TRow>, PostgresLookup<TKey, TRow>)");
+
+    [Fact]
+    public void CMPL0142_lookup_key_of_another_type()
+        => AssertSingle("CMPL0142", LookupTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [KeyBy] static string Key(int x) => x.ToString();
+                [Lookup] SqliteLookup<int, Customer> [|Customers|] { get; } = new("a.db", "customers");
+                [Sink] CollectionSink<Joined<int, Customer>> O { get; } = new();
+            }
+            """, "Lookup 'Customers' looks up keys of type 'int', but the key selector before it returns 'string'; make them the same type");
+
+    [Theory]
+    [InlineData("Unkeyed", "none of its members is marked [Key]; mark the one whose column the lookup matches")]
+    [InlineData("TwoKeys", "several members are marked [Key] (Id, Name); a lookup matches one column")]
+    [InlineData("LongKey", "its [Key] member 'Id' is long, but the lookup's keys are int")]
+    [InlineData("Unbuildable", "it cannot be built from its fields; give it a public constructor whose parameters are its fields, or a parameterless constructor and settable members")]
+    public void CMPL0143_lookup_row_that_cannot_be_read(string row, string problem)
+        => AssertSingle("CMPL0143", LookupTypes + $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [KeyBy] static int Key(int x) => x;
+                [Lookup] SqliteLookup<int, {{row}}> [|Customers|] { get; } = new("a.db", "customers");
+                [Sink] CollectionSink<Joined<int, {{row}}>> O { get; } = new();
+            }
+            """, $"Lookup 'Customers' reads rows of type '{row}', but {problem}");
 
     [Fact]
     public void CMPL0124_late_data_of_another_type()

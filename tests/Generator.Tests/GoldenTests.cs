@@ -16,6 +16,7 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.TwoKeyedStages), Scenarios.TwoKeyedStages)]
     [InlineData(nameof(Scenarios.Branches), Scenarios.Branches)]
     [InlineData(nameof(Scenarios.Codecs), Scenarios.Codecs)]
+    [InlineData(nameof(Scenarios.LookupJoin), Scenarios.LookupJoin)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);
@@ -36,6 +37,7 @@ public sealed class GoldenTests
         { nameof(Scenarios.TwoKeyedStages), Scenarios.TwoKeyedStages },
         { nameof(Scenarios.Branches), Scenarios.Branches },
         { nameof(Scenarios.Codecs), Scenarios.Codecs },
+        { nameof(Scenarios.LookupJoin), Scenarios.LookupJoin },
     };
 
     [Theory]

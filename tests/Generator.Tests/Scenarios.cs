@@ -71,6 +71,47 @@ internal static class Scenarios
         }
         """;
 
+    /// <summary>A lookup join, then a window over the joined records (event time is the left record's).</summary>
+    public const string LookupJoin = """
+        using System;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Order(int Id, string Customer, [EventTime] long Time, double Amount);
+
+        public sealed record Customer([property: Key] string Id, string Country, int? Discount);
+
+        public sealed class Account
+        {
+            [Key] public string Id { get; init; } = "";
+            public string Owner { get; set; } = "";
+        }
+
+        [Pipeline(Name = "orders")]
+        public sealed partial class OrdersByCountry
+        {
+            [Source] public CollectionSource<Order> Input { get; set; } = new();
+
+            [KeyBy] static string CustomerOf(Order o) => o.Customer;
+
+            [Lookup] public SqliteLookup<string, Customer> Customers { get; } = new("shop.db", "customers") { Join = JoinKind.LeftOuter };
+
+            [KeyBy] static string Country(Joined<Order, Customer> j) => j.HasRight ? j.Right!.Country : "unknown";
+
+            [Window] public WindowSpec<Joined<Order, Customer>, Count<Joined<Order, Customer>>> PerMinute { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Sink] public CollectionSink<WindowResult<string, long>> Output { get; } = new();
+
+            [KeyBy(Input = nameof(Input))] static string AccountOf(Order o) => o.Customer;
+
+            [Lookup] public SqliteLookup<string, Account> Accounts { get; } = new("shop.db", "accounts");
+
+            [Sink] public CollectionSink<Joined<Order, Account>> Owned { get; } = new();
+        }
+        """;
+
     /// <summary>Two keyed stages in sequence: clicks per (page, minute), then the top pages of each minute.</summary>
     public const string TwoKeyedStages = """
         using System;

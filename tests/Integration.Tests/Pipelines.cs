@@ -177,3 +177,38 @@ public sealed class CountingSink<T> : ISink<T>
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
+
+/// <summary>Ids to look up, with the lookup's every-field-type rows.</summary>
+public readonly record struct Wanted(long Id, int Copy);
+
+[Pipeline(Name = "pg-lookup-everything")]
+public sealed partial class EverythingLookup
+{
+    [Source] public CollectionSource<Wanted> Input { get; set; } = new();
+
+    [KeyBy] static long IdOf(Wanted w) => w.Id;
+
+    [Lookup] public PostgresLookup<long, Everything> Rows { get; set; } = new("", "everything") { Join = JoinKind.LeftOuter };
+
+    [Sink] public CollectionSink<Joined<Wanted, Everything>> Out { get; set; } = new();
+}
+
+public readonly record struct Purchase(int Id, int CustomerId, decimal Amount);
+
+public sealed record Buyer([property: Key] int Id, string Name, string? Country);
+
+public readonly record struct EnrichedPurchase(int Id, string Buyer, string? Country, decimal Amount);
+
+[Pipeline(Name = "pg-lookup-purchases")]
+public sealed partial class PurchasesWithBuyers
+{
+    [Source] public CollectionSource<Purchase> Input { get; set; } = new();
+
+    [KeyBy] static int BuyerOf(Purchase p) => p.CustomerId;
+
+    [Lookup] public PostgresLookup<int, Buyer> Buyers { get; set; } = new("", "buyers");
+
+    [Transform] static EnrichedPurchase Enrich(Joined<Purchase, Buyer> j) => new(j.Left.Id, j.Right!.Name, j.Right.Country, j.Left.Amount);
+
+    [Sink] public CollectionSink<EnrichedPurchase> Out { get; set; } = new();
+}

@@ -9,7 +9,7 @@ namespace Compiled.Integration.Tests;
 [Collection(nameof(Infrastructure))]
 public sealed class PostgresSinkTests(PostgresFixture postgres)
 {
-    private static Everything Sample(long id) => new(
+    internal static Everything Sample(long id) => new(
         id,
         (int)id * 3,
         (short)(id % 30000),

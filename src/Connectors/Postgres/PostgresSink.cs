@@ -380,21 +380,9 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
         _ => new InvalidOperationException($"Could not {what} in table {_options.Table}: {ex.MessageText} (SQLSTATE {ex.SqlState}).", ex),
     };
 
-    private static string Reason(Exception ex) => ex is PostgresException pg ? $"{pg.MessageText} (SQLSTATE {pg.SqlState})" : ex.InnerException is { } inner && ex.Message.Length < 40 ? $"{ex.Message} ({inner.Message})" : ex.Message;
+    private static string Reason(Exception ex) => PgErrors.Reason(ex);
 
-    /// <summary>
-    /// Whether a failure may pass if the work is tried again: Npgsql's own judgement (network errors, timeouts), and
-    /// serialization failures, deadlocks, and a server shutting down or starting up.
-    /// </summary>
-    private static bool IsTransient(Exception exception) => exception switch
-    {
-        PostgresException pg => pg.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
-            or PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
-            or PostgresErrorCodes.TooManyConnections || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
-        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or System.Net.Sockets.SocketException,
-        IOException or System.Net.Sockets.SocketException or TimeoutException => true,
-        _ => false,
-    };
+    private static bool IsTransient(Exception exception) => PgErrors.IsTransient(exception);
 
     /// <summary>Appends (COPY) or upserts <paramref name="rows"/> inside <paramref name="transaction"/>.</summary>
     private async Task WriteRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<T> rows, PgColumnBuffer?[] buffers, CancellationToken cancellationToken)

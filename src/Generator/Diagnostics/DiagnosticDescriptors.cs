@@ -131,8 +131,8 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor KeyByWithoutWindow = Error(
         "CMPL0121",
-        "Key selector must be followed by a window",
-        "Key selector '{0}' must be followed directly by its [Window] stage: a keyed stream ends in a window; declare the window right after it");
+        "Key selector must be followed by a window or a lookup",
+        "Key selector '{0}' must be followed directly by its [Window] or [Lookup] stage: a keyed stream ends in a window or a lookup join; declare it right after the key selector");
 
     public static readonly DiagnosticDescriptor InvalidWindow = Error(
         "CMPL0123",
@@ -148,6 +148,26 @@ internal static class DiagnosticDescriptors
         "CMPL0125",
         "Event time has an unsupported type",
         "Event time '{0}' has type '{1}'; use long (Unix milliseconds), DateTime or DateTimeOffset");
+
+    public static readonly DiagnosticDescriptor LookupWithoutKeyBy = Error(
+        "CMPL0140",
+        "Lookup must follow a key selector",
+        "Lookup '{0}' must be declared right after the [KeyBy] stage whose key it looks up; add a method '[KeyBy] TKey M(T record)' just above it");
+
+    public static readonly DiagnosticDescriptor InvalidLookup = Error(
+        "CMPL0141",
+        "Invalid lookup declaration",
+        "Lookup '{0}' has type '{1}'; a [Lookup] is a property or field whose type implements ILookup<TKey, TRow> once (SqliteLookup<TKey, TRow>, PostgresLookup<TKey, TRow>)");
+
+    public static readonly DiagnosticDescriptor LookupKeyMismatch = Error(
+        "CMPL0142",
+        "Lookup key type differs from the key selector's",
+        "Lookup '{0}' looks up keys of type '{1}', but the key selector before it returns '{2}'; make them the same type");
+
+    public static readonly DiagnosticDescriptor InvalidLookupRow = Error(
+        "CMPL0143",
+        "Lookup row type cannot be read",
+        "Lookup '{0}' reads rows of type '{1}', but {2}");
 
     public static readonly DiagnosticDescriptor UnknownInput = Error(
         "CMPL0130",

@@ -29,6 +29,7 @@ internal static class Names
     public const string FusedSegment = "global::Compiled.Runtime.FusedSegment";
     public const string Keyed = "global::Compiled.Runtime.Keyed";
     public const string KeyedStage = "global::Compiled.Runtime.KeyedStage";
+    public const string LookupStage = "global::Compiled.Runtime.LookupStage";
     public const string EventTimes = "global::Compiled.Runtime.EventTimes";
     public const string SegmentProgress = "global::Compiled.Runtime.SegmentProgress";
     public const string PipelineHost = "global::Compiled.Runtime.PipelineHost";

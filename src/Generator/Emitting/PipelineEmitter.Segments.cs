@@ -75,7 +75,7 @@ internal static partial class PipelineEmitter
             }
             else if (s.Shape == StageShape.KeyBy)
             {
-                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the exchange to window '{WindowOf(plan, stage).MemberName}'");
+                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the exchange to {(WindowOf(plan, stage).Shape == StageShape.Lookup ? "lookup" : "window")} '{WindowOf(plan, stage).MemberName}'");
             }
         }
 
@@ -314,7 +314,7 @@ internal static partial class PipelineEmitter
         return names;
     }
 
-    /// <summary>The window a key selector feeds (its one reader).</summary>
+    /// <summary>The window or lookup a key selector feeds (its one reader).</summary>
     private static StageModel WindowOf(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].Stage;
 
     /// <summary>
@@ -432,17 +432,17 @@ internal static partial class PipelineEmitter
         }
     }
 
-    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window after it.</summary>
+    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window or lookup after it.</summary>
     private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
     {
         var window = WindowOf(plan, keyBy);
-        return $"{Names.Keyed}<{window.Window!.Key.FullName}, {window.InputType!.FullName}>";
+        return $"{Names.Keyed}<{window.Key!.FullName}, {window.InputType!.FullName}>";
     }
 
     /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
     private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
     {
-        var key = WindowOf(plan, keyBy).Window!.Key;
+        var key = WindowOf(plan, keyBy).Key!;
         return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
     }
 
@@ -503,6 +503,7 @@ internal static partial class PipelineEmitter
         StageShape.FlatMap => "FlatMap",
         StageShape.KeyBy => "KeyBy",
         StageShape.Window => "Window",
+        StageShape.Lookup => "Lookup",
         _ => "Sink",
     };
 

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using Compiled.Generator.Model;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -203,7 +202,7 @@ internal static partial class PipelineEmitter
         }
 
         writer.Close();
-        var windows = plan.Chain.Where(s => s.Stage.Shape == StageShape.Window).ToList();
+        var windows = plan.Chain.Where(s => s.Stage.IsKeyed).ToList();
         if (windows.Count > 0)
         {
             EmitKeyedStages(writer, plan, windows);
@@ -230,7 +229,6 @@ internal static partial class PipelineEmitter
         writer.Indent();
         foreach (var window in windows)
         {
-            var w = window.Stage.Window!;
             var input = window.Stage.InputType!.FullName;
             var segment = window.Segment;
             var rootTaken = Enumerable.Range(0, segment).Any(k => SegmentNeedsInstances(plan, k));
@@ -239,6 +237,24 @@ internal static partial class PipelineEmitter
                 : rootTaken
                     ? $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Own(new {model.FullName}()), partition)"
                     : $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition)";
+            if (window.Stage.Lookup is { } lookup)
+            {
+                writer.Line($"// lookup '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
+                writer.Line($"new {Names.LookupStage}<{lookup.Key.FullName}, {input}, {lookup.Row.FullName}>(");
+                writer.Indent();
+                writer.Line($"{Access(model, window.Stage, "_root")},");
+                writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
+                writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
+                writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
+                writer.Line($"lookupStage: {SourceWriter.Number(window.Index)},");
+                writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+                writer.Line(factory + ",");
+                writer.Line($"schema: {SchemaFor(model, lookup.Row)}),");
+                writer.Unindent();
+                continue;
+            }
+
+            var w = window.Stage.Window!;
             writer.Line($"// window '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
             writer.Line($"new {Names.KeyedStage}<{w.Key.FullName}, {input}, {w.Aggregator.FullName}, {w.Accumulator.FullName}, {w.Result.FullName}>(");
             writer.Indent();

@@ -1,3 +1,4 @@
+using System.Linq;
 using Compiled.Generator.Model;
 
 namespace Compiled.Generator.Emitting;
@@ -34,6 +35,40 @@ internal static class SchemaEmitter
         }
 
         writer.Close();
+        if (schema.Creates && schema.Construction is { } construction)
+        {
+            EmitCreate(writer, schema, construction);
+        }
+
+        writer.Close();
+    }
+
+    /// <summary>
+    /// <c>Create</c>: reads every field in order into a local (the source is asked once per field, in field order), then
+    /// calls the constructor with its parameters and sets the rest by object initializer.
+    /// </summary>
+    private static void EmitCreate(SourceWriter writer, RecordSchemaModel schema, Construction construction)
+    {
+        writer.Line();
+        writer.Line("public override bool CanCreate => true;");
+        writer.Line();
+        writer.Open($"public override {schema.TypeFullName} Create<TSource>(ref TSource source)");
+        for (var i = 0; i < schema.Fields.Count; i++)
+        {
+            var field = schema.Fields[i];
+            writer.Line($"var f{SourceWriter.Number(i)} = source.Read<{field.MemberTypeFullName}>({SourceWriter.Number(i)});");
+        }
+
+        var arguments = Enumerable.Range(0, schema.Fields.Count)
+            .Where(i => schema.Fields[i].ConstructorPosition >= 0)
+            .OrderBy(i => schema.Fields[i].ConstructorPosition)
+            .Select(i => "f" + SourceWriter.Number(i));
+        var initializers = Enumerable.Range(0, schema.Fields.Count)
+            .Where(i => construction == Construction.Initializer || schema.Fields[i].ConstructorPosition < 0)
+            .Select(i => $"{schema.Fields[i].Name} = f{SourceWriter.Number(i)}")
+            .ToList();
+        var call = construction == Construction.Constructor ? $"new {schema.TypeFullName}({string.Join(", ", arguments)})" : $"new {schema.TypeFullName}()";
+        writer.Line(initializers.Count == 0 ? $"return {call};" : $"return {call} {{ {string.Join(", ", initializers)} }};");
         writer.Close();
     }
 

@@ -28,6 +28,12 @@ internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef R
 /// </summary>
 internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accumulator, TypeRef Result, string? KeyCodec, string? AccumulatorCodec);
 
+/// <summary>
+/// What a <c>[Lookup]</c> stage joins with: the key type of the <c>[KeyBy]</c> before it, the row type, and the row's
+/// <c>[Key]</c> member it matches.
+/// </summary>
+internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
+
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);
 
@@ -59,6 +65,8 @@ internal enum StageShape
     KeyBy,
     /// <summary>A keyed window (<c>WindowSpec&lt;T, TAggregator&gt;</c>): starts the loop after the exchange.</summary>
     Window,
+    /// <summary>A lookup join (<c>ILookup&lt;TKey, TRow&gt;</c>) behind a key selector's exchange: starts the loop after it.</summary>
+    Lookup,
 }
 
 /// <summary>How the generated loop holds an operator object.</summary>
@@ -102,6 +110,7 @@ internal enum MemberKind
 /// <param name="EventTime">For a window: how to read its input record's event time — an <c>[EventTime]</c> member, or <c>End - 1</c> for a window's results — or null.</param>
 /// <param name="Window">For a window: its aggregate and key types.</param>
 /// <param name="InputName">The stage it reads from when the attribute names one (<c>Input = nameof(...)</c>); null: the stage declared just above.</param>
+/// <param name="Lookup">For a lookup join: its key and row types.</param>
 /// <param name="ValueState">For a mutable struct operator: whether its fields hold only values (no references), so that setting it back undoes all it did.</param>
 internal sealed record StageModel(
     int Order,
@@ -122,16 +131,37 @@ internal sealed record StageModel(
     string? EventTime = null,
     WindowModel? Window = null,
     string? InputName = null,
-    bool ValueState = false)
+    bool ValueState = false,
+    LookupModel? Lookup = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
+
+    /// <summary>Whether the stage sits behind a key selector's exchange and starts a loop (a window or a lookup).</summary>
+    public bool IsKeyed => Shape is StageShape.Window or StageShape.Lookup;
+
+    /// <summary>For a keyed stage: the key type of the exchange in front of it.</summary>
+    public TypeRef? Key => Window?.Key ?? Lookup?.Key;
 }
 
 /// <summary>The compile-time schema of a record type used with a connector.</summary>
-internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplayName, string Identifier, EquatableArray<FieldModel> Fields);
+internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplayName, string Identifier, EquatableArray<FieldModel> Fields)
+{
+    /// <summary>How <c>Create</c> builds the type from its fields; null when it cannot (a field neither a constructor parameter nor settable).</summary>
+    public Construction? Construction { get; init; }
+
+    /// <summary>Whether the schema must build records (<c>Create</c>): the row type of a lookup.</summary>
+    public bool Creates { get; init; }
+}
 
 /// <summary>One field of a record schema.</summary>
-internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable, bool IsKey = false);
+internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable, bool IsKey = false)
+{
+    /// <summary>The member's declared type (a nullable value type as such), for reading its value.</summary>
+    public string MemberTypeFullName { get; init; } = ClrTypeFullName;
+
+    /// <summary>The constructor parameter the field is passed as when the schema builds a record, or -1 (set by initializer).</summary>
+    public int ConstructorPosition { get; init; } = -1;
+}
 
 /// <summary>A reusable <c>[Transform]</c> operator class.</summary>
 internal sealed record OperatorClassModel(

@@ -207,7 +207,7 @@ internal static class CodecParser
     }
 
     /// <summary>The constructor a decoder calls: the public one with the most parameters that all match members.</summary>
-    private static IMethodSymbol? ChooseConstructor(INamedTypeSymbol type, List<ISymbol> members)
+    internal static IMethodSymbol? ChooseConstructor(INamedTypeSymbol type, List<ISymbol> members)
     {
         return type.InstanceConstructors
             .Where(c => c.DeclaredAccessibility is Accessibility.Public or Accessibility.Internal && c.Parameters.Length > 0)
@@ -217,7 +217,7 @@ internal static class CodecParser
             .FirstOrDefault();
     }
 
-    private static int IndexOfParameter(IMethodSymbol constructor, string memberName)
+    internal static int IndexOfParameter(IMethodSymbol constructor, string memberName)
     {
         for (var i = 0; i < constructor.Parameters.Length; i++)
         {
@@ -230,7 +230,7 @@ internal static class CodecParser
         return -1;
     }
 
-    private static bool Settable(ISymbol member) => member switch
+    internal static bool Settable(ISymbol member) => member switch
     {
         IFieldSymbol field => !field.IsReadOnly,
         IPropertySymbol property => property.SetMethod is { DeclaredAccessibility: Accessibility.Public or Accessibility.Internal },

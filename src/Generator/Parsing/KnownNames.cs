@@ -15,6 +15,9 @@ internal static class KnownNames
     public const string WindowAttribute = "Compiled.WindowAttribute";
     public const string EventTimeAttribute = "Compiled.EventTimeAttribute";
     public const string LateDataAttribute = "Compiled.LateDataAttribute";
+    public const string LookupAttribute = "Compiled.LookupAttribute";
+    public const string LookupInterface = "Compiled.ILookup`2";
+    public const string Joined = "Compiled.Joined`2";
     public const string WindowSpec = "Compiled.WindowSpec`2";
     public const string WindowResult = "Compiled.WindowResult`2";
     public const string Aggregator = "Compiled.IAggregator`3";

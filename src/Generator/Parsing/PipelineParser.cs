@@ -10,7 +10,7 @@ namespace Compiled.Generator.Parsing;
 /// <summary>Reads a <c>[Pipeline]</c> class into a <see cref="PipelineModel"/>, recording what is wrong with each declaration.</summary>
 internal static class PipelineParser
 {
-    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute, KnownNames.KeyByAttribute, KnownNames.WindowAttribute];
+    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute, KnownNames.KeyByAttribute, KnownNames.WindowAttribute, KnownNames.LookupAttribute];
 
     public static PipelineModel Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
     {
@@ -48,12 +48,12 @@ internal static class PipelineParser
 
         var stages = new List<StageModel>();
         var schemas = new List<RecordSchemaModel>();
-        ITypeSymbol? keyType = null; // the key of the [KeyBy] stage just before, for the [Window] after it
+        (ITypeSymbol Key, ITypeSymbol Input)? keyType = null; // the key and input of the [KeyBy] stage just before, for the [Window] or [Lookup] after it
         var windowInputs = new List<(string Name, ITypeSymbol? Input)>(); // every [Window] member, for [LateData]
         foreach (var (member, _) in stageMembers)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, out var nextKey);
+            var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, schemas, out var nextKey);
             if (Symbols.HasAttribute(member, KnownNames.WindowAttribute))
             {
                 windowInputs.Add((member.Name, MemberType(member) is { } windowType ? WindowInput(windowType) : null));
@@ -166,7 +166,7 @@ internal static class PipelineParser
         => type is INamedTypeSymbol named && Symbols.IsNamed(named.OriginalDefinition, KnownNames.WindowSpec) ? named.TypeArguments[0] : null;
 
     /// <summary>A <c>[KeyBy]</c> method: <c>TKey M(T)</c>.</summary>
-    private static StageModel ParseKeyBy(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, out ITypeSymbol? keyType)
+    private static StageModel ParseKeyBy(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, out (ITypeSymbol Key, ITypeSymbol Input)? keyType)
     {
         keyType = null;
         var shape = member is IMethodSymbol method ? OperatorShapes.ReadTransform(method) : MethodShape.Invalid("a key selector is a method 'TKey M(T record)'");
@@ -177,7 +177,7 @@ internal static class PipelineParser
         }
 
         var keyMethod = (IMethodSymbol)member;
-        keyType = keyMethod.ReturnType;
+        keyType = (keyMethod.ReturnType, keyMethod.Parameters[0].Type);
         return stage with
         {
             Shape = StageShape.KeyBy,
@@ -202,9 +202,9 @@ internal static class PipelineParser
     }
 
     /// <summary>A <c>[Window]</c> member: <c>WindowSpec&lt;TIn, TAggregator&gt;</c> right after a <c>[KeyBy]</c>, and the <c>[EventTime]</c> member of <c>TIn</c>.</summary>
-    private static StageModel ParseWindow(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, ITypeSymbol? keyType)
+    private static StageModel ParseWindow(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, (ITypeSymbol Key, ITypeSymbol Input)? keyBy)
     {
-        if (keyType is null)
+        if (keyBy is not { Key: var keyType })
         {
             diagnostics.Add(DiagnosticInfo.Create("CMPL0120", stage.Location, member.Name));
             return stage;
@@ -222,25 +222,9 @@ internal static class PipelineParser
         }
 
         var output = windowResult.Construct(keyType, arguments.Value[2]);
-        string? eventTime = null;
-        if (input is INamedTypeSymbol { IsGenericType: true } results && SymbolEqualityComparer.Default.Equals(results.OriginalDefinition, windowResult))
+        if (!TryEventTime(input!, stage, diagnostics, out var eventTime))
         {
-            eventTime = "End - 1"; // a window's results carry the last instant of their window as event time (Flink's maxTimestamp)
-        }
-        else if (input is INamedTypeSymbol record)
-        {
-            foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
-            {
-                var candidateType = MemberType(candidate)!;
-                if (candidateType.ToDisplayString() is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
-                {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(candidateType)));
-                    return stage;
-                }
-
-                eventTime = candidate.Name;
-                break;
-            }
+            return stage;
         }
 
         return stage with
@@ -251,6 +235,124 @@ internal static class PipelineParser
             InputType = Symbols.ToTypeRef(input!),
             OutputType = Symbols.ToTypeRef(output),
             Window = new WindowModel(Symbols.ToTypeRef(keyType), Symbols.ToTypeRef(aggregator), Symbols.ToTypeRef(arguments.Value[1]), Symbols.ToTypeRef(arguments.Value[2]), Symbols.StateCodec(keyType), Symbols.StateCodec(arguments.Value[1])),
+        };
+    }
+
+    /// <summary>
+    /// How the loop before a keyed stage reads <paramref name="input"/>'s event time: its <c>[EventTime]</c> member,
+    /// <c>End - 1</c> for a window's results, the left record's for a join's results; null when it has none. False
+    /// (diagnosed) when the member has an unsupported type.
+    /// </summary>
+    private static bool TryEventTime(ITypeSymbol input, StageModel stage, List<DiagnosticInfo> diagnostics, out string? eventTime)
+    {
+        eventTime = null;
+        if (input is not INamedTypeSymbol record)
+        {
+            return true;
+        }
+
+        if (record.IsGenericType && Symbols.IsNamed(record.OriginalDefinition, KnownNames.WindowResult))
+        {
+            eventTime = "End - 1"; // a window's results carry the last instant of their window as event time (Flink's maxTimestamp)
+            return true;
+        }
+
+        if (record.IsGenericType && Symbols.IsNamed(record.OriginalDefinition, KnownNames.Joined))
+        {
+            // A join's result happens when its left record does.
+            var found = TryEventTime(record.TypeArguments[0], stage, diagnostics, out var left);
+            eventTime = left is null ? null : "Left." + left;
+            return found;
+        }
+
+        foreach (var candidate in AllMembers(record).Where(m => m is IPropertySymbol or IFieldSymbol && Symbols.IsMarked(record, m, KnownNames.EventTimeAttribute)))
+        {
+            var candidateType = MemberType(candidate)!;
+            if (candidateType.ToDisplayString() is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(candidateType)));
+                return false;
+            }
+
+            eventTime = candidate.Name;
+            break;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// A <c>[Lookup]</c> member: an <c>ILookup&lt;TKey, TRow&gt;</c> right after a <c>[KeyBy]</c> returning <c>TKey</c>,
+    /// whose row type has one <c>[Key]</c> member of type <c>TKey</c> and can be built from its fields.
+    /// </summary>
+    private static StageModel ParseLookup(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, (ITypeSymbol Key, ITypeSymbol Input)? keyBy, List<RecordSchemaModel> schemas)
+    {
+        if (keyBy is not { } key)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0140", stage.Location, member.Name));
+            return stage;
+        }
+
+        var type = MemberType(member);
+        var implementations = type is null
+            ? []
+            : (type is INamedTypeSymbol { TypeKind: TypeKind.Interface } self ? type.AllInterfaces.Prepend(self) : type.AllInterfaces)
+                .Where(i => Symbols.IsNamed(i, KnownNames.LookupInterface)).ToList();
+        var arguments = implementations.Count == 1 ? implementations[0].TypeArguments : [];
+        var joined = compilation.GetTypeByMetadataName(KnownNames.Joined);
+        if (arguments.Length != 2 || joined is null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0141", stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
+            return stage;
+        }
+
+        var (lookupKey, row) = (arguments[0], arguments[1]);
+        if (!SymbolEqualityComparer.Default.Equals(lookupKey.WithNullableAnnotation(NullableAnnotation.NotAnnotated), key.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0142", stage.Location, member.Name, Symbols.DisplayName(lookupKey), Symbols.DisplayName(key.Key)));
+            return stage;
+        }
+
+        var schema = SchemaParser.Parse(row);
+        var keyFields = schema?.Fields.Where(f => f.IsKey).ToList() ?? [];
+        if (schema is null || keyFields.Count != 1 || schema.Construction is null)
+        {
+            var problem = schema is null
+                ? "it has no public fields or properties"
+                : keyFields.Count == 0
+                    ? "none of its members is marked [Key]; mark the one whose column the lookup matches"
+                    : keyFields.Count > 1
+                        ? $"several members are marked [Key] ({string.Join(", ", keyFields.Select(f => f.Name))}); a lookup matches one column"
+                        : "it cannot be built from its fields; give it a public constructor whose parameters are its fields, or a parameterless constructor and settable members";
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0143", stage.Location, member.Name, Symbols.DisplayName(row), problem));
+            return stage;
+        }
+
+        var keyMember = AllMembers((INamedTypeSymbol)row).First(m => m.Name == keyFields[0].Name && m is IPropertySymbol or IFieldSymbol);
+        var keyMemberType = MemberType(keyMember)!;
+        if (!SymbolEqualityComparer.Default.Equals(keyMemberType.WithNullableAnnotation(NullableAnnotation.NotAnnotated), lookupKey.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0143", stage.Location, member.Name, Symbols.DisplayName(row), $"its [Key] member '{keyMember.Name}' is {Symbols.DisplayName(keyMemberType)}, but the lookup's keys are {Symbols.DisplayName(lookupKey)}"));
+            return stage;
+        }
+
+        if (!TryEventTime(key.Input, stage, diagnostics, out var eventTime))
+        {
+            return stage;
+        }
+
+        // The row type's schema builds rows; the same type as a sink's records shares the one schema.
+        schemas.RemoveAll(s => s.Identifier == schema.Identifier);
+        schemas.Add(schema with { Creates = true });
+
+        return stage with
+        {
+            EventTime = eventTime,
+            Shape = StageShape.Lookup,
+            ComponentType = Symbols.ToTypeRef(type!),
+            InputType = Symbols.ToTypeRef(key.Input),
+            OutputType = Symbols.ToTypeRef(joined.Construct(key.Input, row)),
+            Lookup = new LookupModel(Symbols.ToTypeRef(lookupKey), Symbols.ToTypeRef(row), keyMember.Name),
         };
     }
 
@@ -333,7 +435,7 @@ internal static class PipelineParser
         return found.OrderBy(m => m.Group).ThenBy(m => m.Position).Select(m => (m.Member, m.Group)).ToList();
     }
 
-    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics, Compilation compilation, ITypeSymbol? keyType, out ITypeSymbol? nextKey)
+    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics, Compilation compilation, (ITypeSymbol Key, ITypeSymbol Input)? keyType, List<RecordSchemaModel> schemas, out (ITypeSymbol Key, ITypeSymbol Input)? nextKey)
     {
         nextKey = null;
         var location = Symbols.IdentifierLocation(member);
@@ -373,6 +475,11 @@ internal static class PipelineParser
         if (roles[0] == KnownNames.WindowAttribute)
         {
             return ParseWindow(member, stage, diagnostics, compilation, keyType);
+        }
+
+        if (roles[0] == KnownNames.LookupAttribute)
+        {
+            return ParseLookup(member, stage, diagnostics, compilation, keyType, schemas);
         }
 
         return role switch

@@ -17,6 +17,7 @@ internal static class SchemaParser
         }
 
         var fields = new List<FieldModel>();
+        var members = new List<ISymbol>();
         foreach (var member in OrderedMembers(named))
         {
             ITypeSymbol? memberType = member switch
@@ -32,7 +33,12 @@ internal static class SchemaParser
                 continue;
             }
 
-            fields.Add(ToField(member.Name, memberType) with { IsKey = Symbols.IsMarked(named, member, KnownNames.KeyAttribute) });
+            fields.Add(ToField(member.Name, memberType) with
+            {
+                IsKey = Symbols.IsMarked(named, member, KnownNames.KeyAttribute),
+                MemberTypeFullName = Symbols.FullName(memberType.WithNullableAnnotation(NullableAnnotation.NotAnnotated)),
+            });
+            members.Add(member);
         }
 
         if (fields.Count == 0)
@@ -40,11 +46,25 @@ internal static class SchemaParser
             return null;
         }
 
+        // How a row-oriented lookup builds the type: the constructor codecs would call, the other fields by initializer.
+        var constructor = CodecParser.ChooseConstructor(named, members);
+        var buildable = constructor is not null
+            || (!named.IsAbstract && (named.IsValueType || named.InstanceConstructors.Any(c => c.Parameters.Length == 0 && c.DeclaredAccessibility is Accessibility.Public or Accessibility.Internal)));
+        for (var i = 0; i < fields.Count; i++)
+        {
+            var position = constructor is null ? -1 : CodecParser.IndexOfParameter(constructor, fields[i].Name);
+            buildable &= position >= 0 || CodecParser.Settable(members[i]);
+            fields[i] = fields[i] with { ConstructorPosition = position };
+        }
+
         return new RecordSchemaModel(
             Symbols.FullName(type.WithNullableAnnotation(NullableAnnotation.NotAnnotated)),
             Symbols.DisplayName(type),
             Identifier(type),
-            fields.ToEquatableArray());
+            fields.ToEquatableArray())
+        {
+            Construction = !buildable ? null : constructor is null ? Model.Construction.Initializer : Model.Construction.Constructor,
+        };
     }
 
     /// <summary>A C# identifier unique to the type, for naming its generated schema class.</summary>

@@ -210,7 +210,7 @@ internal static class PipelinePlanner
                 continue;
             }
 
-            var followed = i + 1 < stages.Length && stages[i + 1].Shape is StageShape.Window or StageShape.Invalid && inputs[i + 1] == i;
+            var followed = i + 1 < stages.Length && (stages[i + 1].IsKeyed || stages[i + 1].Shape == StageShape.Invalid) && inputs[i + 1] == i;
             if (!followed)
             {
                 diagnostics.Add(DiagnosticInfo.Create("CMPL0121", stages[i].Location, stages[i].MemberName));
@@ -299,7 +299,7 @@ internal static class PipelinePlanner
 
     /// <summary>What leaves a stage that takes <paramref name="input"/>: maps, flatMaps and windows produce their own type; the rest pass records through.</summary>
     private static TypeRef Produces(StageModel stage, TypeRef input)
-        => stage.Shape is StageShape.Map or StageShape.FlatMap or StageShape.Window ? stage.OutputType! : input;
+        => stage.Shape is StageShape.Map or StageShape.FlatMap || stage.IsKeyed ? stage.OutputType! : input;
 
     /// <summary>Stages the walk from the source never reached: a cycle, or a chain that starts above the source (reported where it starts).</summary>
     private static void ReportUnreached(PipelineModel model, int source, int[] inputs, bool[] reached, List<DiagnosticInfo> diagnostics)
@@ -406,7 +406,7 @@ internal static class PipelinePlanner
                         continue;
                     }
 
-                    if (stages[reader].Shape == StageShape.Window)
+                    if (stages[reader].IsKeyed)
                     {
                         roots.Add(reader);
                     }
@@ -431,7 +431,7 @@ internal static class PipelinePlanner
                 for (var k = readers[at].Count - 1; k >= 0; k--)
                 {
                     var reader = readers[at][k];
-                    if (placed[reader] && stages[reader].Shape != StageShape.Window)
+                    if (placed[reader] && !stages[reader].IsKeyed)
                     {
                         pending.Push(reader);
                     }
@@ -473,7 +473,7 @@ internal static class PipelinePlanner
             var exchange = stage.Shape switch
             {
                 StageShape.KeyBy => exchangeSlotOf[at],
-                StageShape.Window => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
+                StageShape.Window or StageShape.Lookup => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
                 _ => -1,
             };
             chain.Add(new PlannedStage(

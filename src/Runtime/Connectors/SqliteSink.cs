@@ -240,7 +240,7 @@ public sealed class SqliteSink<T> : ISink<T>, IConfigurable, IDisposable
         return e;
     }
 
-    private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    private static string Quote(string identifier) => SqliteValues.Quote(identifier);
 
     private static string ColumnType(FieldKind kind) => kind switch
     {
@@ -270,25 +270,7 @@ public sealed class SqliteSink<T> : ISink<T>, IConfigurable, IDisposable
     /// <summary>Sets the prepared statement's parameters from a record's fields.</summary>
     private readonly struct ParameterBinder(SqliteParameterCollection parameters) : IFieldVisitor
     {
-        public void Visit<TField>(int ordinal, TField value) => parameters[ordinal].Value = ToDatabase(value);
-
-        private static object ToDatabase<TField>(TField value) => value switch
-        {
-            null => DBNull.Value,
-            Enum e => e.ToString(),
-            DateTime d => d.ToString("O", CultureInfo.InvariantCulture),
-            DateTimeOffset d => d.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture), // UTC, like PostgreSQL's timestamptz: text order is time order
-            DateOnly d => d.ToString("O", CultureInfo.InvariantCulture),
-            TimeOnly t => t.ToString("O", CultureInfo.InvariantCulture),
-            TimeSpan t => t.ToString("c", CultureInfo.InvariantCulture),
-            decimal m => m.ToString(CultureInfo.InvariantCulture),
-            Guid g => g.ToString("D"),
-            char c => c.ToString(),
-            ulong u => u <= long.MaxValue ? (long)u : throw new OverflowException($"{u} does not fit a SQLite INTEGER (64-bit signed); store it as a decimal or a string"),
-            ReadOnlyMemory<byte> bytes => bytes.ToArray(),
-            Memory<byte> bytes => bytes.ToArray(),
-            _ => value,
-        };
+        public void Visit<TField>(int ordinal, TField value) => parameters[ordinal].Value = SqliteValues.ToDatabase(value);
     }
 
     private sealed class Writer(SqliteSink<T> sink) : ISinkWriter<T>

@@ -87,6 +87,14 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
                     connectors.Add(new ConnectorInfo(slot.Name, slot.Stage, ConnectorRole.Sink, slot.Connector, () => slot.Description, slot.Execution));
                 }
 
+                foreach (var stage in KeyedStages)
+                {
+                    if (stage.Lookup is { } lookup)
+                    {
+                        connectors.Add(new ConnectorInfo(stage.WindowName, stage.WindowStage, ConnectorRole.Lookup, lookup, ((IDescribedLookup)stage).Describe, null));
+                    }
+                }
+
                 _connectors = [.. connectors];
             }
 
@@ -209,6 +217,9 @@ public enum ConnectorRole
 
     /// <summary>It receives records.</summary>
     Sink,
+
+    /// <summary>A table records are joined with (<c>[Lookup]</c>).</summary>
+    Lookup,
 }
 
 /// <summary>

@@ -78,7 +78,19 @@ public sealed class PipelineResult
 
     /// <summary>Per window: records dropped as late.</summary>
     public IReadOnlyList<WindowSummary> Windows { get; init; } = [];
+
+    /// <summary>Per lookup join: how its cache served the records and how often it asked the table.</summary>
+    public IReadOnlyList<LookupSummary> Lookups { get; init; } = [];
 }
+
+/// <summary>What one lookup join of a run did, over all its partitions.</summary>
+/// <param name="Lookup">The lookup member's name.</param>
+/// <param name="CacheHits">Records whose key was in the cache (and fresh).</param>
+/// <param name="KeysFetched">Keys asked of the table (each distinct key once per batch that lacked it).</param>
+/// <param name="Fetches">Calls to the table's reader: one per batch with keys to fetch.</param>
+/// <param name="RowsFetched">Rows the table returned.</param>
+/// <param name="Unmatched">Records whose key had no row: dropped by an inner join, passed on alone by a left-outer one.</param>
+public sealed record LookupSummary(string Lookup, long CacheHits, long KeysFetched, long Fetches, long RowsFetched, long Unmatched);
 
 /// <summary>What one window of a run did.</summary>
 /// <param name="Window">The window member's name.</param>

@@ -22,6 +22,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     private readonly IReadOnlyList<KeyedStage> _keyed;
     private readonly bool _synchronous;
     private readonly List<ISinkSlot> _opened = [];
+    private readonly List<KeyedStage> _openedKeyed = [];
     private readonly List<Worker> _workers = [];
     private readonly List<Task> _tasks = [];
     private readonly Exchange?[] _exchanges;
@@ -180,6 +181,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             LateRecords = run.LateRecords,
             MalformedLines = deadLetters.MalformedLines,
             Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys }).ToList(),
+            Lookups = [.. keyed.Select(k => k.LookupStatistics is { } l ? new LookupSummary(k.WindowName, l.CacheHits, l.KeysFetched, l.Fetches, l.RowsFetched, l.Unmatched) : null).OfType<LookupSummary>()],
             State = run.Context.Checkpoints is { } checkpoints ? new StateSummary(run._store!.Directory, run._restored?.Id, checkpoints.Written, checkpoints.Stopping) : null,
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
@@ -267,6 +269,13 @@ internal sealed class PipelineRun : IAsyncDisposable
             var description = slot.Description;
             Log.SinkOpened(logger, _descriptor.Name, slot.Name, description);
         }
+
+        // Lookup tables open with the sinks: a missing table or column is a start-up error, not the first batch's.
+        foreach (var stage in _keyed)
+        {
+            await Guard(_descriptor.Name, stage.WindowName, "open", () => stage.OpenAsync(_descriptor.Name, options.Parallelism, Context.Abort)).ConfigureAwait(false);
+            _openedKeyed.Add(stage);
+        }
     }
 
     private static PipelineOptions Derived(PipelineOptions options, int parallelism)
@@ -292,9 +301,13 @@ internal sealed class PipelineRun : IAsyncDisposable
             parallelism[segment] = keyedParallelism;
         }
 
+        var downstream = (
+            _keyed.Select(k => k.OutOfOrderness).DefaultIfEmpty(TimeSpan.Zero).Max(),
+            _keyed.Select(k => k.IdleTimeout).DefaultIfEmpty(TimeSpan.Zero).Max());
         for (var k = 0; k < _keyed.Count; k++)
         {
             var stage = _keyed[k];
+            stage.Downstream = downstream;
             var producers = parallelism[_descriptor.Stages[stage.KeyByStage].Segment];
             var consumers = parallelism[_descriptor.Stages[stage.WindowStage].Segment];
             var routing = producers == 1 && consumers == 1 ? ExchangeRouting.Forward : ExchangeRouting.Hash;
@@ -365,7 +378,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     {
         var name = _descriptor.Name;
         var source = _descriptor.Stages[0].Name;
-        foreach (var stage in _keyed)
+        foreach (var stage in _keyed.Where(k => k.HasState))
         {
             if (stage.Schema is null)
             {
@@ -408,7 +421,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         var problems = new List<string>();
         foreach (var saved in restored.Windows)
         {
-            var stage = _keyed.FirstOrDefault(k => k.WindowName == saved.Schema.Window);
+            var stage = _keyed.FirstOrDefault(k => k.HasState && k.WindowName == saved.Schema.Window);
             if (stage is null)
             {
                 problems.Add($"window '{saved.Schema.Window}' is in the checkpoint but not in this build");
@@ -419,7 +432,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
         }
 
-        foreach (var stage in _keyed.Where(k => restored.Windows.All(w => w.Schema.Window != k.WindowName)))
+        foreach (var stage in _keyed.Where(k => k.HasState && restored.Windows.All(w => w.Schema.Window != k.WindowName)))
         {
             problems.Add($"window '{stage.WindowName}' is new in this build (the checkpoint has no state for it)");
         }
@@ -433,6 +446,11 @@ internal sealed class PipelineRun : IAsyncDisposable
         for (var k = 0; k < _keyed.Count; k++)
         {
             var stage = _keyed[k];
+            if (!stage.HasState)
+            {
+                continue; // a lookup join: its cache is not state, a restored run fetches rows again
+            }
+
             var saved = restored.Windows.First(w => w.Schema.Window == stage.WindowName);
             var inputs = _workers.Select(w => w.Input).OfType<KeyedInput>().Where(i => i.StageIndex == k).ToList();
             try
@@ -646,6 +664,18 @@ internal sealed class PipelineRun : IAsyncDisposable
             catch (Exception ex)
             {
                 failure ??= new ConnectorException(_descriptor.Name, sink.Name, null, "close", ex);
+            }
+        }
+
+        foreach (var stage in _openedKeyed)
+        {
+            try
+            {
+                await stage.CloseAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= new ConnectorException(_descriptor.Name, stage.WindowName, null, "close", ex);
             }
         }
 

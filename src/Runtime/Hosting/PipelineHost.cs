@@ -389,6 +389,11 @@ public static class PipelineHost
                 : string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window} -> {window.LateSink}\n");
         }
 
+        foreach (var lookup in result.Lookups)
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"  lookup {lookup.Lookup}: {lookup.CacheHits:N0} records from the cache, {lookup.KeysFetched:N0} keys fetched in {lookup.Fetches:N0} queries ({lookup.RowsFetched:N0} rows), {lookup.Unmatched:N0} records without a row\n");
+        }
+
         foreach (var window in result.Windows.Where(w => w.ExpiredKeys > 0))
         {
             text += string.Create(CultureInfo.InvariantCulture, $"  expired: {window.ExpiredKeys:N0} keys of {window.Window} outlived its state time-to-live and were dropped\n");

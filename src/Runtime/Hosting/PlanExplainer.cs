@@ -108,6 +108,10 @@ public static class PlanExplainer
             {
                 text.Append(CultureInfo.InvariantCulture, $"  in{connector.Stage}[(\"{Escape(connector.Describe())}\")] --> s{connector.Stage}\n");
             }
+            else if (connector.Role == ConnectorRole.Lookup)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"  lk{connector.Stage}[(\"{Escape(connector.Describe())}\")] -. \"lookup, cached\" .-> s{connector.Stage}\n");
+            }
             else
             {
                 var edge = connector.Execution == SinkExecution.Inline ? "inline" : $"queue, {options.SinkQueueCapacity} batches per partition";

@@ -210,7 +210,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
             await foreach (var pending in _complete.Reader.ReadAllAsync(_run.Abort).ConfigureAwait(false))
             {
                 var started = Stopwatch.GetTimestamp();
-                var windows = _keyed.Select((stage, k) => new WindowCheckpoint(stage.Schema!, pending.Snapshots[k])).ToList();
+                var windows = _keyed.Select((stage, k) => (stage, k)).Where(x => x.stage.HasState).Select(x => new WindowCheckpoint(x.stage.Schema!, pending.Snapshots[x.k])).ToList();
                 var data = new CheckpointData(pending.Id, _run.Clock.Provider.GetUtcNow(), pending.Positions, windows);
                 await _store.WriteAsync(data, _run.Abort).ConfigureAwait(false);
                 if (Savepoint is { } savepoint && IsFinal(pending.Id))

@@ -56,14 +56,14 @@ internal abstract class KeyedInput : IWorkerInput
 /// receives to its window operator, fires what the watermark completes, runs the loop after the window over the results,
 /// and forwards its watermark to the exchanges that loop writes into (a window after a window).
 /// </summary>
-internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsumer<Keyed<TKey, TIn>>
+internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeConsumer<Keyed<TKey, TIn>>
     where TKey : notnull
 {
     private readonly RunContext _run;
     private readonly Exchange<Keyed<TKey, TIn>> _exchange;
     private readonly int _partition;
-    private readonly FusedSegment<WindowResult<TKey, TOut>> _segment;
-    private readonly WindowOperator<TKey, TIn, TOut> _windows;
+    private readonly FusedSegment<TResult> _segment;
+    private readonly KeyedOperator<TKey, TIn, TResult> _windows;
     private readonly WatermarkValve _valve;
     private readonly bool _processingTime;
     private readonly TimeSpan _tick;
@@ -86,8 +86,8 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
         Exchange<Keyed<TKey, TIn>> exchange,
         int partition,
         PartitionContext context,
-        FusedSegment<WindowResult<TKey, TOut>> segment,
-        WindowOperator<TKey, TIn, TOut> windows,
+        FusedSegment<TResult> segment,
+        KeyedOperator<TKey, TIn, TResult> windows,
         bool processingTime,
         TimeSpan idleTimeout,
         TimeSpan tick,
@@ -116,8 +116,8 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
 
     public override bool Ended => _valve.AllEnded;
 
-    /// <summary>The window operator (tests and metrics).</summary>
-    public WindowOperator<TKey, TIn, TOut> Windows => _windows;
+    /// <summary>The window or lookup operator (tests, metrics, checkpoints).</summary>
+    public KeyedOperator<TKey, TIn, TResult> Windows => _windows;
 
     public override void Bind(Worker worker)
     {
@@ -127,8 +127,8 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
             // A threaded partition gets ticks through its channel, so its worker is the only thread touching its state;
             // an inline one (the test driver) handles them where the clock moves.
             _timer = _exchange.Inline
-                ? _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TOut>)state!).TickInline(), this, _tick, _tick)
-                : _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TOut>)state!).PostTick(), this, _tick, _tick);
+                ? _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TResult>)state!).TickInline(), this, _tick, _tick)
+                : _run.Clock.Provider.CreateTimer(static state => ((KeyedInput<TKey, TIn, TResult>)state!).PostTick(), this, _tick, _tick);
         }
     }
 
@@ -154,6 +154,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
 
         if (TryTakeHeld(out _current))
         {
+            await PrepareAsync(_current!, abort).ConfigureAwait(false);
             return true;
         }
 
@@ -170,6 +171,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
 
             if (!Blocked(_current))
             {
+                await PrepareAsync(_current, abort).ConfigureAwait(false);
                 return true;
             }
 
@@ -178,6 +180,12 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
             _current = null;
         }
     }
+
+    /// <summary>Lets the operator wait for what a batch of records needs (a lookup's rows) before it is handled.</summary>
+    private ValueTask PrepareAsync(ExchangeBatch<Keyed<TKey, TIn>> batch, CancellationToken abort)
+        => batch.Signal == ExchangeSignal.Data && !_frozen && batch.Count > 0
+            ? _windows.PrepareAsync(batch.Items.AsMemory(0, batch.Count), abort)
+            : ValueTask.CompletedTask;
 
     public override long AlignedBarrier => _aligned;
 
@@ -254,6 +262,7 @@ internal sealed class KeyedInput<TKey, TIn, TOut> : KeyedInput, IExchangeConsume
     /// <summary>Inline: a producer (or the test driver's clock) hands over a batch on its own thread.</summary>
     public async ValueTask ReceiveAsync(ExchangeBatch<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken)
     {
+        await PrepareAsync(batch, cancellationToken).ConfigureAwait(false);
         Handle(batch);
         await _worker!.AfterInlineStepAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -42,6 +42,34 @@ public abstract class KeyedStage
     /// <summary>Checks the configuration before the run starts.</summary>
     internal abstract void Validate(string pipeline);
 
+    /// <summary>How far behind the largest event time its producers' watermarks stay (a window's out-of-orderness).</summary>
+    internal virtual TimeSpan OutOfOrderness => TimeSpan.Zero;
+
+    /// <summary>How long an input may stay silent before it stops holding the watermark back (a window's idle timeout).</summary>
+    internal virtual TimeSpan IdleTimeout => TimeSpan.Zero;
+
+    /// <summary>
+    /// For a stage that passes event time through (a lookup join): the largest out-of-orderness and idle timeout of the
+    /// windows in the pipeline, which its producers' watermarks must allow for, as the windows behind it see the
+    /// watermark it forwards. Set by the run before ports are created.
+    /// </summary>
+    internal (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) Downstream { get; set; }
+
+    /// <summary>The table a lookup join reads (null for windows): a connector, with its settings.</summary>
+    internal virtual object? Lookup => null;
+
+    /// <summary>What a lookup join did (null for windows).</summary>
+    internal virtual LookupStatistics? LookupStatistics => null;
+
+    /// <summary>Whether the stage keeps state that checkpoints must hold (a window); a lookup join's cache is not state.</summary>
+    internal virtual bool HasState => true;
+
+    /// <summary>Opens what the stage reads besides its exchange (a lookup's table), once, before any partition exists.</summary>
+    internal virtual ValueTask OpenAsync(string pipeline, int partitions, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>Closes what <see cref="OpenAsync"/> opened, after every partition was disposed.</summary>
+    internal virtual ValueTask CloseAsync() => ValueTask.CompletedTask;
+
     /// <summary>Creates the exchange in front of the window.</summary>
     internal abstract Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity);
 
@@ -159,9 +187,13 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
     }
 
     private static IWindowState<TKey, TAcc> State(KeyedInput input)
-        => (IWindowState<TKey, TAcc>)((KeyedInput<TKey, TIn, TOut>)input).Windows;
+        => (IWindowState<TKey, TAcc>)((KeyedInput<TKey, TIn, WindowResult<TKey, TOut>>)input).Windows;
 
     internal override bool EventTime => _spec.Time == TimeMode.Event && _spec.Window.Kind != WindowKind.Running;
+
+    internal override TimeSpan OutOfOrderness => _spec.OutOfOrderness;
+
+    internal override TimeSpan IdleTimeout => _spec.IdleTimeout;
 
     internal override TimeSpan Size => _spec.Window.Kind == WindowKind.Running ? TimeSpan.Zero : _spec.Window.Size;
 
@@ -224,6 +256,6 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
             windows.Late = context.Output<TIn>(LateSlot);
         }
 
-        return new KeyedInput<TKey, TIn, TOut>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, windows, _spec.Time == TimeMode.Processing, _spec.IdleTimeout, TickInterval, statistics);
+        return new KeyedInput<TKey, TIn, WindowResult<TKey, TOut>>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, windows, _spec.Time == TimeMode.Processing, _spec.IdleTimeout, TickInterval, statistics);
     }
 }

@@ -1,27 +1,18 @@
 namespace Compiled.Runtime;
 
 /// <summary>
-/// The keyed window state of one partition: records go in with <see cref="Add"/>, results come out of
-/// <see cref="Results"/> when <see cref="Advance"/> moves the watermark past window ends. Not thread-safe: one
-/// partition's worker owns it.
+/// The operator of one keyed partition, behind a hash exchange: records go in with <see cref="Add"/>, results come out
+/// of <see cref="Results"/>; <see cref="Advance"/> moves its watermark. Windows and lookup joins are keyed operators.
+/// Not thread-safe: one partition's worker owns it.
 /// </summary>
-public abstract class WindowOperator<TKey, TIn, TOut>
+public abstract class KeyedOperator<TKey, TIn, TResult>
     where TKey : notnull
 {
-    /// <summary>Creates the operator.</summary>
-    protected WindowOperator(long allowedLatenessMs)
-    {
-        LatenessMs = allowedLatenessMs;
-    }
-
-    /// <summary>The allowed lateness, milliseconds.</summary>
-    protected long LatenessMs { get; }
-
     /// <summary>The operator's watermark: no record at or before it is expected any more. Starts at <see cref="long.MinValue"/>.</summary>
     public long Watermark { get; protected set; } = long.MinValue;
 
     /// <summary>Results emitted so far; the caller reads and resets it.</summary>
-    public Compiled.RecordBuffer<WindowResult<TKey, TOut>> Results { get; } = new();
+    public Compiled.RecordBuffer<TResult> Results { get; } = new();
 
     /// <summary>Where records too late for every window go; null drops them (they are still counted).</summary>
     public Compiled.RecordBuffer<TIn>? Late { get; set; }
@@ -29,7 +20,7 @@ public abstract class WindowOperator<TKey, TIn, TOut>
     /// <summary>Records that were too late for every window they belong to.</summary>
     public long LateRecords { get; protected set; }
 
-    /// <summary>Keys × windows (or sessions) held in state now.</summary>
+    /// <summary>Entries held in state now (keys × windows, sessions).</summary>
     public abstract int StateEntries { get; }
 
     /// <summary>Keys dropped because their state outlived its time-to-live.</summary>
@@ -37,6 +28,12 @@ public abstract class WindowOperator<TKey, TIn, TOut>
 
     /// <summary>The run's clock (processing time, Unix ms) when the current batch arrived: what a time-to-live counts from.</summary>
     public long Now { get; set; }
+
+    /// <summary>
+    /// Runs before <see cref="Add"/> for every batch, on the partition's worker, and may wait: a lookup join fetches the
+    /// rows the batch needs here, so that <see cref="Add"/> stays synchronous. Nothing to do by default.
+    /// </summary>
+    public virtual ValueTask PrepareAsync(ReadOnlyMemory<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>Drops state past its time-to-live (operators that have one); cheap when nothing is due.</summary>
     public virtual void Expire(long now)
@@ -61,6 +58,23 @@ public abstract class WindowOperator<TKey, TIn, TOut>
         LateRecords++;
         Late?.Add(record);
     }
+}
+
+/// <summary>
+/// The keyed window state of one partition: records go in with <see cref="KeyedOperator{TKey, TIn, TResult}.Add"/>,
+/// results come out when <see cref="KeyedOperator{TKey, TIn, TResult}.Advance"/> moves the watermark past window ends.
+/// </summary>
+public abstract class WindowOperator<TKey, TIn, TOut> : KeyedOperator<TKey, TIn, WindowResult<TKey, TOut>>
+    where TKey : notnull
+{
+    /// <summary>Creates the operator.</summary>
+    protected WindowOperator(long allowedLatenessMs)
+    {
+        LatenessMs = allowedLatenessMs;
+    }
+
+    /// <summary>The allowed lateness, milliseconds.</summary>
+    protected long LatenessMs { get; }
 }
 
 /// <summary>Creates window operators.</summary>

@@ -1,0 +1,198 @@
+using Compiled.Connectors;
+using Npgsql;
+
+namespace Compiled.Postgres;
+
+/// <summary>
+/// A lookup join against a PostgreSQL table (<c>[Lookup]</c>): rows of <typeparamref name="TRow"/> — one column per
+/// public field or property, named like <see cref="PostgresSink{T}"/>'s columns (snake_case by default) — matched on
+/// the row's <c>[Key]</c> member. The keys a batch misses in a partition's cache are fetched in one query,
+/// <c>SELECT … WHERE key = ANY(@keys)</c>, not one query per record; transient failures (a lost connection, a server
+/// restart) are retried with backoff, and a table or column that does not exist stops the run at start.
+/// </summary>
+/// <typeparam name="TKey">The key type, the type of the row's <c>[Key]</c> member.</typeparam>
+/// <typeparam name="TRow">The row type.</typeparam>
+public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurable, IAsyncDisposable
+    where TKey : notnull
+{
+    /// <summary>Attempts of a query that fails transiently before the run fails: 5, about 1.5 s with backoff.</summary>
+    public const int DefaultMaxAttempts = 5;
+
+    private NpgsqlDataSource? _dataSource;
+    private RecordSchema<TRow>? _schema;
+    private string _select = "";
+    private int _keyField;
+    private long _queries;
+    private long _retries;
+
+    /// <summary>Looks rows up in <paramref name="table"/> (schema-qualified allowed) through <paramref name="connectionString"/>.</summary>
+    public PostgresLookup(string connectionString, string table, ColumnNaming naming = ColumnNaming.SnakeCase)
+    {
+        ConnectionString = connectionString;
+        Table = table;
+        ColumnNaming = naming;
+    }
+
+    /// <summary>The Npgsql connection string; shown with its password masked.</summary>
+    public string ConnectionString { get; set; }
+
+    /// <summary>The table, optionally schema-qualified (<c>crm.customers</c>).</summary>
+    public string Table { get; set; }
+
+    /// <summary>How member names become column names. Default: snake_case.</summary>
+    public ColumnNaming ColumnNaming { get; set; }
+
+    /// <inheritdoc/>
+    public JoinKind Join { get; set; }
+
+    /// <inheritdoc/>
+    public int CacheSize { get; set; } = LookupDefaults.CacheSize;
+
+    /// <inheritdoc/>
+    public TimeSpan TimeToLive { get; set; } = LookupDefaults.TimeToLive;
+
+    /// <summary>Default: <see cref="DefaultMaxAttempts"/>.</summary>
+    public int MaxAttempts { get; set; } = DefaultMaxAttempts;
+
+    /// <summary>Queries sent so far (all partitions): one per batch that missed keys, unless a batch misses very many.</summary>
+    public long Queries => Interlocked.Read(ref _queries);
+
+    /// <summary>Transient failures retried so far.</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.ConnectionString(nameof(ConnectionString), "The PostgreSQL connection string (Host=…;Database=…;Username=…;Password=…)", () => ConnectionString, v => ConnectionString = v),
+        Setting.Text(nameof(Table), "The table rows are looked up in (schema.table allowed)", () => Table, v => Table = v),
+        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v),
+        Setting.Number(nameof(MaxAttempts), "Attempts of a query that fails transiently before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
+    ];
+
+    /// <inheritdoc/>
+    public string Describe()
+    {
+        var retries = Retries;
+        var retried = retries == 0 ? "" : $", {retries} transient {(retries == 1 ? "failure" : "failures")} retried";
+        return $"postgresql {Secrets.RedactConnectionString(ConnectionString)} table {Table} ({Join}, cache {CacheSize} keys for {Setting.FormatDuration(TimeToLive)}{retried})";
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask OpenAsync(LookupContext<TRow> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (string.IsNullOrWhiteSpace(ConnectionString) || string.IsNullOrWhiteSpace(Table))
+        {
+            throw new NonRetryableException($"Lookup '{context.Name}': ConnectionString and Table are required.");
+        }
+
+        _schema = context.Schema ?? throw new InvalidOperationException($"PostgresLookup needs the schema of '{typeof(TRow).Name}'.");
+        _keyField = _schema.Fields.Single(f => f.IsKey).Ordinal;
+        var columns = _schema.Fields.Select(f => PgColumn.Quote(ColumnNames.Of(f.Name, ColumnNaming)));
+        _select = $"SELECT {string.Join(", ", columns)} FROM {PgColumn.Quote(Table)} WHERE {PgColumn.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, ColumnNaming))} = ANY($1)";
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _dataSource = NpgsqlDataSource.Create(ConnectionString);
+
+        // The table and its columns are checked now: a missing one is a start-up error naming it.
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var probe = new NpgsqlCommand($"SELECT * FROM {PgColumn.Quote(Table)} WHERE false", connection);
+            await using var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            DbRows.Columns(_schema, reader, ColumnNaming, Table);
+        }
+        catch (PostgresException ex) when (!PgErrors.IsTransient(ex))
+        {
+            throw new NonRetryableException($"Lookup '{context.Name}': {(ex.SqlState == PostgresErrorCodes.UndefinedTable ? $"table {Table} does not exist" : "could not read table " + Table)}: {PgErrors.Reason(ex)}.", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public ILookupReader<TKey, TRow> CreateReader(int partition) => new Reader(this);
+
+    /// <inheritdoc/>
+    public async ValueTask CloseAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    /// <summary>Closes the connection pool if a run left it open.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource is { } dataSource)
+        {
+            _dataSource = null;
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The keys as the query's array parameter: enums by name (they are stored as text), the rest as they are.</summary>
+    private static object KeyArray(ReadOnlySpan<TKey> keys)
+    {
+        if (typeof(TKey).IsEnum)
+        {
+            var names = new string[keys.Length];
+            for (var i = 0; i < keys.Length; i++)
+            {
+                names[i] = keys[i].ToString()!;
+            }
+
+            return names;
+        }
+
+        return keys.ToArray();
+    }
+
+    private sealed class Reader(PostgresLookup<TKey, TRow> lookup) : ILookupReader<TKey, TRow>
+    {
+        private readonly List<(TKey Key, TRow Row)> _found = [];
+        private int[]? _columns;
+
+        public async ValueTask LookupAsync(ReadOnlyMemory<TKey> keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        {
+            var schema = lookup._schema!;
+            var keyField = schema.Fields[lookup._keyField];
+            var parameter = KeyArray(keys.Span);
+            for (var attempt = 1; ; attempt++)
+            {
+                // Rows are gathered per attempt and handed on only once the query completed, so a retry repeats none.
+                _found.Clear();
+                try
+                {
+                    Interlocked.Increment(ref lookup._queries);
+                    await using var connection = await lookup._dataSource!.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                    await using var command = new NpgsqlCommand(lookup._select, connection);
+                    command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+                    await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    _columns ??= DbRows.Columns(schema, reader, lookup.ColumnNaming, lookup.Table);
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        _found.Add((DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup.Table), DbRows.Read(schema, reader, _columns, lookup.Table)));
+                    }
+
+                    break;
+                }
+                catch (Exception ex) when (PgErrors.IsTransient(ex) && attempt < lookup.MaxAttempts && !cancellationToken.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref lookup._retries);
+                    lookup._dataSource?.Clear(); // pooled connections to a restarted server are dead
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, attempt - 1))), cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (PgErrors.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new IOException($"PostgreSQL: could not look up rows in {lookup.Table} after {lookup.MaxAttempts} attempts (MaxAttempts): {PgErrors.Reason(ex)}", ex);
+                }
+            }
+
+            foreach (var (key, row) in _found)
+            {
+                results.Add(key, row);
+            }
+
+            _found.Clear();
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,107 @@
+using System.Data.Common;
+using System.Globalization;
+
+namespace Compiled.Connectors;
+
+/// <summary>
+/// Reads records from ADO.NET result rows through their compile-time schema (<see cref="RecordSchema{T}.Create"/>): the
+/// lookup joins use it, and so can a connector of your own. Columns are matched to fields by name once
+/// (<see cref="Columns"/>); each row is then read field by field with typed <c>GetFieldValue</c> calls.
+/// </summary>
+public static class DbRows
+{
+    /// <summary>
+    /// The result column of each field of <paramref name="schema"/> (by field ordinal), named by
+    /// <paramref name="naming"/>; throws, naming the missing columns and the ones there are, when a field has no column.
+    /// </summary>
+    public static int[] Columns<T>(RecordSchema<T> schema, DbDataReader reader, ColumnNaming naming, string table)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(reader);
+        var present = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < reader.FieldCount; i++)
+        {
+            present.TryAdd(reader.GetName(i), i);
+        }
+
+        var columns = new int[schema.Fields.Count];
+        var missing = new List<string>();
+        foreach (var field in schema.Fields)
+        {
+            var name = ColumnNames.Of(field.Name, naming);
+            if (present.TryGetValue(name, out var column))
+            {
+                columns[field.Ordinal] = column;
+            }
+            else
+            {
+                missing.Add($"'{name}' (for {schema.TypeName}.{field.Name})");
+            }
+
+            if (field.Kind == FieldKind.Other)
+            {
+                throw new NonRetryableException($"Field {schema.TypeName}.{field.Name} has type {field.ClrType.Name}, which is not read from a database column; use a number, bool, string, date/time, Guid, decimal, enum or byte array.");
+            }
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new NonRetryableException($"Table {table} has no column {string.Join(", ", missing)}; its columns are {string.Join(", ", present.OrderBy(c => c.Value).Select(c => "'" + c.Key + "'"))}. Rename the column or the member (columns are named {naming}).");
+        }
+
+        return columns;
+    }
+
+    /// <summary>Builds the record of the reader's current row; <paramref name="columns"/> comes from <see cref="Columns"/>.</summary>
+    public static T Read<T>(RecordSchema<T> schema, DbDataReader reader, int[] columns, string table)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        var source = new Source<T>(schema, reader, columns, table);
+        return schema.Create(ref source);
+    }
+
+    /// <summary>
+    /// The value of column <paramref name="column"/> as <typeparamref name="TField"/>: NULL as null where the field may
+    /// hold it (else an error naming the column); enums by name; integers of any width from the column's integer or
+    /// numeric type (checked); everything else through the provider's <c>GetFieldValue</c>.
+    /// </summary>
+    public static TField Field<TField>(DbDataReader reader, int column, RecordField field, string table)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(field);
+        try
+        {
+            if (reader.IsDBNull(column))
+            {
+                return default(TField) is null && field.IsNullable
+                    ? default!
+                    : throw new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} is NULL in a row, but {field.Name} is {typeof(TField).Name}, which cannot hold null; declare it nullable.");
+            }
+
+            var type = Nullable.GetUnderlyingType(typeof(TField)) ?? typeof(TField);
+            switch (field.Kind)
+            {
+                case FieldKind.Enum:
+                    return (TField)Enum.Parse(type, reader.GetString(column), ignoreCase: true);
+                case FieldKind.Byte or FieldKind.SByte or FieldKind.Int16 or FieldKind.UInt16 or FieldKind.UInt32 or FieldKind.UInt64:
+                    return (TField)Convert.ChangeType(reader.GetValue(column), type, CultureInfo.InvariantCulture);
+                case FieldKind.Char:
+                    var text = reader.GetString(column);
+                    return text.Length == 1
+                        ? (TField)(object)text[0]
+                        : throw new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} holds '{text}', but {field.Name} is a char.");
+                default:
+                    return reader.GetFieldValue<TField>(column);
+            }
+        }
+        catch (Exception ex) when (ex is InvalidCastException or FormatException or OverflowException or ArgumentException)
+        {
+            throw new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} does not read as {field.Name} ({typeof(TField).Name}): {ex.Message}", ex);
+        }
+    }
+
+    private struct Source<T>(RecordSchema<T> schema, DbDataReader reader, int[] columns, string table) : IFieldSource
+    {
+        public readonly TField Read<TField>(int ordinal) => Field<TField>(reader, columns[ordinal], schema.Fields[ordinal], table);
+    }
+}

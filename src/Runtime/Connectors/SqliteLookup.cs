@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Compiled.Connectors;
+
+/// <summary>
+/// A lookup join against a SQLite table (<c>[Lookup]</c>): rows of <typeparamref name="TRow"/> — one column per public
+/// field or property, named like <see cref="SqliteSink{T}"/>'s columns — matched on the row's <c>[Key]</c> member.
+/// Each partition reads through its own read-only connection; the keys a batch misses in the cache are asked for in
+/// one statement (<c>WHERE key IN (…)</c>, up to <see cref="KeysPerStatement"/> keys per statement). Values are read
+/// back in the forms the SQLite sink writes (dates as ISO 8601 text, enums by name, decimals as text).
+/// </summary>
+/// <typeparam name="TKey">The key type, the type of the row's <c>[Key]</c> member.</typeparam>
+/// <typeparam name="TRow">The row type.</typeparam>
+public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurable
+    where TKey : notnull
+{
+    /// <summary>The most keys one statement asks for (SQLite allows 32,766 parameters).</summary>
+    public const int KeysPerStatement = 1000;
+
+    private string _path;
+    private string _table;
+    private RecordSchema<TRow>? _schema;
+    private string _select = "";
+    private int _keyField;
+    private readonly ColumnNaming _naming;
+
+    /// <summary>Looks rows up in <paramref name="table"/> of the database file <paramref name="path"/>.</summary>
+    public SqliteLookup(string path, string table, ColumnNaming naming = ColumnNaming.SnakeCase)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentException.ThrowIfNullOrWhiteSpace(table);
+        _path = path;
+        _table = table;
+        _naming = naming;
+    }
+
+    /// <summary>The database file.</summary>
+    public string Path => _path;
+
+    /// <summary>The table.</summary>
+    public string Table => _table;
+
+    /// <inheritdoc/>
+    public JoinKind Join { get; set; }
+
+    /// <inheritdoc/>
+    public int CacheSize { get; set; } = LookupDefaults.CacheSize;
+
+    /// <inheritdoc/>
+    public TimeSpan TimeToLive { get; set; } = LookupDefaults.TimeToLive;
+
+    /// <inheritdoc/>
+    public IEnumerable<Setting> Settings =>
+    [
+        Setting.Text(nameof(Path), "The SQLite database file", () => _path, v => _path = v),
+        Setting.Text(nameof(Table), "The table rows are looked up in", () => _table, v => _table = v),
+        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v),
+    ];
+
+    /// <inheritdoc/>
+    public string Describe() => $"SQLite {_path}, table {_table} ({Join}, cache {CacheSize} keys for {Setting.FormatDuration(TimeToLive)})";
+
+    /// <inheritdoc/>
+    public async ValueTask OpenAsync(LookupContext<TRow> context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _schema = context.Schema ?? throw new InvalidOperationException($"SqliteLookup needs the schema of '{typeof(TRow).Name}'.");
+        _keyField = _schema.Fields.Single(f => f.IsKey).Ordinal;
+        if (!File.Exists(_path))
+        {
+            throw new NonRetryableException($"Lookup table database '{_path}' does not exist.");
+        }
+
+        var columns = _schema.Fields.Select(f => SqliteValues.Quote(ColumnNames.Of(f.Name, _naming)));
+        _select = $"SELECT {string.Join(", ", columns)} FROM {SqliteValues.Quote(_table)} WHERE {SqliteValues.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, _naming))} IN (";
+
+        // The columns are checked now: a missing one is a start-up error naming it, not a failure of the first batch.
+        await using var connection = Connect();
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var probe = connection.CreateCommand();
+        probe.CommandText = $"SELECT * FROM {SqliteValues.Quote(_table)} WHERE 0";
+        try
+        {
+            await using var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            DbRows.Columns(_schema, reader, _naming, _table);
+        }
+        catch (SqliteException ex) when (ex.Message.Contains("no such table", StringComparison.Ordinal))
+        {
+            throw new NonRetryableException($"Lookup table '{_table}' does not exist in '{_path}'.", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public ILookupReader<TKey, TRow> CreateReader(int partition) => new Reader(this);
+
+    /// <inheritdoc/>
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private SqliteConnection Connect()
+        => new(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ConnectionString);
+
+    private sealed class Reader(SqliteLookup<TKey, TRow> lookup) : ILookupReader<TKey, TRow>
+    {
+        private SqliteConnection? _connection;
+        private int[]? _columns;
+
+        public async ValueTask LookupAsync(ReadOnlyMemory<TKey> keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        {
+            if (_connection is null)
+            {
+                _connection = lookup.Connect();
+                await _connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                await using var pragma = _connection.CreateCommand();
+                pragma.CommandText = "PRAGMA busy_timeout=5000;";
+                await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var schema = lookup._schema!;
+            var keyField = schema.Fields[lookup._keyField];
+            for (var start = 0; start < keys.Length; start += KeysPerStatement)
+            {
+                var chunk = keys.Slice(start, Math.Min(KeysPerStatement, keys.Length - start));
+                await using var command = _connection.CreateCommand();
+                var sql = new StringBuilder(lookup._select);
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    var name = "$k" + i.ToString(CultureInfo.InvariantCulture);
+                    sql.Append(i == 0 ? "" : ", ").Append(name);
+                    command.Parameters.AddWithValue(name, SqliteValues.ToDatabase(chunk.Span[i]));
+                }
+
+                command.CommandText = sql.Append(')').ToString();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
+                    results.Add(key, DbRows.Read(schema, reader, _columns, lookup._table));
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_connection is not null)
+            {
+                await _connection.DisposeAsync().ConfigureAwait(false);
+                _connection = null;
+            }
+        }
+    }
+}
+
+/// <summary>The lookup joins' common settings and their defaults.</summary>
+public static class LookupDefaults
+{
+    /// <summary>Keys a partition's cache holds: 100,000.</summary>
+    public const int CacheSize = 100_000;
+
+    /// <summary>How long a cached key is trusted: one minute, so a changed row is seen within a minute.</summary>
+    public static readonly TimeSpan TimeToLive = TimeSpan.FromMinutes(1);
+
+    /// <summary>The settings <c>Join</c>, <c>CacheSize</c> and <c>TimeToLive</c> of <paramref name="lookup"/>.</summary>
+    public static IEnumerable<Setting> Settings<TKey, TRow>(ILookup<TKey, TRow> lookup, Action<JoinKind> join, Action<int> cacheSize, Action<TimeSpan> timeToLive)
+        where TKey : notnull
+    {
+        ArgumentNullException.ThrowIfNull(lookup);
+        return
+        [
+            Setting.Choice("Join", "Inner: drop records without a row; LeftOuter: pass them on alone", () => lookup.Join, join),
+            Setting.Number("CacheSize", "Keys each partition's cache holds (0: no cache)", () => lookup.CacheSize, v => cacheSize((int)v), 0, int.MaxValue),
+            Setting.Duration("TimeToLive", "How long a cached key is trusted before it is fetched again (0: until it leaves the cache)", () => lookup.TimeToLive, v => timeToLive(v ?? TimeSpan.Zero)),
+        ];
+    }
+}

@@ -1,0 +1,119 @@
+namespace Compiled.Runtime;
+
+/// <summary>
+/// The keyed stage of a lookup join, as generated code declares it: the hash exchange in front of the lookup (records
+/// of one key reach one partition, so each partition's cache holds its own keys), the lookup per partition, and the
+/// fused loop over the joined records after it.
+/// </summary>
+/// <typeparam name="TKey">The key the <c>[KeyBy]</c> stage computes and the row's <c>[Key]</c> member holds.</typeparam>
+/// <typeparam name="TIn">The records looked up.</typeparam>
+/// <typeparam name="TRow">The table's rows.</typeparam>
+public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage, IDescribedLookup
+    where TKey : notnull
+{
+    private readonly ILookup<TKey, TRow>? _lookup;
+    private readonly bool _hasEventTime;
+    private readonly Func<PartitionContext, FusedSegment<Joined<TIn, TRow>>> _downstream;
+    private readonly RecordSchema<TRow>? _schema;
+    private bool _opened;
+
+    /// <summary>Creates the stage (generated code).</summary>
+    /// <param name="lookup">The table declared with <c>[Lookup]</c>.</param>
+    /// <param name="lookupName">The lookup member's name, for messages and settings.</param>
+    /// <param name="hasEventTime">Whether the records have an event time: watermarks then pass through the lookup to the windows after it.</param>
+    /// <param name="keyByStage">The chain index of the <c>[KeyBy]</c> stage.</param>
+    /// <param name="lookupStage">The chain index of the <c>[Lookup]</c> stage.</param>
+    /// <param name="exchangeSlot">The output slot the loop before the exchange writes into.</param>
+    /// <param name="downstream">Creates the fused loop after the lookup for a partition.</param>
+    /// <param name="schema">The row type's schema: its columns and how to build a row.</param>
+    public LookupStage(ILookup<TKey, TRow>? lookup, string lookupName, bool hasEventTime, int keyByStage, int lookupStage, int exchangeSlot, Func<PartitionContext, FusedSegment<Joined<TIn, TRow>>> downstream, RecordSchema<TRow>? schema)
+        : base(lookupName, keyByStage, lookupStage, exchangeSlot, -1)
+    {
+        _lookup = lookup;
+        _hasEventTime = hasEventTime;
+        _downstream = downstream;
+        _schema = schema;
+    }
+
+    /// <summary>What the lookup did over all partitions (summary, tests).</summary>
+    internal LookupStatistics Statistics { get; } = new();
+
+    internal override LookupStatistics? LookupStatistics => Statistics;
+
+    internal override object? Lookup => _lookup;
+
+    string IDescribedLookup.Describe() => _lookup?.Describe() ?? "(null)";
+
+    /// <summary>With an idle timeout behind it, the lookup notices idle inputs on the clock, as a window would.</summary>
+    internal override TimeSpan TickInterval => Downstream.IdleTimeout > TimeSpan.Zero
+        ? TimeSpan.FromMilliseconds(Math.Clamp(Downstream.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
+        : TimeSpan.Zero;
+
+    internal override bool EventTime => _hasEventTime;
+
+    internal override TimeSpan Size => TimeSpan.Zero;
+
+    internal override bool HasState => false;
+
+    internal override StateSchema? Schema => null;
+
+    internal override string NotCheckpointable => "a lookup join keeps no state";
+
+    internal override void Validate(string pipeline)
+    {
+        if (_lookup is null)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': lookup '{WindowName}' is null; give the member a value.");
+        }
+
+        if (_lookup.CacheSize < 0 || _lookup.TimeToLive < TimeSpan.Zero)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': lookup '{WindowName}': CacheSize and TimeToLive cannot be negative.");
+        }
+
+        if (_schema is null || !_schema.CanCreate)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': lookup '{WindowName}': rows of type '{typeof(TRow).Name}' cannot be built from their columns.");
+        }
+    }
+
+    internal override async ValueTask OpenAsync(string pipeline, int partitions, CancellationToken cancellationToken)
+    {
+        await _lookup!.OpenAsync(new LookupContext<TRow>(pipeline, WindowName, partitions, _schema), cancellationToken).ConfigureAwait(false);
+        _opened = true;
+    }
+
+    internal override ValueTask CloseAsync() => _opened ? _lookup!.CloseAsync(CancellationToken.None) : ValueTask.CompletedTask;
+
+    internal override Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity)
+        => new Exchange<Keyed<TKey, TIn>>(WindowName, routing, producers, consumers, inline, queueCapacity);
+
+    internal override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort)
+        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, Downstream.OutOfOrderness, abort)
+        {
+            SplitIdleTimeout = Downstream.IdleTimeout,
+            Clock = clock,
+        };
+
+    internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
+    {
+        var segment = _downstream(context);
+        var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics));
+        return new KeyedInput<TKey, TIn, Joined<TIn, TRow>>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, lookup, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
+    }
+
+    internal override void Snapshot(KeyedInput input, StateWriter writer)
+    {
+        // Nothing: the cache is rebuilt from the table after a restore.
+    }
+
+    internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
+    {
+    }
+}
+
+/// <summary>A lookup stage's table, in words (for plans and logs).</summary>
+internal interface IDescribedLookup
+{
+    string Describe();
+}

@@ -1,0 +1,244 @@
+using System.Globalization;
+using Compiled.Connectors;
+using Compiled.Runtime.Testing;
+using Microsoft.Data.Sqlite;
+
+namespace Compiled.Runtime.Tests.Joins;
+
+public readonly record struct Sale(int Id, int CustomerId, decimal Amount, long Time);
+
+public enum Tier
+{
+    Bronze,
+    Silver,
+    Gold,
+}
+
+public sealed record Customer([property: Key] int Id, string Name, string? Country, Tier Tier, DateTime Since);
+
+public readonly record struct EnrichedSale(int SaleId, int CustomerId, string Customer, string? Country, string Tier, decimal Amount);
+
+/// <summary>Sales joined with their customers from a SQLite table.</summary>
+[Pipeline(Name = "sales-with-customers")]
+public sealed partial class SalesWithCustomers
+{
+    [Source] public ISource<Sale> Sales { get; set; } = new CollectionSource<Sale>();
+
+    [KeyBy] static int CustomerOf(Sale s) => s.CustomerId;
+
+    [Lookup] public SqliteLookup<int, Customer> Customers { get; set; } = new("unused.db", "customers");
+
+    [Transform] static EnrichedSale Enrich(Joined<Sale, Customer> j)
+        => new(j.Left.Id, j.Left.CustomerId, j.HasRight ? j.Right!.Name : "(none)", j.Right?.Country, j.HasRight ? j.Right!.Tier.ToString() : "", j.Left.Amount);
+
+    [Sink] public CollectionSink<EnrichedSale> Out { get; set; } = new();
+}
+
+/// <summary>The lookup join: every record with the rows of its key, fetched in batches, cached per partition.</summary>
+public sealed class LookupJoinTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("compiled-lookup-").FullName;
+
+    private string Database => Path.Combine(_directory, "shop.db");
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>
+    /// Writes the customers (some ids twice: a join emits once per matching row) and the sales into SQLite, so that
+    /// SQLite itself computes the reference join.
+    /// </summary>
+    private (Sale[] Sales, int Keys) Seed(int seed, int sales, bool duplicates)
+    {
+        var random = new Random(seed);
+        using var connection = new SqliteConnection($"Data Source={Database};Pooling=False");
+        connection.Open();
+        Execute(connection, "CREATE TABLE customers (id INTEGER, name TEXT NOT NULL, country TEXT, tier TEXT NOT NULL, since TEXT NOT NULL)");
+        Execute(connection, "CREATE TABLE sales (id INTEGER, customer_id INTEGER, amount TEXT, time INTEGER)");
+        using var transaction = connection.BeginTransaction();
+        for (var id = 1; id <= 300; id++)
+        {
+            var copies = duplicates && id % 50 == 0 ? 2 : 1;
+            for (var copy = 0; copy < copies; copy++)
+            {
+                Insert(connection, "INSERT INTO customers VALUES ($1, $2, $3, $4, $5)", id, $"customer {id}/{copy}", id % 7 == 0 ? null : "country " + (id % 5), ((Tier)(id % 3)).ToString(), new DateTime(2020, 1, 1).AddDays(id).ToString("O", CultureInfo.InvariantCulture));
+            }
+        }
+
+        // Customer ids up to 360: a sixth of the sales have no customer.
+        var rows = Enumerable.Range(1, sales).Select(i => new Sale(i, random.Next(1, 361), Math.Round((decimal)random.NextDouble() * 100, 2), i)).ToArray();
+        foreach (var sale in rows)
+        {
+            Insert(connection, "INSERT INTO sales VALUES ($1, $2, $3, $4)", sale.Id, sale.CustomerId, sale.Amount.ToString(CultureInfo.InvariantCulture), sale.Time);
+        }
+
+        transaction.Commit();
+        return (rows, rows.Select(s => s.CustomerId).Distinct().Count());
+    }
+
+    /// <summary>The join as SQLite computes it over the same tables.</summary>
+    private List<EnrichedSale> ReferenceJoin(bool leftOuter)
+    {
+        using var connection = new SqliteConnection($"Data Source={Database};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT s.id, s.customer_id, c.name, c.country, c.tier, s.amount FROM sales s {(leftOuter ? "LEFT JOIN" : "JOIN")} customers c ON c.id = s.customer_id";
+        using var reader = command.ExecuteReader();
+        var rows = new List<EnrichedSale>();
+        while (reader.Read())
+        {
+            rows.Add(new EnrichedSale(
+                reader.GetInt32(0),
+                reader.GetInt32(1),
+                reader.IsDBNull(2) ? "(none)" : reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.IsDBNull(4) ? "" : reader.GetString(4),
+                decimal.Parse(reader.GetString(5), CultureInfo.InvariantCulture)));
+        }
+
+        return Sorted(rows);
+    }
+
+    private static List<EnrichedSale> Sorted(IEnumerable<EnrichedSale> rows) => [.. rows.OrderBy(r => r.SaleId).ThenBy(r => r.Customer, StringComparer.Ordinal)];
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    private static void Insert(SqliteConnection connection, string sql, params object?[] values)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        for (var i = 0; i < values.Length; i++)
+        {
+            command.Parameters.AddWithValue("$" + (i + 1).ToString(CultureInfo.InvariantCulture), values[i] ?? DBNull.Value);
+        }
+
+        command.ExecuteNonQuery();
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(3, false)]
+    [InlineData(1, true)]
+    [InlineData(4, true)]
+    public async Task The_join_equals_SQLs_join_of_the_same_tables(int parallelism, bool leftOuter)
+    {
+        var (sales, keys) = Seed(parallelism * 10 + (leftOuter ? 1 : 0), 20_000, duplicates: true);
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { Join = leftOuter ? JoinKind.LeftOuter : JoinKind.Inner, TimeToLive = TimeSpan.Zero },
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 500 });
+
+        Assert.Equal(ReferenceJoin(leftOuter), Sorted(pipeline.Out.Items));
+        var lookup = Assert.Single(result.Lookups);
+
+        // Each key reaches one partition and stays in its cache: every key is fetched once, in a few batched queries.
+        Assert.Equal(keys, lookup.KeysFetched);
+        Assert.True(lookup.Fetches <= sales.Length / 500 * parallelism, $"{lookup.Fetches} queries");
+        Assert.InRange(lookup.CacheHits, 1, sales.Length - keys);
+        Assert.Equal(sales.Count(s => s.CustomerId > 300), lookup.Unmatched);
+    }
+
+    [Fact]
+    public void The_lookup_is_a_connector_with_settings()
+    {
+        var job = ((ICompiledPipeline)new SalesWithCustomers()).CreateJob();
+        var lookup = Assert.Single(job.Connectors, c => c.Role == ConnectorRole.Lookup);
+        Assert.Equal("Customers", lookup.Name);
+        Assert.Equal(["Customers.Path", "Customers.Table", "Customers.Join", "Customers.CacheSize", "Customers.TimeToLive"], lookup.Settings.Select(s => s.Name));
+        Assert.Null(lookup.Settings.First(s => s.Name == "Customers.Join").TrySet("LeftOuter"));
+        Assert.Equal(JoinKind.LeftOuter, ((SqliteLookup<int, Customer>)lookup.Connector).Join);
+        Assert.Contains("SQLite unused.db, table customers", lookup.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Batches_ask_for_the_keys_they_miss_in_one_query_each()
+    {
+        var (sales, _) = Seed(7, 2_000, duplicates: false);
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { CacheSize = 0 },
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 250 });
+
+        // No cache: every batch asks for its distinct keys once, in one query.
+        var lookup = Assert.Single(result.Lookups);
+        Assert.Equal(sales.Length / 250, lookup.Fetches);
+        Assert.Equal(sales.Chunk(250).Sum(batch => batch.Select(s => s.CustomerId).Distinct().Count()), lookup.KeysFetched);
+        Assert.Equal(0, lookup.CacheHits);
+        Assert.Equal(ReferenceJoin(leftOuter: false), Sorted(pipeline.Out.Items));
+    }
+
+    [Fact]
+    public async Task A_changed_row_is_seen_once_its_time_to_live_has_passed()
+    {
+        Seed(3, 0, duplicates: false);
+        var pipeline = new SalesWithCustomers
+        {
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { TimeToLive = TimeSpan.FromMinutes(5) },
+        };
+
+        await using var driver = await PipelineTestDriver.StartAsync<Sale>(pipeline);
+        driver.Push(new Sale(1, 10, 1m, 0));
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, "UPDATE customers SET name = 'renamed' WHERE id = 10");
+        }
+
+        driver.AdvanceTime(TimeSpan.FromMinutes(4));
+        driver.Push(new Sale(2, 10, 1m, 0)); // still cached
+        driver.AdvanceTime(TimeSpan.FromMinutes(1));
+        driver.Push(new Sale(3, 10, 1m, 0)); // past the time-to-live: fetched again
+
+        Assert.Equal(["customer 10/0", "customer 10/0", "renamed"], pipeline.Out.Items.Select(s => s.Customer));
+    }
+
+    [Fact]
+    public async Task A_missing_column_fails_at_start_naming_it()
+    {
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, "CREATE TABLE customers (id INTEGER, name TEXT, tier TEXT, since TEXT)");
+        }
+
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>([new Sale(1, 1, 1m, 0)]),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers"),
+        };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("no column 'country' (for Customer.Country)", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Customers", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_null_in_a_column_whose_field_cannot_hold_it_names_the_column()
+    {
+        Seed(5, 0, duplicates: false);
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, "CREATE TABLE broken AS SELECT id, NULL AS name, country, tier, since FROM customers");
+        }
+
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>([new Sale(1, 1, 1m, 0)]),
+            Customers = new SqliteLookup<int, Customer>(Database, "broken"),
+        };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("Column 'name' of table broken is NULL", error.ToString(), StringComparison.Ordinal);
+    }
+}
