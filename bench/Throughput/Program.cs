@@ -16,6 +16,9 @@ using Compiled.Throughput;
 //   --pg-records N, --checkpoint-ms N   rows of that scenario (200,000 quick, 500,000 full), checkpoint interval (1000)
 //   --state       also window state checkpoints: a keyed count with and without 1 s checkpoints, and a stop and
 //                 restore of 1,000,000 keys (--state-records N hits, default 30,000,000); --state-only: only that
+//   --lookup      also lookup joins: a warm cache over SQLite against a hand-written Dictionary join, and a cold
+//                 cache against PostgreSQL (batched) against one query per record (--lookup-records N, default
+//                 5,000,000 sales); --lookup-only: only that
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -26,7 +29,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -52,7 +55,13 @@ if (args.Contains("--state") || args.Contains("--state-only"))
     await StateScenario.RunAsync(ArgumentAfter("--state-records") ?? 30_000_000, quick ? 3 : 7, block);
 }
 
-if (!args.Contains("--state-only") && (!quick || postgresOnly || args.Contains("--postgres")))
+if (args.Contains("--lookup") || args.Contains("--lookup-only"))
+{
+    LookupScenario.LookupBatch = ArgumentAfter("--batch-size") ?? 1024;
+    await LookupScenario.RunAsync(ArgumentAfter("--lookup-records") ?? 5_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
+if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {

@@ -7,9 +7,11 @@ namespace Compiled.Runtime;
 /// joins every record from the cache without waiting.
 /// </summary>
 /// <remarks>
-/// The cache is a hash table from key to the rows of that key, bounded by <see cref="ILookup{TKey, TRow}.CacheSize"/>
-/// keys: when it is full the keys fetched longest ago leave first (a queue in fetch order, which is also expiry order).
-/// A batch may push it past its bound by the keys it needs itself; the next batch trims it.
+/// The cache is a hash table from key to a slot of an array of entries (the rows of a key), bounded by
+/// <see cref="ILookup{TKey, TRow}.CacheSize"/> keys: when it is full the keys fetched longest ago leave first (a queue
+/// in fetch order, which is also expiry order). A batch may push it past its bound by the keys it needs itself; the
+/// next batch trims it. <see cref="PrepareAsync"/> notes each record's slot (an integer: no reference is copied per
+/// record), and <see cref="Add"/> reads the entry in place.
 /// </remarks>
 internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn, Joined<TIn, TRow>>, ILookupResults<TKey, TRow>, IAsyncDisposable
     where TKey : notnull
@@ -20,11 +22,18 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     private readonly long _timeToLive;
     private readonly Func<long> _clock;
     private readonly LookupStatistics _statistics;
-    private readonly Dictionary<TKey, Entry> _cache = [];
+    private readonly Dictionary<TKey, int> _index = []; // key -> slot in _entries
     private readonly Queue<(TKey Key, long Fetched)> _order = new();
     private readonly Dictionary<TKey, Entry> _fetched = []; // this batch's keys: what the reader returned for each
+    private Entry[] _entries = new Entry[64];
+    private int[] _free = new int[64]; // slots given back by keys that left the cache
+    private int _freeCount;
+    private int _used; // slots ever handed out
     private TKey[] _missing = new TKey[64];
     private int _missingCount;
+    private int[] _slots = new int[64]; // the batch's slots, by position: found by PrepareAsync, read by Add
+    private int[] _pending = new int[64]; // positions of the batch whose key was fetched
+    private int _pendingCount;
 
     public LookupOperator(ILookupReader<TKey, TRow> reader, JoinKind join, int cacheSize, TimeSpan timeToLive, Func<long> clock, LookupStatistics statistics)
     {
@@ -37,22 +46,38 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     }
 
     /// <summary>Keys in the cache now.</summary>
-    public override int StateEntries => _cache.Count;
+    public override int StateEntries => _index.Count;
 
     public override async ValueTask PrepareAsync(ReadOnlyMemory<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken)
     {
         var now = _clock();
         Trim(now);
-        _fetched.Clear();
         _missingCount = 0;
-        var hits = 0L;
-        foreach (ref readonly var item in batch.Span)
+        _pendingCount = 0;
+        if (_slots.Length < batch.Length)
         {
-            if (_cache.TryGetValue(item.Key, out var cached) && Fresh(cached, now))
+            _slots = new int[Math.Max(batch.Length, _slots.Length * 2)];
+        }
+
+        var items = batch.Span;
+        var slots = _slots;
+        var checkAge = _timeToLive > 0;
+        for (var i = 0; i < items.Length; i++)
+        {
+            ref readonly var item = ref items[i];
+            if (_index.TryGetValue(item.Key, out var slot) && (!checkAge || now - _entries[slot].Fetched < _timeToLive))
             {
-                hits++;
+                slots[i] = slot;
+                continue;
             }
-            else if (_fetched.TryAdd(item.Key, default))
+
+            if (_pendingCount == _pending.Length)
+            {
+                Array.Resize(ref _pending, _pending.Length * 2);
+            }
+
+            _pending[_pendingCount++] = i;
+            if (_fetched.TryAdd(item.Key, default))
             {
                 if (_missingCount == _missing.Length)
                 {
@@ -63,23 +88,49 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
             }
         }
 
-        _statistics.AddHits(hits);
+        _statistics.AddHits(items.Length - _pendingCount);
         if (_missingCount == 0)
         {
             return;
         }
 
         await _reader.LookupAsync(_missing.AsMemory(0, _missingCount), this, cancellationToken).ConfigureAwait(false);
-        _statistics.Fetched(_missingCount, _fetched.Values.Sum(e => (long)e.Count));
+        var rows = 0L;
         for (var i = 0; i < _missingCount; i++)
         {
             var key = _missing[i];
             var entry = _fetched[key] with { Fetched = now };
-            _cache[key] = entry;
+            rows += entry.Count;
+            if (!_index.TryGetValue(key, out var slot))
+            {
+                slot = _freeCount > 0 ? _free[--_freeCount] : NewSlot();
+                _index.Add(key, slot);
+            }
+
+            _entries[slot] = entry; // a stale entry of the key is replaced in its slot
             _order.Enqueue((key, now));
         }
 
+        _statistics.Fetched(_missingCount, rows);
+        items = batch.Span;
+        for (var k = 0; k < _pendingCount; k++)
+        {
+            var i = _pending[k];
+            slots[i] = _index[items[i].Key];
+        }
+
+        _fetched.Clear();
         Array.Clear(_missing, 0, _missingCount);
+    }
+
+    private int NewSlot()
+    {
+        if (_used == _entries.Length)
+        {
+            Array.Resize(ref _entries, _entries.Length * 2);
+        }
+
+        return _used++;
     }
 
     /// <summary>A row the reader found for one of the keys asked for.</summary>
@@ -87,7 +138,7 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     {
         if (!_fetched.TryGetValue(key, out var entry))
         {
-            throw new InvalidOperationException($"The lookup reader returned a row for key '{key}', which was not asked for.");
+            throw new InvalidOperationException($"The lookup returned a row for key '{key}', which was not asked for: keys are matched by C# equality, and a case-insensitive column or collation (citext, NOCASE) returns keys spelled differently from the ones asked for; compare in the key selector instead (normalise the case there and in the table).");
         }
 
         _fetched[key] = entry.With(row);
@@ -97,9 +148,12 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     {
         var results = Results;
         var unmatched = 0L;
-        foreach (ref readonly var item in batch)
+        var slots = _slots;
+        var entries = _entries;
+        for (var i = 0; i < batch.Length; i++)
         {
-            var entry = _fetched.TryGetValue(item.Key, out var fresh) ? fresh : _cache[item.Key];
+            ref readonly var item = ref batch[i];
+            ref readonly var entry = ref entries[slots[i]];
             switch (entry.Count)
             {
                 case 0:
@@ -115,9 +169,9 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
                     break;
                 default:
                     results.Add(new Joined<TIn, TRow>(item.Record, entry.First, true));
-                    for (var i = 0; i < entry.Count - 1; i++)
+                    for (var m = 0; m < entry.Count - 1; m++)
                     {
-                        results.Add(new Joined<TIn, TRow>(item.Record, entry.More![i], true));
+                        results.Add(new Joined<TIn, TRow>(item.Record, entry.More![m], true));
                     }
 
                     break;
@@ -136,21 +190,27 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         }
     }
 
-    private bool Fresh(in Entry entry, long now) => _timeToLive <= 0 || now - entry.Fetched < _timeToLive;
-
     /// <summary>Drops the keys fetched longest ago while the cache is over its bound, and keys past their time-to-live.</summary>
     private void Trim(long now)
     {
-        while (_order.TryPeek(out var oldest) && (_cache.Count > _capacity || (_timeToLive > 0 && now - oldest.Fetched >= _timeToLive)))
+        while (_order.TryPeek(out var oldest) && (_index.Count > _capacity || (_timeToLive > 0 && now - oldest.Fetched >= _timeToLive)))
         {
             _order.Dequeue();
-            if (_cache.TryGetValue(oldest.Key, out var entry) && entry.Fetched == oldest.Fetched)
+            if (_index.TryGetValue(oldest.Key, out var slot) && _entries[slot].Fetched == oldest.Fetched)
             {
-                _cache.Remove(oldest.Key); // else the key was fetched again since; a later queue entry stands for it
+                // Else the key was fetched again since; a later queue entry stands for it.
+                _index.Remove(oldest.Key);
+                _entries[slot] = default;
+                if (_freeCount == _free.Length)
+                {
+                    Array.Resize(ref _free, _free.Length * 2);
+                }
+
+                _free[_freeCount++] = slot;
             }
         }
 
-        if (_cache.Count == 0 && _order.Count > 0)
+        if (_index.Count == 0 && _order.Count > 0)
         {
             _order.Clear();
         }

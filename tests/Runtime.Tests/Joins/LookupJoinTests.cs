@@ -145,6 +145,27 @@ public sealed class LookupJoinTests : IDisposable
         Assert.Equal(sales.Count(s => s.CustomerId > 300), lookup.Unmatched);
     }
 
+    [Theory]
+    [InlineData(1, 1, 64)]
+    [InlineData(7, 2, 100)]
+    [InlineData(50, 3, 33)]
+    [InlineData(120, 1, 1000)]
+    public async Task A_cache_smaller_than_the_keys_evicts_and_fetches_again_without_changing_the_result(int cacheSize, int parallelism, int batchSize)
+    {
+        var (sales, keys) = Seed(cacheSize, 6_000, duplicates: true);
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { CacheSize = cacheSize, Join = JoinKind.LeftOuter },
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = batchSize });
+
+        Assert.Equal(ReferenceJoin(leftOuter: true), Sorted(pipeline.Out.Items));
+        var lookup = Assert.Single(result.Lookups);
+        Assert.True(lookup.KeysFetched > keys, $"{lookup.KeysFetched} keys fetched for {keys} keys: nothing was evicted");
+    }
+
     [Fact]
     public void The_lookup_is_a_connector_with_settings()
     {
