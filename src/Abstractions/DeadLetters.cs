@@ -22,6 +22,9 @@ public enum FailureKind
 
     /// <summary>An operator threw while processing it.</summary>
     Operator,
+
+    /// <summary>A sink's destination rejected it for good (counted with operator failures: it failed in a stage).</summary>
+    Rejected,
 }
 
 /// <summary>A failed record, as a source or the runtime reports it.</summary>

@@ -103,4 +103,12 @@ public sealed class SinkContext<T>
     /// the run goes on, such as a failure that is being retried. Null outside a run.
     /// </summary>
     public Action<string>? Warn { get; init; }
+
+    /// <summary>
+    /// Where a sink reports records its destination rejected for good (an HTTP 400 for one record of a batch): reported
+    /// with <see cref="FailureKind.Rejected"/>, they become dead letters under the pipeline's error policy and are
+    /// durable before the source commits past them. Thread-safe: writers may report from their own tasks. Null outside a
+    /// run; a sink without it must fail instead of dropping records.
+    /// </summary>
+    public IDeadLetterChannel? DeadLetters { get; init; }
 }

@@ -6,7 +6,7 @@ namespace Compiled;
 /// fixed and replayed.
 /// </summary>
 /// <param name="Pipeline">The pipeline's name.</param>
-/// <param name="Kind"><c>decode</c> (malformed input) or <c>operator</c> (an operator threw).</param>
+/// <param name="Kind"><c>decode</c> (malformed input), <c>operator</c> (an operator threw) or <c>rejected</c> (a sink's destination refused it for good).</param>
 /// <param name="Stage">The source member (decode) or the failing stage (operator).</param>
 /// <param name="Source">The source member the record came from.</param>
 /// <param name="Partition">The partition.</param>

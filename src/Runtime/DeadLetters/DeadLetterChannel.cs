@@ -67,7 +67,12 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             Interlocked.Increment(ref _operatorFailures);
         }
 
-        var kind = failure.Kind == FailureKind.Decode ? "decode" : "operator";
+        var kind = failure.Kind switch
+        {
+            FailureKind.Decode => "decode",
+            FailureKind.Rejected => "rejected",
+            _ => "operator",
+        };
         CompiledMeter.RecordsFailed.Add(1, new KeyValuePair<string, object?>("pipeline", _pipeline), new("kind", kind), new("stage", failure.Stage));
         if (_logger is not null && Interlocked.Exchange(ref _logged, 1) == 0)
         {
@@ -92,7 +97,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
         var text = Utf8.IsValid(raw);
         _pending.Enqueue(new DeadLetter(
             _pipeline,
-            failure.Kind == FailureKind.Decode ? "decode" : "operator",
+            kind,
             failure.Stage,
             failure.Origin.Source,
             failure.Partition,

@@ -18,7 +18,7 @@ internal interface ISinkSlot
 
     long Written { get; }
 
-    ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken);
+    ValueTask OpenAsync(string pipelineName, PipelineOptions options, IDeadLetterChannel? deadLetters, CancellationToken cancellationToken);
 
     IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false);
 
@@ -42,11 +42,11 @@ internal sealed class SinkSlot<T>(string name, int stage, ISink<T> sink, Compile
 
     public long Written => Interlocked.Read(ref _written);
 
-    public ValueTask OpenAsync(string pipelineName, PipelineOptions options, CancellationToken cancellationToken)
+    public ValueTask OpenAsync(string pipelineName, PipelineOptions options, IDeadLetterChannel? deadLetters, CancellationToken cancellationToken)
     {
         _tags = [new("pipeline", pipelineName), new("sink", Name)];
         var logger = options.LoggerFactory?.CreateLogger("Compiled.Pipeline");
-        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema) { Warn = logger is null ? null : message => Log.SinkWarning(logger, pipelineName, Name, message) }, cancellationToken);
+        return sink.OpenAsync(new SinkContext<T>(pipelineName, Name, options.Parallelism, options.BatchSize, schema) { Warn = logger is null ? null : message => Log.SinkWarning(logger, pipelineName, Name, message), DeadLetters = deadLetters }, cancellationToken);
     }
 
     public IOutputPort CreatePort(string pipelineName, int partition, PipelineOptions options, CancellationToken abort, bool forceInline = false)

@@ -264,7 +264,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         var options = parallelism is { } p ? Derived(_options, p) : _options;
         foreach (var slot in _slots)
         {
-            await Guard(_descriptor.Name, slot.Name, "open", () => slot.OpenAsync(_descriptor.Name, options, Context.Abort)).ConfigureAwait(false);
+            await Guard(_descriptor.Name, slot.Name, "open", () => slot.OpenAsync(_descriptor.Name, options, Context.DeadLetters, Context.Abort)).ConfigureAwait(false);
             _opened.Add(slot);
             var description = slot.Description;
             Log.SinkOpened(logger, _descriptor.Name, slot.Name, description);
