@@ -2,7 +2,8 @@ namespace Compiled.Connectors;
 
 /// <summary>
 /// Keeps every record in memory, per partition and in arrival order: for tests, and for small results a program
-/// reads after the run. Written inline on the partition's worker.
+/// reads after the run. Written inline on the partition's worker; <see cref="Items"/> and <see cref="Count"/> may be read
+/// while a run writes (each partition's list is locked while it grows or is copied).
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 public sealed class CollectionSink<T> : ISink<T>
@@ -10,13 +11,27 @@ public sealed class CollectionSink<T> : ISink<T>
     private List<T>[] _partitions = [];
 
     /// <summary>Every record received, partition 0's first, each partition's in arrival order.</summary>
-    public IReadOnlyList<T> Items => [.. _partitions.SelectMany(p => p)];
+    public IReadOnlyList<T> Items => [.. _partitions.SelectMany(Copy)];
 
     /// <summary>The records each partition received, in arrival order.</summary>
     public IReadOnlyList<IReadOnlyList<T>> Partitions => _partitions;
 
     /// <summary>The number of records received.</summary>
-    public int Count => _partitions.Sum(p => p.Count);
+    public int Count => _partitions.Sum(p =>
+    {
+        lock (p)
+        {
+            return p.Count;
+        }
+    });
+
+    private static List<T> Copy(List<T> partition)
+    {
+        lock (partition)
+        {
+            return [.. partition];
+        }
+    }
 
     /// <inheritdoc/>
     public SinkExecution Execution => SinkExecution.Inline;
@@ -42,7 +57,11 @@ public sealed class CollectionSink<T> : ISink<T>
     {
         public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
-            items.AddRange(records.Span);
+            lock (items)
+            {
+                items.AddRange(records.Span);
+            }
+
             return ValueTask.CompletedTask;
         }
 

@@ -36,6 +36,9 @@ internal sealed class SinkSlot<T>(string name, int stage, ISink<T> sink, Compile
 
     public object Connector => sink;
 
+    /// <summary>The record type's compile-time schema, as the generated job bound it.</summary>
+    public Compiled.RecordSchema<T>? Schema => schema;
+
     public SinkExecution Execution => sink.Execution;
 
     public string Description => sink.Describe();

@@ -34,7 +34,7 @@ public interface ICompiledPipeline
 /// The base of the job class the generator emits for each pipeline: it binds the pipeline's connectors and creates
 /// its fused segments. <typeparamref name="TIn"/> is the source's record type.
 /// </summary>
-public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
+public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, Testing.IPipelineJobSlots
 {
     /// <summary>Creates a job for the plan <paramref name="descriptor"/>.</summary>
     protected PipelineJob(PipelineDescriptor descriptor)
@@ -148,6 +148,8 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget
 
     /// <summary>The job's keyed stages, created once.</summary>
     internal IReadOnlyList<KeyedStage> KeyedStages => _keyed ??= CreateKeyedStages();
+
+    IReadOnlyList<ISinkSlot> Testing.IPipelineJobSlots.Slots => BoundSinks.Slots;
 
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
 
