@@ -198,7 +198,7 @@ public static class ConnectorContract
         problems = [];
         using (var abort = new CancellationTokenSource())
         {
-            var aborting = new ContractSource<T>(records, checkpointEvery: 0, null) { AfterFirstBatch = () => abort.Cancel() };
+            var aborting = new ContractSource<T>(records, checkpointEvery: 0, null) { AfterFirstBatch = () => _ = abort.CancelAsync() };
             var aborted = await RunAsync(aborting, contract.CreateSink(NewId("aborted")), contract.Schema, 2, 100, new Tokens(cancellationToken) { Abort = abort.Token }).ConfigureAwait(false);
             if (aborted is not (PipelineAbortedException or null))
             {
@@ -280,7 +280,7 @@ public static class ConnectorContract
         using (var abort = new CancellationTokenSource())
         {
             var aborting = new TrackedSource<T>(contract.CreateSource(NewId("aborted")));
-            var sink = new ContractSink<T> { AfterFirstBatch = () => abort.Cancel() };
+            var sink = new ContractSink<T> { AfterFirstBatch = () => _ = abort.CancelAsync() };
             var aborted = await RunAsync(aborting, sink, contract.Schema, 2, 100, new Tokens(cancellationToken) { Abort = abort.Token }).ConfigureAwait(false);
             if (aborted is not (PipelineAbortedException or null))
             {
@@ -322,7 +322,7 @@ public static class ConnectorContract
         using var stop = new CancellationTokenSource();
         if (!contract.Bounded)
         {
-            sink.When(wanted, () => stop.Cancel());
+            sink.When(wanted, () => _ = stop.CancelAsync()); // not on the writer's thread: the stop's callbacks run elsewhere
         }
 
         var failure = await RunAsync(source, sink, contract.Schema, parallelism, 100, new Tokens(cancellationToken) { Stop = stop.Token, Timeout = contract.Patience }).ConfigureAwait(false);
