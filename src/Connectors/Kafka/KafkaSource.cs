@@ -105,7 +105,22 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     }
 
     /// <inheritdoc/>
-    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    /// <remarks>
+    /// The readers' consumers leave the group here, all together, not each as its partition finishes: a member leaving
+    /// makes the group rebalance, and a commit a reader still draining makes during a rebalance is refused — its
+    /// partitions' next owner (the next run) would read those records again.
+    /// </remarks>
+    public async ValueTask CloseAsync(CancellationToken cancellationToken)
+    {
+        Reader[] readers;
+        lock (_lock)
+        {
+            readers = [.. _readers];
+            _readers.Clear();
+        }
+
+        await Task.WhenAll(readers.Select(r => r.LeaveAsync().AsTask())).ConfigureAwait(false);
+    }
 
     /// <inheritdoc/>
     public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))})";
@@ -122,6 +137,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly IConsumer<ValueSlice, ValueSlice> _consumer;
         private readonly ArenaDeserializer _values = new();
         private readonly PollThread _poller;
+        private int _left;
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
         private readonly Dictionary<TopicPartition, int> _splitIds = [];
         private readonly SourceSplits _splits = new();
@@ -422,8 +438,21 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             return ValueTask.CompletedTask;
         }
 
-        public async ValueTask DisposeAsync()
+        /// <summary>The reader is done: it stops checkpointing on revokes; its consumer leaves the group when the source closes.</summary>
+        public ValueTask DisposeAsync()
         {
+            _closing = true;
+            return ValueTask.CompletedTask;
+        }
+
+        /// <summary>Leaves the group and releases the consumer (once).</summary>
+        public async ValueTask LeaveAsync()
+        {
+            if (Interlocked.Exchange(ref _left, 1) != 0)
+            {
+                return;
+            }
+
             _closing = true;
             try
             {

@@ -35,8 +35,13 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     private int[] _pending = new int[64]; // positions of the batch whose key was fetched
     private int _pendingCount;
 
-    public LookupOperator(ILookupReader<TKey, TRow> reader, JoinKind join, int cacheSize, TimeSpan timeToLive, Func<long> clock, LookupStatistics statistics)
+    private readonly string _pipeline;
+    private readonly string _name;
+    private readonly int _partition;
+
+    public LookupOperator(ILookupReader<TKey, TRow> reader, JoinKind join, int cacheSize, TimeSpan timeToLive, Func<long> clock, LookupStatistics statistics, (string Pipeline, string Name, int Partition) where)
     {
+        (_pipeline, _name, _partition) = where;
         _reader = reader;
         _leftOuter = join == JoinKind.LeftOuter;
         _capacity = cacheSize;
@@ -94,7 +99,15 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
             return;
         }
 
-        await _reader.LookupAsync(_missing.AsMemory(0, _missingCount), this, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _reader.LookupAsync(_missing.AsMemory(0, _missingCount), this, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
+        {
+            throw new ConnectorException(_pipeline, _name, _partition, "look up rows", ex);
+        }
+
         var rows = 0L;
         for (var i = 0; i < _missingCount; i++)
         {

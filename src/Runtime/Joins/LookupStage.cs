@@ -98,7 +98,7 @@ public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage, IDescribedLookup
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         var segment = _downstream(context);
-        var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics));
+        var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics, (run.Pipeline, WindowName, partition)));
         return new KeyedInput<TKey, TIn, Joined<TIn, TRow>>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, lookup, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
     }
 

@@ -59,6 +59,13 @@ public sealed class SourceContract<T>
     /// <summary>Optional: creates a source whose origin cannot be read (a missing path, an unreachable server); the run must fail naming the source.</summary>
     public Func<string, ISource<T>>? CreateBroken { get; init; }
 
+    /// <summary>
+    /// Whether the source may deliver a record more than once in a run (at-least-once while a consumer group
+    /// rebalances): repeats are then not violations, and the checks wait for every distinct record. Missing records
+    /// always are. Default: false.
+    /// </summary>
+    public bool RepeatsAllowed { get; init; }
+
     /// <summary>How long an unbounded source may take to deliver what the checks wait for: 2 minutes.</summary>
     public TimeSpan Patience { get; init; } = TimeSpan.FromMinutes(2);
 }
@@ -246,7 +253,7 @@ public static class ConnectorContract
             commits |= tracked.CommitsPositions;
             problems.AddRange(failure is not null
                 ? [$"parallelism {parallelism}: the run failed: {failure.Message}"]
-                : Compare(contract.Records, received, comparer).Select(p => $"parallelism {parallelism}: {p}"));
+                : Compare(contract.Records, received, comparer, contract.RepeatsAllowed).Select(p => $"parallelism {parallelism}: {p}"));
             problems.AddRange(tracked.Unreleased().Select(p => $"parallelism {parallelism}: {p}"));
         }
 
@@ -261,7 +268,7 @@ public static class ConnectorContract
             var (before, failed) = await ReadAsync(first, contract, 2, Math.Max(1, total / 2), cancellationToken).ConfigureAwait(false);
             var second = new TrackedSource<T>(contract.CreateSource(identity));
             var (rest, failedAgain) = failed is null
-                ? await ReadAsync(second, contract, 2, total - before.Count, cancellationToken).ConfigureAwait(false)
+                ? await ReadAsync(second, contract, 2, total - before.Distinct(comparer).Count(), cancellationToken).ConfigureAwait(false)
                 : ([], null);
             if ((failed ?? failedAgain) is { } error)
             {
@@ -269,7 +276,7 @@ public static class ConnectorContract
             }
             else
             {
-                problems.AddRange(Compare(contract.Records, [.. before, .. rest], comparer).Select(p => $"the two runs together: {p}"));
+                problems.AddRange(Compare(contract.Records, [.. before, .. rest], comparer, contract.RepeatsAllowed).Select(p => $"the two runs together: {p}"));
             }
 
             report.Record("resumes where it stopped", problems);
@@ -294,7 +301,7 @@ public static class ConnectorContract
         var (all, failedAfter) = await ReadAsync(again, contract, 2, total, cancellationToken).ConfigureAwait(false);
         problems.AddRange(failedAfter is not null
             ? [$"the run after an aborted one failed: {failedAfter.Message}"]
-            : Compare(contract.Records, all, comparer).Select(p => "the run after an aborted one: " + p));
+            : Compare(contract.Records, all, comparer, contract.RepeatsAllowed).Select(p => "the run after an aborted one: " + p));
         report.Record("a run after an aborted one", problems);
 
         if (contract.CreateBroken is { } broken)
@@ -318,7 +325,7 @@ public static class ConnectorContract
     /// <summary>Reads until <paramref name="wanted"/> records arrived (an unbounded source) or the source ended, then stops.</summary>
     private static async Task<(IReadOnlyList<T> Received, Exception? Failure)> ReadAsync<T>(ISource<T> source, SourceContract<T> contract, int parallelism, int wanted, CancellationToken cancellationToken)
     {
-        var sink = new ContractSink<T>();
+        var sink = new ContractSink<T>(contract.Comparer);
         using var stop = new CancellationTokenSource();
         if (!contract.Bounded)
         {
@@ -360,8 +367,13 @@ public static class ConnectorContract
     }
 
     /// <summary>Differences between the expected records and the received ones, as multisets.</summary>
-    private static List<string> Compare<T>(IReadOnlyList<T> expected, IReadOnlyList<T> received, IEqualityComparer<T> comparer)
+    private static List<string> Compare<T>(IReadOnlyList<T> expected, IReadOnlyList<T> received, IEqualityComparer<T> comparer, bool repeatsAllowed = false)
     {
+        if (repeatsAllowed)
+        {
+            received = [.. received.Distinct(comparer)];
+        }
+
         var counts = new Dictionary<Wrapper<T>, int>(new WrapperComparer<T>(comparer));
         foreach (var record in expected)
         {

@@ -120,9 +120,10 @@ internal sealed class ContractSource<T>(T[] records, int checkpointEvery, Func<C
 }
 
 /// <summary>The sink of the source checks: keeps what arrives (copied), inline; can act after the first batch or the n-th record.</summary>
-internal sealed class ContractSink<T> : ISink<T>
+internal sealed class ContractSink<T>(IEqualityComparer<T>? comparer = null) : ISink<T>
 {
     private readonly List<T> _items = [];
+    private readonly HashSet<T> _distinct = new(comparer ?? EqualityComparer<T>.Default);
     private int _wanted = int.MaxValue;
     private Action? _reached;
     private int _first;
@@ -142,7 +143,7 @@ internal sealed class ContractSink<T> : ISink<T>
         }
     }
 
-    /// <summary>Calls <paramref name="action"/> once <paramref name="count"/> records arrived (at once when it is zero).</summary>
+    /// <summary>Calls <paramref name="action"/> once <paramref name="count"/> distinct records arrived (at once when it is zero).</summary>
     public void When(int count, Action action)
     {
         _wanted = count;
@@ -169,7 +170,12 @@ internal sealed class ContractSink<T> : ISink<T>
             lock (sink._items)
             {
                 sink._items.AddRange(records.Span);
-                count = sink._items.Count;
+                foreach (var record in records.Span)
+                {
+                    sink._distinct.Add(record);
+                }
+
+                count = sink._distinct.Count;
             }
 
             if (records.Length > 0 && sink.AfterFirstBatch is { } after && Interlocked.Exchange(ref sink._first, 1) == 0)

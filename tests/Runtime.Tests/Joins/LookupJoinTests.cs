@@ -261,5 +261,6 @@ public sealed class LookupJoinTests : IDisposable
 
         var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("Column 'name' of table broken is NULL", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("connector 'Customers' failed to look up rows in partition 0", error.Message, StringComparison.Ordinal);
     }
 }
