@@ -511,9 +511,11 @@ internal static class PipelinePlanner
         var keyBys = stages.Where(s => s.Stage.Shape == StageShape.KeyBy).Select(s => $"keyBy '{s.Stage.MemberName}'").ToList();
         var forks = stages.Count(s => s.Readers.Count(r => r <= last) > 1);
         string reason;
-        if (chain[first].Stage.Shape == StageShape.Window)
+        if (chain[first].Stage.IsKeyed)
         {
-            reason = $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks";
+            reason = chain[first].Stage.Shape == StageShape.Lookup
+                ? $"all edges forward from lookup '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and joins each record with its cached rows"
+                : $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks";
             if (keyBys.Count > 0)
             {
                 reason += $", up to {string.Join(" and ", keyBys)}, where a hash exchange sends each result to the partition that owns its new key";

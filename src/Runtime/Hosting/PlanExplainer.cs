@@ -15,7 +15,7 @@ public static class PlanExplainer
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(options);
         var plan = job.Descriptor;
-        var connectors = job.Connectors.ToDictionary(c => c.Stage);
+        var connectors = job.Connectors.Where(c => c.Role == ConnectorRole.Sink).ToDictionary(c => c.Stage); // several sources (a union) share stage 0
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"pipeline {plan.Name} ({plan.TypeName})\n");
         text.Append(CultureInfo.InvariantCulture, $"  parallelism {options.Parallelism}, batches of {options.BatchSize} records, grace period {Setting.FormatDuration(options.GracePeriod)}\n");
@@ -39,7 +39,7 @@ public static class PlanExplainer
 
             for (var i = segment.FirstStage; i <= segment.LastStage; i++)
             {
-                if (connectors.TryGetValue(i, out var connector) && connector.Role == ConnectorRole.Sink)
+                if (connectors.TryGetValue(i, out var connector))
                 {
                     text.Append(CultureInfo.InvariantCulture, $"    {connector.Name}: {Boundary(connector, options)}\n");
                 }
@@ -65,7 +65,6 @@ public static class PlanExplainer
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(options);
         var plan = job.Descriptor;
-        var connectors = job.Connectors.ToDictionary(c => c.Stage);
         var text = new StringBuilder();
         text.Append("flowchart LR\n");
         foreach (var segment in plan.Segments)
@@ -102,11 +101,14 @@ public static class PlanExplainer
             text.Append(CultureInfo.InvariantCulture, $"  s{input} {edge} s{i}\n");
         }
 
+        var sources = 0;
         foreach (var connector in job.Connectors)
         {
             if (connector.Role == ConnectorRole.Source)
             {
-                text.Append(CultureInfo.InvariantCulture, $"  in{connector.Stage}[(\"{Escape(connector.Describe())}\")] --> s{connector.Stage}\n");
+                // One node per source: several sources (a union) all feed stage 0.
+                var node = sources++ == 0 ? "in0" : $"in0_{sources - 1}";
+                text.Append(CultureInfo.InvariantCulture, $"  {node}[(\"{Escape(connector.Describe())}\")] --> s{connector.Stage}\n");
             }
             else if (connector.Role == ConnectorRole.Lookup)
             {

@@ -151,6 +151,26 @@ public sealed class HostTests : IDisposable
     }
 
     [Theory]
+    [InlineData("text", "explained.union.txt")]
+    [InlineData("mermaid", "explained.union.mermaid.txt")]
+    public async Task Explain_shows_every_source_of_a_union(string format, string golden)
+    {
+        var (code, output, error) = await Run(new Windows.UnionOfTwo(), "--explain", format, "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+    }
+
+    [Theory]
+    [InlineData("text", "explained.lookup.txt")]
+    [InlineData("mermaid", "explained.lookup.mermaid.txt")]
+    public async Task Explain_shows_a_lookup_and_its_table(string format, string golden)
+    {
+        var (code, output, error) = await Run(new Joins.SalesWithCustomers(), "--explain", format, "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        AssertGolden(golden, output);
+    }
+
+    [Theory]
     [InlineData("text", "explained.graph.txt")]
     [InlineData("mermaid", "explained.graph.mermaid.txt")]
     public async Task Explain_shows_the_whole_graph_with_its_branches_and_exchanges(string format, string golden)
