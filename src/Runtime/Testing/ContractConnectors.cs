@@ -120,9 +120,10 @@ internal sealed class ContractSource<T>(T[] records, int checkpointEvery, Func<C
 }
 
 /// <summary>The sink of the source checks: keeps what arrives (copied), inline; can act after the first batch or the n-th record.</summary>
-internal sealed class ContractSink<T>(IEqualityComparer<T>? comparer = null) : ISink<T>
+internal sealed class ContractSink<T>(IEqualityComparer<T>? comparer = null, IEnumerable<T>? alreadySeen = null) : ISink<T>
 {
     private readonly List<T> _items = [];
+    private readonly HashSet<T> _seen = new(alreadySeen ?? [], comparer ?? EqualityComparer<T>.Default); // records that do not count
     private readonly HashSet<T> _distinct = new(comparer ?? EqualityComparer<T>.Default);
     private int _wanted = int.MaxValue;
     private Action? _reached;
@@ -143,7 +144,7 @@ internal sealed class ContractSink<T>(IEqualityComparer<T>? comparer = null) : I
         }
     }
 
-    /// <summary>Calls <paramref name="action"/> once <paramref name="count"/> distinct records arrived (at once when it is zero).</summary>
+    /// <summary>Calls <paramref name="action"/> once <paramref name="count"/> distinct records arrived, not counting those seen before (at once when it is zero).</summary>
     public void When(int count, Action action)
     {
         _wanted = count;
@@ -172,7 +173,10 @@ internal sealed class ContractSink<T>(IEqualityComparer<T>? comparer = null) : I
                 sink._items.AddRange(records.Span);
                 foreach (var record in records.Span)
                 {
-                    sink._distinct.Add(record);
+                    if (!sink._seen.Contains(record))
+                    {
+                        sink._distinct.Add(record);
+                    }
                 }
 
                 count = sink._distinct.Count;
