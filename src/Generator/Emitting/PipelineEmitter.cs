@@ -211,6 +211,21 @@ internal static partial class PipelineEmitter
         writer.Close();
     }
 
+    /// <summary>
+    /// Opens a keyed stage's constructor arguments: the member, its name, whether its input has an event time, and where
+    /// it sits (its key selector, itself as <paramref name="stageArgument"/>, the exchange's slot).
+    /// </summary>
+    private static void EmitStageArguments(SourceWriter writer, Model.PipelineModel model, PlannedStage stage, string stageArgument)
+    {
+        writer.Indent();
+        writer.Line($"{Access(model, stage.Stage, "_root")},");
+        writer.Line($"{SourceWriter.Literal(stage.Stage.MemberName)},");
+        writer.Line($"hasEventTime: {(stage.Stage.EventTime is null ? "false" : "true")},");
+        writer.Line($"keyByStage: {SourceWriter.Number(stage.Input)},");
+        writer.Line($"{stageArgument}: {SourceWriter.Number(stage.Index)},");
+        writer.Line($"exchangeSlot: {SourceWriter.Number(stage.ExchangeSlot)},");
+    }
+
     /// <summary>Whether the stages of segment <paramref name="segment"/> need a pipeline object per partition.</summary>
     private static bool SegmentNeedsInstances(PipelinePlan plan, int segment)
         => plan.Chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
@@ -241,13 +256,7 @@ internal static partial class PipelineEmitter
             {
                 writer.Line($"// lookup '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
                 writer.Line($"new {Names.LookupStage}<{lookup.Key.FullName}, {input}, {lookup.Row.FullName}>(");
-                writer.Indent();
-                writer.Line($"{Access(model, window.Stage, "_root")},");
-                writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
-                writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
-                writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
-                writer.Line($"lookupStage: {SourceWriter.Number(window.Index)},");
-                writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+                EmitStageArguments(writer, model, window, "lookupStage");
                 writer.Line(factory + ",");
                 writer.Line($"schema: {SchemaFor(model, lookup.Row)}),");
                 writer.Unindent();
@@ -257,13 +266,7 @@ internal static partial class PipelineEmitter
             var w = window.Stage.Window!;
             writer.Line($"// window '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
             writer.Line($"new {Names.KeyedStage}<{w.Key.FullName}, {input}, {w.Aggregator.FullName}, {w.Accumulator.FullName}, {w.Result.FullName}>(");
-            writer.Indent();
-            writer.Line($"{Access(model, window.Stage, "_root")},");
-            writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
-            writer.Line($"hasEventTime: {(window.Stage.EventTime is null ? "false" : "true")},");
-            writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
-            writer.Line($"windowStage: {SourceWriter.Number(window.Index)},");
-            writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+            EmitStageArguments(writer, model, window, "windowStage");
             writer.Line($"lateSlot: {SourceWriter.Number(window.LateSlot)},");
             writer.Line(factory + ",");
             writer.Line($"keyCodec: {w.KeyCodec ?? "null"},");

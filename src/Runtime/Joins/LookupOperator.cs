@@ -64,13 +64,13 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
             _slots = new int[Math.Max(batch.Length, _slots.Length * 2)];
         }
 
+        // After Trim every cached key is within its time-to-live (keys leave in fetch order, which is expiry order).
         var items = batch.Span;
         var slots = _slots;
-        var checkAge = _timeToLive > 0;
         for (var i = 0; i < items.Length; i++)
         {
             ref readonly var item = ref items[i];
-            if (_index.TryGetValue(item.Key, out var slot) && (!checkAge || now - _entries[slot].Fetched < _timeToLive))
+            if (_index.TryGetValue(item.Key, out var slot))
             {
                 slots[i] = slot;
                 continue;

@@ -8,7 +8,7 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key the <c>[KeyBy]</c> stage computes and the row's <c>[Key]</c> member holds.</typeparam>
 /// <typeparam name="TIn">The records looked up.</typeparam>
 /// <typeparam name="TRow">The table's rows.</typeparam>
-public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage, IDescribedLookup
+public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage<TKey, TIn>, IDescribedLookup
     where TKey : notnull
 {
     private readonly ILookup<TKey, TRow>? _lookup;
@@ -85,15 +85,8 @@ public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage, IDescribedLookup
 
     internal override ValueTask CloseAsync() => _opened ? _lookup!.CloseAsync(CancellationToken.None) : ValueTask.CompletedTask;
 
-    internal override Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity)
-        => new Exchange<Keyed<TKey, TIn>>(WindowName, routing, producers, consumers, inline, queueCapacity);
-
-    internal override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort)
-        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, Downstream.OutOfOrderness, abort)
-        {
-            SplitIdleTimeout = Downstream.IdleTimeout,
-            Clock = clock,
-        };
+    /// <summary>Its producers' watermarks allow for what the windows behind it allow for: they see only the watermark it forwards.</summary>
+    private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => Downstream;
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {

@@ -125,8 +125,34 @@ internal sealed record StateSchema(string Window, string Key, string Accumulator
     }
 }
 
+/// <summary>
+/// A keyed stage over records of <typeparamref name="TIn"/> keyed by <typeparamref name="TKey"/>: the hash exchange in
+/// front of it and the producers' ports into it, whose watermarks allow for <see cref="PortTimes"/>.
+/// </summary>
+public abstract class KeyedStage<TKey, TIn> : KeyedStage
+    where TKey : notnull
+{
+    private protected KeyedStage(string name, int keyByStage, int stage, int exchangeSlot, int lateSlot)
+        : base(name, keyByStage, stage, exchangeSlot, lateSlot)
+    {
+    }
+
+    /// <summary>The out-of-orderness the producers' watermarks allow for, and how long a silent split may hold them back.</summary>
+    private protected abstract (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes { get; }
+
+    internal sealed override Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity)
+        => new Exchange<Keyed<TKey, TIn>>(WindowName, routing, producers, consumers, inline, queueCapacity);
+
+    internal sealed override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort)
+        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, PortTimes.OutOfOrderness, abort)
+        {
+            SplitIdleTimeout = PortTimes.IdleTimeout,
+            Clock = clock,
+        };
+}
+
 /// <summary>The keyed stage of a window with key <typeparamref name="TKey"/> aggregating <typeparamref name="TIn"/> with <typeparamref name="TAgg"/>.</summary>
-public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
+public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, TIn>
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
@@ -237,15 +263,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage
         }
     }
 
-    internal override Exchange CreateExchange(ExchangeRouting routing, int producers, int consumers, bool inline, int queueCapacity)
-        => new Exchange<Keyed<TKey, TIn>>(WindowName, routing, producers, consumers, inline, queueCapacity);
-
-    internal override IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort)
-        => new ExchangePort<Keyed<TKey, TIn>>((Exchange<Keyed<TKey, TIn>>)exchange, producer, EventTime, forwarded, _spec.OutOfOrderness, abort)
-        {
-            SplitIdleTimeout = _spec.IdleTimeout,
-            Clock = clock,
-        };
+    private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => (_spec.OutOfOrderness, _spec.IdleTimeout);
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {

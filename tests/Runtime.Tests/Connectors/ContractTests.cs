@@ -237,8 +237,8 @@ public sealed class ContractTests : IDisposable
         Assert.Contains(report.Violations, v => v.Check == "every record once" && v.Problem.Contains("more than expected", StringComparison.Ordinal));
     }
 
-    /// <summary>Keeps the memory it is given and copies it only when flushed: it sees batches the runtime has reused since.</summary>
-    private sealed class AliasingSink : ISink<Measurement>
+    /// <summary>A sink of the broken kind under test: what it made durable, readable while a run writes.</summary>
+    private abstract class DurableSink : ISink<Measurement>
     {
         private readonly List<Measurement> _durable = [];
 
@@ -255,9 +255,23 @@ public sealed class ContractTests : IDisposable
 
         public ValueTask OpenAsync(SinkContext<Measurement> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-        public ISinkWriter<Measurement> CreateWriter(int partition) => new Writer(this);
+        public abstract ISinkWriter<Measurement> CreateWriter(int partition);
 
         public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        protected void MakeDurable(ReadOnlySpan<Measurement> records)
+        {
+            lock (_durable)
+            {
+                _durable.AddRange(records);
+            }
+        }
+    }
+
+    /// <summary>Keeps the memory it is given and copies it only when flushed: it sees batches the runtime has reused since.</summary>
+    private sealed class AliasingSink : DurableSink
+    {
+        public override ISinkWriter<Measurement> CreateWriter(int partition) => new Writer(this);
 
         private sealed class Writer(AliasingSink sink) : ISinkWriter<Measurement>
         {
@@ -271,12 +285,9 @@ public sealed class ContractTests : IDisposable
 
             public ValueTask FlushAsync(CancellationToken cancellationToken)
             {
-                lock (sink._durable)
+                foreach (var kept in _kept)
                 {
-                    foreach (var kept in _kept)
-                    {
-                        sink._durable.AddRange(kept.Span);
-                    }
+                    sink.MakeDurable(kept.Span);
                 }
 
                 _kept.Clear();
@@ -288,26 +299,9 @@ public sealed class ContractTests : IDisposable
     }
 
     /// <summary>Copies what it is given, but makes it durable only when its writer is disposed, not when flushed.</summary>
-    private sealed class LateSink : ISink<Measurement>
+    private sealed class LateSink : DurableSink
     {
-        private readonly List<Measurement> _durable = [];
-
-        public IReadOnlyList<Measurement> Durable
-        {
-            get
-            {
-                lock (_durable)
-                {
-                    return [.. _durable];
-                }
-            }
-        }
-
-        public ValueTask OpenAsync(SinkContext<Measurement> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-        public ISinkWriter<Measurement> CreateWriter(int partition) => new Writer(this);
-
-        public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+        public override ISinkWriter<Measurement> CreateWriter(int partition) => new Writer(this);
 
         private sealed class Writer(LateSink sink) : ISinkWriter<Measurement>
         {
@@ -323,11 +317,7 @@ public sealed class ContractTests : IDisposable
 
             public ValueTask DisposeAsync()
             {
-                lock (sink._durable)
-                {
-                    sink._durable.AddRange(_pending);
-                }
-
+                sink.MakeDurable(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending));
                 return ValueTask.CompletedTask;
             }
         }
