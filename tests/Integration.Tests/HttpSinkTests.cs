@@ -68,13 +68,9 @@ internal sealed class FlakyWebhook : IAsyncDisposable
             {
                 context = await _listener.GetContextAsync();
             }
-            catch (Exception) when (!_listener.IsListening)
+            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
             {
-                return;
-            }
-            catch (HttpListenerException)
-            {
-                return;
+                return; // stopped
             }
 
             _ = Task.Run(() => Answer(context));
@@ -134,8 +130,8 @@ internal sealed class FlakyWebhook : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _listener.Stop();
+        await _serving; // the loop ends at the stop; only then is the listener released
         _listener.Close();
-        await _serving;
     }
 }
 
