@@ -133,6 +133,6 @@ public sealed class KafkaFixture : IDisposable
 }
 
 [CollectionDefinition(nameof(Infrastructure))]
-public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>
+public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>, ICollectionFixture<MariaDbFixture>
 {
 }
