@@ -14,7 +14,7 @@ namespace Compiled.Integration.Tests;
 /// SIGKILL and restarted, stopped with SIGTERM, run two at a time in one consumer group.
 /// </summary>
 [Collection(nameof(Infrastructure))]
-public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture postgres, ITestOutputHelper log) : IDisposable
+public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture postgres, MariaDbFixture mysql, ITestOutputHelper log) : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
     private static readonly DateTimeOffset Epoch = new(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);

@@ -1,0 +1,99 @@
+using Compiled.Samples.Tests;
+using MySqlConnector;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>Exactly-once Kafka → MySQL (MariaDB) through a pipeline binary killed with SIGKILL again and again.</summary>
+public sealed partial class ProcessTests
+{
+    [Fact]
+    public async Task Exactly_once_to_mysql_survives_repeated_sigkill()
+    {
+        const int count = 150_000;
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var topic = kafka.NewTopic("crash-mysql", 8);
+        var group = "crash-mysql-" + Guid.NewGuid().ToString("N");
+        Produce(topic, 1, count);
+        var connection = await mysql.NewDatabaseAsync();
+
+        // No primary key, so that a record written twice shows as a second row (CreateIfMissing keeps this table).
+        await MySqlAsync(connection, "CREATE TABLE orders (id BIGINT NOT NULL, customer LONGTEXT NOT NULL, amount DECIMAL(65,30) NOT NULL, amount_eur DECIMAL(65,30) NOT NULL, size LONGTEXT NOT NULL, status LONGTEXT NOT NULL, placed_at DATETIME(6) NOT NULL) ENGINE=InnoDB");
+
+        // Each copy is killed once it has written a random number of rows more than were there when it started, plus
+        // a random moment. Kills that land after the last row do not count: at least five must land mid-stream.
+        log.WriteLine($"seed {seed}");
+        var midStream = 0;
+        for (var kill = 0; kill < 10 && midStream < 5; kill++)
+        {
+            var threshold = Math.Min(count - 1, await MySqlCountAsync(connection, "SELECT count(*) FROM orders") + random.Next(count / 100, count / 25));
+            await using var child = StartMySqlApp(connection, topic, group);
+            await WaitUntil(child, async () => await MySqlCountAsync(connection, "SELECT count(*) FROM orders") >= threshold, $"{threshold} rows");
+            await Task.Delay(random.Next(0, 150)); // randomises where the kill lands; nothing waits on it
+            child.Kill();
+            await child.WaitAsync(Patience);
+            var rowsAtKill = await MySqlCountAsync(connection, "SELECT count(*) FROM orders");
+            midStream += rowsAtKill < count ? 1 : 0;
+            log.WriteLine($"killed at {rowsAtKill} rows");
+        }
+
+        Assert.True(midStream >= 5, $"only {midStream} kills landed before the last row was written");
+
+        await using (var last = StartMySqlApp(connection, topic, group))
+        {
+            await WaitUntil(last, () => Task.FromResult(Assigned(last.Error) > 0), "the last copy joined the group");
+            await WaitUntil(last, async () => await MySqlCountAsync(connection, $"SELECT coalesce(sum(next_offset), 0) FROM compiled_offsets WHERE stream = '{topic}'") == count, "every offset committed");
+            Assert.Equal(0, await last.TerminateAsync(Patience));
+        }
+
+        var rows = new List<string>();
+        await using (var db = new MySqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var command = new MySqlCommand("SELECT id, customer, amount, amount_eur, size, status, placed_at FROM orders ORDER BY id", db);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                var placed = new DateTimeOffset(DateTime.SpecifyKind(reader.GetDateTime(6), DateTimeKind.Utc));
+                rows.Add(Row(reader.GetInt64(0), reader.GetString(1), reader.GetDecimal(2), reader.GetDecimal(3), reader.GetString(4), reader.GetString(5), placed));
+            }
+        }
+
+        Assert.Equal(count, rows.Count); // append into a table without a key: a record written twice would be a second row
+        Assert.Equal(Enumerable.Range(1, count).Select(i => ExpectedRow(i)), rows);
+    }
+
+    private static string KafkaToMySqlDll => Path.Combine(Repository.Root, "tests", "Apps", "KafkaToMySql", "bin", Repository.Configuration, "net10.0", "KafkaToMySql.dll");
+
+    private Child StartMySqlApp(string connection, string topic, string group)
+        => Child.Start(
+        [
+            KafkaToMySqlDll, "--bootstrap", kafka.BootstrapServers, "--mysql", connection,
+            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
+            "--set", "CheckpointInterval=250ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
+        ], _work);
+
+    private static async Task MySqlAsync(string connection, string sql)
+    {
+        await using var db = new MySqlConnection(connection);
+        await db.OpenAsync();
+        await using var command = new MySqlCommand(sql, db);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>A count from the database; 0 while the table does not exist yet (the child creates it).</summary>
+    private static async Task<long> MySqlCountAsync(string connection, string sql)
+    {
+        try
+        {
+            await using var db = new MySqlConnection(connection);
+            await db.OpenAsync();
+            await using var command = new MySqlCommand(sql, db);
+            return Convert.ToInt64(await command.ExecuteScalarAsync() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (MySqlException ex) when (ex.ErrorCode == MySqlErrorCode.NoSuchTable)
+        {
+            return 0;
+        }
+    }
+}
