@@ -1,5 +1,6 @@
 using Compiled;
 using Compiled.Connectors;
+using Compiled.MySql;
 using Compiled.Postgres;
 
 namespace QuickStart;
@@ -42,6 +43,22 @@ public sealed partial class PeopleToPostgres
     [Transform] Birthday Birthday { get; } = new();
 
     [Sink] PostgresSink<Person> Table { get; } = new(new PostgresSinkOptions { Table = "people", TableMode = TableMode.Recreate });
+
+    [Sink] ConsoleSink<Person> Print { get; } = new();
+}
+
+/// <summary>
+/// The seed article's own target: the table <c>people</c> in MySQL or MariaDB (<c>--mysql "Server=…;Database=flink;User=…"</c>,
+/// the article's <c>jdbc:mysql://localhost:3306/flink</c>).
+/// </summary>
+[Pipeline(Name = "PeopleEtl")]
+public sealed partial class PeopleToMySql
+{
+    [Source] CollectionSource<Person> People { get; } = new(new Person("Alice", 25), new Person("Bob", 30));
+
+    [Transform] Birthday Birthday { get; } = new();
+
+    [Sink] MySqlSink<Person> Table { get; } = new(new MySqlSinkOptions { Table = "people", TableMode = TableMode.Recreate });
 
     [Sink] ConsoleSink<Person> Print { get; } = new();
 }

@@ -63,6 +63,41 @@ public sealed partial class ProcessTests
         Assert.Equal(Enumerable.Range(1, count).Select(i => ExpectedRow(i)), rows);
     }
 
+    [Fact]
+    public async Task Quick_start_writes_the_seeds_table_to_mysql_with_the_mysql_option()
+    {
+        var connection = await mysql.NewDatabaseAsync();
+        var result = await Processes.DotnetAsync([Repository.SampleDll("QuickStart"), "--mysql", connection], _work, Patience);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var password = new MySqlConnectionStringBuilder(connection).Password;
+        Assert.DoesNotContain(password, result.Error + result.Output, StringComparison.Ordinal);
+        Assert.Contains("Table -> mysql", result.Output + result.Error, StringComparison.Ordinal);
+
+        var people = new List<string>();
+        await using (var db = new MySqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var command = new MySqlCommand("SELECT name, age FROM people ORDER BY name", db);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                people.Add($"{reader.GetString(0)}:{reader.GetInt32(1)}");
+            }
+        }
+
+        Assert.Equal(["Alice:26", "Bob:31"], people);
+        Assert.False(File.Exists(Path.Combine(_work, "people.db")), "the embedded database should not be written");
+
+        // Run again: the table is recreated, so it still holds exactly the two people.
+        Assert.Equal(0, (await Processes.DotnetAsync([Repository.SampleDll("QuickStart"), "--mysql", connection], _work, Patience)).ExitCode);
+        Assert.Equal(2, await MySqlCountAsync(connection, "SELECT count(*) FROM people"));
+
+        // Both databases at once is refused, not guessed at.
+        var both = await Processes.DotnetAsync([Repository.SampleDll("QuickStart"), "--mysql", connection, "--postgres", "Host=nowhere"], _work, Patience);
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("give one of them", both.Error, StringComparison.Ordinal);
+    }
+
     private static string KafkaToMySqlDll => Path.Combine(Repository.Root, "tests", "Apps", "KafkaToMySql", "bin", Repository.Configuration, "net10.0", "KafkaToMySql.dll");
 
     private Child StartMySqlApp(string connection, string topic, string group)
