@@ -81,7 +81,7 @@ public sealed partial class KafkaViewSections
 
 /// <summary>Keyed windows behind Kafka: state checkpointed with the offsets, restored at another parallelism.</summary>
 [Collection(nameof(Infrastructure))]
-public sealed class KafkaStateTests(KafkaFixture kafka, PostgresFixture postgres) : IDisposable
+public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture postgres, MariaDbFixture mysql) : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
     private readonly string _state = Directory.CreateTempSubdirectory("compiled-kafka-state-").FullName;

@@ -115,7 +115,7 @@ public sealed class MySqlSinkOptions
 /// be transactional (InnoDB, the default engine).
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, IAsyncDisposable
+public sealed partial class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, IAsyncDisposable
 {
     /// <summary>The table of stored source positions (exactly-once).</summary>
     public const string OffsetsTable = "compiled_offsets";
@@ -215,6 +215,10 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
                         next_offset BIGINT NOT NULL, epoch BIGINT NOT NULL, updated_at DATETIME(6) NOT NULL,
                         PRIMARY KEY (pipeline, source, stream, `partition`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
                     """, cancellationToken).ConfigureAwait(false);
+                foreach (var sql in CheckpointTablesSql)
+                {
+                    await ExecuteAsync(connection, null, sql, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         catch (MySqlException ex) when (!IsTransient(ex))
@@ -261,11 +265,6 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
     public async ValueTask<IReadOnlyList<SourcePosition>?> ClaimPositionsAsync(string pipeline, string source, IReadOnlyList<SourcePosition> partitions, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(partitions);
-        if (_connectionString.Length == 0)
-        {
-            throw new InvalidOperationException("The sink is not open.");
-        }
-
         if (partitions.Count == 0)
         {
             return [];
@@ -275,8 +274,7 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
             "claim source positions",
             async () =>
             {
-                await using var connection = new MySqlConnection(_connectionString);
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                 var rows = string.Join(", ", partitions.Select((_, i) => $"(@pipeline, @source, @s{i}, @p{i}, -1, 1, UTC_TIMESTAMP(6))"));
                 var keys = string.Join(" OR ", partitions.Select((_, i) => $"(stream = @s{i} AND `partition` = @p{i})"));
@@ -327,8 +325,8 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
                 await ExecuteAsync(connection, null, CreateTableSql(), cancellationToken).ConfigureAwait(false);
                 if (_options.ExactlyOnce)
                 {
-                    // A new table means no rows: positions stored for it would skip records.
-                    await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {OffsetsTable}", cancellationToken).ConfigureAwait(false);
+                    // A new table means no rows: positions (and window state) stored for it would skip records.
+                    await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {OffsetsTable}, {CheckpointsTable}, {PositionsTable}, {StateTable}", cancellationToken).ConfigureAwait(false);
                 }
 
                 break;
@@ -353,6 +351,27 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
     {
         await using var command = new MySqlCommand(sql, connection, transaction);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An open connection to the sink's database.</summary>
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        if (_connectionString.Length == 0)
+        {
+            throw new InvalidOperationException("The sink is not open.");
+        }
+
+        var connection = new MySqlConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     private void ClearPool()
@@ -578,6 +597,14 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
             try
             {
                 ThrowIfTimerFailed();
+                if (sink._options.ExactlyOnce && checkpoint.Aligned)
+                {
+                    // A run with window state: the rows wait for the whole checkpoint, committed with its state and positions.
+                    sink.Stage(checkpoint.Sequence, _rows);
+                    _rows.Clear();
+                    return;
+                }
+
                 await WriteRowsAsync(sink._options.ExactlyOnce ? checkpoint : null, cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -657,8 +684,7 @@ public sealed class MySqlSink<T> : ISink<T>, IConfigurable, ITransactionalSink, 
                 "write rows",
                 async () =>
                 {
-                    await using var connection = new MySqlConnection(sink._connectionString);
-                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                    await using var connection = await sink.OpenAsync(cancellationToken).ConfigureAwait(false);
                     await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                     if (attempted && checkpoint is not null && await AlreadyCommittedAsync(connection, transaction, checkpoint, cancellationToken).ConfigureAwait(false))
                     {
