@@ -19,6 +19,8 @@ using Compiled.Throughput;
 //   --lookup      also lookup joins: a warm cache over SQLite against a hand-written Dictionary join, and a cold
 //                 cache against PostgreSQL (batched) against one query per record (--lookup-records N, default
 //                 5,000,000 sales); --lookup-only: only that
+//   --mysql       also memory -> MariaDB (append) against MySqlConnector's bulk copy by hand (starts a throwaway
+//                 server; --mysql-records N, default 1,000,000); --mysql-only: only that
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -29,7 +31,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -61,7 +63,12 @@ if (args.Contains("--lookup") || args.Contains("--lookup-only"))
     await LookupScenario.RunAsync(ArgumentAfter("--lookup-records") ?? 5_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
-if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && (!quick || postgresOnly || args.Contains("--postgres")))
+if (args.Contains("--mysql") || args.Contains("--mysql-only"))
+{
+    await MySqlScenario.RunAsync(ArgumentAfter("--mysql-records") ?? 1_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
+if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {

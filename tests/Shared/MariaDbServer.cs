@@ -4,12 +4,13 @@ using System.Net;
 using System.Net.Sockets;
 using MySqlConnector;
 
-namespace Compiled.Integration.Tests;
+namespace Compiled.MySql.Testing;
 
 /// <summary>
 /// A throwaway MariaDB server: <c>mariadb-install-db</c> in a temporary directory, <c>mariadbd</c> on a free loopback
 /// port (as the <c>mysql</c> user when run as root), a user <c>compiled</c> with a password; killed and deleted on
-/// dispose. Needs Debian's <c>mariadb-server</c> package (installed by <c>.ci/run</c>).
+/// dispose. Needs Debian's <c>mariadb-server</c> package (installed by <c>.ci/run</c>). Shared by the integration
+/// tests and the benchmarks (linked into both; not part of a package).
 /// </summary>
 public sealed class MariaDbServer : IAsyncDisposable
 {
@@ -178,58 +179,5 @@ public sealed class MariaDbServer : IAsyncDisposable
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
-
-/// <summary>
-/// A MariaDB (or MySQL) server for the whole test run, started on first use: the one in <c>COMPILED_TEST_MYSQL</c> (a
-/// connection string of a user that may create databases), or a throwaway <see cref="MariaDbServer"/>.
-/// </summary>
-public sealed class MariaDbFixture : IAsyncLifetime, IDisposable
-{
-    private readonly SemaphoreSlim _starting = new(1, 1);
-    private MariaDbServer? _server;
-    private readonly string? _existing = Environment.GetEnvironmentVariable("COMPILED_TEST_MYSQL") is { Length: > 0 } configured ? configured : null;
-    private int _databases;
-
-    /// <summary>The throwaway server (null when the tests use <c>COMPILED_TEST_MYSQL</c>).</summary>
-    public MariaDbServer? Server => _server;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public void Dispose() => _starting.Dispose();
-
-    /// <summary>A new, empty database for one test; returns its connection string.</summary>
-    public async Task<string> NewDatabaseAsync()
-    {
-        var name = $"t{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
-        if (_existing is { } existing)
-        {
-            await using var connection = new MySqlConnection(existing);
-            await connection.OpenAsync();
-            await using var command = new MySqlCommand($"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", connection);
-            await command.ExecuteNonQueryAsync();
-            return new MySqlConnectionStringBuilder(existing) { Database = name }.ConnectionString;
-        }
-
-        await _starting.WaitAsync();
-        try
-        {
-            _server ??= await MariaDbServer.StartAsync();
-        }
-        finally
-        {
-            _starting.Release();
-        }
-
-        return await _server.CreateDatabaseAsync(name);
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_server is not null)
-        {
-            await _server.DisposeAsync();
-        }
     }
 }
