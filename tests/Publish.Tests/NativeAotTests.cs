@@ -112,4 +112,63 @@ public sealed class NativeAotTests : IDisposable
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal("{\"Text\":\"hello\"}\n{\"Text\":\"kafka\"}\n", run.Output.ReplaceLineEndings("\n"));
     }
+
+    /// <summary>
+    /// A user's Native AOT binary, built from the packages alone, writes a partitioned Parquet lake with every column
+    /// type; DuckDB reads it back. Parquet.Net's assembly-level trim/AOT warnings (its reflection-based serializer,
+    /// which the sink does not use) are silenced by the package for the app (buildTransitive), so the publish prints none.
+    /// </summary>
+    [Fact]
+    public async Task A_native_aot_app_that_adds_the_parquet_package_writes_a_lake_duckdb_reads()
+    {
+        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Connectors/Parquet/Compiled.Parquet.csproj"], "Compiled.Parquet", aot: true, """
+            using Compiled;
+            using Compiled.Connectors;
+            using Compiled.Parquet;
+            using Compiled.Runtime;
+
+            var pipeline = new SalesLake();
+            var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 2 });
+            Console.WriteLine(pipeline.Lake.RowsCommitted);
+            return 0;
+
+            public enum Channel { Web, Store }
+
+            public readonly record struct Sale(long Id, string Country, decimal Amount, DateTimeOffset At, DateOnly Day, TimeOnly Time, TimeSpan Span, Guid Ref, Channel Channel, int? Maybe, byte[]? Blob, float F, ulong U, bool B);
+
+            [Pipeline]
+            public sealed partial class SalesLake
+            {
+                [Source] CollectionSource<Sale> Sales { get; } = new(Enumerable.Range(1, 10_000).Select(i => new Sale(
+                    i, i % 2 == 0 ? "DE" : "FR", i / 4m, new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero).AddMinutes(i), new DateOnly(2026, 1, 1).AddDays(i % 300),
+                    new TimeOnly(1, 2, 3), TimeSpan.FromSeconds(i), new Guid(i, 0, 0, new byte[8]), (Channel)(i % 2), i % 3 == 0 ? null : i, i % 5 == 0 ? null : [1, 2, 3], i / 4f, (ulong)i, i % 2 == 0)).ToArray());
+
+                [Sink] public ParquetSink<Sale> Lake { get; } = new(new ParquetSinkOptions { Directory = "lake", PartitionBy = "country={Country}/dt={At:yyyy-MM-dd}" });
+            }
+            """);
+
+        var publish = Path.Combine(_work, "publish");
+        var build = await Processes.DotnetAsync(["publish", app, "-c", "Release", "-o", publish, "-nologo"], app, Timeout);
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
+
+        var run = await Processes.RunAsync(Path.Combine(publish, "App"), [], app, Timeout);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("10000", run.Output.Trim());
+
+        using var connection = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT count(*), CAST(sum(id) AS BIGINT), sum(amount), count(maybe), count(blob), min(\"day\"), count(DISTINCT channel), CAST(sum(u) AS BIGINT) FROM read_parquet('{Path.Combine(app, "lake")}/**/*.parquet')";
+        using var reader = command.ExecuteReader();
+        Assert.True(reader.Read());
+        Assert.Equal(10_000L, Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(50_005_000L, Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(Enumerable.Range(1, 10_000).Sum(i => i / 4m), reader.GetDecimal(2));
+        Assert.Equal(10_000L - 3_333, Convert.ToInt64(reader.GetValue(3), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(8_000L, Convert.ToInt64(reader.GetValue(4), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(new DateOnly(2026, 1, 1), reader.GetValue(5));
+        Assert.Equal(2L, Convert.ToInt64(reader.GetValue(6), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(50_005_000L, Convert.ToInt64(reader.GetValue(7), System.Globalization.CultureInfo.InvariantCulture));
+    }
 }
