@@ -21,6 +21,8 @@ using Compiled.Throughput;
 //                 5,000,000 sales); --lookup-only: only that
 //   --mysql       also memory -> MariaDB (append) against MySqlConnector's bulk copy by hand (starts a throwaway
 //                 server; --mysql-records N, default 1,000,000); --mysql-only: only that
+//   --parquet     also memory -> Parquet files against Parquet.Net by hand (--parquet-records N, default 1,000,000);
+//                 --parquet-only: only that
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -31,7 +33,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only") || args.Contains("--parquet-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -68,7 +70,12 @@ if (args.Contains("--mysql") || args.Contains("--mysql-only"))
     await MySqlScenario.RunAsync(ArgumentAfter("--mysql-records") ?? 1_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
-if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && (!quick || postgresOnly || args.Contains("--postgres")))
+if (args.Contains("--parquet") || args.Contains("--parquet-only"))
+{
+    await ParquetScenario.RunAsync(ArgumentAfter("--parquet-records") ?? 1_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
+if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && !args.Contains("--parquet-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {
