@@ -9,32 +9,35 @@ public sealed partial class ProcessTests
     [Fact]
     public async Task Exactly_once_to_mysql_survives_repeated_sigkill()
     {
-        const int count = 150_000;
+        const int chunk = 30_000;
         var seed = Environment.TickCount;
         var random = new Random(seed);
-        var topic = kafka.NewTopic("crash-mysql", 8);
+        var topic = kafka.NewTopic("crash-mysql", 16); // at most 12 chunks: under the mock cluster's 5 MiB per partition
         var group = "crash-mysql-" + Guid.NewGuid().ToString("N");
-        Produce(topic, 1, count);
         var connection = await mysql.NewDatabaseAsync();
 
         // No primary key, so that a record written twice shows as a second row (CreateIfMissing keeps this table).
         await MySqlAsync(connection, "CREATE TABLE orders (id BIGINT NOT NULL, customer LONGTEXT NOT NULL, amount DECIMAL(65,30) NOT NULL, amount_eur DECIMAL(65,30) NOT NULL, size LONGTEXT NOT NULL, status LONGTEXT NOT NULL, placed_at DATETIME(6) NOT NULL) ENGINE=InnoDB");
 
-        // Each copy is killed once it has written a random number of rows more than were there when it started, plus
-        // a random moment. Kills that land after the last row do not count: at least five must land mid-stream.
+        // Each round produces a new chunk of orders, starts a copy, and kills it (SIGKILL) a random moment after its
+        // first rows of the round are committed. A kill that lands after the copy caught up does not count: at least
+        // five must land mid-stream (a copy that joins the group late races through its backlog, so some do not).
         log.WriteLine($"seed {seed}");
         var midStream = 0;
-        for (var kill = 0; kill < 10 && midStream < 5; kill++)
+        var count = 0;
+        for (var round = 0; round < 12 && midStream < 5; round++)
         {
-            var threshold = Math.Min(count - 1, await MySqlCountAsync(connection, "SELECT count(*) FROM orders") + random.Next(count / 100, count / 25));
+            Produce(topic, count + 1, count + chunk);
+            count += chunk;
+            var before = await MySqlCountAsync(connection, "SELECT count(*) FROM orders");
             await using var child = StartMySqlApp(connection, topic, group);
-            await WaitUntil(child, async () => await MySqlCountAsync(connection, "SELECT count(*) FROM orders") >= threshold, $"{threshold} rows");
-            await Task.Delay(random.Next(0, 150)); // randomises where the kill lands; nothing waits on it
+            await WaitUntil(child, async () => await MySqlCountAsync(connection, "SELECT count(*) FROM orders") > before, $"rows of round {round}");
+            await Task.Delay(random.Next(0, 200)); // randomises where the kill lands; nothing waits on it
             child.Kill();
             await child.WaitAsync(Patience);
             var rowsAtKill = await MySqlCountAsync(connection, "SELECT count(*) FROM orders");
             midStream += rowsAtKill < count ? 1 : 0;
-            log.WriteLine($"killed at {rowsAtKill} rows");
+            log.WriteLine($"killed at {rowsAtKill} of {count} rows");
         }
 
         Assert.True(midStream >= 5, $"only {midStream} kills landed before the last row was written");
@@ -105,7 +108,7 @@ public sealed partial class ProcessTests
         [
             KafkaToMySqlDll, "--bootstrap", kafka.BootstrapServers, "--mysql", connection,
             "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
-            "--set", "CheckpointInterval=250ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
+            "--set", "CheckpointInterval=100ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
         ], _work);
 
     private static async Task MySqlAsync(string connection, string sql)

@@ -386,7 +386,15 @@ public sealed partial class ParquetSink<T> : ISink<T>, IConfigurable, ITransacti
         {
             foreach (var file in _open.Values)
             {
-                await file.DisposeAsync().ConfigureAwait(false);
+                try
+                {
+                    await file.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or ParquetException or InvalidOperationException)
+                {
+                    // An abandoned file that cannot even be closed cleanly (the disk failed, a row group half
+                    // written): it keeps its in-progress name either way, and the run's own failure is what counts.
+                }
             }
 
             _open.Clear();
