@@ -262,7 +262,8 @@ public static class PipelineHost
                     return ExitCodes.ConfigurationError;
                 }
 
-                metrics = new PrometheusEndpoint(address, port);
+                var monitor = options.Monitor;
+                metrics = new PrometheusEndpoint(address, port) { Readiness = () => monitor.IsReady };
                 try
                 {
                     metrics.Start();
@@ -273,7 +274,7 @@ public static class PipelineHost
                     return ExitCodes.ConfigurationError;
                 }
 
-                status.Line($"{job.Descriptor.Name}: metrics at http://{metrics.EndPoint}/metrics");
+                status.Line($"{job.Descriptor.Name}: metrics at http://{metrics.EndPoint}/metrics (probes: /healthz, /readyz)");
             }
 
             return await RunWithSignalsAsync(job, options, status, quiet, handleSignals, cancellationToken).ConfigureAwait(false);

@@ -15,6 +15,13 @@ public sealed class PipelineMonitor
     /// <summary>The live state of the run, or null before it starts and after it ends.</summary>
     public PipelineSnapshot? Snapshot() => _run?.Snapshot();
 
+    /// <summary>
+    /// Whether the run is ready (Kubernetes' readiness): its sinks and source opened — connections made, tables
+    /// prepared, Kafka consumers created and, with a position store, positions claimed — and its partitions running.
+    /// False before that, once a stop was requested, and after the run ended.
+    /// </summary>
+    public bool IsReady => _run?.IsReady == true;
+
     internal void Attach(RunState run) => _run = run;
 
     internal void Detach(RunState run) => Interlocked.CompareExchange(ref _run, null, run);
@@ -103,6 +110,9 @@ internal sealed class RunState
         => _partitions.GroupBy(p => p.Stage).Select(stage => new Measurement<int>(stage.Count(p => p.Running), new("pipeline", Pipeline), new("stage", stage.Key)));
 
     public void SetPartitions(IReadOnlyList<IPartitionState> partitions) => _partitions = partitions;
+
+    /// <summary>Opened and running (the partitions are set once the source opened and its readers exist), and not stopping.</summary>
+    public bool IsReady => _partitions.Count > 0 && !_stop.IsCancellationRequested;
 
     /// <summary>The run's windows, and the clock their watermarks are compared with.</summary>
     public void SetWindows(IReadOnlyList<WindowStatistics> windows, Func<long> now)

@@ -8,7 +8,9 @@ namespace Compiled.Runtime;
 
 /// <summary>
 /// Serves the <c>Compiled</c> meter at <c>http://host:port/metrics</c> in the Prometheus text format (version 0.0.4),
-/// so a Prometheus server, or <c>curl</c>, can scrape a running pipeline. A <see cref="MeterListener"/> aggregates
+/// so a Prometheus server, or <c>curl</c>, can scrape a running pipeline; and the probes a Kubernetes deployment
+/// needs: <c>/healthz</c> (live: 200 while the process serves) and <c>/readyz</c> (200 while <see cref="Readiness"/>
+/// says so, 503 otherwise). A <see cref="MeterListener"/> aggregates
 /// the measurements (counters summed, gauges last value, histograms bucketed); observable gauges are read at each
 /// scrape. Plain HTTP/1.1 over a <see cref="TcpListener"/>: no reflection, no ASP.NET Core, works under Native AOT.
 /// </summary>
@@ -40,6 +42,12 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
         _listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) => Record(instrument, value, tags));
         _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument, value, tags));
     }
+
+    /// <summary>
+    /// Whether the run is ready, for <c>/readyz</c>; the command-line host sets it to
+    /// <see cref="PipelineMonitor.IsReady"/>. Null: always ready.
+    /// </summary>
+    public Func<bool>? Readiness { get; init; }
 
     /// <summary>Where the endpoint listens, once started.</summary>
     public IPEndPoint EndPoint => (IPEndPoint)_tcp.LocalEndpoint;
@@ -179,10 +187,13 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
                 var (status, body, type) = request switch
                 {
                     null => ("400 Bad Request", "bad request\n", "text/plain; charset=utf-8"),
-                    var line when line.StartsWith("GET /metrics ", StringComparison.Ordinal) || line.StartsWith("GET /metrics?", StringComparison.Ordinal)
-                        => ("200 OK", Scrape(), "text/plain; version=0.0.4; charset=utf-8"),
-                    var line when line.StartsWith("GET ", StringComparison.Ordinal) => ("404 Not Found", "not found: metrics are at /metrics\n", "text/plain; charset=utf-8"),
-                    _ => ("405 Method Not Allowed", "only GET /metrics\n", "text/plain; charset=utf-8"),
+                    var line when Is(line, "/metrics") => ("200 OK", Scrape(), "text/plain; version=0.0.4; charset=utf-8"),
+                    var line when Is(line, "/healthz") => ("200 OK", "ok\n", "text/plain; charset=utf-8"),
+                    var line when Is(line, "/readyz") => Readiness?.Invoke() ?? true
+                        ? ("200 OK", "ready\n", "text/plain; charset=utf-8")
+                        : ("503 Service Unavailable", "not ready\n", "text/plain; charset=utf-8"),
+                    var line when line.StartsWith("GET ", StringComparison.Ordinal) => ("404 Not Found", "not found: metrics are at /metrics, probes at /healthz and /readyz\n", "text/plain; charset=utf-8"),
+                    _ => ("405 Method Not Allowed", "only GET /metrics, /healthz, /readyz\n", "text/plain; charset=utf-8"),
                 };
                 var payload = Encoding.UTF8.GetBytes(body);
                 var head = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 {status}\r\nContent-Type: {type}\r\nContent-Length: {payload.Length}\r\nConnection: close\r\n\r\n"));
@@ -196,6 +207,10 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Whether a request line asks for <paramref name="path"/> (with or without a query).</summary>
+    private static bool Is(string line, string path)
+        => line.StartsWith("GET " + path, StringComparison.Ordinal) && line.Length > path.Length + 4 && line[path.Length + 4] is ' ' or '?';
 
     private static async Task<string?> ReadRequestAsync(Socket socket, CancellationToken cancellationToken)
     {

@@ -113,6 +113,40 @@ public sealed class ObservabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task The_probes_say_live_always_and_ready_only_while_the_run_is_open_and_not_stopping()
+    {
+        var monitor = new PipelineMonitor();
+        await using var endpoint = new PrometheusEndpoint(IPAddress.Loopback, 0) { Readiness = () => monitor.IsReady };
+        endpoint.Start();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{endpoint.EndPoint}") };
+
+        async Task<HttpStatusCode> Probe(string path)
+        {
+            using var response = await http.GetAsync(new Uri(path, UriKind.Relative));
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await Probe("/healthz"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await Probe("/readyz")); // no run yet
+
+        var source = new EndlessSource(signalAfter: 1_000);
+        var pipeline = new StalledPipeline { Numbers = source, Output = new TrackingSink<long>() };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, Monitor = monitor }, stop.Token);
+        await source.Reached; // records flow: the sinks and the source opened, the partitions run
+        Assert.Equal(HttpStatusCode.OK, await Probe("/readyz"));
+        Assert.Equal(HttpStatusCode.OK, await Probe("/readyz?verbose"));
+        Assert.Equal(HttpStatusCode.OK, await Probe("/healthz"));
+
+        await stop.CancelAsync();
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await Probe("/readyz")); // stopping: take it out of service
+        await run;
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await Probe("/readyz")); // ended
+        Assert.Equal(HttpStatusCode.OK, await Probe("/healthz"));
+        Assert.Equal(HttpStatusCode.NotFound, await Probe("/readyzz"));
+    }
+
+    [Fact]
     public async Task Secrets_never_appear_in_explain_help_logs_errors_or_summaries()
     {
         var printed = new List<string>();
