@@ -88,7 +88,7 @@ public static class PipelineHost
         var config = new Option<string?>("--config", "-c") { Description = "A JSON configuration file; settings are read from its \"Compiled\" section", HelpName = "appsettings.json" };
         var set = new Option<string[]>("--set", "-s") { Description = "Set a pipeline or connector setting (repeatable); see Settings below", HelpName = "Name=Value" };
         var logLevel = new Option<string?>("--log-level") { Description = "Least severe log level written to standard error [default: Warning]", HelpName = "Trace|Debug|Information|Warning|Error|Critical|None" };
-        var metricsPort = new Option<string?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics (0: any free port)", HelpName = "port" };
+        var metricsPort = new Option<string?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics and the probes /healthz, /readyz (0: any free port)", HelpName = "port" };
         var errorPolicy = new Option<string?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
         var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
         var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };

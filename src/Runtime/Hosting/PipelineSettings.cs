@@ -69,7 +69,7 @@ public sealed class PipelineSettings
         if (host is not null)
         {
             Add(Setting.Choice(nameof(HostSettings.LogLevel), "The least severe log level written to standard error", () => host.LogLevel, v => host.LogLevel = v));
-            Add(Setting.OptionalNumber(nameof(HostSettings.MetricsPort), "Serve Prometheus metrics at http://host:port/metrics", () => host.MetricsPort, v => host.MetricsPort = (int?)v, 0));
+            Add(Setting.OptionalNumber(nameof(HostSettings.MetricsPort), "Serve Prometheus metrics at http://host:port/metrics, and the probes /healthz and /readyz", () => host.MetricsPort, v => host.MetricsPort = (int?)v, 0));
             Add(Setting.Text(nameof(HostSettings.MetricsHost), "The address the metrics endpoint listens on", () => host.MetricsHost, v => host.MetricsHost = v));
         }
 
