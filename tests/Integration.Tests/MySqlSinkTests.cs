@@ -132,6 +132,33 @@ public sealed class MySqlSinkTests(MariaDbFixture mysql)
     }
 
     [Fact]
+    public async Task Append_of_a_key_already_in_the_table_fails_saying_why_and_what_to_use_instead()
+    {
+        var connection = await mysql.NewDatabaseAsync();
+        await RunOrders(connection, Orders(3), MySqlWriteMode.Append);
+        var pipeline = new OrdersToMySql
+        {
+            Input = new CollectionSource<Order>(Orders(5)),
+            Table = new MySqlSink<Order>(new MySqlSinkOptions { ConnectionString = connection, Table = "orders" }),
+        };
+        var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("In Append mode the table's primary key refuses a record whose key is already there or repeats in the batch; use Mode = Upsert", error.Message, StringComparison.Ordinal);
+        Assert.Equal(Orders(3), await ReadOrders(connection)); // the batch with ids 4 and 5 was not committed either
+    }
+
+    [Fact]
+    public async Task A_missing_or_malformed_connection_string_is_a_configuration_error()
+    {
+        foreach (var (connection, message) in new[] { ("", "ConnectionString is required."), ("Bogus=1", "ConnectionString is not a MySQL connection string") })
+        {
+            var pipeline = new OrdersToMySql { Input = new CollectionSource<Order>(Orders(1)), Table = new MySqlSink<Order>(connection, "orders") };
+            var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+            Assert.Contains(message, error.Message, StringComparison.Ordinal);
+            Assert.True(NonRetryableException.IsCause(error)); // exit code 2
+        }
+    }
+
+    [Fact]
     public async Task A_missing_table_stops_the_run_with_a_clear_message_when_it_may_not_be_created()
     {
         var connection = await mysql.NewDatabaseAsync();

@@ -152,6 +152,40 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
         };
         var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("PartitionBy 'day={Day:yyyy-MM-dd}': 'Day' is not a member of Sale (members: Id, Country, Amount, At)", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // a bad setting: exit code 2
+    }
+
+    [Fact]
+    public async Task Partition_values_made_of_dots_or_slashes_stay_inside_the_lake()
+    {
+        var root = Path.Combine(_lake, "inner");
+        var countries = new[] { "..", ".", "../../escaped", "ok", "...", "a/../b" };
+        var sales = countries.Select((c, i) => SaleOf(i + 1) with { Country = c }).ToArray();
+        var pipeline = new SalesToParquet
+        {
+            Input = new CollectionSource<Sale>(sales),
+            Lake = new ParquetSink<Sale>(new ParquetSinkOptions { Directory = root, PartitionBy = "{Country}" }),
+        };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+
+        Assert.Empty(Directory.GetFiles(_lake, "*", SearchOption.TopDirectoryOnly)); // nothing beside the lake
+        Assert.Empty(Directory.GetFiles(root, "*.parquet", SearchOption.TopDirectoryOnly)); // nothing in its root either: every value has its directory
+        Assert.Equal(["%2E", "%2E%2E", "..%2F..%2Fescaped", "...", "a%2F..%2Fb", "ok"], Directory.GetDirectories(root).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var read = Query($"SELECT id, country FROM read_parquet('{root}/**/*.parquet') ORDER BY id");
+        Assert.Equal(sales.Select(s => (s.Id, s.Country)), read.Select(r => (Convert.ToInt64(r[0], CultureInfo.InvariantCulture), (string)r[1]!)));
+    }
+
+    [Fact]
+    public async Task A_decimal_too_large_for_the_column_fails_naming_the_field_and_the_setting()
+    {
+        var pipeline = new SalesToParquet
+        {
+            Input = new CollectionSource<Sale>(SaleOf(1) with { Amount = decimal.MaxValue }),
+            Lake = new ParquetSink<Sale>(new ParquetSinkOptions { Directory = _lake }),
+        };
+        var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("Field 'Amount': 79228162514264337593543950335 has more than 20 digits before the point, which its Parquet column DECIMAL(38, 18) cannot hold; set DecimalPrecision", error.ToString(), StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_lake, "*.parquet", SearchOption.AllDirectories));
     }
 
     [Fact]

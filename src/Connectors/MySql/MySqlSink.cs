@@ -68,6 +68,7 @@ public sealed class MySqlSinkOptions
         Setting.Text(nameof(Table), "The table written to (database.table allowed)", () => Table, v => Table = v),
         Setting.Choice(nameof(Mode), "Append rows through bulk copy, or upsert by the record's [Key] members", () => Mode, v => Mode = v),
         Setting.Choice(nameof(TableMode), "What to do with the table at start", () => TableMode, v => TableMode = v),
+        Setting.Choice(nameof(ColumnNaming), "How member names become column names", () => ColumnNaming, v => ColumnNaming = v),
         Setting.Boolean(nameof(ExactlyOnce), "Store source positions with the rows in one transaction, and resume from them", () => ExactlyOnce, v => ExactlyOnce = v),
         Setting.Number(nameof(FlushRows), "At-least-once: write once this many rows have gathered", () => FlushRows, v => FlushRows = (int)v, 1, int.MaxValue),
         Setting.Duration(nameof(FlushInterval), "At-least-once: the longest rows wait before they are written", () => FlushInterval, v => FlushInterval = v!.Value),
@@ -172,7 +173,15 @@ public sealed partial class MySqlSink<T> : ISink<T>, IConfigurable, ITransaction
     public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _options.Validate();
+        try
+        {
+            _options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new NonRetryableException(ex.Message, ex); // a bad setting: exit code 2, no restart will fix it
+        }
+
         _pipeline = context.PipelineName;
         _sinkName = context.SinkName;
         _warn = context.Warn;
@@ -223,7 +232,7 @@ public sealed partial class MySqlSink<T> : ISink<T>, IConfigurable, ITransaction
         }
         catch (MySqlException ex) when (!IsTransient(ex))
         {
-            throw Permanent("prepare the table", ex);
+            throw Permanent("prepare", ex);
         }
     }
 
@@ -421,8 +430,10 @@ public sealed partial class MySqlSink<T> : ISink<T>, IConfigurable, ITransaction
         MySqlErrorCode.NoSuchTable => new NonRetryableException($"Could not {what}: table {_options.Table} does not exist ({ex.Message}). Set TableMode to CreateIfMissing, or create it.", ex),
         MySqlErrorCode.AccessDenied => new NonRetryableException($"Could not {what}: MySQL refused the credentials ({ex.Message}).", ex),
         MySqlErrorCode.UnknownDatabase => new NonRetryableException($"Could not {what}: the database does not exist ({ex.Message}).", ex),
-        MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.TableAccessDenied => new NonRetryableException($"Could not {what} in table {_options.Table}: {ex.Message} (error {ex.Number}).", ex),
-        _ => new InvalidOperationException($"Could not {what} in table {_options.Table}: {ex.Message} (error {ex.Number}).", ex),
+        MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.TableAccessDenied => new NonRetryableException($"Could not {what} (table {_options.Table}): {ex.Message} (error {ex.Number}); the database may not exist, or the user may not use it.", ex),
+        MySqlErrorCode.BulkCopyFailed when _options.Mode == MySqlWriteMode.Append => new InvalidOperationException(
+            $"Could not {what} (table {_options.Table}): {ex.Message} In Append mode the table's primary key refuses a record whose key is already there or repeats in the batch; use Mode = Upsert to keep the last record of each key. Nothing of this batch was committed.", ex),
+        _ => new InvalidOperationException($"Could not {what} (table {_options.Table}): {ex.Message} (error {ex.Number}).", ex),
     };
 
     private static string Reason(Exception ex) => ex is MySqlException my ? $"{my.Message} (error {my.Number})" : ex.InnerException is { } inner && ex.Message.Length < 40 ? $"{ex.Message} ({inner.Message})" : ex.Message;

@@ -89,6 +89,17 @@ internal abstract class ColumnBuffer(ParquetColumn column)
 
     public abstract void Clear();
 
+    private static decimal Pow10(int exponent)
+    {
+        var power = 1m;
+        for (var i = 0; i < exponent; i++)
+        {
+            power *= 10;
+        }
+
+        return power;
+    }
+
     /// <summary>
     /// A field value as its column stores it, without boxing (<c>typeof</c> tests on the generic type are constants
     /// after compilation): <c>DateTimeOffset</c> in UTC, <c>DateOnly</c> as a midnight <c>DateTime</c>, <c>TimeOnly</c>
@@ -108,6 +119,12 @@ internal abstract class ColumnBuffer(ParquetColumn column)
             if (decimal.Round(number, scale) != number)
             {
                 throw new InvalidDataException($"Field '{Column.Field.Name}': {number} has more than {scale} digits after the point, which its Parquet column DECIMAL(…, {scale}) would round; set DecimalScale (and DecimalPrecision) to fit.");
+            }
+
+            var whole = ((DecimalDataField)Column.Data).Precision - scale;
+            if (whole < 29 && Math.Abs(decimal.Truncate(number)) >= Pow10(whole))
+            {
+                throw new InvalidDataException($"Field '{Column.Field.Name}': {number} has more than {whole} digits before the point, which its Parquet column DECIMAL({whole + scale}, {scale}) cannot hold; set DecimalPrecision (and DecimalScale) to fit.");
             }
 
             return Unsafe.As<TField, TStore>(ref value);

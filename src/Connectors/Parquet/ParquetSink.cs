@@ -186,7 +186,15 @@ public sealed partial class ParquetSink<T> : ISink<T>, IConfigurable, ITransacti
     public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _options.Validate();
+        try
+        {
+            _options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new NonRetryableException(ex.Message, ex); // a bad setting: exit code 2, no restart will fix it
+        }
+
         _schema = context.Schema ?? throw new InvalidOperationException(
             $"ParquetSink<{typeof(T).Name}> needs a record type with public fields or properties to make columns from; '{typeof(T).Name}' has none.");
         _columns = ParquetColumn.Of(_schema, _options.ColumnNaming, _options.DecimalPrecision, _options.DecimalScale);
@@ -411,7 +419,14 @@ public sealed partial class ParquetSink<T> : ISink<T>, IConfigurable, ITransacti
 
         private async Task<OpenFile> OpenAsync(string directory, CancellationToken cancellationToken)
         {
-            var path = Path.Combine(sink._options.Directory, directory);
+            var root = Path.GetFullPath(sink._options.Directory);
+            var path = Path.GetFullPath(Path.Combine(root, directory));
+            if (!path.StartsWith(root, StringComparison.Ordinal) || path.Length > root.Length && path[root.Length] != Path.DirectorySeparatorChar)
+            {
+                // Values are escaped so that this cannot happen; a guard, not a code path.
+                throw new InvalidOperationException($"Partition directory '{directory}' is outside the lake {root}.");
+            }
+
             System.IO.Directory.CreateDirectory(path);
             string final;
             string inProgress;

@@ -40,7 +40,7 @@ internal sealed class PartitionTemplate
             {
                 if (c == '}')
                 {
-                    throw new ArgumentException($"PartitionBy '{template}': a '}}' without its '{{' at position {i}.", nameof(template));
+                    throw new NonRetryableException($"PartitionBy '{template}': a '}}' without its '{{' at position {i}.");
                 }
 
                 literal.Append(c);
@@ -50,7 +50,7 @@ internal sealed class PartitionTemplate
             var end = template.IndexOf('}', i);
             if (end < 0)
             {
-                throw new ArgumentException($"PartitionBy '{template}': the placeholder at position {i} has no closing '}}'.", nameof(template));
+                throw new NonRetryableException($"PartitionBy '{template}': the placeholder at position {i} has no closing '}}'.");
             }
 
             var placeholder = template[(i + 1)..end];
@@ -59,9 +59,8 @@ internal sealed class PartitionTemplate
             var format = colon < 0 ? null : placeholder[(colon + 1)..];
             var field = schema.Fields.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
                 ?? columns.FirstOrDefault(c => string.Equals(c.Data.Name, name, StringComparison.OrdinalIgnoreCase))?.Field
-                ?? throw new ArgumentException(
-                    $"PartitionBy '{template}': '{name}' is not a member of {typeof(T).Name} (members: {string.Join(", ", schema.Fields.Select(f => f.Name))}).",
-                    nameof(template));
+                ?? throw new NonRetryableException(
+                    $"PartitionBy '{template}': '{name}' is not a member of {typeof(T).Name} (members: {string.Join(", ", schema.Fields.Select(f => f.Name))}).");
             parts.Add((literal.ToString(), -1, null));
             literal.Clear();
             parts.Add(("", field.Ordinal, format));
@@ -72,7 +71,7 @@ internal sealed class PartitionTemplate
         var constant = string.Concat(parts.Select(p => p.Item1));
         if (constant.StartsWith('/') || constant.Split('/').Any(segment => segment is ".." or "."))
         {
-            throw new ArgumentException($"PartitionBy '{template}' must be a relative path below the directory, without '.' or '..' segments.", nameof(template));
+            throw new NonRetryableException($"PartitionBy '{template}' must be a relative path below the directory, without '.' or '..' segments.");
         }
 
         return new PartitionTemplate([.. parts.Where(p => p.Item1.Length > 0 || p.Item2 >= 0)], schema.Fields.Count);
@@ -105,13 +104,21 @@ internal sealed class PartitionTemplate
         return text.ToString();
     }
 
-    /// <summary>Hive's escaping of a partition value: control characters and <c>"#%'*/:=?\{[]^</c> as <c>%XX</c>.</summary>
+    /// <summary>
+    /// Hive's escaping of a partition value: control characters and <c>"#%'*/:=?\{[]^</c> as <c>%XX</c>; and a value that
+    /// is <c>.</c> or <c>..</c> as <c>%2E</c>s, so that no value can name a directory outside the lake.
+    /// </summary>
     public static string Escape(string value)
     {
         const string special = "\"#%'*/:=?\\\u007F{[]^";
         if (value.Length == 0)
         {
             return NullValue;
+        }
+
+        if (value is "." or "..")
+        {
+            return value.Replace(".", "%2E", StringComparison.Ordinal); // a whole path segment of dots would leave the lake
         }
 
         StringBuilder? escaped = null;
