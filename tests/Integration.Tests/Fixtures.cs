@@ -136,3 +136,13 @@ public sealed class KafkaFixture : IDisposable
 public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>, ICollectionFixture<MariaDbFixture>
 {
 }
+
+/// <summary>
+/// The tests that run pipeline binaries as child processes (SIGKILL loops, consumer groups), with servers of their
+/// own: they spend most of their time waiting for Kafka sessions to time out, so they run beside the
+/// <see cref="Infrastructure"/> collection instead of after it.
+/// </summary>
+[CollectionDefinition(nameof(ChildProcesses))]
+public sealed class ChildProcesses : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>, ICollectionFixture<MariaDbFixture>
+{
+}

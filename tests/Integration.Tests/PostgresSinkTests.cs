@@ -130,6 +130,18 @@ public sealed class PostgresSinkTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_missing_connection_string_or_table_is_a_configuration_error()
+    {
+        foreach (var (connection, table, message) in new[] { ("", "orders", "ConnectionString is required."), (await postgres.NewDatabaseAsync(), " ", "Table is required.") })
+        {
+            var pipeline = new OrdersToPostgres { Input = new CollectionSource<Order>(new Order(1, "a", 1, "paid")), Table = new PostgresSink<Order>(connection, table) };
+            var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+            Assert.Contains(message, error.Message, StringComparison.Ordinal);
+            Assert.True(NonRetryableException.IsCause(error)); // exit code 2
+        }
+    }
+
+    [Fact]
     public async Task Upsert_without_key_members_is_refused_at_open()
     {
         var connection = await postgres.NewDatabaseAsync();

@@ -13,7 +13,7 @@ namespace Compiled.Integration.Tests;
 /// Pipeline binaries as child processes against the fixtures' Kafka cluster and PostgreSQL server: killed with
 /// SIGKILL and restarted, stopped with SIGTERM, run two at a time in one consumer group.
 /// </summary>
-[Collection(nameof(Infrastructure))]
+[Collection(nameof(ChildProcesses))]
 public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture postgres, MariaDbFixture mysql, ITestOutputHelper log) : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);

@@ -160,7 +160,15 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
     public async ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _options.Validate();
+        try
+        {
+            _options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new NonRetryableException(ex.Message, ex); // a bad setting: exit code 2, no restart will fix it
+        }
+
         _pipeline = context.PipelineName;
         _sinkName = context.SinkName;
         _warn = context.Warn;
