@@ -189,6 +189,29 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
     }
 
     [Fact]
+    public async Task ParquetSink_keeps_the_contract()
+    {
+        var report = await Compiled.Runtime.Testing.ConnectorContract.CheckSinkAsync(new Compiled.Runtime.Testing.SinkContract<Sale>
+        {
+            CreateSink = name => new ParquetSink<Sale>(new ParquetSinkOptions { Directory = Path.Combine(_lake, name), PartitionBy = "country={Country}", RowGroupRows = 100 }),
+            ReadBack = (name, _) => Task.FromResult<IReadOnlyList<Sale>>(ReadSales(Path.Combine(_lake, name))),
+            Record = i => SaleOf(i + 1),
+            Schema = Compiled.Runtime.Testing.ConnectorContract.SchemaOf<Sale>(new SalesToParquet()),
+            CreateBroken = name => new ParquetSink<Sale>(new ParquetSinkOptions { Directory = Path.Combine(_lake, name), PartitionBy = "day={Day}" }),
+        });
+
+        Assert.True(report.Ok, report.ToString());
+        Assert.Equal(["every record once", "durable at a checkpoint", "a run after an aborted one", "failures name the connector"], report.Passed);
+    }
+
+    /// <summary>The sales in a lake's final files; none when there are none yet.</summary>
+    private static List<Sale> ReadSales(string lake)
+        => !Directory.Exists(lake) || Directory.GetFiles(lake, "*.parquet", SearchOption.AllDirectories).Length == 0
+            ? []
+            : [.. Query($"SELECT id, country, amount, \"at\" FROM read_parquet('{lake}/**/*.parquet')")
+                .Select(r => new Sale(Convert.ToInt64(r[0], CultureInfo.InvariantCulture), (string)r[1]!, (decimal)r[2]!, new DateTimeOffset(Utc(r[3]))))];
+
+    [Fact]
     public async Task Exactly_once_from_kafka_survives_aborts_with_each_record_in_the_lake_once()
     {
         const int chunks = 4;
