@@ -287,7 +287,8 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
             ? 0
             : Convert.ToInt64(Query($"SELECT count(*) FROM read_parquet('{_lake}/**/*.parquet')")[0][0], CultureInfo.InvariantCulture);
 
-    private static List<object?[]> Query(string sql)
+    /// <summary>Rows of a DuckDB query (an in-memory database reading the lake's files).</summary>
+    internal static List<object?[]> Query(string sql)
     {
         using var connection = new DuckDBConnection("DataSource=:memory:");
         connection.Open();

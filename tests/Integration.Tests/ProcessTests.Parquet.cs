@@ -1,6 +1,5 @@
 using System.Globalization;
 using Compiled.Samples.Tests;
-using DuckDB.NET.Data;
 
 namespace Compiled.Integration.Tests;
 
@@ -70,25 +69,5 @@ public sealed partial class ProcessTests
             ? 0
             : Convert.ToInt64(LakeQuery(lake, "SELECT count(*) FROM read_parquet('{0}/**/*.parquet')")[0][0], CultureInfo.InvariantCulture);
 
-    private static List<object?[]> LakeQuery(string lake, string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = string.Format(CultureInfo.InvariantCulture, sql, lake);
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            }
-
-            rows.Add(row);
-        }
-
-        return rows;
-    }
+    private static List<object?[]> LakeQuery(string lake, string sql) => ParquetSinkTests.Query(string.Format(CultureInfo.InvariantCulture, sql, lake));
 }
