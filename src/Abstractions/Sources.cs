@@ -58,6 +58,13 @@ public interface ISourceReader<T> : IAsyncDisposable
     /// </summary>
     bool CommitsPositions => false;
 
+    /// <summary>
+    /// Whether <see cref="Positions"/> describe, right now, a point the reader can resume from exactly. A reader in the
+    /// middle of something its positions cannot express (a change-data-capture source inside one split of its initial
+    /// snapshot) says false, and the runtime postpones its interval checkpoint until it says true again.
+    /// </summary>
+    bool CanCheckpoint => true;
+
     /// <summary>The next position of each input partition this reader has returned records from (see <see cref="Checkpoint"/>).</summary>
     IReadOnlyList<SourcePosition> Positions => [];
 

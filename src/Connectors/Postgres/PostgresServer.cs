@@ -21,6 +21,7 @@ public sealed class PostgresServer : IAsyncDisposable
     private readonly string _directory;
     private readonly bool _asPostgres;
     private bool _stopped;
+    private string _walLevel = "logical";
 
     private PostgresServer(string bin, string directory, int port, bool asPostgres)
     {
@@ -61,8 +62,11 @@ public sealed class PostgresServer : IAsyncDisposable
             .FirstOrDefault();
     }
 
-    /// <summary>Creates and starts a server; throws with what to install when the binaries are missing.</summary>
-    public static async Task<PostgresServer> StartAsync(CancellationToken cancellationToken = default)
+    /// <summary>Creates and starts a server set up for logical replication (CDC); throws with what to install when the binaries are missing.</summary>
+    public static Task<PostgresServer> StartAsync(CancellationToken cancellationToken = default) => StartAsync("logical", cancellationToken);
+
+    /// <summary>Creates and starts a server with <c>wal_level</c> <paramref name="walLevel"/> (<c>replica</c> to see what CDC says about a server without logical replication).</summary>
+    public static async Task<PostgresServer> StartAsync(string walLevel, CancellationToken cancellationToken = default)
     {
         var bin = FindBinaries() ?? throw new InvalidOperationException(
             "PostgreSQL server binaries were not found (looked in COMPILED_PG_BIN and /usr/lib/postgresql/*/bin). Install them, e.g. 'apt-get install postgresql-15', or pass a connection string.");
@@ -77,7 +81,7 @@ public sealed class PostgresServer : IAsyncDisposable
         }
 
         var port = FreePort();
-        var server = new PostgresServer(bin, directory, port, asPostgres);
+        var server = new PostgresServer(bin, directory, port, asPostgres) { _walLevel = walLevel };
         try
         {
             await server.RunPgAsync("initdb", ["-D", data, "-U", "postgres", "-A", "scram-sha-256", "--pwfile", passwordFile, "-E", "UTF8", "--locale", "C"], cancellationToken).ConfigureAwait(false);
@@ -146,7 +150,7 @@ public sealed class PostgresServer : IAsyncDisposable
             "pg_ctl",
             [
                 "-D", Path.Combine(_directory, "data"), "-l", Path.Combine(_directory, "server.log"), "-w", "-t", "60",
-                "-o", string.Create(CultureInfo.InvariantCulture, $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"),
+                "-o", string.Create(CultureInfo.InvariantCulture, $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c wal_level={_walLevel} -c max_replication_slots=50 -c max_wal_senders=50"),
                 "start",
             ],
             cancellationToken);

@@ -16,6 +16,13 @@ public enum PostgresWriteMode
     /// UPDATE</c>); within a batch the last record of a key wins. Idempotent: replaying records changes nothing.
     /// </summary>
     Upsert,
+
+    /// <summary>
+    /// Apply change records (a <c>PostgresCdcSource</c>'s) to a replica: the record's <see cref="ChangeKind"/> member
+    /// says what happened — snapshot rows, inserts and updates are upserted by the <c>[Key]</c> members, deletes (and
+    /// the old key of an update that changed it) delete. The <see cref="ChangeKind"/> member is not a column.
+    /// </summary>
+    ApplyChanges,
 }
 
 /// <summary>Options of a <see cref="PostgresSink{T}"/>; every one is also a setting.</summary>
@@ -39,7 +46,7 @@ public sealed class PostgresSinkOptions
     /// <summary>The table, optionally schema-qualified (<c>sales.orders</c>).</summary>
     public string Table { get; set; } = "";
 
-    /// <summary>Append (binary COPY) or upsert. Default: <see cref="PostgresWriteMode.Append"/>.</summary>
+    /// <summary>Append (binary COPY), upsert, or apply change records. Default: <see cref="PostgresWriteMode.Append"/>.</summary>
     public PostgresWriteMode Mode { get; set; }
 
     /// <summary>What to do with the table at start. Default: create it if missing.</summary>
@@ -68,7 +75,7 @@ public sealed class PostgresSinkOptions
     [
         Setting.ConnectionString(nameof(ConnectionString), "The PostgreSQL connection string (Host=…;Database=…;Username=…;Password=…)", () => ConnectionString, v => ConnectionString = v),
         Setting.Text(nameof(Table), "The table written to (schema.table allowed)", () => Table, v => Table = v),
-        Setting.Choice(nameof(Mode), "Append rows through binary COPY, or upsert by the record's [Key] members", () => Mode, v => Mode = v),
+        Setting.Choice(nameof(Mode), "Append rows through binary COPY, upsert by the record's [Key] members, or apply change records (CDC)", () => Mode, v => Mode = v),
         Setting.Choice(nameof(TableMode), "What to do with the table at start", () => TableMode, v => TableMode = v),
         Setting.Boolean(nameof(ExactlyOnce), "Store source positions with the rows in one transaction, and resume from them", () => ExactlyOnce, v => ExactlyOnce = v),
         Setting.Number(nameof(FlushRows), "At-least-once: write once this many rows have gathered", () => FlushRows, v => FlushRows = (int)v, 1, int.MaxValue),
@@ -176,10 +183,15 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
             $"PostgresSink<{typeof(T).Name}> needs a record type with public fields or properties to make columns from; '{typeof(T).Name}' has none.");
         _columns = PgColumn.Of(_schema, _options.ColumnNaming);
         var keys = _columns.Where(c => c.IsKey).ToList();
-        if (_options.Mode == PostgresWriteMode.Upsert && keys.Count == 0)
+        if (_options.Mode != PostgresWriteMode.Append && keys.Count == 0)
         {
-            throw new NonRetryableException($"Upsert mode needs the record type '{typeof(T).Name}' to mark its key members with [Key].");
+            throw new NonRetryableException($"{_options.Mode} mode needs the record type '{typeof(T).Name}' to mark its key members with [Key].");
         }
+
+        _kindField = _options.Mode == PostgresWriteMode.ApplyChanges
+            ? _schema.Fields.FirstOrDefault(f => f.ClrType == typeof(ChangeKind))?.Ordinal
+                ?? throw new NonRetryableException($"ApplyChanges mode needs the record type '{typeof(T).Name}' to have a member of type ChangeKind (what happened to the row).")
+            : -1;
 
         _dataSource?.Dispose();
         _dataSource = NpgsqlDataSource.Create(_options.ConnectionString);
@@ -209,11 +221,11 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
         }
 
         var table = PgColumn.Quote(_options.Table);
-        var names = string.Join(", ", _columns.Select(c => c.Quoted));
+        var names = string.Join(", ", DataColumns.Select(c => c.Quoted));
         _copySql = $"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)";
-        var parameters = string.Join(", ", _columns.Select(c => $"@c{c.Ordinal}"));
+        var parameters = string.Join(", ", DataColumns.Select(c => $"@c{c.Ordinal}"));
         var keyList = string.Join(", ", keys.Select(c => c.Quoted));
-        var updates = _columns.Where(c => !c.IsKey).Select(c => $"{c.Quoted} = EXCLUDED.{c.Quoted}").ToList();
+        var updates = DataColumns.Where(c => !c.IsKey).Select(c => $"{c.Quoted} = EXCLUDED.{c.Quoted}").ToList();
         // Within one statement a key may appear once: when a batch has a key twice, keep the last record of each key
         // (ordinality), as a stream would. The server sorts for that, so batches without repeats skip it.
         var conflict = $"ON CONFLICT ({keyList}) DO {(updates.Count == 0 ? "NOTHING" : "UPDATE SET " + string.Join(", ", updates))}";
@@ -230,6 +242,7 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
             {conflict}
             """;
         _singleKey = keys.Count == 1 ? Array.IndexOf(_columns, keys[0]) : -1;
+        _deleteSql = $"DELETE FROM {table} AS t USING unnest({string.Join(", ", keys.Select(c => $"@c{c.Ordinal}"))}) AS d({keyList}) WHERE {string.Join(" AND ", keys.Select(c => $"t.{c.Quoted} = d.{c.Quoted}"))}";
     }
 
     /// <inheritdoc/>
@@ -260,7 +273,7 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
     public string CreateTableSql()
     {
         var keys = _columns.Where(c => c.IsKey).Select(c => c.Quoted).ToList();
-        var columns = _columns.Select(c => $"{c.Quoted} {c.SqlType}{(c.IsNullable ? "" : " NOT NULL")}").ToList();
+        var columns = DataColumns.Select(c => $"{c.Quoted} {c.SqlType}{(c.IsNullable ? "" : " NOT NULL")}").ToList();
         if (keys.Count > 0)
         {
             columns.Add($"PRIMARY KEY ({string.Join(", ", keys)})");
@@ -396,6 +409,12 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
     private async Task WriteRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<T> rows, PgColumnBuffer?[] buffers, CancellationToken cancellationToken)
     {
         var schema = _schema!;
+        if (_options.Mode == PostgresWriteMode.ApplyChanges)
+        {
+            await ApplyChangesAsync(connection, transaction, rows, buffers, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (_options.Mode == PostgresWriteMode.Append)
         {
             await using var importer = await connection.BeginBinaryImportAsync(_copySql, cancellationToken).ConfigureAwait(false);
@@ -423,9 +442,9 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
 
         var repeats = _singleKey < 0 || buffers[_singleKey]!.HasDuplicates();
         await using var command = new NpgsqlCommand(repeats ? _upsertLatestSql : _upsertSql, connection, transaction);
-        foreach (var buffer in buffers)
+        foreach (var column in DataColumns)
         {
-            command.Parameters.Add(buffer!.ToParameter());
+            command.Parameters.Add(buffers[column.Ordinal]!.ToParameter());
         }
 
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);

@@ -68,9 +68,12 @@ internal static class PipelineParser
                 _ => null,
             };
 
-            if (recordType is not null && SchemaParser.Parse(recordType) is { } schema && !schemas.Any(s => s.Identifier == schema.Identifier))
+            if (recordType is not null && SchemaParser.Parse(recordType) is { } schema)
             {
-                schemas.Add(schema);
+                // A source's record type can be built from its fields: sources that read rows (CDC) build records with it.
+                var creates = stage.Shape == StageShape.Source || schemas.Any(s => s.Identifier == schema.Identifier && s.Creates);
+                schemas.RemoveAll(s => s.Identifier == schema.Identifier);
+                schemas.Add(schema with { Creates = creates });
             }
         }
 

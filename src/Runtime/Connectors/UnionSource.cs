@@ -231,6 +231,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         private readonly List<int> _stale = [];
         private readonly SourceSplits _splits = new();
         private readonly IReadOnlyList<SourcePosition>[] _positions = [.. members.Select(m => m.Positions)];
+        private readonly bool[] _canCheckpoint = [.. members.Select(m => m.CanCheckpoint)];
         private readonly IReadOnlyList<SourcePosition>?[] _owed = new IReadOnlyList<SourcePosition>?[members.Length];
         private bool _holding = true;
         private bool _started;
@@ -254,6 +255,9 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         public SemaphoreSlim Gate { get; } = new(0, 1);
 
         public bool CommitsPositions => members.Any(m => m.CommitsPositions);
+
+        /// <summary>Whether every member's positions as of the last batch it handed on can be resumed from.</summary>
+        public bool CanCheckpoint => Array.TrueForAll(_canCheckpoint, c => c);
 
         /// <summary>
         /// Each member's positions as of the last batch it handed on: a member's read may be under way, past records
@@ -333,6 +337,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                     }
 
                     _positions[member] = members[member].Positions;
+                    _canCheckpoint[member] = members[member].CanCheckpoint;
                     _splits.ClearRuns();
                     if (batch.IsEnd)
                     {

@@ -17,6 +17,8 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
 
     public bool CommitsPositions => reader.CommitsPositions;
 
+    public bool CanCheckpoint => reader.CanCheckpoint;
+
     public async ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort)
     {
         if (stop.IsCancellationRequested)

@@ -31,6 +31,9 @@ internal interface IWorkerInput : IAsyncDisposable
     /// <summary>Whether the input commits positions as it goes (Kafka): the worker then takes checkpoints.</summary>
     bool CommitsPositions { get; }
 
+    /// <summary>Whether a checkpoint may be taken now (the reader's positions can be resumed from exactly).</summary>
+    bool CanCheckpoint => true;
+
     /// <summary>The checkpoint of everything read so far (sources that commit positions).</summary>
     Checkpoint CreateCheckpoint(string pipeline, int partition, long number);
 
@@ -110,11 +113,11 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
             while (true)
             {
                 abort.ThrowIfCancellationRequested(); // a reader that returns empty batches must not outlive an abort
-                if (checkpoints && Stopwatch.GetElapsedTime(_lastCheckpoint) >= interval)
+                if (checkpoints && Stopwatch.GetElapsedTime(_lastCheckpoint) >= interval && _input.CanCheckpoint)
                 {
                     await CheckpointAsync(abort).ConfigureAwait(false);
                 }
-                else if (barriers)
+                else if (barriers && _input.CanCheckpoint)
                 {
                     await SendBarriersAsync(abort).ConfigureAwait(false);
                     await CommitCheckpointedAsync(abort).ConfigureAwait(false);
@@ -317,6 +320,14 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
 
         _input.Finish();
         var checkpoints = _input.CommitsPositions;
+        if (checkpoints && !_input.CanCheckpoint)
+        {
+            // Stopped where the reader's positions cannot be resumed from (inside a CDC snapshot split): what it read
+            // since its last checkpoint is dropped, as a crash would drop it, and is read again by the next run.
+            await AbortAsync().ConfigureAwait(false);
+            return;
+        }
+
         if (checkpoints)
         {
             await CheckpointAsync(abort).ConfigureAwait(false);

@@ -255,6 +255,8 @@ internal sealed class TrackedSource<T>(ISource<T> inner) : ISource<T>
     {
         public bool CommitsPositions => inner.CommitsPositions;
 
+        public bool CanCheckpoint => inner.CanCheckpoint;
+
         public IReadOnlyList<SourcePosition> Positions => inner.Positions;
 
         public object? CheckpointState => inner.CheckpointState;

@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using Compiled.Parquet;
+using Compiled.Postgres;
+using Compiled.Postgres.Testing;
+using Compiled.Runtime;
+using Npgsql;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>
+/// <see cref="PostgresCdcSource{T}"/> against a real PostgreSQL 15 with <c>wal_level = logical</c>: snapshot and change
+/// stream under a concurrent writer, into a replica table and a Parquet lake, each checked against what the writer did.
+/// </summary>
+[Collection(nameof(Infrastructure))]
+public sealed class PostgresCdcTests(PostgresFixture postgres)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(3);
+
+    [Fact]
+    public async Task Snapshot_then_changes_under_a_concurrent_writer_reach_the_replica_and_the_lake_exactly()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        var writer = new CdcWriter(db, seed: 7);
+        await writer.SeedAsync(20_000);
+        var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
+        try
+        {
+            var replica = new CdcToReplica
+            {
+                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { SnapshotSplits = 6, HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Replica = new PostgresSink<CdcOrder>(new PostgresSinkOptions { ConnectionString = db, Table = "cdc_orders_replica", Mode = PostgresWriteMode.ApplyChanges, ExactlyOnce = true }),
+            };
+            var toLake = new CdcToLake
+            {
+                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { SnapshotSplits = 5, HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Lake = new ParquetSink<CdcOrder>(new ParquetSinkOptions { Directory = lake, ExactlyOnce = true }),
+            };
+            using var stop = new CancellationTokenSource();
+            var options = new PipelineOptions { Parallelism = 2, BatchSize = 500, CheckpointInterval = TimeSpan.FromMilliseconds(200) };
+            var runs = new[] { replica.RunAsync(options, stop.Token), toLake.RunAsync(options, stop.Token) };
+
+            await writer.WriteAsync(300); // while both snapshot and stream
+            await CaughtUpAsync(db, runs, replica.Orders, toLake.Orders);
+
+            // A quiet table on a busy server: WAL written elsewhere; heartbeats move both slots past it.
+            var elsewhere = await postgres.NewDatabaseAsync();
+            await ExecuteAsync(elsewhere, "CREATE TABLE noise AS SELECT i, md5(i::text) AS t FROM generate_series(1, 20000) i");
+            var busy = await CurrentLsnAsync(db);
+            await UntilAsync(runs, async () => (await SlotsAsync(db)).All(s => s.Confirmed >= busy), "both slots confirmed past WAL written in another database");
+
+            await stop.CancelAsync();
+            await Task.WhenAll(runs);
+
+            // The replica equals the table.
+            Assert.Empty(await DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
+            Assert.Equal(writer.Rows.Count, await CountAsync(db, "cdc_orders_replica"));
+
+            // The lake holds exactly the history: per key a snapshot row of some moment, then each later change once.
+            var history = ReadLake(lake);
+            Assert.InRange(history.Count(h => h.Op == ChangeKind.Snapshot), 19_000, 20_300);
+            Assert.Contains(history, h => h.Op == ChangeKind.UpdateBefore); // the key changes' old keys
+            Assert.Empty(writer.Check(history));
+            Assert.Equal(history.Count, history.Select(h => (h.Id, h.Op, h.Lsn)).Distinct().Count());
+        }
+        finally
+        {
+            Directory.Delete(lake, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_run_stopped_inside_the_snapshot_resumes_its_unread_splits_in_a_new_snapshot_without_losing_or_repeating_a_change()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        var writer = new CdcWriter(db, seed: 11);
+        await writer.SeedAsync(30_000);
+        var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
+        try
+        {
+            CdcToLake Pipeline() => new()
+            {
+                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { SnapshotSplits = 12, HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Lake = new ParquetSink<CdcOrder>(new ParquetSinkOptions { Directory = lake, ExactlyOnce = true }),
+            };
+            var options = new PipelineOptions { Parallelism = 2, BatchSize = 200, CheckpointInterval = TimeSpan.FromMilliseconds(200) };
+
+            // First run: aborted (as a crash would end it) once a few splits are committed and others half read.
+            var first = Pipeline();
+            using (var abort = new CancellationTokenSource())
+            {
+                var run = ((ICompiledPipeline)first).CreateJob().RunAsync(options, CancellationToken.None, abort.Token);
+                var writing = writer.WriteAsync(100);
+                await UntilAsync([run], () => Task.FromResult(first.Orders.SnapshotRows >= 14_000), "half the snapshot read");
+                await abort.CancelAsync();
+                await Assert.ThrowsAsync<PipelineAbortedException>(() => run);
+                await writing;
+            }
+
+            await writer.WriteAsync(50); // between the runs: changes to rows in splits read and unread
+
+            var second = Pipeline();
+            using var stop = new CancellationTokenSource();
+            var runs = new[] { second.RunAsync(options, stop.Token) };
+            await writer.WriteAsync(100);
+            await CaughtUpAsync(db, runs, second.Orders);
+            await stop.CancelAsync();
+            await Task.WhenAll(runs);
+
+            var history = ReadLake(lake);
+            Assert.True(second.Orders.SnapshotRows < 30_000, $"the second run read {second.Orders.SnapshotRows} snapshot rows: the splits the first committed were read again");
+            Assert.Empty(writer.Check(history));
+            Assert.Equal(history.Count, history.Select(h => (h.Id, h.Op, h.Lsn)).Distinct().Count());
+        }
+        finally
+        {
+            Directory.Delete(lake, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_record_that_does_not_fit_the_table_is_refused_at_start_naming_the_column()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await new CdcWriter(db, seed: 1).SeedAsync(10);
+        var pipeline = new CdcWrongTypePipeline { Orders = new PostgresCdcSource<CdcWrongType>(db, "cdc_orders") };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        var message = Flatten(error);
+        Assert.Contains("column 'customer'", message, StringComparison.Ordinal);
+        Assert.Contains("text", message, StringComparison.Ordinal);
+        Assert.Contains("CdcWrongType.Customer", message, StringComparison.Ordinal);
+        Assert.Empty(await SlotsAsync(db)); // refused before a slot was made
+    }
+
+    [Fact]
+    public async Task A_server_without_logical_replication_is_refused_naming_wal_level()
+    {
+        await using var server = await PostgresServer.StartAsync("replica");
+        var db = await server.CreateDatabaseAsync("cdc");
+        await new CdcWriter(db, seed: 1).SeedAsync(10);
+        var pipeline = new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains("wal_level = logical", Flatten(error), StringComparison.Ordinal);
+        Assert.DoesNotContain(PostgresServer.Password, Flatten(error), StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits until every source confirmed its slot past the table's writes (heartbeats move them on a quiet table).</summary>
+    private static async Task CaughtUpAsync(string db, Task[] runs, params PostgresCdcSource<CdcOrder>[] sources)
+    {
+        var target = await CurrentLsnAsync(db);
+        await UntilAsync(runs, () => Task.FromResult(sources.All(s => s.ConfirmedLsn >= target)), $"the sources confirmed LSN {target}");
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails if a run ends first or the deadline passes.</summary>
+    private static async Task UntilAsync(Task[] runs, Func<Task<bool>> condition, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (runs.FirstOrDefault(r => r.IsCompleted) is { } ended)
+            {
+                await ended; // its failure, if it failed
+                Assert.Fail($"A run ended before {what}.");
+            }
+
+            Assert.True(clock.Elapsed < Deadline, $"Not reached in {Deadline}: {what}.");
+            await Task.WhenAny(Task.WhenAny(runs), Task.Delay(50));
+        }
+    }
+
+    internal static List<CdcOrder> ReadLake(string lake)
+        => [.. ParquetSinkTests.Query($"SELECT id, customer, amount, seq, op, lsn FROM read_parquet('{lake}/**/*.parquet')").Select(r => new CdcOrder
+        {
+            Id = (long)r[0]!,
+            Customer = (string?)r[1],
+            Amount = Convert.ToDecimal(r[2], System.Globalization.CultureInfo.InvariantCulture),
+            Seq = (int)r[3]!,
+            Op = Enum.Parse<ChangeKind>((string)r[4]!),
+            Lsn = (long)r[5]!,
+        })];
+
+    internal static async Task<long> CurrentLsnAsync(string db)
+    {
+        await using var connection = new NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    internal static async Task<List<(string Slot, long Confirmed)>> SlotsAsync(string db)
+    {
+        await using var connection = new NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT slot_name, (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE database = current_database() AND NOT temporary", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var slots = new List<(string, long)>();
+        while (await reader.ReadAsync())
+        {
+            slots.Add((reader.GetString(0), reader.GetInt64(1)));
+        }
+
+        return slots;
+    }
+
+    /// <summary>Rows of one table missing from the other, both ways, on (id, customer, amount, seq).</summary>
+    internal static async Task<List<string>> DifferenceAsync(string db, string left, string right)
+    {
+        await using var connection = new NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"""
+            (SELECT 'missing', id, customer, amount, seq FROM {left} EXCEPT SELECT 'missing', id, customer, amount, seq FROM {right})
+            UNION ALL
+            (SELECT 'extra', id, customer, amount, seq FROM {right} EXCEPT SELECT 'extra', id, customer, amount, seq FROM {left})
+            LIMIT 20
+            """, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add($"{reader.GetString(0)} {reader.GetInt64(1)}");
+        }
+
+        return rows;
+    }
+
+    private static async Task<long> CountAsync(string db, string table)
+    {
+        await using var connection = new NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    private static async Task ExecuteAsync(string db, string sql)
+    {
+        await using var connection = new NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static string Flatten(Exception error)
+    {
+        var text = "";
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            text += e.Message + " | ";
+        }
+
+        return text;
+    }
+}
