@@ -24,6 +24,9 @@ internal sealed class CdcWriter(string connection, int seed)
 
     public int Transactions => _transactions;
 
+    /// <summary>Changes written by <see cref="WriteAsync"/> so far.</summary>
+    public long Changes { get; private set; }
+
     /// <summary>Creates the table with <paramref name="rows"/> rows (transaction 0).</summary>
     public async Task SeedAsync(int rows)
     {
@@ -77,6 +80,14 @@ internal sealed class CdcWriter(string connection, int seed)
                 changes.Add((id, new Change(seq, ChangeKind.Delete, null)));
             }
 
+            if (seq % 25 == 0)
+            {
+                // A large transaction: more changes than a batch holds, so checkpoints fall inside it.
+                var ids = Pick(400, touched).ToArray();
+                await ExecuteAsync(db, transaction, "UPDATE cdc_orders SET amount = amount + 1, seq = $2 WHERE id = ANY($1)", ids, seq);
+                changes.AddRange(ids.Select(id => (id, new Change(seq, ChangeKind.UpdateAfter, _rows[id] with { Amount = _rows[id].Amount + 1, Seq = seq }))));
+            }
+
             if (seq % 10 == 0)
             {
                 foreach (var id in Pick(1, touched))
@@ -90,6 +101,7 @@ internal sealed class CdcWriter(string connection, int seed)
             }
 
             await transaction.CommitAsync(cancellationToken);
+            Changes += changes.Count;
             foreach (var (id, change) in changes)
             {
                 if (change.After is null)
