@@ -33,7 +33,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only") || args.Contains("--parquet-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only") || args.Contains("--parquet-only") || args.Contains("--cdc-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -75,7 +75,12 @@ if (args.Contains("--parquet") || args.Contains("--parquet-only"))
     await ParquetScenario.RunAsync(ArgumentAfter("--parquet-records") ?? 1_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
-if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && !args.Contains("--parquet-only") && (!quick || postgresOnly || args.Contains("--postgres")))
+if (args.Contains("--cdc") || args.Contains("--cdc-only"))
+{
+    await CdcScenario.RunAsync(ArgumentAfter("--cdc-rows") ?? (quick ? 300_000 : 1_000_000), ArgumentAfter("--cdc-changes") ?? (quick ? 50_000 : 200_000), 1, quick ? 3 : 5, block);
+}
+
+if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && !args.Contains("--parquet-only") && !args.Contains("--cdc-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {

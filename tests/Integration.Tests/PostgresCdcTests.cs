@@ -53,6 +53,8 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
 
             // The replica equals the table.
             Assert.Empty(await DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
+            Assert.Equal("bytes", replica.Orders.Progress.Unit); // the slot's lag, as the compiled.source.lag metric reports it
+            Assert.Equal(replica.Orders.ConfirmedLsn, replica.Orders.Progress.Done);
             Assert.Equal(writer.Rows.Count, await CountAsync(db, "cdc_orders_replica"));
 
             // The lake holds exactly the history: per key a snapshot row of some moment, then each later change once.
@@ -77,14 +79,27 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
         var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
         try
         {
-            CdcToLake Pipeline() => new()
+            CdcToLake Pipeline(int splits = 12) => new()
             {
-                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { SnapshotSplits = 12, HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { SnapshotSplits = splits, HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
                 Lake = new ParquetSink<CdcOrder>(new ParquetSinkOptions { Directory = lake, ExactlyOnce = true }),
             };
             var options = new PipelineOptions { Parallelism = 2, BatchSize = 200, CheckpointInterval = TimeSpan.FromMilliseconds(200) };
 
-            // First run: aborted (as a crash would end it) once a few splits are committed and others half read.
+            // A run stopped gracefully inside the snapshot (two splits of 15 000 rows read 50 at a time: the stop lands
+            // inside them): it ends normally, and the rows it read of the splits it did not finish are not committed.
+            var stopped = Pipeline(splits: 2);
+            using (var graceful = new CancellationTokenSource())
+            {
+                var run = stopped.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 50, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, graceful.Token);
+                await UntilAsync([run], () => Task.FromResult(stopped.Orders.SnapshotRows >= 3_000), "a tenth of the snapshot read");
+                await graceful.CancelAsync();
+                await run;
+                Assert.True(stopped.Orders.SnapshotRows < 30_000, "the stop landed after the snapshot");
+                Assert.Empty(Directory.Exists(lake) ? Directory.GetFiles(lake, "*.parquet", SearchOption.AllDirectories) : []);
+            }
+
+            // Then one aborted (as a crash would end it) once more splits are committed and others half read.
             var first = Pipeline();
             using (var abort = new CancellationTokenSource())
             {
@@ -107,7 +122,7 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
             await Task.WhenAll(runs);
 
             var history = ReadLake(lake);
-            Assert.True(second.Orders.SnapshotRows < 30_000, $"the second run read {second.Orders.SnapshotRows} snapshot rows: the splits the first committed were read again");
+            Assert.True(second.Orders.SnapshotRows < 30_000, $"the last run read {second.Orders.SnapshotRows} snapshot rows: the splits the aborted run committed were read again");
             Assert.Empty(writer.Check(history));
             Assert.Equal(history.Count, history.Select(h => (h.Id, h.Op, h.Lsn)).Distinct().Count());
         }
@@ -115,6 +130,25 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
         {
             Directory.Delete(lake, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task A_truncate_stops_the_run_saying_why_and_an_added_column_is_ignored()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await new CdcWriter(db, seed: 3).SeedAsync(100);
+        await ExecuteAsync(db, "CREATE PUBLICATION all_changes FOR TABLE cdc_orders"); // publishes TRUNCATE too
+        var pipeline = new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { Publication = "all_changes", HeartbeatInterval = TimeSpan.FromMilliseconds(200) } };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(100) }, stop.Token);
+        await UntilAsync([run], () => Task.FromResult(pipeline.Out.Items.Count >= 100), "the snapshot");
+        await ExecuteAsync(db, "ALTER TABLE cdc_orders ADD COLUMN note text; INSERT INTO cdc_orders VALUES (1001, 'after the column', 1.5, 7, 'a note')");
+        await UntilAsync([run], () => Task.FromResult(pipeline.Out.Items.Any(o => o.Id == 1001)), "the insert after ALTER TABLE");
+        Assert.Equal(("after the column", 1.5m, 7, ChangeKind.Insert), pipeline.Out.Items.Where(o => o.Id == 1001).Select(o => (o.Customer!, o.Amount, o.Seq, o.Op)).Single());
+
+        await ExecuteAsync(db, "TRUNCATE cdc_orders");
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => run.WaitAsync(Deadline));
+        Assert.Contains("was truncated", Flatten(error), StringComparison.Ordinal);
     }
 
     [Fact]
