@@ -75,7 +75,7 @@ public sealed class CdcCountSink : ISink<CdcBenchOrder>
 /// <summary>
 /// PostgreSQL CDC next to what a user writes by hand with Npgsql: the snapshot against a binary <c>COPY … TO STDOUT</c>
 /// of the same table read into records (goal ≥ 0.7×), and the change stream applied to a replica against a hand-written
-/// pgoutput client that applies each source transaction as one batch of prepared upserts and deletes (goal ≥ 0.8×).
+/// pgoutput client that applies each source transaction as one batch of parameterized upserts and deletes (goal ≥ 0.8×).
 /// </summary>
 internal static class CdcScenario
 {
@@ -226,7 +226,7 @@ internal static class CdcScenario
 
     /// <summary>
     /// The hand-written client: pgoutput (binary) from the slot, each source transaction applied as one batch of
-    /// prepared upserts and deletes in one transaction, the slot confirmed after each commit.
+    /// parameterized upserts and deletes (one round trip) in one transaction, the slot confirmed after each commit.
     /// </summary>
     private static async Task HandClientAsync(string shop, string replica, string slot, long end)
     {

@@ -61,3 +61,23 @@ public sealed partial class CdcWrongTypePipeline
 
     [Sink] public CollectionSink<CdcWrongType> Out { get; set; } = new();
 }
+
+/// <summary>A change of table <c>cdc_notes</c>, whose key is text: its snapshot is one split.</summary>
+public sealed partial record CdcNote
+{
+    [Key] public string Code { get; init; } = "";
+
+    public string? Body { get; init; }
+
+    public ChangeKind Op { get; init; }
+
+    public long Lsn { get; init; }
+}
+
+[Pipeline(Name = "cdc-notes-lake")]
+public sealed partial class CdcNotesToLake
+{
+    [Source] public PostgresCdcSource<CdcNote> Notes { get; set; } = new("", "cdc_notes");
+
+    [Sink] public ParquetSink<CdcNote> Lake { get; set; } = new(new ParquetSinkOptions { ExactlyOnce = true });
+}

@@ -133,6 +133,50 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_text_keyed_table_resumed_after_a_crash_in_its_snapshot_skips_the_changes_the_new_snapshot_holds()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(db, "CREATE TABLE cdc_notes (code text PRIMARY KEY, body text); INSERT INTO cdc_notes SELECT 'n' || i, 'first ' || i FROM generate_series(1, 20000) i");
+        var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
+        try
+        {
+            CdcNotesToLake Pipeline() => new()
+            {
+                Notes = new PostgresCdcSource<CdcNote>(db, "cdc_notes") { HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Lake = new ParquetSink<CdcNote>(new ParquetSinkOptions { Directory = lake, ExactlyOnce = true }),
+            };
+
+            // One split (the key is text), read by partition 0; partition 1 has none, ends, and commits the plan. The run
+            // is aborted inside the split; then every row changes; the next run reads the split in a new snapshot.
+            var first = Pipeline();
+            using (var abort = new CancellationTokenSource())
+            {
+                var run = ((ICompiledPipeline)first).CreateJob().RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 100 }, CancellationToken.None, abort.Token);
+                await UntilAsync([run], () => Task.FromResult(first.Notes.SnapshotRows >= 5_000), "a quarter of the snapshot read");
+                await abort.CancelAsync();
+                await Assert.ThrowsAsync<PipelineAbortedException>(() => run);
+            }
+
+            await ExecuteAsync(db, "UPDATE cdc_notes SET body = 'second ' || substr(code, 2)");
+            var second = Pipeline();
+            using var stop = new CancellationTokenSource();
+            var runs = new[] { second.RunAsync(new PipelineOptions { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token) };
+            await UntilAsync(runs, async () => second.Notes.ConfirmedLsn >= await CurrentLsnAsync(db), "the source confirmed the current LSN");
+            await stop.CancelAsync();
+            await Task.WhenAll(runs);
+
+            // The new snapshot holds the updates: they must not come again as changes.
+            var rows = ParquetSinkTests.Query($"SELECT op, count(*), count(*) FILTER (WHERE body LIKE 'second %') FROM read_parquet('{lake}/**/*.parquet') GROUP BY op");
+            var (op, count, updated) = Assert.Single(rows) is var row ? ((string)row[0]!, Convert.ToInt64(row[1], System.Globalization.CultureInfo.InvariantCulture), Convert.ToInt64(row[2], System.Globalization.CultureInfo.InvariantCulture)) : default;
+            Assert.Equal(("Snapshot", 20_000L, 20_000L), (op, count, updated));
+        }
+        finally
+        {
+            Directory.Delete(lake, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_truncate_stops_the_run_saying_why_and_an_added_column_is_ignored()
     {
         var db = await postgres.NewDatabaseAsync();

@@ -317,7 +317,7 @@ public sealed partial class PostgresCdcSource<T>
             _mapping = mapping;
             _end = end;
             _skip = skip;
-            _keyField = plan.RangeKey && plan.SplitCount > 1 ? mapping.FieldOf(plan.Table.Key[0].Name) : -1;
+            _keyField = plan.SplitCount > 1 ? mapping.FieldOf(plan.Table.Key[0].Name) : -1; // more than one split: key ranges
             _items = Channel.CreateBounded<Item>(new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true });
             Completion = Task.Run(() => RunAsync(_stop.Token));
         }
@@ -464,6 +464,9 @@ public sealed partial class PostgresCdcSource<T>
                 }
             }
 
+            // Whether the snapshot that read the change's row (its split's) already holds the change: it committed before it.
+            bool InSnapshot() => _plan.SplitCount > 0 && transaction < _plan.SplitLsn[_keyField >= 0 ? _plan.SplitOf(_mapping.KeyValue(_keyField)) : 0];
+
             async ValueTask EmitAsync(ChangeKind kind, ReplicationTuple tuple, bool keyOnly, bool before, bool restorable)
             {
                 var complete = await _mapping.ReadTupleAsync(tuple, keyOnly, cancellationToken).ConfigureAwait(false);
@@ -482,7 +485,7 @@ public sealed partial class PostgresCdcSource<T>
                     _mapping.RestoreUnchanged();
                 }
 
-                if (skipWhole || at < _skip || (_keyField >= 0 && transaction < _plan.SplitLsn[_plan.SplitOf(_mapping.KeyValue(_keyField))]))
+                if (skipWhole || at < _skip || InSnapshot())
                 {
                     _mapping.Build(kind, transaction, time); // delivered before, or already in the snapshot of its split
                     return;

@@ -294,7 +294,7 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
                 // The run that read the other splits is gone, and its snapshot with it: the rest is read in a new one, from
                 // a temporary slot, and the stream skips the changes to those rows that the new snapshot already holds.
                 context.Inform($"resuming the snapshot of {table.Qualified}: {pending.Count} of {plan.SplitCount} splits to read, in a new snapshot");
-                var (lsn, name, exporter) = await ExportSnapshotAsync($"{slot}_resume", temporary: true, cancellationToken).ConfigureAwait(false);
+                var (lsn, name, exporter) = await ExportSnapshotAsync((slot.Length > 56 ? slot[..56] : slot) + "_resume", temporary: true, cancellationToken).ConfigureAwait(false);
                 await plan.ImportAsync(_dataSource!, name, lsn, pending, cancellationToken).ConfigureAwait(false);
                 await exporter.DisposeAsync().ConfigureAwait(false);
             }
