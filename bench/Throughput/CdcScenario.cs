@@ -32,7 +32,7 @@ public sealed partial class CdcSnapshotToCount
 {
     [Source] public PostgresCdcSource<CdcBenchOrder> Orders { get; set; } = new("", "orders");
 
-    [Sink] public CdcCountSink Count { get; set; } = new();
+    [Sink] public CountSink<CdcBenchOrder> Count { get; set; } = new();
 }
 
 [Pipeline(Name = "bench-cdc-replica")]
@@ -41,35 +41,6 @@ public sealed partial class CdcChangesToReplica
     [Source] public PostgresCdcSource<CdcBenchOrder> Orders { get; set; } = new("", "orders");
 
     [Sink] public PostgresSink<CdcBenchOrder> Replica { get; set; } = new(new PostgresSinkOptions());
-}
-
-/// <summary>Counts records: the CDC snapshot's own rate.</summary>
-public sealed class CdcCountSink : ISink<CdcBenchOrder>
-{
-    private long _count;
-
-    public long Count => Interlocked.Read(ref _count);
-
-    public SinkExecution Execution => SinkExecution.Inline;
-
-    public ValueTask OpenAsync(SinkContext<CdcBenchOrder> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ISinkWriter<CdcBenchOrder> CreateWriter(int partition) => new Writer(this);
-
-    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    private sealed class Writer(CdcCountSink sink) : ISinkWriter<CdcBenchOrder>
-    {
-        public ValueTask WriteAsync(ReadOnlyMemory<CdcBenchOrder> records, CancellationToken cancellationToken)
-        {
-            Interlocked.Add(ref sink._count, records.Length);
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
 }
 
 /// <summary>

@@ -36,11 +36,11 @@ public sealed partial class KafkaToCount
 {
     [Source] public KafkaSource<Sale, Sale.JsonCodec> Input { get; set; } = new(new KafkaSourceOptions());
 
-    [Sink] public CountSink Count { get; set; } = new();
+    [Sink] public CountSink<Sale> Count { get; set; } = new();
 }
 
-/// <summary>Counts records and nothing else: the Kafka source's own ceiling.</summary>
-public sealed class CountSink : ISink<Sale>
+/// <summary>Counts records and nothing else: a source's own ceiling.</summary>
+public sealed class CountSink<T> : ISink<T>
 {
     private long _count;
 
@@ -48,15 +48,15 @@ public sealed class CountSink : ISink<Sale>
 
     public SinkExecution Execution => SinkExecution.Inline;
 
-    public ValueTask OpenAsync(SinkContext<Sale> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ISinkWriter<Sale> CreateWriter(int partition) => new Writer(this);
+    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
 
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    private sealed class Writer(CountSink sink) : ISinkWriter<Sale>
+    private sealed class Writer(CountSink<T> sink) : ISinkWriter<T>
     {
-        public ValueTask WriteAsync(ReadOnlyMemory<Sale> records, CancellationToken cancellationToken)
+        public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
             Interlocked.Add(ref sink._count, records.Length);
             return ValueTask.CompletedTask;
