@@ -133,10 +133,67 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task The_change_stream_reconnects_after_a_server_restart_and_loses_and_repeats_nothing()
+    {
+        var server = postgres.Server ?? throw new InvalidOperationException("This test restarts the fixture's own server (unset COMPILED_TEST_POSTGRES).");
+        var db = await postgres.NewDatabaseAsync();
+        var writer = new CdcWriter(db, seed: 5);
+        await writer.SeedAsync(5_000);
+        var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
+        try
+        {
+            var pipeline = new CdcToLake
+            {
+                Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { HeartbeatInterval = TimeSpan.FromMilliseconds(300) },
+                Lake = new ParquetSink<CdcOrder>(new ParquetSinkOptions { Directory = lake, ExactlyOnce = true }),
+            };
+            using var stop = new CancellationTokenSource();
+            var runs = new[] { pipeline.RunAsync(new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token) };
+            await writer.WriteAsync(60);
+            await CaughtUpAsync(db, runs, pipeline.Orders);
+
+            await server.RestartAsync(); // the walsender and every connection are gone; the stream reconnects from where it was
+            NpgsqlConnection.ClearAllPools(); // the test's own pooled connections died too
+            await writer.WriteAsync(60);
+            await CaughtUpAsync(db, runs, pipeline.Orders);
+            await stop.CancelAsync();
+            await Task.WhenAll(runs);
+
+            var history = ReadLake(lake);
+            Assert.Empty(writer.Check(history));
+            Assert.Equal(history.Count, history.Select(h => (h.Id, h.Op, h.Lsn)).Distinct().Count());
+        }
+        finally
+        {
+            Directory.Delete(lake, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_quiet_slot_moves_past_wal_written_elsewhere_even_without_heartbeats()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await new CdcWriter(db, seed: 13).SeedAsync(100);
+        var pipeline = new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { HeartbeatInterval = TimeSpan.Zero } };
+        using var stop = new CancellationTokenSource();
+        var runs = new[] { pipeline.RunAsync(new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(100) }, stop.Token) };
+        await UntilAsync(runs, () => Task.FromResult(pipeline.Out.Items.Count >= 100), "the snapshot");
+
+        // Everything delivered is committed and nothing is on its way: the slot follows the server's keepalives.
+        var elsewhere = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(elsewhere, "CREATE TABLE noise AS SELECT i, md5(i::text) AS t FROM generate_series(1, 20000) i");
+        var busy = await CurrentLsnAsync(db);
+        await UntilAsync(runs, async () => (await SlotsAsync(db)).Single().Confirmed >= busy, "the slot confirmed past WAL written in another database");
+        await stop.CancelAsync();
+        await Task.WhenAll(runs);
+        Assert.Equal(100, pipeline.Out.Items.Count); // and nothing was delivered that was not there
+    }
+
+    [Fact]
     public async Task A_text_keyed_table_resumed_after_a_crash_in_its_snapshot_skips_the_changes_the_new_snapshot_holds()
     {
         var db = await postgres.NewDatabaseAsync();
-        await ExecuteAsync(db, "CREATE TABLE cdc_notes (code text PRIMARY KEY, body text); INSERT INTO cdc_notes SELECT 'n' || i, 'first ' || i FROM generate_series(1, 20000) i");
+        await ExecuteAsync(db, "CREATE TABLE cdc_notes (code text PRIMARY KEY, body text); INSERT INTO cdc_notes SELECT 'n' || i, 'first ' || i FROM generate_series(1, 200000) i");
         var lake = Directory.CreateTempSubdirectory("compiled-cdc-lake-").FullName;
         try
         {
@@ -152,12 +209,14 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
             using (var abort = new CancellationTokenSource())
             {
                 var run = ((ICompiledPipeline)first).CreateJob().RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 100 }, CancellationToken.None, abort.Token);
-                await UntilAsync([run], () => Task.FromResult(first.Notes.SnapshotRows >= 5_000), "a quarter of the snapshot read");
+                await UntilAsync([run], () => Task.FromResult(first.Notes.SnapshotRows >= 5_000), "some of the snapshot read");
                 await abort.CancelAsync();
                 await Assert.ThrowsAsync<PipelineAbortedException>(() => run);
+                Assert.True(first.Notes.SnapshotRows < 200_000, "the abort landed after the split was read");
+                Assert.Empty(Directory.GetFiles(lake, "*.parquet", SearchOption.AllDirectories));
             }
 
-            await ExecuteAsync(db, "UPDATE cdc_notes SET body = 'second ' || substr(code, 2)");
+            await ExecuteAsync(db, "UPDATE cdc_notes SET body = 'second ' || substr(code, 2) WHERE substr(code, 2)::int <= 20000");
             var second = Pipeline();
             using var stop = new CancellationTokenSource();
             var runs = new[] { second.RunAsync(new PipelineOptions { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token) };
@@ -168,12 +227,53 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
             // The new snapshot holds the updates: they must not come again as changes.
             var rows = ParquetSinkTests.Query($"SELECT op, count(*), count(*) FILTER (WHERE body LIKE 'second %') FROM read_parquet('{lake}/**/*.parquet') GROUP BY op");
             var (op, count, updated) = Assert.Single(rows) is var row ? ((string)row[0]!, Convert.ToInt64(row[1], System.Globalization.CultureInfo.InvariantCulture), Convert.ToInt64(row[2], System.Globalization.CultureInfo.InvariantCulture)) : default;
-            Assert.Equal(("Snapshot", 20_000L, 20_000L), (op, count, updated));
+            Assert.Equal(("Snapshot", 200_000L, 20_000L), (op, count, updated));
         }
         finally
         {
             Directory.Delete(lake, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task With_replica_identity_full_updates_carry_the_row_before_and_unchanged_large_values_are_filled_in()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await new CdcWriter(db, seed: 9).SeedAsync(10);
+        var large = string.Concat(Enumerable.Range(0, 400).Select(i => Guid.NewGuid().ToString("N"))); // 12.8 kB that does not compress: stored out of line (TOAST)
+        await ExecuteAsync(db, $"ALTER TABLE cdc_orders REPLICA IDENTITY FULL; UPDATE cdc_orders SET customer = '{large}' WHERE id = 3");
+        var pipeline = new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { HeartbeatInterval = TimeSpan.FromMilliseconds(200) } };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(100) }, stop.Token);
+        await UntilAsync([run], () => Task.FromResult(pipeline.Out.Items.Count >= 10), "the snapshot");
+        await ExecuteAsync(db, "UPDATE cdc_orders SET amount = 99.5, seq = 1 WHERE id IN (2, 3); DELETE FROM cdc_orders WHERE id = 4");
+        await UntilAsync([run], () => Task.FromResult(pipeline.Out.Items.Any(o => o.Op == ChangeKind.Delete)), "the delete");
+        await stop.CancelAsync();
+        await run;
+
+        var changes = pipeline.Out.Items.Where(o => o.Op != ChangeKind.Snapshot).OrderBy(o => o.Lsn).ThenBy(o => o.Id).ToList();
+        Assert.Equal(
+            [(2L, ChangeKind.UpdateBefore, 2.25m, 0), (2, ChangeKind.UpdateAfter, 99.5m, 1), (3, ChangeKind.UpdateBefore, 3.25m, 0), (3, ChangeKind.UpdateAfter, 99.5m, 1), (4, ChangeKind.Delete, 4.25m, 0)],
+            changes.Select(c => (c.Id, c.Op, c.Amount, c.Seq)).ToList());
+        Assert.All(changes.Where(c => c.Id == 3), c => Assert.Equal(large, c.Customer)); // the update did not send it: filled from the row before
+        Assert.Equal("customer 4", changes.Single(c => c.Op == ChangeKind.Delete).Customer); // a FULL delete carries the whole row
+    }
+
+    [Fact]
+    public async Task Without_replica_identity_full_an_update_that_leaves_out_a_large_value_stops_the_run_naming_the_column()
+    {
+        var db = await postgres.NewDatabaseAsync();
+        await new CdcWriter(db, seed: 9).SeedAsync(10);
+        var large = string.Concat(Enumerable.Range(0, 400).Select(i => Guid.NewGuid().ToString("N")));
+        await ExecuteAsync(db, $"UPDATE cdc_orders SET customer = '{large}' WHERE id = 3");
+        var pipeline = new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { HeartbeatInterval = TimeSpan.FromMilliseconds(200) } };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(100) }, stop.Token);
+        await UntilAsync([run], () => Task.FromResult(pipeline.Out.Items.Count >= 10), "the snapshot");
+        await ExecuteAsync(db, "UPDATE cdc_orders SET amount = 1 WHERE id = 3");
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => run.WaitAsync(Deadline));
+        Assert.Contains("'customer'", Flatten(error), StringComparison.Ordinal);
+        Assert.Contains("REPLICA IDENTITY FULL", Flatten(error), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -180,6 +180,7 @@ public sealed partial class PostgresCdcSource<T>
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
                     await HeartbeatIfQuietAsync(cancellationToken).ConfigureAwait(false);
+                    await ConfirmIdleAsync(cancellationToken).ConfigureAwait(false);
                     return SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty);
                 }
             }
@@ -215,6 +216,27 @@ public sealed partial class PostgresCdcSource<T>
             catch (Exception ex) when (PgErrors.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
                 // the next quiet interval tries again; a lost server shows in the change stream itself
+            }
+        }
+
+        /// <summary>
+        /// With everything handed on committed by the sinks, and nothing more on its way, the slot is confirmed at the
+        /// position the server last reported — as PostgreSQL's own subscribers do. Without it a quiet slot would hold the
+        /// server's WAL (heartbeats aside) and keep a fast shutdown waiting for ever: the server's WAL sender exits only
+        /// once its client confirms all it was sent.
+        /// </summary>
+        private async ValueTask ConfirmIdleAsync(CancellationToken cancellationToken)
+        {
+            var committed = Interlocked.Read(ref _source._confirmedLsn);
+            if (_count != 0 || committed < _end)
+            {
+                return; // something handed on is not durable yet
+            }
+
+            var idle = _stream!.IdlePosition(_end);
+            if (idle > committed)
+            {
+                await ConfirmAsync(idle, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -306,6 +328,9 @@ public sealed partial class PostgresCdcSource<T>
         private readonly CancellationTokenSource _stop = new();
         private readonly int _keyField;
         private LogicalReplicationConnection? _connection;
+        private long _confirmed;
+        private bool _streaming;
+        private bool _inTransaction;
         private uint _relation;
         private long _end;
         private long _skip;
@@ -327,6 +352,25 @@ public sealed partial class PostgresCdcSource<T>
         /// <summary>Completes when the stream stops; faults with its failure.</summary>
         public Task Completion { get; }
 
+        /// <summary>
+        /// A position the slot may be confirmed at when the reader has committed everything the stream handed it:
+        /// the last WAL position the connection heard of (a keepalive's, or the start of a message not yet handed on),
+        /// provided no transaction is open and nothing is waiting in the channel; 0 otherwise.
+        /// </summary>
+        /// <remarks>
+        /// Safe because the connection reads its next message only when this stream asks for it: by the time a keepalive
+        /// moves the position, every message before it has been decoded and handed on. A message read but not yet handed
+        /// on moves it only to the message's own position — a transaction's first LSN, below its commit, which a restart
+        /// from there sends again — except a commit, which comes while a transaction is open. The order of the checks
+        /// matters: position first, then the open transaction, then the channel (a commit's end enters the channel before
+        /// the transaction is marked closed).
+        /// </remarks>
+        public long IdlePosition(long delivered)
+        {
+            var heard = _connection is { } connection ? (long)(ulong)connection.LastReceivedLsn : 0;
+            return !Volatile.Read(ref _inTransaction) && _items.Reader.Count == 0 && Volatile.Read(ref _end) == delivered ? heard : 0;
+        }
+
         /// <summary>Takes the server's WAL position as the connection last heard it (keepalives carry it), for the slot's lag.</summary>
         public void UpdateServerPosition()
         {
@@ -338,21 +382,33 @@ public sealed partial class PostgresCdcSource<T>
 
         public async ValueTask ConfirmAsync(long lsn, CancellationToken cancellationToken)
         {
+            Interlocked.Exchange(ref _confirmed, lsn);
             if (_connection is not { } connection)
             {
                 return;
             }
 
             connection.SetReplicationStatus(new NpgsqlLogSequenceNumber((ulong)lsn));
+            if (!Volatile.Read(ref _streaming))
+            {
+                return; // not streaming yet (or reconnecting): the status goes with the connection's first feedback
+            }
+
             try
             {
                 await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is InvalidOperationException || PgErrors.IsTransient(ex))
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                // Not streaming right now (reconnecting): the position goes with the next status update.
+                // Best effort: the connection sends its status every few seconds on its own; a stream that just broke reconnects.
             }
         }
+
+        /// <summary>
+        /// Whether the stream failed in a way a new connection may not: PostgreSQL's transient errors, and the server
+        /// ending replication on its side (a shutdown ends the COPY, which Npgsql reports as an unexpected message).
+        /// </summary>
+        private static bool Lost(Exception ex) => PgErrors.IsTransient(ex) || ex is NpgsqlException and not PostgresException;
 
         private async Task RunAsync(CancellationToken cancellationToken)
         {
@@ -360,18 +416,25 @@ public sealed partial class PostgresCdcSource<T>
             {
                 for (var attempt = 1; ; attempt++)
                 {
+                    var progress = (_end, _skip);
                     try
                     {
                         await StreamAsync(cancellationToken).ConfigureAwait(false);
-                        return;
+                        cancellationToken.ThrowIfCancellationRequested();
+                        throw new IOException("the server ended the replication stream"); // reconnect, as after a lost connection
                     }
-                    catch (Exception ex) when (PgErrors.IsTransient(ex) && attempt < _source.MaxAttempts && !cancellationToken.IsCancellationRequested)
+                    catch (Exception ex) when (Lost(ex) && !cancellationToken.IsCancellationRequested && (_end, _skip) != progress)
+                    {
+                        attempt = 0; // the stream moved since the last failure: a new outage gets all its attempts
+                        _source._context!.Inform($"change stream of {_plan.Table.Qualified} lost ({PgErrors.Reason(ex)}); reconnecting");
+                    }
+                    catch (Exception ex) when (Lost(ex) && attempt < _source.MaxAttempts && !cancellationToken.IsCancellationRequested)
                     {
                         var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, attempt - 1)));
                         _source._context!.Inform($"change stream of {_plan.Table.Qualified} lost ({PgErrors.Reason(ex)}); reconnecting in {Setting.FormatDuration(delay)} (attempt {attempt} of {_source.MaxAttempts})");
                         await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                     }
-                    catch (Exception ex) when (PgErrors.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+                    catch (Exception ex) when (Lost(ex) && !cancellationToken.IsCancellationRequested)
                     {
                         throw new IOException($"PostgreSQL: the change stream of {_plan.Table.Qualified} could not be read after {_source.MaxAttempts} attempts (MaxAttempts): {PgErrors.Reason(ex)}", ex);
                     }
@@ -391,21 +454,30 @@ public sealed partial class PostgresCdcSource<T>
         /// <summary>One replication session: from <c>_end</c>, skipping the first <c>_skip</c> records of the first transaction it sends.</summary>
         private async Task StreamAsync(CancellationToken cancellationToken)
         {
-            if (_connection is not null)
+            Volatile.Write(ref _streaming, false);
+            if (_connection is { } previous)
             {
-                await _connection.DisposeAsync().ConfigureAwait(false);
+                _connection = null;
+                await previous.DisposeAsync().ConfigureAwait(false);
             }
 
-            _connection = new LogicalReplicationConnection(_source.ConnectionString) { WalReceiverStatusInterval = TimeSpan.FromSeconds(5) };
-            await _connection.Open(cancellationToken).ConfigureAwait(false);
+            var connection = new LogicalReplicationConnection(_source.ConnectionString) { WalReceiverStatusInterval = TimeSpan.FromSeconds(5) };
+            if (Interlocked.Read(ref _confirmed) is > 0 and var confirmed)
+            {
+                connection.SetReplicationStatus(new NpgsqlLogSequenceNumber((ulong)confirmed)); // what its feedback reports until the next checkpoint
+            }
+
+            await connection.Open(cancellationToken).ConfigureAwait(false);
+            _connection = connection;
             var options = new PgOutputReplicationOptions(_source.PublicationName, PgOutputProtocolVersion.V1, binary: true, messages: true);
             long transaction = 0;
             var time = DateTimeOffset.MinValue;
             long index = 0;
             var skipWhole = false;
-            var inTransaction = false;
-            await foreach (var message in _connection.StartReplication(new PgOutputReplicationSlot(_plan.Slot), options, cancellationToken, new NpgsqlLogSequenceNumber((ulong)_end)).ConfigureAwait(false))
+            Volatile.Write(ref _inTransaction, false);
+            await foreach (var message in connection.StartReplication(new PgOutputReplicationSlot(_plan.Slot), options, cancellationToken, new NpgsqlLogSequenceNumber((ulong)_end)).ConfigureAwait(false))
             {
+                Volatile.Write(ref _streaming, true);
                 switch (message)
                 {
                     case BeginMessage begin:
@@ -413,7 +485,7 @@ public sealed partial class PostgresCdcSource<T>
                         time = new DateTimeOffset(DateTime.SpecifyKind(begin.TransactionCommitTimestamp, DateTimeKind.Utc));
                         index = 0;
                         skipWhole = transaction < _end; // delivered completely before (a resend after a restart)
-                        inTransaction = true;
+                        Volatile.Write(ref _inTransaction, true);
                         break;
                     case RelationMessage relation when relation.Namespace == _plan.Table.Schema && relation.RelationName == _plan.Table.Name:
                         _relation = relation.RelationId;
@@ -442,22 +514,23 @@ public sealed partial class PostgresCdcSource<T>
                     case TruncateMessage truncate when truncate.Relations.Any(r => r.RelationId == _relation):
                         throw new NonRetryableException($"Table {_plan.Table.Qualified} was truncated (transaction at LSN {Lsn(transaction)}): a change stream of rows cannot carry a TRUNCATE, so the replica and the lake would no longer match. Publish only insert, update, delete (the default of the publication the source creates), or take a new snapshot.");
                     case CommitMessage commit:
-                        inTransaction = false;
                         if (!skipWhole)
                         {
                             var end = (long)(ulong)commit.TransactionEndLsn;
                             await _items.Writer.WriteAsync(new Item(ItemKind.Commit, default!, end, 0), cancellationToken).ConfigureAwait(false);
-                            _end = end;
+                            Volatile.Write(ref _end, end);
                             _skip = 0;
                         }
 
+                        // Only now, with its end in the channel: ConfirmIdle relies on this order.
+                        Volatile.Write(ref _inTransaction, false);
                         break;
-                    case LogicalDecodingMessage logical when !inTransaction && logical.Prefix == HeartbeatPrefix:
+                    case LogicalDecodingMessage logical when !Volatile.Read(ref _inTransaction) && logical.Prefix == HeartbeatPrefix:
                         var lsn = (long)(ulong)logical.MessageLsn;
                         if (lsn > _end)
                         {
                             await _items.Writer.WriteAsync(new Item(ItemKind.Heartbeat, default!, lsn, 0), cancellationToken).ConfigureAwait(false);
-                            _end = lsn;
+                            Volatile.Write(ref _end, lsn);
                         }
 
                         break;

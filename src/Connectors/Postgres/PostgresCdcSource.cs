@@ -40,7 +40,6 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
     private SourceContext<T>? _context;
     private CdcMapping<T>? _mapping;
     private Plan? _plan;
-    private string _qualifiedTable = "";
     private long _snapshotRows;
     private long _changes;
     private long _confirmedLsn;
@@ -178,7 +177,6 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
         {
             await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             var table = await TableInfo.ReadAsync(connection, Table, cancellationToken).ConfigureAwait(false);
-            _qualifiedTable = table.Qualified;
             _mapping = CdcMapping<T>.Create(schema, Table, table.Columns, ColumnNaming, LsnField, CommitTimeField);
             foreach (var key in table.Key)
             {
@@ -223,9 +221,9 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
     {
         var name = PublicationName;
         await using var exists = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)", connection);
-        exists.Parameters.Add(new NpgsqlParameter<string>{ TypedValue = name });
-        exists.Parameters.Add(new NpgsqlParameter<string>{ TypedValue = table.Schema });
-        exists.Parameters.Add(new NpgsqlParameter<string>{ TypedValue = table.Name });
+        exists.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        exists.Parameters.Add(new NpgsqlParameter<string> { TypedValue = table.Schema });
+        exists.Parameters.Add(new NpgsqlParameter<string> { TypedValue = table.Name });
         bool publication, publishes;
         await using (var reader = await exists.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
