@@ -211,7 +211,7 @@ public sealed partial class PostgresCdcSource<T>
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
                 _heartbeats = false;
-                _source._context!.Inform($"heartbeats are off: {ex.MessageText} (GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO the role, or the slot keeps WAL while table {_source.Table} is quiet)");
+                _source._context!.Inform($"heartbeats are off: {ex.MessageText} (GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO the role; meanwhile the slot moves with the server's keepalives while table {_source.Table} is quiet)");
             }
             catch (Exception ex) when (PgErrors.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {

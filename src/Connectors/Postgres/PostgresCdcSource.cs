@@ -245,9 +245,17 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
             }
 
             // TRUNCATE is not published: a change stream of rows cannot carry it (docs/cdc.md).
-            await using var create = new NpgsqlCommand($"CREATE PUBLICATION {PgColumn.Quote(name)} FOR TABLE {table.Qualified} WITH (publish = 'insert, update, delete')", connection);
-            await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            _context!.Inform($"created publication {name} for table {table.Qualified}");
+            try
+            {
+                await using var create = new NpgsqlCommand($"CREATE PUBLICATION {PgColumn.Quote(name)} FOR TABLE {table.Qualified} WITH (publish = 'insert, update, delete')", connection);
+                await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                _context!.Inform($"created publication {name} for table {table.Qualified}");
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.DuplicateObject)
+            {
+                // Another pipeline on the same table created it a moment ago (two start together): check it as found.
+                await EnsurePublicationAsync(connection, table, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -647,16 +655,27 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
 
         /// <summary>The snapshot transaction of <paramref name="partition"/>, if it has splits to read.</summary>
         public (NpgsqlConnection Connection, NpgsqlTransaction Transaction)? SnapshotOf(int partition)
-            => _snapshots.TryGetValue(partition, out var snapshot) ? snapshot : null;
+        {
+            lock (_snapshots)
+            {
+                return _snapshots.TryGetValue(partition, out var snapshot) ? snapshot : null;
+            }
+        }
 
         /// <summary>Ends a partition's snapshot transaction.</summary>
         public async ValueTask EndSnapshotAsync(int partition)
         {
-            if (_snapshots.Remove(partition, out var snapshot))
+            (NpgsqlConnection Connection, NpgsqlTransaction Transaction) snapshot;
+            lock (_snapshots)
             {
-                await snapshot.Transaction.DisposeAsync().ConfigureAwait(false);
-                await snapshot.Connection.DisposeAsync().ConfigureAwait(false);
+                if (!_snapshots.Remove(partition, out snapshot))
+                {
+                    return;
+                }
             }
+
+            await snapshot.Transaction.DisposeAsync().ConfigureAwait(false);
+            await snapshot.Connection.DisposeAsync().ConfigureAwait(false);
         }
 
         /// <summary>A split is committed; when it was the last, the stream may start.</summary>
@@ -691,7 +710,13 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
 
         public async ValueTask DisposeAsync()
         {
-            foreach (var partition in _snapshots.Keys.ToList())
+            List<int> partitions;
+            lock (_snapshots)
+            {
+                partitions = [.. _snapshots.Keys];
+            }
+
+            foreach (var partition in partitions)
             {
                 await EndSnapshotAsync(partition).ConfigureAwait(false);
             }
