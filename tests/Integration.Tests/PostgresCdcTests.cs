@@ -277,6 +277,27 @@ public sealed class PostgresCdcTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task Pipelines_starting_together_on_one_table_share_the_publication_one_of_them_creates()
+    {
+        // The CDC sample's demo starts its two pipelines at once; the server reports the race to create the publication
+        // as a duplicate object or as a unique violation. Four at once, on several fresh databases, to give it its chances.
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            var db = await postgres.NewDatabaseAsync();
+            await new CdcWriter(db, seed: attempt).SeedAsync(10);
+            var pipelines = Enumerable.Range(0, 4).Select(i => new CdcToMemory { Orders = new PostgresCdcSource<CdcOrder>(db, "cdc_orders") { Slot = $"together_{attempt}_{i}" } }).ToArray();
+            using var stop = new CancellationTokenSource();
+            var options = new PipelineOptions { Parallelism = 1, CheckpointInterval = TimeSpan.FromMilliseconds(100) };
+            using var start = new ManualResetEventSlim();
+            var runs = pipelines.Select(p => Task.Run(() => { start.Wait(); return p.RunAsync(options, stop.Token); })).ToArray();
+            start.Set();
+            await UntilAsync(runs, () => Task.FromResult(pipelines.All(p => p.Out.Items.Count == 10)), $"every snapshot (attempt {attempt})");
+            await stop.CancelAsync();
+            await Task.WhenAll(runs);
+        }
+    }
+
+    [Fact]
     public async Task A_truncate_stops_the_run_saying_why_and_an_added_column_is_ignored()
     {
         var db = await postgres.NewDatabaseAsync();

@@ -251,9 +251,10 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
                 await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 _context!.Inform($"created publication {name} for table {table.Qualified}");
             }
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.DuplicateObject)
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateObject or PostgresErrorCodes.UniqueViolation)
             {
-                // Another pipeline on the same table created it a moment ago (two start together): check it as found.
+                // Another pipeline on the same table created it a moment ago (two start together; the server reports the
+                // race as either error): check it as found.
                 await EnsurePublicationAsync(connection, table, cancellationToken).ConfigureAwait(false);
             }
         }
