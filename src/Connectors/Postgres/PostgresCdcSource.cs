@@ -127,6 +127,9 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
         Setting.Boolean(nameof(CreateSlot), "Create the replication slot when it is missing", () => CreateSlot, v => CreateSlot = v),
         Setting.Duration(nameof(HeartbeatInterval), "How often a quiet stream writes a heartbeat so the slot can move on (0: never)", () => HeartbeatInterval, v => HeartbeatInterval = v!.Value),
         Setting.Number(nameof(MaxAttempts), "Attempts to reconnect the change stream before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
+        Setting.Choice(nameof(ColumnNaming), "How member names become column names", () => ColumnNaming, v => ColumnNaming = v),
+        Setting.Text(nameof(LsnField), "The member that receives the commit LSN", () => LsnField, v => LsnField = v),
+        Setting.Text(nameof(CommitTimeField), "The member that receives the commit time", () => CommitTimeField, v => CommitTimeField = v),
     ];
 
     /// <inheritdoc/>
