@@ -108,7 +108,11 @@ internal sealed class CdcMapping<T>
             columnOfField[field.Ordinal] = column;
             fieldOfColumn[column] = field.Ordinal;
             var (columnName, type, notNull) = columns[column];
-            if (!Fits(field, type))
+            if (field.ClrType == typeof(Utf8Text))
+            {
+                problems.Add($"{schema.TypeName}.{field.Name} is Utf8Text, which points into a source's read buffers; declare it string");
+            }
+            else if (!Fits(field, type))
             {
                 problems.Add($"column '{columnName}' of table {table} is {type}, which does not read as {schema.TypeName}.{field.Name} ({Describe(field)})");
             }
@@ -126,7 +130,16 @@ internal sealed class CdcMapping<T>
         // A typed holder per field, made through the schema's own visitor so each knows its field's type without reflection.
         var slots = new ValueSlot[schema.Fields.Count];
         var defaults = new DefaultFields();
-        var sample = schema.Create(ref defaults);
+        T sample;
+        try
+        {
+            sample = schema.Create(ref defaults);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NullReferenceException)
+        {
+            throw new NonRetryableException($"PostgresCdcSource<{schema.TypeName}> builds a record from default values to learn its fields' types, and the type's constructor refused them ({ex.Message}); let it accept defaults.", ex);
+        }
+
         var maker = new SlotMaker(slots);
         schema.Visit(sample, ref maker);
         return new CdcMapping<T>(schema, table, columnOfField, fieldOfColumn, slots, kind, lsn, time) { Columns = [.. columns.Select(c => c.Name)] };
@@ -319,14 +332,13 @@ internal sealed class CdcMapping<T>
             FieldKind.String => text || Is("json", "jsonb", "xml", "uuid"),
             FieldKind.Char => text,
             FieldKind.Enum => text,
-            _ when field.ClrType == typeof(Utf8Text) => text,
             _ => false,
         };
     }
 
     private static string Describe(RecordField field) => field.ClrType.Name + (field.IsNullable && field.ClrType.IsValueType ? "?" : "");
 
-    /// <summary>Converts what Npgsql read for a column to the field's type: enums by name, integers of any width (checked), chars, Utf8Text, byte memory.</summary>
+    /// <summary>Converts what Npgsql read for a column to the field's type: enums by name, integers of any width (checked), chars, byte memory.</summary>
     private static TField Convert<TField>(object value, RecordField field, string table)
     {
         try
@@ -337,7 +349,6 @@ internal sealed class CdcMapping<T>
                 FieldKind.Enum => Enum.Parse(type, (string)value, ignoreCase: true),
                 FieldKind.Char => value is string { Length: 1 } s ? s[0] : throw new InvalidCastException($"'{value}' is not one character"),
                 FieldKind.Bytes when type == typeof(ReadOnlyMemory<byte>) => new ReadOnlyMemory<byte>((byte[])value),
-                _ when type == typeof(Utf8Text) => Utf8Text.From((string)value),
                 _ when type == typeof(DateTime) && value is DateTime d => d,
                 _ when type == typeof(DateTimeOffset) && value is DateTime utc => new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)),
                 _ => System.Convert.ChangeType(value, type, CultureInfo.InvariantCulture),
