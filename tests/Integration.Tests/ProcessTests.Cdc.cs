@@ -113,31 +113,23 @@ public sealed partial class ProcessTests
 
     /// <summary>The replica pipeline's snapshot splits and how many are committed (0, 0 before its first commit).</summary>
     private static async Task<(int Splits, int Done)> SplitsAsync(string db)
-    {
-        await using var connection = new NpgsqlConnection(db);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT count(*)::int, count(*) FILTER (WHERE next_offset >= 0)::int FROM compiled_offsets WHERE pipeline = 'cdc-app-replica' AND stream = 'cdc-snapshot'", connection);
-        try
-        {
-            await using var reader = await command.ExecuteReaderAsync();
-            await reader.ReadAsync();
-            return (reader.GetInt32(0), reader.GetInt32(1));
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            return (0, 0);
-        }
-    }
+        => await OffsetsAsync(db, "SELECT count(*), count(*) FILTER (WHERE next_offset >= 0) FROM compiled_offsets WHERE pipeline = 'cdc-app-replica' AND stream = 'cdc-snapshot'") is var (splits, done)
+            ? ((int)splits, (int)done)
+            : default;
 
     /// <summary>
     /// Where the replica pipeline's committed change stream is: the end of the last whole transaction, and how many changes
     /// of the next one were committed without its end.
     /// </summary>
-    private static async Task<(long End, long Inside)> ReplicaPlaceAsync(string db)
+    private static Task<(long End, long Inside)> ReplicaPlaceAsync(string db)
+        => OffsetsAsync(db, "SELECT coalesce(max(next_offset) FILTER (WHERE partition = 0), 0), coalesce(max(next_offset) FILTER (WHERE partition = 1), 0) FROM compiled_offsets WHERE pipeline = 'cdc-app-replica' AND stream = 'cdc-wal'");
+
+    /// <summary>The two bigint columns <paramref name="sql"/> reads from the stored positions; (0, 0) before the sink made its table.</summary>
+    private static async Task<(long, long)> OffsetsAsync(string db, string sql)
     {
         await using var connection = new NpgsqlConnection(db);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT coalesce(max(next_offset) FILTER (WHERE partition = 0), 0), coalesce(max(next_offset) FILTER (WHERE partition = 1), 0) FROM compiled_offsets WHERE pipeline = 'cdc-app-replica' AND stream = 'cdc-wal'", connection);
+        await using var command = new NpgsqlCommand(sql, connection);
         try
         {
             await using var reader = await command.ExecuteReaderAsync();
@@ -164,20 +156,8 @@ public sealed partial class ProcessTests
 
     /// <summary>The replica pipeline's committed change-stream LSN beyond the snapshot's (0 before any change is committed).</summary>
     private static async Task<long> StreamedAsync(string db)
-    {
-        await using var connection = new NpgsqlConnection(db);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("""
-            SELECT coalesce(max(w.next_offset) - max(p.next_offset), 0) FROM compiled_offsets w, compiled_offsets p
+        => (await OffsetsAsync(db, """
+            SELECT coalesce(max(w.next_offset) - max(p.next_offset), 0), 0::bigint FROM compiled_offsets w, compiled_offsets p
             WHERE w.pipeline = 'cdc-app-replica' AND w.stream = 'cdc-wal' AND w.partition = 0 AND p.pipeline = w.pipeline AND p.stream = 'cdc-plan' AND p.partition = 0
-            """, connection);
-        try
-        {
-            return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            return 0;
-        }
-    }
+            """)).Item1;
 }

@@ -49,7 +49,7 @@ internal sealed class CdcMapping<T>
     public int TimeField { get; }
 
     /// <summary>The table's column names, in table order.</summary>
-    public IReadOnlyList<string> Columns { get; private init; } = [];
+    public string[] Columns { get; private init; } = [];
 
     /// <summary>The table columns the record carries, in field order (the snapshot's SELECT list).</summary>
     public IEnumerable<string> SelectedColumns => _columnOfField.Where(c => c >= 0).Select(c => Columns[c]);
@@ -148,7 +148,7 @@ internal sealed class CdcMapping<T>
     /// <summary>The field that carries table column <paramref name="column"/>, or -1.</summary>
     public int FieldOf(string column)
     {
-        var index = Columns.ToList().FindIndex(c => string.Equals(c, column, StringComparison.OrdinalIgnoreCase));
+        var index = Array.FindIndex(Columns, c => string.Equals(c, column, StringComparison.OrdinalIgnoreCase));
         return index < 0 ? -1 : Array.IndexOf(_columnOfField, index);
     }
 

@@ -82,7 +82,11 @@ public sealed partial class PostgresCdcSource<T>
                 }
             }
 
-            await _plan.EndSnapshotAsync(_partition).ConfigureAwait(false);
+            if (_stream is null)
+            {
+                await _plan.EndSnapshotAsync(_partition).ConfigureAwait(false); // once: the partition's splits are read
+            }
+
             if (_partition != 0)
             {
                 return SourceBatch<T>.End; // the change stream is read by partition 0 alone: it is one ordered stream
