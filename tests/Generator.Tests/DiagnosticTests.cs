@@ -126,7 +126,6 @@ public sealed class DiagnosticTests
             """, "'Two' has more than one operator method (Map(int), Other(int)); mark the one to use with [Operator]");
 
     [Theory]
-    [InlineData("static Task<int> [|M|](int x) => Task.FromResult(x);", "it is asynchronous; async operators are not supported yet, so do the work synchronously")]
     [InlineData("static T [|M|]<T>(T x) => x;", "it is generic; an operator is a non-generic method (make the class generic instead)")]
     [InlineData("static ref int [|M|](ref int x) => ref x;", "it returns by reference; return the value instead")]
     [InlineData("static int [|M|](ref int x) => x;", "its input is passed by 'ref'; take the record by value or by 'in'")]
@@ -528,6 +527,50 @@ public sealed class DiagnosticTests
             }
             """, $"Lookup 'Customers' reads rows of type '{row}', but {problem}");
 
+    [Theory]
+    [InlineData("static Task<int> [|M|](int x) => Task.FromResult(x);", "returns 'Task<int>'; an asynchronous transform returns ValueTask<U> (one result per record) or ValueTask<IEnumerable<U>> (any number) (to call a method that returns Task<int>, write 'async ValueTask<int> M(...) => await Other(...)')")]
+    [InlineData("static async void [|M|](int x) { await Task.Yield(); }", "returns 'void'; an asynchronous transform returns ValueTask<U> (one result per record) or ValueTask<IEnumerable<U>> (any number)")]
+    [InlineData("static ValueTask [|M|](int x) => default;", "returns 'ValueTask'; an asynchronous transform returns ValueTask<U> (one result per record) or ValueTask<IEnumerable<U>> (any number)")]
+    [InlineData("static ValueTask<int> [|M|](int x, int y) => new(x);", "must take the record, and may take a CancellationToken after it: 'async ValueTask<U> M(T record, CancellationToken cancellationToken)'")]
+    [InlineData("static System.Collections.Generic.IAsyncEnumerable<int> [|M|](int x) => null!;", "returns 'IAsyncEnumerable<int>'; an asynchronous transform returns ValueTask<U> (one result per record) or ValueTask<IEnumerable<U>> (any number)")]
+    public void CMPL0144_unsupported_asynchronous_transform(string member, string problem)
+        => AssertSingle("CMPL0144", $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Transform] {{member}}
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, $"Asynchronous transform 'M' {problem}");
+
+    [Theory]
+    [InlineData("[Transform, AsyncOptions(MaxInFlight = 4)] static int [|M|](int x) => x;", "[AsyncOptions] applies to asynchronous transforms (methods returning ValueTask<U>); remove it, or make the method asynchronous")]
+    [InlineData("[Transform, AsyncOptions(MaxInFlight = 0)] static ValueTask<int> [|M|](int x) => new(x);", "MaxInFlight must be at least 1")]
+    [InlineData("[Transform, AsyncOptions(TimeoutMilliseconds = -5)] static ValueTask<int> [|M|](int x) => new(x);", "TimeoutMilliseconds cannot be negative (0 means no timeout)")]
+    [InlineData("[Transform, AsyncOptions(MaxAttempts = 0)] static ValueTask<int> [|M|](int x) => new(x);", "MaxAttempts must be between 1 and 100")]
+    public void CMPL0145_invalid_async_options(string member, string problem)
+        => AssertSingle("CMPL0145", $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                {{member}}
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """, $"'M': {problem}");
+
+    [Fact]
+    public void CMPL0007_asynchronous_sink_method()
+        => AssertSingle("CMPL0007", """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [Sink] static async Task [|M|](int x) => await Task.Yield();
+            }
+            """, "'M' cannot be used as a sink: it is asynchronous; an asynchronous transform is a [Transform] method of the pipeline class returning ValueTask<U> (see docs/joins.md), and other operators and sinks are synchronous");
+
     [Fact]
     public void CMPL0124_late_data_of_another_type()
         => AssertSingle("CMPL0124", """
@@ -714,6 +757,10 @@ public sealed class DiagnosticTests
             [Sink] public CollectionSink<WindowResult<string, long>> Out { get; set; } = new();
         }
         """;
+
+    [Fact]
+    public void Asynchronous_transforms_compile_at_CSharp_11()
+        => GeneratorHarness.RunAt(Microsoft.CodeAnalysis.CSharp.LanguageVersion.CSharp11, Scenarios.AsyncTransform).AssertClean();
 
     [Fact]
     public void Generated_code_compiles_at_CSharp_11_with_implicit_usings_off()

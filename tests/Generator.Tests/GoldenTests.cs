@@ -17,6 +17,7 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.Branches), Scenarios.Branches)]
     [InlineData(nameof(Scenarios.Codecs), Scenarios.Codecs)]
     [InlineData(nameof(Scenarios.LookupJoin), Scenarios.LookupJoin)]
+    [InlineData(nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);
@@ -38,6 +39,7 @@ public sealed class GoldenTests
         { nameof(Scenarios.Branches), Scenarios.Branches },
         { nameof(Scenarios.Codecs), Scenarios.Codecs },
         { nameof(Scenarios.LookupJoin), Scenarios.LookupJoin },
+        { nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform },
     };
 
     [Theory]

@@ -112,6 +112,57 @@ internal static class Scenarios
         }
         """;
 
+    /// <summary>
+    /// Asynchronous transforms: an instance map taking a token (per-partition state), a static flatMap behind it, a
+    /// branch that reaches a sink before them, and a window after them fed the records' event time.
+    /// </summary>
+    public const string AsyncTransform = """
+        using System;
+        using System.Collections.Generic;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public readonly record struct Order(int Id, string Customer, [EventTime] long Time);
+
+        public readonly record struct Rated(int Id, string Customer, [EventTime] long Time, double Rate);
+
+        [Pipeline(Name = "rates")]
+        public sealed partial class Rates
+        {
+            private int _calls;
+
+            [Source] public CollectionSource<Order> Input { get; set; } = new();
+
+            [Transform] static bool Valid(Order o) => o.Id > 0;
+
+            [Sink] public CollectionSink<Order> Audit { get; } = new();
+
+            [Transform(Input = nameof(Valid)), AsyncOptions(MaxInFlight = 32, TimeoutMilliseconds = 2_000, MaxAttempts = 3, Ordered = false)]
+            async ValueTask<Rated> Rate(Order o, CancellationToken cancellationToken)
+            {
+                _calls++;
+                await Task.Delay(1, cancellationToken);
+                return new Rated(o.Id, o.Customer, o.Time, 1.5);
+            }
+
+            [Transform] static async ValueTask<IEnumerable<Rated>> Split(Rated r)
+            {
+                await Task.Yield();
+                return new[] { r, r with { Rate = r.Rate * 2 } };
+            }
+
+            [KeyBy] static string CustomerOf(Rated r) => r.Customer;
+
+            [Window] public WindowSpec<Rated, Count<Rated>> PerMinute { get; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+            [Sink] public CollectionSink<WindowResult<string, long>> Output { get; } = new();
+        }
+        """;
+
     /// <summary>Two keyed stages in sequence: clicks per (page, minute), then the top pages of each minute.</summary>
     public const string TwoKeyedStages = """
         using System;

@@ -169,6 +169,16 @@ internal static class DiagnosticDescriptors
         "Lookup row type cannot be read",
         "Lookup '{0}' reads rows of type '{1}', but {2}");
 
+    public static readonly DiagnosticDescriptor InvalidAsyncTransform = Error(
+        "CMPL0144",
+        "Asynchronous transform has an unsupported signature",
+        "Asynchronous transform '{0}' {1}");
+
+    public static readonly DiagnosticDescriptor InvalidAsyncOptions = Error(
+        "CMPL0145",
+        "Invalid [AsyncOptions]",
+        "'{0}': {1}");
+
     public static readonly DiagnosticDescriptor UnknownInput = Error(
         "CMPL0130",
         "Stage reads from an unknown stage",

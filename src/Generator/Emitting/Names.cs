@@ -30,6 +30,9 @@ internal static class Names
     public const string Keyed = "global::Compiled.Runtime.Keyed";
     public const string KeyedStage = "global::Compiled.Runtime.KeyedStage";
     public const string LookupStage = "global::Compiled.Runtime.LookupStage";
+    public const string AsyncStage = "global::Compiled.Runtime.AsyncStage";
+    public const string AsyncPartition = "global::Compiled.Runtime.AsyncPartition";
+    public const string AsyncSettings = "global::Compiled.Runtime.AsyncSettings";
     public const string EventTimes = "global::Compiled.Runtime.EventTimes";
     public const string SegmentProgress = "global::Compiled.Runtime.SegmentProgress";
     public const string PipelineHost = "global::Compiled.Runtime.PipelineHost";

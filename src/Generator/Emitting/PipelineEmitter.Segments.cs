@@ -13,7 +13,11 @@ internal static partial class PipelineEmitter
         var model = plan.Model;
         var stages = plan.Chain.Where(s => s.Segment == segment.Index && s.Index > segment.FirstStage).ToList();
         var usesPipeline = stages.Any(s => UsesPipelineLocal(s.Stage));
-        var names = LocalNames(stages);
+
+        // Asynchronous transforms this loop feeds: the loop ends there, writing each record into the transform's exchange.
+        var entries = plan.Chain.Where(s => s.Stage.Shape == StageShape.Async && s.Input >= segment.FirstStage && s.Input <= segment.LastStage).ToList();
+        var withEntries = stages.Concat(entries).ToList();
+        var names = LocalNames(withEntries);
         var className = "__Fused" + SourceWriter.Number(segment.Index);
         // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
         // the stages after that mark themselves.
@@ -31,13 +35,17 @@ internal static partial class PipelineEmitter
             writer.Line($"private readonly {model.FullName} _pipeline;");
         }
 
-        foreach (var stage in stages)
+        foreach (var stage in withEntries)
         {
             var name = names[stage.Index];
             var s = stage.Stage;
             if (s.Storage == OperatorStorage.Reference)
             {
                 writer.Line($"private readonly {s.ComponentType!.FullName} _{name}Op;");
+            }
+            else if (s.Shape == StageShape.Async)
+            {
+                writer.Line($"private readonly {Names.RecordBuffer}<{AsyncEntryType(s)}> _{name}Out;");
             }
             else if (s.Shape == StageShape.ConnectorSink)
             {
@@ -61,13 +69,17 @@ internal static partial class PipelineEmitter
             writer.Line("_pipeline = pipeline;");
         }
 
-        foreach (var stage in stages)
+        foreach (var stage in withEntries)
         {
             var name = names[stage.Index];
             var s = stage.Stage;
             if (s.Storage == OperatorStorage.Reference)
             {
                 writer.Line($"_{name}Op = {Access(model, s, "pipeline")};");
+            }
+            else if (s.Shape == StageShape.Async)
+            {
+                writer.Line($"_{name}Out = partition.Output<{AsyncEntryType(s)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the records waiting for asynchronous transform '{s.MemberName}'");
             }
             else if (s.Shape == StageShape.ConnectorSink)
             {
@@ -82,7 +94,7 @@ internal static partial class PipelineEmitter
         writer.Close();
         writer.Line();
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
-        EmitPrologue(writer, model, stages, names, usesPipeline);
+        EmitPrologue(writer, model, withEntries, names, usesPipeline);
         writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
         writer.Line(hasPrefix
             ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
@@ -101,7 +113,7 @@ internal static partial class PipelineEmitter
         if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)))
         {
             writer.Line();
-            EmitFastPath(writer, plan, segment, stages, names, inputType, usesPipeline, firstStage);
+            EmitFastPath(writer, plan, segment, withEntries, names, inputType, usesPipeline, firstStage);
         }
 
         writer.Close(); // class
@@ -116,7 +128,7 @@ internal static partial class PipelineEmitter
     /// </summary>
     private static void EmitFastPath(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, List<PlannedStage> stages, Dictionary<int, string> names, string inputType, bool usesPipeline, int firstStage)
     {
-        var outputs = stages.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy).Select(s => names[s.Index]).ToList();
+        var outputs = stages.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async).Select(s => names[s.Index]).ToList();
         writer.Open($"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)");
         foreach (var output in outputs)
         {
@@ -169,7 +181,7 @@ internal static partial class PipelineEmitter
     /// </summary>
     private static void EmitReaders(SourceWriter writer, LoopContext loop, PlannedStage stage, string value, bool tail)
     {
-        var readers = stage.Readers.Where(r => r <= loop.Segment.LastStage).ToList();
+        var readers = stage.Readers.Where(r => r <= loop.Segment.LastStage || loop.Plan.Chain[r].Stage.Shape == StageShape.Async).ToList();
         for (var k = 0; k < readers.Count; k++)
         {
             if (readers.Count > 1)
@@ -190,7 +202,7 @@ internal static partial class PipelineEmitter
         var next = "r" + SourceWriter.Number(stage.Index);
         var index = SourceWriter.Number(stage.Index);
         writer.Line($"// {index} {s.MemberName}: {Describe(s)}");
-        if (!loop.Fast && s.Shape != StageShape.ConnectorSink && (loop.HasPrefix ? stage.Index >= loop.Segment.MarkedFrom : stage.Index != loop.FirstStage))
+        if (!loop.Fast && s.Shape is not (StageShape.ConnectorSink or StageShape.Async) && (loop.HasPrefix ? stage.Index >= loop.Segment.MarkedFrom : stage.Index != loop.FirstStage))
         {
             writer.Line($"progress.Stage = {index};");
         }
@@ -255,6 +267,16 @@ internal static partial class PipelineEmitter
                 }
 
                 EmitReaders(writer, loop, stage, current, tail);
+                break;
+            case StageShape.Async:
+                var asyncTime = s.EventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{s.EventTime})";
+                writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
+                writer.Line($"{name}Items[{name}Count++] = new {AsyncEntryType(s)}(0, {asyncTime}, {current});");
+                if (!loop.Fast)
+                {
+                    writer.Line($"{name}Out.SetCount({name}Count);");
+                }
+
                 break;
             case StageShape.KeyBy:
                 var eventTime = WindowOf(plan, stage).EventTime;
@@ -418,7 +440,7 @@ internal static partial class PipelineEmitter
                     break;
             }
 
-            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy)
+            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async)
             {
                 writer.Line($"var {name}Out = _{name}Out;");
                 writer.Line($"var {name}Items = {name}Out.Items;");
@@ -438,6 +460,9 @@ internal static partial class PipelineEmitter
         var window = WindowOf(plan, keyBy);
         return $"{Names.Keyed}<{window.Key!.FullName}, {window.InputType!.FullName}>";
     }
+
+    /// <summary>What the loop before an asynchronous transform writes: its records with their event time (the key is unused: the edge is forward).</summary>
+    private static string AsyncEntryType(StageModel stage) => $"{Names.Keyed}<int, {stage.InputType!.FullName}>";
 
     /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
     private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
@@ -504,6 +529,7 @@ internal static partial class PipelineEmitter
         StageShape.KeyBy => "KeyBy",
         StageShape.Window => "Window",
         StageShape.Lookup => "Lookup",
+        StageShape.Async => "Async",
         _ => "Sink",
     };
 
@@ -514,6 +540,7 @@ internal static partial class PipelineEmitter
         StageShape.FlatMap => $"flatMap {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}*",
         StageShape.MethodSink => "sink (inline call)",
         StageShape.KeyBy => $"keyBy {stage.InputType!.DisplayName} -> hash exchange",
+        StageShape.Async => $"async {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}: the loop ends here; the calls run outside it",
         _ => "sink (output port)",
     };
 

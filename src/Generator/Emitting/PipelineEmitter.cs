@@ -202,7 +202,7 @@ internal static partial class PipelineEmitter
         }
 
         writer.Close();
-        var windows = plan.Chain.Where(s => s.Stage.IsKeyed).ToList();
+        var windows = plan.Chain.Where(s => s.Stage.StartsLoop).ToList();
         if (windows.Count > 0)
         {
             EmitKeyedStages(writer, plan, windows);
@@ -247,11 +247,34 @@ internal static partial class PipelineEmitter
             var input = window.Stage.InputType!.FullName;
             var segment = window.Segment;
             var rootTaken = Enumerable.Range(0, segment).Any(k => SegmentNeedsInstances(plan, k));
-            var factory = !SegmentNeedsInstances(plan, segment)
-                ? $"partition => new __Fused{SourceWriter.Number(segment)}(_root, partition)"
+            var pipelineObject = !SegmentNeedsInstances(plan, segment)
+                ? "_root"
                 : rootTaken
-                    ? $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Own(new {model.FullName}()), partition)"
-                    : $"partition => new __Fused{SourceWriter.Number(segment)}(partition.Index == 0 ? _root : partition.Own(new {model.FullName}()), partition)";
+                    ? $"partition.Own(new {model.FullName}())"
+                    : $"partition.Index == 0 ? _root : partition.Own(new {model.FullName}())";
+            var factory = $"partition => new __Fused{SourceWriter.Number(segment)}({pipelineObject}, partition)";
+            if (window.Stage.Async is { } call)
+            {
+                var s = window.Stage;
+                var target = s.OperatorMethodIsStatic ? model.FullName : "pipeline";
+                var arguments = call.TakesToken ? "record, cancellationToken" : "record";
+                writer.Line($"// asynchronous transform '{s.MemberName}' reading '{plan.Chain[window.Input].Stage.MemberName}' partition by partition; segment {SourceWriter.Number(segment)} after it");
+                writer.Line($"new {Names.AsyncStage}<{input}, {s.OutputType!.FullName}>(");
+                writer.Indent();
+                writer.Line($"{Names.AsyncSettings}.From({SourceWriter.Number(call.MaxInFlight)}, {SourceWriter.Number(call.TimeoutMilliseconds)}, {SourceWriter.Number(call.MaxAttempts)}, {SourceWriter.Number(call.RetryBackoffMilliseconds)}, {(call.Ordered ? "true" : "false")}),");
+                writer.Line($"{SourceWriter.Literal(s.MemberName)},");
+                writer.Line($"hasEventTime: {(s.EventTime is null ? "false" : "true")},");
+                writer.Line($"inputStage: {SourceWriter.Number(window.Input)},");
+                writer.Line($"asyncStage: {SourceWriter.Number(window.Index)},");
+                writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+                writer.Open("partition =>");
+                writer.Line($"var pipeline = {pipelineObject};");
+                writer.Line($"return {Names.AsyncPartition}.{(call.Flat ? "FlatMap" : "Map")}<{input}, {s.OutputType!.FullName}>(new __Fused{SourceWriter.Number(segment)}(pipeline, partition), (record, cancellationToken) => {target}.{s.OperatorMethod}({arguments}));");
+                writer.Close("),");
+                writer.Unindent();
+                continue;
+            }
+
             if (window.Stage.Lookup is { } lookup)
             {
                 writer.Line($"// lookup '{window.Stage.MemberName}' behind the exchange of key selector '{plan.Chain[window.Input].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");

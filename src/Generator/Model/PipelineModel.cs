@@ -34,6 +34,12 @@ internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accu
 /// </summary>
 internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
 
+/// <summary>
+/// What an asynchronous transform calls: whether it returns a sequence (a flatMap), whether it takes a
+/// <c>CancellationToken</c>, and the settings of its <c>[AsyncOptions]</c> (the attribute's defaults without one).
+/// </summary>
+internal sealed record AsyncModel(bool Flat, bool TakesToken, int MaxInFlight, int TimeoutMilliseconds, int MaxAttempts, int RetryBackoffMilliseconds, bool Ordered);
+
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);
 
@@ -67,6 +73,8 @@ internal enum StageShape
     Window,
     /// <summary>A lookup join (<c>ILookup&lt;TKey, TRow&gt;</c>) behind a key selector's exchange: starts the loop after it.</summary>
     Lookup,
+    /// <summary>An asynchronous transform (<c>ValueTask&lt;U&gt; M(T)</c>): the loop before it ends, the records wait for their calls, and a loop starts after it.</summary>
+    Async,
 }
 
 /// <summary>How the generated loop holds an operator object.</summary>
@@ -132,12 +140,16 @@ internal sealed record StageModel(
     WindowModel? Window = null,
     string? InputName = null,
     bool ValueState = false,
-    LookupModel? Lookup = null)
+    LookupModel? Lookup = null,
+    AsyncModel? Async = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 
     /// <summary>Whether the stage sits behind a key selector's exchange and starts a loop (a window or a lookup).</summary>
     public bool IsKeyed => Shape is StageShape.Window or StageShape.Lookup;
+
+    /// <summary>Whether the stage starts a loop of its own: a keyed stage, or an asynchronous transform (records wait for their calls between the loops).</summary>
+    public bool StartsLoop => IsKeyed || Shape == StageShape.Async;
 
     /// <summary>For a keyed stage: the key type of the exchange in front of it.</summary>
     public TypeRef? Key => Window?.Key ?? Lookup?.Key;

@@ -24,5 +24,9 @@ internal static class KnownNames
     public const string SourceInterface = "Compiled.ISource`1";
     public const string SinkInterface = "Compiled.ISink`1";
     public const string Emitter = "Compiled.Emitter`1";
+    public const string AsyncOptionsAttribute = "Compiled.AsyncOptionsAttribute";
+    public const string ValueTask = "System.Threading.Tasks.ValueTask`1";
+    public const string Enumerable = "System.Collections.Generic.IEnumerable`1";
+    public const string CancellationToken = "System.Threading.CancellationToken";
     public const string RuntimeJob = "Compiled.Runtime.PipelineJob`1";
 }

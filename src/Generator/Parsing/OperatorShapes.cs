@@ -71,6 +71,53 @@ internal static class OperatorShapes
             : new MethodShape(StageShape.Map, input, Symbols.ToTypeRef(method.ReturnType), Modifier(parameters[0]), null);
     }
 
+    /// <summary>Whether a method is asynchronous (declared <c>async</c>, or returns a task or an async sequence).</summary>
+    public static bool IsAsynchronous(IMethodSymbol method) => method.IsAsync || IsAwaitable(method.ReturnType);
+
+    /// <summary>
+    /// Reads an asynchronous transform: <c>ValueTask&lt;U&gt; M(T record[, CancellationToken])</c> (a map), or
+    /// <c>ValueTask&lt;IEnumerable&lt;U&gt;&gt;</c> (a flatMap). The problem, if any, is a CMPL0144 message.
+    /// </summary>
+    public static (MethodShape Shape, bool Flat, bool TakesToken) ReadAsyncTransform(IMethodSymbol method)
+    {
+        if (method.IsGenericMethod)
+        {
+            return (MethodShape.Invalid("is generic; an operator is a non-generic method"), false, false);
+        }
+
+        var returned = method.ReturnType as INamedTypeSymbol;
+        if (returned is null || !Symbols.IsNamed(returned, KnownNames.ValueTask))
+        {
+            var what = method.ReturnsVoid ? "void" : Symbols.DisplayName(method.ReturnType);
+            var hint = returned is { IsGenericType: true } && returned.OriginalDefinition.ToDisplayString() == "System.Threading.Tasks.Task<TResult>"
+                ? $" (to call a method that returns Task<{Symbols.DisplayName(returned.TypeArguments[0])}>, write 'async ValueTask<{Symbols.DisplayName(returned.TypeArguments[0])}> {method.Name}(...) => await Other(...)')"
+                : "";
+            return (MethodShape.Invalid($"returns '{what}'; an asynchronous transform returns ValueTask<U> (one result per record) or ValueTask<IEnumerable<U>> (any number){hint}"), false, false);
+        }
+
+        var parameters = method.Parameters;
+        var takesToken = parameters.Length == 2 && parameters[1].Type is INamedTypeSymbol token && Symbols.IsNamed(token, KnownNames.CancellationToken) && parameters[1].RefKind == RefKind.None;
+        if (parameters.Length is not (1 or 2) || (parameters.Length == 2 && !takesToken))
+        {
+            return (MethodShape.Invalid("must take the record, and may take a CancellationToken after it: 'async ValueTask<U> M(T record, CancellationToken cancellationToken)'"), false, false);
+        }
+
+        if (InputProblem(parameters[0]) is { } inputProblem)
+        {
+            return (MethodShape.Invalid(inputProblem), false, false);
+        }
+
+        var result = returned.TypeArguments[0];
+        var flat = result is INamedTypeSymbol sequence && Symbols.IsNamed(sequence, KnownNames.Enumerable);
+        var output = flat ? ((INamedTypeSymbol)result).TypeArguments[0] : result;
+        if (output.IsRefLikeType || output.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
+        {
+            return (MethodShape.Invalid($"produces '{Symbols.DisplayName(output)}', which cannot be stored in a batch"), false, false);
+        }
+
+        return (new MethodShape(StageShape.Async, Symbols.ToTypeRef(parameters[0].Type), Symbols.ToTypeRef(output), Modifier(parameters[0]), null), flat, takesToken);
+    }
+
     /// <summary>Reads an inline sink method: <c>void M(T)</c>.</summary>
     public static MethodShape ReadSink(IMethodSymbol method)
     {
@@ -217,7 +264,7 @@ internal static class OperatorShapes
 
         if (method.IsAsync || IsAwaitable(method.ReturnType))
         {
-            return "it is asynchronous; async operators are not supported yet, so do the work synchronously";
+            return "it is asynchronous; an asynchronous transform is a [Transform] method of the pipeline class returning ValueTask<U> (see docs/joins.md), and other operators and sinks are synchronous";
         }
 
         return null;

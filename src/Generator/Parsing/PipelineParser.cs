@@ -596,10 +596,76 @@ internal static class PipelineParser
         };
     }
 
+    /// <summary>
+    /// An asynchronous transform: a pipeline method returning <c>ValueTask&lt;U&gt;</c> or
+    /// <c>ValueTask&lt;IEnumerable&lt;U&gt;&gt;</c>, tuned by an optional <c>[AsyncOptions]</c>, and the event time of its
+    /// input (the loop before it writes it beside each record, so watermarks pass through to windows after it).
+    /// </summary>
+    private static StageModel ParseAsyncTransform(IMethodSymbol method, StageModel stage, List<DiagnosticInfo> diagnostics)
+    {
+        var (shape, flat, takesToken) = OperatorShapes.ReadAsyncTransform(method);
+        if (!shape.IsValid)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0144", stage.Location, method.Name, shape.Problem!));
+            return stage;
+        }
+
+        var options = method.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.AsyncOptionsAttribute));
+        int Number(string name, int fallback) => options?.NamedArguments.FirstOrDefault(a => a.Key == name).Value.Value is int value ? value : fallback;
+        var model = new AsyncModel(
+            flat,
+            takesToken,
+            Number("MaxInFlight", 100),
+            Number("TimeoutMilliseconds", 30_000),
+            Number("MaxAttempts", 1),
+            Number("RetryBackoffMilliseconds", 100),
+            options?.NamedArguments.FirstOrDefault(a => a.Key == "Ordered").Value.Value is not false);
+        var problem = model.MaxInFlight < 1 ? "MaxInFlight must be at least 1"
+            : model.MaxInFlight > 1 << 16 ? "MaxInFlight must be at most 65536"
+            : model.TimeoutMilliseconds < 0 ? "TimeoutMilliseconds cannot be negative (0 means no timeout)"
+            : model.MaxAttempts is < 1 or > 100 ? "MaxAttempts must be between 1 and 100"
+            : model.RetryBackoffMilliseconds < 0 ? "RetryBackoffMilliseconds cannot be negative"
+            : null;
+        if (problem is not null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0145", stage.Location, method.Name, problem));
+            return stage;
+        }
+
+        if (!TryEventTime(method.Parameters[0].Type, stage, diagnostics, out var eventTime))
+        {
+            return stage;
+        }
+
+        return stage with
+        {
+            Shape = StageShape.Async,
+            OperatorMethod = method.Name,
+            OperatorMethodIsStatic = method.IsStatic,
+            InputParameterModifier = shape.InputModifier,
+            InputType = shape.Input,
+            OutputType = shape.Output,
+            NeedsPipelineInstance = !method.IsStatic,
+            EventTime = eventTime,
+            Async = model,
+        };
+    }
+
     private static StageModel ParseTransform(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
     {
         if (member is IMethodSymbol method)
         {
+            if (OperatorShapes.IsAsynchronous(method))
+            {
+                return ParseAsyncTransform(method, stage, diagnostics);
+            }
+
+            if (Symbols.HasAttribute(method, KnownNames.AsyncOptionsAttribute))
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0145", stage.Location, member.Name, "[AsyncOptions] applies to asynchronous transforms (methods returning ValueTask<U>); remove it, or make the method asynchronous"));
+                return stage;
+            }
+
             var shape = OperatorShapes.ReadTransform(method);
             if (!shape.IsValid)
             {

@@ -299,7 +299,7 @@ internal static class PipelinePlanner
 
     /// <summary>What leaves a stage that takes <paramref name="input"/>: maps, flatMaps and windows produce their own type; the rest pass records through.</summary>
     private static TypeRef Produces(StageModel stage, TypeRef input)
-        => stage.Shape is StageShape.Map or StageShape.FlatMap || stage.IsKeyed ? stage.OutputType! : input;
+        => stage.Shape is StageShape.Map or StageShape.FlatMap || stage.StartsLoop ? stage.OutputType! : input;
 
     /// <summary>Stages the walk from the source never reached: a cycle, or a chain that starts above the source (reported where it starts).</summary>
     private static void ReportUnreached(PipelineModel model, int source, int[] inputs, bool[] reached, List<DiagnosticInfo> diagnostics)
@@ -406,7 +406,7 @@ internal static class PipelinePlanner
                         continue;
                     }
 
-                    if (stages[reader].IsKeyed)
+                    if (stages[reader].StartsLoop)
                     {
                         roots.Add(reader);
                     }
@@ -431,7 +431,7 @@ internal static class PipelinePlanner
                 for (var k = readers[at].Count - 1; k >= 0; k--)
                 {
                     var reader = readers[at][k];
-                    if (placed[reader] && !stages[reader].IsKeyed)
+                    if (placed[reader] && !stages[reader].StartsLoop)
                     {
                         pending.Push(reader);
                     }
@@ -461,9 +461,9 @@ internal static class PipelinePlanner
         }
 
         var exchangeSlotOf = new Dictionary<int, int>();
-        foreach (var at in order.Where(at => stages[at].Shape == StageShape.KeyBy))
+        foreach (var at in order.Where(at => stages[at].Shape is StageShape.KeyBy or StageShape.Async))
         {
-            exchangeSlotOf[at] = nextSlot++;
+            exchangeSlotOf[at] = nextSlot++; // an asynchronous transform's own: the loop before it writes its records there
         }
 
         var chain = new List<PlannedStage>();
@@ -472,7 +472,7 @@ internal static class PipelinePlanner
             var stage = stages[at];
             var exchange = stage.Shape switch
             {
-                StageShape.KeyBy => exchangeSlotOf[at],
+                StageShape.KeyBy or StageShape.Async => exchangeSlotOf[at],
                 StageShape.Window or StageShape.Lookup => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
                 _ => -1,
             };
@@ -511,11 +511,14 @@ internal static class PipelinePlanner
         var keyBys = stages.Where(s => s.Stage.Shape == StageShape.KeyBy).Select(s => $"keyBy '{s.Stage.MemberName}'").ToList();
         var forks = stages.Count(s => s.Readers.Count(r => r <= last) > 1);
         string reason;
-        if (chain[first].Stage.IsKeyed)
+        if (chain[first].Stage.StartsLoop)
         {
-            reason = chain[first].Stage.Shape == StageShape.Lookup
-                ? $"all edges forward from lookup '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and joins each record with its cached rows"
-                : $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks";
+            reason = chain[first].Stage.Shape switch
+            {
+                StageShape.Lookup => $"all edges forward from lookup '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and joins each record with its cached rows",
+                StageShape.Async => $"all edges forward from asynchronous transform '{chain[first].Stage.MemberName}', whose calls for a batch run concurrently while the partition waits",
+                _ => $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks",
+            };
             if (keyBys.Count > 0)
             {
                 reason += $", up to {string.Join(" and ", keyBys)}, where a hash exchange sends each result to the partition that owns its new key";
@@ -526,6 +529,12 @@ internal static class PipelinePlanner
             reason = keyBys.Count > 0
                 ? $"all edges forward up to {string.Join(" and ", keyBys)}, where a hash exchange sends each record to the partition that owns its key"
                 : FusedReason;
+        }
+
+        var asyncs = chain.Where(s => s.Stage.Shape == StageShape.Async && s.Input >= first && s.Input <= last).Select(s => $"'{s.Stage.MemberName}'").ToList();
+        if (asyncs.Count > 0)
+        {
+            reason += $"; the loop ends at asynchronous transform {string.Join(" and ", asyncs)}, whose calls run outside it";
         }
 
         if (forks > 0)

@@ -93,6 +93,10 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, Testin
                     {
                         connectors.Add(new ConnectorInfo(stage.WindowName, stage.WindowStage, ConnectorRole.Lookup, lookup, ((IDescribedLookup)stage).Describe, null));
                     }
+                    else if (stage.Configurable is AsyncSettings settings)
+                    {
+                        connectors.Add(new ConnectorInfo(stage.WindowName, stage.WindowStage, ConnectorRole.Async, settings, settings.Describe, null));
+                    }
                 }
 
                 _connectors = [.. connectors];
@@ -222,6 +226,9 @@ public enum ConnectorRole
 
     /// <summary>A table records are joined with (<c>[Lookup]</c>).</summary>
     Lookup,
+
+    /// <summary>Not a connector: the settings of an asynchronous transform (its concurrency, timeout and retries).</summary>
+    Async,
 }
 
 /// <summary>

@@ -81,7 +81,19 @@ public sealed class PipelineResult
 
     /// <summary>Per lookup join: how its cache served the records and how often it asked the table.</summary>
     public IReadOnlyList<LookupSummary> Lookups { get; init; } = [];
+
+    /// <summary>Per asynchronous transform: its calls, retries, timeouts and failures.</summary>
+    public IReadOnlyList<AsyncSummary> AsyncTransforms { get; init; } = [];
 }
+
+/// <summary>What one asynchronous transform of a run did, over all its partitions.</summary>
+/// <param name="Transform">The method's name.</param>
+/// <param name="Calls">Calls made, retries included.</param>
+/// <param name="Retries">Calls that were a retry of a failed attempt.</param>
+/// <param name="TimedOut">Attempts that exceeded the timeout.</param>
+/// <param name="Failed">Records that failed every attempt and went to the error policy.</param>
+/// <param name="PeakInFlight">The most calls one partition had in flight at once (never above its MaxInFlight).</param>
+public sealed record AsyncSummary(string Transform, long Calls, long Retries, long TimedOut, long Failed, int PeakInFlight);
 
 /// <summary>What one lookup join of a run did, over all its partitions.</summary>
 /// <param name="Lookup">The lookup member's name.</param>

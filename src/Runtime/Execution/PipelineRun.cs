@@ -182,6 +182,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             MalformedLines = deadLetters.MalformedLines,
             Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys }).ToList(),
             Lookups = [.. keyed.Select(k => k.LookupStatistics is { } l ? new LookupSummary(k.WindowName, l.CacheHits, l.KeysFetched, l.Fetches, l.RowsFetched, l.Unmatched) : null).OfType<LookupSummary>()],
+            AsyncTransforms = [.. keyed.Select(k => k.AsyncStatistics is { } a ? new AsyncSummary(k.WindowName, a.Calls, a.Retries, a.Timeouts, a.Failed, a.PeakInFlight) : null).OfType<AsyncSummary>()],
             State = run.Context.Checkpoints is { } checkpoints ? new StateSummary(run._store!.Directory, run._restored?.Id, checkpoints.Written, checkpoints.Stopping) : null,
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
@@ -298,7 +299,9 @@ internal sealed class PipelineRun : IAsyncDisposable
             var segment = _descriptor.Stages[_keyed[k].WindowStage].Segment;
             keyedOfSegment[segment] = _keyed[k];
             keyedIndex[segment] = k;
-            parallelism[segment] = keyedParallelism;
+
+            // A forward stage (an asynchronous transform) runs as many partitions as the loop that feeds it.
+            parallelism[segment] = _keyed[k].Forward ? parallelism[_descriptor.Stages[_keyed[k].KeyByStage].Segment] : keyedParallelism;
         }
 
         var downstream = (
@@ -310,7 +313,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             stage.Downstream = downstream;
             var producers = parallelism[_descriptor.Stages[stage.KeyByStage].Segment];
             var consumers = parallelism[_descriptor.Stages[stage.WindowStage].Segment];
-            var routing = producers == 1 && consumers == 1 ? ExchangeRouting.Forward : ExchangeRouting.Hash;
+            var routing = stage.Forward || (producers == 1 && consumers == 1) ? ExchangeRouting.Forward : ExchangeRouting.Hash;
             var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
             _exchanges[k] = stage.CreateExchange(routing, producers, consumers, inline, _options.SinkQueueCapacity);
             _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now);

@@ -395,6 +395,11 @@ public static class PipelineHost
             text += string.Create(CultureInfo.InvariantCulture, $"  lookup {lookup.Lookup}: {lookup.CacheHits:N0} records from the cache, {lookup.KeysFetched:N0} keys fetched in {lookup.Fetches:N0} queries ({lookup.RowsFetched:N0} rows), {lookup.Unmatched:N0} records without a row\n");
         }
 
+        foreach (var transform in result.AsyncTransforms)
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"  async {transform.Transform}: {transform.Calls:N0} calls ({transform.Retries:N0} retries, {transform.TimedOut:N0} timed out), {transform.Failed:N0} records failed every attempt, at most {transform.PeakInFlight:N0} in flight\n");
+        }
+
         foreach (var window in result.Windows.Where(w => w.ExpiredKeys > 0))
         {
             text += string.Create(CultureInfo.InvariantCulture, $"  expired: {window.ExpiredKeys:N0} keys of {window.Window} outlived its state time-to-live and were dropped\n");

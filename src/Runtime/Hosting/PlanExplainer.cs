@@ -24,7 +24,11 @@ public static class PlanExplainer
         {
             text.Append('\n');
             text.Append(CultureInfo.InvariantCulture, $"  loop {segment.Index}: stages {segment.FirstStage}-{segment.LastStage} fused into one loop, one copy per partition ({options.Parallelism}); fused because {segment.Reason}\n");
-            if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
+            if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var input and >= 0 && plan.Stages[segment.FirstStage].Kind == StageKind.Async)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"    reads '{plan.Stages[input].Name}' (loop {plan.Stages[input].Segment}) partition by partition: the asynchronous call waits here with up to MaxInFlight requests per partition, and the loop resumes with their results\n");
+            }
+            else if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
             {
                 text.Append(CultureInfo.InvariantCulture, $"    reads the hash exchange of keyBy '{plan.Stages[keyBy].Name}' (loop {plan.Stages[keyBy].Segment}): each of its {options.Parallelism} partitions sends every record to the partition that owns the key\n");
             }
@@ -113,6 +117,10 @@ public static class PlanExplainer
             else if (connector.Role == ConnectorRole.Lookup)
             {
                 text.Append(CultureInfo.InvariantCulture, $"  lk{connector.Stage}[(\"{Escape(connector.Describe())}\")] -. \"lookup, cached\" .-> s{connector.Stage}\n");
+            }
+            else if (connector.Role == ConnectorRole.Async)
+            {
+                continue; // not a connector: its settings show in the stage's line
             }
             else
             {

@@ -61,6 +61,18 @@ public abstract class KeyedStage
     /// <summary>What a lookup join did (null for windows).</summary>
     internal virtual LookupStatistics? LookupStatistics => null;
 
+    /// <summary>What an asynchronous transform did (null for other stages).</summary>
+    internal virtual AsyncStatistics? AsyncStatistics => null;
+
+    /// <summary>Settings of the stage itself that the run exposes like a connector's (an asynchronous transform's), or null.</summary>
+    internal virtual object? Configurable => null;
+
+    /// <summary>
+    /// Whether records stay in their partition (an asynchronous transform: partition p of the loop before feeds partition
+    /// p, at the same parallelism) instead of moving to the partition that owns their key.
+    /// </summary>
+    internal virtual bool Forward => false;
+
     /// <summary>Whether the stage keeps state that checkpoints must hold (a window); a lookup join's cache is not state.</summary>
     internal virtual bool HasState => true;
 
