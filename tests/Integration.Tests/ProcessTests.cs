@@ -315,12 +315,17 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
             }
         }
 
-        public static Child Start(IEnumerable<string> arguments, string directory)
+        public static Child Start(IEnumerable<string> arguments, string directory, IReadOnlyDictionary<string, string>? environment = null)
         {
             var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
             foreach (var argument in arguments)
             {
                 start.ArgumentList.Add(argument);
+            }
+
+            foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            {
+                start.Environment[name] = value;
             }
 
             var child = new Child(Process.Start(start)!);
