@@ -67,8 +67,10 @@ public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
+        // Timeouts and retry waits protect against a real service, so they run on the wall clock, also under the test
+        // driver: its clock moves only between pushes, while a push waits for its batch's calls.
         var created = _create(context);
-        var op = context.Own(created.CreateOperator(Settings, run.Clock.Provider, Statistics, context, WindowStage));
+        var op = context.Own(created.CreateOperator(Settings, TimeProvider.System, Statistics, context, WindowStage));
         return new KeyedInput<int, TIn, TOut>(run, (Exchange<Keyed<int, TIn>>)exchange, partition, context, created.Loop, op, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Compiled.Connectors;
+using Compiled.Runtime.Testing;
 
 namespace Compiled.Runtime.Tests.Async;
 
@@ -299,6 +300,27 @@ public sealed class AsyncTransformTests
 
         var expected = orders.GroupBy(o => (o.Customer, Minute: o.Time / 60_000)).Select(g => (g.Key.Customer, g.Key.Minute * 60_000, (long)g.Count())).Order();
         Assert.Equal(expected, pipeline.Out.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
+    }
+
+    [Fact]
+    public async Task The_test_driver_runs_the_calls_and_dead_letters_the_failed_ones()
+    {
+        var attempts = new ConcurrentDictionary<int, int>();
+        PricingService.Reset(async (o, ct) =>
+        {
+            await Task.Yield();
+            return attempts.AddOrUpdate(o.Id, 1, (_, n) => n + 1) == 1 && o.Id % 2 == 0 ? throw new IOException("busy") : o.Id;
+        });
+        var pipeline = new AsyncPricing();
+        await using (var driver = await PipelineTestDriver.StartAsync<Order>(pipeline))
+        {
+            driver.Push(Orders(10));
+            driver.Push(Orders(5, seed: 2).Select(o => o with { Id = o.Id + 10 }).ToArray());
+        }
+
+        // One attempt per record (the transform's default): the even orders failed and went to the dead letters.
+        Assert.Equal([1, 3, 5, 7, 9, 11, 13, 15], pipeline.Out.Items.Select(p => p.Id));
+        Assert.Equal([2, 4, 6, 8, 10, 12, 14], pipeline.Failed.Items.Select(f => int.Parse(f.Raw.Split(", ")[0].Split("= ")[1], System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Fact]
