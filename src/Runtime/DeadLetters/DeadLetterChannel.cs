@@ -27,6 +27,10 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     private long _enqueued;
     private long _durable;
     private Exception? _writeFailure;
+    private readonly Queue<FailureSnapshot> _recent = new(RecentKept + 1);
+
+    /// <summary>How many failures <see cref="Recent"/> keeps.</summary>
+    private const int RecentKept = 5;
 
     public DeadLetterChannel(string pipeline, ErrorPolicy policy, ISink<DeadLetter> sink, Microsoft.Extensions.Logging.ILogger? logger = null)
     {
@@ -55,6 +59,15 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
 
     public string Destination => _sink.Describe();
 
+    /// <summary>The last few failures reported, oldest first: where and why, as the log shows them (no record contents).</summary>
+    public IReadOnlyList<FailureSnapshot> Recent()
+    {
+        lock (_recent)
+        {
+            return [.. _recent];
+        }
+    }
+
     public void Report(in FailedRecord failure)
     {
         if (failure.Kind == FailureKind.Decode)
@@ -74,6 +87,15 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
             _ => "operator",
         };
         CompiledMeter.RecordsFailed.Add(1, new KeyValuePair<string, object?>("pipeline", _pipeline), new("kind", kind), new("stage", failure.Stage));
+        lock (_recent)
+        {
+            _recent.Enqueue(new FailureSnapshot(DateTimeOffset.UtcNow, kind, failure.Stage, SafeText.Escape(failure.Origin.Describe(), SafeText.MaxQuotedChars), SafeText.Escape(failure.Message, SafeText.MaxQuotedChars * 2)));
+            if (_recent.Count > RecentKept)
+            {
+                _recent.Dequeue();
+            }
+        }
+
         if (_logger is not null && Interlocked.Exchange(ref _logged, 1) == 0)
         {
             Log.FirstFailure(_logger, _pipeline, kind, failure.Stage, failure.Origin.Describe(), failure.Message);

@@ -142,6 +142,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             await run.BuildAsync(job, options.Parallelism, options.Parallelism, partition => source.CreateReader(partition)).ConfigureAwait(false);
             state.SetPartitions(run.Workers);
             state.SetWindows(run.Windows, () => run.Context.Clock.Now);
+            state.SetGraph([.. run._exchanges.OfType<Exchange>()], () => run.Context.Checkpoints);
             await run.ExecuteAsync().ConfigureAwait(false);
         }
         catch (Exception ex)

@@ -89,6 +89,12 @@ public static class PipelineHost
         var set = new Option<string[]>("--set", "-s") { Description = "Set a pipeline or connector setting (repeatable); see Settings below", HelpName = "Name=Value" };
         var logLevel = new Option<string?>("--log-level") { Description = "Least severe log level written to standard error [default: Warning]", HelpName = "Trace|Debug|Information|Warning|Error|Critical|None" };
         var metricsPort = new Option<string?>("--metrics-port") { Description = "Serve Prometheus metrics at http://0.0.0.0:port/metrics and the probes /healthz, /readyz (0: any free port)", HelpName = "port" };
+        var ui = new Option<string?>("--ui")
+        {
+            Description = $"Serve the live console at http://127.0.0.1:port/ [default port: {HostSettings.DefaultUiPort}; 0: any free port]",
+            Arity = ArgumentArity.ZeroOrOne,
+            HelpName = "port",
+        };
         var errorPolicy = new Option<string?>("--error-policy") { Description = $"What happens to records that fail [default: {descriptor.ErrorPolicy}]", HelpName = "DeadLetter|Skip|FailFast" };
         var deadLetters = new Option<string?>("--dead-letters") { Description = "A JSON Lines file for dead letters", HelpName = "path" };
         var gracePeriod = new Option<string?>("--grace-period") { Description = $"How long a stop may drain before the run is aborted [default: {Setting.FormatDuration(PipelineOptions.DefaultGracePeriod)}]", HelpName = "duration" };
@@ -105,7 +111,7 @@ public static class PipelineHost
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print neither the status line nor the summary" };
         var root = new RootCommand($"Runs the compiled pipeline '{descriptor.Name}' ({descriptor.TypeName}).")
         {
-            parallelism, batchSize, config, set, logLevel, metricsPort, errorPolicy, deadLetters, gracePeriod, stateDirectory, savepoint, fromSavepoint, explain, quiet,
+            parallelism, batchSize, config, set, logLevel, metricsPort, ui, errorPolicy, deadLetters, gracePeriod, stateDirectory, savepoint, fromSavepoint, explain, quiet,
         };
         var shorthands = context.SettingOptions.Select(o => (o, Option: new Option<string?>(o.Name) { Description = o.Description, HelpName = o.HelpName })).ToList();
         foreach (var (_, option) in shorthands)
@@ -144,6 +150,11 @@ public static class PipelineHost
             AddNamed(values, "BatchSize", "--batch-size", parse.GetValue(batchSize));
             AddNamed(values, "LogLevel", "--log-level", parse.GetValue(logLevel));
             AddNamed(values, "MetricsPort", "--metrics-port", parse.GetValue(metricsPort));
+            if (parse.GetResult(ui) is not null)
+            {
+                AddNamed(values, "UiPort", "--ui", parse.GetValue(ui) ?? HostSettings.DefaultUiPort.ToString(CultureInfo.InvariantCulture));
+            }
+
             AddNamed(values, "ErrorPolicy", "--error-policy", parse.GetValue(errorPolicy));
             AddNamed(values, "DeadLetterPath", "--dead-letters", parse.GetValue(deadLetters));
             AddNamed(values, "GracePeriod", "--grace-period", parse.GetValue(gracePeriod));
@@ -252,8 +263,38 @@ public static class PipelineHost
         options.LoggerFactory = loggerFactory;
         options.Monitor = new PipelineMonitor();
         PrometheusEndpoint? metrics = null;
+        PrometheusEndpoint? console = null;
         try
         {
+            if (host.UiPort is { } uiPort)
+            {
+                if (!IPAddress.TryParse(host.UiHost, out var uiAddress))
+                {
+                    status.Line($"error: invalid setting 'UiHost' value '{host.UiHost}': expected an IP address such as 127.0.0.1 or 0.0.0.0");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                if (uiPort != 0 && host.MetricsPort == uiPort)
+                {
+                    status.Line($"error: the console and the metrics endpoint cannot both listen on port {uiPort}: the console's listener serves /metrics, /healthz and /readyz too, so drop --metrics-port or give another port");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                var monitor = options.Monitor;
+                console = new PrometheusEndpoint(uiAddress, uiPort) { Readiness = () => monitor.IsReady, Console = new PipelineConsole(job, monitor, settings.All) };
+                try
+                {
+                    console.Start();
+                }
+                catch (System.Net.Sockets.SocketException ex)
+                {
+                    status.Line($"error: cannot serve the console on {host.UiHost}:{uiPort}: {ex.Message}");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                status.Line($"{job.Descriptor.Name}: console at http://{console.EndPoint}/");
+            }
+
             if (host.MetricsPort is { } port)
             {
                 if (!IPAddress.TryParse(host.MetricsHost, out var address))
@@ -284,6 +325,11 @@ public static class PipelineHost
             if (metrics is not null)
             {
                 await metrics.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (console is not null)
+            {
+                await console.DisposeAsync().ConfigureAwait(false);
             }
         }
     }

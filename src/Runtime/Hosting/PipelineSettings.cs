@@ -25,6 +25,18 @@ public sealed class HostSettings
 
     /// <summary>The address the metrics endpoint listens on. Default: <see cref="DefaultMetricsHost"/>.</summary>
     public string MetricsHost { get; set; } = DefaultMetricsHost;
+
+    /// <summary>The port <c>--ui</c> serves the console on when given without one: Flink's web UI port, familiar to its users.</summary>
+    public const int DefaultUiPort = 8081;
+
+    /// <summary>The address the console listens on by default: this machine only (it shows the run's settings and failures).</summary>
+    public const string DefaultUiHost = "127.0.0.1";
+
+    /// <summary>The TCP port serving the live console (and metrics and probes on the same listener); null: no console.</summary>
+    public int? UiPort { get; set; }
+
+    /// <summary>The address the console listens on. Default: <see cref="DefaultUiHost"/>.</summary>
+    public string UiHost { get; set; } = DefaultUiHost;
 }
 
 /// <summary>
@@ -71,6 +83,8 @@ public sealed class PipelineSettings
             Add(Setting.Choice(nameof(HostSettings.LogLevel), "The least severe log level written to standard error", () => host.LogLevel, v => host.LogLevel = v));
             Add(Setting.OptionalNumber(nameof(HostSettings.MetricsPort), "Serve Prometheus metrics at http://host:port/metrics, and the probes /healthz and /readyz", () => host.MetricsPort, v => host.MetricsPort = (int?)v, 0));
             Add(Setting.Text(nameof(HostSettings.MetricsHost), "The address the metrics endpoint listens on", () => host.MetricsHost, v => host.MetricsHost = v));
+            Add(Setting.OptionalNumber(nameof(HostSettings.UiPort), "Serve the live console at http://UiHost:port/ (with /metrics, /healthz and /readyz on the same listener)", () => host.UiPort, v => host.UiPort = (int?)v, 0));
+            Add(Setting.Text(nameof(HostSettings.UiHost), "The address the console listens on (default: this machine only)", () => host.UiHost, v => host.UiHost = v));
         }
 
         foreach (var connector in job.Connectors)

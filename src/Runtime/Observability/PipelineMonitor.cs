@@ -53,7 +53,48 @@ public sealed record PipelineSnapshot(
 
     /// <summary>Records the windows found too late for every window they belong to (dropped, or sent to a <c>[LateData]</c> sink).</summary>
     public long LateRecords => Windows.Sum(w => w.LateRecords);
+
+    /// <summary>Every partition of every loop: records it took in (from its source, or through its exchange).</summary>
+    public IReadOnlyList<PartitionSnapshot> Partitions { get; init; } = [];
+
+    /// <summary>Every exchange between loops: batches waiting in its queues.</summary>
+    public IReadOnlyList<ExchangeSnapshot> Exchanges { get; init; } = [];
+
+    /// <summary>The run's checkpoints (a pipeline with keyed stages behind a source that commits positions), else null.</summary>
+    public CheckpointSnapshot? Checkpoints { get; init; }
+
+    /// <summary>The last few failed records, newest last: where they came from and why, as logs show them (no record contents).</summary>
+    public IReadOnlyList<FailureSnapshot> RecentFailures { get; init; } = [];
 }
+
+/// <summary>A partition of a loop at one moment.</summary>
+/// <param name="Segment">The loop (0: the source's).</param>
+/// <param name="Partition">The partition's index.</param>
+/// <param name="RecordsIn">Records it took in: read from the source, or received through its exchange.</param>
+/// <param name="Running">Whether it is running (not yet ended).</param>
+public readonly record struct PartitionSnapshot(int Segment, int Partition, long RecordsIn, bool Running);
+
+/// <summary>An exchange at one moment.</summary>
+/// <param name="Name">The stage it feeds.</param>
+/// <param name="Routing"><c>hash</c> or <c>forward</c>.</param>
+/// <param name="Queued">Batches waiting in its consumers' queues (0 when it runs inline).</param>
+/// <param name="Capacity">Its queues' capacity in batches (0 when it runs inline).</param>
+public readonly record struct ExchangeSnapshot(string Name, string Routing, int Queued, int Capacity);
+
+/// <summary>The run's checkpoints at one moment.</summary>
+/// <param name="Written">Checkpoints this run completed.</param>
+/// <param name="LastId">The id of the newest complete checkpoint (restored ones count).</param>
+/// <param name="LastMilliseconds">How long writing the newest one took.</param>
+/// <param name="LastBytes">Bytes of state in the newest one.</param>
+public readonly record struct CheckpointSnapshot(long Written, long LastId, double LastMilliseconds, long LastBytes);
+
+/// <summary>A failed record, as the log describes it.</summary>
+/// <param name="Time">When it was reported.</param>
+/// <param name="Kind"><c>decode</c>, <c>operator</c> or <c>rejected</c>.</param>
+/// <param name="Stage">The source (decode) or the stage that failed.</param>
+/// <param name="Where">Where the record came from (file and line, offset), without its contents.</param>
+/// <param name="Message">Why, escaped and shortened as in logs.</param>
+public readonly record struct FailureSnapshot(DateTimeOffset Time, string Kind, string Stage, string Where, string Message);
 
 /// <summary>A window's state at one moment.</summary>
 /// <param name="Window">The window member's name.</param>
@@ -92,6 +133,8 @@ internal sealed class RunState
     private readonly CancellationToken _stop;
     private IReadOnlyList<IPartitionState> _partitions = [];
     private IReadOnlyList<WindowStatistics> _windows = [];
+    private IReadOnlyList<Exchange> _exchanges = [];
+    private Func<CheckpointCoordinator?>? _checkpoints;
     private Func<long> _now = () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     public RunState(string pipeline, string sourceName, object source, IReadOnlyList<ISinkSlot> sinks, DeadLetterChannel deadLetters, CancellationToken stop)
@@ -110,6 +153,13 @@ internal sealed class RunState
         => _partitions.GroupBy(p => p.Stage).Select(stage => new Measurement<int>(stage.Count(p => p.Running), new("pipeline", Pipeline), new("stage", stage.Key)));
 
     public void SetPartitions(IReadOnlyList<IPartitionState> partitions) => _partitions = partitions;
+
+    /// <summary>The run's exchanges (their queues' fill) and its checkpoint coordinator, when it has one.</summary>
+    public void SetGraph(IReadOnlyList<Exchange> exchanges, Func<CheckpointCoordinator?> checkpoints)
+    {
+        _exchanges = exchanges;
+        _checkpoints = checkpoints;
+    }
 
     /// <summary>Opened and running (the partitions are set once the source opened and its readers exist), and not stopping.</summary>
     public bool IsReady => _partitions.Count > 0 && !_stop.IsCancellationRequested;
@@ -193,7 +243,7 @@ internal sealed class RunState
         return new PipelineSnapshot(
             Pipeline,
             _clock.Elapsed,
-            partitions.Sum(p => p.RecordsRead),
+            partitions.Where(p => p.Stage == 0).Sum(p => p.RecordsRead),
             sinks,
             _deadLetters.Malformed,
             _deadLetters.OperatorFailures,
@@ -202,6 +252,10 @@ internal sealed class RunState
             _stop.IsCancellationRequested)
         {
             Windows = WindowSnapshots(),
+            Partitions = [.. partitions.Select(p => new PartitionSnapshot(p.Stage, p.Index, p.RecordsRead, p.Running))],
+            Exchanges = [.. _exchanges.Select(e => (e, Fill: e.Fill())).Select(x => new ExchangeSnapshot(x.e.Name, x.e.Routing.ToString().ToLowerInvariant(), x.Fill.Queued, x.Fill.Capacity))],
+            Checkpoints = _checkpoints?.Invoke() is { } checkpoints ? new CheckpointSnapshot(checkpoints.Written, checkpoints.Completed, checkpoints.LastMilliseconds, checkpoints.LastBytes) : null,
+            RecentFailures = _deadLetters.Recent(),
         };
     }
 
@@ -247,6 +301,9 @@ internal interface IPartitionState
 {
     /// <summary>The stage (fused loop) the partition runs: 0 is the source's.</summary>
     int Stage { get; }
+
+    /// <summary>The partition's index within its loop.</summary>
+    int Index { get; }
 
     long RecordsRead { get; }
 

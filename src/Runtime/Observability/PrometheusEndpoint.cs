@@ -49,6 +49,15 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
     /// </summary>
     public Func<bool>? Readiness { get; init; }
 
+    /// <summary>
+    /// The live console served at <c>/</c> (the page), <c>/api/status</c> (JSON) and <c>/api/events</c> (the same JSON
+    /// once a second as server-sent events); null: not served.
+    /// </summary>
+    public PipelineConsole? Console { get; init; }
+
+    /// <summary>How often <c>/api/events</c> sends the console's state.</summary>
+    public TimeSpan ConsoleInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Where the endpoint listens, once started.</summary>
     public IPEndPoint EndPoint => (IPEndPoint)_tcp.LocalEndpoint;
 
@@ -184,6 +193,19 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
                 var request = await ReadRequestAsync(socket, timeout.Token).ConfigureAwait(false);
+                if (Console is { } console && request is not null && Is(request, "/api/events"))
+                {
+                    await StreamAsync(socket, console).ConfigureAwait(false);
+                    return;
+                }
+
+                if (Console is { } page && request is not null && (Is(request, "/") || Is(request, "/api/status")))
+                {
+                    var html = Is(request, "/");
+                    await SendAsync(socket, "200 OK", html ? Encoding.UTF8.GetBytes(PipelineConsole.Page) : page.Status(), html ? "text/html; charset=utf-8" : "application/json", timeout.Token).ConfigureAwait(false);
+                    return;
+                }
+
                 var (status, body, type) = request switch
                 {
                     null => ("400 Bad Request", "bad request\n", "text/plain; charset=utf-8"),
@@ -192,20 +214,44 @@ public sealed class PrometheusEndpoint : IAsyncDisposable
                     var line when Is(line, "/readyz") => Readiness?.Invoke() ?? true
                         ? ("200 OK", "ready\n", "text/plain; charset=utf-8")
                         : ("503 Service Unavailable", "not ready\n", "text/plain; charset=utf-8"),
-                    var line when line.StartsWith("GET ", StringComparison.Ordinal) => ("404 Not Found", "not found: metrics are at /metrics, probes at /healthz and /readyz\n", "text/plain; charset=utf-8"),
+                    var line when line.StartsWith("GET ", StringComparison.Ordinal) => ("404 Not Found", Console is null ? "not found: metrics are at /metrics, probes at /healthz and /readyz\n" : "not found: the console is at /, metrics at /metrics, probes at /healthz and /readyz\n", "text/plain; charset=utf-8"),
                     _ => ("405 Method Not Allowed", "only GET /metrics, /healthz, /readyz\n", "text/plain; charset=utf-8"),
                 };
-                var payload = Encoding.UTF8.GetBytes(body);
-                var head = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 {status}\r\nContent-Type: {type}\r\nContent-Length: {payload.Length}\r\nConnection: close\r\n\r\n"));
-                await socket.SendAsync(head, SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                await socket.SendAsync(payload, SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                socket.Shutdown(SocketShutdown.Both);
+                await SendAsync(socket, status, Encoding.UTF8.GetBytes(body), type, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
             {
                 // a client that goes away or stalls is not the pipeline's problem
             }
         }
+    }
+
+    private static async Task SendAsync(Socket socket, string status, byte[] payload, string type, CancellationToken cancellationToken)
+    {
+        var head = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 {status}\r\nContent-Type: {type}\r\nContent-Length: {payload.Length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"));
+        await socket.SendAsync(head, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        await socket.SendAsync(payload, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        socket.Shutdown(SocketShutdown.Both);
+    }
+
+    /// <summary>Server-sent events: the console's state now and then every <see cref="ConsoleInterval"/>, until the client goes away or the endpoint stops.</summary>
+    private async Task StreamAsync(Socket socket, PipelineConsole console)
+    {
+        var token = _stop.Token;
+        var head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\nretry: 1000\n\n"u8.ToArray();
+        await socket.SendAsync(head, SocketFlags.None, token).ConfigureAwait(false);
+        using var timer = new PeriodicTimer(ConsoleInterval);
+        do
+        {
+            var json = console.Status(); // one line: Utf8JsonWriter writes no line breaks unless indented
+            var frame = new byte[json.Length + 8];
+            "data: "u8.CopyTo(frame);
+            json.CopyTo(frame.AsSpan(6));
+            frame[^2] = (byte)'\n';
+            frame[^1] = (byte)'\n';
+            await socket.SendAsync(frame, SocketFlags.None, token).ConfigureAwait(false);
+        }
+        while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false));
     }
 
     /// <summary>Whether a request line asks for <paramref name="path"/> (with or without a query).</summary>

@@ -73,6 +73,12 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
     /// <summary>Checkpoints written in this run.</summary>
     public long Written { get; private set; }
 
+    /// <summary>Bytes of state in the newest checkpoint this run wrote (for the console).</summary>
+    public long LastBytes { get; private set; }
+
+    /// <summary>How long writing the newest checkpoint took, in milliseconds (for the console).</summary>
+    public double LastMilliseconds { get; private set; }
+
     /// <summary>Starts opening a checkpoint every <paramref name="interval"/>.</summary>
     public void Start(TimeSpan interval)
         => _timer = _run.Clock.Provider.CreateTimer(static state => ((CheckpointCoordinator)state!).Trigger(), this, interval, interval);
@@ -222,6 +228,8 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
                 Written++;
                 var bytes = windows.Sum(w => w.Partitions.Sum(p => (long)p.Length));
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                LastBytes = bytes;
+                LastMilliseconds = elapsed;
                 foreach (var buffer in pending.Buffers)
                 {
                     _buffers.Add(buffer); // written: the next checkpoints' snapshots reuse them

@@ -5,7 +5,11 @@ internal abstract class KeyedInput : IWorkerInput
 {
     public abstract string Name { get; }
 
-    public long RecordsRead => 0;
+    /// <summary>Records received through the exchange (for the console; the run's records read are its source partitions').</summary>
+    public long RecordsRead => Volatile.Read(ref ReceivedRecords);
+
+    /// <summary>Added to by the partition's worker only.</summary>
+    private protected long ReceivedRecords;
 
     public abstract bool Ended { get; }
 
@@ -304,6 +308,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 }
 
                 _windows.Now = now;
+                Volatile.Write(ref ReceivedRecords, ReceivedRecords + items.Length);
                 _windows.Add(items);
                 _valve.Update(batch.Input, batch.Watermark, now, batch.Count > 0);
                 break;
