@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Compiled.Connectors;
 using Compiled.Http;
@@ -24,25 +23,17 @@ public sealed partial class AlertsToWebhook
 /// 429, a body with a record whose text says "reject" answers 400, and every request is held a little so requests
 /// overlap. It keeps the records of every 2xx request, and the most requests it saw at once.
 /// </summary>
-internal sealed class FlakyWebhook : IAsyncDisposable
+internal sealed class FlakyWebhook : LoopbackHttpServer
 {
-    private readonly HttpListener _listener = new();
-    private readonly Task _serving;
     private int _inFlight;
     private int _failuresLeft;
 
     public FlakyWebhook(int transientFailures, TimeSpan hold)
+        : base("/hook/")
     {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        Url = $"http://127.0.0.1:{port}/hook/?token=secret-token";
-        _listener.Prefixes.Add($"http://127.0.0.1:{port}/hook/");
-        _listener.Start();
+        Url = Root + "?token=secret-token";
         _failuresLeft = transientFailures;
         Hold = hold;
-        _serving = Task.Run(ServeAsync);
     }
 
     public string Url { get; }
@@ -59,25 +50,7 @@ internal sealed class FlakyWebhook : IAsyncDisposable
 
     public int Requests;
 
-    private async Task ServeAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync();
-            }
-            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return; // stopped
-            }
-
-            _ = Task.Run(() => Answer(context));
-        }
-    }
-
-    private async Task Answer(HttpListenerContext context)
+    protected override async Task AnswerAsync(HttpListenerContext context)
     {
         var now = Interlocked.Increment(ref _inFlight);
         InterlockedMax(ref MostInFlight, now);
@@ -125,13 +98,6 @@ internal sealed class FlakyWebhook : IAsyncDisposable
         {
             current = seen;
         }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _listener.Stop();
-        await _serving; // the loop ends at the stop; only then is the listener released
-        _listener.Close();
     }
 }
 

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Compiled.Samples.Tests;
 using Npgsql;
@@ -106,27 +105,11 @@ public sealed partial class ProcessTests
         ], _work, new Dictionary<string, string> { ["RATES_URL"] = rates });
 
     /// <summary>A rate service on loopback: GET /rate/{id} answers the order's rate after a short hold, and counts the calls per order.</summary>
-    private sealed class RateService : IAsyncDisposable
+    private sealed class RateService(TimeSpan hold) : LoopbackHttpServer("/")
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _serving;
-        private readonly TimeSpan _hold;
         private int _inFlight;
 
-        public RateService(TimeSpan hold)
-        {
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            Url = $"http://127.0.0.1:{port}/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _hold = hold;
-            _serving = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
+        public string Url => Root;
 
         public ConcurrentDictionary<long, int> Calls { get; } = new();
 
@@ -134,32 +117,14 @@ public sealed partial class ProcessTests
 
         public static decimal RateOf(long id) => 1m + (id % 17) / 10m;
 
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return; // stopped
-                }
-
-                _ = Task.Run(() => AnswerAsync(context));
-            }
-        }
-
-        private async Task AnswerAsync(HttpListenerContext context)
+        protected override async Task AnswerAsync(HttpListenerContext context)
         {
             Interlocked.Increment(ref _inFlight);
             try
             {
                 var id = long.Parse(context.Request.Url!.Segments[^1], CultureInfo.InvariantCulture);
                 Calls.AddOrUpdate(id, 1, (_, n) => n + 1);
-                await Task.Delay(_hold);
+                await Task.Delay(hold);
                 var body = Encoding.UTF8.GetBytes(RateOf(id).ToString(CultureInfo.InvariantCulture));
                 await context.Response.OutputStream.WriteAsync(body);
             }
@@ -178,13 +143,6 @@ public sealed partial class ProcessTests
                 {
                 }
             }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _listener.Stop();
-            await _serving;
-            _listener.Close();
         }
     }
 }

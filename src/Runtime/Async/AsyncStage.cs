@@ -7,9 +7,8 @@ namespace Compiled.Runtime;
 /// </summary>
 /// <typeparam name="TIn">The records the method takes.</typeparam>
 /// <typeparam name="TOut">The records that leave it.</typeparam>
-public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
+public sealed class AsyncStage<TIn, TOut> : PassThroughStage<int, TIn>
 {
-    private readonly bool _hasEventTime;
     private readonly Func<PartitionContext, AsyncPartition<TIn, TOut>> _create;
 
     /// <summary>Creates the stage (generated code).</summary>
@@ -21,10 +20,9 @@ public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
     /// <param name="exchangeSlot">The output slot the loop before writes into.</param>
     /// <param name="create">Creates a partition: the fused loop after the transform and the call to the method.</param>
     public AsyncStage(AsyncSettings settings, string name, bool hasEventTime, int inputStage, int asyncStage, int exchangeSlot, Func<PartitionContext, AsyncPartition<TIn, TOut>> create)
-        : base(name, inputStage, asyncStage, exchangeSlot, -1)
+        : base(name, hasEventTime, inputStage, asyncStage, exchangeSlot)
     {
         Settings = settings;
-        _hasEventTime = hasEventTime;
         _create = create;
     }
 
@@ -39,18 +37,6 @@ public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
 
     internal override bool Forward => true;
 
-    internal override TimeSpan TickInterval => Downstream.IdleTimeout > TimeSpan.Zero
-        ? TimeSpan.FromMilliseconds(Math.Clamp(Downstream.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
-        : TimeSpan.Zero;
-
-    internal override bool EventTime => _hasEventTime;
-
-    internal override TimeSpan Size => TimeSpan.Zero;
-
-    internal override bool HasState => false;
-
-    internal override StateSchema? Schema => null;
-
     internal override string NotCheckpointable => "an asynchronous transform keeps no state";
 
     internal override void Validate(string pipeline)
@@ -62,9 +48,6 @@ public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
         }
     }
 
-    /// <summary>Its producers' watermarks allow for what the windows behind it allow for: they see only the watermark it forwards.</summary>
-    private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => Downstream;
-
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         // Timeouts and retry waits protect against a real service, so they run on the wall clock, also under the test
@@ -72,15 +55,6 @@ public sealed class AsyncStage<TIn, TOut> : KeyedStage<int, TIn>
         var created = _create(context);
         var op = context.Own(created.CreateOperator(Settings, TimeProvider.System, Statistics, context, WindowStage));
         return new KeyedInput<int, TIn, TOut>(run, (Exchange<Keyed<int, TIn>>)exchange, partition, context, created.Loop, op, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
-    }
-
-    internal override void Snapshot(KeyedInput input, StateWriter writer)
-    {
-        // Nothing: every request of a batch completes before the barrier behind it is handled.
-    }
-
-    internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
-    {
     }
 }
 

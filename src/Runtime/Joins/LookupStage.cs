@@ -8,11 +8,10 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key the <c>[KeyBy]</c> stage computes and the row's <c>[Key]</c> member holds.</typeparam>
 /// <typeparam name="TIn">The records looked up.</typeparam>
 /// <typeparam name="TRow">The table's rows.</typeparam>
-public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage<TKey, TIn>, IDescribedLookup
+public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, IDescribedLookup
     where TKey : notnull
 {
     private readonly ILookup<TKey, TRow>? _lookup;
-    private readonly bool _hasEventTime;
     private readonly Func<PartitionContext, FusedSegment<Joined<TIn, TRow>>> _downstream;
     private readonly RecordSchema<TRow>? _schema;
     private bool _opened;
@@ -27,10 +26,9 @@ public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage<TKey, TIn>, IDescr
     /// <param name="downstream">Creates the fused loop after the lookup for a partition.</param>
     /// <param name="schema">The row type's schema: its columns and how to build a row.</param>
     public LookupStage(ILookup<TKey, TRow>? lookup, string lookupName, bool hasEventTime, int keyByStage, int lookupStage, int exchangeSlot, Func<PartitionContext, FusedSegment<Joined<TIn, TRow>>> downstream, RecordSchema<TRow>? schema)
-        : base(lookupName, keyByStage, lookupStage, exchangeSlot, -1)
+        : base(lookupName, hasEventTime, keyByStage, lookupStage, exchangeSlot)
     {
         _lookup = lookup;
-        _hasEventTime = hasEventTime;
         _downstream = downstream;
         _schema = schema;
     }
@@ -43,19 +41,6 @@ public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage<TKey, TIn>, IDescr
     internal override object? Lookup => _lookup;
 
     string IDescribedLookup.Describe() => _lookup?.Describe() ?? "(null)";
-
-    /// <summary>With an idle timeout behind it, the lookup notices idle inputs on the clock, as a window would.</summary>
-    internal override TimeSpan TickInterval => Downstream.IdleTimeout > TimeSpan.Zero
-        ? TimeSpan.FromMilliseconds(Math.Clamp(Downstream.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
-        : TimeSpan.Zero;
-
-    internal override bool EventTime => _hasEventTime;
-
-    internal override TimeSpan Size => TimeSpan.Zero;
-
-    internal override bool HasState => false;
-
-    internal override StateSchema? Schema => null;
 
     internal override string NotCheckpointable => "a lookup join keeps no state";
 
@@ -85,23 +70,11 @@ public sealed class LookupStage<TKey, TIn, TRow> : KeyedStage<TKey, TIn>, IDescr
 
     internal override ValueTask CloseAsync() => _opened ? _lookup!.CloseAsync(CancellationToken.None) : ValueTask.CompletedTask;
 
-    /// <summary>Its producers' watermarks allow for what the windows behind it allow for: they see only the watermark it forwards.</summary>
-    private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => Downstream;
-
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         var segment = _downstream(context);
         var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics, (run.Pipeline, WindowName, partition)));
         return new KeyedInput<TKey, TIn, Joined<TIn, TRow>>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, lookup, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
-    }
-
-    internal override void Snapshot(KeyedInput input, StateWriter writer)
-    {
-        // Nothing: the cache is rebuilt from the table after a restore.
-    }
-
-    internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
-    {
     }
 }
 

@@ -163,6 +163,47 @@ public abstract class KeyedStage<TKey, TIn> : KeyedStage
         };
 }
 
+/// <summary>
+/// A keyed stage that holds no state and passes event time through (a lookup join, an asynchronous transform): its
+/// watermark is its inputs', its producers allow for what the windows behind it allow for, it notices idle inputs on
+/// the clock when a window behind it has an idle timeout, and checkpoints record nothing of it.
+/// </summary>
+public abstract class PassThroughStage<TKey, TIn> : KeyedStage<TKey, TIn>
+    where TKey : notnull
+{
+    private readonly bool _hasEventTime;
+
+    private protected PassThroughStage(string name, bool hasEventTime, int keyByStage, int stage, int exchangeSlot)
+        : base(name, keyByStage, stage, exchangeSlot, -1)
+    {
+        _hasEventTime = hasEventTime;
+    }
+
+    internal sealed override TimeSpan TickInterval => Downstream.IdleTimeout > TimeSpan.Zero
+        ? TimeSpan.FromMilliseconds(Math.Clamp(Downstream.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
+        : TimeSpan.Zero;
+
+    internal sealed override bool EventTime => _hasEventTime;
+
+    internal sealed override TimeSpan Size => TimeSpan.Zero;
+
+    internal sealed override bool HasState => false;
+
+    internal sealed override StateSchema? Schema => null;
+
+    /// <summary>Its producers' watermarks allow for what the windows behind it allow for: they see only the watermark it forwards.</summary>
+    private protected sealed override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => Downstream;
+
+    internal sealed override void Snapshot(KeyedInput input, StateWriter writer)
+    {
+        // Nothing: a lookup's cache is rebuilt from its table; an asynchronous transform's calls all complete before the barrier behind them.
+    }
+
+    internal sealed override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
+    {
+    }
+}
+
 /// <summary>The keyed stage of a window with key <typeparamref name="TKey"/> aggregating <typeparamref name="TIn"/> with <typeparamref name="TAgg"/>.</summary>
 public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, TIn>
     where TKey : notnull
