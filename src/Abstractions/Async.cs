@@ -26,4 +26,11 @@ public sealed class AsyncOptionsAttribute : Attribute
     /// True (default): results leave in the order their records arrived. False: in the order the calls completed.
     /// </summary>
     public bool Ordered { get; set; } = true;
+
+    /// <summary>
+    /// False (default): a record is called for in the partition that read it (no hop, order kept). True: batches are
+    /// spread over every partition in turn, so a source that reads with fewer partitions than the pipeline has (one
+    /// file, a topic with fewer partitions) still uses every partition's calls; order across batches is lost.
+    /// </summary>
+    public bool Spread { get; set; }
 }

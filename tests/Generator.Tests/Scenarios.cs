@@ -141,7 +141,7 @@ internal static class Scenarios
 
             [Sink] public CollectionSink<Order> Audit { get; } = new();
 
-            [Transform(Input = nameof(Valid)), AsyncOptions(MaxInFlight = 32, TimeoutMilliseconds = 2_000, MaxAttempts = 3, Ordered = false)]
+            [Transform(Input = nameof(Valid)), AsyncOptions(MaxInFlight = 32, TimeoutMilliseconds = 2_000, MaxAttempts = 3, Ordered = false, Spread = true)]
             async ValueTask<Rated> Rate(Order o, CancellationToken cancellationToken)
             {
                 _calls++;

@@ -261,7 +261,7 @@ internal static partial class PipelineEmitter
                 writer.Line($"// asynchronous transform '{s.MemberName}' reading '{plan.Chain[window.Input].Stage.MemberName}' partition by partition; segment {SourceWriter.Number(segment)} after it");
                 writer.Line($"new {Names.AsyncStage}<{input}, {s.OutputType!.FullName}>(");
                 writer.Indent();
-                writer.Line($"{Names.AsyncSettings}.From({SourceWriter.Number(call.MaxInFlight)}, {SourceWriter.Number(call.TimeoutMilliseconds)}, {SourceWriter.Number(call.MaxAttempts)}, {SourceWriter.Number(call.RetryBackoffMilliseconds)}, {(call.Ordered ? "true" : "false")}),");
+                writer.Line($"{Names.AsyncSettings}.From({SourceWriter.Number(call.MaxInFlight)}, {SourceWriter.Number(call.TimeoutMilliseconds)}, {SourceWriter.Number(call.MaxAttempts)}, {SourceWriter.Number(call.RetryBackoffMilliseconds)}, {(call.Ordered ? "true" : "false")}{(call.Spread ? ", spread: true" : "")}),");
                 writer.Line($"{SourceWriter.Literal(s.MemberName)},");
                 writer.Line($"hasEventTime: {(s.EventTime is null ? "false" : "true")},");
                 writer.Line($"inputStage: {SourceWriter.Number(window.Input)},");

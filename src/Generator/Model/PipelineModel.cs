@@ -38,7 +38,7 @@ internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
 /// What an asynchronous transform calls: whether it returns a sequence (a flatMap), whether it takes a
 /// <c>CancellationToken</c>, and the settings of its <c>[AsyncOptions]</c> (the attribute's defaults without one).
 /// </summary>
-internal sealed record AsyncModel(bool Flat, bool TakesToken, int MaxInFlight, int TimeoutMilliseconds, int MaxAttempts, int RetryBackoffMilliseconds, bool Ordered);
+internal sealed record AsyncModel(bool Flat, bool TakesToken, int MaxInFlight, int TimeoutMilliseconds, int MaxAttempts, int RetryBackoffMilliseconds, bool Ordered, bool Spread);
 
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);

@@ -619,7 +619,8 @@ internal static class PipelineParser
             Number("TimeoutMilliseconds", 30_000),
             Number("MaxAttempts", 1),
             Number("RetryBackoffMilliseconds", 100),
-            options?.NamedArguments.FirstOrDefault(a => a.Key == "Ordered").Value.Value is not false);
+            options?.NamedArguments.FirstOrDefault(a => a.Key == "Ordered").Value.Value is not false,
+            options?.NamedArguments.FirstOrDefault(a => a.Key == "Spread").Value.Value is true);
         var problem = model.MaxInFlight < 1 ? "MaxInFlight must be at least 1"
             : model.MaxInFlight > 1 << 16 ? "MaxInFlight must be at most 65536"
             : model.TimeoutMilliseconds < 0 ? "TimeoutMilliseconds cannot be negative (0 means no timeout)"

@@ -21,9 +21,17 @@ public sealed class AsyncSettings : IConfigurable
     /// <summary>Whether results leave in the order their records arrived (else in the order the calls completed).</summary>
     public bool Ordered { get; set; } = true;
 
+    /// <summary>
+    /// Whether batches are spread over every partition in turn (a rebalance) instead of staying in the partition that
+    /// read them: for sources that read with fewer partitions than the pipeline has (one file, a topic with fewer
+    /// partitions). Order across batches is then lost.
+    /// </summary>
+    public bool Spread { get; set; }
+
     /// <summary>The settings from an <see cref="AsyncOptionsAttribute"/>'s values (generated code).</summary>
-    public static AsyncSettings From(int maxInFlight, int timeoutMilliseconds, int maxAttempts, int retryBackoffMilliseconds, bool ordered) => new()
+    public static AsyncSettings From(int maxInFlight, int timeoutMilliseconds, int maxAttempts, int retryBackoffMilliseconds, bool ordered, bool spread = false) => new()
     {
+        Spread = spread,
         MaxInFlight = maxInFlight,
         Timeout = timeoutMilliseconds > 0 ? TimeSpan.FromMilliseconds(timeoutMilliseconds) : null,
         MaxAttempts = maxAttempts,
@@ -39,11 +47,12 @@ public sealed class AsyncSettings : IConfigurable
         Setting.Number(nameof(MaxAttempts), "Attempts per record, the first included; a record that fails them all goes to the error policy", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 100),
         Setting.Duration(nameof(RetryBackoff), "The wait before the second attempt; it doubles before each further one", () => RetryBackoff, v => RetryBackoff = v!.Value),
         Setting.Boolean(nameof(Ordered), "Results leave in the order their records arrived (true) or as their calls complete (false)", () => Ordered, v => Ordered = v),
+        Setting.Boolean(nameof(Spread), "Spread batches over every partition in turn instead of calling in the partition that read them (order across batches is lost)", () => Spread, v => Spread = v),
     ];
 
     /// <summary>A one-line description for plans.</summary>
     public string Describe()
-        => $"async, at most {MaxInFlight} in flight per partition, {(Ordered ? "ordered" : "unordered")}, timeout {(Timeout is { } t ? Setting.FormatDuration(t) : "none")}, {MaxAttempts} attempt{(MaxAttempts == 1 ? "" : "s")}";
+        => $"async, at most {MaxInFlight} in flight per partition, {(Ordered ? "ordered" : "unordered")}{(Spread ? ", spread over every partition" : "")}, timeout {(Timeout is { } t ? Setting.FormatDuration(t) : "none")}, {MaxAttempts} attempt{(MaxAttempts == 1 ? "" : "s")}";
 }
 
 /// <summary>What an asynchronous transform did, over all its partitions: read by the summary.</summary>

@@ -35,7 +35,7 @@ public sealed class AsyncStage<TIn, TOut> : PassThroughStage<int, TIn>
 
     internal override object? Configurable => Settings;
 
-    internal override bool Forward => true;
+    internal override ExchangeRouting? Routing => Settings.Spread ? ExchangeRouting.Rebalance : ExchangeRouting.Forward;
 
     internal override string NotCheckpointable => "an asynchronous transform keeps no state";
 

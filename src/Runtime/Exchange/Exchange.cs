@@ -15,6 +15,9 @@ internal enum ExchangeRouting
 
     /// <summary>Every record goes to every consumer partition (a side input every partition needs whole).</summary>
     Broadcast,
+
+    /// <summary>Each batch goes to the next consumer partition in turn (work spread over every partition, whatever reads it).</summary>
+    Rebalance,
 }
 
 /// <summary>A record that can cross an exchange: it carries its key's hash and its event time.</summary>

@@ -58,6 +58,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private int _mark;
     private bool _idlePending;
     private bool _idle;
+    private int _turn;
 
     public ExchangePort(Exchange<T> exchange, int producer, bool eventTime, bool forwarded, TimeSpan outOfOrderness, CancellationToken abort)
     {
@@ -254,12 +255,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private void Route(ReadOnlySpan<T> records)
     {
         var batches = _batches;
-        if (_targets.Length == 1)
+        if (_targets.Length == 1 || _exchange.Routing == ExchangeRouting.Rebalance)
         {
-            // One consumer to feed: hand over the loop's array itself and give the loop a recycled one.
+            // One consumer to feed (or the next in turn): hand over the loop's array itself and give the loop a recycled one.
             var batch = _exchange.Rent(_input);
             batch.Items = Buffer.Exchange(batch.Items, out batch.Count);
-            batches[_targets[0]] = batch;
+            batches[_targets.Length == 1 ? _targets[0] : _targets[_turn++ % _targets.Length]] = batch;
             return;
         }
 

@@ -302,7 +302,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             keyedIndex[segment] = k;
 
             // A forward stage (an asynchronous transform) runs as many partitions as the loop that feeds it.
-            parallelism[segment] = _keyed[k].Forward ? parallelism[_descriptor.Stages[_keyed[k].KeyByStage].Segment] : keyedParallelism;
+            parallelism[segment] = _keyed[k].Routing == ExchangeRouting.Forward ? parallelism[_descriptor.Stages[_keyed[k].KeyByStage].Segment] : keyedParallelism;
         }
 
         var downstream = (
@@ -314,7 +314,9 @@ internal sealed class PipelineRun : IAsyncDisposable
             stage.Downstream = downstream;
             var producers = parallelism[_descriptor.Stages[stage.KeyByStage].Segment];
             var consumers = parallelism[_descriptor.Stages[stage.WindowStage].Segment];
-            var routing = stage.Forward || (producers == 1 && consumers == 1) ? ExchangeRouting.Forward : ExchangeRouting.Hash;
+            var routing = stage.Routing is { } fixedRouting && (fixedRouting != ExchangeRouting.Rebalance || consumers > 1) ? fixedRouting
+                : producers == 1 && consumers == 1 ? ExchangeRouting.Forward
+                : ExchangeRouting.Hash;
             var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
             _exchanges[k] = stage.CreateExchange(routing, producers, consumers, inline, _options.SinkQueueCapacity);
             _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now);

@@ -68,10 +68,11 @@ public abstract class KeyedStage
     internal virtual object? Configurable => null;
 
     /// <summary>
-    /// Whether records stay in their partition (an asynchronous transform: partition p of the loop before feeds partition
-    /// p, at the same parallelism) instead of moving to the partition that owns their key.
+    /// How records reach the stage when not by key: <see cref="ExchangeRouting.Forward"/> (an asynchronous transform:
+    /// partition p of the loop before feeds partition p, at the same parallelism) or
+    /// <see cref="ExchangeRouting.Rebalance"/> (batches spread over every partition in turn); null: by key hash.
     /// </summary>
-    internal virtual bool Forward => false;
+    internal virtual ExchangeRouting? Routing => null;
 
     /// <summary>Whether the stage keeps state that checkpoints must hold (a window); a lookup join's cache is not state.</summary>
     internal virtual bool HasState => true;

@@ -323,13 +323,35 @@ public sealed class AsyncTransformTests
         Assert.Equal([2, 4, 6, 8, 10, 12, 14], pipeline.Failed.Items.Select(f => int.Parse(f.Raw.Split(", ")[0].Split("= ")[1], System.Globalization.CultureInfo.InvariantCulture)));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Spread_calls_in_every_partition_when_one_partition_reads_everything(bool spread)
+    {
+        PricingService.Reset(async (o, ct) =>
+        {
+            await Task.Delay(1, ct);
+            return o.Id;
+        });
+        var orders = Orders(4_000);
+        var pipeline = new AsyncPricing { Orders = new FirstPartitionOnly<Order>(orders) };
+        var job = ((ICompiledPipeline)pipeline).CreateJob();
+        Set(job, "Price.Spread", spread ? "true" : "false");
+
+        await job.RunAsync(new PipelineOptions { Parallelism = 4, BatchSize = 100 }, CancellationToken.None, CancellationToken.None);
+
+        Assert.Equal(orders.Select(o => o.Id), pipeline.Out.Items.Select(p => p.Id).Order());
+        var calling = PricingService.Instances.Count(s => s.Peak > 0);
+        Assert.Equal(spread ? 4 : 1, calling); // forward: only the partition that read them calls; spread: every partition
+    }
+
     [Fact]
     public void The_settings_and_the_plan_show_the_transform()
     {
         var job = ((ICompiledPipeline)new AsyncPricing()).CreateJob();
         var transform = Assert.Single(job.Connectors, c => c.Role == ConnectorRole.Async);
-        Assert.Equal(["Price.MaxInFlight", "Price.Timeout", "Price.MaxAttempts", "Price.RetryBackoff", "Price.Ordered"], transform.Settings.Select(s => s.Name));
-        Assert.Equal(["8", "none", "1", "100ms", "true"], transform.Settings.Select(s => s.DisplayValue));
+        Assert.Equal(["Price.MaxInFlight", "Price.Timeout", "Price.MaxAttempts", "Price.RetryBackoff", "Price.Ordered", "Price.Spread"], transform.Settings.Select(s => s.Name));
+        Assert.Equal(["8", "none", "1", "100ms", "true", "false"], transform.Settings.Select(s => s.DisplayValue));
         Assert.NotNull(transform.Settings.First().TrySet("0"));
         Assert.Equal(StageKind.Async, job.Descriptor.Stages[1].Kind);
         Assert.Equal(2, job.Descriptor.Segments.Count);
@@ -382,5 +404,35 @@ public sealed class AsyncCheckpointTests : IDisposable
 
         var written = ((TrackingSink<Priced>)first.Out).Items.Concat(((TrackingSink<Priced>)second.Out).Items).OrderBy(p => p.Id);
         Assert.Equal(orders.Select(o => new Priced(o.Id, o.Customer, o.Id * 2m)), written); // each once: none lost, none repeated
+    }
+}
+
+/// <summary>A source whose first reader reads every record and whose other readers read none (one small file read at parallelism 4).</summary>
+public sealed class FirstPartitionOnly<T>(T[] records) : ISource<T>
+{
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : []);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader(T[] records) : ISourceReader<T>
+    {
+        private int _next;
+
+        public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (_next >= records.Length)
+            {
+                return new(SourceBatch<T>.End);
+            }
+
+            var count = Math.Min(100, records.Length - _next);
+            var batch = records.AsMemory(_next, count);
+            _next += count;
+            return new(SourceBatch<T>.Of(batch));
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
