@@ -2,8 +2,9 @@ namespace Compiled.Runtime;
 
 /// <summary>
 /// An asynchronous transform as generated code declares it: a forward exchange in front of it (partition p of the
-/// loop before feeds partition p of the transform; inline on the same worker unless a clock is needed), the
-/// transform's partitions, and the fused loop after it.
+/// loop before feeds partition p of the transform; inline on the same worker unless a clock is needed) or, with
+/// <see cref="AsyncSettings.Spread"/>, a rebalance (each batch to the next partition in turn), the transform's
+/// partitions, and the fused loop after it.
 /// </summary>
 /// <typeparam name="TIn">The records the method takes.</typeparam>
 /// <typeparam name="TOut">The records that leave it.</typeparam>

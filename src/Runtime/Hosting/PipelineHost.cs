@@ -32,6 +32,31 @@ public sealed class PipelineHostContext
     /// <c>--set Orders.BootstrapServers=host:9092</c>); <c>--help</c> lists them. A <c>--set</c> of the same setting wins.
     /// </summary>
     public IReadOnlyList<SettingOption> SettingOptions { get; init; } = [];
+
+    /// <summary>
+    /// What the host starts beside the run — an exporter of the <c>Compiled</c> meter, for instance
+    /// (<c>OtlpExport</c> in Compiled.OpenTelemetry). Their settings join the run's, named <c>{Name}.{Setting}</c>.
+    /// </summary>
+    public IReadOnlyList<IHostExtension> Extensions { get; init; } = [];
+}
+
+/// <summary>
+/// Something the command-line host starts beside a run and stops after it (an exporter of the run's metrics); its
+/// <see cref="IConfigurable.Settings"/> are settings of the run, named <c>{Name}.{Setting}</c>.
+/// </summary>
+public interface IHostExtension : IConfigurable
+{
+    /// <summary>The prefix of its settings (<c>Otlp</c>).</summary>
+    string Name { get; }
+
+    /// <summary>Whether its settings, as applied, ask it to run (an exporter with an endpoint).</summary>
+    bool Enabled { get; }
+
+    /// <summary>Starts it for <paramref name="job"/>, once the settings are applied; disposing the result stops it (after a last flush).</summary>
+    IAsyncDisposable Start(IPipelineJob job);
+
+    /// <summary>A one-line description for the log, secrets masked.</summary>
+    string Describe();
 }
 
 /// <summary>A command-line option that sets one setting.</summary>
@@ -72,7 +97,7 @@ public static class PipelineHost
         PipelineSettings settings;
         try
         {
-            settings = new PipelineSettings(job, options, host);
+            settings = new PipelineSettings(job, options, host, context.Extensions);
         }
         catch (PipelineConfigurationException ex)
         {
@@ -212,7 +237,7 @@ public static class PipelineHost
 
             var quietRun = parse.GetValue(quiet);
             var live = !quietRun && (context.Interactive ?? IsTerminal(error));
-            exitCode = await RunAsync(job, options, host, new StatusWriter(error, live), quietRun, context.HandleSignals, settings, values, token).ConfigureAwait(false);
+            exitCode = await RunAsync(job, options, host, new StatusWriter(error, live), quietRun, context, settings, values, token).ConfigureAwait(false);
             return exitCode;
         });
 
@@ -243,7 +268,7 @@ public static class PipelineHost
     private static bool IsTerminal(TextWriter error)
         => ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
 
-    private static async Task<int> RunAsync(IPipelineJob job, PipelineOptions options, HostSettings host, StatusWriter status, bool quiet, bool handleSignals, PipelineSettings settings, List<SettingValue> applied, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(IPipelineJob job, PipelineOptions options, HostSettings host, StatusWriter status, bool quiet, PipelineHostContext context, PipelineSettings settings, List<SettingValue> applied, CancellationToken cancellationToken)
     {
         using var loggerFactory = LoggerFactory.Create(builder => builder.SetMinimumLevel(host.LogLevel).AddProvider(new StatusLoggerProvider(status)));
         var logger = loggerFactory.CreateLogger("Compiled.Host");
@@ -264,8 +289,24 @@ public static class PipelineHost
         options.Monitor = new PipelineMonitor();
         PrometheusEndpoint? metrics = null;
         PrometheusEndpoint? console = null;
+        var extensions = new List<IAsyncDisposable>();
         try
         {
+            foreach (var extension in context.Extensions.Where(e => e.Enabled))
+            {
+                try
+                {
+                    extensions.Add(extension.Start(job));
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or NotSupportedException)
+                {
+                    status.Line($"error: cannot start {extension.Name} ({extension.Describe()}): {SafeText.Escape(ex.Message)}");
+                    return ExitCodes.ConfigurationError;
+                }
+
+                status.Line($"{job.Descriptor.Name}: {extension.Describe()}");
+            }
+
             if (host.UiPort is { } uiPort)
             {
                 if (!IPAddress.TryParse(host.UiHost, out var uiAddress))
@@ -318,7 +359,7 @@ public static class PipelineHost
                 status.Line($"{job.Descriptor.Name}: metrics at http://{metrics.EndPoint}/metrics (probes: /healthz, /readyz)");
             }
 
-            return await RunWithSignalsAsync(job, options, status, quiet, handleSignals, cancellationToken).ConfigureAwait(false);
+            return await RunWithSignalsAsync(job, options, status, quiet, context.HandleSignals, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -330,6 +371,12 @@ public static class PipelineHost
             if (console is not null)
             {
                 await console.DisposeAsync().ConfigureAwait(false);
+            }
+
+            // Last: an exporter's final flush carries the run's last measurements.
+            foreach (var extension in extensions)
+            {
+                await extension.DisposeAsync().ConfigureAwait(false);
             }
         }
     }

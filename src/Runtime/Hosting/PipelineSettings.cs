@@ -60,7 +60,7 @@ public sealed class PipelineSettings
     private readonly string _pipeline;
 
     /// <summary>Collects the settings of <paramref name="job"/> run with <paramref name="options"/>, and of <paramref name="host"/> when given.</summary>
-    public PipelineSettings(IPipelineJob job, PipelineOptions options, HostSettings? host = null)
+    public PipelineSettings(IPipelineJob job, PipelineOptions options, HostSettings? host = null, IEnumerable<IHostExtension>? extensions = null)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(options);
@@ -85,6 +85,14 @@ public sealed class PipelineSettings
             Add(Setting.Text(nameof(HostSettings.MetricsHost), "The address the metrics endpoint listens on", () => host.MetricsHost, v => host.MetricsHost = v));
             Add(Setting.OptionalNumber(nameof(HostSettings.UiPort), "Serve the live console at http://UiHost:port/ (with /metrics, /healthz and /readyz on the same listener)", () => host.UiPort, v => host.UiPort = (int?)v, 0));
             Add(Setting.Text(nameof(HostSettings.UiHost), "The address the console listens on (default: this machine only)", () => host.UiHost, v => host.UiHost = v));
+        }
+
+        foreach (var extension in extensions ?? [])
+        {
+            foreach (var setting in extension.Settings)
+            {
+                Add(setting.WithPrefix(extension.Name));
+            }
         }
 
         foreach (var connector in job.Connectors)

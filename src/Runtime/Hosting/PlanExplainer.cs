@@ -26,7 +26,7 @@ public static class PlanExplainer
             text.Append(CultureInfo.InvariantCulture, $"  loop {segment.Index}: stages {segment.FirstStage}-{segment.LastStage} fused into one loop, one copy per partition ({options.Parallelism}); fused because {segment.Reason}\n");
             if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var input and >= 0 && plan.Stages[segment.FirstStage].Kind == StageKind.Async)
             {
-                text.Append(CultureInfo.InvariantCulture, $"    reads '{plan.Stages[input].Name}' (loop {plan.Stages[input].Segment}) partition by partition: the asynchronous call waits here with up to MaxInFlight requests per partition, and the loop resumes with their results\n");
+                text.Append(CultureInfo.InvariantCulture, $"    reads '{plan.Stages[input].Name}' (loop {plan.Stages[input].Segment}) partition by partition (with Spread: each batch to the next partition in turn): the asynchronous calls wait here, up to MaxInFlight per partition, and the loop resumes with their results\n");
             }
             else if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
             {

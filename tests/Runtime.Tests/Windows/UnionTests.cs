@@ -119,9 +119,11 @@ public sealed class UnionTests
         var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var right = Readings(1_000, 3, 2);
         var sink = new TrackingSink<Reading>();
+        var arriving = 0L;
         sink.BeforeWrite = batch =>
         {
-            if (sink.Written + batch.Length >= right.Length)
+            // Counted here, not from sink.Written: two partitions' writers may both read it before either adds to it.
+            if (Interlocked.Add(ref arriving, batch.Length) >= right.Length)
             {
                 seen.TrySetResult();
             }
