@@ -366,40 +366,12 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
             await create.ExecuteNonQueryAsync();
         }
 
-        var random = new Random(11);
-        var views = Enumerable.Range(0, 12_000).Select(i => new PageView("page" + random.Next(0, 24), i)).ToArray(); // pages 20-23 have no row
-        var half = views.Length / 2;
-        kafka.Produce(topic, views[..half].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
-        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "lookup-eo-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
-        KafkaViewSections Pipeline() => new()
+        await AbortAndRestartIntoViewSections(topic, connection, seed: 11, source => new KafkaViewSections
         {
             Views = new(source),
             Pages = new PostgresLookup<string, PageSection>(connection, "pages"),
             Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "view_sections", ExactlyOnce = true }), // append: a repeat would be a second row
-        };
-
-        using (var abort = new CancellationTokenSource())
-        {
-            var run = ((ICompiledPipeline)Pipeline()).CreateJob().RunAsync(Options(partitions), CancellationToken.None, abort.Token);
-            await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections") > 0 && Scalar(connection, "SELECT coalesce(max(checkpoint_id), 0) FROM compiled_checkpoints", "view_sections") >= 2, run, "committed checkpoints with rows");
-            await abort.CancelAsync();
-            await Assert.ThrowsAsync<PipelineAbortedException>(() => run.WaitAsync(Patience));
-        }
-
-        var committedBefore = Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections");
-        kafka.Produce(topic, views[half..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
-        var expected = views.Where(v => int.Parse(v.Page[4..], CultureInfo.InvariantCulture) < 20)
-            .Select(v => $"{v.Page} {v.Time} section {int.Parse(v.Page[4..], CultureInfo.InvariantCulture) % 5}").Order(StringComparer.Ordinal).ToList();
-        using (var stop = new CancellationTokenSource())
-        {
-            var run = Pipeline().RunAsync(Options(partitions), stop.Token);
-            await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections") >= expected.Count, run, $"{expected.Count} rows");
-            await stop.CancelAsync();
-            await run.WaitAsync(Patience);
-        }
-
-        Assert.InRange(committedBefore, 1, expected.Count - 1);
-        Assert.Equal(expected, await ViewSectionRows(connection)); // every view with a page row once: none lost, none repeated
+        }, page => page < 20); // pages 20-23 have no row
     }
 
     [Fact]
@@ -408,38 +380,48 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         const int partitions = 4;
         var topic = kafka.NewTopic("views-async-eo", partitions);
         var connection = await postgres.NewDatabaseAsync();
-        var random = new Random(12);
-        var views = Enumerable.Range(0, 12_000).Select(i => new PageView("page" + random.Next(0, 24), i)).ToArray();
-        var half = views.Length / 2;
-        kafka.Produce(topic, views[..half].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
-        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "async-eo-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
-        KafkaViewSectionsAsync Pipeline() => new()
+        await AbortAndRestartIntoViewSections(topic, connection, seed: 12, source => new KafkaViewSectionsAsync
         {
             Views = new(source),
             Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "view_sections", ExactlyOnce = true }), // append: a repeat would be a second row
-        };
+        }, page => true); // the abort cancels calls in flight; what they were for is read again
+    }
 
+    /// <summary>
+    /// Produces half of 12,000 page views, runs the pipeline until it committed checkpoints with rows, aborts it, produces
+    /// the rest, runs it again to the end, and compares <c>view_sections</c> with every view whose page <paramref name="joins"/>,
+    /// once each.
+    /// </summary>
+    private async Task AbortAndRestartIntoViewSections(string topic, string connection, int seed, Func<KafkaSourceOptions, ICompiledPipeline> pipeline, Func<int, bool> joins)
+    {
+        const int partitions = 4;
+        var random = new Random(seed);
+        var views = Enumerable.Range(0, 12_000).Select(i => new PageView("page" + random.Next(0, 24), i)).ToArray();
+        var half = views.Length / 2;
+        kafka.Produce(topic, views[..half].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "view-sections-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
         using (var abort = new CancellationTokenSource())
         {
-            var run = ((ICompiledPipeline)Pipeline()).CreateJob().RunAsync(Options(partitions), CancellationToken.None, abort.Token);
+            var run = pipeline(source).CreateJob().RunAsync(Options(partitions), CancellationToken.None, abort.Token);
             await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections") > 0 && Scalar(connection, "SELECT coalesce(max(checkpoint_id), 0) FROM compiled_checkpoints", "view_sections") >= 2, run, "committed checkpoints with rows");
-            await abort.CancelAsync(); // calls in flight are cancelled; what they were for is read again
+            await abort.CancelAsync();
             await Assert.ThrowsAsync<PipelineAbortedException>(() => run.WaitAsync(Patience));
         }
 
         var committedBefore = Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections");
         kafka.Produce(topic, views[half..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
-        var expected = views.Select(v => $"{v.Page} {v.Time} section {int.Parse(v.Page[4..], CultureInfo.InvariantCulture) % 5}").Order(StringComparer.Ordinal).ToList();
+        var expected = views.Select(v => (View: v, Page: int.Parse(v.Page[4..], CultureInfo.InvariantCulture))).Where(v => joins(v.Page))
+            .Select(v => $"{v.View.Page} {v.View.Time} section {v.Page % 5}").Order(StringComparer.Ordinal).ToList();
         using (var stop = new CancellationTokenSource())
         {
-            var run = Pipeline().RunAsync(Options(partitions), stop.Token);
+            var run = pipeline(source).CreateJob().RunAsync(Options(partitions), stop.Token, CancellationToken.None);
             await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM view_sections", "view_sections") >= expected.Count, run, $"{expected.Count} rows");
             await stop.CancelAsync();
             await run.WaitAsync(Patience);
         }
 
         Assert.InRange(committedBefore, 1, expected.Count - 1);
-        Assert.Equal(expected, await ViewSectionRows(connection)); // every view once: none lost, none repeated
+        Assert.Equal(expected, await ViewSectionRows(connection)); // every joined view once: none lost, none repeated
     }
 
     private static async Task<List<string>> ViewSectionRows(string connection)
