@@ -524,16 +524,7 @@ internal static class PipelineParser
                 return stage;
             }
 
-            return stage with
-            {
-                Shape = StageShape.MethodSink,
-                OperatorMethod = method.Name,
-                OperatorMethodIsStatic = method.IsStatic,
-                InputParameterModifier = shape.InputModifier,
-                InputType = shape.Input,
-                OutputType = shape.Output,
-                NeedsPipelineInstance = !method.IsStatic,
-            };
+            return MethodStage(stage, method, shape);
         }
 
         var type = MemberType(member)!;
@@ -638,19 +629,20 @@ internal static class PipelineParser
             return stage;
         }
 
-        return stage with
-        {
-            Shape = StageShape.Async,
-            OperatorMethod = method.Name,
-            OperatorMethodIsStatic = method.IsStatic,
-            InputParameterModifier = shape.InputModifier,
-            InputType = shape.Input,
-            OutputType = shape.Output,
-            NeedsPipelineInstance = !method.IsStatic,
-            EventTime = eventTime,
-            Async = model,
-        };
+        return MethodStage(stage, method, shape) with { EventTime = eventTime, Async = model };
     }
+
+    /// <summary>A stage that is a method of the pipeline, of the shape read from its signature.</summary>
+    private static StageModel MethodStage(StageModel stage, IMethodSymbol method, MethodShape shape) => stage with
+    {
+        Shape = shape.Shape,
+        OperatorMethod = method.Name,
+        OperatorMethodIsStatic = method.IsStatic,
+        InputParameterModifier = shape.InputModifier,
+        InputType = shape.Input,
+        OutputType = shape.Output,
+        NeedsPipelineInstance = !method.IsStatic,
+    };
 
     private static StageModel ParseTransform(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics)
     {
@@ -674,16 +666,7 @@ internal static class PipelineParser
                 return stage;
             }
 
-            return stage with
-            {
-                Shape = shape.Shape,
-                OperatorMethod = method.Name,
-                OperatorMethodIsStatic = method.IsStatic,
-                InputParameterModifier = shape.InputModifier,
-                InputType = shape.Input,
-                OutputType = shape.Output,
-                NeedsPipelineInstance = !method.IsStatic,
-            };
+            return MethodStage(stage, method, shape);
         }
 
         var type = MemberType(member)!;

@@ -27,7 +27,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     private long _enqueued;
     private long _durable;
     private Exception? _writeFailure;
-    private readonly Queue<FailureSnapshot> _recent = new(RecentKept + 1);
+    private readonly Queue<(DateTimeOffset Time, string Kind, string Stage, RecordOrigin Origin, string Message)> _recent = new(RecentKept + 1);
 
     /// <summary>How many failures <see cref="Recent"/> keeps.</summary>
     private const int RecentKept = 5;
@@ -64,7 +64,8 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
     {
         lock (_recent)
         {
-            return [.. _recent];
+            // Formatted when asked for (the console, once a second), not for every failed record.
+            return [.. _recent.Select(f => new FailureSnapshot(f.Time, f.Kind, f.Stage, SafeText.Escape(f.Origin.Describe(), SafeText.MaxQuotedChars), SafeText.Escape(f.Message, SafeText.MaxQuotedChars * 2)))];
         }
     }
 
@@ -89,7 +90,7 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
         CompiledMeter.RecordsFailed.Add(1, new KeyValuePair<string, object?>("pipeline", _pipeline), new("kind", kind), new("stage", failure.Stage));
         lock (_recent)
         {
-            _recent.Enqueue(new FailureSnapshot(DateTimeOffset.UtcNow, kind, failure.Stage, SafeText.Escape(failure.Origin.Describe(), SafeText.MaxQuotedChars), SafeText.Escape(failure.Message, SafeText.MaxQuotedChars * 2)));
+            _recent.Enqueue((DateTimeOffset.UtcNow, kind, failure.Stage, failure.Origin with { Raw = default }, failure.Message)); // not the bytes: their buffer is reused
             if (_recent.Count > RecentKept)
             {
                 _recent.Dequeue();
