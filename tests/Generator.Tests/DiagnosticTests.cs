@@ -203,7 +203,7 @@ public sealed class DiagnosticTests
                 [Source] CollectionSource<long> [|Second|] { get; } = new();
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Pipeline 'P' reads 'First' (int) and 'Second' (long): several sources are read as one stream, so they must produce the same record type; map one to the other's type in a pipeline of its own, or read them in two pipelines");
+            """, "Pipeline 'P' reads 'First' (int) and 'Second' (long): sources of one record type are read as one stream, and a pipeline reads at most two record types, the two inputs of a [Join]; join them, map one to the other's type in a pipeline of its own, or read them in two pipelines");
 
     [Fact]
     public void CMPL0103_no_sink()
@@ -560,6 +560,89 @@ public sealed class DiagnosticTests
             }
             """, $"'M': {problem}");
 
+    private const string JoinTypes = """
+        public readonly record struct Order(int Id, [property: EventTime] long Time);
+        public readonly record struct Payment(int OrderId, [property: EventTime] long Time);
+        public readonly record struct Refund(string OrderId, long Time);
+
+        """;
+
+    [Theory]
+    [InlineData("WindowSpec<Order, Count<Order>> [|J|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));", "Sink] CollectionSink<Joined<Order, Payment>>", "has type 'WindowSpec<Order, Count<Order>>'; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed")]
+    [InlineData("JoinSpec<Order, Order> [|J|] { get; } = Join.Interval<Order, Order>(System.TimeSpan.Zero, System.TimeSpan.Zero);", "Sink] CollectionSink<Joined<Order, Order>>", "joins 'Order' with itself; a join reads two record types (records of one type from several sources are one stream, a union)")]
+    public void CMPL0146_invalid_join_declaration(string join, string sink, string problem)
+        => AssertSingle("CMPL0146", JoinTypes + $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Source] CollectionSource<Payment> Payments { get; } = new();
+                [KeyBy] static int PaidOrder(Payment p) => p.OrderId;
+                [Join] {{join}}
+                [{{sink}} O { get; } = new();
+            }
+            """, "Join 'J' " + problem);
+
+    [Fact]
+    public void CMPL0146_join_without_a_key_selector_for_one_side()
+        => AssertSingle("CMPL0146", JoinTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Source] CollectionSource<Payment> Payments { get; } = new();
+                [Join] JoinSpec<Order, Payment> [|J|] { get; } = Join.Interval<Order, Payment>(System.TimeSpan.Zero, System.TimeSpan.FromMinutes(1));
+                [Sink] CollectionSink<Joined<Order, Payment>> O { get; } = new();
+            }
+            """, "Join 'J' needs a key selector above it that takes 'Payment' records (its right input): add a method '[KeyBy] TKey M(Payment record)'");
+
+    [Fact]
+    public void CMPL0146_join_of_a_type_no_source_produces()
+        => AssertSingle("CMPL0146", JoinTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Transform] static Payment AsPayment(Order o) => new(o.Id, o.Time);
+                [KeyBy] static int PaidOrder(Payment p) => p.OrderId;
+                [Join] JoinSpec<Order, Payment> [|J|] { get; } = Join.Interval<Order, Payment>(System.TimeSpan.Zero, System.TimeSpan.FromMinutes(1));
+                [Sink] CollectionSink<Joined<Order, Payment>> O { get; } = new();
+            }
+            """, "Join 'J' joins 'Order' and 'Payment' records, but no [Source] of the pipeline produces 'Payment'");
+
+    [Fact]
+    public void CMPL0147_join_inputs_keyed_by_different_types()
+        => AssertSingle("CMPL0147", JoinTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Source] CollectionSource<Payment> Payments { get; } = new();
+                [KeyBy] static long PaidOrder(Payment p) => p.OrderId;
+                [Join] JoinSpec<Order, Payment> [|J|] { get; } = Join.Interval<Order, Payment>(System.TimeSpan.Zero, System.TimeSpan.FromMinutes(1));
+                [Sink] CollectionSink<Joined<Order, Payment>> O { get; } = new();
+            }
+            """, "Join 'J' reads key selector 'OrderId' (returns 'int') and key selector 'PaidOrder' (returns 'long'); both inputs must be keyed by the same type");
+
+    [Fact]
+    public void CMPL0148_join_input_without_event_time()
+        => AssertSingle("CMPL0148", JoinTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static string OrderId(Order o) => o.Id.ToString();
+                [Source] CollectionSource<Refund> Refunds { get; } = new();
+                [KeyBy] static string Refunded(Refund r) => r.OrderId;
+                [Join] JoinSpec<Order, Refund> [|J|] { get; } = Join.Windowed<Order, Refund>(Window.Tumbling(System.TimeSpan.FromMinutes(1)));
+                [Sink] CollectionSink<Joined<Order, Refund>> O { get; } = new();
+            }
+            """, "Join 'J' meets records by event time, but 'Refund' has no [EventTime] member; mark one (long Unix milliseconds, DateTime or DateTimeOffset)");
+
     [Fact]
     public void CMPL0007_asynchronous_sink_method()
         => AssertSingle("CMPL0007", """
@@ -639,7 +722,8 @@ public sealed class DiagnosticTests
     {
         var (source, span) = Markup.Parse(Usings + markup);
         var run = GeneratorHarness.Run(source);
-        var diagnostic = Assert.Single(run.AnalyzerDiagnostics);
+        Assert.True(run.AnalyzerDiagnostics.Length == 1, string.Join("\n", run.AnalyzerDiagnostics));
+        var diagnostic = run.AnalyzerDiagnostics[0];
         Assert.Equal("CMPL0206", diagnostic.Id);
         Assert.Equal(message, diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(span, diagnostic.Location.SourceSpan);
@@ -807,7 +891,8 @@ public sealed class DiagnosticTests
 
     private static void AssertDiagnostic(GeneratorRun run, string id, Microsoft.CodeAnalysis.Text.TextSpan span, string message)
     {
-        var diagnostic = Assert.Single(run.AnalyzerDiagnostics);
+        Assert.True(run.AnalyzerDiagnostics.Length == 1, string.Join("\n", run.AnalyzerDiagnostics));
+        var diagnostic = run.AnalyzerDiagnostics[0];
         Assert.Equal(id, diagnostic.Id);
         Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
         Assert.Equal(message, diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));

@@ -18,6 +18,7 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.Codecs), Scenarios.Codecs)]
     [InlineData(nameof(Scenarios.LookupJoin), Scenarios.LookupJoin)]
     [InlineData(nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform)]
+    [InlineData(nameof(Scenarios.StreamJoin), Scenarios.StreamJoin)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);
@@ -40,6 +41,7 @@ public sealed class GoldenTests
         { nameof(Scenarios.Codecs), Scenarios.Codecs },
         { nameof(Scenarios.LookupJoin), Scenarios.LookupJoin },
         { nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform },
+        { nameof(Scenarios.StreamJoin), Scenarios.StreamJoin },
     };
 
     [Theory]

@@ -71,6 +71,40 @@ internal static class Scenarios
         }
         """;
 
+    /// <summary>A join of two streams: two record types, a key selector for each, an interval join, a map after it.</summary>
+    public const string StreamJoin = """
+        using System;
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        [Record]
+        public readonly partial record struct Order(int Id, [property: EventTime] long Time, double Amount);
+
+        public sealed record Payment(int OrderId, [property: EventTime] DateTimeOffset At, double Amount);
+
+        [Pipeline(Name = "paid-orders")]
+        public sealed partial class PaidOrders
+        {
+            [Source] public CollectionSource<Order> Orders { get; set; } = new();
+
+            [Source] public CollectionSource<Payment> Payments { get; set; } = new();
+
+            [Transform] static bool Settled(Payment p) => p.Amount > 0;
+
+            [KeyBy] static int PaidOrder(Payment p) => p.OrderId;
+
+            [KeyBy] static int OrderId(Order o) => o.Id;
+
+            [Join] public JoinSpec<Order, Payment> Paid { get; } = Join.Interval<Order, Payment>(TimeSpan.Zero, TimeSpan.FromMinutes(15)) with { Kind = JoinKind.LeftOuter };
+
+            [Transform] static double Owed(Joined<Order, Payment> j) => j.Left.Amount - (j.HasRight ? j.Right!.Amount : 0);
+
+            [Sink] public CollectionSink<double> Output { get; } = new();
+        }
+        """;
+
     /// <summary>A lookup join, then a window over the joined records (event time is the left record's).</summary>
     public const string LookupJoin = """
         using System;

@@ -72,7 +72,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor MultipleSources = Error(
         "CMPL0102",
         "Sources of a pipeline produce different record types",
-        "Pipeline '{0}' reads '{1}' ({2}) and '{3}' ({4}): several sources are read as one stream, so they must produce the same record type; map one to the other's type in a pipeline of its own, or read them in two pipelines");
+        "Pipeline '{0}' reads '{1}' ({2}) and '{3}' ({4}): sources of one record type are read as one stream, and a pipeline reads at most two record types, the two inputs of a [Join]; join them, map one to the other's type in a pipeline of its own, or read them in two pipelines");
 
     public static readonly DiagnosticDescriptor NoSink = Error(
         "CMPL0103",
@@ -178,6 +178,21 @@ internal static class DiagnosticDescriptors
         "CMPL0145",
         "Invalid [AsyncOptions]",
         "'{0}': {1}");
+
+    public static readonly DiagnosticDescriptor InvalidJoin = Error(
+        "CMPL0146",
+        "Invalid join declaration",
+        "Join '{0}' {1}");
+
+    public static readonly DiagnosticDescriptor JoinKeyMismatch = Error(
+        "CMPL0147",
+        "Join inputs are keyed by different types",
+        "Join '{0}' reads key selector '{1}' (returns '{2}') and key selector '{3}' (returns '{4}'); both inputs must be keyed by the same type");
+
+    public static readonly DiagnosticDescriptor JoinWithoutEventTime = Error(
+        "CMPL0148",
+        "Join input has no event time",
+        "Join '{0}' meets records by event time, but '{1}' has no [EventTime] member; mark one (long Unix milliseconds, DateTime or DateTimeOffset)");
 
     public static readonly DiagnosticDescriptor UnknownInput = Error(
         "CMPL0130",

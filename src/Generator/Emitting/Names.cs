@@ -30,6 +30,8 @@ internal static class Names
     public const string Keyed = "global::Compiled.Runtime.Keyed";
     public const string KeyedStage = "global::Compiled.Runtime.KeyedStage";
     public const string LookupStage = "global::Compiled.Runtime.LookupStage";
+    public const string JoinStage = "global::Compiled.Runtime.JoinStage";
+    public const string Either = "global::Compiled.Either";
     public const string AsyncStage = "global::Compiled.Runtime.AsyncStage";
     public const string AsyncPartition = "global::Compiled.Runtime.AsyncPartition";
     public const string AsyncSettings = "global::Compiled.Runtime.AsyncSettings";

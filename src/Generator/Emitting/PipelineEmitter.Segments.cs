@@ -18,6 +18,12 @@ internal static partial class PipelineEmitter
         var entries = plan.Chain.Where(s => s.Stage.Shape == StageShape.Async && s.Input >= segment.FirstStage && s.Input <= segment.LastStage).ToList();
         var withEntries = stages.Concat(entries).ToList();
         var names = LocalNames(withEntries);
+        foreach (var join in plan.Chain.Where(s => s.SecondInput >= 0 && names.ContainsKey(s.Input) && names.ContainsKey(s.SecondInput)))
+        {
+            names[join.SecondInput] = names[join.Input]; // both inputs of a join write into its one exchange: one output, one set of locals
+        }
+
+        var outputs = withEntries.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async).GroupBy(s => names[s.Index]).Select(g => g.First()).ToList();
         var className = "__Fused" + SourceWriter.Number(segment.Index);
         // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
         // the stages after that mark themselves.
@@ -51,7 +57,7 @@ internal static partial class PipelineEmitter
             {
                 writer.Line($"private readonly {Names.RecordBuffer}<{s.InputType!.FullName}> _{name}Out;");
             }
-            else if (s.Shape == StageShape.KeyBy)
+            else if (s.Shape == StageShape.KeyBy && outputs.Contains(stage))
             {
                 writer.Line($"private readonly {Names.RecordBuffer}<{KeyedType(plan, stage)}> _{name}Out;");
             }
@@ -85,16 +91,16 @@ internal static partial class PipelineEmitter
             {
                 writer.Line($"_{name}Out = partition.Output<{s.InputType!.FullName}>({SourceWriter.Number(stage.SinkSlot)});");
             }
-            else if (s.Shape == StageShape.KeyBy)
+            else if (s.Shape == StageShape.KeyBy && outputs.Contains(stage))
             {
-                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the exchange to {(WindowOf(plan, stage).Shape == StageShape.Lookup ? "lookup" : "window")} '{WindowOf(plan, stage).MemberName}'");
+                writer.Line($"_{name}Out = partition.Output<{KeyedType(plan, stage)}>({SourceWriter.Number(stage.ExchangeSlot)}); // the exchange to {KindName(WindowOf(plan, stage).Shape)} '{WindowOf(plan, stage).MemberName}'");
             }
         }
 
         writer.Close();
         writer.Line();
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
-        EmitPrologue(writer, model, withEntries, names, usesPipeline);
+        EmitPrologue(writer, model, withEntries, outputs, names, usesPipeline);
         writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
         writer.Line(hasPrefix
             ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
@@ -113,7 +119,7 @@ internal static partial class PipelineEmitter
         if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)))
         {
             writer.Line();
-            EmitFastPath(writer, plan, segment, withEntries, names, inputType, usesPipeline, firstStage);
+            EmitFastPath(writer, plan, segment, withEntries, outputs, names, inputType, usesPipeline, firstStage);
         }
 
         writer.Close(); // class
@@ -126,9 +132,9 @@ internal static partial class PipelineEmitter
     /// the batch throws, the outputs are set back and the marked loop (<c>Run</c>) runs the batch again to find the
     /// record and stage and apply the error policy — bookkeeping paid only when a record fails.
     /// </summary>
-    private static void EmitFastPath(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, List<PlannedStage> stages, Dictionary<int, string> names, string inputType, bool usesPipeline, int firstStage)
+    private static void EmitFastPath(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, List<PlannedStage> stages, List<PlannedStage> outputStages, Dictionary<int, string> names, string inputType, bool usesPipeline, int firstStage)
     {
-        var outputs = stages.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async).Select(s => names[s.Index]).ToList();
+        var outputs = outputStages.Select(s => names[s.Index]).ToList();
         writer.Open($"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)");
         foreach (var output in outputs)
         {
@@ -152,7 +158,7 @@ internal static partial class PipelineEmitter
         writer.Line();
         writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // the loop stays out of the caller's try");
         writer.Open($"private void RunFast({Names.ReadOnlySpan}<{inputType}> batch)");
-        EmitPrologue(writer, plan.Model, stages, names, usesPipeline);
+        EmitPrologue(writer, plan.Model, stages, outputStages, names, usesPipeline);
         writer.Open("for (var i = 0; i < batch.Length; i++)");
         writer.Line("var r0 = batch[i];");
         var loop = new LoopContext(plan, segment, names, firstStage, HasPrefix: false, Fast: true);
@@ -278,9 +284,30 @@ internal static partial class PipelineEmitter
                 }
 
                 break;
+            case StageShape.Source:
+                // One side of a pipeline that reads two record types: this source's records, picked out of the stream of both.
+                var isLeft = s.OutputType!.Identity == plan.JoinSources!.LeftType.Identity;
+                var side = isLeft ? "Left" : "Right";
+                if (tail)
+                {
+                    writer.Line($"if ({(isLeft ? "!" : "")}{current}.IsLeft) continue;");
+                    writer.Line($"var {next} = {current}.{side};");
+                    EmitReaders(writer, loop, stage, next, tail: true);
+                }
+                else
+                {
+                    writer.Open($"if ({(isLeft ? "" : "!")}{current}.IsLeft)");
+                    writer.Line($"var {next} = {current}.{side};");
+                    EmitReaders(writer, loop, stage, next, tail: false);
+                    writer.Close();
+                }
+
+                break;
             case StageShape.KeyBy:
-                var eventTime = WindowOf(plan, stage).EventTime;
+                var target = WindowOf(plan, stage);
+                var eventTime = target.Join is { } join ? (IsRightInput(plan, stage) ? join.RightTime : join.LeftTime) : target.EventTime;
                 var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
+                var keyed = target.Join is { } sides ? $"{Names.Either}<{sides.Left.FullName}, {sides.Right.FullName}>.{(IsRightInput(plan, stage) ? "FromRight" : "FromLeft")}({current})" : current;
                 writer.Line($"var key{index} = {Call(model, s, name, current)};");
                 if (KeyMayBeNull(plan, stage))
                 {
@@ -288,7 +315,7 @@ internal static partial class PipelineEmitter
                 }
 
                 writer.Line($"if ((uint){name}Count >= (uint){name}Items.Length) {name}Items = {name}Out.Grow({name}Count);");
-                writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {current});");
+                writer.Line($"{name}Items[{name}Count++] = new {KeyedType(plan, stage)}(key{index}, {time}, {keyed});");
                 if (!loop.Fast)
                 {
                     writer.Line($"{name}Out.SetCount({name}Count);");
@@ -336,8 +363,19 @@ internal static partial class PipelineEmitter
         return names;
     }
 
-    /// <summary>The window or lookup a key selector feeds (its one reader).</summary>
+    /// <summary>The window, lookup or join a key selector feeds (its one reader).</summary>
     private static StageModel WindowOf(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].Stage;
+
+    /// <summary>Whether a key selector is the right input of the join it feeds.</summary>
+    private static bool IsRightInput(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].SecondInput == keyBy.Index;
+
+    /// <summary>What a keyed stage is called in comments.</summary>
+    private static string KindName(StageShape shape) => shape switch
+    {
+        StageShape.Lookup => "lookup",
+        StageShape.Join => "join",
+        _ => "window",
+    };
 
     /// <summary>
     /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
@@ -384,6 +422,12 @@ internal static partial class PipelineEmitter
                     writer.Line($"stage = {index};");
                     writer.Line($"if (!{Call(model, s, name, current)}) continue;");
                     break;
+                case StageShape.Source:
+                    var isLeft = s.OutputType!.Identity == plan.JoinSources!.LeftType.Identity;
+                    writer.Line($"if ({(isLeft ? "!" : "")}{current}.IsLeft) continue;");
+                    writer.Line($"var {next} = {current}.{(isLeft ? "Left" : "Right")};");
+                    current = next;
+                    break;
                 case StageShape.KeyBy:
                     writer.Line($"stage = {index};");
                     writer.Line(KeyMayBeNull(plan, stage)
@@ -416,7 +460,7 @@ internal static partial class PipelineEmitter
     }
 
     /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>
-    private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, Dictionary<int, string> names, bool usesPipeline)
+    private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, List<PlannedStage> outputs, Dictionary<int, string> names, bool usesPipeline)
     {
         if (usesPipeline)
         {
@@ -440,7 +484,7 @@ internal static partial class PipelineEmitter
                     break;
             }
 
-            if (s.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async)
+            if (outputs.Contains(stage))
             {
                 writer.Line($"var {name}Out = _{name}Out;");
                 writer.Line($"var {name}Items = {name}Out.Items;");
@@ -530,6 +574,7 @@ internal static partial class PipelineEmitter
         StageShape.Window => "Window",
         StageShape.Lookup => "Lookup",
         StageShape.Async => "Async",
+        StageShape.Join => "Join",
         _ => "Sink",
     };
 
@@ -541,6 +586,7 @@ internal static partial class PipelineEmitter
         StageShape.MethodSink => "sink (inline call)",
         StageShape.KeyBy => $"keyBy {stage.InputType!.DisplayName} -> hash exchange",
         StageShape.Async => $"async {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}: the loop ends here; the calls run outside it",
+        StageShape.Source => $"the {stage.OutputType!.DisplayName} records of the stream",
         _ => "sink (output port)",
     };
 

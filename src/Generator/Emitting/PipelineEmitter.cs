@@ -125,7 +125,7 @@ internal static partial class PipelineEmitter
         foreach (var stage in plan.Chain)
         {
             var s = stage.Stage;
-            var input = stage.Index == 0 ? "null" : SourceWriter.Literal(s.InputType!.DisplayName);
+            var input = stage.Index == 0 ? "null" : SourceWriter.Literal((s.InputType ?? plan.Chain[stage.Input].FlowType).DisplayName); // a join's source reads the stream of both types
             writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}, {SourceWriter.Number(stage.Input)}),");
         }
 
@@ -152,7 +152,18 @@ internal static partial class PipelineEmitter
         writer.Line();
         writer.Line($"public __CompiledJob({model.FullName} root) : base(CompiledPlan) => _root = root;");
         writer.Line();
-        if (plan.OtherSources.Count == 0)
+        if (plan.JoinSources is { } sides)
+        {
+            // Two record types, the inputs of a join: every source read as one stream, each record as the side it is.
+            string Listed(IEnumerable<Model.StageModel> members) => string.Join(", ", members.Select(m => SourceWriter.Literal(m.MemberName)));
+            string Accessed(IEnumerable<Model.StageModel> members) => string.Join(", ", members.Select(m => Access(model, m, "_root")));
+            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => global::Compiled.Runtime.EitherSource.Create<{sides.LeftType.FullName}, {sides.RightType.FullName}>(");
+            writer.Indent();
+            writer.Line($"new string[] {{ {Listed(sides.Left)} }}, new {Names.ISource}<{sides.LeftType.FullName}>[] {{ {Accessed(sides.Left)} }}, {SchemaFor(model, sides.LeftType)},");
+            writer.Line($"new string[] {{ {Listed(sides.Right)} }}, new {Names.ISource}<{sides.RightType.FullName}>[] {{ {Accessed(sides.Right)} }}, {SchemaFor(model, sides.RightType)});");
+            writer.Unindent();
+        }
+        else if (plan.OtherSources.Count == 0)
         {
             writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => {Access(model, source, "_root")};");
         }
@@ -271,6 +282,24 @@ internal static partial class PipelineEmitter
                 writer.Line($"var pipeline = {pipelineObject};");
                 writer.Line($"return {Names.AsyncPartition}.{(call.Flat ? "FlatMap" : "Map")}<{input}, {s.OutputType!.FullName}>(new __Fused{SourceWriter.Number(segment)}(pipeline, partition), (record, cancellationToken) => {target}.{s.OperatorMethod}({arguments}));");
                 writer.Close("),");
+                writer.Unindent();
+                continue;
+            }
+
+            if (window.Stage.Join is { } join)
+            {
+                writer.Line($"// join '{window.Stage.MemberName}' behind the exchange of key selectors '{plan.Chain[window.Input].Stage.MemberName}' and '{plan.Chain[window.SecondInput].Stage.MemberName}'; segment {SourceWriter.Number(segment)} after it");
+                writer.Line($"new {Names.JoinStage}<{join.Key.FullName}, {join.Left.FullName}, {join.Right.FullName}>(");
+                writer.Indent();
+                writer.Line($"{Access(model, window.Stage, "_root")},");
+                writer.Line($"{SourceWriter.Literal(window.Stage.MemberName)},");
+                writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
+                writer.Line($"joinStage: {SourceWriter.Number(window.Index)},");
+                writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+                writer.Line(factory + ",");
+                writer.Line($"keyCodec: {join.KeyCodec ?? "null"},");
+                writer.Line($"leftCodec: {join.LeftCodec ?? "null"},");
+                writer.Line($"rightCodec: {join.RightCodec ?? "null"}),");
                 writer.Unindent();
                 continue;
             }

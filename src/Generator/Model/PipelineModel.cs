@@ -40,6 +40,13 @@ internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
 /// </summary>
 internal sealed record AsyncModel(bool Flat, bool TakesToken, int MaxInFlight, int TimeoutMilliseconds, int MaxAttempts, int RetryBackoffMilliseconds, bool Ordered, bool Spread);
 
+/// <summary>
+/// What a <c>[Join]</c> of two streams joins: the left and right record types, the key selectors it reads (the nearest
+/// <c>[KeyBy]</c> above it taking each type) and their common key type, how each side's event time is read, and the
+/// checkpoint codecs of the key and of each side's records (null when the type cannot be checkpointed).
+/// </summary>
+internal sealed record JoinModel(TypeRef Key, TypeRef Left, TypeRef Right, string LeftKeyBy, string RightKeyBy, string LeftTime, string RightTime, string? KeyCodec, string? LeftCodec, string? RightCodec);
+
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);
 
@@ -75,6 +82,8 @@ internal enum StageShape
     Lookup,
     /// <summary>An asynchronous transform (<c>ValueTask&lt;U&gt; M(T)</c>): the loop before it ends, the records wait for their calls, and a loop starts after it.</summary>
     Async,
+    /// <summary>A join of two streams (<c>JoinSpec&lt;TLeft, TRight&gt;</c>) behind the exchange both inputs' key selectors write into: starts the loop after it.</summary>
+    Join,
 }
 
 /// <summary>How the generated loop holds an operator object.</summary>
@@ -120,6 +129,8 @@ internal enum MemberKind
 /// <param name="InputName">The stage it reads from when the attribute names one (<c>Input = nameof(...)</c>); null: the stage declared just above.</param>
 /// <param name="Lookup">For a lookup join: its key and row types.</param>
 /// <param name="ValueState">For a mutable struct operator: whether its fields hold only values (no references), so that setting it back undoes all it did.</param>
+/// <param name="Join">For a join of two streams: its inputs and types.</param>
+/// <param name="KeyType">For a key selector: the key type it returns.</param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -141,18 +152,20 @@ internal sealed record StageModel(
     string? InputName = null,
     bool ValueState = false,
     LookupModel? Lookup = null,
-    AsyncModel? Async = null)
+    AsyncModel? Async = null,
+    JoinModel? Join = null,
+    TypeRef? KeyType = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 
-    /// <summary>Whether the stage sits behind a key selector's exchange and starts a loop (a window or a lookup).</summary>
-    public bool IsKeyed => Shape is StageShape.Window or StageShape.Lookup;
+    /// <summary>Whether the stage sits behind a key selector's exchange and starts a loop (a window, a lookup or a join).</summary>
+    public bool IsKeyed => Shape is StageShape.Window or StageShape.Lookup or StageShape.Join;
 
     /// <summary>Whether the stage starts a loop of its own: a keyed stage, or an asynchronous transform (records wait for their calls between the loops).</summary>
     public bool StartsLoop => IsKeyed || Shape == StageShape.Async;
 
     /// <summary>For a keyed stage: the key type of the exchange in front of it.</summary>
-    public TypeRef? Key => Window?.Key ?? Lookup?.Key;
+    public TypeRef? Key => Window?.Key ?? Lookup?.Key ?? Join?.Key;
 }
 
 /// <summary>The compile-time schema of a record type used with a connector.</summary>

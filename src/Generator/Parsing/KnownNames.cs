@@ -18,6 +18,9 @@ internal static class KnownNames
     public const string LookupAttribute = "Compiled.LookupAttribute";
     public const string LookupInterface = "Compiled.ILookup`2";
     public const string Joined = "Compiled.Joined`2";
+    public const string JoinAttribute = "Compiled.JoinAttribute";
+    public const string JoinSpec = "Compiled.JoinSpec`2";
+    public const string Either = "Compiled.Either`2";
     public const string WindowSpec = "Compiled.WindowSpec`2";
     public const string WindowResult = "Compiled.WindowResult`2";
     public const string Aggregator = "Compiled.IAggregator`3";

@@ -10,7 +10,7 @@ namespace Compiled.Generator.Parsing;
 /// <summary>Reads a <c>[Pipeline]</c> class into a <see cref="PipelineModel"/>, recording what is wrong with each declaration.</summary>
 internal static class PipelineParser
 {
-    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute, KnownNames.KeyByAttribute, KnownNames.WindowAttribute, KnownNames.LookupAttribute];
+    private static readonly string[] StageAttributes = [KnownNames.SourceAttribute, KnownNames.TransformAttribute, KnownNames.SinkAttribute, KnownNames.KeyByAttribute, KnownNames.WindowAttribute, KnownNames.LookupAttribute, KnownNames.JoinAttribute];
 
     public static PipelineModel Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
     {
@@ -50,10 +50,16 @@ internal static class PipelineParser
         var schemas = new List<RecordSchemaModel>();
         (ITypeSymbol Key, ITypeSymbol Input)? keyType = null; // the key and input of the [KeyBy] stage just before, for the [Window] or [Lookup] after it
         var windowInputs = new List<(string Name, ITypeSymbol? Input)>(); // every [Window] member, for [LateData]
+        var keyBys = new List<(string Name, ITypeSymbol Key, ITypeSymbol Input)>(); // every [KeyBy] so far, for a [Join]
         foreach (var (member, _) in stageMembers)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, schemas, out var nextKey);
+            var stage = ParseStage(member, stages.Count, diagnostics, compilation, keyType, keyBys, schemas, out var nextKey);
+            if (nextKey is { } selected)
+            {
+                keyBys.Add((member.Name, selected.Key, selected.Input));
+            }
+
             if (Symbols.HasAttribute(member, KnownNames.WindowAttribute))
             {
                 windowInputs.Add((member.Name, MemberType(member) is { } windowType ? WindowInput(windowType) : null));
@@ -190,6 +196,7 @@ internal static class PipelineParser
             InputType = shape.Input,
             OutputType = shape.Input, // records pass through; the key travels beside them
             NeedsPipelineInstance = !keyMethod.IsStatic,
+            KeyType = Symbols.ToTypeRef(keyMethod.ReturnType),
         };
     }
 
@@ -238,6 +245,74 @@ internal static class PipelineParser
             InputType = Symbols.ToTypeRef(input!),
             OutputType = Symbols.ToTypeRef(output),
             Window = new WindowModel(Symbols.ToTypeRef(keyType), Symbols.ToTypeRef(aggregator), Symbols.ToTypeRef(arguments.Value[1]), Symbols.ToTypeRef(arguments.Value[2]), Symbols.StateCodec(keyType), Symbols.StateCodec(arguments.Value[1])),
+        };
+    }
+
+    /// <summary>
+    /// A <c>[Join]</c> member: a <c>JoinSpec&lt;TLeft, TRight&gt;</c> of two record types, reading the nearest
+    /// <c>[KeyBy]</c> above it that takes <c>TLeft</c> records and the nearest that takes <c>TRight</c> records, whose
+    /// key types are the same; both record types need an <c>[EventTime]</c> member.
+    /// </summary>
+    private static StageModel ParseJoin(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, Compilation compilation, List<(string Name, ITypeSymbol Key, ITypeSymbol Input)> keyBys)
+    {
+        var type = MemberType(member);
+        var joined = compilation.GetTypeByMetadataName(KnownNames.Joined);
+        var either = compilation.GetTypeByMetadataName(KnownNames.Either);
+        if (type is not INamedTypeSymbol named || !named.IsGenericType || !Symbols.IsNamed(named.OriginalDefinition, KnownNames.JoinSpec) || joined is null || either is null)
+        {
+            var what = type is null ? "is a method" : $"has type '{Symbols.DisplayName(type)}'";
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, what + "; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed"));
+            return stage;
+        }
+
+        var (left, right) = (named.TypeArguments[0], named.TypeArguments[1]);
+        if (SymbolEqualityComparer.Default.Equals(left, right))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, $"joins '{Symbols.DisplayName(left)}' with itself; a join reads two record types (records of one type from several sources are one stream, a union)"));
+            return stage;
+        }
+
+        var sides = new[] { left, right }.Select(side => keyBys.LastOrDefault(k => SymbolEqualityComparer.Default.Equals(k.Input, side))).ToArray();
+        for (var i = 0; i < 2; i++)
+        {
+            if (sides[i].Name is null)
+            {
+                var record = Symbols.DisplayName(i == 0 ? left : right);
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, $"needs a key selector above it that takes '{record}' records (its {(i == 0 ? "left" : "right")} input): add a method '[KeyBy] TKey M({record} record)'"));
+                return stage;
+            }
+        }
+
+        var (leftKey, rightKey) = (sides[0], sides[1]);
+        if (!SymbolEqualityComparer.Default.Equals(leftKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated), rightKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0147", stage.Location, member.Name, leftKey.Name, Symbols.DisplayName(leftKey.Key), rightKey.Name, Symbols.DisplayName(rightKey.Key)));
+            return stage;
+        }
+
+        var times = new string?[2];
+        for (var i = 0; i < 2; i++)
+        {
+            var record = i == 0 ? left : right;
+            if (!TryEventTime(record, stage, diagnostics, out times[i]))
+            {
+                return stage;
+            }
+
+            if (times[i] is null)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0148", stage.Location, member.Name, Symbols.DisplayName(record)));
+                return stage;
+            }
+        }
+
+        return stage with
+        {
+            Shape = StageShape.Join,
+            ComponentType = Symbols.ToTypeRef(type),
+            InputType = Symbols.ToTypeRef(either.Construct(left, right)),
+            OutputType = Symbols.ToTypeRef(joined.Construct(left, right)),
+            Join = new JoinModel(Symbols.ToTypeRef(leftKey.Key), Symbols.ToTypeRef(left), Symbols.ToTypeRef(right), leftKey.Name, rightKey.Name, times[0]!, times[1]!, Symbols.StateCodec(leftKey.Key), Symbols.StateCodec(left), Symbols.StateCodec(right)),
         };
     }
 
@@ -438,7 +513,7 @@ internal static class PipelineParser
         return found.OrderBy(m => m.Group).ThenBy(m => m.Position).Select(m => (m.Member, m.Group)).ToList();
     }
 
-    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics, Compilation compilation, (ITypeSymbol Key, ITypeSymbol Input)? keyType, List<RecordSchemaModel> schemas, out (ITypeSymbol Key, ITypeSymbol Input)? nextKey)
+    private static StageModel ParseStage(ISymbol member, int order, List<DiagnosticInfo> diagnostics, Compilation compilation, (ITypeSymbol Key, ITypeSymbol Input)? keyType, List<(string Name, ITypeSymbol Key, ITypeSymbol Input)> keyBys, List<RecordSchemaModel> schemas, out (ITypeSymbol Key, ITypeSymbol Input)? nextKey)
     {
         nextKey = null;
         var location = Symbols.IdentifierLocation(member);
@@ -483,6 +558,11 @@ internal static class PipelineParser
         if (roles[0] == KnownNames.LookupAttribute)
         {
             return ParseLookup(member, stage, diagnostics, compilation, keyType, schemas);
+        }
+
+        if (roles[0] == KnownNames.JoinAttribute)
+        {
+            return ParseJoin(member, stage, diagnostics, compilation, keyBys);
         }
 
         return role switch

@@ -11,6 +11,11 @@ namespace Compiled.Generator.Planning;
 /// The sources declared after the first, when there are several: all are read as one stream (a union), which the
 /// first source's stage (chain index 0) stands for; every stage that reads one of them reads the union.
 /// </param>
+/// <param name="JoinSources">
+/// For a pipeline that reads two record types (the inputs of its join): the sources of each side. The root (chain
+/// index 0) then stands for all of them, read as one stream of <c>Either&lt;TLeft, TRight&gt;</c>, and each side's first
+/// source is a stage of the first loop that picks its side's records out of it.
+/// </param>
 /// <param name="Chain">
 /// The stages in execution order: segment by segment, and within a segment depth-first from its root (the source, or
 /// the window behind an exchange), readers in declaration order. That is the order the loop's code runs them in.
@@ -21,7 +26,8 @@ internal sealed record PipelinePlan(
     EquatableArray<SegmentPlan> Segments,
     bool NeedsInstancePerPartition,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    EquatableArray<StageModel> OtherSources)
+    EquatableArray<StageModel> OtherSources,
+    JoinSources? JoinSources = null)
 {
     public bool HasErrors => Diagnostics.Count > 0;
 }
@@ -36,6 +42,7 @@ internal sealed record PipelinePlan(
 /// <param name="Readers">The chain indexes of the stages that read from it, in execution order.</param>
 /// <param name="ExchangeSlot">For a key selector, the output slot of its exchange; for a window, the same slot (its input); otherwise -1.</param>
 /// <param name="LateSlot">For a window with a <c>[LateData]</c> output, that sink's slot; otherwise -1.</param>
+/// <param name="SecondInput">For a join, the chain index of its right input's key selector; otherwise -1.</param>
 internal sealed record PlannedStage(
     StageModel Stage,
     int Index,
@@ -45,7 +52,11 @@ internal sealed record PlannedStage(
     TypeRef FlowType,
     EquatableArray<int> Readers,
     int ExchangeSlot = -1,
-    int LateSlot = -1);
+    int LateSlot = -1,
+    int SecondInput = -1);
+
+/// <summary>The sources of the two sides of a join, and the two record types.</summary>
+internal sealed record JoinSources(EquatableArray<StageModel> Left, EquatableArray<StageModel> Right, TypeRef LeftType, TypeRef RightType);
 
 /// <summary>A group of stages fused into one loop, and why it starts and ends where it does.</summary>
 /// <param name="Index">The segment's index: 0 is the source's loop, each window starts one more.</param>

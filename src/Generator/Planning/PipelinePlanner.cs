@@ -28,11 +28,44 @@ internal static class PipelinePlanner
     public static PipelinePlan Plan(PipelineModel model)
     {
         var diagnostics = new List<DiagnosticInfo>(model.Diagnostics);
+        var join = FindJoin(model, diagnostics);
+        var sides = join >= 0 ? Sides(model, join) : null;
+        if (sides is not null)
+        {
+            // Two record types, the inputs of a join: one stream of both (Either<TLeft, TRight>) is the root, and each
+            // side's first source reads its records out of it.
+            var root = model.Stages[sides.Left[0]] with
+            {
+                Order = model.Stages.Count,
+                MemberName = $"({string.Join(", ", sides.Left.Concat(sides.Right).OrderBy(i => i).Select(i => model.Stages[i].MemberName))})",
+                ComponentType = model.Stages[join].InputType,
+                OutputType = model.Stages[join].InputType,
+                InputName = null,
+            };
+            model = model with { Stages = model.Stages.Items.Append(root).ToEquatableArray() };
+        }
+
         var stages = model.Stages.Items;
-        var (source, others) = FindSources(model, diagnostics);
+        var (source, others) = sides is null ? FindSources(model, diagnostics) : (stages.Length - 1, new List<int>());
         var inputs = ResolveInputs(model, source, others, diagnostics);
+        var secondInputs = new int[stages.Length];
+        for (var i = 0; i < stages.Length; i++)
+        {
+            secondInputs[i] = NoInput;
+        }
+
+        if (sides is not null)
+        {
+            ResolveSides(model, sides, join, inputs, secondInputs);
+        }
+
         var readers = Readers(inputs);
-        CheckKeyBy(model, inputs, readers, diagnostics);
+        if (sides is not null && secondInputs[join] >= 0)
+        {
+            readers[secondInputs[join]].Add(join);
+        }
+
+        CheckKeyBy(model, inputs, secondInputs, readers, diagnostics);
 
         // The tree below the source, with its types checked; a stage is placed only when every stage above it is.
         var flows = new TypeRef?[stages.Length];
@@ -40,7 +73,7 @@ internal static class PipelinePlanner
         var reached = new bool[stages.Length];
         if (source >= 0)
         {
-            Walk(model, source, readers, flows, placed, reached, diagnostics);
+            Walk(model, source, readers, secondInputs, flows, placed, reached, diagnostics);
         }
 
         foreach (var other in others)
@@ -59,9 +92,126 @@ internal static class PipelinePlanner
         }
 
         var (chain, segments) = source >= 0 && placed[source]
-            ? Layout(model, source, inputs, readers, flows, placed)
+            ? Layout(model, source, inputs, secondInputs, readers, flows, placed)
             : (new List<PlannedStage>(), new List<SegmentPlan>());
-        return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray(), others.Select(o => stages[o]).ToEquatableArray());
+        if (sides is not null && chain.FirstOrDefault(s => s.Stage.Shape == StageShape.Join) is { } planned
+            && (chain[planned.Input].Segment != 0 || chain[planned.SecondInput].Segment != 0))
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[join].Location, stages[join].MemberName, "must read key selectors in the loop of the sources: no window, lookup or asynchronous transform may stand between a source and the join"));
+        }
+
+        var joinSources = sides is null
+            ? null
+            : new JoinSources(sides.Left.Select(i => stages[i]).ToEquatableArray(), sides.Right.Select(i => stages[i]).ToEquatableArray(), stages[join].Join!.Left, stages[join].Join!.Right);
+        return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray(), others.Select(o => stages[o]).ToEquatableArray(), joinSources);
+    }
+
+    /// <summary>
+    /// Whether a <c>[Join]</c> declaration was found wrong: its diagnostic says what the pipeline needs, so the
+    /// second record type and the key selectors meant for the join are not reported again.
+    /// </summary>
+    private static bool JoinDiagnosed(List<DiagnosticInfo> diagnostics) => diagnostics.Any(d => d.Id is "CMPL0146" or "CMPL0147" or "CMPL0148");
+
+    /// <summary>The declaration indexes of the sources of each side of a join, in declaration order.</summary>
+    private sealed record SideIndexes(List<int> Left, List<int> Right);
+
+    /// <summary>
+    /// The declaration index of the pipeline's join of two streams when its sources produce exactly the join's two
+    /// record types (both present), else -1. A second join is CMPL0146.
+    /// </summary>
+    private static int FindJoin(PipelineModel model, List<DiagnosticInfo> diagnostics)
+    {
+        var stages = model.Stages.Items;
+        var found = -1;
+        for (var i = 0; i < stages.Length; i++)
+        {
+            if (stages[i].Shape != StageShape.Join)
+            {
+                continue;
+            }
+
+            if (found >= 0)
+            {
+                diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[i].Location, stages[i].MemberName, $"is a second join of two streams; a pipeline has one ('{stages[found].MemberName}'): join the others in pipelines of their own"));
+                continue;
+            }
+
+            found = i;
+        }
+
+        if (found < 0)
+        {
+            return -1;
+        }
+
+        var sides = Sides(model, found);
+        var spec = stages[found].Join!;
+        if (sides.Left.Count == 0 || sides.Right.Count == 0)
+        {
+            var missing = sides.Left.Count == 0 ? spec.Left : spec.Right;
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[found].Location, stages[found].MemberName, $"joins '{spec.Left.DisplayName}' and '{spec.Right.DisplayName}' records, but no [Source] of the pipeline produces '{missing.DisplayName}'"));
+            return -1;
+        }
+
+        return sides.Left.Count + sides.Right.Count == stages.Count(s => s.Role == StageRole.Source) ? found : -1; // a third record type: CMPL0102
+    }
+
+    /// <summary>The sources of each side of join <paramref name="join"/>: those producing its left and its right record type.</summary>
+    private static SideIndexes Sides(PipelineModel model, int join)
+    {
+        var stages = model.Stages.Items;
+        var spec = stages[join].Join!;
+        var sides = new SideIndexes([], []);
+        for (var i = 0; i < stages.Length; i++)
+        {
+            if (stages[i].Role == StageRole.Source && stages[i].OutputType is { } type)
+            {
+                if (type.Identity == spec.Left.Identity)
+                {
+                    sides.Left.Add(i);
+                }
+                else if (type.Identity == spec.Right.Identity)
+                {
+                    sides.Right.Add(i);
+                }
+            }
+        }
+
+        return sides;
+    }
+
+    /// <summary>
+    /// Wires a pipeline that reads two record types: each side's first source reads the root (the last stage), the
+    /// other sources of a side are read with it (a union), a stage that reads a source reads the side of its own input
+    /// type (so the two sources may be declared in either order), and the join reads its two key selectors.
+    /// </summary>
+    private static void ResolveSides(PipelineModel model, SideIndexes sides, int join, int[] inputs, int[] secondInputs)
+    {
+        var stages = model.Stages.Items;
+        var root = stages.Length - 1;
+        inputs[root] = NoInput;
+        inputs[sides.Left[0]] = root;
+        inputs[sides.Right[0]] = root;
+        var spec = stages[join].Join!;
+        var joinKeyBys = new[] { IndexOf(stages, spec.LeftKeyBy), IndexOf(stages, spec.RightKeyBy) };
+        for (var i = 0; i < root; i++)
+        {
+            // A stage below a source — or below a key selector of the join, where nothing else may read — starts one side.
+            var startsSide = stages[i].InputName is null && inputs[i] >= 0 && joinKeyBys.Contains(inputs[i])
+                && (stages[i].InputType?.Identity == spec.Left.Identity || stages[i].InputType?.Identity == spec.Right.Identity);
+            if (stages[i].Role == StageRole.Source || inputs[i] < 0 || (stages[inputs[i]].Role != StageRole.Source && !startsSide))
+            {
+                continue;
+            }
+
+            var side = stages[i].InputType?.Identity == spec.Right.Identity ? sides.Right
+                : stages[i].InputType?.Identity == spec.Left.Identity ? sides.Left
+                : sides.Left.Contains(inputs[i]) ? sides.Left : sides.Right;
+            inputs[i] = side[0];
+        }
+
+        inputs[join] = IndexOf(stages, spec.LeftKeyBy);
+        secondInputs[join] = IndexOf(stages, spec.RightKeyBy);
     }
 
     /// <summary>
@@ -86,6 +236,11 @@ internal static class PipelinePlanner
             }
             else if (stages[i].OutputType is { } type && stages[source].OutputType is { } first && type.Identity != first.Identity)
             {
+                if (JoinDiagnosed(diagnostics))
+                {
+                    continue; // meant as the other input of a join whose declaration is wrong: not read at all
+                }
+
                 diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[source].MemberName, first.DisplayName, stages[i].MemberName, type.DisplayName));
             }
             else
@@ -200,7 +355,7 @@ internal static class PipelinePlanner
     /// A key selector is followed directly by its window (the window reads the stage declared above it), and nothing
     /// else reads a key selector: its records cross the exchange only to that window.
     /// </summary>
-    private static void CheckKeyBy(PipelineModel model, int[] inputs, List<int>[] readers, List<DiagnosticInfo> diagnostics)
+    private static void CheckKeyBy(PipelineModel model, int[] inputs, int[] secondInputs, List<int>[] readers, List<DiagnosticInfo> diagnostics)
     {
         var stages = model.Stages.Items;
         for (var i = 0; i < stages.Length; i++)
@@ -210,8 +365,20 @@ internal static class PipelinePlanner
                 continue;
             }
 
+            var join = Enumerable.Range(0, stages.Length).Where(j => stages[j].Shape == StageShape.Join && (inputs[j] == i || secondInputs[j] == i)).DefaultIfEmpty(-1).First();
+            if (join >= 0)
+            {
+                // An input of a join: the join reads it wherever it is declared.
+                foreach (var reader in readers[i].Where(r => r != join))
+                {
+                    diagnostics.Add(DiagnosticInfo.Create("CMPL0133", stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, inputs[i] >= 0 ? stages[inputs[i]].MemberName : stages[i].MemberName));
+                }
+
+                continue;
+            }
+
             var followed = i + 1 < stages.Length && (stages[i + 1].IsKeyed || stages[i + 1].Shape == StageShape.Invalid) && inputs[i + 1] == i;
-            if (!followed)
+            if (!followed && !JoinDiagnosed(diagnostics))
             {
                 diagnostics.Add(DiagnosticInfo.Create("CMPL0121", stages[i].Location, stages[i].MemberName));
             }
@@ -233,7 +400,7 @@ internal static class PipelinePlanner
     /// Walks the tree from <paramref name="root"/>, checking that each stage accepts what the stage it reads produces,
     /// and computing what each produces. A stage is placed when it and every stage above it are valid.
     /// </summary>
-    private static void Walk(PipelineModel model, int root, List<int>[] readers, TypeRef?[] flows, bool[] placed, bool[] reached, List<DiagnosticInfo> diagnostics)
+    private static void Walk(PipelineModel model, int root, List<int>[] readers, int[] secondInputs, TypeRef?[] flows, bool[] placed, bool[] reached, List<DiagnosticInfo> diagnostics)
     {
         var stages = model.Stages.Items;
         reached[root] = true;
@@ -241,11 +408,19 @@ internal static class PipelinePlanner
         placed[root] = flows[root] is not null;
         var pending = new Stack<int>();
         pending.Push(root);
+        var joinArrivals = new Dictionary<int, (int Count, bool Placed)>();
         while (pending.Count > 0)
         {
             var parent = pending.Pop();
             foreach (var i in readers[parent])
             {
+                var stage = stages[i];
+                if (stage.Shape == StageShape.Join)
+                {
+                    WalkIntoJoin(stages, parent, i, secondInputs, flows, placed, reached, pending, joinArrivals, diagnostics);
+                    continue;
+                }
+
                 if (reached[i])
                 {
                     continue;
@@ -253,9 +428,11 @@ internal static class PipelinePlanner
 
                 reached[i] = true;
                 pending.Push(i);
-                var stage = stages[i];
                 if (stage.Role == StageRole.Source)
                 {
+                    // One side of a pipeline that reads two record types: its records, picked out of the stream of both.
+                    flows[i] = stage.OutputType;
+                    placed[i] = placed[parent] && stage.OutputType is not null;
                     continue;
                 }
 
@@ -286,6 +463,39 @@ internal static class PipelinePlanner
                 placed[i] = placed[parent] && flow is not null;
             }
         }
+    }
+
+    /// <summary>
+    /// A join is reached from each of its key selectors: each must carry the record type of its side (CMPL0104), and
+    /// the join is placed — and walked on from — once both have arrived and are placed.
+    /// </summary>
+    private static void WalkIntoJoin(System.Collections.Immutable.ImmutableArray<StageModel> stages, int parent, int join, int[] secondInputs, TypeRef?[] flows, bool[] placed, bool[] reached, Stack<int> pending, Dictionary<int, (int Count, bool Placed)> arrivals, List<DiagnosticInfo> diagnostics)
+    {
+        if (secondInputs[join] < 0)
+        {
+            return; // not wired: the pipeline lacks one of its inputs (CMPL0146)
+        }
+
+        var spec = stages[join].Join!;
+        var side = parent == secondInputs[join] ? spec.Right : spec.Left;
+        var flow = flows[parent];
+        var fits = flow is not null && flow.IsAssignableTo(side);
+        if (flow is not null && !fits)
+        {
+            diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stages[join].Location, stages[join].MemberName, side.DisplayName, stages[parent].MemberName, flow.DisplayName));
+        }
+
+        var (count, sidesPlaced) = arrivals.TryGetValue(join, out var seen) ? seen : (0, true);
+        arrivals[join] = (count + 1, sidesPlaced && fits && placed[parent]);
+        if (count + 1 < 2)
+        {
+            return;
+        }
+
+        reached[join] = true;
+        flows[join] = stages[join].OutputType;
+        placed[join] = arrivals[join].Placed;
+        pending.Push(join);
     }
 
     private static readonly HashSet<string> NumberTypes = ["int", "long", "short", "byte", "sbyte", "uint", "ulong", "ushort"];
@@ -383,7 +593,7 @@ internal static class PipelinePlanner
     /// execution order: segment by segment, depth-first within each from its root, readers in declaration order.
     /// Assigns sink, late-data and exchange slots.
     /// </summary>
-    private static (List<PlannedStage> Chain, List<SegmentPlan> Segments) Layout(PipelineModel model, int source, int[] inputs, List<int>[] readers, TypeRef?[] flows, bool[] placed)
+    private static (List<PlannedStage> Chain, List<SegmentPlan> Segments) Layout(PipelineModel model, int source, int[] inputs, int[] secondInputs, List<int>[] readers, TypeRef?[] flows, bool[] placed)
     {
         var stages = model.Stages.Items;
 
@@ -408,7 +618,10 @@ internal static class PipelinePlanner
 
                     if (stages[reader].StartsLoop)
                     {
-                        roots.Add(reader);
+                        if (!roots.Contains(reader))
+                        {
+                            roots.Add(reader); // a join is reached from both its key selectors
+                        }
                     }
                     else
                     {
@@ -461,9 +674,18 @@ internal static class PipelinePlanner
         }
 
         var exchangeSlotOf = new Dictionary<int, int>();
-        foreach (var at in order.Where(at => stages[at].Shape is StageShape.KeyBy or StageShape.Async))
+        var rightKeyBys = new HashSet<int>(secondInputs.Where(i => i >= 0));
+        foreach (var at in order.Where(at => stages[at].Shape is StageShape.KeyBy or StageShape.Async && !rightKeyBys.Contains(at)))
         {
             exchangeSlotOf[at] = nextSlot++; // an asynchronous transform's own: the loop before it writes its records there
+        }
+
+        for (var at = 0; at < stages.Length; at++)
+        {
+            if (secondInputs[at] >= 0 && exchangeSlotOf.TryGetValue(inputs[at], out var shared))
+            {
+                exchangeSlotOf[secondInputs[at]] = shared; // both inputs of a join write into its one exchange
+            }
         }
 
         var chain = new List<PlannedStage>();
@@ -472,8 +694,8 @@ internal static class PipelinePlanner
             var stage = stages[at];
             var exchange = stage.Shape switch
             {
-                StageShape.KeyBy or StageShape.Async => exchangeSlotOf[at],
-                StageShape.Window or StageShape.Lookup => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
+                StageShape.KeyBy or StageShape.Async => exchangeSlotOf.TryGetValue(at, out var own) ? own : -1, // -1: the right input of a join that is not placed (diagnosed)
+                StageShape.Window or StageShape.Lookup or StageShape.Join => exchangeSlotOf.TryGetValue(inputs[at], out var slot) ? slot : -1,
                 _ => -1,
             };
             chain.Add(new PlannedStage(
@@ -485,7 +707,8 @@ internal static class PipelinePlanner
                 flows[at]!,
                 readers[at].Where(r => placed[r]).Select(r => indexOf[r]).OrderBy(r => r).ToEquatableArray(),
                 exchange,
-                lateSlotOf.TryGetValue(at, out var lateSlot) ? lateSlot : -1));
+                lateSlotOf.TryGetValue(at, out var lateSlot) ? lateSlot : -1,
+                secondInputs[at] >= 0 && indexOf.TryGetValue(secondInputs[at], out var second) ? second : -1));
         }
 
         var segments = new List<SegmentPlan>();
@@ -517,6 +740,7 @@ internal static class PipelinePlanner
             {
                 StageShape.Lookup => $"all edges forward from lookup '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and joins each record with its cached rows",
                 StageShape.Async => $"all edges forward from asynchronous transform '{chain[first].Stage.MemberName}', whose calls for a batch run concurrently while the partition waits",
+                StageShape.Join => $"all edges forward from join '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and meets the records of '{chain[chain[first].Input].Stage.MemberName}' and '{chain[chain[first].SecondInput].Stage.MemberName}' by event time",
                 _ => $"all edges forward from window '{chain[first].Stage.MemberName}', which runs in the partition that owns each key and fires on watermarks",
             };
             if (keyBys.Count > 0)
@@ -571,7 +795,7 @@ internal static class PipelinePlanner
     /// </summary>
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
     {
-        StageShape.ConnectorSink => true,
+        StageShape.ConnectorSink or StageShape.Source => true, // a source inside a loop picks its side's records out of the stream of two types
         StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.KeyBy when stage.MemberKind == MemberKind.Method => stage.OperatorMethodIsStatic,
         StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct,
         _ => false,

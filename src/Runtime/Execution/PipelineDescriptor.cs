@@ -34,7 +34,7 @@ public sealed class PipelineDescriptor
     /// Whether every transform maps or filters (no flatMap, no window) and the stream never forks: then records in =
     /// out + filtered + failed holds for the last sink.
     /// </summary>
-    public bool IsOneToOne => Stages.All(s => s.Kind is not (StageKind.FlatMap or StageKind.Window or StageKind.Lookup or StageKind.Async))
+    public bool IsOneToOne => Stages.All(s => s.Kind is not (StageKind.FlatMap or StageKind.Window or StageKind.Lookup or StageKind.Async or StageKind.Join))
         && Stages.GroupBy(s => s.Input).All(readers => readers.Count() == 1);
 
     /// <summary>The pipeline's name.</summary>
@@ -146,6 +146,8 @@ public enum StageKind
     Lookup,
     /// <summary>An asynchronous transform: calls a method returning <c>ValueTask</c> for many records at once.</summary>
     Async,
+    /// <summary>A join of two keyed streams: records of both inputs meet by key and event time behind one hash exchange.</summary>
+    Join,
 }
 
 /// <summary>A run of stages fused into one loop.</summary>

@@ -74,7 +74,8 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, Testin
                     for (var i = 0; i < union.Members.Count; i++)
                     {
                         var member = union.Members[i];
-                        connectors.Add(new ConnectorInfo(union.Names[i], 0, ConnectorRole.Source, member, member.Describe, null));
+                        var connector = member is ISideSource side ? side.Inner : member; // one side of a join: its settings are the member's
+                        connectors.Add(new ConnectorInfo(union.Names[i], 0, ConnectorRole.Source, connector, member.Describe, null));
                     }
                 }
                 else

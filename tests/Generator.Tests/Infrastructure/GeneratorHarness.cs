@@ -90,7 +90,7 @@ internal sealed record GeneratorRun(GeneratorDriver Driver, CSharpCompilation Ou
 
     public void AssertClean()
     {
-        var problems = AllDiagnostics.Select(d => d.ToString()).ToList();
+        var problems = AllDiagnostics.Select(d => d.ToString()).Concat(Result.Results.Where(r => r.Exception is not null).Select(r => r.Exception!.ToString())).ToList();
         Assert.True(problems.Count == 0, "Expected no diagnostics, got:\n" + string.Join("\n", problems));
     }
 

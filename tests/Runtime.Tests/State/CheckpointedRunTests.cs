@@ -321,6 +321,9 @@ public sealed class Partitioned<T>(T[] records, int partitions)
     /// <summary>Yield between batches, so that checkpoints fall between them.</summary>
     public bool Throttle { get; init; }
 
+    /// <summary>The stream name positions carry (two logs read by one pipeline need two names).</summary>
+    public string Topic { get; init; } = "log";
+
     private readonly long[] _highest = new long[partitions];
 
     /// <summary>A source over the log; with <paramref name="pauseAt"/> (a fraction), each input partition stops there and waits (unbounded), else it ends at the end.</summary>
@@ -335,6 +338,8 @@ public sealed class Partitioned<T>(T[] records, int partitions)
         private SourceContext<T>? _context;
         private int _pausedPartitions;
 
+        public string Topic => log.Topic;
+
         public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
         {
             _context = context;
@@ -344,7 +349,7 @@ public sealed class Partitioned<T>(T[] records, int partitions)
         public ISourceReader<T> CreateReader(int partition)
         {
             var owned = Enumerable.Range(0, log._partitions.Length).Where(p => p % _context!.Parallelism == partition).ToArray();
-            var restored = _context!.RestoredPositions.ToDictionary(p => p.Partition, p => p.Offset);
+            var restored = _context!.RestoredPositions.Where(p => p.Stream == log.Topic).ToDictionary(p => p.Partition, p => p.Offset);
             var next = owned.ToDictionary(p => p, p => restored.TryGetValue(p, out var offset) ? offset : log.Committed.GetValueOrDefault(p));
             return new Reader(this, owned, next, _context.BatchSize);
         }
@@ -366,7 +371,7 @@ public sealed class Partitioned<T>(T[] records, int partitions)
 
             public bool CommitsPositions => true;
 
-            public IReadOnlyList<SourcePosition> Positions => owned.Select(p => new SourcePosition("log", p, next[p])).ToList();
+            public IReadOnlyList<SourcePosition> Positions => owned.Select(p => new SourcePosition(source.Topic, p, next[p])).ToList();
 
             public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
             {

@@ -1,0 +1,377 @@
+namespace Compiled.Runtime;
+
+/// <summary>One record a join holds: which side, its event time, whether it met anything yet, and the record.</summary>
+internal struct JoinEntry<TLeft, TRight>
+{
+    public long Time;
+    public bool IsLeft;
+    public bool Matched;
+    public TLeft Left;
+    public TRight Right;
+}
+
+/// <summary>Writes a <see cref="JoinEntry{TLeft, TRight}"/>: side, time, whether it met anything, then the record with its side's codec.</summary>
+internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, IStateCodec<TRight> right) : IStateCodec<JoinEntry<TLeft, TRight>>
+{
+    public string Schema { get; } = $"join entry ({left.Schema} | {right.Schema})";
+
+    public void Write(StateWriter writer, in JoinEntry<TLeft, TRight> value)
+    {
+        writer.WriteByte((byte)((value.IsLeft ? 1 : 0) | (value.Matched ? 2 : 0)));
+        writer.WriteInt64(value.Time);
+        if (value.IsLeft)
+        {
+            left.Write(writer, value.Left);
+        }
+        else
+        {
+            right.Write(writer, value.Right);
+        }
+    }
+
+    public JoinEntry<TLeft, TRight> Read(ref StateReader reader)
+    {
+        var flags = reader.ReadByte();
+        var entry = new JoinEntry<TLeft, TRight> { IsLeft = (flags & 1) != 0, Matched = (flags & 2) != 0, Time = reader.ReadInt64() };
+        if (entry.IsLeft)
+        {
+            entry.Left = left.Read(ref reader);
+        }
+        else
+        {
+            entry.Right = right.Read(ref reader);
+        }
+
+        return entry;
+    }
+}
+
+/// <summary>
+/// The join of two keyed streams in one keyed partition: left and right records of a key are held until no record
+/// that could still meet them can arrive (the watermark decides), pairs leave as <see cref="Joined{TLeft, TRight}"/>,
+/// and a left-outer join lets a left record that met nothing leave alone when it is dropped. Subclasses say when
+/// records meet and when they are done. A record at or behind the watermark is late: counted, and not joined.
+/// </summary>
+/// <remarks>
+/// A pair happens when its left record does (its event time is the left record's, as for lookups), so the watermark
+/// this operator forwards is held back by <see cref="Holdback"/>: no pair it emits is late for a window behind it.
+/// </remarks>
+internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>, IWindowState<TKey, JoinEntry<TLeft, TRight>>
+    where TKey : notnull
+{
+    private readonly Dictionary<TKey, List<JoinEntry<TLeft, TRight>>> _state = [];
+    private readonly Stack<List<JoinEntry<TLeft, TRight>>> _spare = new();
+    private int _entries;
+
+    protected JoinOperator(bool leftOuter, long holdback)
+    {
+        LeftOuter = leftOuter;
+        Holdback = holdback;
+    }
+
+    /// <summary>Whether a left record that met nothing leaves alone.</summary>
+    protected bool LeftOuter { get; }
+
+    /// <summary>How far (ms) the forwarded watermark stays behind the input watermark.</summary>
+    protected long Holdback { get; }
+
+    /// <summary>The inputs' watermark: records at or before it are late.</summary>
+    protected long InputWatermark { get; private set; } = long.MinValue;
+
+    /// <summary>The earliest input watermark at which some held record is done (or a window fires); nothing to do before it.</summary>
+    protected long NextDue { get; set; } = long.MaxValue;
+
+    public override int StateEntries => _entries;
+
+    public abstract byte Kind { get; }
+
+    public override void Add(ReadOnlySpan<Keyed<TKey, Either<TLeft, TRight>>> batch)
+    {
+        foreach (ref readonly var item in batch)
+        {
+            var record = item.Record;
+            if (IsLate(item.Timestamp))
+            {
+                Dropped(record);
+                continue;
+            }
+
+            if (!_state.TryGetValue(item.Key, out var entries))
+            {
+                entries = _spare.Count > 0 ? _spare.Pop() : [];
+                _state.Add(item.Key, entries);
+            }
+
+            var entry = new JoinEntry<TLeft, TRight> { Time = item.Timestamp, IsLeft = record.IsLeft, Left = record.Left, Right = record.Right };
+            entry.Matched = Arrive(entries, ref entry);
+            entries.Add(entry);
+            _entries++;
+            NextDue = Math.Min(NextDue, WakeAt(entry, InputWatermark));
+        }
+    }
+
+    public override void Advance(long watermark)
+    {
+        if (watermark <= InputWatermark)
+        {
+            return;
+        }
+
+        var previous = InputWatermark;
+        InputWatermark = watermark;
+        if (watermark >= NextDue)
+        {
+            var next = long.MaxValue;
+            List<TKey>? emptied = null;
+            foreach (var (key, entries) in _state)
+            {
+                Fire(entries, previous, watermark);
+                var kept = 0;
+                for (var i = 0; i < entries.Count; i++)
+                {
+                    var entry = entries[i];
+                    var due = DueAt(entry);
+                    if (due <= watermark)
+                    {
+                        if (LeftOuter && entry.IsLeft && !entry.Matched && EmitsAloneWhenDone)
+                        {
+                            Results.Add(new Joined<TLeft, TRight>(entry.Left, default, false));
+                        }
+
+                        continue;
+                    }
+
+                    next = Math.Min(next, WakeAt(entry, watermark));
+                    entries[kept++] = entry;
+                }
+
+                _entries -= entries.Count - kept;
+                entries.RemoveRange(kept, entries.Count - kept);
+                if (kept == 0)
+                {
+                    (emptied ??= []).Add(key);
+                }
+            }
+
+            if (emptied is not null)
+            {
+                foreach (var key in emptied)
+                {
+                    _state.Remove(key, out var list);
+                    if (_spare.Count < 1024)
+                    {
+                        _spare.Push(list!);
+                    }
+                }
+            }
+
+            NextDue = next;
+        }
+
+        Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
+    }
+
+    /// <summary>Whether a record at <paramref name="time"/> is too late to meet anything.</summary>
+    protected abstract bool IsLate(long time);
+
+    /// <summary>
+    /// Joins an arriving record with the held records of its key (adding the pairs to <see cref="KeyedOperator{TKey, TIn, TResult}.Results"/>
+    /// and marking the left ones that met); returns whether the arriving record met anything.
+    /// </summary>
+    protected abstract bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving);
+
+    /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (windows that end); before done records are dropped.</summary>
+    protected virtual void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    {
+    }
+
+    /// <summary>Whether a left-outer join emits an unmatched left record when it is dropped (an interval join) rather than when its windows fire (a window join).</summary>
+    protected virtual bool EmitsAloneWhenDone => true;
+
+    /// <summary>The input watermark at which a held record can no longer meet anything and is dropped.</summary>
+    protected abstract long DueAt(in JoinEntry<TLeft, TRight> entry);
+
+    /// <summary>The next input watermark after <paramref name="after"/> at which a held record needs the operator: when a window of it fires, or when it is done.</summary>
+    protected virtual long WakeAt(in JoinEntry<TLeft, TRight> entry, long after) => DueAt(entry);
+
+    /// <summary>Emits the pair of <paramref name="left"/> and <paramref name="right"/>.</summary>
+    protected void Pair(in TLeft left, in TRight right) => Results.Add(new Joined<TLeft, TRight>(left, right, true));
+
+    /// <summary>Header (watermarks: forwarded and input), then every held record with its key.</summary>
+    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
+    {
+        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
+        foreach (var (key, list) in _state)
+        {
+            foreach (var entry in list)
+            {
+                keys.Write(writer, key);
+                entries.Write(writer, entry);
+            }
+        }
+    }
+
+    public void RestoreClock(long watermark, long clock)
+    {
+        RestoreWatermark(watermark);
+        InputWatermark = clock;
+    }
+
+    public void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> accumulators, IReadOnlyList<IWindowState<TKey, JoinEntry<TLeft, TRight>>> targets)
+    {
+        for (long i = 0; i < count; i++)
+        {
+            var key = keys.Read(ref reader);
+            var entry = accumulators.Read(ref reader);
+            var target = (JoinOperator<TKey, TLeft, TRight>)targets[KeyHash.Partition(KeyHash.Of(key), targets.Count)];
+            if (!target._state.TryGetValue(key, out var list))
+            {
+                list = [];
+                target._state.Add(key, list);
+            }
+
+            list.Add(entry);
+            target._entries++;
+            target.NextDue = Math.Min(target.NextDue, target.WakeAt(entry, target.InputWatermark));
+        }
+    }
+}
+
+/// <summary>
+/// Flink's interval join: left <c>l</c> and right <c>r</c> of one key meet when <c>l + lower ≤ r ≤ l + upper</c>
+/// (event times, ms). Pairs leave as soon as the second of them arrives. A left record is held until no right record
+/// can meet it any more (the watermark reaches <c>l + upper</c>), a right one until no left can (<c>r - lower</c>).
+/// </summary>
+internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long upper, bool leftOuter)
+    : JoinOperator<TKey, TLeft, TRight>(leftOuter, Math.Max(upper, 0))
+    where TKey : notnull
+{
+    public override byte Kind => 10;
+
+    protected override bool IsLate(long time) => time <= InputWatermark;
+
+    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving)
+    {
+        var met = false;
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+        for (var i = 0; i < span.Length; i++)
+        {
+            ref var held = ref span[i];
+            if (held.IsLeft == arriving.IsLeft)
+            {
+                continue;
+            }
+
+            var (left, right) = arriving.IsLeft ? (arriving.Time, held.Time) : (held.Time, arriving.Time);
+            if (right < Saturating(left, lower) || right > Saturating(left, upper))
+            {
+                continue;
+            }
+
+            met = true;
+            if (arriving.IsLeft)
+            {
+                Pair(arriving.Left, held.Right);
+            }
+            else
+            {
+                held.Matched = true;
+                Pair(held.Left, arriving.Right);
+            }
+        }
+
+        return met;
+    }
+
+    protected override long DueAt(in JoinEntry<TLeft, TRight> entry)
+        => entry.IsLeft ? Saturating(entry.Time, upper) : Saturating(entry.Time, -lower);
+
+    private static long Saturating(long time, long offset)
+        => offset >= 0
+            ? (time > long.MaxValue - offset ? long.MaxValue : time + offset)
+            : (time < long.MinValue - offset ? long.MinValue : time + offset);
+}
+
+/// <summary>
+/// Flink's window join: records of one key meet when they fall into the same window ([start, start + size), starts
+/// at multiples of the slide). A window's pairs leave when the watermark reaches its last instant; a left-outer join
+/// then lets each left record that met no right record in that window leave alone. A record is held until its last
+/// window fired, and is late when every window it falls into already has.
+/// </summary>
+internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, long slide, bool leftOuter)
+    : JoinOperator<TKey, TLeft, TRight>(leftOuter, windowSize)
+    where TKey : notnull
+{
+    private readonly SortedSet<long> _ends = [];
+
+    /// <summary>The window's length; the forwarded watermark is held back by as much.</summary>
+    private long Size => Holdback;
+
+    public override byte Kind => 11;
+
+    protected override bool EmitsAloneWhenDone => false;
+
+    protected override bool IsLate(long time) => LastEnd(time) - 1 <= InputWatermark;
+
+    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving) => false;
+
+    protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => LastEnd(entry.Time) - 1;
+
+    protected override long WakeAt(in JoinEntry<TLeft, TRight> entry, long after)
+    {
+        // The earliest window of the record that ends after 'after'; its windows end at LastEnd, LastEnd - slide, ... while they still hold it.
+        var end = LastEnd(entry.Time);
+        while (end - slide > entry.Time && end - slide - 1 > after)
+        {
+            end -= slide;
+        }
+
+        return end - 1;
+    }
+
+    protected override void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    {
+        // The windows of this key's records whose last instant the watermark passed in this move, earliest first.
+        _ends.Clear();
+        foreach (var entry in entries)
+        {
+            for (var end = LastEnd(entry.Time); end > entry.Time; end -= slide)
+            {
+                if (end - 1 > from && end - 1 <= to)
+                {
+                    _ends.Add(end);
+                }
+            }
+        }
+
+        foreach (var end in _ends)
+        {
+            var start = end - Size;
+            foreach (var left in entries)
+            {
+                if (!left.IsLeft || left.Time < start || left.Time >= end)
+                {
+                    continue;
+                }
+
+                var met = false;
+                foreach (var right in entries)
+                {
+                    if (!right.IsLeft && right.Time >= start && right.Time < end)
+                    {
+                        Pair(left.Left, right.Right);
+                        met = true;
+                    }
+                }
+
+                if (!met && LeftOuter)
+                {
+                    Results.Add(new Joined<TLeft, TRight>(left.Left, default, false));
+                }
+            }
+        }
+    }
+
+    /// <summary>The end of the last window <paramref name="time"/> falls into.</summary>
+    private long LastEnd(long time) => (Math.DivRem(time, slide, out var rest) - (rest < 0 ? 1 : 0)) * slide + Size;
+}

@@ -1,0 +1,302 @@
+using Compiled.Connectors;
+using Compiled.Runtime.Testing;
+using Compiled.Runtime.Tests.State;
+using CsCheck;
+
+namespace Compiled.Runtime.Tests.Joins;
+
+[Record]
+public readonly partial record struct Purchase(int Id, int Customer, long Amount, [property: EventTime] long Time);
+
+[Record]
+public readonly partial record struct Payment(int Purchase, long Amount, [property: EventTime] long Time);
+
+/// <summary>Purchases with the payments that arrive within ten seconds after them (declared source by source).</summary>
+[Pipeline(Name = "paid-purchases")]
+public sealed partial class PaidPurchases
+{
+    [Source] public ISource<Purchase> Purchases { get; set; } = new CollectionSource<Purchase>();
+
+    [KeyBy] static int PurchaseId(Purchase p) => p.Id;
+
+    [Source] public ISource<Payment> Payments { get; set; } = new CollectionSource<Payment>();
+
+    [Transform] static bool Positive(Payment p) => p.Amount > 0;
+
+    [KeyBy] static int PaidPurchase(Payment p) => p.Purchase;
+
+    [Join] public JoinSpec<Purchase, Payment> Paid { get; set; } = Join.Interval<Purchase, Payment>(TimeSpan.Zero, TimeSpan.FromSeconds(10));
+
+    [Sink] public CollectionSink<Joined<Purchase, Payment>> Out { get; set; } = new();
+}
+
+/// <summary>The same join with both sources declared first, and a window join's spec set by the test.</summary>
+[Pipeline(Name = "purchases-by-window")]
+public sealed partial class PurchasesByWindow
+{
+    [Source] public ISource<Payment> Payments { get; set; } = new CollectionSource<Payment>();
+
+    [Source] public ISource<Purchase> Purchases { get; set; } = new CollectionSource<Purchase>();
+
+    [KeyBy] static int PurchaseId(Purchase p) => p.Id;
+
+    [KeyBy] static int PaidPurchase(Payment p) => p.Purchase;
+
+    [Join] public JoinSpec<Purchase, Payment> Paid { get; set; } = Join.Windowed<Purchase, Payment>(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Transform] static (int Purchase, long Paid, bool HasPayment) Flatten(Joined<Purchase, Payment> j) => (j.Left.Id, j.HasRight ? j.Right.Amount : -1, j.HasRight);
+
+    [Sink] public CollectionSink<(int Purchase, long Paid, bool HasPayment)> Out { get; set; } = new();
+}
+
+/// <summary>Paid purchases per customer and second, counted by a window behind the join.</summary>
+[Pipeline(Name = "paid-per-second")]
+public sealed partial class PaidPerSecond
+{
+    [Source] public ISource<Purchase> Purchases { get; set; } = new CollectionSource<Purchase>();
+
+    [KeyBy] static int PurchaseId(Purchase p) => p.Id;
+
+    [Source] public ISource<Payment> Payments { get; set; } = new CollectionSource<Payment>();
+
+    [KeyBy] static int PaidPurchase(Payment p) => p.Purchase;
+
+    [Join] public JoinSpec<Purchase, Payment> Paid { get; set; } = Join.Interval<Purchase, Payment>(TimeSpan.Zero, TimeSpan.FromSeconds(2)) with { OutOfOrderness = TimeSpan.FromSeconds(1) };
+
+    [KeyBy] static int Customer(Joined<Purchase, Payment> j) => j.Left.Customer;
+
+    [Window] public WindowSpec<Joined<Purchase, Payment>, Count<Joined<Purchase, Payment>>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public CollectionSink<WindowResult<int, long>> Out { get; set; } = new();
+}
+
+/// <summary>Joins of two streams: interval and window joins against a naive reference.</summary>
+public sealed class StreamJoinTests
+{
+    /// <summary>Every pair the interval join must emit, computed the obvious way.</summary>
+    private static IEnumerable<(int, long, long)> IntervalReference(Purchase[] purchases, Payment[] payments, long lower, long upper, bool leftOuter)
+    {
+        foreach (var p in purchases)
+        {
+            var matches = payments.Where(q => q.Amount > 0 && q.Purchase == p.Id && q.Time >= p.Time + lower && q.Time <= p.Time + upper).ToList();
+            foreach (var q in matches)
+            {
+                yield return (p.Id, p.Time, q.Time);
+            }
+
+            if (matches.Count == 0 && leftOuter)
+            {
+                yield return (p.Id, p.Time, -1);
+            }
+        }
+    }
+
+    private static IEnumerable<(int, long, bool)> WindowReference(Purchase[] purchases, Payment[] payments, long size, long slide, bool leftOuter)
+    {
+        foreach (var p in purchases)
+        {
+            for (var start = p.Time - p.Time % slide; start > p.Time - size; start -= slide)
+            {
+                var end = start + size;
+                var matches = payments.Where(q => q.Purchase == p.Id && q.Time >= start && q.Time < end).ToList();
+                foreach (var q in matches)
+                {
+                    yield return (p.Id, q.Amount, true);
+                }
+
+                if (matches.Count == 0 && leftOuter)
+                {
+                    yield return (p.Id, -1, false);
+                }
+            }
+        }
+    }
+
+    private static (Purchase[], Payment[]) Orders(int count, int seed, int keys = 50)
+    {
+        var random = new Random(seed);
+        var purchases = Enumerable.Range(0, count).Select(i => new Purchase(i % keys, i % 7, 10 + i, i * 100L + random.Next(0, 50))).ToArray();
+        var payments = Enumerable.Range(0, count * 2).Select(i => new Payment(random.Next(0, keys), random.Next(-2, 100), i * 50L + random.Next(0, 50))).ToArray();
+        return (purchases, payments);
+    }
+
+    [Theory]
+    [InlineData(1, JoinKind.Inner)]
+    [InlineData(3, JoinKind.Inner)]
+    [InlineData(2, JoinKind.LeftOuter)]
+    public async Task An_interval_join_emits_exactly_the_pairs_that_meet(int parallelism, JoinKind kind)
+    {
+        var (purchases, payments) = Orders(2_000, 7);
+        var pipeline = new PaidPurchases
+        {
+            Purchases = new CollectionSource<Purchase>(purchases),
+            Payments = new CollectionSource<Payment>(payments),
+            Paid = Join.Interval<Purchase, Payment>(TimeSpan.FromMilliseconds(-300), TimeSpan.FromSeconds(2)) with { Kind = kind, OutOfOrderness = TimeSpan.FromMinutes(10) },
+        };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 64 });
+        var expected = IntervalReference(purchases, payments, -300, 2_000, kind == JoinKind.LeftOuter).Order().ToList();
+        var actual = pipeline.Out.Items.Select(j => (j.Left.Id, j.Left.Time, j.HasRight ? j.Right.Time : -1)).Order().ToList();
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected, actual);
+        Assert.Equal(purchases.Length + payments.Length, result.RecordsRead);
+    }
+
+    [Theory]
+    [InlineData(1, 1000, 1000, JoinKind.Inner)]
+    [InlineData(2, 1000, 1000, JoinKind.LeftOuter)]
+    [InlineData(2, 1000, 250, JoinKind.Inner)]
+    [InlineData(1, 600, 200, JoinKind.LeftOuter)]
+    public async Task A_window_join_pairs_the_records_of_each_window(int parallelism, long size, long slide, JoinKind kind)
+    {
+        var (purchases, payments) = Orders(1_000, 11);
+        var window = size == slide ? Window.Tumbling(TimeSpan.FromMilliseconds(size)) : Window.Sliding(TimeSpan.FromMilliseconds(size), TimeSpan.FromMilliseconds(slide));
+        var pipeline = new PurchasesByWindow
+        {
+            Purchases = new CollectionSource<Purchase>(purchases),
+            Payments = new CollectionSource<Payment>(payments),
+            Paid = Join.Windowed<Purchase, Payment>(window) with { Kind = kind, OutOfOrderness = TimeSpan.FromMinutes(10) },
+        };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 50 });
+        var expected = WindowReference(purchases, payments, size, slide, kind == JoinKind.LeftOuter).Order().ToList();
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected, pipeline.Out.Items.Order().ToList());
+    }
+
+    private static Either<Purchase, Payment> P(int id, long time) => Either<Purchase, Payment>.FromLeft(new Purchase(id, 0, 0, time));
+
+    private static Either<Purchase, Payment> Q(int id, long time, long amount = 1) => Either<Purchase, Payment>.FromRight(new Payment(id, amount, time));
+
+    [Fact]
+    public async Task Both_bounds_of_an_interval_are_inclusive()
+    {
+        var pipeline = new PaidPurchases { Paid = Join.Interval<Purchase, Payment>(TimeSpan.FromMilliseconds(-100), TimeSpan.FromMilliseconds(200)) };
+        await using (var driver = await PipelineTestDriver.StartAsync<Either<Purchase, Payment>>(pipeline))
+        {
+            driver.Push(P(1, 1_000), Q(1, 899), Q(1, 900), Q(1, 1_200), Q(1, 1_201), Q(2, 1_000));
+        }
+
+        Assert.Equal([900L, 1_200], pipeline.Out.Items.Select(j => j.Right.Time).Order());
+    }
+
+    [Fact]
+    public async Task A_left_record_leaves_alone_once_no_right_record_can_meet_it_and_late_records_are_counted()
+    {
+        var pipeline = new PaidPurchases { Paid = Join.Interval<Purchase, Payment>(TimeSpan.Zero, TimeSpan.FromMilliseconds(500)) with { Kind = JoinKind.LeftOuter } };
+        await using var driver = await PipelineTestDriver.StartAsync<Either<Purchase, Payment>>(pipeline);
+        driver.Push(P(1, 1_000), P(2, 1_000), Q(2, 1_300));
+        Assert.Equal([(2, true)], pipeline.Out.Items.Select(j => (j.Left.Id, j.HasRight))); // a pair leaves when its second record arrives
+        driver.AdvanceWatermark(1_499);
+        Assert.Single(pipeline.Out.Items); // purchase 1 may still meet a payment at 1,500
+        driver.AdvanceWatermark(1_500);
+        Assert.Equal([(2, true), (1, false)], pipeline.Out.Items.Select(j => (j.Left.Id, j.HasRight)));
+        driver.Push(Q(1, 1_400), P(3, 1_500)); // both at or behind the watermark: late, and not joined
+        Assert.Equal(2, driver.LateRecords);
+        await driver.CompleteAsync();
+        Assert.Equal(2, pipeline.Out.Items.Count);
+    }
+
+    [Fact]
+    public async Task A_window_join_fires_each_window_when_the_watermark_reaches_its_end()
+    {
+        var pipeline = new PurchasesByWindow { Paid = Join.Windowed<Purchase, Payment>(Window.Tumbling(TimeSpan.FromSeconds(1))) with { Kind = JoinKind.LeftOuter } };
+        await using var driver = await PipelineTestDriver.StartAsync<Either<Purchase, Payment>>(pipeline);
+        driver.Push(P(1, 100), Q(1, 999, 5), P(2, 500)); // the watermark follows the records to 998
+        Assert.Empty(pipeline.Out.Items);
+        driver.AdvanceWatermark(999);
+        Assert.Equal([(1, 5L, true), (2, -1, false)], pipeline.Out.Items.Order());
+        driver.Push(Q(1, 1_000, 7), P(1, 1_999), P(3, 1_500));
+        driver.Push(Q(1, 999, 9)); // its only window fired: late
+        Assert.Equal(2, pipeline.Out.Items.Count);
+        driver.AdvanceWatermark(1_999);
+        Assert.Equal([(1, 5L, true), (1, 7, true), (2, -1, false), (3, -1, false)], pipeline.Out.Items.Order());
+        Assert.Equal(1, driver.LateRecords);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_window_behind_a_join_counts_every_pair_none_late(int parallelism)
+    {
+        // A pair happens when its purchase does, up to 2 s before the payment that completes it: the join holds its
+        // watermark back by its upper bound, so the window behind it (no out-of-orderness of its own) gets none late.
+        var random = new Random(5);
+        var purchases = Enumerable.Range(0, 3_000).Select(i => new Purchase(i, i % 5, 1, i * 20L + random.Next(0, 500))).ToArray();
+        var payments = purchases.Where(p => p.Id % 4 != 0).Select(p => new Payment(p.Id, 1, p.Time + random.Next(0, 2_000))).OrderBy(q => q.Time).ToArray();
+        var pipeline = new PaidPerSecond { Purchases = new CollectionSource<Purchase>(purchases), Payments = new CollectionSource<Payment>(payments) };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 32 });
+        Assert.Equal(0, result.LateRecords);
+        var expected = purchases.Where(p => p.Id % 4 != 0).GroupBy(p => (p.Customer, Start: p.Time / 1000 * 1000)).Select(g => (g.Key.Customer, g.Key.Start, (long)g.Count())).Order();
+        Assert.Equal(expected, pipeline.Out.Items.Select(w => (w.Key, w.Start, w.Value)).Order());
+    }
+
+    [Fact]
+    public void Interval_joins_agree_with_the_reference_on_random_streams()
+    {
+        // Random keys, times and bounds, records in random order within the out-of-orderness: fused execution vs the reference.
+        var purchaseGen = Gen.Select(Gen.Int[0, 5], Gen.Long[0, 5_000]).Array[0, 40];
+        var paymentGen = Gen.Select(Gen.Int[0, 5], Gen.Long[-3, 20], Gen.Long[0, 5_000]).Array[0, 60];
+        Gen.Select(purchaseGen, paymentGen, Gen.Long[-1_000, 1_000], Gen.Long[0, 1_500], Gen.Bool, Gen.Int[1, 3]).Sample((ps, qs, lower, width, outer, parallelism) =>
+        {
+            var purchases = ps.Select((p, i) => new Purchase(p.Item1, 0, i, p.Item2)).ToArray();
+            var payments = qs.Select(q => new Payment(q.Item1, q.Item2, q.Item3)).ToArray();
+            var upper = lower + width;
+            var pipeline = new PaidPurchases
+            {
+                Purchases = new CollectionSource<Purchase>(purchases),
+                Payments = new CollectionSource<Payment>(payments),
+                Paid = Join.Interval<Purchase, Payment>(TimeSpan.FromMilliseconds(lower), TimeSpan.FromMilliseconds(upper)) with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromSeconds(10) },
+            };
+            pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 7 }).GetAwaiter().GetResult();
+            var expected = IntervalReference(purchases, payments, lower, upper, outer).Order().ToList();
+            var actual = pipeline.Out.Items.Select(j => (j.Left.Id, j.Left.Time, j.HasRight ? j.Right.Time : -1)).Order().ToList();
+            return expected.SequenceEqual(actual);
+        }, iter: 60);
+    }
+}
+
+/// <summary>A join's state in checkpoints: stopped with a final checkpoint, restored at another parallelism.</summary>
+public sealed class StreamJoinCheckpointTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(1);
+    private readonly string _state = Directory.CreateTempSubdirectory("compiled-join-state-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
+
+    [Theory]
+    [InlineData(3, 1, JoinKind.Inner)]
+    [InlineData(2, 4, JoinKind.LeftOuter)]
+    public async Task A_join_stopped_with_a_final_checkpoint_and_restarted_at_another_parallelism_emits_every_pair_once(int before, int after, JoinKind kind)
+    {
+        var random = new Random(before * 10 + after);
+        var purchases = Enumerable.Range(0, 4_000).Select(i => new Purchase(i % 300, 0, i, 1_000_000 + i * 10L + random.Next(0, 40))).ToArray();
+        var payments = Enumerable.Range(0, 6_000).Select(i => new Payment(random.Next(0, 300), 1 + random.Next(0, 50), 1_000_000 + i * 7L + random.Next(0, 40))).ToArray();
+        var purchaseLog = new Partitioned<Purchase>(purchases, partitions: 4) { Topic = "purchases" };
+        var paymentLog = new Partitioned<Payment>(payments, partitions: 4) { Topic = "payments" };
+        var spec = Join.Interval<Purchase, Payment>(TimeSpan.FromMilliseconds(-50), TimeSpan.FromMilliseconds(400)) with { Kind = kind, OutOfOrderness = TimeSpan.FromMinutes(10) };
+        PipelineOptions Options(int parallelism) => new() { Parallelism = parallelism, BatchSize = 64, StateDirectory = _state, CheckpointInterval = TimeSpan.FromMilliseconds(20) };
+
+        var first = new PaidPurchases { Purchases = purchaseLog.Source(pauseAt: 0.5), Payments = paymentLog.Source(pauseAt: 0.6), Paid = spec };
+        using var stop = new CancellationTokenSource();
+        var run = first.RunAsync(Options(before), stop.Token);
+        await Task.WhenAll(purchaseLog.Paused, paymentLog.Paused).WaitAsync(Patience);
+        await stop.CancelAsync();
+        var stopped = await run.WaitAsync(Patience);
+        Assert.True(stopped.State!.KeptOpen, "stopped with a final checkpoint");
+        Assert.NotEmpty(first.Out.Items);
+
+        var second = new PaidPurchases { Purchases = purchaseLog.Source(pauseAt: null), Payments = paymentLog.Source(pauseAt: null), Paid = spec };
+        var finished = await second.RunAsync(Options(after)).WaitAsync(Patience);
+        Assert.Equal(stopped.State.Written, finished.State!.Restored);
+
+        var expected = purchases
+            .SelectMany(p =>
+            {
+                var met = payments.Where(q => q.Purchase == p.Id && q.Time >= p.Time - 50 && q.Time <= p.Time + 400).Select(q => (p.Id, p.Amount, q.Time)).ToList();
+                return met.Count == 0 && kind == JoinKind.LeftOuter ? [(p.Id, p.Amount, -1L)] : met;
+            })
+            .Order().ToList();
+        var emitted = first.Out.Items.Concat(second.Out.Items).Select(j => (j.Left.Id, j.Left.Amount, j.HasRight ? j.Right.Time : -1)).Order().ToList();
+        Assert.Equal(expected, emitted); // every pair once: none lost with the state, none repeated
+        Assert.Equal(0, stopped.LateRecords + finished.LateRecords);
+    }
+}
