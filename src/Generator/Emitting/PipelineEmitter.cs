@@ -296,6 +296,7 @@ internal static partial class PipelineEmitter
                 writer.Line($"keyByStage: {SourceWriter.Number(window.Input)},");
                 writer.Line($"joinStage: {SourceWriter.Number(window.Index)},");
                 writer.Line($"exchangeSlot: {SourceWriter.Number(window.ExchangeSlot)},");
+                writer.Line($"lateSlot: {SourceWriter.Number(window.LateSlot)},");
                 writer.Line(factory + ",");
                 writer.Line($"keyCodec: {join.KeyCodec ?? "null"},");
                 writer.Line($"leftCodec: {join.LeftCodec ?? "null"},");

@@ -49,7 +49,7 @@ internal static class PipelineParser
         var stages = new List<StageModel>();
         var schemas = new List<RecordSchemaModel>();
         (ITypeSymbol Key, ITypeSymbol Input)? keyType = null; // the key and input of the [KeyBy] stage just before, for the [Window] or [Lookup] after it
-        var windowInputs = new List<(string Name, ITypeSymbol? Input)>(); // every [Window] member, for [LateData]
+        var windowInputs = new List<(string Name, ITypeSymbol? Input)>(); // every [Window] and [Join] member, for [LateData]
         var keyBys = new List<(string Name, ITypeSymbol Key, ITypeSymbol Input)>(); // every [KeyBy] so far, for a [Join]
         foreach (var (member, _) in stageMembers)
         {
@@ -63,6 +63,12 @@ internal static class PipelineParser
             if (Symbols.HasAttribute(member, KnownNames.WindowAttribute))
             {
                 windowInputs.Add((member.Name, MemberType(member) is { } windowType ? WindowInput(windowType) : null));
+            }
+            else if (Symbols.HasAttribute(member, KnownNames.JoinAttribute))
+            {
+                windowInputs.Add((member.Name, stage.InputType is not null && MemberType(member) is INamedTypeSymbol { TypeArguments.Length: 2 } join && compilation.GetTypeByMetadataName(KnownNames.Either) is { } either
+                    ? either.Construct(join.TypeArguments[0], join.TypeArguments[1])
+                    : null)); // a join's late records are either side's
             }
 
             keyType = nextKey;
@@ -138,7 +144,7 @@ internal static class PipelineParser
             if (window is null)
             {
                 var problem = windows.Count == 0
-                    ? "a [Window] stage to take late records from"
+                    ? "a [Window] or [Join] stage to take late records from"
                     : named is not null
                         ? $"a window to take late records from, but '{named}' is not a [Window] stage of this pipeline (its windows: '{string.Join("', '", windows.Select(w => w.Name))}')"
                         : $"to say which window it takes late records from, as the pipeline has several ('{string.Join("', '", windows.Select(w => w.Name))}'): add Window = nameof(...) to [LateData]";

@@ -668,7 +668,7 @@ internal static class PipelinePlanner
 
         var lateSlotOf = new Dictionary<int, int>();
         var nextSlot = sinkSlots;
-        foreach (var at in order.Where(at => stages[at].Shape == StageShape.Window && model.LateData.Any(l => l.Window == stages[at].MemberName)))
+        foreach (var at in order.Where(at => stages[at].Shape is StageShape.Window or StageShape.Join && model.LateData.Any(l => l.Window == stages[at].MemberName)))
         {
             lateSlotOf[at] = nextSlot++;
         }

@@ -112,6 +112,9 @@ public sealed record WindowSummary(string Window, long LateRecords, string? Late
 {
     /// <summary>Keys whose state outlived the window's time-to-live and was dropped (running aggregates).</summary>
     public long ExpiredKeys { get; init; }
+
+    /// <summary>Whether the stage is a join of two streams (its late records met nothing) rather than a window.</summary>
+    public bool IsJoin { get; init; }
 }
 
 /// <summary>What a run did with its window state's checkpoints.</summary>

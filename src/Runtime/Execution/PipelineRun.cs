@@ -181,7 +181,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             Delivery = PipelineRunner.DeliveryOf(descriptor, slots).Delivery,
             LateRecords = run.LateRecords,
             MalformedLines = deadLetters.MalformedLines,
-            Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys }).ToList(),
+            Windows = run.Windows.Select(w => new WindowSummary(w.Window, w.LateRecords, w.LateSink) { ExpiredKeys = w.ExpiredKeys, IsJoin = w.IsJoin }).ToList(),
             Lookups = [.. keyed.Select(k => k.LookupStatistics is { } l ? new LookupSummary(k.WindowName, l.CacheHits, l.KeysFetched, l.Fetches, l.RowsFetched, l.Unmatched) : null).OfType<LookupSummary>()],
             AsyncTransforms = [.. keyed.Select(k => k.AsyncStatistics is { } a ? new AsyncSummary(k.WindowName, a.Calls, a.Retries, a.Timeouts, a.Failed, a.PeakInFlight) : null).OfType<AsyncSummary>()],
             State = run.Context.Checkpoints is { } checkpoints ? new StateSummary(run._store!.Directory, run._restored?.Id, checkpoints.Written, checkpoints.Stopping) : null,
@@ -319,7 +319,7 @@ internal sealed class PipelineRun : IAsyncDisposable
                 : ExchangeRouting.Hash;
             var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
             _exchanges[k] = stage.CreateExchange(routing, producers, consumers, inline, _options.SinkQueueCapacity);
-            _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now);
+            _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now) { IsJoin = stage is IJoinStage };
         }
 
         // Which stage writes each output slot: a sink's (or late output's) stage's segment; an exchange's key selector's.

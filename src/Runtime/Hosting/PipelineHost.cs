@@ -478,9 +478,10 @@ public static class PipelineHost
 
         foreach (var window in result.Windows.Where(w => w.LateRecords > 0))
         {
+            var late = window.IsJoin ? $"to meet anything in join {window.Window}" : $"for every window of {window.Window}";
             text += window.LateSink is null
-                ? string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window}, dropped (declare a [LateData] sink to keep them)\n")
-                : string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late for every window of {window.Window} -> {window.LateSink}\n");
+                ? string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late {late}, dropped (declare a [LateData] sink to keep them)\n")
+                : string.Create(CultureInfo.InvariantCulture, $"  late: {window.LateRecords:N0} records too late {late} -> {window.LateSink}\n");
         }
 
         foreach (var lookup in result.Lookups)

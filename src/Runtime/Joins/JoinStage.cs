@@ -8,7 +8,7 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key both inputs are keyed by.</typeparam>
 /// <typeparam name="TLeft">The left records.</typeparam>
 /// <typeparam name="TRight">The right records.</typeparam>
-public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLeft, TRight>>
+public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLeft, TRight>>, IJoinStage
     where TKey : notnull
 {
     private readonly JoinSpec<TLeft, TRight> _spec;
@@ -24,12 +24,13 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     /// <param name="keyByStage">The chain index of the left input's <c>[KeyBy]</c>.</param>
     /// <param name="joinStage">The chain index of the join.</param>
     /// <param name="exchangeSlot">The output slot both inputs' loops write into.</param>
+    /// <param name="lateSlot">The output slot of the <c>[LateData]</c> sink (of <see cref="Either{TLeft, TRight}"/>), or -1.</param>
     /// <param name="downstream">Creates the fused loop after the join for a keyed partition.</param>
     /// <param name="keyCodec">How checkpoints write keys; null when the key type cannot be checkpointed.</param>
     /// <param name="leftCodec">How checkpoints write left records; null when they cannot be checkpointed.</param>
     /// <param name="rightCodec">How checkpoints write right records; null when they cannot be checkpointed.</param>
-    public JoinStage(JoinSpec<TLeft, TRight> spec, string joinName, int keyByStage, int joinStage, int exchangeSlot, Func<PartitionContext, FusedSegment<Joined<TLeft, TRight>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TLeft>? leftCodec = null, IStateCodec<TRight>? rightCodec = null)
-        : base(joinName, keyByStage, joinStage, exchangeSlot, -1)
+    public JoinStage(JoinSpec<TLeft, TRight> spec, string joinName, int keyByStage, int joinStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<Joined<TLeft, TRight>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TLeft>? leftCodec = null, IStateCodec<TRight>? rightCodec = null)
+        : base(joinName, keyByStage, joinStage, exchangeSlot, lateSlot)
     {
         _spec = spec;
         _downstream = downstream;
@@ -86,6 +87,10 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
         JoinOperator<TKey, TLeft, TRight> join = _spec.Time == JoinTime.Window
             ? new WindowJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.Window.Size), TimeMath.Millis(_spec.Window.Slide), leftOuter)
             : new IntervalJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.LowerBound), TimeMath.Millis(_spec.UpperBound), leftOuter);
+        if (LateSlot >= 0)
+        {
+            join.Late = context.Output<Either<TLeft, TRight>>(LateSlot);
+        }
         return new KeyedInput<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>(run, (Exchange<Keyed<TKey, Either<TLeft, TRight>>>)exchange, partition, context, segment, join, processingTime: false, _spec.IdleTimeout, TickInterval, statistics);
     }
 
@@ -97,4 +102,9 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     private static IWindowState<TKey, JoinEntry<TLeft, TRight>> State(KeyedInput input)
         => (IWindowState<TKey, JoinEntry<TLeft, TRight>>)((KeyedInput<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>)input).Windows;
+}
+
+/// <summary>Marks the keyed stage of a join of two streams (for what the run reports of it).</summary>
+internal interface IJoinStage
+{
 }

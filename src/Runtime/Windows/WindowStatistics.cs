@@ -33,6 +33,9 @@ internal sealed class WindowStatistics
     /// <summary>The <c>[LateData]</c> sink of the window, or null (late records are dropped and counted).</summary>
     public string? LateSink { get; }
 
+    /// <summary>Whether the stage is a join of two streams.</summary>
+    public bool IsJoin { get; init; }
+
     /// <summary>The window's size (a session's gap; zero for a running aggregate).</summary>
     public TimeSpan Size { get; }
 

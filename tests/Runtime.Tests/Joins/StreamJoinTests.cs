@@ -28,6 +28,8 @@ public sealed partial class PaidPurchases
     [Join] public JoinSpec<Purchase, Payment> Paid { get; set; } = Join.Interval<Purchase, Payment>(TimeSpan.Zero, TimeSpan.FromSeconds(10));
 
     [Sink] public CollectionSink<Joined<Purchase, Payment>> Out { get; set; } = new();
+
+    [LateData] public CollectionSink<Either<Purchase, Payment>> Late { get; set; } = new();
 }
 
 /// <summary>The same join with both sources declared first, and a window join's spec set by the test.</summary>
@@ -193,6 +195,7 @@ public sealed class StreamJoinTests
         Assert.Equal(2, driver.LateRecords);
         await driver.CompleteAsync();
         Assert.Equal(2, pipeline.Out.Items.Count);
+        Assert.Equal(["Right(Payment { Purchase = 1, Amount = 1, Time = 1400 })", "Left(Purchase { Id = 3, Customer = 0, Amount = 0, Time = 1500 })"], pipeline.Late.Items.Select(e => e.ToString()));
     }
 
     [Fact]
