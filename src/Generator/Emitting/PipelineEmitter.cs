@@ -126,7 +126,8 @@ internal static partial class PipelineEmitter
         {
             var s = stage.Stage;
             var input = stage.Index == 0 ? "null" : SourceWriter.Literal((s.InputType ?? plan.Chain[stage.Input].FlowType).DisplayName); // a join's source reads the stream of both types
-            writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}, {SourceWriter.Number(stage.Input)}),");
+            var second = stage.SecondInput >= 0 ? ", secondInput: " + SourceWriter.Number(stage.SecondInput) : "";
+            writer.Line($"new {Names.StageDescriptor}({SourceWriter.Number(stage.Index)}, {SourceWriter.Literal(s.MemberName)}, {Names.StageKind}.{Kind(s.Shape)}, {input}, {SourceWriter.Literal(stage.FlowType.DisplayName)}, {SourceWriter.Literal(Implementation(s))}, {SourceWriter.Number(stage.Segment)}, {SourceWriter.Number(stage.Input)}{second}),");
         }
 
         writer.Close(",");

@@ -85,9 +85,11 @@ public sealed class StageDescriptor
     /// <param name="implementation">The operator method or connector type.</param>
     /// <param name="segment">The fused loop it runs in.</param>
     /// <param name="input">The index of the stage it reads from; -1 for the source. Left out, the stage before it.</param>
-    public StageDescriptor(int index, string name, StageKind kind, string? inputType, string outputType, string implementation, int segment, int input = int.MinValue)
+    /// <param name="secondInput">For a join of two streams, the index of its right input's key selector; else -1.</param>
+    public StageDescriptor(int index, string name, StageKind kind, string? inputType, string outputType, string implementation, int segment, int input = int.MinValue, int secondInput = -1)
     {
         Input = input == int.MinValue ? index - 1 : input;
+        SecondInput = secondInput;
         Index = index;
         Name = name;
         Kind = kind;
@@ -102,6 +104,9 @@ public sealed class StageDescriptor
 
     /// <summary>The index of the stage this one reads from; -1 for the source. Several stages reading one is a fork into branches.</summary>
     public int Input { get; }
+
+    /// <summary>For a join of two streams, the index of the key selector of its right input (the left one is <see cref="Input"/>); else -1.</summary>
+    public int SecondInput { get; }
 
     /// <summary>The member name that declares the stage.</summary>
     public string Name { get; }

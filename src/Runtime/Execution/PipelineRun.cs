@@ -388,7 +388,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         {
             if (stage.Schema is null)
             {
-                throw new PipelineConfigurationException(name, $"Pipeline '{name}': window '{stage.WindowName}' runs behind '{source}', whose positions are committed at checkpoints, so its state must be checkpointed too, but {stage.NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': {stage.Noun} '{stage.WindowName}' runs behind '{source}', whose positions are committed at checkpoints, so its state must be checkpointed too, but {stage.NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
             }
         }
 
@@ -434,13 +434,13 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
             else if (saved.Schema.Difference(stage.Schema!) is { } difference)
             {
-                problems.Add($"window '{saved.Schema.Window}': {difference}");
+                problems.Add($"{stage.Noun} '{saved.Schema.Window}': {difference}");
             }
         }
 
         foreach (var stage in _keyed.Where(k => k.HasState && restored.Windows.All(w => w.Schema.Window != k.WindowName)))
         {
-            problems.Add($"window '{stage.WindowName}' is new in this build (the checkpoint has no state for it)");
+            problems.Add($"{stage.Noun} '{stage.WindowName}' is new in this build (the checkpoint has no state for it)");
         }
 
         if (problems.Count > 0)
@@ -465,7 +465,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
             catch (InvalidDataException ex)
             {
-                throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory}: the state of window '{stage.WindowName}' does not read back: {ex.Message}", ex);
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory}: the state of {stage.Noun} '{stage.WindowName}' does not read back: {ex.Message}", ex);
             }
 
             entries += inputs.Sum(i => i.StateEntries);

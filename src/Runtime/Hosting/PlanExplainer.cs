@@ -28,6 +28,10 @@ public static class PlanExplainer
             {
                 text.Append(CultureInfo.InvariantCulture, $"    reads '{plan.Stages[input].Name}' (loop {plan.Stages[input].Segment}) partition by partition (with Spread: each batch to the next partition in turn): the asynchronous calls wait here, up to MaxInFlight per partition, and the loop resumes with their results\n");
             }
+            else if (segment.Index > 0 && plan.Stages[segment.FirstStage] is { Kind: StageKind.Join, Input: >= 0 and var left, SecondInput: >= 0 and var right })
+            {
+                text.Append(CultureInfo.InvariantCulture, $"    reads the hash exchange both keyBy '{plan.Stages[left].Name}' and keyBy '{plan.Stages[right].Name}' (loop {plan.Stages[left].Segment}) write into: each of its {options.Parallelism} partitions sends every record of either side to the partition that owns the key\n");
+            }
             else if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
             {
                 text.Append(CultureInfo.InvariantCulture, $"    reads the hash exchange of keyBy '{plan.Stages[keyBy].Name}' (loop {plan.Stages[keyBy].Segment}): each of its {options.Parallelism} partitions sends every record to the partition that owns the key\n");
@@ -103,6 +107,10 @@ public static class PlanExplainer
 
             var edge = plan.Stages[input].Kind == StageKind.KeyBy ? "== \"hash exchange\" ==>" : "-->";
             text.Append(CultureInfo.InvariantCulture, $"  s{input} {edge} s{i}\n");
+            if (plan.Stages[i].SecondInput >= 0)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"  s{plan.Stages[i].SecondInput} {edge} s{i}\n"); // a join's right input
+            }
         }
 
         var sources = 0;

@@ -42,6 +42,8 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     internal override bool EventTime => true;
 
+    internal override string Noun => "join";
+
     internal override TimeSpan OutOfOrderness => _spec.OutOfOrderness;
 
     internal override TimeSpan IdleTimeout => _spec.IdleTimeout;

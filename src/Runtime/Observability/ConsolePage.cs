@@ -79,9 +79,10 @@ function drawGraph(s) {
     if (seg.index > 0) {
       const root = s.stages[seg.first];
       const feeder = s.stages[root.input];
+      const second = root.secondInput !== undefined ? s.stages[root.secondInput] : undefined;
       const edge = el("div", undefined, "edge");
       edge.appendChild(el("div", "→", "arrow"));
-      edge.appendChild(el("div", root.kind === "async" ? "forward, async calls" : "hash exchange by " + (feeder ? feeder.name : "key")));
+      edge.appendChild(el("div", root.kind === "async" ? "forward, async calls" : "hash exchange by " + (feeder ? feeder.name : "key") + (second ? " and " + second.name : "")));
       edge.appendChild(el("div", "", "edge-queue")).dataset.exchange = root.name;
       graph.appendChild(edge);
     }

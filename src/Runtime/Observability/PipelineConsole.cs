@@ -77,6 +77,10 @@ public sealed class PipelineConsole
             json.WriteString("kind", stage.Kind.ToString().ToLowerInvariant());
             json.WriteNumber("segment", stage.Segment);
             json.WriteNumber("input", stage.Input);
+            if (stage.SecondInput >= 0)
+            {
+                json.WriteNumber("secondInput", stage.SecondInput);
+            }
             json.WriteString("in", stage.InputType);
             json.WriteString("out", stage.OutputType);
             json.WriteString("implementation", stage.Implementation);

@@ -55,6 +55,9 @@ public abstract class KeyedStage
     /// </summary>
     internal (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) Downstream { get; set; }
 
+    /// <summary>What the stage is called in messages: a window, or a join of two streams.</summary>
+    internal virtual string Noun => "window";
+
     /// <summary>The table a lookup join reads (null for windows): a connector, with its settings.</summary>
     internal virtual object? Lookup => null;
 

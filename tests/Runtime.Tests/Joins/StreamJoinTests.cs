@@ -233,6 +233,23 @@ public sealed class StreamJoinTests
     }
 
     [Fact]
+    public void The_plan_shows_both_inputs_of_the_join_and_each_source_is_a_connector_of_its_own()
+    {
+        var pipeline = new PaidPurchases();
+        var job = ((ICompiledPipeline)pipeline).CreateJob();
+        var text = PlanExplainer.Text(job, new PipelineOptions { Parallelism = 2 });
+        Assert.Contains("reads the hash exchange both keyBy 'PurchaseId' and keyBy 'PaidPurchase' (loop 0) write into", text, StringComparison.Ordinal);
+        var stages = job.Descriptor.Stages;
+        var join = stages.Single(s => s.Kind == StageKind.Join);
+        Assert.Equal(["PurchaseId", "PaidPurchase"], new[] { stages[join.Input].Name, stages[join.SecondInput].Name });
+        var mermaid = PlanExplainer.Mermaid(job, new PipelineOptions { Parallelism = 2 });
+        Assert.Contains($"s{join.SecondInput} == \"hash exchange\" ==> s{join.Index}", mermaid, StringComparison.Ordinal);
+        Assert.Equal(["Purchases", "Payments", "Out", "Late"], job.Connectors.Select(c => c.Name));
+        Assert.Same(pipeline.Purchases, job.Connectors[0].Connector); // the member's own source, with its own settings
+        Assert.Same(pipeline.Payments, job.Connectors[1].Connector);
+    }
+
+    [Fact]
     public void Interval_joins_agree_with_the_reference_on_random_streams()
     {
         // Random keys, times and bounds, records in random order within the out-of-orderness: fused execution vs the reference.
