@@ -23,6 +23,13 @@ public enum JoinTime
 
     /// <summary>A window join (Flink's window join): records with the same key meet when they fall into the same tumbling or sliding window.</summary>
     Window,
+
+    /// <summary>
+    /// A stream–table join (Flink's temporal join, Kafka Streams' KStream–KTable join): the right records are the
+    /// changes of a table keyed like the left stream, and each left record meets the row its key has — as of the left
+    /// record's event time (<see cref="JoinSpec{TLeft, TRight}.Versioned"/>), or the latest one.
+    /// </summary>
+    Table,
 }
 
 /// <summary>
@@ -57,6 +64,13 @@ public sealed record JoinSpec<TLeft, TRight>
     /// <summary>Inner (default: only pairs) or left-outer (a left record that met nothing leaves alone, once its time has passed).</summary>
     public JoinKind Kind { get; init; } = JoinKind.Inner;
 
+    /// <summary>
+    /// For a stream–table join: true (default) joins each left record with the row valid at its event time — the last
+    /// change at or before it — once the watermark has passed it; false joins it at once with the latest row the table
+    /// holds when it arrives.
+    /// </summary>
+    public bool Versioned { get; init; } = true;
+
     /// <summary>How far behind the largest event time seen the watermark stays (records arriving that much out of order still join).</summary>
     public TimeSpan OutOfOrderness { get; init; }
 
@@ -64,9 +78,12 @@ public sealed record JoinSpec<TLeft, TRight>
     public TimeSpan IdleTimeout { get; init; }
 
     /// <inheritdoc/>
-    public override string ToString() => Time == JoinTime.Interval
-        ? $"interval join [{LowerBound}, {UpperBound}], {Kind}"
-        : $"window join {Window}, {Kind}";
+    public override string ToString() => Time switch
+    {
+        JoinTime.Interval => $"interval join [{LowerBound}, {UpperBound}], {Kind}",
+        JoinTime.Window => $"window join {Window}, {Kind}",
+        _ => $"{(Versioned ? "versioned " : "")}table join, {Kind}",
+    };
 }
 
 /// <summary>Creates joins of two streams.</summary>
@@ -85,6 +102,14 @@ public static class Join
 
         return new JoinSpec<TLeft, TRight>(JoinTime.Interval, lowerBound, upperBound, default);
     }
+
+    /// <summary>
+    /// A stream–table join: the right records are a table's changes (a changelog: a compacted topic, a file, a CDC
+    /// source) keyed like the left records; each left record meets its key's row as of its event time (set
+    /// <c>Versioned = false</c> for the latest row instead). A right record whose <see cref="ChangeKind"/> member is
+    /// <see cref="ChangeKind.Delete"/> removes the row; <see cref="ChangeKind.UpdateBefore"/> images are ignored.
+    /// </summary>
+    public static JoinSpec<TLeft, TRight> Table<TLeft, TRight>() => new(JoinTime.Table, TimeSpan.Zero, TimeSpan.Zero, default);
 
     /// <summary>A window join: records with the same key meet when they fall into the same window of <paramref name="window"/> (tumbling or sliding).</summary>
     public static JoinSpec<TLeft, TRight> Windowed<TLeft, TRight>(Window window)

@@ -301,7 +301,15 @@ internal static partial class PipelineEmitter
                 writer.Line(factory + ",");
                 writer.Line($"keyCodec: {join.KeyCodec ?? "null"},");
                 writer.Line($"leftCodec: {join.LeftCodec ?? "null"},");
-                writer.Line($"rightCodec: {join.RightCodec ?? "null"}),");
+                if (join.RightChange is { } change)
+                {
+                    writer.Line($"rightCodec: {join.RightCodec ?? "null"},");
+                    writer.Line($"change: static record => record.{change}),"); // a table join: what each change does to the row
+                }
+                else
+                {
+                    writer.Line($"rightCodec: {join.RightCodec ?? "null"}),");
+                }
                 writer.Unindent();
                 continue;
             }

@@ -43,9 +43,14 @@ internal sealed record AsyncModel(bool Flat, bool TakesToken, int MaxInFlight, i
 /// <summary>
 /// What a <c>[Join]</c> of two streams joins: the left and right record types, the key selectors it reads (the nearest
 /// <c>[KeyBy]</c> above it taking each type) and their common key type, how each side's event time is read, and the
-/// checkpoint codecs of the key and of each side's records (null when the type cannot be checkpointed).
+/// checkpoint codecs of the key and of each side's records (null when the type cannot be checkpointed), and the right
+/// record's <c>ChangeKind</c> member.
 /// </summary>
-internal sealed record JoinModel(TypeRef Key, TypeRef Left, TypeRef Right, string LeftKeyBy, string RightKeyBy, string LeftTime, string RightTime, string? KeyCodec, string? LeftCodec, string? RightCodec);
+internal sealed record JoinModel(TypeRef Key, TypeRef Left, TypeRef Right, string LeftKeyBy, string RightKeyBy, string LeftTime, string RightTime, string? KeyCodec, string? LeftCodec, string? RightCodec)
+{
+    /// <summary>The right record's member of type <c>ChangeKind</c>, if it has one: in a table join, what a change does to the row.</summary>
+    public string? RightChange { get; init; }
+}
 
 /// <summary>The member a pipeline declares with <c>[DeadLetters]</c>.</summary>
 internal sealed record DeadLetterMemberModel(string Name, bool IsStatic);

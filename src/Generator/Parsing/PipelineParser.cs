@@ -318,7 +318,12 @@ internal static class PipelineParser
             ComponentType = Symbols.ToTypeRef(type),
             InputType = Symbols.ToTypeRef(either.Construct(left, right)),
             OutputType = Symbols.ToTypeRef(joined.Construct(left, right)),
-            Join = new JoinModel(Symbols.ToTypeRef(leftKey.Key), Symbols.ToTypeRef(left), Symbols.ToTypeRef(right), leftKey.Name, rightKey.Name, times[0]!, times[1]!, Symbols.StateCodec(leftKey.Key), Symbols.StateCodec(left), Symbols.StateCodec(right)),
+            Join = new JoinModel(Symbols.ToTypeRef(leftKey.Key), Symbols.ToTypeRef(left), Symbols.ToTypeRef(right), leftKey.Name, rightKey.Name, times[0]!, times[1]!, Symbols.StateCodec(leftKey.Key), Symbols.StateCodec(left), Symbols.StateCodec(right))
+            {
+                RightChange = right is INamedTypeSymbol rightType
+                    ? AllMembers(rightType).FirstOrDefault(m => m is IPropertySymbol or IFieldSymbol && !m.IsStatic && m.DeclaredAccessibility == Accessibility.Public && MemberType(m)?.ToDisplayString() == "Compiled.ChangeKind")?.Name
+                    : null,
+            },
         };
     }
 

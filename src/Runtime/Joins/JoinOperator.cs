@@ -6,6 +6,9 @@ internal struct JoinEntry<TLeft, TRight>
     public long Time;
     public bool IsLeft;
     public bool Matched;
+
+    /// <summary>For a table join's right record: a delete (the key has no row from its time on).</summary>
+    public bool Tombstone;
     public TLeft Left;
     public TRight Right;
 }
@@ -17,7 +20,7 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
 
     public void Write(StateWriter writer, in JoinEntry<TLeft, TRight> value)
     {
-        writer.WriteByte((byte)((value.IsLeft ? 1 : 0) | (value.Matched ? 2 : 0)));
+        writer.WriteByte((byte)((value.IsLeft ? 1 : 0) | (value.Matched ? 2 : 0) | (value.Tombstone ? 4 : 0)));
         writer.WriteInt64(value.Time);
         if (value.IsLeft)
         {
@@ -32,7 +35,7 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
     public JoinEntry<TLeft, TRight> Read(ref StateReader reader)
     {
         var flags = reader.ReadByte();
-        var entry = new JoinEntry<TLeft, TRight> { IsLeft = (flags & 1) != 0, Matched = (flags & 2) != 0, Time = reader.ReadInt64() };
+        var entry = new JoinEntry<TLeft, TRight> { IsLeft = (flags & 1) != 0, Matched = (flags & 2) != 0, Tombstone = (flags & 4) != 0, Time = reader.ReadInt64() };
         if (entry.IsLeft)
         {
             entry.Left = left.Read(ref reader);
@@ -90,7 +93,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         foreach (ref readonly var item in batch)
         {
             var record = item.Record;
-            if (IsLate(item.Timestamp))
+            if (IsLate(item.Timestamp, record.IsLeft))
             {
                 Dropped(record);
                 continue;
@@ -103,10 +106,20 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             }
 
             var entry = new JoinEntry<TLeft, TRight> { Time = item.Timestamp, IsLeft = record.IsLeft, Left = record.Left, Right = record.Right };
-            entry.Matched = Arrive(entries, ref entry);
-            entries.Add(entry);
-            _entries++;
-            NextDue = Math.Min(NextDue, WakeAt(entry, InputWatermark));
+            var before = entries.Count;
+            var keep = Arrive(entries, ref entry);
+            _entries -= before - entries.Count; // a table join replaces rows
+            if (keep)
+            {
+                entries.Add(entry);
+                _entries++;
+                NextDue = Math.Min(NextDue, WakeAt(entry, InputWatermark));
+            }
+            else if (entries.Count == 0)
+            {
+                _state.Remove(item.Key);
+                _spare.Push(entries);
+            }
         }
     }
 
@@ -125,6 +138,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             List<TKey>? emptied = null;
             foreach (var (key, entries) in _state)
             {
+                var before = entries.Count;
                 Fire(entries, previous, watermark);
                 var kept = 0;
                 for (var i = 0; i < entries.Count; i++)
@@ -145,7 +159,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
                     entries[kept++] = entry;
                 }
 
-                _entries -= entries.Count - kept;
+                _entries -= before - kept;
                 entries.RemoveRange(kept, entries.Count - kept);
                 if (kept == 0)
                 {
@@ -171,16 +185,17 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
     }
 
-    /// <summary>Whether a record at <paramref name="time"/> is too late to meet anything.</summary>
-    protected abstract bool IsLate(long time);
+    /// <summary>Whether a record of the side <paramref name="isLeft"/> says at <paramref name="time"/> is too late to meet anything.</summary>
+    protected virtual bool IsLate(long time, bool isLeft) => time <= InputWatermark;
 
     /// <summary>
     /// Joins an arriving record with the held records of its key (adding the pairs to <see cref="KeyedOperator{TKey, TIn, TResult}.Results"/>
-    /// and marking the left ones that met); returns whether the arriving record met anything.
+    /// and marking the records that met, the arriving one included); returns whether to hold the arriving record. It may
+    /// remove held records of the key (a table's row replaced).
     /// </summary>
     protected abstract bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving);
 
-    /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (windows that end); before done records are dropped.</summary>
+    /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (windows that end, left records whose time came); before done records are dropped. It may remove held records.</summary>
     protected virtual void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
     {
     }
@@ -248,8 +263,6 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
 {
     public override byte Kind => 10;
 
-    protected override bool IsLate(long time) => time <= InputWatermark;
-
     protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving)
     {
         var met = false;
@@ -280,7 +293,8 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
             }
         }
 
-        return met;
+        arriving.Matched = met;
+        return true;
     }
 
     protected override long DueAt(in JoinEntry<TLeft, TRight> entry)
@@ -311,9 +325,9 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, l
 
     protected override bool EmitsAloneWhenDone => false;
 
-    protected override bool IsLate(long time) => LastEnd(time) - 1 <= InputWatermark;
+    protected override bool IsLate(long time, bool isLeft) => LastEnd(time) - 1 <= InputWatermark;
 
-    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving) => false;
+    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving) => true;
 
     protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => LastEnd(entry.Time) - 1;
 
@@ -374,4 +388,152 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, l
 
     /// <summary>The end of the last window <paramref name="time"/> falls into.</summary>
     private long LastEnd(long time) => (Math.DivRem(time, slide, out var rest) - (rest < 0 ? 1 : 0)) * slide + Size;
+}
+
+/// <summary>
+/// A stream–table join: the right records are the changes of a table (each the new row of its key, or a delete), the
+/// left records meet their key's row. <b>Versioned</b> (Flink's event-time temporal join): a left record is held until
+/// the watermark reaches its time, then meets the row valid at that time — the last change at or before it — so a
+/// change that arrives after the left record but is older still counts; each key keeps the versions the watermark has
+/// not passed and the one valid at the watermark; a change behind the watermark still counts from then on if it is
+/// newer than the row valid there. <b>Latest</b> (Kafka Streams' KStream–KTable join): a left record meets the row as
+/// it is when it arrives, changes apply in arrival order, and each key keeps one row. Right records are never late;
+/// left records at or behind the watermark are.
+/// </summary>
+internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, bool leftOuter, Func<TRight, ChangeKind>? change)
+    : JoinOperator<TKey, TLeft, TRight>(leftOuter, 0)
+    where TKey : notnull
+{
+    public override byte Kind => versioned ? (byte)12 : (byte)13;
+
+    protected override bool EmitsAloneWhenDone => false;
+
+    protected override bool IsLate(long time, bool isLeft) => isLeft && time <= InputWatermark;
+
+    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving)
+    {
+        if (arriving.IsLeft)
+        {
+            if (versioned)
+            {
+                return true; // met when the watermark reaches its time
+            }
+
+            var row = Latest(entries, long.MaxValue);
+            Emit(arriving.Left, entries, row);
+            return false;
+        }
+
+        var kind = change?.Invoke(arriving.Right) ?? ChangeKind.Insert;
+        if (kind == ChangeKind.UpdateBefore)
+        {
+            return false; // the row before an update: the update's after image replaces it
+        }
+
+        arriving.Tombstone = kind == ChangeKind.Delete;
+        if (!versioned)
+        {
+            // The latest row as processed replaces the one before (Kafka Streams' KTable); a delete leaves none.
+            entries.RemoveAll(static e => !e.IsLeft);
+            return !arriving.Tombstone;
+        }
+
+        if (arriving.Time > InputWatermark)
+        {
+            return true; // a version left records not yet met may need
+        }
+
+        // Behind the watermark: the left records of its time were met already; it counts from now on only if it is
+        // newer than the version valid at the watermark.
+        var valid = Latest(entries, InputWatermark);
+        return valid < 0 || entries[valid].Time <= arriving.Time;
+    }
+
+    protected override void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    {
+        if (!versioned)
+        {
+            return;
+        }
+
+        // Left records whose time the watermark reached, in time order so a key's results keep its records' order.
+        var lefts = 0;
+        foreach (var entry in entries)
+        {
+            lefts += entry.IsLeft && entry.Time <= to ? 1 : 0;
+        }
+
+        if (lefts > 0)
+        {
+            SortByTime(entries);
+            foreach (var entry in entries)
+            {
+                if (entry.IsLeft && entry.Time <= to)
+                {
+                    Emit(entry.Left, entries, Latest(entries, entry.Time));
+                }
+            }
+        }
+
+        // Versions the watermark has passed, except the one valid at it (and that one too when it is a delete).
+        var valid = Latest(entries, to);
+        if (valid >= 0)
+        {
+            var validTime = entries[valid].Time;
+            var tombstone = entries[valid].Tombstone;
+            entries.RemoveAll(e => !e.IsLeft && (e.Time < validTime || (tombstone && e.Time == validTime)));
+        }
+    }
+
+    protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => entry.IsLeft && versioned ? entry.Time : long.MaxValue;
+
+    /// <summary>Versioned: a left record when its time comes; a version when the watermark passes it (the ones before it can go).</summary>
+    protected override long WakeAt(in JoinEntry<TLeft, TRight> entry, long after)
+        => !versioned ? long.MaxValue : entry.IsLeft || entry.Time > after ? entry.Time : long.MaxValue;
+
+    /// <summary>A stable sort by time (insertion sort: a key holds few records), so changes of one time keep their arrival order.</summary>
+    private static void SortByTime(List<JoinEntry<TLeft, TRight>> entries)
+    {
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+        for (var i = 1; i < span.Length; i++)
+        {
+            var entry = span[i];
+            var j = i - 1;
+            while (j >= 0 && span[j].Time > entry.Time)
+            {
+                span[j + 1] = span[j];
+                j--;
+            }
+
+            span[j + 1] = entry;
+        }
+    }
+
+    /// <summary>The index of the newest row version at or before <paramref name="time"/> (a delete included; of one time, the last to arrive), or -1.</summary>
+    private static int Latest(List<JoinEntry<TLeft, TRight>> entries, long time)
+    {
+        var found = -1;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            if (!entry.IsLeft && entry.Time <= time && (found < 0 || entry.Time >= entries[found].Time))
+            {
+                found = i;
+            }
+        }
+
+        return found;
+    }
+
+    private void Emit(in TLeft left, List<JoinEntry<TLeft, TRight>> entries, int row)
+    {
+        if (row >= 0 && !entries[row].Tombstone)
+        {
+            Pair(left, entries[row].Right);
+        }
+        else if (LeftOuter)
+        {
+            Results.Add(new Joined<TLeft, TRight>(left, default, false));
+        }
+    }
 }

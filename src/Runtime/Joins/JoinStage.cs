@@ -17,6 +17,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     private readonly IStateCodec<TLeft>? _leftCodec;
     private readonly IStateCodec<TRight>? _rightCodec;
     private readonly JoinEntryCodec<TLeft, TRight>? _entryCodec;
+    private readonly Func<TRight, ChangeKind>? _change;
 
     /// <summary>Creates the stage (generated code).</summary>
     /// <param name="spec">The join declared with <c>[Join]</c>.</param>
@@ -29,9 +30,11 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     /// <param name="keyCodec">How checkpoints write keys; null when the key type cannot be checkpointed.</param>
     /// <param name="leftCodec">How checkpoints write left records; null when they cannot be checkpointed.</param>
     /// <param name="rightCodec">How checkpoints write right records; null when they cannot be checkpointed.</param>
-    public JoinStage(JoinSpec<TLeft, TRight> spec, string joinName, int keyByStage, int joinStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<Joined<TLeft, TRight>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TLeft>? leftCodec = null, IStateCodec<TRight>? rightCodec = null)
+    /// <param name="change">For a table join: reads a right record's <see cref="ChangeKind"/> member (a delete removes the row); null: every right record is a row.</param>
+    public JoinStage(JoinSpec<TLeft, TRight> spec, string joinName, int keyByStage, int joinStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<Joined<TLeft, TRight>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TLeft>? leftCodec = null, IStateCodec<TRight>? rightCodec = null, Func<TRight, ChangeKind>? change = null)
         : base(joinName, keyByStage, joinStage, exchangeSlot, lateSlot)
     {
+        _change = change;
         _spec = spec;
         _downstream = downstream;
         _keyCodec = keyCodec;
@@ -48,7 +51,12 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     internal override TimeSpan IdleTimeout => _spec.IdleTimeout;
 
-    internal override TimeSpan Size => _spec.Time == JoinTime.Window ? _spec.Window.Size : _spec.UpperBound - _spec.LowerBound;
+    internal override TimeSpan Size => _spec.Time switch
+    {
+        JoinTime.Window => _spec.Window.Size,
+        JoinTime.Interval => _spec.UpperBound - _spec.LowerBound,
+        _ => TimeSpan.Zero,
+    };
 
     internal override TimeSpan TickInterval => _spec.IdleTimeout > TimeSpan.Zero
         ? TimeSpan.FromMilliseconds(Math.Clamp(_spec.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
@@ -64,10 +72,12 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
         ? $"its key type '{typeof(TKey).Name}' has no checkpoint codec"
         : $"its record types '{typeof(TLeft).Name}' and '{typeof(TRight).Name}' need checkpoint codecs (mark them [Record])";
 
-    private static string Describe(JoinSpec<TLeft, TRight> spec)
-        => spec.Time == JoinTime.Window
-            ? $"window join {spec.Window}, {spec.Kind}"
-            : $"interval join [{TimeMath.Millis(spec.LowerBound)} ms, {TimeMath.Millis(spec.UpperBound)} ms], {spec.Kind}";
+    private static string Describe(JoinSpec<TLeft, TRight> spec) => spec.Time switch
+    {
+        JoinTime.Window => $"window join {spec.Window}, {spec.Kind}",
+        JoinTime.Interval => $"interval join [{TimeMath.Millis(spec.LowerBound)} ms, {TimeMath.Millis(spec.UpperBound)} ms], {spec.Kind}",
+        _ => $"{(spec.Versioned ? "versioned" : "latest-row")} table join, {spec.Kind}",
+    };
 
     internal override void Validate(string pipeline)
     {
@@ -86,9 +96,12 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     {
         var segment = _downstream(context);
         var leftOuter = _spec.Kind == JoinKind.LeftOuter;
-        JoinOperator<TKey, TLeft, TRight> join = _spec.Time == JoinTime.Window
-            ? new WindowJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.Window.Size), TimeMath.Millis(_spec.Window.Slide), leftOuter)
-            : new IntervalJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.LowerBound), TimeMath.Millis(_spec.UpperBound), leftOuter);
+        JoinOperator<TKey, TLeft, TRight> join = _spec.Time switch
+        {
+            JoinTime.Window => new WindowJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.Window.Size), TimeMath.Millis(_spec.Window.Slide), leftOuter),
+            JoinTime.Interval => new IntervalJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.LowerBound), TimeMath.Millis(_spec.UpperBound), leftOuter),
+            _ => new TableJoinOperator<TKey, TLeft, TRight>(_spec.Versioned, leftOuter, _change),
+        };
         if (LateSlot >= 0)
         {
             join.Late = context.Output<Either<TLeft, TRight>>(LateSlot);

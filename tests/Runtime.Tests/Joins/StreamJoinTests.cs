@@ -72,6 +72,31 @@ public sealed partial class PaidPerSecond
     [Sink] public CollectionSink<WindowResult<int, long>> Out { get; set; } = new();
 }
 
+[Record]
+public readonly partial record struct Trade(int Id, string Currency, long Amount, [property: EventTime] long Time);
+
+[Record]
+public readonly partial record struct Rate(string Currency, long Value, [property: EventTime] long Time, ChangeKind Op = ChangeKind.Insert);
+
+/// <summary>Trades at the exchange rate of their time: a stream–table join over a changelog of rates.</summary>
+[Pipeline(Name = "trades-at-rate")]
+public sealed partial class TradesAtRate
+{
+    [Source] public ISource<Trade> Trades { get; set; } = new CollectionSource<Trade>();
+
+    [Source] public ISource<Rate> Rates { get; set; } = new CollectionSource<Rate>();
+
+    [KeyBy] static string TradeCurrency(Trade t) => t.Currency;
+
+    [KeyBy] static string RateCurrency(Rate r) => r.Currency;
+
+    [Join] public JoinSpec<Trade, Rate> AtRate { get; set; } = Join.Table<Trade, Rate>();
+
+    [Transform] static (int Trade, long Rate) Priced(Joined<Trade, Rate> j) => (j.Left.Id, j.HasRight ? j.Right.Value : -1);
+
+    [Sink] public CollectionSink<(int Trade, long Rate)> Out { get; set; } = new();
+}
+
 /// <summary>Joins of two streams: interval and window joins against a naive reference.</summary>
 public sealed class StreamJoinTests
 {
@@ -249,6 +274,86 @@ public sealed class StreamJoinTests
         Assert.Same(pipeline.Payments, job.Connectors[1].Connector);
     }
 
+    /// <summary>What a versioned table join must emit: each trade with the last change of its currency at or before it.</summary>
+    private static IEnumerable<(int, long)> TableReference(Trade[] trades, Rate[] rates, bool leftOuter)
+    {
+        foreach (var t in trades)
+        {
+            var row = rates.Where(r => r.Currency == t.Currency && r.Time <= t.Time && r.Op != ChangeKind.UpdateBefore).OrderBy(r => r.Time).LastOrDefault();
+            if (row.Currency is not null && row.Op != ChangeKind.Delete)
+            {
+                yield return (t.Id, row.Value);
+            }
+            else if (leftOuter)
+            {
+                yield return (t.Id, -1);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, JoinKind.Inner)]
+    [InlineData(3, JoinKind.LeftOuter)]
+    public async Task A_versioned_table_join_meets_each_record_with_the_row_of_its_time(int parallelism, JoinKind kind)
+    {
+        // Rates change, are deleted and come back; their changes arrive up to 3 s out of order, as do the trades.
+        var random = new Random(parallelism);
+        string[] currencies = ["usd", "gbp", "chf", "jpy", "sek"];
+        var rates = Enumerable.Range(0, 3_000).Select(i =>
+        {
+            var op = random.Next(0, 20) switch { 0 => ChangeKind.Delete, 1 => ChangeKind.UpdateBefore, 2 => ChangeKind.Snapshot, _ => ChangeKind.UpdateAfter };
+            return new Rate(currencies[random.Next(currencies.Length)], random.Next(1, 1_000), i * 10L + 1, op);
+        }).OrderBy(r => r.Time + random.Next(0, 3_000)).ToArray();
+        var trades = Enumerable.Range(0, 5_000).Select(i => new Trade(i, currencies[random.Next(currencies.Length)], 1, i * 6L)).OrderBy(t => t.Time + random.Next(0, 3_000)).ToArray();
+        var pipeline = new TradesAtRate
+        {
+            Trades = new CollectionSource<Trade>(trades),
+            Rates = new CollectionSource<Rate>(rates),
+            AtRate = Join.Table<Trade, Rate>() with { Kind = kind, OutOfOrderness = TimeSpan.FromSeconds(10) },
+        };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 50 });
+        Assert.Equal(0, result.LateRecords);
+        var expected = TableReference(trades, rates, kind == JoinKind.LeftOuter).Order().ToList();
+        Assert.True(expected.Count > 1_000);
+        Assert.Equal(expected, pipeline.Out.Items.Order().ToList());
+    }
+
+    private static Either<Trade, Rate> T(int id, long time) => Either<Trade, Rate>.FromLeft(new Trade(id, "usd", 1, time));
+
+    private static Either<Trade, Rate> R(long value, long time, ChangeKind op = ChangeKind.Insert) => Either<Trade, Rate>.FromRight(new Rate("usd", value, time, op));
+
+    [Fact]
+    public async Task A_versioned_table_join_waits_for_the_watermark_and_counts_a_change_that_arrives_late_but_is_older()
+    {
+        var pipeline = new TradesAtRate { AtRate = Join.Table<Trade, Rate>() with { Kind = JoinKind.LeftOuter, OutOfOrderness = TimeSpan.FromSeconds(1) } };
+        await using var driver = await PipelineTestDriver.StartAsync<Either<Trade, Rate>>(pipeline);
+        driver.Push(R(10, 1_000), T(1, 2_000));
+        Assert.Empty(pipeline.Out.Items); // the watermark has not reached the trade's time
+        driver.Push(R(11, 1_500)); // arrives after the trade, but the row changed before it
+        driver.AdvanceWatermark(2_000);
+        Assert.Equal([(1, 11L)], pipeline.Out.Items);
+        driver.Push(R(0, 2_500, ChangeKind.Delete), T(2, 3_000), R(12, 3_500), T(3, 3_600));
+        driver.AdvanceWatermark(4_000);
+        Assert.Equal([(1, 11L), (2, -1), (3, 12)], pipeline.Out.Items);
+        driver.Push(T(4, 3_900)); // behind the watermark: late
+        driver.Push(R(9, 3_000)); // behind the watermark and older than the row valid there: ignored
+        driver.Push(T(5, 5_000));
+        driver.AdvanceWatermark(5_000);
+        Assert.Equal([(1, 11L), (2, -1), (3, 12), (5, 12)], pipeline.Out.Items);
+        Assert.Equal(1, driver.LateRecords);
+        Assert.Equal(1, driver.StateEntries); // the row valid at the watermark, and nothing older
+    }
+
+    [Fact]
+    public async Task A_latest_row_table_join_meets_each_record_at_once_with_the_row_of_the_moment()
+    {
+        var pipeline = new TradesAtRate { AtRate = Join.Table<Trade, Rate>() with { Versioned = false, Kind = JoinKind.LeftOuter } };
+        await using var driver = await PipelineTestDriver.StartAsync<Either<Trade, Rate>>(pipeline);
+        driver.Push(T(1, 1_000), R(10, 500), T(2, 1_100), R(11, 400), T(3, 1_200), R(0, 1_300, ChangeKind.Delete), T(4, 1_400));
+        Assert.Equal([(1, -1L), (2, 10), (3, 11), (4, -1)], pipeline.Out.Items); // the row as processed, in arrival order
+        Assert.Equal(0, driver.StateEntries);
+    }
+
     [Fact]
     public void Interval_joins_agree_with_the_reference_on_random_streams()
     {
@@ -318,5 +423,36 @@ public sealed class StreamJoinCheckpointTests : IDisposable
         var emitted = first.Out.Items.Concat(second.Out.Items).Select(j => (j.Left.Id, j.Left.Amount, j.HasRight ? j.Right.Time : -1)).Order().ToList();
         Assert.Equal(expected, emitted); // every pair once: none lost with the state, none repeated
         Assert.Equal(0, stopped.LateRecords + finished.LateRecords);
+    }
+
+    [Fact]
+    public async Task A_table_join_keeps_its_rows_and_waiting_records_across_a_stop_and_restore()
+    {
+        var random = new Random(3);
+        string[] currencies = ["usd", "gbp", "chf"];
+        var rates = Enumerable.Range(0, 2_000).Select(i => new Rate(currencies[random.Next(3)], random.Next(1, 500), 1_000_000 + i * 10L, random.Next(0, 10) == 0 ? ChangeKind.Delete : ChangeKind.UpdateAfter)).ToArray();
+        var trades = Enumerable.Range(0, 4_000).Select(i => new Trade(i, currencies[random.Next(3)], 1, 1_000_000 + i * 5L + 3)).ToArray();
+        var tradeLog = new Partitioned<Trade>(trades, partitions: 4) { Topic = "trades" };
+        var rateLog = new Partitioned<Rate>(rates, partitions: 4) { Topic = "rates" };
+        var spec = Join.Table<Trade, Rate>() with { Kind = JoinKind.LeftOuter, OutOfOrderness = TimeSpan.FromMinutes(10) };
+        PipelineOptions Options(int parallelism) => new() { Parallelism = parallelism, BatchSize = 32, StateDirectory = _state, CheckpointInterval = TimeSpan.FromMilliseconds(20) };
+
+        var first = new TradesAtRate { Trades = tradeLog.Source(pauseAt: 0.5), Rates = rateLog.Source(pauseAt: 0.4), AtRate = spec };
+        using var stop = new CancellationTokenSource();
+        var run = first.RunAsync(Options(2), stop.Token);
+        await Task.WhenAll(tradeLog.Paused, rateLog.Paused).WaitAsync(Patience);
+        await stop.CancelAsync();
+        var stopped = await run.WaitAsync(Patience);
+        Assert.True(stopped.State!.KeptOpen);
+
+        var second = new TradesAtRate { Trades = tradeLog.Source(pauseAt: null), Rates = rateLog.Source(pauseAt: null), AtRate = spec };
+        await second.RunAsync(Options(3)).WaitAsync(Patience);
+
+        var expected = trades.Select(t =>
+        {
+            var row = rates.Where(r => r.Currency == t.Currency && r.Time <= t.Time).OrderBy(r => r.Time).LastOrDefault();
+            return (t.Id, row.Currency is not null && row.Op != ChangeKind.Delete ? row.Value : -1);
+        }).Order().ToList();
+        Assert.Equal(expected, first.Out.Items.Concat(second.Out.Items).Order().ToList());
     }
 }
