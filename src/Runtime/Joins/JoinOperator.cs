@@ -475,13 +475,13 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
             }
         }
 
-        // Versions the watermark has passed, except the one valid at it (and that one too when it is a delete).
+        // Versions the watermark has passed, except the one valid at it — a delete too: it says that an older change
+        // arriving late does not bring the row back.
         var valid = Latest(entries, to);
         if (valid >= 0)
         {
             var validTime = entries[valid].Time;
-            var tombstone = entries[valid].Tombstone;
-            entries.RemoveAll(e => !e.IsLeft && (e.Time < validTime || (tombstone && e.Time == validTime)));
+            entries.RemoveAll(e => !e.IsLeft && e.Time < validTime);
         }
     }
 
