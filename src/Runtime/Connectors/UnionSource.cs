@@ -91,9 +91,11 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
     public async ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Delivery == DeliveryGuarantee.ExactlyOnce)
+        if (context.Delivery == DeliveryGuarantee.ExactlyOnce && !context.CheckpointsState)
         {
-            throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': exactly-once delivery reads one source; this pipeline reads {Listed()}. Use at-least-once (an upsert absorbs repeats), or one source.");
+            // Without keyed stages the exactly-once sink stores one source's positions beside its rows. With them, every
+            // checkpoint holds the positions of every member, committed with the rows and the state.
+            throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': exactly-once delivery of several sources needs checkpoints, which pipelines with a window, a join, a lookup or an asynchronous transform take; this one reads {Listed()} and has none. Use at-least-once (an upsert absorbs repeats), or one source.");
         }
 
         _context = context;

@@ -187,6 +187,6 @@ public sealed class UnionTests
         var union = new UnionSource<int>(["A", "B"], [new CollectionSource<int>([1]), new CollectionSource<int>([2])]);
         var context = new SourceContext<int>("p", "A", 1, 16, null, null, DeliveryGuarantee.ExactlyOnce, null, null);
         var refused = await Assert.ThrowsAsync<PipelineConfigurationException>(() => union.OpenAsync(context, CancellationToken.None).AsTask());
-        Assert.Contains("exactly-once delivery reads one source; this pipeline reads A (collection", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("exactly-once delivery of several sources needs checkpoints, which pipelines with a window, a join, a lookup or an asynchronous transform take; this one reads A (collection", refused.Message, StringComparison.Ordinal);
     }
 }
