@@ -19,6 +19,8 @@ using Compiled.Throughput;
 //   --lookup      also lookup joins: a warm cache over SQLite against a hand-written Dictionary join, and a cold
 //                 cache against PostgreSQL (batched) against one query per record (--lookup-records N, default
 //                 5,000,000 sales); --lookup-only: only that
+//   --join        also a join of two streams (an interval join of orders and payments) against a hand-written
+//                 join over two Dictionaries (--join-orders N, default 2,000,000); --join-only: only that
 //   --mysql       also memory -> MariaDB (append) against MySqlConnector's bulk copy by hand (starts a throwaway
 //                 server; --mysql-records N, default 1,000,000); --mysql-only: only that
 //   --parquet     also memory -> Parquet files against Parquet.Net by hand (--parquet-records N, default 1,000,000);
@@ -33,7 +35,7 @@ Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} cor
 Console.WriteLine();
 
 var block = new List<(string Name, string Value)>();
-var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--mysql-only") || args.Contains("--parquet-only") || args.Contains("--cdc-only");
+var postgresOnly = args.Contains("--postgres-only") || args.Contains("--state-only") || args.Contains("--lookup-only") || args.Contains("--join-only") || args.Contains("--mysql-only") || args.Contains("--parquet-only") || args.Contains("--cdc-only");
 if (!postgresOnly)
 {
     await MemoryToMemory(block);
@@ -65,6 +67,11 @@ if (args.Contains("--lookup") || args.Contains("--lookup-only"))
     await LookupScenario.RunAsync(ArgumentAfter("--lookup-records") ?? 5_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
 }
 
+if (args.Contains("--join") || args.Contains("--join-only"))
+{
+    await JoinScenario.RunAsync(ArgumentAfter("--join-orders") ?? 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
 if (args.Contains("--mysql") || args.Contains("--mysql-only"))
 {
     await MySqlScenario.RunAsync(ArgumentAfter("--mysql-records") ?? 1_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
@@ -80,7 +87,7 @@ if (args.Contains("--cdc") || args.Contains("--cdc-only"))
     await CdcScenario.RunAsync(ArgumentAfter("--cdc-rows") ?? (quick ? 300_000 : 1_000_000), ArgumentAfter("--cdc-changes") ?? (quick ? 50_000 : 200_000), 1, quick ? 3 : 5, block);
 }
 
-if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--mysql-only") && !args.Contains("--parquet-only") && !args.Contains("--cdc-only") && (!quick || postgresOnly || args.Contains("--postgres")))
+if (!args.Contains("--state-only") && !args.Contains("--lookup-only") && !args.Contains("--join-only") && !args.Contains("--mysql-only") && !args.Contains("--parquet-only") && !args.Contains("--cdc-only") && (!quick || postgresOnly || args.Contains("--postgres")))
 {
     if (ArgumentAfter("--checkpoint-ms") is { } checkpointMs)
     {

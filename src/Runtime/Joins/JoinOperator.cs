@@ -62,8 +62,16 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
 internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>, IWindowState<TKey, JoinEntry<TLeft, TRight>>
     where TKey : notnull
 {
+    /// <summary>Lists kept for reuse when keys come and go (one record per key is common: an order and its payment).</summary>
+    private const int SpareLists = 16_384;
+
     private readonly Dictionary<TKey, List<JoinEntry<TLeft, TRight>>> _state = [];
     private readonly Stack<List<JoinEntry<TLeft, TRight>>> _spare = new();
+
+    // When each key next needs the operator (a record done, a window to fire), earliest first; a key may be queued
+    // more than once, and is visited once per watermark move.
+    private readonly PriorityQueue<TKey, long> _timers = new();
+    private readonly HashSet<TKey> _visited = [];
     private int _entries;
 
     protected JoinOperator(bool leftOuter, long holdback)
@@ -80,9 +88,6 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 
     /// <summary>The inputs' watermark: records at or before it are late.</summary>
     protected long InputWatermark { get; private set; } = long.MinValue;
-
-    /// <summary>The earliest input watermark at which some held record is done (or a window fires); nothing to do before it.</summary>
-    protected long NextDue { get; set; } = long.MaxValue;
 
     public override int StateEntries => _entries;
 
@@ -113,12 +118,11 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             {
                 entries.Add(entry);
                 _entries++;
-                NextDue = Math.Min(NextDue, WakeAt(entry, InputWatermark));
+                Schedule(item.Key, WakeAt(entry, InputWatermark));
             }
             else if (entries.Count == 0)
             {
-                _state.Remove(item.Key);
-                _spare.Push(entries);
+                Release(item.Key, entries);
             }
         }
     }
@@ -132,57 +136,71 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 
         var previous = InputWatermark;
         InputWatermark = watermark;
-        if (watermark >= NextDue)
+        _visited.Clear();
+        while (_timers.TryPeek(out var key, out var due) && due <= watermark)
         {
-            var next = long.MaxValue;
-            List<TKey>? emptied = null;
-            foreach (var (key, entries) in _state)
+            _timers.Dequeue();
+            if (_visited.Add(key) && _state.TryGetValue(key, out var entries))
             {
-                var before = entries.Count;
-                Fire(entries, previous, watermark);
-                var kept = 0;
-                for (var i = 0; i < entries.Count; i++)
-                {
-                    var entry = entries[i];
-                    var due = DueAt(entry);
-                    if (due <= watermark)
-                    {
-                        if (LeftOuter && entry.IsLeft && !entry.Matched && EmitsAloneWhenDone)
-                        {
-                            Results.Add(new Joined<TLeft, TRight>(entry.Left, default, false));
-                        }
-
-                        continue;
-                    }
-
-                    next = Math.Min(next, WakeAt(entry, watermark));
-                    entries[kept++] = entry;
-                }
-
-                _entries -= before - kept;
-                entries.RemoveRange(kept, entries.Count - kept);
-                if (kept == 0)
-                {
-                    (emptied ??= []).Add(key);
-                }
+                Visit(key, entries, previous, watermark);
             }
-
-            if (emptied is not null)
-            {
-                foreach (var key in emptied)
-                {
-                    _state.Remove(key, out var list);
-                    if (_spare.Count < 1024)
-                    {
-                        _spare.Push(list!);
-                    }
-                }
-            }
-
-            NextDue = next;
         }
 
         Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
+    }
+
+    /// <summary>One key whose time came: fires what the move completes, drops the records that are done, and queues the key's next time.</summary>
+    private void Visit(TKey key, List<JoinEntry<TLeft, TRight>> entries, long previous, long watermark)
+    {
+        var before = entries.Count;
+        Fire(entries, previous, watermark);
+        var kept = 0;
+        var next = long.MaxValue;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            if (DueAt(entry) <= watermark)
+            {
+                if (LeftOuter && entry.IsLeft && !entry.Matched && EmitsAloneWhenDone)
+                {
+                    Results.Add(new Joined<TLeft, TRight>(entry.Left, default, false));
+                }
+
+                continue;
+            }
+
+            next = Math.Min(next, WakeAt(entry, watermark));
+            entries[kept++] = entry;
+        }
+
+        _entries -= before - kept;
+        entries.RemoveRange(kept, entries.Count - kept);
+        if (kept == 0)
+        {
+            Release(key, entries);
+        }
+        else
+        {
+            Schedule(key, next);
+        }
+    }
+
+    private void Schedule(TKey key, long at)
+    {
+        if (at != long.MaxValue)
+        {
+            _timers.Enqueue(key, at);
+        }
+    }
+
+    private void Release(TKey key, List<JoinEntry<TLeft, TRight>> entries)
+    {
+        _state.Remove(key);
+        if (_spare.Count < SpareLists)
+        {
+            entries.Clear();
+            _spare.Push(entries);
+        }
     }
 
     /// <summary>Whether a record of the side <paramref name="isLeft"/> says at <paramref name="time"/> is too late to meet anything.</summary>
@@ -247,7 +265,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 
             list.Add(entry);
             target._entries++;
-            target.NextDue = Math.Min(target.NextDue, target.WakeAt(entry, target.InputWatermark));
+            target.Schedule(key, target.WakeAt(entry, target.InputWatermark));
         }
     }
 }
