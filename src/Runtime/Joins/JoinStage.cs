@@ -58,9 +58,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
         _ => TimeSpan.Zero,
     };
 
-    internal override TimeSpan TickInterval => _spec.IdleTimeout > TimeSpan.Zero
-        ? TimeSpan.FromMilliseconds(Math.Clamp(_spec.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
-        : TimeSpan.Zero;
+    internal override TimeSpan TickInterval => TickFor(_spec.IdleTimeout);
 
     private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => (_spec.OutOfOrderness, _spec.IdleTimeout);
 

@@ -33,6 +33,10 @@ public abstract class KeyedStage
     /// <summary>How often a keyed partition must look at the clock without input (processing time, idle timeouts); zero: never.</summary>
     internal abstract TimeSpan TickInterval { get; }
 
+    /// <summary>The tick that notices a silence of <paramref name="timeout"/> in time: a quarter of it, between 10 ms and 1 s; zero for none.</summary>
+    private protected static TimeSpan TickFor(TimeSpan timeout)
+        => timeout > TimeSpan.Zero ? TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 10, 1000)) : TimeSpan.Zero;
+
     /// <summary>Whether the window runs on event time (producers then send watermarks).</summary>
     internal abstract bool EventTime { get; }
 
@@ -183,9 +187,7 @@ public abstract class PassThroughStage<TKey, TIn> : KeyedStage<TKey, TIn>
         _hasEventTime = hasEventTime;
     }
 
-    internal sealed override TimeSpan TickInterval => Downstream.IdleTimeout > TimeSpan.Zero
-        ? TimeSpan.FromMilliseconds(Math.Clamp(Downstream.IdleTimeout.TotalMilliseconds / 4, 10, 1000))
-        : TimeSpan.Zero;
+    internal sealed override TimeSpan TickInterval => TickFor(Downstream.IdleTimeout);
 
     internal sealed override bool EventTime => _hasEventTime;
 
@@ -291,9 +293,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
 
             // Idle inputs and a state time-to-live are noticed on the clock even when no record arrives.
             var every = new[] { _spec.IdleTimeout, _spec.StateTimeToLive }.Where(t => t > TimeSpan.Zero).DefaultIfEmpty(TimeSpan.Zero).Min();
-            return every > TimeSpan.Zero
-                ? TimeSpan.FromMilliseconds(Math.Clamp(every.TotalMilliseconds / 4, 10, 1000))
-                : TimeSpan.Zero;
+            return TickFor(every);
         }
     }
 
