@@ -614,6 +614,22 @@ public sealed class DiagnosticTests
             """, "Join 'J' joins 'Order' and 'Payment' records, but no [Source] of the pipeline produces 'Payment'");
 
     [Fact]
+    public void CMPL0146_join_whose_key_selector_runs_after_an_asynchronous_transform()
+        => AssertSingle("CMPL0146", JoinTypes + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [Transform] static async System.Threading.Tasks.ValueTask<Order> Checked(Order o) { await System.Threading.Tasks.Task.Yield(); return o; }
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Source] CollectionSource<Payment> Payments { get; } = new();
+                [KeyBy] static int PaidOrder(Payment p) => p.OrderId;
+                [Join] JoinSpec<Order, Payment> [|J|] { get; } = Join.Interval<Order, Payment>(System.TimeSpan.Zero, System.TimeSpan.FromMinutes(1));
+                [Sink] CollectionSink<Joined<Order, Payment>> O { get; } = new();
+            }
+            """, "Join 'J' must read key selectors in the loop of the sources: no window, lookup or asynchronous transform may stand between a source and the join");
+
+    [Fact]
     public void CMPL0147_join_inputs_keyed_by_different_types()
         => AssertSingle("CMPL0147", JoinTypes + """
             [Pipeline]
