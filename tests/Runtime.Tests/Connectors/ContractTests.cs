@@ -363,6 +363,11 @@ public sealed class ContractTests : IDisposable
             private readonly long[] _next = [.. partitions.Select(p => log._committed.GetValueOrDefault((identity, p)))];
             private int _turn;
 
+            // The contract stops its first resuming consumer once half the records arrived. Reading from memory, a
+            // consumer could reach the end before that stop lands (then nothing is committed ahead of anything, and
+            // the loss this log causes cannot show): the first one delivers half of each partition and then waits.
+            private readonly bool _holdsAtHalf = identity.Contains("resume", StringComparison.Ordinal) && partitions.All(p => !log._committed.ContainsKey((identity, p)));
+
             public bool CommitsPositions => true;
 
             public IReadOnlyList<SourcePosition> Positions => [.. partitions.Select((p, i) => new SourcePosition("log", p, _next[i]))];
@@ -375,9 +380,10 @@ public sealed class ContractTests : IDisposable
                 {
                     var k = _turn++ % partitions.Length;
                     var all = PartitionOf(partitions[k]);
-                    if (_next[k] < all.Length)
+                    var end = _holdsAtHalf ? all.Length / 2 : all.Length;
+                    if (_next[k] < end)
                     {
-                        var count = (int)Math.Min(batch, all.Length - _next[k]);
+                        var count = (int)Math.Min(batch, end - _next[k]);
                         var records = all.AsMemory((int)_next[k], count);
                         _next[k] += count;
                         return SourceBatch<Measurement>.Of(records);
