@@ -135,7 +135,6 @@ internal enum MemberKind
 /// <param name="Lookup">For a lookup join: its key and row types.</param>
 /// <param name="ValueState">For a mutable struct operator: whether its fields hold only values (no references), so that setting it back undoes all it did.</param>
 /// <param name="Join">For a join of two streams: its inputs and types.</param>
-/// <param name="KeyType">For a key selector: the key type it returns.</param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -158,8 +157,7 @@ internal sealed record StageModel(
     bool ValueState = false,
     LookupModel? Lookup = null,
     AsyncModel? Async = null,
-    JoinModel? Join = null,
-    TypeRef? KeyType = null)
+    JoinModel? Join = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 

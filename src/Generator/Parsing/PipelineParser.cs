@@ -202,7 +202,6 @@ internal static class PipelineParser
             InputType = shape.Input,
             OutputType = shape.Input, // records pass through; the key travels beside them
             NeedsPipelineInstance = !keyMethod.IsStatic,
-            KeyType = Symbols.ToTypeRef(keyMethod.ReturnType),
         };
     }
 

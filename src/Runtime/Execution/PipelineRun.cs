@@ -319,7 +319,7 @@ internal sealed class PipelineRun : IAsyncDisposable
                 : ExchangeRouting.Hash;
             var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
             _exchanges[k] = stage.CreateExchange(routing, producers, consumers, inline, _options.SinkQueueCapacity);
-            _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now) { IsJoin = stage is IJoinStage };
+            _windows[k] = new WindowStatistics(stage.WindowName, stage.LateSlot >= 0 ? _slots[stage.LateSlot].Name : null, consumers, stage.Size, Context.Clock.Now) { IsJoin = stage.IsJoin };
         }
 
         // Which stage writes each output slot: a sink's (or late output's) stage's segment; an exchange's key selector's.

@@ -330,14 +330,22 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
 /// then lets each left record that met no right record in that window leave alone. A record is held until its last
 /// window fired, and is late when every window it falls into already has.
 /// </summary>
-internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, long slide, bool leftOuter)
-    : JoinOperator<TKey, TLeft, TRight>(leftOuter, windowSize)
+internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKey, TLeft, TRight>
     where TKey : notnull
 {
     private readonly SortedSet<long> _ends = [];
+    private readonly long _slide;
 
-    /// <summary>The window's length; the forwarded watermark is held back by as much.</summary>
-    private long Size => Holdback;
+    /// <summary>Creates the operator; the forwarded watermark is held back by the window's length.</summary>
+    public WindowJoinOperator(long size, long slide, bool leftOuter)
+        : base(leftOuter, size)
+    {
+        Size = size;
+        _slide = slide;
+    }
+
+    /// <summary>The window's length (ms).</summary>
+    private long Size { get; }
 
     public override byte Kind => 11;
 
@@ -353,9 +361,9 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, l
     {
         // The earliest window of the record that ends after 'after'; its windows end at LastEnd, LastEnd - slide, ... while they still hold it.
         var end = LastEnd(entry.Time);
-        while (end - slide > entry.Time && end - slide - 1 > after)
+        while (end - _slide > entry.Time && end - _slide - 1 > after)
         {
-            end -= slide;
+            end -= _slide;
         }
 
         return end - 1;
@@ -367,7 +375,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, l
         _ends.Clear();
         foreach (var entry in entries)
         {
-            for (var end = LastEnd(entry.Time); end > entry.Time; end -= slide)
+            for (var end = LastEnd(entry.Time); end > entry.Time; end -= _slide)
             {
                 if (end - 1 > from && end - 1 <= to)
                 {
@@ -405,7 +413,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>(long windowSize, l
     }
 
     /// <summary>The end of the last window <paramref name="time"/> falls into.</summary>
-    private long LastEnd(long time) => (Math.DivRem(time, slide, out var rest) - (rest < 0 ? 1 : 0)) * slide + Size;
+    private long LastEnd(long time) => (Math.DivRem(time, _slide, out var rest) - (rest < 0 ? 1 : 0)) * _slide + Size;
 }
 
 /// <summary>

@@ -8,7 +8,7 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key both inputs are keyed by.</typeparam>
 /// <typeparam name="TLeft">The left records.</typeparam>
 /// <typeparam name="TRight">The right records.</typeparam>
-public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLeft, TRight>>, IJoinStage
+public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLeft, TRight>>
     where TKey : notnull
 {
     private readonly JoinSpec<TLeft, TRight> _spec;
@@ -45,7 +45,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     internal override bool EventTime => true;
 
-    internal override string Noun => "join";
+    internal override bool IsJoin => true;
 
     internal override TimeSpan OutOfOrderness => _spec.OutOfOrderness;
 
@@ -115,9 +115,4 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     private static IWindowState<TKey, JoinEntry<TLeft, TRight>> State(KeyedInput input)
         => (IWindowState<TKey, JoinEntry<TLeft, TRight>>)((KeyedInput<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>)input).Windows;
-}
-
-/// <summary>Marks the keyed stage of a join of two streams (for what the run reports of it).</summary>
-internal interface IJoinStage
-{
 }

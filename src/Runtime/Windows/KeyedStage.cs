@@ -59,8 +59,11 @@ public abstract class KeyedStage
     /// </summary>
     internal (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) Downstream { get; set; }
 
-    /// <summary>What the stage is called in messages: a window, or a join of two streams.</summary>
-    internal virtual string Noun => "window";
+    /// <summary>Whether the stage is a join of two streams rather than a window (for what the run says of it).</summary>
+    internal virtual bool IsJoin => false;
+
+    /// <summary>What the stage is called in messages.</summary>
+    internal string Noun => IsJoin ? "join" : "window";
 
     /// <summary>The table a lookup join reads (null for windows): a connector, with its settings.</summary>
     internal virtual object? Lookup => null;
