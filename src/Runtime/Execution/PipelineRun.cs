@@ -418,6 +418,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         Context.Checkpoints = new CheckpointCoordinator(Context, store, _keyed, sourceParallelism, partitions, Math.Max(store.HighestId(), _restored?.Id ?? 0), _logger)
         {
             Savepoint = _savepoint,
+            Restored = _restored?.Positions ?? [],
         };
     }
 

@@ -70,6 +70,15 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
     /// <summary>Where the stop's final checkpoint is also written (stop with a savepoint), or null.</summary>
     public FileCheckpointStore? Savepoint { get; init; }
 
+    /// <summary>
+    /// The positions of the checkpoint the run restored. One that no source partition reports in a checkpoint of this
+    /// run is carried into it unchanged: a reader reports a partition's position only once it knows it (a Kafka reader
+    /// of a union assigns its partitions in its first read, which may still be under way at the first barriers), and
+    /// until then it has handed on nothing of that partition — so the restored position is still exact. Dropping it
+    /// would make the next restore read the partition again from its start, into state that already holds it.
+    /// </summary>
+    public IReadOnlyList<SourcePosition> Restored { get; init; } = [];
+
     /// <summary>Checkpoints written in this run.</summary>
     public long Written { get; private set; }
 
@@ -217,7 +226,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
             {
                 var started = Stopwatch.GetTimestamp();
                 var windows = _keyed.Select((stage, k) => (stage, k)).Where(x => x.stage.HasState).Select(x => new WindowCheckpoint(x.stage.Schema!, pending.Snapshots[x.k])).ToList();
-                var data = new CheckpointData(pending.Id, _run.Clock.Provider.GetUtcNow(), pending.Positions, windows);
+                var data = new CheckpointData(pending.Id, _run.Clock.Provider.GetUtcNow(), WithRestored(pending.Positions), windows);
                 await _store.WriteAsync(data, _run.Abort).ConfigureAwait(false);
                 if (Savepoint is { } savepoint && IsFinal(pending.Id))
                 {
@@ -267,6 +276,18 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
                 _waiters.Clear();
             }
         }
+    }
+
+    /// <summary><paramref name="positions"/>, and each restored position of a partition they do not name (see <see cref="Restored"/>).</summary>
+    private List<SourcePosition> WithRestored(List<SourcePosition> positions)
+    {
+        if (Restored.Count == 0)
+        {
+            return positions;
+        }
+
+        var named = positions.Select(p => (p.Stream, p.Partition)).ToHashSet();
+        return [.. positions, .. Restored.Where(p => !named.Contains((p.Stream, p.Partition)))];
     }
 
     public async ValueTask DisposeAsync()

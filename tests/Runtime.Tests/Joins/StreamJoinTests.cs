@@ -425,6 +425,55 @@ public sealed class StreamJoinCheckpointTests : IDisposable
         Assert.Equal(0, stopped.LateRecords + finished.LateRecords);
     }
 
+    /// <summary>
+    /// A run restored from a checkpoint whose one input has not yet learnt its partitions (a Kafka reader assigns them
+    /// in its first poll, which can lag behind the other input's) stops with a checkpoint of its own: that input's
+    /// restored positions must be in it, else the next run reads it again from the start — into state that already
+    /// holds it, pairing every held record a second time.
+    /// </summary>
+    [Fact]
+    public async Task A_checkpoint_taken_before_an_input_knows_its_partitions_keeps_that_inputs_restored_positions()
+    {
+        var random = new Random(7);
+        var purchases = Enumerable.Range(0, 3_000).Select(i => new Purchase(i % 200, 0, i, 1_000_000 + i * 10L + random.Next(0, 40))).ToArray();
+        var payments = Enumerable.Range(0, 4_000).Select(i => new Payment(random.Next(0, 200), 1 + random.Next(0, 50), 1_000_000 + i * 7L + random.Next(0, 40))).ToArray();
+        var purchaseLog = new Partitioned<Purchase>(purchases, partitions: 4) { Topic = "purchases", ResumeFromCommitted = false };
+        var paymentLog = new Partitioned<Payment>(payments, partitions: 4) { Topic = "payments", ResumeFromCommitted = false };
+        var spec = Join.Interval<Purchase, Payment>(TimeSpan.FromMilliseconds(-50), TimeSpan.FromMilliseconds(400)) with { Kind = JoinKind.LeftOuter, OutOfOrderness = TimeSpan.FromMinutes(10) };
+        PipelineOptions Options(int parallelism) => new() { Parallelism = parallelism, BatchSize = 64, StateDirectory = _state, CheckpointInterval = TimeSpan.FromMilliseconds(20) };
+
+        async Task<(PaidPurchases Run, PipelineResult Result)> StopWhenPaused(double purchasesAt, ISource<Payment> paymentSource, Task paused, int parallelism)
+        {
+            var app = new PaidPurchases { Purchases = purchaseLog.Source(pauseAt: purchasesAt), Payments = paymentSource, Paid = spec };
+            using var stop = new CancellationTokenSource();
+            var run = app.RunAsync(Options(parallelism), stop.Token);
+            await Task.WhenAll(purchaseLog.Paused, paused).WaitAsync(Patience);
+            await stop.CancelAsync();
+            return (app, await run.WaitAsync(Patience));
+        }
+
+        var (first, _) = await StopWhenPaused(0.5, paymentLog.Source(pauseAt: 0.6), paymentLog.Paused, 2);
+
+        // The second run's payment readers never learn their partitions: every checkpoint it takes is taken without them.
+        var never = new TaskCompletionSource();
+        var (second, stopped) = await StopWhenPaused(0.8, paymentLog.Source(pauseAt: 0.8, assigned: never.Task), Task.CompletedTask, 2);
+        Assert.True(stopped.State!.KeptOpen, "stopped with a final checkpoint");
+
+        var third = new PaidPurchases { Purchases = purchaseLog.Source(pauseAt: null), Payments = paymentLog.Source(pauseAt: null), Paid = spec };
+        await third.RunAsync(Options(3)).WaitAsync(Patience);
+
+        var expected = purchases
+            .SelectMany(p =>
+            {
+                var met = payments.Where(q => q.Purchase == p.Id && q.Time >= p.Time - 50 && q.Time <= p.Time + 400).Select(q => (p.Id, p.Amount, q.Time)).ToList();
+                return met.Count == 0 ? [(p.Id, p.Amount, -1L)] : met;
+            })
+            .Order().ToList();
+        var emitted = first.Out.Items.Concat(second.Out.Items).Concat(third.Out.Items).Select(j => (j.Left.Id, j.Left.Amount, j.HasRight ? j.Right.Time : -1)).Order().ToList();
+        Assert.Equal(expected, emitted);
+        Assert.Equal(0, paymentLog.ReadAgain); // no payment read twice
+    }
+
     [Fact]
     public async Task A_table_join_keeps_its_rows_and_waiting_records_across_a_stop_and_restore()
     {

@@ -326,14 +326,22 @@ public sealed class Partitioned<T>(T[] records, int partitions)
 
     private readonly long[] _highest = new long[partitions];
 
-    /// <summary>A source over the log; with <paramref name="pauseAt"/> (a fraction), each input partition stops there and waits (unbounded), else it ends at the end.</summary>
-    public ISource<T> Source(double? pauseAt)
+    /// <summary>Where a partition without a restored position starts: at its committed offset (true), else at its start (as an exactly-once Kafka source does).</summary>
+    public bool ResumeFromCommitted { get; init; } = true;
+
+    /// <summary>
+    /// A source over the log; with <paramref name="pauseAt"/> (a fraction), each input partition stops there and waits
+    /// (unbounded), else it ends at the end. With <paramref name="assigned"/>, a reader knows its partitions — and
+    /// reports positions — only once its first read, which waits for that task, is done (as a Kafka reader assigns its
+    /// partitions inside its first poll).
+    /// </summary>
+    public ISource<T> Source(double? pauseAt, Task? assigned = null)
     {
         _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        return new LogSource(this, pauseAt);
+        return new LogSource(this, pauseAt, assigned);
     }
 
-    private sealed class LogSource(Partitioned<T> log, double? pauseAt) : ISource<T>
+    private sealed class LogSource(Partitioned<T> log, double? pauseAt, Task? assigned) : ISource<T>
     {
         private SourceContext<T>? _context;
         private int _pausedPartitions;
@@ -350,8 +358,8 @@ public sealed class Partitioned<T>(T[] records, int partitions)
         {
             var owned = Enumerable.Range(0, log._partitions.Length).Where(p => p % _context!.Parallelism == partition).ToArray();
             var restored = _context!.RestoredPositions.Where(p => p.Stream == log.Topic).ToDictionary(p => p.Partition, p => p.Offset);
-            var next = owned.ToDictionary(p => p, p => restored.TryGetValue(p, out var offset) ? offset : log.Committed.GetValueOrDefault(p));
-            return new Reader(this, owned, next, _context.BatchSize);
+            var next = owned.ToDictionary(p => p, p => restored.TryGetValue(p, out var offset) ? offset : log.ResumeFromCommitted ? log.Committed.GetValueOrDefault(p) : 0);
+            return new Reader(this, owned, next, _context.BatchSize, assigned);
         }
 
         public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
@@ -364,17 +372,24 @@ public sealed class Partitioned<T>(T[] records, int partitions)
             }
         }
 
-        private sealed class Reader(LogSource source, int[] owned, Dictionary<int, long> next, int batchSize) : ISourceReader<T>
+        private sealed class Reader(LogSource source, int[] owned, Dictionary<int, long> next, int batchSize, Task? assigned) : ISourceReader<T>
         {
             private readonly HashSet<int> _pausedHere = [];
             private int _turn;
+            private volatile bool _known = assigned is null;
 
             public bool CommitsPositions => true;
 
-            public IReadOnlyList<SourcePosition> Positions => owned.Select(p => new SourcePosition(source.Topic, p, next[p])).ToList();
+            public IReadOnlyList<SourcePosition> Positions => _known ? owned.Select(p => new SourcePosition(source.Topic, p, next[p])).ToList() : [];
 
             public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
             {
+                if (!_known)
+                {
+                    await assigned!.WaitAsync(cancellationToken);
+                    _known = true;
+                }
+
                 var log = source.Log;
                 if (log.Throttle)
                 {
