@@ -1,0 +1,1 @@
+return await Compiled.Nexmark.Runner.RunAsync(args);
