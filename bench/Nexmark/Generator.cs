@@ -26,6 +26,12 @@ public sealed record NexmarkConfig
     /// </summary>
     public bool FlinkBidderIds { get; init; } = true;
 
+    /// <summary>
+    /// Whether sources make the events of the kinds their query reads from no source, and drop them (on by default):
+    /// Nexmark's figures include generating every event. Off, a bid query's source skips persons and auctions.
+    /// </summary>
+    public bool MakeUnread { get; init; } = true;
+
     /// <summary>Ids go to partitions in chunks of this many events (a multiple of 50), round robin.</summary>
     public int ChunkSize { get; init; } = 1_000;
 }

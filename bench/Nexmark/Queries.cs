@@ -21,7 +21,7 @@ public static class Queries
 [Pipeline(Name = "nexmark-q0")]
 public sealed partial class Q0(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform] static Q0Row Select(Bid b) => new(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra);
 
@@ -35,7 +35,7 @@ public readonly record struct Q0Row(long Auction, long Bidder, long Price, long 
 [Pipeline(Name = "nexmark-q1")]
 public sealed partial class Q1(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform] static Q1Row Euros(Bid b) => new(b.Auction, b.Bidder, Queries.Dollars(b.Price), b.DateTime, b.Extra);
 
@@ -49,7 +49,7 @@ public readonly record struct Q1Row(long Auction, long Bidder, decimal Price, lo
 [Pipeline(Name = "nexmark-q2")]
 public sealed partial class Q2(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform] static bool Selected(Bid b) => b.Auction % 123 == 0;
 
@@ -73,7 +73,7 @@ public readonly record struct Q2Row(long Auction, long Price);
 [Pipeline(Name = "nexmark-q3")]
 public sealed partial class Q3(NexmarkConfig config)
 {
-    [Source] public ISource<Auction> Auctions { get; set; } = Nexmark.Auctions(config);
+    [Source] public ISource<Auction> Auctions { get; set; } = Nexmark.Auctions(config, EventKind.Bid);
 
     [Transform] static bool CategoryTen(Auction a) => a.Category == 10;
 
@@ -112,7 +112,7 @@ public readonly record struct Q3Row(string Name, string City, string State, long
 [Pipeline(Name = "nexmark-q5")]
 public sealed partial class Q5(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static long Auction(Bid b) => b.Auction;
 
@@ -187,7 +187,7 @@ public readonly record struct Q5Row(long Auction, long Num);
 [Pipeline(Name = "nexmark-q7")]
 public sealed partial class Q7(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static long TenSeconds(Bid b) => b.DateTime / 10_000;
 
@@ -253,7 +253,7 @@ public readonly record struct Q7Row(long Auction, long Price, long Bidder, long 
 [Pipeline(Name = "nexmark-q8")]
 public sealed partial class Q8(NexmarkConfig config)
 {
-    [Source] public ISource<Person> Persons { get; set; } = Nexmark.Persons(config);
+    [Source] public ISource<Person> Persons { get; set; } = Nexmark.Persons(config, EventKind.Bid);
 
     [KeyBy] static long Id(Person p) => p.Id;
 
@@ -296,7 +296,7 @@ public readonly record struct Q8Row(long Id, string Name, long StartTime);
 [Pipeline(Name = "nexmark-q11")]
 public sealed partial class Q11(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static long Bidder(Bid b) => b.Bidder;
 
@@ -321,7 +321,7 @@ public readonly record struct Q11Row(long Bidder, long BidCount, long StartTime,
 [Pipeline(Name = "nexmark-q12")]
 public sealed partial class Q12(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static long Bidder(Bid b) => b.Bidder;
 
@@ -346,7 +346,7 @@ public readonly record struct Q12Row(long Bidder, long BidCount, long WindowStar
 [Pipeline(Name = "nexmark-q13")]
 public sealed partial class Q13(NexmarkConfig config, string sideInput)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static long SideKey(Bid b) => b.Auction % 10_000;
 
@@ -373,7 +373,7 @@ public readonly record struct Q13Row(long Auction, long Bidder, long Price, long
 [Pipeline(Name = "nexmark-q14")]
 public sealed partial class Q14(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform] static bool InRange(Bid b) => Queries.Dollars(b.Price) is > 1_000_000m and < 50_000_000m;
 
@@ -410,7 +410,7 @@ public readonly record struct Q14Row(long Auction, long Bidder, decimal Price, s
 [Pipeline(Name = "nexmark-q17")]
 public sealed partial class Q17(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [KeyBy] static (long Auction, long Day) AuctionDay(Bid b) => (b.Auction, b.DateTime / 86_400_000);
 
@@ -484,7 +484,7 @@ public readonly record struct Q17Row(long Auction, DateOnly Day, long TotalBids,
 [Pipeline(Name = "nexmark-q20")]
 public sealed partial class Q20(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person);
 
     [KeyBy] static long Auction(Bid b) => b.Auction;
 
@@ -519,7 +519,7 @@ public readonly record struct Q20Row(long Auction, long Bidder, long Price, stri
 [Pipeline(Name = "nexmark-q21")]
 public sealed partial class Q21(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform]
     static void WithChannelId(Bid b, Emitter<Q21Row> output)
@@ -565,7 +565,7 @@ public readonly record struct Q21Row(long Auction, long Bidder, long Price, stri
 [Pipeline(Name = "nexmark-q22")]
 public sealed partial class Q22(NexmarkConfig config)
 {
-    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config, EventKind.Person, EventKind.Auction);
 
     [Transform]
     static Q22Row Directories(Bid b)
