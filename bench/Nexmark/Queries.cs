@@ -96,6 +96,90 @@ public sealed partial class Q3(NexmarkConfig config)
 public readonly record struct Q3Row(string Name, string City, string State, long Id);
 
 /// <summary>
+/// q4 — average price for a category: the average, per category, of the winning (highest) bid of each auction among
+/// the bids made while it was open.
+/// <code>
+/// SELECT Q.category, AVG(Q.final) FROM (
+///   SELECT MAX(B.price) AS final, A.category FROM auction A, bid B
+///   WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
+///   GROUP BY A.id, A.category) Q
+/// GROUP BY Q.category
+/// </code>
+/// An interval join of auctions and their bids bounded by the longest auction the generator makes, a filter on each
+/// auction's own expiry, then a running aggregate per category that keeps each auction's highest bid and replaces it in
+/// the sum when a higher one comes (what Flink does by retracting the old maximum): one updated row per pair, as
+/// Flink's updating GROUP BY emits.
+/// </summary>
+[Pipeline(Name = "nexmark-q4")]
+public sealed partial class Q4(NexmarkConfig config)
+{
+    [Source] public ISource<Auction> Auctions { get; set; } = Nexmark.Auctions(config, EventKind.Person);
+
+    [KeyBy] static long Id(Auction a) => a.Id;
+
+    [Source] public ISource<Bid> Bids { get; set; } = Nexmark.Bids(config);
+
+    [KeyBy] static long Auction(Bid b) => b.Auction;
+
+    [Join] public JoinSpec<Auction, Bid> WhileOpen { get; set; } = Join.Interval<Auction, Bid>(TimeSpan.Zero, Horizon.AuctionLength(config)) with { OutOfOrderness = Queries.Holdback };
+
+    [Transform] static bool BeforeExpiry(Joined<Auction, Bid> j) => j.Right.DateTime <= j.Left.Expires;
+
+    [Transform] static AuctionBid Price(Joined<Auction, Bid> j) => new(j.Left.Id, j.Left.Category, j.Right.Price, j.Left.DateTime);
+
+    [KeyBy] static long Category(AuctionBid b) => b.Category;
+
+    [Window] WindowSpec<AuctionBid, AverageOfWinningBids> Average { get; } = new(Window.Running());
+
+    [Transform] static Q4Row Select(WindowResult<long, WinningBids> r) => new(r.Key, r.Value.Sum / r.Value.Auctions.Count);
+
+    [Sink] public ISink<Q4Row> Out { get; set; } = new Blackhole<Q4Row>();
+}
+
+/// <summary>A bid for an auction while it was open (q4).</summary>
+public readonly record struct AuctionBid(long Auction, long Category, long Price, [property: EventTime] long Time);
+
+/// <summary>Each auction's highest bid so far, and their sum.</summary>
+public sealed class WinningBids
+{
+    public Dictionary<long, long> Auctions { get; } = [];
+
+    public long Sum { get; set; }
+}
+
+/// <summary>Keeps each auction's highest bid and the sum of those (the running form of AVG(MAX(price)) per category).</summary>
+public readonly struct AverageOfWinningBids : IAggregator<AuctionBid, WinningBids, WinningBids>
+{
+    public static void Add(ref WinningBids acc, in AuctionBid b)
+    {
+        acc ??= new WinningBids();
+        if (!acc.Auctions.TryGetValue(b.Auction, out var highest))
+        {
+            acc.Auctions[b.Auction] = b.Price;
+            acc.Sum += b.Price;
+        }
+        else if (b.Price > highest)
+        {
+            acc.Auctions[b.Auction] = b.Price;
+            acc.Sum += b.Price - highest;
+        }
+    }
+
+    public static void Merge(ref WinningBids acc, in WinningBids other)
+    {
+        foreach (var (auction, price) in other.Auctions)
+        {
+            Add(ref acc, new AuctionBid(auction, 0, price, 0));
+        }
+    }
+
+    public static WinningBids Result(in WinningBids acc) => acc;
+}
+
+/// <summary>A row of q4 (SQL's AVG of a BIGINT is a BIGINT, truncated).</summary>
+public readonly record struct Q4Row(long Category, long Average);
+
+/// <summary>
 /// q5 — hot items: the auctions with the most bids in each 10-second window sliding every 2 seconds.
 /// <code>
 /// SELECT AuctionBids.auction, AuctionBids.num FROM (
@@ -590,6 +674,9 @@ public static class Horizon
 
     /// <summary>How far back an auction a bid is for can be: the last 100 auctions or the hot one (three per 50 events), and a margin.</summary>
     public static TimeSpan Auctions(NexmarkConfig config) => Span(config, (200 + 10) * NexmarkGenerator.Round / 3);
+
+    /// <summary>How long an auction can last: up to twice the time the next 1,666 events take (a margin added).</summary>
+    public static TimeSpan AuctionLength(NexmarkConfig config) => 2 * Span(config, 1_700) + TimeSpan.FromMilliseconds(1);
 
     /// <summary>How far ahead a person or an auction referred to can be: the next 10, and a margin.</summary>
     public static TimeSpan Ahead(NexmarkConfig config) => Span(config, 20 * NexmarkGenerator.Round);

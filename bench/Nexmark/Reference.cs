@@ -37,6 +37,19 @@ public static class Reference
            where a.Category == 10 && (p.State == "OR" || p.State == "ID" || p.State == "CA")
            select new Q3Row(p.Name, p.City, p.State, a.Id);
 
+    /// <summary>q4's final row per category, and how many (auction, bid) pairs the join makes — one update each.</summary>
+    public static (IEnumerable<Q4Row> Rows, long Pairs) Q4(List<Auction> auctions, List<Bid> bids)
+    {
+        var pairs = (from a in auctions
+                     join b in bids on a.Id equals b.Auction
+                     where b.DateTime >= a.DateTime && b.DateTime <= a.Expires
+                     select (a.Id, a.Category, b.Price)).ToList();
+        var rows = from w in pairs.GroupBy(p => (p.Id, p.Category)).Select(g => (g.Key.Category, Final: g.Max(p => p.Price)))
+                   group w by w.Category into c
+                   select new Q4Row(c.Key, c.Sum(w => w.Final) / c.Count());
+        return (rows, pairs.Count);
+    }
+
     public static IEnumerable<Q5Row> Q5(List<Bid> bids)
     {
         // HOP(size 10 s, slide 2 s): a bid at t is in the windows starting at the multiples of 2 s in (t - 10 s, t].

@@ -13,7 +13,7 @@ public sealed record Verdict(string Query, long Rows, string? Difference);
 public static class Verification
 {
     /// <summary>The queries this checks (every one the engine runs).</summary>
-    public static IReadOnlyList<string> Queries { get; } = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", "q12", "q13", "q14", "q17", "q20", "q21", "q22"];
+    public static IReadOnlyList<string> Queries { get; } = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11", "q12", "q13", "q14", "q17", "q20", "q21", "q22"];
 
     /// <summary>Checks <paramref name="query"/> on <paramref name="events"/> (made by <see cref="Reference.Events"/> from the same config).</summary>
     public static async Task<Verdict> RunAsync(string query, NexmarkConfig config, (List<Person> Persons, List<Auction> Auctions, List<Bid> Bids) events, int parallelism, CancellationToken cancellationToken = default)
@@ -56,6 +56,19 @@ public static class Verification
                 {
                     File.Delete(path);
                 }
+            }
+
+            case "q4":
+            {
+                // An update per (auction, bid) pair; the last one of each category is its final average.
+                var rows = await Run(new Q4(config), q => q.Out = new CollectionSink<Q4Row>());
+                var (expected, pairs) = Reference.Q4(auctions, bids);
+                if (rows.Count != pairs)
+                {
+                    return new Verdict(query, rows.Count, $"{rows.Count:N0} updates for {pairs:N0} pairs of an auction and a bid while it was open");
+                }
+
+                return Compare(query, expected, [.. rows.GroupBy(r => r.Category).Select(g => g.Last())]);
             }
 
             case "q17":

@@ -22,7 +22,7 @@ public sealed class QueryTests(QueryTests.Data data) : IClassFixture<QueryTests.
 
     public static TheoryData<string> Queries => [.. Verification.Queries];
 
-    public static TheoryData<string> KeyedQueries => ["q3", "q5", "q7", "q8", "q11", "q17", "q20"];
+    public static TheoryData<string> KeyedQueries => ["q3", "q4", "q5", "q7", "q8", "q11", "q17", "q20"];
 
     [Theory]
     [MemberData(nameof(Queries))]
