@@ -50,6 +50,22 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
 }
 
 /// <summary>
+/// The records a join holds for one key: each side's in a list of its own, in arrival order, so that an arriving record
+/// looks only at the other side's (an order with many payments held scans the payments, not them and the orders).
+/// </summary>
+internal sealed class JoinKey<TLeft, TRight>
+{
+    public List<JoinEntry<TLeft, TRight>> Left { get; } = [];
+
+    public List<JoinEntry<TLeft, TRight>> Right { get; } = [];
+
+    public int Count => Left.Count + Right.Count;
+
+    /// <summary>The list of the side <paramref name="isLeft"/> says.</summary>
+    public List<JoinEntry<TLeft, TRight>> Side(bool isLeft) => isLeft ? Left : Right;
+}
+
+/// <summary>
 /// The join of two keyed streams in one keyed partition: left and right records of a key are held until no record
 /// that could still meet them can arrive (the watermark decides), pairs leave as <see cref="Joined{TLeft, TRight}"/>,
 /// and a left-outer join lets a left record that met nothing leave alone when it is dropped. Subclasses say when
@@ -62,11 +78,11 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
 internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>, IWindowState<TKey, JoinEntry<TLeft, TRight>>
     where TKey : notnull
 {
-    /// <summary>Lists kept for reuse when keys come and go (one record per key is common: an order and its payment).</summary>
+    /// <summary>Keys' lists kept for reuse when keys come and go (one record per key is common: an order and its payment).</summary>
     private const int SpareLists = 16_384;
 
-    private readonly Dictionary<TKey, List<JoinEntry<TLeft, TRight>>> _state = [];
-    private readonly Stack<List<JoinEntry<TLeft, TRight>>> _spare = new();
+    private readonly Dictionary<TKey, JoinKey<TLeft, TRight>> _state = [];
+    private readonly Stack<JoinKey<TLeft, TRight>> _spare = new();
 
     // When each key next needs the operator (a record done, a window to fire), earliest first; a key may be queued
     // more than once, and is visited once per watermark move.
@@ -106,7 +122,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 
             if (!_state.TryGetValue(item.Key, out var entries))
             {
-                entries = _spare.Count > 0 ? _spare.Pop() : [];
+                entries = _spare.Count > 0 ? _spare.Pop() : new JoinKey<TLeft, TRight>();
                 _state.Add(item.Key, entries);
             }
 
@@ -116,7 +132,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             _entries -= before - entries.Count; // a table join replaces rows
             if (keep)
             {
-                entries.Add(entry);
+                entries.Side(entry.IsLeft).Add(entry);
                 _entries++;
                 Schedule(item.Key, WakeAt(entry, InputWatermark));
             }
@@ -150,15 +166,31 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     }
 
     /// <summary>One key whose time came: fires what the move completes, drops the records that are done, and queues the key's next time.</summary>
-    private void Visit(TKey key, List<JoinEntry<TLeft, TRight>> entries, long previous, long watermark)
+    private void Visit(TKey key, JoinKey<TLeft, TRight> entries, long previous, long watermark)
     {
         var before = entries.Count;
         Fire(entries, previous, watermark);
-        var kept = 0;
         var next = long.MaxValue;
-        for (var i = 0; i < entries.Count; i++)
+        Drop(entries.Left, watermark, ref next);
+        Drop(entries.Right, watermark, ref next);
+        _entries -= before - entries.Count;
+        if (entries.Count == 0)
         {
-            var entry = entries[i];
+            Release(key, entries);
+        }
+        else
+        {
+            Schedule(key, next);
+        }
+    }
+
+    /// <summary>Drops a side's records the watermark is done with (a left-outer join's unmatched left ones leave alone); lowers <paramref name="next"/> to the kept ones' next time.</summary>
+    private void Drop(List<JoinEntry<TLeft, TRight>> side, long watermark, ref long next)
+    {
+        var kept = 0;
+        for (var i = 0; i < side.Count; i++)
+        {
+            var entry = side[i];
             if (DueAt(entry) <= watermark)
             {
                 if (LeftOuter && entry.IsLeft && !entry.Matched && EmitsAloneWhenDone)
@@ -170,19 +202,10 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             }
 
             next = Math.Min(next, WakeAt(entry, watermark));
-            entries[kept++] = entry;
+            side[kept++] = entry;
         }
 
-        _entries -= before - kept;
-        entries.RemoveRange(kept, entries.Count - kept);
-        if (kept == 0)
-        {
-            Release(key, entries);
-        }
-        else
-        {
-            Schedule(key, next);
-        }
+        side.RemoveRange(kept, side.Count - kept);
     }
 
     private void Schedule(TKey key, long at)
@@ -193,12 +216,13 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         }
     }
 
-    private void Release(TKey key, List<JoinEntry<TLeft, TRight>> entries)
+    private void Release(TKey key, JoinKey<TLeft, TRight> entries)
     {
         _state.Remove(key);
         if (_spare.Count < SpareLists)
         {
-            entries.Clear();
+            entries.Left.Clear();
+            entries.Right.Clear();
             _spare.Push(entries);
         }
     }
@@ -211,10 +235,10 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     /// and marking the records that met, the arriving one included); returns whether to hold the arriving record. It may
     /// remove held records of the key (a table's row replaced).
     /// </summary>
-    protected abstract bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving);
+    protected abstract bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving);
 
     /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (windows that end, left records whose time came); before done records are dropped. It may remove held records.</summary>
-    protected virtual void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    protected virtual void Fire(JoinKey<TLeft, TRight> entries, long from, long to)
     {
     }
 
@@ -234,9 +258,15 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
-        foreach (var (key, list) in _state)
+        foreach (var (key, held) in _state)
         {
-            foreach (var entry in list)
+            foreach (var entry in held.Left)
+            {
+                keys.Write(writer, key);
+                entries.Write(writer, entry);
+            }
+
+            foreach (var entry in held.Right)
             {
                 keys.Write(writer, key);
                 entries.Write(writer, entry);
@@ -257,13 +287,13 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             var key = keys.Read(ref reader);
             var entry = accumulators.Read(ref reader);
             var target = (JoinOperator<TKey, TLeft, TRight>)targets[KeyHash.Partition(KeyHash.Of(key), targets.Count)];
-            if (!target._state.TryGetValue(key, out var list))
+            if (!target._state.TryGetValue(key, out var held))
             {
-                list = [];
-                target._state.Add(key, list);
+                held = new JoinKey<TLeft, TRight>();
+                target._state.Add(key, held);
             }
 
-            list.Add(entry);
+            held.Side(entry.IsLeft).Add(entry);
             target._entries++;
             target.Schedule(key, target.WakeAt(entry, target.InputWatermark));
         }
@@ -281,18 +311,13 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
 {
     public override byte Kind => 10;
 
-    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving)
+    protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving)
     {
         var met = false;
-        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Side(!arriving.IsLeft));
         for (var i = 0; i < span.Length; i++)
         {
             ref var held = ref span[i];
-            if (held.IsLeft == arriving.IsLeft)
-            {
-                continue;
-            }
-
             var (left, right) = arriving.IsLeft ? (arriving.Time, held.Time) : (held.Time, arriving.Time);
             if (right < Saturating(left, lower) || right > Saturating(left, upper))
             {
@@ -353,7 +378,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKe
 
     protected override bool IsLate(long time, bool isLeft) => LastEnd(time) - 1 <= InputWatermark;
 
-    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving) => true;
+    protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving) => true;
 
     protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => LastEnd(entry.Time) - 1;
 
@@ -369,35 +394,26 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKe
         return end - 1;
     }
 
-    protected override void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    protected override void Fire(JoinKey<TLeft, TRight> entries, long from, long to)
     {
         // The windows of this key's records whose last instant the watermark passed in this move, earliest first.
         _ends.Clear();
-        foreach (var entry in entries)
-        {
-            for (var end = LastEnd(entry.Time); end > entry.Time; end -= _slide)
-            {
-                if (end - 1 > from && end - 1 <= to)
-                {
-                    _ends.Add(end);
-                }
-            }
-        }
-
+        AddEnds(entries.Left, from, to);
+        AddEnds(entries.Right, from, to);
         foreach (var end in _ends)
         {
             var start = end - Size;
-            foreach (var left in entries)
+            foreach (var left in entries.Left)
             {
-                if (!left.IsLeft || left.Time < start || left.Time >= end)
+                if (left.Time < start || left.Time >= end)
                 {
                     continue;
                 }
 
                 var met = false;
-                foreach (var right in entries)
+                foreach (var right in entries.Right)
                 {
-                    if (!right.IsLeft && right.Time >= start && right.Time < end)
+                    if (right.Time >= start && right.Time < end)
                     {
                         Pair(left.Left, right.Right);
                         met = true;
@@ -407,6 +423,21 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKe
                 if (!met && LeftOuter)
                 {
                     Results.Add(new Joined<TLeft, TRight>(left.Left, default, false));
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds the ends of the windows of <paramref name="side"/>'s records whose last instant is in (<paramref name="from"/>, <paramref name="to"/>].</summary>
+    private void AddEnds(List<JoinEntry<TLeft, TRight>> side, long from, long to)
+    {
+        foreach (var entry in side)
+        {
+            for (var end = LastEnd(entry.Time); end > entry.Time; end -= _slide)
+            {
+                if (end - 1 > from && end - 1 <= to)
+                {
+                    _ends.Add(end);
                 }
             }
         }
@@ -436,8 +467,9 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
 
     protected override bool IsLate(long time, bool isLeft) => isLeft && time <= InputWatermark;
 
-    protected override bool Arrive(List<JoinEntry<TLeft, TRight>> entries, ref JoinEntry<TLeft, TRight> arriving)
+    protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving)
     {
+        var rows = entries.Right;
         if (arriving.IsLeft)
         {
             if (versioned)
@@ -445,8 +477,7 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
                 return true; // met when the watermark reaches its time
             }
 
-            var row = Latest(entries, long.MaxValue);
-            Emit(arriving.Left, entries, row);
+            Emit(arriving.Left, rows, Latest(rows, long.MaxValue));
             return false;
         }
 
@@ -460,7 +491,7 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         if (!versioned)
         {
             // The latest row as processed replaces the one before (Kafka Streams' KTable); a delete leaves none.
-            entries.RemoveAll(static e => !e.IsLeft);
+            rows.Clear();
             return !arriving.Tombstone;
         }
 
@@ -471,11 +502,11 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
 
         // Behind the watermark: the left records of its time were met already; it counts from now on only if it is
         // newer than the version valid at the watermark.
-        var valid = Latest(entries, InputWatermark);
-        return valid < 0 || entries[valid].Time <= arriving.Time;
+        var valid = Latest(rows, InputWatermark);
+        return valid < 0 || rows[valid].Time <= arriving.Time;
     }
 
-    protected override void Fire(List<JoinEntry<TLeft, TRight>> entries, long from, long to)
+    protected override void Fire(JoinKey<TLeft, TRight> entries, long from, long to)
     {
         if (!versioned)
         {
@@ -483,31 +514,32 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         }
 
         // Left records whose time the watermark reached, in time order so a key's results keep its records' order.
-        var lefts = 0;
-        foreach (var entry in entries)
+        var (lefts, rows) = (entries.Left, entries.Right);
+        var due = 0;
+        foreach (var entry in lefts)
         {
-            lefts += entry.IsLeft && entry.Time <= to ? 1 : 0;
+            due += entry.Time <= to ? 1 : 0;
         }
 
-        if (lefts > 0)
+        if (due > 0)
         {
-            SortByTime(entries);
-            foreach (var entry in entries)
+            SortByTime(lefts);
+            foreach (var entry in lefts)
             {
-                if (entry.IsLeft && entry.Time <= to)
+                if (entry.Time <= to)
                 {
-                    Emit(entry.Left, entries, Latest(entries, entry.Time));
+                    Emit(entry.Left, rows, Latest(rows, entry.Time));
                 }
             }
         }
 
         // Versions the watermark has passed, except the one valid at it — a delete too: it says that an older change
         // arriving late does not bring the row back.
-        var valid = Latest(entries, to);
+        var valid = Latest(rows, to);
         if (valid >= 0)
         {
-            var validTime = entries[valid].Time;
-            entries.RemoveAll(e => !e.IsLeft && e.Time < validTime);
+            var validTime = rows[valid].Time;
+            rows.RemoveAll(e => e.Time < validTime);
         }
     }
 
@@ -535,14 +567,14 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         }
     }
 
-    /// <summary>The index of the newest row version at or before <paramref name="time"/> (a delete included; of one time, the last to arrive), or -1.</summary>
-    private static int Latest(List<JoinEntry<TLeft, TRight>> entries, long time)
+    /// <summary>The index in <paramref name="rows"/> (a key's row versions, in arrival order) of the newest version at or before <paramref name="time"/> (a delete included; of one time, the last to arrive), or -1.</summary>
+    private static int Latest(List<JoinEntry<TLeft, TRight>> rows, long time)
     {
         var found = -1;
-        for (var i = 0; i < entries.Count; i++)
+        for (var i = 0; i < rows.Count; i++)
         {
-            var entry = entries[i];
-            if (!entry.IsLeft && entry.Time <= time && (found < 0 || entry.Time >= entries[found].Time))
+            var entry = rows[i];
+            if (entry.Time <= time && (found < 0 || entry.Time >= rows[found].Time))
             {
                 found = i;
             }
@@ -551,11 +583,11 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         return found;
     }
 
-    private void Emit(in TLeft left, List<JoinEntry<TLeft, TRight>> entries, int row)
+    private void Emit(in TLeft left, List<JoinEntry<TLeft, TRight>> rows, int row)
     {
-        if (row >= 0 && !entries[row].Tombstone)
+        if (row >= 0 && !rows[row].Tombstone)
         {
-            Pair(left, entries[row].Right);
+            Pair(left, rows[row].Right);
         }
         else if (LeftOuter)
         {
