@@ -3,8 +3,8 @@ namespace Compiled.Runtime;
 /// <summary>
 /// Several sources of one record type read as one stream: what a pipeline with more than one <c>[Source]</c> reads
 /// (the generated code builds it from the members). Partition p's reader reads the p-th reader of every member at once
-/// and hands on whichever batch is ready first, so a member that waits (a socket with no client) never holds back
-/// another. Each member — and each split of a member that has several, such as a Kafka reader's partitions — keeps its
+/// and hands on whichever batch is ready first — of several ready, the next member's in turn — so a member that waits
+/// (a socket with no client) never holds back another, and one that is always ready never starves another. Each member — and each split of a member that has several, such as a Kafka reader's partitions — keeps its
 /// own watermark (<see cref="SourceSplits"/>): the stream's watermark is the minimum over the members still reading.
 /// </summary>
 /// <remarks>
@@ -237,6 +237,7 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
         private readonly IReadOnlyList<SourcePosition>?[] _owed = new IReadOnlyList<SourcePosition>?[members.Length];
         private bool _holding = true;
         private bool _started;
+        private int _served = -1;
         private Task? _tick;
 
         /// <summary>
@@ -325,8 +326,23 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                         return SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
                     }
 
-                    var read = (Task<SourceBatch<T>>)done;
-                    var member = Array.IndexOf(_pending, read);
+                    // Of the reads that are done, the member after the one served last: with sources that always
+                    // have a batch ready (generators, collections, a topic with a backlog) the first member would
+                    // otherwise be read to its end before the second — holding the watermark, and every join and
+                    // window behind it, at the second's start all that time.
+                    var member = Array.IndexOf(_pending, (Task<SourceBatch<T>>)done);
+                    for (var k = 1; k <= members.Length; k++)
+                    {
+                        var m = (_served + k) % members.Length;
+                        if (_pending[m] is { IsCompleted: true })
+                        {
+                            member = m;
+                            break;
+                        }
+                    }
+
+                    _served = member;
+                    var read = _pending[member]!;
                     _pending[member] = null;
                     SourceBatch<T> batch;
                     try

@@ -74,6 +74,20 @@ public sealed class UnionTests
         Assert.Equal(["Left", "Right", "All"], job.Connectors.Select(c => c.Name)); // each source a connector, with its own settings
     }
 
+    [Fact]
+    public async Task Sources_that_always_have_a_batch_ready_are_read_in_turn()
+    {
+        // Both collections answer every read at once. Read first-ready-first-served, the first would be read to its
+        // end before the second starts — its watermark held at the second's start all that time, so every window and
+        // join behind it would hold all the first's records. In turn, the sink sees their batches alternate.
+        var left = Readings(1_000, 3, 1);
+        var right = Readings(1_000, 3, 2);
+        var pipeline = new UnionOfTwo { Left = new CollectionSource<Reading>(left), Right = new CollectionSource<Reading>(right) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 16 });
+        var firstBatches = pipeline.All.Items.Take(320).ToList();
+        Assert.InRange(firstBatches.Count(r => r.Value == 2), 144, 176);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
