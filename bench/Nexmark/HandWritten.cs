@@ -84,12 +84,13 @@ public static class HandWritten
         return sink.Flush();
     }
 
-    /// <summary>Counts per auction for each open 10-second window (one every 2 s); a window closes 4 s after its end.</summary>
+    /// <summary>Counts per auction for each open 10-second window (one every 2 s); a window closes when the watermark (the newest time less the delay) passes its end.</summary>
     private static long Q5(NexmarkConfig config)
     {
         var generator = new NexmarkGenerator(config);
         var sink = new Consumer<Q5Row>();
         var windows = new SortedDictionary<long, Dictionary<long, long>>();
+        var delay = (long)config.WatermarkDelay.TotalMilliseconds;
         var newest = long.MinValue;
         for (long id = 0; id < config.Events; id++)
         {
@@ -113,7 +114,7 @@ public static class HandWritten
             if (b.DateTime > newest)
             {
                 newest = b.DateTime;
-                while (windows.Count > 0 && windows.First() is var (start, counts) && start + 10_000 <= newest - 4_000)
+                while (windows.Count > 0 && windows.First() is var (start, counts) && start + 10_000 <= newest - delay)
                 {
                     Hottest(counts, sink);
                     windows.Remove(start);
@@ -141,12 +142,13 @@ public static class HandWritten
         }
     }
 
-    /// <summary>The bids at each 10-second window's highest price; a window closes 4 s after its end.</summary>
+    /// <summary>The bids at each 10-second window's highest price; a window closes when the watermark (the newest time less the delay) passes its end.</summary>
     private static long Q7(NexmarkConfig config)
     {
         var generator = new NexmarkGenerator(config);
         var sink = new Consumer<Q7Row>();
         var windows = new SortedDictionary<long, List<Bid>>();
+        var delay = (long)config.WatermarkDelay.TotalMilliseconds;
         var newest = long.MinValue;
         for (long id = 0; id < config.Events; id++)
         {
@@ -176,7 +178,7 @@ public static class HandWritten
             if (b.DateTime > newest)
             {
                 newest = b.DateTime;
-                while (windows.Count > 0 && windows.First() is var (first, bids) && first + 10_000 <= newest - 4_000)
+                while (windows.Count > 0 && windows.First() is var (first, bids) && first + 10_000 <= newest - delay)
                 {
                     Emit(bids, sink);
                     windows.Remove(first);

@@ -4,15 +4,12 @@ namespace Compiled.Nexmark;
 
 // The Nexmark queries as Compiled pipelines, each beside the SQL it comes from (nexmark/nexmark's nexmark-flink
 // queries). Sources and sinks are settable: the runner reads a generator into a blackhole, the tests into memory.
-// Event-time stages hold the watermark 4 s behind the newest event, as the benchmark's table definition does
-// (WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND).
+// Event-time stages hold the watermark NexmarkConfig.WatermarkDelay (4 s) behind the newest event, as the benchmark's
+// table definition does (WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND).
 
 /// <summary>What the queries share.</summary>
 public static class Queries
 {
-    /// <summary>The watermark's distance behind the newest event time (the benchmark's DDL: 4 seconds).</summary>
-    public static readonly TimeSpan Holdback = TimeSpan.FromSeconds(4);
-
     /// <summary>The price in dollars as SQL's <c>0.908 * price</c> (a DECIMAL).</summary>
     public static decimal Dollars(long price) => 0.908m * price;
 }
@@ -85,7 +82,7 @@ public sealed partial class Q3(NexmarkConfig config)
 
     [KeyBy] static long Id(Person p) => p.Id;
 
-    [Join] public JoinSpec<Auction, Person> Sellers { get; set; } = Join.Interval<Auction, Person>(-Horizon.Persons(config), Horizon.Ahead(config)) with { OutOfOrderness = Queries.Holdback };
+    [Join] public JoinSpec<Auction, Person> Sellers { get; set; } = Join.Interval<Auction, Person>(-Horizon.Persons(config), Horizon.Ahead(config)) with { OutOfOrderness = config.WatermarkDelay };
 
     [Transform] static Q3Row Select(Joined<Auction, Person> j) => new(j.Right.Name, j.Right.City, j.Right.State, j.Left.Id);
 
@@ -121,7 +118,7 @@ public sealed partial class Q4(NexmarkConfig config)
 
     [KeyBy] static long Auction(Bid b) => b.Auction;
 
-    [Join] public JoinSpec<Auction, Bid> WhileOpen { get; set; } = Join.Interval<Auction, Bid>(TimeSpan.Zero, Horizon.AuctionLength(config)) with { OutOfOrderness = Queries.Holdback };
+    [Join] public JoinSpec<Auction, Bid> WhileOpen { get; set; } = Join.Interval<Auction, Bid>(TimeSpan.Zero, Horizon.AuctionLength(config)) with { OutOfOrderness = config.WatermarkDelay };
 
     [Transform] static bool BeforeExpiry(Joined<Auction, Bid> j) => j.Right.DateTime <= j.Left.Expires;
 
@@ -200,7 +197,7 @@ public sealed partial class Q5(NexmarkConfig config)
 
     [KeyBy] static long Auction(Bid b) => b.Auction;
 
-    [Window] WindowSpec<Bid, Count<Bid>> BidsPerAuction { get; } = new(Window.Sliding(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2))) { OutOfOrderness = Queries.Holdback };
+    [Window] WindowSpec<Bid, Count<Bid>> BidsPerAuction { get; } = new(Window.Sliding(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2))) { OutOfOrderness = config.WatermarkDelay };
 
     [Transform] static AuctionCount Counted(WindowResult<long, long> r) => new(r.Key, r.Value, r.Start, r.End - 1);
 
@@ -275,7 +272,7 @@ public sealed partial class Q7(NexmarkConfig config)
 
     [KeyBy] static long TenSeconds(Bid b) => b.DateTime / 10_000;
 
-    [Window] WindowSpec<Bid, HighestBids> Highest { get; } = new(Window.Tumbling(TimeSpan.FromSeconds(10))) { OutOfOrderness = Queries.Holdback };
+    [Window] WindowSpec<Bid, HighestBids> Highest { get; } = new(Window.Tumbling(TimeSpan.FromSeconds(10))) { OutOfOrderness = config.WatermarkDelay };
 
     [Transform]
     static void Winners(WindowResult<long, List<Bid>> r, Emitter<Q7Row> output)
@@ -345,7 +342,7 @@ public sealed partial class Q8(NexmarkConfig config)
 
     [KeyBy] static long Seller(Auction a) => a.Seller;
 
-    [Join] JoinSpec<Person, Auction> NewSellers { get; } = Join.Windowed<Person, Auction>(Window.Tumbling(TimeSpan.FromSeconds(10))) with { OutOfOrderness = Queries.Holdback };
+    [Join] JoinSpec<Person, Auction> NewSellers { get; } = Join.Windowed<Person, Auction>(Window.Tumbling(TimeSpan.FromSeconds(10))) with { OutOfOrderness = config.WatermarkDelay };
 
     [KeyBy] static long Distinct(Joined<Person, Auction> j) => j.Left.Id;
 
@@ -384,7 +381,7 @@ public sealed partial class Q11(NexmarkConfig config)
 
     [KeyBy] static long Bidder(Bid b) => b.Bidder;
 
-    [Window] WindowSpec<Bid, Count<Bid>> Sessions { get; } = new(Window.Session(TimeSpan.FromSeconds(10))) { OutOfOrderness = Queries.Holdback };
+    [Window] WindowSpec<Bid, Count<Bid>> Sessions { get; } = new(Window.Session(TimeSpan.FromSeconds(10))) { OutOfOrderness = config.WatermarkDelay };
 
     [Transform] static Q11Row Select(WindowResult<long, long> r) => new(r.Key, r.Value, r.Start, r.End);
 
@@ -578,7 +575,7 @@ public sealed partial class Q20(NexmarkConfig config)
 
     [KeyBy] static long Id(Auction a) => a.Id;
 
-    [Join] public JoinSpec<Bid, Auction> Expanded { get; set; } = Join.Interval<Bid, Auction>(-Horizon.Auctions(config), Horizon.Ahead(config)) with { OutOfOrderness = Queries.Holdback };
+    [Join] public JoinSpec<Bid, Auction> Expanded { get; set; } = Join.Interval<Bid, Auction>(-Horizon.Auctions(config), Horizon.Ahead(config)) with { OutOfOrderness = config.WatermarkDelay };
 
     [Transform]
     static Q20Row Select(Joined<Bid, Auction> j)

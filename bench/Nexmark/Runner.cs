@@ -14,7 +14,7 @@ public static class Runner
 {
     private const string Usage = """
         usage: Compiled.Nexmark [--query q0,q5,… | --all | --quick] [--events N] [--rate EVENTS_PER_SECOND]
-                                [--parallelism 1,2] [--rounds N] [--verify] [--no-hand]
+                                [--parallelism 1,2] [--rounds N] [--verify] [--no-hand] [--watermark-delay S] [--skip-unread]
           --query        queries to run (default: all of them)
           --all          every query the engine runs
           --quick        every query on 1,000,000 events, one round
@@ -24,6 +24,8 @@ public static class Runner
           --rounds       rounds per measurement, interleaved with the hand-written loops; the median is reported (default 3)
           --verify       compare every query's output with a naive LINQ reference of its SQL instead of timing it
           --no-hand      skip the hand-written loops of q0, q1, q2, q5 and q7
+          --allocations  run the queries once and show which types their allocations are made of
+          --watermark-delay  seconds the watermark stays behind the newest event (default 4, the benchmark's DDL)
           --skip-unread  sources skip the events of kinds their query does not read (by default they are made and
                          dropped: Nexmark's figures include generating every event)
         """;
@@ -40,6 +42,8 @@ public static class Runner
         var verify = false;
         var hand = true;
         var makeUnread = true;
+        var allocations = false;
+        var delay = TimeSpan.FromSeconds(4);
         try
         {
             for (var i = 0; i < args.Length; i++)
@@ -56,7 +60,9 @@ public static class Runner
                     case "--rounds": rounds = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                     case "--verify": verify = true; break;
                     case "--no-hand": hand = false; break;
+                    case "--allocations": allocations = true; break;
                     case "--skip-unread": makeUnread = false; break;
+                    case "--watermark-delay": delay = TimeSpan.FromSeconds(double.Parse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture)); break;
                     case "-h" or "--help": Console.WriteLine(Usage); return 0;
                     default: throw new ArgumentException($"unknown argument '{args[i]}'.");
                 }
@@ -79,7 +85,27 @@ public static class Runner
             return 2;
         }
 
-        var config = new NexmarkConfig { Events = events, EventsPerSecond = rate, MakeUnread = makeUnread };
+        var config = new NexmarkConfig { Events = events, EventsPerSecond = rate, MakeUnread = makeUnread, WatermarkDelay = delay };
+        if (allocations)
+        {
+            using var sampler = new AllocationSampler();
+            foreach (var query in queries)
+            {
+                var side = Path.Combine(Path.GetTempPath(), $"nexmark-side-input-{Environment.ProcessId}.csv");
+                SideInput.WriteDefault(side);
+                await Pipeline(query, config, side).Run(new PipelineOptions { Parallelism = parallelism[0] });
+                File.Delete(side);
+            }
+
+            Console.WriteLine("Allocation samples by type (about one per 100 KB):");
+            foreach (var line in sampler.Top(12))
+            {
+                Console.WriteLine(line);
+            }
+
+            return 0;
+        }
+
         return verify ? await VerifyAsync(queries, config, parallelism) : await MeasureAsync(queries, config, parallelism, rounds, hand);
     }
 
@@ -108,7 +134,7 @@ public static class Runner
         SideInput.WriteDefault(side);
         try
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, {config.Events:N0} events per run at {config.EventsPerSecond:N0}/s of event time, median of {rounds} rounds, load average {LoadAverage()}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, {config.Events:N0} events per run at {config.EventsPerSecond:N0}/s of event time, watermark {config.WatermarkDelay.TotalSeconds:0.###} s behind, {(config.MakeUnread ? "every event made" : "unread kinds skipped")}, median of {rounds} rounds, load average {LoadAverage()}"));
             Console.WriteLine();
             var warm = config with { Events = Math.Min(config.Events, 200_000) };
             GenerateAll(warm); // the measured loops below run warm (tiered, not first-call) code
