@@ -114,19 +114,11 @@ public static class HandWritten
             if (b.DateTime > newest)
             {
                 newest = b.DateTime;
-                while (windows.Count > 0 && windows.First() is var (start, counts) && start + 10_000 <= newest - delay)
-                {
-                    Hottest(counts, sink);
-                    windows.Remove(start);
-                }
+                Close(windows, 10_000, newest - delay, counts => Hottest(counts, sink));
             }
         }
 
-        foreach (var counts in windows.Values)
-        {
-            Hottest(counts, sink);
-        }
-
+        Close(windows, 10_000, long.MaxValue, counts => Hottest(counts, sink));
         return sink.Flush();
 
         static void Hottest(Dictionary<long, long> counts, Consumer<Q5Row> sink)
@@ -178,19 +170,11 @@ public static class HandWritten
             if (b.DateTime > newest)
             {
                 newest = b.DateTime;
-                while (windows.Count > 0 && windows.First() is var (first, bids) && first + 10_000 <= newest - delay)
-                {
-                    Emit(bids, sink);
-                    windows.Remove(first);
-                }
+                Close(windows, 10_000, newest - delay, bids => Emit(bids, sink));
             }
         }
 
-        foreach (var bids in windows.Values)
-        {
-            Emit(bids, sink);
-        }
-
+        Close(windows, 10_000, long.MaxValue, bids => Emit(bids, sink));
         return sink.Flush();
 
         static void Emit(List<Bid> bids, Consumer<Q7Row> sink)
@@ -199,6 +183,16 @@ public static class HandWritten
             {
                 sink.Add(new Q7Row(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra));
             }
+        }
+    }
+
+    /// <summary>Closes, earliest first, the windows (by start, <paramref name="size"/> long) that end at or before <paramref name="watermark"/>.</summary>
+    private static void Close<TWindow>(SortedDictionary<long, TWindow> windows, long size, long watermark, Action<TWindow> close)
+    {
+        while (windows.Count > 0 && windows.First() is var (start, window) && (watermark == long.MaxValue || start + size <= watermark))
+        {
+            close(window);
+            windows.Remove(start);
         }
     }
 

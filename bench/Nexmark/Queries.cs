@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Compiled.Bench;
 
 namespace Compiled.Nexmark;
 
@@ -22,7 +23,7 @@ public sealed partial class Q0(NexmarkConfig config)
 
     [Transform] static Q0Row Select(Bid b) => new(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra);
 
-    [Sink] public ISink<Q0Row> Out { get; set; } = new Blackhole<Q0Row>();
+    [Sink] public ISink<Q0Row> Out { get; set; } = new CountSink<Q0Row>();
 }
 
 /// <summary>A row of q0.</summary>
@@ -36,7 +37,7 @@ public sealed partial class Q1(NexmarkConfig config)
 
     [Transform] static Q1Row Euros(Bid b) => new(b.Auction, b.Bidder, Queries.Dollars(b.Price), b.DateTime, b.Extra);
 
-    [Sink] public ISink<Q1Row> Out { get; set; } = new Blackhole<Q1Row>();
+    [Sink] public ISink<Q1Row> Out { get; set; } = new CountSink<Q1Row>();
 }
 
 /// <summary>A row of q1.</summary>
@@ -52,7 +53,7 @@ public sealed partial class Q2(NexmarkConfig config)
 
     [Transform] static Q2Row Select(Bid b) => new(b.Auction, b.Price);
 
-    [Sink] public ISink<Q2Row> Out { get; set; } = new Blackhole<Q2Row>();
+    [Sink] public ISink<Q2Row> Out { get; set; } = new CountSink<Q2Row>();
 }
 
 /// <summary>A row of q2.</summary>
@@ -86,7 +87,7 @@ public sealed partial class Q3(NexmarkConfig config)
 
     [Transform] static Q3Row Select(Joined<Auction, Person> j) => new(j.Right.Name, j.Right.City, j.Right.State, j.Left.Id);
 
-    [Sink] public ISink<Q3Row> Out { get; set; } = new Blackhole<Q3Row>();
+    [Sink] public ISink<Q3Row> Out { get; set; } = new CountSink<Q3Row>();
 }
 
 /// <summary>A row of q3.</summary>
@@ -130,7 +131,7 @@ public sealed partial class Q4(NexmarkConfig config)
 
     [Transform] static Q4Row Select(WindowResult<long, WinningBids> r) => new(r.Key, r.Value.Sum / r.Value.Auctions.Count);
 
-    [Sink] public ISink<Q4Row> Out { get; set; } = new Blackhole<Q4Row>();
+    [Sink] public ISink<Q4Row> Out { get; set; } = new CountSink<Q4Row>();
 }
 
 /// <summary>A bid for an auction while it was open (q4).</summary>
@@ -215,7 +216,7 @@ public sealed partial class Q5(NexmarkConfig config)
         }
     }
 
-    [Sink] public ISink<Q5Row> Out { get; set; } = new Blackhole<Q5Row>();
+    [Sink] public ISink<Q5Row> Out { get; set; } = new CountSink<Q5Row>();
 }
 
 /// <summary>An auction's bid count in one window (q5), timed at the window's last instant.</summary>
@@ -283,7 +284,7 @@ public sealed partial class Q7(NexmarkConfig config)
         }
     }
 
-    [Sink] public ISink<Q7Row> Out { get; set; } = new Blackhole<Q7Row>();
+    [Sink] public ISink<Q7Row> Out { get; set; } = new CountSink<Q7Row>();
 }
 
 /// <summary>Keeps the bids at the highest price seen (ties all kept).</summary>
@@ -350,7 +351,7 @@ public sealed partial class Q8(NexmarkConfig config)
 
     [Transform] static Q8Row Select(WindowResult<long, string> r) => new(r.Key, r.Value, r.Start);
 
-    [Sink] public ISink<Q8Row> Out { get; set; } = new Blackhole<Q8Row>();
+    [Sink] public ISink<Q8Row> Out { get; set; } = new CountSink<Q8Row>();
 }
 
 /// <summary>The name of the person in a window's pairs (one person per key).</summary>
@@ -385,7 +386,7 @@ public sealed partial class Q11(NexmarkConfig config)
 
     [Transform] static Q11Row Select(WindowResult<long, long> r) => new(r.Key, r.Value, r.Start, r.End);
 
-    [Sink] public ISink<Q11Row> Out { get; set; } = new Blackhole<Q11Row>();
+    [Sink] public ISink<Q11Row> Out { get; set; } = new CountSink<Q11Row>();
 }
 
 /// <summary>A row of q11.</summary>
@@ -410,7 +411,7 @@ public sealed partial class Q12(NexmarkConfig config)
 
     [Transform] static Q12Row Select(WindowResult<long, long> r) => new(r.Key, r.Value, r.Start, r.End);
 
-    [Sink] public ISink<Q12Row> Out { get; set; } = new Blackhole<Q12Row>();
+    [Sink] public ISink<Q12Row> Out { get; set; } = new CountSink<Q12Row>();
 }
 
 /// <summary>A row of q12.</summary>
@@ -435,7 +436,7 @@ public sealed partial class Q13(NexmarkConfig config, string sideInput)
 
     [Transform] static Q13Row Select(Joined<Bid, SideRow> j) => new(j.Left.Auction, j.Left.Bidder, j.Left.Price, j.Left.DateTime, j.Right!.Value);
 
-    [Sink] public ISink<Q13Row> Out { get; set; } = new Blackhole<Q13Row>();
+    [Sink] public ISink<Q13Row> Out { get; set; } = new CountSink<Q13Row>();
 }
 
 /// <summary>A row of q13.</summary>
@@ -470,7 +471,7 @@ public sealed partial class Q14(NexmarkConfig config)
         return hour is >= 8 and <= 18 ? "dayTime" : hour is <= 6 or >= 20 ? "nightTime" : "otherTime";
     }
 
-    [Sink] public ISink<Q14Row> Out { get; set; } = new Blackhole<Q14Row>();
+    [Sink] public ISink<Q14Row> Out { get; set; } = new CountSink<Q14Row>();
 }
 
 /// <summary>A row of q14.</summary>
@@ -501,7 +502,7 @@ public sealed partial class Q17(NexmarkConfig config)
     static Q17Row Select(WindowResult<(long Auction, long Day), PriceStatistics> r)
         => new(r.Key.Auction, DateOnly.FromDayNumber(DateOnly.FromDateTime(DateTime.UnixEpoch).DayNumber + (int)r.Key.Day), r.Value.Total, r.Value.Rank1, r.Value.Rank2, r.Value.Rank3, r.Value.Min, r.Value.Max, r.Value.Sum / r.Value.Total, r.Value.Sum);
 
-    [Sink] public ISink<Q17Row> Out { get; set; } = new Blackhole<Q17Row>();
+    [Sink] public ISink<Q17Row> Out { get; set; } = new CountSink<Q17Row>();
 }
 
 /// <summary>q17's aggregate of an auction's bids in a day.</summary>
@@ -584,7 +585,7 @@ public sealed partial class Q20(NexmarkConfig config)
         return new(b.Auction, b.Bidder, b.Price, b.Channel, b.Url, b.DateTime, b.Extra, a.ItemName, a.Description, a.InitialBid, a.Reserve, a.DateTime, a.Expires, a.Seller, a.Category, a.Extra);
     }
 
-    [Sink] public ISink<Q20Row> Out { get; set; } = new Blackhole<Q20Row>();
+    [Sink] public ISink<Q20Row> Out { get; set; } = new CountSink<Q20Row>();
 }
 
 /// <summary>A row of q20.</summary>
@@ -625,7 +626,7 @@ public sealed partial class Q21(NexmarkConfig config)
             : channel.Equals("baidu", StringComparison.OrdinalIgnoreCase) ? "3"
             : null;
 
-    [Sink] public ISink<Q21Row> Out { get; set; } = new Blackhole<Q21Row>();
+    [Sink] public ISink<Q21Row> Out { get; set; } = new CountSink<Q21Row>();
 }
 
 /// <summary>q21's pattern.</summary>
@@ -657,7 +658,7 @@ public sealed partial class Q22(NexmarkConfig config)
 
     private static string? Part(string[] parts, int index) => index < parts.Length ? parts[index] : null;
 
-    [Sink] public ISink<Q22Row> Out { get; set; } = new Blackhole<Q22Row>();
+    [Sink] public ISink<Q22Row> Out { get; set; } = new CountSink<Q22Row>();
 }
 
 /// <summary>A row of q22.</summary>

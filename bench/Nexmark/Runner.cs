@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Compiled.Bench;
 using Compiled.Runtime;
 
 namespace Compiled.Nexmark;
@@ -192,7 +193,7 @@ public static class Runner
     private static QueryRun Pipeline(string query, NexmarkConfig config, string side)
     {
         static QueryRun Of<TRow>(ICompiledPipeline pipeline, ISink<TRow> sink)
-            => new(options => pipeline.CreateJob().RunAsync(options, default, default), () => ((Blackhole<TRow>)sink).Count);
+            => new(options => pipeline.CreateJob().RunAsync(options, default, default), () => ((CountSink<TRow>)sink).Count);
 
         switch (query)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Compiled.Bench;
 using Compiled.Postgres;
 using Compiled.Postgres.Testing;
 using Compiled.Runtime;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Compiled.Bench;
 using Compiled.Connectors;
 using Compiled.Kafka;
 using Compiled.Kafka.Testing;
@@ -37,35 +38,6 @@ public sealed partial class KafkaToCount
     [Source] public KafkaSource<Sale, Sale.JsonCodec> Input { get; set; } = new(new KafkaSourceOptions());
 
     [Sink] public CountSink<Sale> Count { get; set; } = new();
-}
-
-/// <summary>Counts records and nothing else: a source's own ceiling.</summary>
-public sealed class CountSink<T> : ISink<T>
-{
-    private long _count;
-
-    public long Count => Interlocked.Read(ref _count);
-
-    public SinkExecution Execution => SinkExecution.Inline;
-
-    public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
-
-    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    private sealed class Writer(CountSink<T> sink) : ISinkWriter<T>
-    {
-        public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
-        {
-            Interlocked.Add(ref sink._count, records.Length);
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
 }
 
 /// <summary>

@@ -1,29 +1,24 @@
-namespace Compiled.Nexmark;
+namespace Compiled.Bench;
 
-/// <summary>Flink's <c>blackhole</c> connector: counts what it is given and keeps nothing (the benchmark's sink).</summary>
-public sealed class Blackhole<T> : ISink<T>
+/// <summary>
+/// Counts records and nothing else (Flink's <c>blackhole</c> connector): a source's own ceiling, and the sink of every
+/// Nexmark query the benchmark times.
+/// </summary>
+public sealed class CountSink<T> : ISink<T>
 {
     private long _count;
 
-    /// <summary>Records written.</summary>
     public long Count => Interlocked.Read(ref _count);
 
-    /// <inheritdoc/>
     public SinkExecution Execution => SinkExecution.Inline;
 
-    /// <inheritdoc/>
     public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    /// <inheritdoc/>
     public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
 
-    /// <inheritdoc/>
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    /// <inheritdoc/>
-    public string Describe() => "blackhole";
-
-    private sealed class Writer(Blackhole<T> sink) : ISinkWriter<T>
+    private sealed class Writer(CountSink<T> sink) : ISinkWriter<T>
     {
         public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
