@@ -49,20 +49,40 @@ internal sealed class JoinEntryCodec<TLeft, TRight>(IStateCodec<TLeft> left, ISt
     }
 }
 
+/// <summary>A record of one side a join holds: its event time, whether it met anything (left) or is a delete (a table's right), and the record.</summary>
+internal struct Held<T>
+{
+    public long Time;
+
+    /// <summary>A left record: it met a right one. A table join's right record: a delete (the key has no row from its time on).</summary>
+    public bool Flag;
+    public T Record;
+}
+
 /// <summary>
-/// The records a join holds for one key: each side's in a list of its own, in arrival order, so that an arriving record
-/// looks only at the other side's (an order with many payments held scans the payments, not them and the orders).
+/// The records a join holds for one key: each side's in a list of its own, in arrival order, sized to its own record
+/// type — an arriving record looks only at the other side's, and a held bid does not carry room for an auction.
 /// </summary>
 internal sealed class JoinKey<TLeft, TRight>
 {
-    public List<JoinEntry<TLeft, TRight>> Left { get; } = [];
+    public List<Held<TLeft>> Left { get; } = [];
 
-    public List<JoinEntry<TLeft, TRight>> Right { get; } = [];
+    public List<Held<TRight>> Right { get; } = [];
 
     public int Count => Left.Count + Right.Count;
 
-    /// <summary>The list of the side <paramref name="isLeft"/> says.</summary>
-    public List<JoinEntry<TLeft, TRight>> Side(bool isLeft) => isLeft ? Left : Right;
+    /// <summary>Holds <paramref name="entry"/> on its side.</summary>
+    public void Add(in JoinEntry<TLeft, TRight> entry)
+    {
+        if (entry.IsLeft)
+        {
+            Left.Add(new Held<TLeft> { Time = entry.Time, Flag = entry.Matched, Record = entry.Left });
+        }
+        else
+        {
+            Right.Add(new Held<TRight> { Time = entry.Time, Flag = entry.Tombstone, Record = entry.Right });
+        }
+    }
 }
 
 /// <summary>
@@ -132,9 +152,9 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             _entries -= before - entries.Count; // a table join replaces rows
             if (keep)
             {
-                entries.Side(entry.IsLeft).Add(entry);
+                entries.Add(entry);
                 _entries++;
-                Schedule(item.Key, WakeAt(entry, InputWatermark));
+                Schedule(item.Key, WakeAt(entry.Time, entry.IsLeft, InputWatermark));
             }
             else if (entries.Count == 0)
             {
@@ -171,8 +191,8 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         var before = entries.Count;
         Fire(entries, previous, watermark);
         var next = long.MaxValue;
-        Drop(entries.Left, watermark, ref next);
-        Drop(entries.Right, watermark, ref next);
+        Drop(entries.Left, isLeft: true, watermark, ref next);
+        Drop(entries.Right, isLeft: false, watermark, ref next);
         _entries -= before - entries.Count;
         if (entries.Count == 0)
         {
@@ -185,24 +205,26 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     }
 
     /// <summary>Drops a side's records the watermark is done with (a left-outer join's unmatched left ones leave alone); lowers <paramref name="next"/> to the kept ones' next time.</summary>
-    private void Drop(List<JoinEntry<TLeft, TRight>> side, long watermark, ref long next)
+    private void Drop<T>(List<Held<T>> side, bool isLeft, long watermark, ref long next)
     {
         var kept = 0;
-        for (var i = 0; i < side.Count; i++)
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(side);
+        for (var i = 0; i < span.Length; i++)
         {
-            var entry = side[i];
-            if (DueAt(entry) <= watermark)
+            ref var held = ref span[i];
+            if (DueAt(held.Time, isLeft) <= watermark)
             {
-                if (LeftOuter && entry.IsLeft && !entry.Matched && EmitsAloneWhenDone)
+                if (isLeft && LeftOuter && !held.Flag && EmitsAloneWhenDone)
                 {
-                    Results.Add(new Joined<TLeft, TRight>(entry.Left, default, false));
+                    // A left side's list: T is TLeft.
+                    Results.Add(new Joined<TLeft, TRight>(System.Runtime.CompilerServices.Unsafe.As<T, TLeft>(ref held.Record), default, false));
                 }
 
                 continue;
             }
 
-            next = Math.Min(next, WakeAt(entry, watermark));
-            side[kept++] = entry;
+            next = Math.Min(next, WakeAt(held.Time, isLeft, watermark));
+            span[kept++] = held;
         }
 
         side.RemoveRange(kept, side.Count - kept);
@@ -245,11 +267,11 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     /// <summary>Whether a left-outer join emits an unmatched left record when it is dropped (an interval join) rather than when its windows fire (a window join).</summary>
     protected virtual bool EmitsAloneWhenDone => true;
 
-    /// <summary>The input watermark at which a held record can no longer meet anything and is dropped.</summary>
-    protected abstract long DueAt(in JoinEntry<TLeft, TRight> entry);
+    /// <summary>The input watermark at which a held record of the side <paramref name="isLeft"/> says, at <paramref name="time"/>, can no longer meet anything and is dropped.</summary>
+    protected abstract long DueAt(long time, bool isLeft);
 
     /// <summary>The next input watermark after <paramref name="after"/> at which a held record needs the operator: when a window of it fires, or when it is done.</summary>
-    protected virtual long WakeAt(in JoinEntry<TLeft, TRight> entry, long after) => DueAt(entry);
+    protected virtual long WakeAt(long time, bool isLeft, long after) => DueAt(time, isLeft);
 
     /// <summary>Emits the pair of <paramref name="left"/> and <paramref name="right"/>.</summary>
     protected void Pair(in TLeft left, in TRight right) => Results.Add(new Joined<TLeft, TRight>(left, right, true));
@@ -260,16 +282,16 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
         foreach (var (key, held) in _state)
         {
-            foreach (var entry in held.Left)
+            foreach (var left in held.Left)
             {
                 keys.Write(writer, key);
-                entries.Write(writer, entry);
+                entries.Write(writer, new JoinEntry<TLeft, TRight> { IsLeft = true, Time = left.Time, Matched = left.Flag, Left = left.Record });
             }
 
-            foreach (var entry in held.Right)
+            foreach (var right in held.Right)
             {
                 keys.Write(writer, key);
-                entries.Write(writer, entry);
+                entries.Write(writer, new JoinEntry<TLeft, TRight> { Time = right.Time, Tombstone = right.Flag, Right = right.Record });
             }
         }
     }
@@ -293,9 +315,9 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
                 target._state.Add(key, held);
             }
 
-            held.Side(entry.IsLeft).Add(entry);
+            held.Add(entry);
             target._entries++;
-            target.Schedule(key, target.WakeAt(entry, target.InputWatermark));
+            target.Schedule(key, target.WakeAt(entry.Time, entry.IsLeft, target.InputWatermark));
         }
     }
 }
@@ -314,25 +336,29 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
     protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving)
     {
         var met = false;
-        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Side(!arriving.IsLeft));
-        for (var i = 0; i < span.Length; i++)
+        if (arriving.IsLeft)
         {
-            ref var held = ref span[i];
-            var (left, right) = arriving.IsLeft ? (arriving.Time, held.Time) : (held.Time, arriving.Time);
-            if (right < Saturating(left, lower) || right > Saturating(left, upper))
+            // The right records in [l + lower, l + upper].
+            var (from, to) = (Saturating(arriving.Time, lower), Saturating(arriving.Time, upper));
+            foreach (ref readonly var held in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Right))
             {
-                continue;
+                if (held.Time >= from && held.Time <= to)
+                {
+                    met = true;
+                    Pair(arriving.Left, held.Record);
+                }
             }
-
-            met = true;
-            if (arriving.IsLeft)
+        }
+        else
+        {
+            foreach (ref var held in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Left))
             {
-                Pair(arriving.Left, held.Right);
-            }
-            else
-            {
-                held.Matched = true;
-                Pair(held.Left, arriving.Right);
+                if (arriving.Time >= Saturating(held.Time, lower) && arriving.Time <= Saturating(held.Time, upper))
+                {
+                    met = true;
+                    held.Flag = true; // matched
+                    Pair(held.Record, arriving.Right);
+                }
             }
         }
 
@@ -340,8 +366,8 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long
         return true;
     }
 
-    protected override long DueAt(in JoinEntry<TLeft, TRight> entry)
-        => entry.IsLeft ? Saturating(entry.Time, upper) : Saturating(entry.Time, -lower);
+    protected override long DueAt(long time, bool isLeft)
+        => isLeft ? Saturating(time, upper) : Saturating(time, -lower);
 
     private static long Saturating(long time, long offset)
         => offset >= 0
@@ -380,13 +406,13 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKe
 
     protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving) => true;
 
-    protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => LastEnd(entry.Time) - 1;
+    protected override long DueAt(long time, bool isLeft) => LastEnd(time) - 1;
 
-    protected override long WakeAt(in JoinEntry<TLeft, TRight> entry, long after)
+    protected override long WakeAt(long time, bool isLeft, long after)
     {
         // The earliest window of the record that ends after 'after'; its windows end at LastEnd, LastEnd - slide, ... while they still hold it.
-        var end = LastEnd(entry.Time);
-        while (end - _slide > entry.Time && end - _slide - 1 > after)
+        var end = LastEnd(time);
+        while (end - _slide > time && end - _slide - 1 > after)
         {
             end -= _slide;
         }
@@ -415,21 +441,21 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight> : JoinOperator<TKe
                 {
                     if (right.Time >= start && right.Time < end)
                     {
-                        Pair(left.Left, right.Right);
+                        Pair(left.Record, right.Record);
                         met = true;
                     }
                 }
 
                 if (!met && LeftOuter)
                 {
-                    Results.Add(new Joined<TLeft, TRight>(left.Left, default, false));
+                    Results.Add(new Joined<TLeft, TRight>(left.Record, default, false));
                 }
             }
         }
     }
 
     /// <summary>Adds the ends of the windows of <paramref name="side"/>'s records whose last instant is in (<paramref name="from"/>, <paramref name="to"/>].</summary>
-    private void AddEnds(List<JoinEntry<TLeft, TRight>> side, long from, long to)
+    private void AddEnds<T>(List<Held<T>> side, long from, long to)
     {
         foreach (var entry in side)
         {
@@ -528,7 +554,7 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
             {
                 if (entry.Time <= to)
                 {
-                    Emit(entry.Left, rows, Latest(rows, entry.Time));
+                    Emit(entry.Record, rows, Latest(rows, entry.Time));
                 }
             }
         }
@@ -543,14 +569,14 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         }
     }
 
-    protected override long DueAt(in JoinEntry<TLeft, TRight> entry) => entry.IsLeft && versioned ? entry.Time : long.MaxValue;
+    protected override long DueAt(long time, bool isLeft) => isLeft && versioned ? time : long.MaxValue;
 
     /// <summary>Versioned: a left record when its time comes; a version when the watermark passes it (the ones before it can go).</summary>
-    protected override long WakeAt(in JoinEntry<TLeft, TRight> entry, long after)
-        => !versioned ? long.MaxValue : entry.IsLeft || entry.Time > after ? entry.Time : long.MaxValue;
+    protected override long WakeAt(long time, bool isLeft, long after)
+        => !versioned ? long.MaxValue : isLeft || time > after ? time : long.MaxValue;
 
     /// <summary>A stable sort by time (insertion sort: a key holds few records), so changes of one time keep their arrival order.</summary>
-    private static void SortByTime(List<JoinEntry<TLeft, TRight>> entries)
+    private static void SortByTime(List<Held<TLeft>> entries)
     {
         var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
         for (var i = 1; i < span.Length; i++)
@@ -568,7 +594,7 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
     }
 
     /// <summary>The index in <paramref name="rows"/> (a key's row versions, in arrival order) of the newest version at or before <paramref name="time"/> (a delete included; of one time, the last to arrive), or -1.</summary>
-    private static int Latest(List<JoinEntry<TLeft, TRight>> rows, long time)
+    private static int Latest(List<Held<TRight>> rows, long time)
     {
         var found = -1;
         for (var i = 0; i < rows.Count; i++)
@@ -583,11 +609,11 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
         return found;
     }
 
-    private void Emit(in TLeft left, List<JoinEntry<TLeft, TRight>> rows, int row)
+    private void Emit(in TLeft left, List<Held<TRight>> rows, int row)
     {
-        if (row >= 0 && !rows[row].Tombstone)
+        if (row >= 0 && !rows[row].Flag)
         {
-            Pair(left, rows[row].Right);
+            Pair(left, rows[row].Record);
         }
         else if (LeftOuter)
         {
