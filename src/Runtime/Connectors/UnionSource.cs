@@ -4,14 +4,16 @@ namespace Compiled.Runtime;
 /// Several sources of one record type read as one stream: what a pipeline with more than one <c>[Source]</c> reads
 /// (the generated code builds it from the members). Partition p's reader reads the p-th reader of every member at once
 /// and hands on whichever batch is ready first — of several ready, the next member's in turn — so a member that waits
-/// (a socket with no client) never holds back another, and one that is always ready never starves another. Each member — and each split of a member that has several, such as a Kafka reader's partitions — keeps its
-/// own watermark (<see cref="SourceSplits"/>): the stream's watermark is the minimum over the members still reading.
+/// (a socket with no client) never holds back another, and one that is always ready never starves another. Each
+/// member — and each split of a member that has several, such as a Kafka reader's partitions — keeps its own watermark
+/// (<see cref="SourceSplits"/>): the stream's watermark is the minimum over the members still reading.
 /// </summary>
 /// <remarks>
 /// <para>Delivery: positions are those of every member (each member recognises its own when they are committed or
-/// restored). Exactly-once is refused (a transactional sink stores the positions of one source). Windows behind a
-/// member that commits positions (Kafka) are checkpointed; then every member must commit positions: a file or
-/// collection member would be read again from its start after a restore, into state that already holds it.</para>
+/// restored). Exactly-once needs checkpoints (a window, a join, a lookup or an asynchronous transform): every
+/// checkpoint holds every member's positions; without them a transactional sink would store one source's. Windows
+/// behind a member that commits positions (Kafka) are checkpointed; then every member must commit positions: a file
+/// or collection member would be read again from its start after a restore, into state that already holds it.</para>
 /// <para>A member whose reader calls <see cref="SourceContext{T}.CheckpointAsync"/> from inside its read (a Kafka
 /// rebalance) waits until the partition's worker is between batches: reads of the members run concurrently, but the
 /// worker's checkpoints and batches never do.</para>
