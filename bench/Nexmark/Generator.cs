@@ -187,6 +187,14 @@ public sealed class NexmarkGenerator
         return new Bid(auction + FirstAuctionId, bidder + _bidderOffset, price, channel, url, TimeOf(id), extra);
     }
 
+    /// <summary>Makes event <paramref name="id"/>, whatever its kind, and returns its padding's length (a value no compiler can drop the work behind).</summary>
+    public long Make(long id) => KindOf(id) switch
+    {
+        EventKind.Person => Person(id).Extra.Length,
+        EventKind.Auction => Auction(id).Extra.Length,
+        _ => Bid(id).Extra.Length,
+    };
+
     /// <summary>The newest person (base 0) at or before event <paramref name="id"/>.</summary>
     private static long LastPerson(long id)
     {

@@ -201,7 +201,7 @@ public static class HandWritten
     {
         if (generator.Config.MakeUnread)
         {
-            _ = NexmarkGenerator.KindOf(id) == EventKind.Person ? generator.Person(id).Extra.Length : generator.Auction(id).Extra.Length;
+            generator.Make(id);
         }
     }
 

@@ -100,7 +100,7 @@ public sealed class NexmarkSource<T> : ISource<T>, ISourceProgress
                 }
                 else if (_alsoMake[(int)NexmarkGenerator.KindOf(from)])
                 {
-                    dropped += Make(from);
+                    dropped += _generator.Make(from);
                 }
 
                 covered++;
@@ -116,13 +116,6 @@ public sealed class NexmarkSource<T> : ISource<T>, ISourceProgress
             Interlocked.Add(ref source._dropped, dropped);
             return ValueTask.FromResult(SourceBatch<T>.Of(_buffer.AsMemory(0, count)));
         }
-
-        private long Make(long id) => NexmarkGenerator.KindOf(id) switch
-        {
-            EventKind.Person => _generator.Person(id).Extra.Length,
-            EventKind.Auction => _generator.Auction(id).Extra.Length,
-            _ => _generator.Bid(id).Extra.Length,
-        };
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }

@@ -38,7 +38,8 @@ public static class Verification
             {
                 // The windows follow the wall clock; what does not: one row per bidder and window, each bid counted once.
                 var rows = await Run(new Q12(config), q => q.Out = new CollectionSink<Q12Row>());
-                var difference = rows.FirstOrDefault(r => r.WindowEnd - r.WindowStart != 10_000) is { Bidder: not 0 } odd ? $"a window of {odd.WindowEnd - odd.WindowStart} ms"
+                var odd = rows.Select(r => r.WindowEnd - r.WindowStart).FirstOrDefault(length => length != 10_000);
+                var difference = odd != 0 ? $"a window of {odd} ms"
                     : rows.DistinctBy(r => (r.Bidder, r.WindowStart)).Count() != rows.Count ? "a bidder's window emitted twice"
                     : Different(Reference.Q12Totals(bids).Select(p => $"{p.Key}: {p.Value}"), rows.GroupBy(r => r.Bidder).Select(g => $"{g.Key}: {g.Sum(r => r.BidCount)}"));
                 return new Verdict(query, rows.Count, difference);
