@@ -105,7 +105,7 @@ public sealed partial class ProcessTests
         => Child.Start(
         [
             Repository.SampleDll("ClickCounts"), "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
-            "--set", $"Clicks.Topics={topic}", "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms",
+            "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}", "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms",
             "-p", parallelism.ToString(CultureInfo.InvariantCulture), "--log-level", "Information",
         ], _work);
 

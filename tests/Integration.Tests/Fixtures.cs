@@ -73,6 +73,16 @@ public sealed class KafkaFixture : IDisposable
 
     public string BootstrapServers { get; }
 
+    /// <summary>
+    /// The session timeout of consumers a test kills: the group hands a killed copy's partitions to the next copy only
+    /// after it, so every restart waits that long. The mock cluster accepts 3 s; a broker's default
+    /// <c>group.min.session.timeout.ms</c> is 6 s.
+    /// </summary>
+    public TimeSpan KilledConsumerSessionTimeout => TimeSpan.FromSeconds(_mock is null ? 6 : 3);
+
+    /// <summary><see cref="KilledConsumerSessionTimeout"/> as a setting's value.</summary>
+    public string KilledConsumerSessionTimeoutSetting => $"{KilledConsumerSessionTimeout.TotalSeconds}s";
+
     /// <summary>The mock cluster, for fault injection (null against a real cluster).</summary>
     public KafkaMockCluster? Mock => _mock;
 

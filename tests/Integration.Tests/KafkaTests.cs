@@ -204,7 +204,11 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
         var sink = new PostgresSink<Order>(new PostgresSinkOptions { ConnectionString = connection, Table = "orders", ExactlyOnce = true });
         var group = "eo-" + Guid.NewGuid().ToString("N");
         kafka.Mock!.SetGroupCoordinator(group, 2); // the outage below takes partition leaders away, not the group's coordinator
-        var source = new KafkaSource<Order, Order.JsonCodec>(Source(topic, group));
+        // A fetch in flight to the broker that goes down is given up after socket.timeout.ms (librdkafka's default: a
+        // minute); ten seconds keeps the test short without changing what it shows.
+        var options = Source(topic, group);
+        options.Properties = "socket.timeout.ms=10000";
+        var source = new KafkaSource<Order, Order.JsonCodec>(options);
         var pipeline = new KafkaToPostgres { Orders = source, Table = sink };
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 256, CheckpointInterval = TimeSpan.FromMilliseconds(100), GracePeriod = TimeSpan.FromSeconds(30) }, stop.Token);

@@ -217,7 +217,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
         const int chunks = 4;
         const int chunk = 5_000;
         var topic = kafka.NewTopic("lake", 4);
-        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "lake-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
+        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "lake-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest, SessionTimeout = kafka.KilledConsumerSessionTimeout };
         var options = new ParquetSinkOptions { Directory = _lake, PartitionBy = "country={Country}", RowGroupRows = 500, RollBytes = 20_000, ExactlyOnce = true };
 
         // Each run gets a new chunk of sales and is aborted (as a crash: no final checkpoint, the files of the open
@@ -234,7 +234,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
             {
                 Assert.False(run.IsCompleted, "the run ended before it was aborted");
                 Assert.True(DateTime.UtcNow < deadline, $"not within {Patience}: rows of chunk {c} in the lake");
-                await Task.Delay(5); // polling the lake, with a deadline
+                await Task.Delay(50); // polling the lake (a DuckDB query), with a deadline
             }
 
             await abort.CancelAsync();

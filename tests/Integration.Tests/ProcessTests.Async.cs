@@ -100,7 +100,7 @@ public sealed partial class ProcessTests
         => Child.Start(
         [
             KafkaAsyncToPostgresDll, "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
-            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
+            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "CheckpointInterval=200ms", "-p", "4", "--batch-size", "256", "--log-level", "Information",
         ], _work, new Dictionary<string, string> { ["RATES_URL"] = rates });
 

@@ -106,8 +106,8 @@ public sealed partial class ProcessTests
         => Child.Start(
         [
             KafkaJoinToPostgresDll, "--bootstrap", kafka.BootstrapServers, "--payments-bootstrap", kafka.BootstrapServers, "--postgres", connection,
-            "--set", $"Orders.Topics={orders}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
-            "--set", $"Payments.Topics={payments}", "--set", $"Payments.GroupId={group}-payments", "--set", "Payments.SessionTimeout=6s",
+            "--set", $"Orders.Topics={orders}", "--set", $"Orders.GroupId={group}", "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
+            "--set", $"Payments.Topics={payments}", "--set", $"Payments.GroupId={group}-payments", "--set", $"Payments.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "CheckpointInterval=200ms", "-p", "3", "--batch-size", "256", "--log-level", "Information",
         ], _work);
 }

@@ -107,7 +107,7 @@ public sealed partial class ProcessTests
         => Child.Start(
         [
             KafkaToMySqlDll, "--bootstrap", kafka.BootstrapServers, "--mysql", connection,
-            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
+            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "CheckpointInterval=100ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
         ], _work);
 

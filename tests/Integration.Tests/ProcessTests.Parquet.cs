@@ -59,7 +59,7 @@ public sealed partial class ProcessTests
         => Child.Start(
         [
             KafkaToLakeDll, "--bootstrap", kafka.BootstrapServers,
-            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
+            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "CheckpointInterval=100ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
         ], _work);
 

@@ -141,7 +141,7 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
         log.WriteLine($"seed {seed}");
 
         string[] arguments = [KafkaToFilesDll, "--set", $"Orders.BootstrapServers={kafka.BootstrapServers}", "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}",
-            "--set", "Orders.SessionTimeout=6s", "--set", $"Output.Directory={output}", "--set", "CheckpointInterval=200ms", "-p", "2", "--batch-size", "256", "--log-level", "Information"];
+            "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}", "--set", $"Output.Directory={output}", "--set", "CheckpointInterval=200ms", "-p", "2", "--batch-size", "256", "--log-level", "Information"];
         for (var kill = 0; kill < 3; kill++)
         {
             var threshold = (kill + 1) * count / 5 + random.Next(0, count / 10);
@@ -194,7 +194,7 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
         => Child.Start(
         [
             Repository.SampleDll("KafkaToPostgres"), "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
-            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", "Orders.SessionTimeout=6s",
+            "--set", $"Orders.Topics={topic}", "--set", $"Orders.GroupId={group}", "--set", $"Orders.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "Table.Mode=Append", "--set", "CheckpointInterval=250ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
         ], _work);
 
