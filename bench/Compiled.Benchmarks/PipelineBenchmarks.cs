@@ -9,7 +9,7 @@ using BenchmarkDotNet.Attributes;
 using Compiled.Bench;
 using Compiled.Connectors;
 using Compiled.Runtime;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using ZLinq;
 
 namespace Compiled.Benchmarks;

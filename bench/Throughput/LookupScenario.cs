@@ -3,6 +3,7 @@ using Compiled.Connectors;
 using Compiled.Postgres;
 using Compiled.Postgres.Testing;
 using Compiled.Runtime;
+using Compiled.Sqlite;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using Compiled.Bench;
 using Compiled.Connectors;
 using Compiled.Runtime;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using Compiled.Throughput;
 
 // The end-to-end throughput harness. Implementations of a scenario run interleaved (one repetition of each, in

@@ -41,7 +41,7 @@ public static class OrderWorkload
     public const int PushChunk = 64 * 1024;
 
     /// <summary>Pushes <paramref name="orders"/> through <paramref name="driver"/> in chunks of <see cref="PushChunk"/>.</summary>
-    public static void PushInChunks(Compiled.Runtime.Testing.PipelineTestDriver<Order> driver, Order[] orders)
+    public static void PushInChunks(Compiled.Testing.PipelineTestDriver<Order> driver, Order[] orders)
     {
         ArgumentNullException.ThrowIfNull(driver);
         ArgumentNullException.ThrowIfNull(orders);

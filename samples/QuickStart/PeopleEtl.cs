@@ -2,6 +2,7 @@ using Compiled;
 using Compiled.Connectors;
 using Compiled.MySql;
 using Compiled.Postgres;
+using Compiled.Sqlite;
 
 namespace QuickStart;
 

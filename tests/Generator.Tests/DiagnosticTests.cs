@@ -7,7 +7,7 @@ namespace Compiled.Generator.Tests;
 /// <summary>One test per diagnostic ID: the ID, the span it is reported at, and the full message.</summary>
 public sealed class DiagnosticTests
 {
-    private const string Usings = "using System.Threading.Tasks; using Compiled; using Compiled.Connectors;\n";
+    private const string Usings = "using System.Threading.Tasks; using Compiled; using Compiled.Connectors; using Compiled.Sqlite;\n";
 
     [Fact]
     public void CMPL0001_pipeline_not_partial()

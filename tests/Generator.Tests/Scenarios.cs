@@ -110,6 +110,7 @@ internal static class Scenarios
         using System;
         using Compiled;
         using Compiled.Connectors;
+        using Compiled.Sqlite;
 
         namespace Demo;
 

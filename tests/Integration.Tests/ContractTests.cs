@@ -3,7 +3,7 @@ using System.Text;
 using Compiled.Http;
 using Compiled.Kafka;
 using Compiled.Postgres;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using Confluent.Kafka;
 using Npgsql;
 

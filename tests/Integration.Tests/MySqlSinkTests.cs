@@ -1,7 +1,7 @@
 using Compiled.Connectors;
 using Compiled.MySql;
 using Compiled.Runtime;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using Microsoft.Extensions.Logging;
 using MySqlConnector;
 

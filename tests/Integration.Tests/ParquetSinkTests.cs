@@ -191,12 +191,12 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
     [Fact]
     public async Task ParquetSink_keeps_the_contract()
     {
-        var report = await Compiled.Runtime.Testing.ConnectorContract.CheckSinkAsync(new Compiled.Runtime.Testing.SinkContract<Sale>
+        var report = await Compiled.Testing.ConnectorContract.CheckSinkAsync(new Compiled.Testing.SinkContract<Sale>
         {
             CreateSink = name => new ParquetSink<Sale>(new ParquetSinkOptions { Directory = Path.Combine(_lake, name), PartitionBy = "country={Country}", RowGroupRows = 100 }),
             ReadBack = (name, _) => Task.FromResult<IReadOnlyList<Sale>>(ReadSales(Path.Combine(_lake, name))),
             Record = i => SaleOf(i + 1),
-            Schema = Compiled.Runtime.Testing.ConnectorContract.SchemaOf<Sale>(new SalesToParquet()),
+            Schema = Compiled.Testing.ConnectorContract.SchemaOf<Sale>(new SalesToParquet()),
             CreateBroken = name => new ParquetSink<Sale>(new ParquetSinkOptions { Directory = Path.Combine(_lake, name), PartitionBy = "day={Day}" }),
         });
 

@@ -1,7 +1,7 @@
-using Compiled.Postgres.Testing;
 using Compiled.Postgres;
+using Compiled.Postgres.Testing;
 using Compiled.Runtime;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using Npgsql;
 
 namespace Compiled.Integration.Tests;

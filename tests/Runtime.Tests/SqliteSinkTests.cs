@@ -1,5 +1,6 @@
 using System.Globalization;
 using Compiled.Connectors;
+using Compiled.Sqlite;
 using Microsoft.Data.Sqlite;
 
 namespace Compiled.Runtime.Tests;

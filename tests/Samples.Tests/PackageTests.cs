@@ -15,7 +15,7 @@ public sealed class PackageTests : IDisposable
     [Fact]
     public async Task A_project_that_adds_the_runtime_package_gets_the_generator_and_runs_a_pipeline()
     {
-        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj"], "Compiled.Runtime", aot: false, """
+        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj"], ["Compiled.Runtime"], aot: false, """
             using Compiled;
             using Compiled.Connectors;
 
@@ -33,5 +33,10 @@ public sealed class PackageTests : IDisposable
         var run = await Processes.DotnetAsync(["run", "--project", app, "--", "--parallelism", "1"], app, Timeout);
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal("HELLO\nPACKAGES\n", run.Output.ReplaceLineEndings("\n"));
+
+        // SQLite (its client and native library) is Compiled.Sqlite's: an app of the runtime alone does not carry it.
+        var built = Directory.GetFiles(app, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+        Assert.Contains("Compiled.Runtime.dll", built);
+        Assert.DoesNotContain(built, f => f!.Contains("sqlite", StringComparison.OrdinalIgnoreCase));
     }
 }

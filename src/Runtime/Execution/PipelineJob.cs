@@ -34,7 +34,7 @@ public interface ICompiledPipeline
 /// The base of the job class the generator emits for each pipeline: it binds the pipeline's connectors and creates
 /// its fused segments. <typeparamref name="TIn"/> is the source's record type.
 /// </summary>
-public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, Testing.IPipelineJobSlots
+public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, IPipelineJobSlots
 {
     /// <summary>Creates a job for the plan <paramref name="descriptor"/>.</summary>
     protected PipelineJob(PipelineDescriptor descriptor)
@@ -154,11 +154,17 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, Testin
     /// <summary>The job's keyed stages, created once.</summary>
     internal IReadOnlyList<KeyedStage> KeyedStages => _keyed ??= CreateKeyedStages();
 
-    IReadOnlyList<ISinkSlot> Testing.IPipelineJobSlots.Slots => BoundSinks.Slots;
+    IReadOnlyList<ISinkSlot> IPipelineJobSlots.Slots => BoundSinks.Slots;
 
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
 
     internal FusedSegment<TIn> Segment(PartitionContext partition) => CreateSegment(partition);
+}
+
+/// <summary>A job whose sink slots the connector contract kit (Compiled.Testing) can look into (for schemas).</summary>
+internal interface IPipelineJobSlots
+{
+    IReadOnlyList<ISinkSlot> Slots { get; }
 }
 
 /// <summary>Says where a job's dead letters go under given options.</summary>

@@ -21,6 +21,8 @@ internal static class GeneratorHarness
         .. BclReferences,
         MetadataReference.CreateFromFile(typeof(PipelineAttribute).Assembly.Location),
         MetadataReference.CreateFromFile(typeof(PipelineRunner).Assembly.Location),
+        MetadataReference.CreateFromFile(typeof(Compiled.Sqlite.SqliteSink<>).Assembly.Location),
+        MetadataReference.CreateFromFile(typeof(Compiled.Testing.ConnectorContract).Assembly.Location),
     ];
 
     public static CSharpCompilation Compile(IEnumerable<MetadataReference> references, params string[] sources)

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Compiled.Connectors;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 
 namespace Compiled.Runtime.Tests.Async;
 

@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Text;
 using Compiled.Connectors;
-using Compiled.Runtime.Testing;
+using Compiled.Sqlite;
+using Compiled.Testing;
 using Microsoft.Data.Sqlite;
 
 namespace Compiled.Runtime.Tests.Connectors;

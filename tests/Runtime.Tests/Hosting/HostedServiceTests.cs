@@ -1,5 +1,5 @@
 using Compiled.Connectors;
-using Compiled.Hosting;
+using Compiled.Extensions.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

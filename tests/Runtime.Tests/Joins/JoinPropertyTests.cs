@@ -1,5 +1,5 @@
 using Compiled.Connectors;
-using Compiled.Runtime.Testing;
+using Compiled.Testing;
 using CsCheck;
 
 namespace Compiled.Runtime.Tests.Joins;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Compiled.Connectors;
-using Compiled.Runtime.Testing;
+using Compiled.Sqlite;
+using Compiled.Testing;
 using Microsoft.Data.Sqlite;
 
 namespace Compiled.Runtime.Tests.Joins;

@@ -1,6 +1,6 @@
 using Compiled.Connectors;
-using Compiled.Runtime.Testing;
 using Compiled.Runtime.Tests.State;
+using Compiled.Testing;
 using CsCheck;
 
 namespace Compiled.Runtime.Tests.Joins;

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Compiled.Hosting;
+namespace Compiled.Extensions.Hosting;
 
 /// <summary>How a hosted pipeline runs.</summary>
 public sealed class CompiledPipelineServiceOptions
@@ -49,7 +49,7 @@ public sealed partial class CompiledPipelineService<TPipeline> : IHostedService,
         _configuration = configuration;
         _loggerFactory = loggerFactory;
         _lifetime = lifetime;
-        _logger = (ILogger?)loggerFactory?.CreateLogger("Compiled.Hosting") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _logger = (ILogger?)loggerFactory?.CreateLogger("Compiled.Extensions.Hosting") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     }
 
     /// <summary>The run's result when it ends: completed, stopped, or failed (faulted with the pipeline's exception).</summary>

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Compiled.Connectors;
 using Microsoft.Data.Sqlite;
 
-namespace Compiled.Connectors;
+namespace Compiled.Sqlite;
 
 /// <summary>
 /// A lookup join against a SQLite table (<c>[Lookup]</c>): rows of <typeparamref name="TRow"/> — one column per public
@@ -150,28 +151,5 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 _connection = null;
             }
         }
-    }
-}
-
-/// <summary>The lookup joins' common settings and their defaults.</summary>
-public static class LookupDefaults
-{
-    /// <summary>Keys a partition's cache holds: 100,000.</summary>
-    public const int CacheSize = 100_000;
-
-    /// <summary>How long a cached key is trusted: one minute, so a changed row is seen within a minute.</summary>
-    public static readonly TimeSpan TimeToLive = TimeSpan.FromMinutes(1);
-
-    /// <summary>The settings <c>Join</c>, <c>CacheSize</c> and <c>TimeToLive</c> of <paramref name="lookup"/>.</summary>
-    public static IEnumerable<Setting> Settings<TKey, TRow>(ILookup<TKey, TRow> lookup, Action<JoinKind> join, Action<int> cacheSize, Action<TimeSpan> timeToLive)
-        where TKey : notnull
-    {
-        ArgumentNullException.ThrowIfNull(lookup);
-        return
-        [
-            Setting.Choice("Join", "Inner: drop records without a row; LeftOuter: pass them on alone", () => lookup.Join, join),
-            Setting.Number("CacheSize", "Keys each partition's cache holds (0: no cache)", () => lookup.CacheSize, v => cacheSize((int)v), 0, int.MaxValue),
-            Setting.Duration("TimeToLive", "How long a cached key is trusted before it is fetched again (0: until it leaves the cache)", () => lookup.TimeToLive, v => timeToLive(v ?? TimeSpan.Zero)),
-        ];
     }
 }

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text;
+using Compiled.Connectors;
 using Microsoft.Data.Sqlite;
 
-namespace Compiled.Connectors;
+namespace Compiled.Sqlite;
 
 /// <summary>
 /// Writes records into a SQLite table: the embedded default, a real database without a server. It behaves like the

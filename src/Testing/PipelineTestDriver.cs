@@ -1,4 +1,6 @@
-namespace Compiled.Runtime.Testing;
+using Compiled.Runtime;
+
+namespace Compiled.Testing;
 
 /// <summary>
 /// Drives a compiled pipeline by hand, on the calling thread: push records into its fused loop and read what its

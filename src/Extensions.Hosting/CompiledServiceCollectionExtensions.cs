@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Compiled.Hosting;
+namespace Compiled.Extensions.Hosting;
 
 /// <summary>Registers compiled pipelines with a Generic Host.</summary>
 public static class CompiledServiceCollectionExtensions

@@ -1,6 +1,7 @@
 using Compiled.Connectors;
+using Compiled.Runtime;
 
-namespace Compiled.Runtime.Testing;
+namespace Compiled.Testing;
 
 /// <summary>
 /// What <see cref="ConnectorContract.CheckSinkAsync"/> needs to know about a sink: how to make one that writes to a
@@ -426,7 +427,7 @@ internal sealed class ContractJob<T>(ISource<T> source, ISink<T> sink, RecordSch
 {
     private static readonly PipelineDescriptor Plan = new(
         "connector-contract",
-        "Compiled.Runtime.Testing.ConnectorContract",
+        "Compiled.Testing.ConnectorContract",
         [
             new StageDescriptor(0, ConnectorContract.SourceName, StageKind.Source, null, typeof(T).Name, "the source under test", 0, -1),
             new StageDescriptor(1, ConnectorContract.SinkName, StageKind.Sink, typeof(T).Name, typeof(T).Name, "the sink under test", 0, 0),
@@ -456,8 +457,3 @@ internal sealed class ContractJob<T>(ISource<T> source, ISink<T> sink, RecordSch
     }
 }
 
-/// <summary>A job whose sink slots the kit can look into (for schemas).</summary>
-internal interface IPipelineJobSlots
-{
-    IReadOnlyList<ISinkSlot> Slots { get; }
-}

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Compiled.Connectors;
+namespace Compiled.Sqlite;
 
 /// <summary>How values are stored in SQLite by the sink, and looked up by the lookup join (the same text forms).</summary>
 internal static class SqliteValues

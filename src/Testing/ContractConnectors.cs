@@ -1,4 +1,4 @@
-namespace Compiled.Runtime.Testing;
+namespace Compiled.Testing;
 
 /// <summary>
 /// The source of the sink checks: records in memory, a slice per partition, reported with positions (so the run
