@@ -56,12 +56,12 @@ public sealed class NativeAotTests : IDisposable
     /// <summary>
     /// Confluent.Kafka crashes in a Native AOT binary unless its assembly is rooted; the Compiled.Kafka package does
     /// that for the app (buildTransitive). A user's own AOT binary, built from the packages alone, produces to a
-    /// (mock) Kafka cluster and reads it back — with no warnings, and with nothing Kafka-specific in the project.
+    /// (mock, from Compiled.Kafka.Testing) Kafka cluster and reads it back — with no warnings, and with nothing Kafka-specific in the project.
     /// </summary>
     [Fact]
     public async Task A_native_aot_app_that_adds_the_kafka_package_publishes_without_warnings_and_talks_to_kafka()
     {
-        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Connectors/Kafka/Compiled.Kafka.csproj"], "Compiled.Kafka", aot: true, """
+        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Connectors/Kafka/Compiled.Kafka.csproj", "src/Connectors/Kafka.Testing/Compiled.Kafka.Testing.csproj"], ["Compiled.Kafka", "Compiled.Kafka.Testing"], aot: true, """
             using Compiled;
             using Compiled.Connectors;
             using Compiled.Kafka;
@@ -121,7 +121,7 @@ public sealed class NativeAotTests : IDisposable
     [Fact]
     public async Task A_native_aot_app_that_adds_the_parquet_package_writes_a_lake_duckdb_reads()
     {
-        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Connectors/Parquet/Compiled.Parquet.csproj"], "Compiled.Parquet", aot: true, """
+        var app = await PackageApp.CreateAsync(_work, Timeout, ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Connectors/Parquet/Compiled.Parquet.csproj"], ["Compiled.Parquet"], aot: true, """
             using Compiled;
             using Compiled.Connectors;
             using Compiled.Parquet;
@@ -170,5 +170,41 @@ public sealed class NativeAotTests : IDisposable
         Assert.Equal(new DateOnly(2026, 1, 1), reader.GetValue(5));
         Assert.Equal(2L, Convert.ToInt64(reader.GetValue(6), System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(50_005_000L, Convert.ToInt64(reader.GetValue(7), System.Globalization.CultureInfo.InvariantCulture));
+    }
+    /// <summary>
+    /// The template package, as a user meets it: installed from the packed package, <c>dotnet new compiled-pipeline</c>
+    /// creates a pipeline and a test project; the tests pass against the packed Compiled.Testing, and the pipeline
+    /// publishes as a Native AOT binary without a warning and does its job on the sample input it ships with.
+    /// </summary>
+    [Fact]
+    public async Task The_template_creates_a_pipeline_whose_tests_pass_and_that_publishes_as_a_native_binary()
+    {
+        var (feed, version) = await PackageApp.PackAsync(_work, Timeout,
+            ["src/Abstractions/Compiled.Abstractions.csproj", "src/Runtime/Compiled.Runtime.csproj", "src/Testing/Compiled.Testing.csproj", "templates/Compiled.Templates.csproj"]);
+        var hive = Path.Combine(_work, "hive"); // dotnet new's settings for this test only, not the machine's
+        var install = await Processes.DotnetAsync(["new", "install", Path.Combine(feed, $"Compiled.Templates.{version}.nupkg"), "--debug:custom-hive", hive], _work, Timeout);
+        Assert.True(install.ExitCode == 0, install.ToString());
+
+        var solution = Path.Combine(_work, "Shop");
+        var created = await Processes.DotnetAsync(["new", "compiled-pipeline", "-n", "Shop", "-o", solution, "--debug:custom-hive", hive], _work, Timeout);
+        Assert.True(created.ExitCode == 0, created.ToString());
+        Assert.Contains(version, await File.ReadAllTextAsync(Path.Combine(solution, "Shop", "Shop.csproj")), StringComparison.Ordinal);
+        await PackageApp.WriteNuGetConfigAsync(solution, feed);
+        var environment = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_work, "packages") };
+
+        var test = await Processes.DotnetAsync(["test", Path.Combine(solution, "Shop.Tests"), "-nologo"], solution, Timeout, environment);
+        Assert.True(test.ExitCode == 0, test.ToString());
+        Assert.Contains("Passed!", test.Output, StringComparison.Ordinal);
+
+        var publish = Path.Combine(_work, "publish");
+        var build = await Processes.DotnetAsync(["publish", Path.Combine(solution, "Shop"), "-c", "Release", "-o", publish, "-nologo"], solution, Timeout, environment);
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
+
+        var output = Directory.CreateDirectory(Path.Combine(_work, "run")).FullName;
+        var run = await Processes.RunAsync(Path.Combine(publish, "Shop"), [], output, Timeout);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var rows = Directory.GetFiles(Path.Combine(output, "paid"), "*.csv").SelectMany(File.ReadAllLines).Where(l => !l.StartsWith("id,", StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+        Assert.Equal(["1,ada,15.00", "3,eve,48.0", "5,max,120.0"], rows); // 12.5, 40 and 100 plus 20 %
     }
 }
