@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 
 namespace Compiled.Generator.Emitting;
@@ -29,7 +30,7 @@ internal static class CodecEmitter
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
         // Codecs go into the user's type: it and every type around it must be partial (else CMPL0001), and not generic.
-        if (!model.IsPartial || model.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0205"))
+        if (!model.IsPartial || model.Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.GenericRecord))
         {
             return null;
         }

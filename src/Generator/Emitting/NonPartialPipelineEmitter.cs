@@ -1,4 +1,5 @@
 using System.Linq;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -15,7 +16,7 @@ internal static class NonPartialPipelineEmitter
     public static (string HintName, string Source)? Emit(PipelinePlan plan, bool extensionMembers)
     {
         var model = plan.Model;
-        if (!extensionMembers || model.IsPartial || model.ContainingTypes.Count > 0 || plan.Diagnostics.Any(d => d.Id == "CMPL0002"))
+        if (!extensionMembers || model.IsPartial || model.ContainingTypes.Count > 0 || plan.Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.UnsupportedPipelineType))
         {
             return null;
         }

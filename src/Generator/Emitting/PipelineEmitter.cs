@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -36,7 +37,7 @@ internal static partial class PipelineEmitter
     }
 
     private static bool CanHostPartial(PipelinePlan plan)
-        => plan.Model.IsPartial && !plan.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0002");
+        => plan.Model.IsPartial && !plan.Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.UnsupportedPipelineType);
 
     /// <summary>
     /// With errors in the declaration, the entry points still exist (so calls to them compile and only the CMPL

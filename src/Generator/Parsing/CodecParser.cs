@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Text;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
 
@@ -20,17 +21,17 @@ internal static class CodecParser
         var isPartial = Symbols.IsPartial(type);
         if (!isPartial)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, location, display));
         }
 
         foreach (var container in Symbols.NonPartialContainers(type))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
         }
 
         if (type.IsGenericType)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0205", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericRecord, location, display));
         }
 
         var naming = NamingOf(type);
@@ -82,14 +83,14 @@ internal static class CodecParser
             var position = constructor is null ? -1 : IndexOfParameter(constructor, member.Name);
             if (position < 0 && !Settable(member))
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0202", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.FieldCannotBeDecoded, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
                 continue;
             }
 
             var wire = WireName(member, constructor, naming);
             if (fields.Any(f => f.WireName == wire))
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0203", Symbols.IdentifierLocation(member) ?? context.Location, Symbols.DisplayName(type), wire));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.DuplicateFieldName, Symbols.IdentifierLocation(member) ?? context.Location, Symbols.DisplayName(type), wire));
                 continue;
             }
 
@@ -141,7 +142,7 @@ internal static class CodecParser
             var nestedId = SchemaParser.Identifier(nested);
             if (context.InProgress.Contains(nestedId) || depth >= MaxNesting)
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0204", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested.WithNullableAnnotation(NullableAnnotation.NotAnnotated))));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecursiveRecord, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested.WithNullableAnnotation(NullableAnnotation.NotAnnotated))));
                 return null;
             }
 
@@ -153,7 +154,7 @@ internal static class CodecParser
             return new CodecFieldModel(member.Name, wire, "Nested", fullName, nullableValue, nullableReference, position, nestedId, !underlying.IsValueType);
         }
 
-        context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0201", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
+        context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedFieldType, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
         return null;
     }
 
