@@ -60,7 +60,7 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
 
                     if (Symbols.HasAttribute(type, KnownNames.RecordAttribute))
                     {
-                        Report(symbolContext, trees, CodecParser.Parse(type).Diagnostics);
+                        Report(symbolContext, trees, CodecParser.Parse(type, symbolContext.Compilation).Diagnostics);
                     }
                 },
                 SymbolKind.NamedType);

@@ -70,7 +70,7 @@ public sealed class PipelineGenerator : IIncrementalGenerator
             .ForAttributeWithMetadataName(
                 KnownNames.RecordAttribute,
                 static (node, _) => node is TypeDeclarationSyntax,
-                static (ctx, _) => CodecParser.Parse((INamedTypeSymbol)ctx.TargetSymbol).WithoutLocations())
+                static (ctx, _) => CodecParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation).WithoutLocations())
             .WithTrackingName(TrackingNames.CodecModel);
 
         context.RegisterSourceOutput(records, static (spc, model) =>

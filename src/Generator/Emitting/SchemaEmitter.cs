@@ -20,7 +20,7 @@ internal static class SchemaEmitter
         foreach (var field in schema.Fields)
         {
             var ordinal = SourceWriter.Number(IndexOf(schema, field));
-            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}{(field.IsKey ? ", isKey: true" : "")}),");
+            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind?.ToString() ?? "Other"}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}{(field.IsKey ? ", isKey: true" : "")}),");
         }
 
         writer.Unindent();

@@ -81,7 +81,7 @@ internal static class PipelineParser
                 _ => null,
             };
 
-            if (recordType is not null && SchemaParser.Parse(recordType) is { } schema)
+            if (recordType is not null && SchemaParser.Parse(recordType, ScalarTypes.For(compilation)) is { } schema)
             {
                 // A source's record type can be built from its fields: sources that read rows (CDC) build records with it.
                 var creates = stage.Shape == StageShape.Source || schemas.Any(s => s.Identifier == schema.Identifier && s.Creates);
@@ -92,19 +92,16 @@ internal static class PipelineParser
 
         var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute));
         var name = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
-        var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value switch
-        {
-            1 => "Skip",
-            2 => "FailFast",
-            _ => "DeadLetter",
-        };
+        var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value is int value && System.Enum.IsDefined(typeof(ErrorPolicy), value)
+            ? (ErrorPolicy)value
+            : ErrorPolicy.DeadLetter;
 
         var deadLetters = ParseDeadLetters(type, diagnostics);
         var lateData = ParseLateData(type, windowInputs, diagnostics);
         foreach (var late in lateData)
         {
             if (SourceOrSinkArgument(type.GetMembers(late.Name).First(), KnownNames.SinkInterface) is { } lateType
-                && SchemaParser.Parse(lateType) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
+                && SchemaParser.Parse(lateType, ScalarTypes.For(compilation)) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
             {
                 schemas.Add(lateSchema);
             }
@@ -402,7 +399,7 @@ internal static class PipelineParser
             return stage;
         }
 
-        var schema = SchemaParser.Parse(row);
+        var schema = SchemaParser.Parse(row, ScalarTypes.For(compilation));
         var keyFields = schema?.Fields.Where(f => f.IsKey).ToList() ?? [];
         if (schema is null || keyFields.Count != 1 || schema.Construction is null)
         {
