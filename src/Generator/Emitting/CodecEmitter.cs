@@ -1,7 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
-using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 
 namespace Compiled.Generator.Emitting;
@@ -30,7 +29,7 @@ internal static class CodecEmitter
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
         // Codecs go into the user's type: it and every type around it must be partial (else CMPL0001), and not generic.
-        if (!model.IsPartial || model.Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.GenericRecord))
+        if (!model.CanHostCodecs)
         {
             return null;
         }

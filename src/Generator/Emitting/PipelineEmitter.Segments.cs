@@ -116,7 +116,7 @@ internal static partial class PipelineEmitter
             EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
         }
 
-        if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)))
+        if (segment.HasFastPath)
         {
             writer.Line();
             EmitFastPath(writer, plan, segment, withEntries, outputs, names, inputType, usesPipeline, firstStage);
@@ -304,12 +304,10 @@ internal static partial class PipelineEmitter
 
                 break;
             case StageShape.KeyBy:
-                var target = WindowOf(plan, stage);
-                var eventTime = target.Join is { } join ? (IsRightInput(plan, stage) ? join.RightTime : join.LeftTime) : target.EventTime;
-                var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
-                var keyed = target.Join is { } sides ? $"{Names.Either}<{sides.Left.FullName}, {sides.Right.FullName}>.{(IsRightInput(plan, stage) ? "FromRight" : "FromLeft")}({current})" : current;
+                var time = stage.KeyEventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{stage.KeyEventTime})";
+                var keyed = WindowOf(plan, stage).Join is { } sides ? $"{Names.Either}<{sides.Left.FullName}, {sides.Right.FullName}>.{(stage.IsRightInput ? "FromRight" : "FromLeft")}({current})" : current;
                 writer.Line($"var key{index} = {Call(model, s, name, current)};");
-                if (KeyMayBeNull(plan, stage))
+                if (stage.KeyMayBeNull)
                 {
                     writer.Line($"if (key{index} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)}, \"The key selector returned null; records need a key.\");");
                 }
@@ -365,9 +363,6 @@ internal static partial class PipelineEmitter
 
     /// <summary>The window, lookup or join a key selector feeds (its one reader).</summary>
     private static StageModel WindowOf(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].Stage;
-
-    /// <summary>Whether a key selector is the right input of the join it feeds.</summary>
-    private static bool IsRightInput(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].SecondInput == keyBy.Index;
 
     /// <summary>What a keyed stage is called in comments.</summary>
     private static string KindName(StageShape shape) => shape switch
@@ -430,7 +425,7 @@ internal static partial class PipelineEmitter
                     break;
                 case StageShape.KeyBy:
                     writer.Line($"stage = {index};");
-                    writer.Line(KeyMayBeNull(plan, stage)
+                    writer.Line(stage.KeyMayBeNull
                         ? $"if ({Call(model, s, name, current)} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)});"
                         : $"_ = {Call(model, s, name, current)};");
                     break;
@@ -508,13 +503,6 @@ internal static partial class PipelineEmitter
     /// <summary>What the loop before an asynchronous transform writes: its records with their event time (the key is unused: the edge is forward).</summary>
     private static string AsyncEntryType(StageModel stage) => $"{Names.Keyed}<int, {stage.InputType!.FullName}>";
 
-    /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
-    private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
-    {
-        var key = WindowOf(plan, keyBy).Key!;
-        return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
-    }
-
     /// <summary>A struct operator's write-back after each call — in the marked loop; the fast loop writes back once, after the batch.</summary>
     private static void WriteBack(SourceWriter writer, LoopContext loop, StageModel stage, string name)
     {
@@ -558,11 +546,8 @@ internal static partial class PipelineEmitter
     private static string Access(PipelineModel model, StageModel stage, string instance)
         => (stage.IsStatic ? model.FullName : instance) + "." + stage.MemberName;
 
-    private static string SchemaFor(PipelineModel model, TypeRef type)
-    {
-        var schema = model.Schemas.FirstOrDefault(s => s.TypeFullName == type.Identity || s.TypeFullName == type.FullName);
-        return schema is null ? "null" : SchemaEmitter.ClassName(schema) + ".Instance";
-    }
+    /// <summary>The instance of the generated schema <paramref name="identifier"/> the plan chose, or <c>null</c>.</summary>
+    private static string SchemaRef(string? identifier) => identifier is null ? "null" : SchemaEmitter.ClassName(identifier) + ".Instance";
 
     private static string Kind(StageShape shape) => shape switch
     {

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -16,7 +15,7 @@ internal static partial class PipelineEmitter
     public static (string HintName, string Source)? Emit(PipelinePlan plan)
     {
         var model = plan.Model;
-        if (!CanHostPartial(plan))
+        if (!plan.CanHostPartial)
         {
             return null;
         }
@@ -36,9 +35,6 @@ internal static partial class PipelineEmitter
         return (TypeScopes.HintName(model.Namespace, model.ContainingTypes, model.TypeName, ""), writer.ToString());
     }
 
-    private static bool CanHostPartial(PipelinePlan plan)
-        => plan.Model.IsPartial && !plan.Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.UnsupportedPipelineType);
-
     /// <summary>
     /// With errors in the declaration, the entry points still exist (so calls to them compile and only the CMPL
     /// diagnostics show) but throw, naming the problems.
@@ -46,7 +42,7 @@ internal static partial class PipelineEmitter
     private static void EmitStub(SourceWriter writer, PipelinePlan plan)
     {
         var model = plan.Model;
-        var ids = string.Join(", ", plan.Diagnostics.Select(d => d.Id).Distinct());
+        var ids = plan.ErrorIds;
         var message = SourceWriter.Literal($"Pipeline '{model.PipelineName}' was not compiled because its declaration has errors ({ids}); fix them and rebuild.");
         writer.Open("partial class " + model.TypeName);
         writer.Line("/// <summary>Not available: the pipeline's declaration has errors (" + ids + ").</summary>");
@@ -161,8 +157,8 @@ internal static partial class PipelineEmitter
             string Accessed(IEnumerable<Model.StageModel> members) => string.Join(", ", members.Select(m => Access(model, m, "_root")));
             writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => global::Compiled.Runtime.EitherSource.Create<{sides.LeftType.FullName}, {sides.RightType.FullName}>(");
             writer.Indent();
-            writer.Line($"new string[] {{ {Listed(sides.Left)} }}, new {Names.ISource}<{sides.LeftType.FullName}>[] {{ {Accessed(sides.Left)} }}, {SchemaFor(model, sides.LeftType)},");
-            writer.Line($"new string[] {{ {Listed(sides.Right)} }}, new {Names.ISource}<{sides.RightType.FullName}>[] {{ {Accessed(sides.Right)} }}, {SchemaFor(model, sides.RightType)});");
+            writer.Line($"new string[] {{ {Listed(sides.Left)} }}, new {Names.ISource}<{sides.LeftType.FullName}>[] {{ {Accessed(sides.Left)} }}, {SchemaRef(sides.LeftSchema)},");
+            writer.Line($"new string[] {{ {Listed(sides.Right)} }}, new {Names.ISource}<{sides.RightType.FullName}>[] {{ {Accessed(sides.Right)} }}, {SchemaRef(sides.RightSchema)});");
             writer.Unindent();
         }
         else if (plan.OtherSources.Count == 0)
@@ -178,7 +174,7 @@ internal static partial class PipelineEmitter
             writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => new global::Compiled.Runtime.UnionSource<{inputType}>(new string[] {{ {names} }}, new {Names.ISource}<{inputType}>[] {{ {accesses} }});");
         }
         writer.Line();
-        writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaFor(model, plan.Chain[0].FlowType)};");
+        writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaRef(plan.SourceSchema)};");
         writer.Line();
         if (model.DeadLetters is { } deadLetters)
         {
@@ -190,20 +186,20 @@ internal static partial class PipelineEmitter
         foreach (var stage in plan.Chain.Where(s => s.SinkSlot >= 0))
         {
             var type = stage.Stage.InputType!;
-            writer.Line($"binder.Add<{type.FullName}>({SourceWriter.Number(stage.Index)}, {Access(model, stage.Stage, "_root")}, {SchemaFor(model, type)}); // slot {SourceWriter.Number(stage.SinkSlot)}");
+            writer.Line($"binder.Add<{type.FullName}>({SourceWriter.Number(stage.Index)}, {Access(model, stage.Stage, "_root")}, {SchemaRef(stage.Schema)}); // slot {SourceWriter.Number(stage.SinkSlot)}");
         }
 
         foreach (var window in plan.Chain.Where(s => s.LateSlot >= 0))
         {
-            var late = model.LateData.First(l => l.Window == window.Stage.MemberName);
+            var late = window.Late!;
             var access = (late.IsStatic ? model.FullName : "_root") + "." + late.Name;
-            writer.Line($"binder.Add<{late.RecordType.FullName}>({SourceWriter.Number(window.Index)}, {SourceWriter.Literal(late.Name)}, {access}, {SchemaFor(model, late.RecordType)}); // slot {SourceWriter.Number(window.LateSlot)}: records too late for every window of '{window.Stage.MemberName}'");
+            writer.Line($"binder.Add<{late.RecordType.FullName}>({SourceWriter.Number(window.Index)}, {SourceWriter.Literal(late.Name)}, {access}, {SchemaRef(window.LateSchema)}); // slot {SourceWriter.Number(window.LateSlot)}: records too late for every window of '{window.Stage.MemberName}'");
         }
 
         writer.Close();
         writer.Line();
         writer.Open($"protected override {Names.FusedSegment}<{inputType}> CreateSegment({Names.PartitionContext} partition)");
-        if (SegmentNeedsInstances(plan, 0))
+        if (plan.Segments[0].Instances != SegmentInstances.Root)
         {
             writer.Line("// Operators with instance state: every partition gets its own pipeline object (partition 0 uses the root).");
             writer.Line($"var pipeline = partition.Index == 0 ? _root : partition.Own(new {model.FullName}());");
@@ -239,13 +235,9 @@ internal static partial class PipelineEmitter
         writer.Line($"exchangeSlot: {SourceWriter.Number(stage.ExchangeSlot)},");
     }
 
-    /// <summary>Whether the stages of segment <paramref name="segment"/> need a pipeline object per partition.</summary>
-    private static bool SegmentNeedsInstances(PipelinePlan plan, int segment)
-        => plan.Chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
-
     /// <summary>
-    /// The keyed stages: for each window, the exchange in front of it and the loop after it. Loops run on different
-    /// workers, so the root object serves one (segment, partition) only: partition 0 of the first segment with instance state.
+    /// The keyed stages: for each window, the exchange in front of it and the loop after it, whose segments call the
+    /// pipeline object the plan chose (<see cref="SegmentInstances"/>).
     /// </summary>
     private static void EmitKeyedStages(SourceWriter writer, PipelinePlan plan, List<PlannedStage> windows)
     {
@@ -259,12 +251,12 @@ internal static partial class PipelineEmitter
         {
             var input = window.Stage.InputType!.FullName;
             var segment = window.Segment;
-            var rootTaken = Enumerable.Range(0, segment).Any(k => SegmentNeedsInstances(plan, k));
-            var pipelineObject = !SegmentNeedsInstances(plan, segment)
-                ? "_root"
-                : rootTaken
-                    ? $"partition.Own(new {model.FullName}())"
-                    : $"partition.Index == 0 ? _root : partition.Own(new {model.FullName}())";
+            var pipelineObject = plan.Segments[segment].Instances switch
+            {
+                SegmentInstances.Root => "_root",
+                SegmentInstances.OwnPerPartition => $"partition.Own(new {model.FullName}())",
+                _ => $"partition.Index == 0 ? _root : partition.Own(new {model.FullName}())",
+            };
             var factory = $"partition => new __Fused{SourceWriter.Number(segment)}({pipelineObject}, partition)";
             if (window.Stage.Async is { } call)
             {
@@ -321,7 +313,7 @@ internal static partial class PipelineEmitter
                 writer.Line($"new {Names.LookupStage}<{lookup.Key.FullName}, {input}, {lookup.Row.FullName}>(");
                 EmitStageArguments(writer, model, window, "lookupStage");
                 writer.Line(factory + ",");
-                writer.Line($"schema: {SchemaFor(model, lookup.Row)}),");
+                writer.Line($"schema: {SchemaRef(window.Schema)}),");
                 writer.Unindent();
                 continue;
             }

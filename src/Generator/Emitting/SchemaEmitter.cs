@@ -6,7 +6,9 @@ namespace Compiled.Generator.Emitting;
 /// <summary>Writes the <c>RecordSchema&lt;T&gt;</c> of a record type: field descriptions and a visitor over the fields.</summary>
 internal static class SchemaEmitter
 {
-    public static string ClassName(RecordSchemaModel schema) => "__Schema_" + schema.Identifier;
+    public static string ClassName(RecordSchemaModel schema) => ClassName(schema.Identifier);
+
+    public static string ClassName(string identifier) => "__Schema_" + identifier;
 
     public static void Emit(SourceWriter writer, RecordSchemaModel schema)
     {

@@ -1,3 +1,6 @@
+using System.Linq;
+using Compiled.Generator.Diagnostics;
+
 namespace Compiled.Generator.Model;
 
 /// <summary>A <c>[Record]</c> type whose codecs the generator writes.</summary>
@@ -12,7 +15,11 @@ internal sealed record CodecModel(
     EquatableArray<CodecEnumModel> Enums,
     LocationInfo? Location,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    bool LenientJsonNumbers = false);
+    bool LenientJsonNumbers = false)
+{
+    /// <summary>Whether codecs can be added to the type: it and every type around it are partial (else CMPL0001), and it is not generic (CMPL0205).</summary>
+    public bool CanHostCodecs => IsPartial && !Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.GenericRecord);
+}
 
 /// <summary>How a decoder builds a value: which constructor arguments, which members by initializer.</summary>
 internal enum Construction

@@ -190,6 +190,9 @@ internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplay
 
     /// <summary>Whether the schema must build records (<c>Create</c>): the row type of a lookup.</summary>
     public bool Creates { get; init; }
+
+    /// <summary>The type's identity (<see cref="TypeRef.Identity"/>: without nullable annotations), which uses of the type are matched by.</summary>
+    public string TypeIdentity { get; init; } = "";
 }
 
 /// <summary>One field of a record schema.</summary>

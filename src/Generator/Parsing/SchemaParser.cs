@@ -64,6 +64,7 @@ internal static class SchemaParser
             fields.ToEquatableArray())
         {
             Construction = !buildable ? null : constructor is null ? Model.Construction.Initializer : Model.Construction.Constructor,
+            TypeIdentity = Symbols.IdentityName(type),
         };
     }
 

@@ -103,9 +103,70 @@ internal static class PipelinePlanner
 
         var joinSources = sides is null
             ? null
-            : new JoinSources(sides.Left.Select(i => stages[i]).ToEquatableArray(), sides.Right.Select(i => stages[i]).ToEquatableArray(), stages[join].Join!.Left, stages[join].Join!.Right);
+            : new JoinSources(sides.Left.Select(i => stages[i]).ToEquatableArray(), sides.Right.Select(i => stages[i]).ToEquatableArray(), stages[join].Join!.Left, stages[join].Join!.Right, SchemaOf(model, stages[join].Join!.Left), SchemaOf(model, stages[join].Join!.Right));
+        DecideStages(model, chain);
+        DecideSegments(chain, segments);
         return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray(), others.Select(o => stages[o]).ToEquatableArray(), joinSources);
     }
+
+    /// <summary>
+    /// What each placed stage needs beyond its place in the graph, so the emitter only writes: the schemas of the records
+    /// it exchanges with connectors, its late-data output, and for a key selector what it writes beside each record (the
+    /// key, checked for null when it can be null; the event time of the window's or the join side's records).
+    /// </summary>
+    private static void DecideStages(PipelineModel model, List<PlannedStage> chain)
+    {
+        for (var i = 0; i < chain.Count; i++)
+        {
+            var planned = chain[i];
+            var stage = planned.Stage;
+            var schema = planned.Index == 0 ? SchemaOf(model, planned.FlowType)
+                : stage.Shape == StageShape.ConnectorSink ? SchemaOf(model, stage.InputType)
+                : stage.Lookup is { } lookup ? SchemaOf(model, lookup.Row)
+                : null;
+            var late = planned.LateSlot >= 0 ? model.LateData.FirstOrDefault(l => l.Window == stage.MemberName) : null;
+            planned = planned with { Schema = schema, Late = late, LateSchema = late is null ? null : SchemaOf(model, late.RecordType) };
+            if (stage.Shape == StageShape.KeyBy && planned.Readers.Count > 0)
+            {
+                var target = chain[planned.Readers[0]];
+                var isRight = target.SecondInput == planned.Index;
+                planned = planned with
+                {
+                    KeyMayBeNull = target.Stage.Key?.CanBeNull ?? false,
+                    IsRightInput = isRight,
+                    KeyEventTime = target.Stage.Join is { } join ? (isRight ? join.RightTime : join.LeftTime) : target.Stage.EventTime,
+                };
+            }
+
+            chain[i] = planned;
+        }
+    }
+
+    /// <summary>
+    /// Which pipeline object each segment's stages call — loops run on different workers, so the root object serves one
+    /// (segment, partition) only: partition 0 of the first segment with instance state — and which segments also get
+    /// the loop without bookkeeping.
+    /// </summary>
+    private static void DecideSegments(List<PlannedStage> chain, List<SegmentPlan> segments)
+    {
+        bool NeedsInstances(int segment) => chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
+        for (var k = 0; k < segments.Count; k++)
+        {
+            var segment = segments[k];
+            var stages = chain.Where(s => s.Segment == segment.Index && s.Index > segment.FirstStage).ToList();
+            segments[k] = segment with
+            {
+                Instances = !NeedsInstances(segment.Index) ? SegmentInstances.Root
+                    : Enumerable.Range(0, segment.Index).Any(NeedsInstances) ? SegmentInstances.OwnPerPartition
+                    : SegmentInstances.RootForPartitionZero,
+                HasFastPath = stages.Count > 0 && stages.All(s => IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)),
+            };
+        }
+    }
+
+    /// <summary>The identifier of the generated schema of <paramref name="type"/>'s records, matched by identity (annotations aside), or null.</summary>
+    private static string? SchemaOf(PipelineModel model, TypeRef? type)
+        => type is null ? null : model.Schemas.FirstOrDefault(s => s.TypeIdentity == type.Identity)?.Identifier;
 
     /// <summary>
     /// Whether a <c>[Join]</c> declaration was found wrong: its diagnostic says what the pipeline needs, so the
