@@ -60,7 +60,7 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
 
                     if (Symbols.HasAttribute(type, KnownNames.RecordAttribute))
                     {
-                        Report(symbolContext, trees, CodecParser.Parse(type).Diagnostics);
+                        Report(symbolContext, trees, CodecParser.Parse(type, symbolContext.Compilation).Diagnostics);
                     }
                 },
                 SymbolKind.NamedType);
@@ -115,7 +115,7 @@ public sealed class PipelineAnalyzer : DiagnosticAnalyzer
             var location = info.Location is { } where && trees.TryGetValue(where.FilePath, out var tree)
                 ? Location.Create(tree, where.Span)
                 : Location.None;
-            context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.Get(info.Id), location, info.Arguments.Items.Cast<object>().ToArray()));
+            context.ReportDiagnostic(Diagnostic.Create(info.Descriptor, location, info.Arguments.Items.Cast<object>().ToArray()));
         }
     }
 }

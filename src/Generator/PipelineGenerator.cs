@@ -1,4 +1,5 @@
 using Compiled.Generator.Emitting;
+using Compiled.Generator.Model;
 using Compiled.Generator.Parsing;
 using Compiled.Generator.Planning;
 using Microsoft.CodeAnalysis;
@@ -10,7 +11,9 @@ namespace Compiled.Generator;
 /// <summary>
 /// The incremental generator. It only wires the stages: find pipelines and operator classes by attribute
 /// (Parsing) into value models (Model), plan them (Planning), write code (Emitting). Diagnostics are reported by
-/// <see cref="PipelineAnalyzer"/> from the same models, at the user's declarations.
+/// <see cref="PipelineAnalyzer"/> from the same models, at the user's declarations; so the models cached here are taken
+/// without locations (<see cref="Locations"/>), and an edit that only moves a declaration leaves every step and output
+/// cached.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class PipelineGenerator : IIncrementalGenerator
@@ -22,7 +25,7 @@ public sealed class PipelineGenerator : IIncrementalGenerator
             .ForAttributeWithMetadataName(
                 KnownNames.PipelineAttribute,
                 static (node, _) => node is ClassDeclarationSyntax,
-                static (ctx, ct) => PipelineParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct))
+                static (ctx, ct) => PipelineParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation, ct).WithoutLocations())
             .WithTrackingName(TrackingNames.PipelineModel);
 
         var plans = pipelines
@@ -52,7 +55,7 @@ public sealed class PipelineGenerator : IIncrementalGenerator
             .ForAttributeWithMetadataName(
                 KnownNames.TransformAttribute,
                 static (node, _) => node is TypeDeclarationSyntax,
-                static (ctx, _) => OperatorClassParser.Parse((INamedTypeSymbol)ctx.TargetSymbol))
+                static (ctx, _) => OperatorClassParser.Parse((INamedTypeSymbol)ctx.TargetSymbol).WithoutLocations())
             .WithTrackingName(TrackingNames.OperatorModel);
 
         context.RegisterSourceOutput(operators, static (spc, model) =>
@@ -67,7 +70,7 @@ public sealed class PipelineGenerator : IIncrementalGenerator
             .ForAttributeWithMetadataName(
                 KnownNames.RecordAttribute,
                 static (node, _) => node is TypeDeclarationSyntax,
-                static (ctx, _) => CodecParser.Parse((INamedTypeSymbol)ctx.TargetSymbol))
+                static (ctx, _) => CodecParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.SemanticModel.Compilation).WithoutLocations())
             .WithTrackingName(TrackingNames.CodecModel);
 
         context.RegisterSourceOutput(records, static (spc, model) =>

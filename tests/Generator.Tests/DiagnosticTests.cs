@@ -823,6 +823,26 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void Every_descriptor_has_its_areas_category_a_description_and_a_sorted_release_entry()
+    {
+        var unshipped = File.ReadAllLines(Path.Combine(RepositoryRoot(), "src", "Generator", "AnalyzerReleases.Unshipped.md"));
+        var rows = unshipped.Where(l => l.StartsWith("CMPL", StringComparison.Ordinal)).ToList();
+        Assert.Equal(rows.Order(StringComparer.Ordinal), rows);
+        Assert.Equal(DiagnosticDescriptors.All.Length, rows.Count);
+        foreach (var descriptor in DiagnosticDescriptors.All)
+        {
+            Assert.StartsWith("Compiled.", descriptor.Category, StringComparison.Ordinal);
+            Assert.False(string.IsNullOrWhiteSpace(descriptor.Description.ToString(System.Globalization.CultureInfo.InvariantCulture)), descriptor.Id + " has no description");
+            Assert.Contains($"{descriptor.Id} | {descriptor.Category} | Error | {descriptor.Title}", rows);
+        }
+
+        // One category per area: the IDs of an area share it, so a rule set can raise or lower an area at once.
+        Assert.Equal("Compiled.Codecs", DiagnosticDescriptors.UnsupportedFieldType.Category);
+        Assert.Equal("Compiled.Joins", DiagnosticDescriptors.JoinKeyMismatch.Category);
+        Assert.Equal(DiagnosticDescriptors.NoSource.Category, DiagnosticDescriptors.MapMeantAsFilter.Category);
+    }
+
+    [Fact]
     public void A_pragma_suppresses_a_diagnostic_because_it_is_reported_in_the_users_tree()
     {
         var run = GeneratorHarness.Run(Usings + """

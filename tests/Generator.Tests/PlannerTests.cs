@@ -88,6 +88,25 @@ public sealed class PlannerTests
         Assert.Equal(a.GetHashCode(), b.GetHashCode());
     }
 
+    [Fact]
+    public void The_plan_decides_schemas_by_identity_and_which_loops_get_the_fast_path()
+    {
+        var annotated = Dog with { FullName = "global::Dog?" }; // a sink of Dog? records still uses Dog's schema
+        var schema = new RecordSchemaModel("global::Dog", "Dog", "Dog", EquatableArray<FieldModel>.Empty) { TypeIdentity = "global::Dog" };
+        var model = Pipeline(Source(Dog), Filter("Fine", Dog), ConnectorSink("Out", annotated)) with { Schemas = new[] { schema }.ToEquatableArray() };
+
+        var plan = PipelinePlanner.Plan(model);
+
+        Assert.Equal("Dog", plan.SourceSchema);
+        Assert.Equal(["Dog", null, "Dog"], plan.Chain.Select(s => s.Schema)); // the source's records, and the sink's
+        var segment = Assert.Single(plan.Segments);
+        Assert.True(segment.HasFastPath); // a static filter and a connector sink can run a batch again
+        Assert.Equal(SegmentInstances.Root, segment.Instances);
+        Assert.True(Text.CanBeNull);
+        Assert.False(new TypeRef("int", "int", "int", true, EquatableArray<string>.Empty).CanBeNull);
+        Assert.True(new TypeRef("int?", "int?", "int?", true, EquatableArray<string>.Empty) { IsNullableValueType = true }.CanBeNull);
+    }
+
     private static TypeRef Type(string name, params string[] bases)
         => new(name == "string" ? "string" : "global::" + name, name == "string" ? "string" : "global::" + name, name, false, bases.ToEquatableArray());
 

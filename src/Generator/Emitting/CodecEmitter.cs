@@ -29,7 +29,7 @@ internal static class CodecEmitter
     public static (string HintName, string Source)? Emit(CodecModel model)
     {
         // Codecs go into the user's type: it and every type around it must be partial (else CMPL0001), and not generic.
-        if (!model.IsPartial || model.Diagnostics.Any(d => d.Id is "CMPL0001" or "CMPL0205"))
+        if (!model.CanHostCodecs)
         {
             return null;
         }
@@ -187,7 +187,7 @@ internal static class CodecEmitter
     {
         var target = $"f{index}";
         var fail = $"reader.InField({SourceWriter.Literal(field.WireName)}); return false;";
-        if (field.IsNullableValue || field.Kind == "Nested" && field.IsNullableReference)
+        if (field.IsNullableValue || field.IsNested && field.IsNullableReference)
         {
             writer.Open("if (reader.TryReadNull())");
             writer.Line($"{target} = null;");
@@ -197,13 +197,13 @@ internal static class CodecEmitter
 
         var call = field.Kind switch
         {
-            "Nested" => $"Read{field.Nested}(ref reader, out var v{index})",
-            "Enum" => $"ReadEnum{field.Nested}(ref reader, out var v{index})",
-            "String" => $"reader.ReadString(out var v{index})",
+            null => $"Read{field.Nested}(ref reader, out var v{index})",
+            ScalarKind.Enum => $"ReadEnum{field.Nested}(ref reader, out var v{index})",
+            ScalarKind.String => $"reader.ReadString(out var v{index})",
             _ => $"reader.Read{field.Kind}(out var v{index})",
         };
         writer.Line($"if (!{call}) {{ {fail} }}");
-        if (field.Kind == "String" && !field.IsOptional)
+        if (field.Kind == ScalarKind.String && !field.IsOptional)
         {
             writer.Line($"if (v{index} is null) {{ reader.FailField({SourceWriter.Literal(field.WireName)}, \"null is not allowed\"); return false; }}");
         }
@@ -227,7 +227,7 @@ internal static class CodecEmitter
             var prefix = (i == 0 ? "{" : ",") + JsonString(field.WireName) + ":";
             writer.Line($"writer.WriteRaw({U8(prefix)});");
             var access = "value." + field.MemberName;
-            if (field.IsOptional && field.Kind != "String")
+            if (field.IsOptional && field.Kind != ScalarKind.String)
             {
                 writer.Open($"if ({access} is {{ }} v{i})");
                 EmitJsonWriteValue(writer, field, $"v{i}");
@@ -250,10 +250,10 @@ internal static class CodecEmitter
     {
         writer.Line(field.Kind switch
         {
-            "Nested" => $"Write{field.Nested}(ref writer, {value});",
-            "Enum" => $"WriteEnum{field.Nested}(ref writer, {value});",
-            "Byte" or "SByte" or "Int16" or "UInt16" or "Int32" or "Int64" => $"writer.WriteInt64({value});",
-            "UInt32" or "UInt64" => $"writer.WriteUInt64({value});",
+            null => $"Write{field.Nested}(ref writer, {value});",
+            ScalarKind.Enum => $"WriteEnum{field.Nested}(ref writer, {value});",
+            ScalarKind.Byte or ScalarKind.SByte or ScalarKind.Int16 or ScalarKind.UInt16 or ScalarKind.Int32 or ScalarKind.Int64 => $"writer.WriteInt64({value});",
+            ScalarKind.UInt32 or ScalarKind.UInt64 => $"writer.WriteUInt64({value});",
             _ => $"writer.Write{field.Kind}({value});",
         });
     }
@@ -369,7 +369,7 @@ internal static class CodecEmitter
         {
             var field = type.Fields[i];
             var access = "record." + field.MemberName;
-            if (field.IsOptional && field.Kind != "String")
+            if (field.IsOptional && field.Kind != ScalarKind.String)
             {
                 writer.Open($"if ({access} is {{ }} v{i})");
                 EmitCsvWriteValue(writer, field, $"v{i}", i);
@@ -392,21 +392,21 @@ internal static class CodecEmitter
     private static void EmitCsvReadValue(SourceWriter writer, CodecModel model, CodecFieldModel field, int index, string name)
     {
         var fail = "{ error = reader.Error; return false; }";
-        if (field.IsOptional && field.Kind != "String")
+        if (field.IsOptional && field.Kind != ScalarKind.String)
         {
             writer.Open("if (!reader.IsNull)");
         }
 
         switch (field.Kind)
         {
-            case "Nested":
+            case null:
                 writer.Line($"var json{index} = new {Json}(reader.FieldMemory(){JsonOptions(model)});");
                 writer.Line($"if (!JsonCodec.Read{field.Nested}(ref json{index}, out var v{index}) || !json{index}.End()) {{ json{index}.InField({name}); error = json{index}.Error; return false; }}");
                 break;
-            case "Enum":
+            case ScalarKind.Enum:
                 writer.Line($"if (!JsonCodec.ParseEnum{field.Nested}(reader.Unescaped(), out var v{index})) {{ reader.Fail(\"field '\" + {name} + \"': not one of the enum's names\"); error = reader.Error; return false; }}");
                 break;
-            case "String":
+            case ScalarKind.String:
                 writer.Line($"if (!reader.ReadString({name}, out var v{index})) {fail}");
                 if (!field.IsOptional)
                 {
@@ -420,7 +420,7 @@ internal static class CodecEmitter
         }
 
         writer.Line($"f{index} = v{index};");
-        if (field.IsOptional && field.Kind != "String")
+        if (field.IsOptional && field.Kind != ScalarKind.String)
         {
             writer.Close();
         }
@@ -430,14 +430,14 @@ internal static class CodecEmitter
     {
         switch (field.Kind)
         {
-            case "Nested":
+            case null:
                 writer.Line($"var nested{index} = new global::System.Buffers.ArrayBufferWriter<byte>();");
                 writer.Line($"var json{index} = new {JsonWriter}(nested{index});");
                 writer.Line($"JsonCodec.Write{field.Nested}(ref json{index}, {value});");
                 writer.Line($"json{index}.Flush();");
                 writer.Line($"writer.WriteUtf8Field(nested{index}.WrittenSpan);");
                 break;
-            case "Enum":
+            case ScalarKind.Enum:
                 writer.Line($"var name{index} = JsonCodec.EnumName{field.Nested}({value});");
                 writer.Line($"if (name{index}.IsEmpty) writer.WriteInt64((long){value}); else writer.WriteUtf8Field(name{index});");
                 break;
@@ -501,7 +501,7 @@ internal static class CodecEmitter
     private static void EmitBinaryReadValue(SourceWriter writer, CodecFieldModel field, int index)
     {
         var fail = $"{{ reader.InField({SourceWriter.Literal(field.WireName)}); return false; }}";
-        var presence = field.IsNullableValue || field.IsNullableReference && field.Kind != "String";
+        var presence = field.IsNullableValue || field.IsNullableReference && field.Kind != ScalarKind.String;
         if (presence)
         {
             writer.Line($"if (!reader.ReadPresence(out var present{index})) {fail}");
@@ -510,14 +510,14 @@ internal static class CodecEmitter
 
         var (call, convert) = field.Kind switch
         {
-            "Nested" => ($"Read{field.Nested}(ref reader, out var v{index})", $"v{index}"),
-            "Enum" => ($"reader.ReadInt64(out var v{index})", $"({field.ValueTypeFullName})v{index}"),
-            "SByte" => ($"reader.ReadByte(out var v{index})", $"unchecked((sbyte)v{index})"),
-            "UInt16" => ($"reader.ReadInt16(out var v{index})", $"unchecked((ushort)v{index})"),
-            "UInt32" => ($"reader.ReadInt32(out var v{index})", $"unchecked((uint)v{index})"),
-            "UInt64" => ($"reader.ReadInt64(out var v{index})", $"unchecked((ulong)v{index})"),
-            "Char" => ($"reader.ReadInt16(out var v{index})", $"unchecked((char)v{index})"),
-            "String" when field.IsOptional => ($"reader.ReadNullableString(out var v{index})", $"v{index}"),
+            null => ($"Read{field.Nested}(ref reader, out var v{index})", $"v{index}"),
+            ScalarKind.Enum => ($"reader.ReadInt64(out var v{index})", $"({field.ValueTypeFullName})v{index}"),
+            ScalarKind.SByte => ($"reader.ReadByte(out var v{index})", $"unchecked((sbyte)v{index})"),
+            ScalarKind.UInt16 => ($"reader.ReadInt16(out var v{index})", $"unchecked((ushort)v{index})"),
+            ScalarKind.UInt32 => ($"reader.ReadInt32(out var v{index})", $"unchecked((uint)v{index})"),
+            ScalarKind.UInt64 => ($"reader.ReadInt64(out var v{index})", $"unchecked((ulong)v{index})"),
+            ScalarKind.Char => ($"reader.ReadInt16(out var v{index})", $"unchecked((char)v{index})"),
+            ScalarKind.String when field.IsOptional => ($"reader.ReadNullableString(out var v{index})", $"v{index}"),
             _ => ($"reader.Read{field.Kind}(out var v{index})", $"v{index}"),
         };
         writer.Line($"if (!{call}) {fail}");
@@ -531,7 +531,7 @@ internal static class CodecEmitter
     private static void EmitBinaryWriteValue(SourceWriter writer, CodecFieldModel field, int index)
     {
         var access = "value." + field.MemberName;
-        var presence = field.IsNullableValue || field.IsNullableReference && field.Kind != "String";
+        var presence = field.IsNullableValue || field.IsNullableReference && field.Kind != ScalarKind.String;
         if (presence)
         {
             writer.Line($"writer.WritePresence({access} is not null);");
@@ -541,14 +541,14 @@ internal static class CodecEmitter
 
         writer.Line(field.Kind switch
         {
-            "Nested" => $"Write{field.Nested}(ref writer, {access});",
-            "Enum" => $"writer.WriteInt64((long){access});",
-            "SByte" => $"writer.WriteByte(unchecked((byte){access}));",
-            "UInt16" => $"writer.WriteInt16(unchecked((short){access}));",
-            "UInt32" => $"writer.WriteInt32(unchecked((int){access}));",
-            "UInt64" => $"writer.WriteInt64(unchecked((long){access}));",
-            "Char" => $"writer.WriteInt16(unchecked((short){access}));",
-            "String" when field.IsOptional => $"writer.WriteNullableString({access});",
+            null => $"Write{field.Nested}(ref writer, {access});",
+            ScalarKind.Enum => $"writer.WriteInt64((long){access});",
+            ScalarKind.SByte => $"writer.WriteByte(unchecked((byte){access}));",
+            ScalarKind.UInt16 => $"writer.WriteInt16(unchecked((short){access}));",
+            ScalarKind.UInt32 => $"writer.WriteInt32(unchecked((int){access}));",
+            ScalarKind.UInt64 => $"writer.WriteInt64(unchecked((long){access}));",
+            ScalarKind.Char => $"writer.WriteInt16(unchecked((short){access}));",
+            ScalarKind.String when field.IsOptional => $"writer.WriteNullableString({access});",
             _ => $"writer.Write{field.Kind}({access});",
         });
         if (presence)

@@ -1,4 +1,3 @@
-using System.Linq;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -15,12 +14,12 @@ internal static class NonPartialPipelineEmitter
     public static (string HintName, string Source)? Emit(PipelinePlan plan, bool extensionMembers)
     {
         var model = plan.Model;
-        if (!extensionMembers || model.IsPartial || model.ContainingTypes.Count > 0 || plan.Diagnostics.Any(d => d.Id == "CMPL0002"))
+        if (!extensionMembers || !plan.NeedsExtensionStandIns)
         {
             return null;
         }
 
-        var ids = string.Join(", ", plan.Diagnostics.Select(d => d.Id).Distinct());
+        var ids = plan.ErrorIds;
         var message = SourceWriter.Literal($"Pipeline '{model.PipelineName}' was not compiled because its declaration has errors ({ids}); fix them and rebuild.");
         var writer = new SourceWriter();
         TypeScopes.Begin(writer, model.Namespace, model.ContainingTypes);

@@ -116,7 +116,7 @@ internal static partial class PipelineEmitter
             EmitDiagnose(writer, plan, stages.Where(s => s.Index < markedFrom).ToList(), names, inputType);
         }
 
-        if (stages.Count > 0 && stages.All(s => PipelinePlanner.IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)))
+        if (segment.HasFastPath)
         {
             writer.Line();
             EmitFastPath(writer, plan, segment, withEntries, outputs, names, inputType, usesPipeline, firstStage);
@@ -304,12 +304,10 @@ internal static partial class PipelineEmitter
 
                 break;
             case StageShape.KeyBy:
-                var target = WindowOf(plan, stage);
-                var eventTime = target.Join is { } join ? (IsRightInput(plan, stage) ? join.RightTime : join.LeftTime) : target.EventTime;
-                var time = eventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{eventTime})";
-                var keyed = target.Join is { } sides ? $"{Names.Either}<{sides.Left.FullName}, {sides.Right.FullName}>.{(IsRightInput(plan, stage) ? "FromRight" : "FromLeft")}({current})" : current;
+                var time = stage.KeyEventTime is null ? "0L" : $"{Names.EventTimes}.Millis({current}.{stage.KeyEventTime})";
+                var keyed = WindowOf(plan, stage).Join is { } sides ? $"{Names.Either}<{sides.Left.FullName}, {sides.Right.FullName}>.{(stage.IsRightInput ? "FromRight" : "FromLeft")}({current})" : current;
                 writer.Line($"var key{index} = {Call(model, s, name, current)};");
-                if (KeyMayBeNull(plan, stage))
+                if (stage.KeyMayBeNull)
                 {
                     writer.Line($"if (key{index} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)}, \"The key selector returned null; records need a key.\");");
                 }
@@ -363,102 +361,6 @@ internal static partial class PipelineEmitter
         return names;
     }
 
-    /// <summary>The window, lookup or join a key selector feeds (its one reader).</summary>
-    private static StageModel WindowOf(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].Stage;
-
-    /// <summary>Whether a key selector is the right input of the join it feeds.</summary>
-    private static bool IsRightInput(PipelinePlan plan, PlannedStage keyBy) => plan.Chain[keyBy.Readers[0]].SecondInput == keyBy.Index;
-
-    /// <summary>What a keyed stage is called in comments.</summary>
-    private static string KindName(StageShape shape) => shape switch
-    {
-        StageShape.Lookup => "lookup",
-        StageShape.Join => "join",
-        _ => "window",
-    };
-
-    /// <summary>
-    /// Replays one failed record through the stateless prefix, each stage under watch, and returns the index of the
-    /// stage that throws (or -1). Cold code: it runs only after a failure.
-    /// </summary>
-    private static void EmitDiagnose(SourceWriter writer, PipelinePlan plan, List<PlannedStage> prefix, Dictionary<int, string> names, string inputType)
-    {
-        var model = plan.Model;
-        writer.Open($"protected override int Diagnose({inputType} r0)");
-        if (prefix.Any(s => UsesPipelineLocal(s.Stage)))
-        {
-            writer.Line("var pipeline = _pipeline;");
-        }
-
-        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.ReadOnlyStruct))
-        {
-            writer.Line($"var {names[stage.Index]}Op = {Access(model, stage.Stage, "pipeline")};");
-        }
-
-        foreach (var stage in prefix.Where(s => s.Stage.Storage == OperatorStorage.Reference))
-        {
-            writer.Line($"var {names[stage.Index]}Op = _{names[stage.Index]}Op;");
-        }
-
-        writer.Line("var stage = 0;");
-        writer.Open("try");
-        writer.Open("do");
-        var openLoops = 0;
-        var current = "r0";
-        foreach (var stage in prefix)
-        {
-            var s = stage.Stage;
-            var name = names[stage.Index];
-            var next = "r" + SourceWriter.Number(stage.Index);
-            var index = SourceWriter.Number(stage.Index);
-            switch (s.Shape)
-            {
-                case StageShape.Map:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"var {next} = {Call(model, s, name, current)};");
-                    current = next;
-                    break;
-                case StageShape.Filter:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"if (!{Call(model, s, name, current)}) continue;");
-                    break;
-                case StageShape.Source:
-                    var isLeft = s.OutputType!.Identity == plan.JoinSources!.LeftType.Identity;
-                    writer.Line($"if ({(isLeft ? "!" : "")}{current}.IsLeft) continue;");
-                    writer.Line($"var {next} = {current}.{(isLeft ? "Left" : "Right")};");
-                    current = next;
-                    break;
-                case StageShape.KeyBy:
-                    writer.Line($"stage = {index};");
-                    writer.Line(KeyMayBeNull(plan, stage)
-                        ? $"if ({Call(model, s, name, current)} is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(s.MemberName)});"
-                        : $"_ = {Call(model, s, name, current)};");
-                    break;
-                case StageShape.FlatMap:
-                    writer.Line($"stage = {index};");
-                    writer.Line($"var {name}Replay = new {Names.RecordBuffer}<{s.OutputType!.FullName}>();");
-                    writer.Line($"{Call(model, s, name, current, $"new {Names.Emitter}<{s.OutputType!.FullName}>({name}Replay)")};");
-                    writer.Open($"foreach (var {next} in {name}Replay.Span)");
-                    openLoops++;
-                    current = next;
-                    break;
-            }
-        }
-
-        for (var i = 0; i < openLoops; i++)
-        {
-            writer.Close();
-        }
-
-        writer.Close(" while (false);");
-        writer.Line("return -1;");
-        writer.Close();
-        writer.Open($"catch ({Names.Exception})");
-        writer.Line("return stage;");
-        writer.Close();
-        writer.Close();
-    }
-
     /// <summary>Copies what the loop uses into locals, so the JIT keeps them in registers for the whole batch.</summary>
     private static void EmitPrologue(SourceWriter writer, PipelineModel model, List<PlannedStage> stages, List<PlannedStage> outputs, Dictionary<int, string> names, bool usesPipeline)
     {
@@ -498,23 +400,6 @@ internal static partial class PipelineEmitter
         }
     }
 
-    /// <summary><c>Keyed&lt;TKey, TIn&gt;</c> for a key selector: the key and input types of the window or lookup after it.</summary>
-    private static string KeyedType(PipelinePlan plan, PlannedStage keyBy)
-    {
-        var window = WindowOf(plan, keyBy);
-        return $"{Names.Keyed}<{window.Key!.FullName}, {window.InputType!.FullName}>";
-    }
-
-    /// <summary>What the loop before an asynchronous transform writes: its records with their event time (the key is unused: the edge is forward).</summary>
-    private static string AsyncEntryType(StageModel stage) => $"{Names.Keyed}<int, {stage.InputType!.FullName}>";
-
-    /// <summary>Whether a key selector can return null (a reference or nullable key): keyed state cannot hold a null key.</summary>
-    private static bool KeyMayBeNull(PipelinePlan plan, PlannedStage keyBy)
-    {
-        var key = WindowOf(plan, keyBy).Key!;
-        return !key.IsValueType || key.Identity.StartsWith("System.Nullable<", System.StringComparison.Ordinal) || key.FullName.EndsWith("?", System.StringComparison.Ordinal);
-    }
-
     /// <summary>A struct operator's write-back after each call — in the marked loop; the fast loop writes back once, after the batch.</summary>
     private static void WriteBack(SourceWriter writer, LoopContext loop, StageModel stage, string name)
     {
@@ -532,52 +417,6 @@ internal static partial class PipelineEmitter
         }
     }
 
-    private static bool UsesPipelineLocal(StageModel stage)
-        => stage.NeedsPipelineInstance && (stage.MemberKind == MemberKind.Method || stage.Storage is OperatorStorage.HoistedStruct or OperatorStorage.ReadOnlyStruct);
-
-    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
-    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
-    {
-        var arguments = extra is null ? argument : argument + ", " + extra;
-        if (stage.MemberKind == MemberKind.Method)
-        {
-            var target = stage.OperatorMethodIsStatic ? model.FullName : "pipeline";
-            return $"{target}.{stage.OperatorMethod}({arguments})";
-        }
-
-        var receiver = stage.Storage switch
-        {
-            OperatorStorage.None => stage.ComponentType!.Identity,
-            OperatorStorage.StaticStruct => model.FullName + "." + stage.MemberName,
-            _ => name + "Op",
-        };
-        return $"{receiver}.{stage.OperatorMethod}({arguments})";
-    }
-
-    /// <summary>How to read a property/field stage: statically on the type, or on a pipeline object.</summary>
-    private static string Access(PipelineModel model, StageModel stage, string instance)
-        => (stage.IsStatic ? model.FullName : instance) + "." + stage.MemberName;
-
-    private static string SchemaFor(PipelineModel model, TypeRef type)
-    {
-        var schema = model.Schemas.FirstOrDefault(s => s.TypeFullName == type.Identity || s.TypeFullName == type.FullName);
-        return schema is null ? "null" : SchemaEmitter.ClassName(schema) + ".Instance";
-    }
-
-    private static string Kind(StageShape shape) => shape switch
-    {
-        StageShape.Source => "Source",
-        StageShape.Map => "Map",
-        StageShape.Filter => "Filter",
-        StageShape.FlatMap => "FlatMap",
-        StageShape.KeyBy => "KeyBy",
-        StageShape.Window => "Window",
-        StageShape.Lookup => "Lookup",
-        StageShape.Async => "Async",
-        StageShape.Join => "Join",
-        _ => "Sink",
-    };
-
     private static string Describe(StageModel stage) => stage.Shape switch
     {
         StageShape.Map => $"map {stage.InputType!.DisplayName} -> {stage.OutputType!.DisplayName}",
@@ -589,18 +428,4 @@ internal static partial class PipelineEmitter
         StageShape.Source => $"the {stage.OutputType!.DisplayName} records of the stream",
         _ => "sink (output port)",
     };
-
-    private static string Implementation(StageModel stage)
-    {
-        if (stage.MemberKind == MemberKind.Method)
-        {
-            return stage.OperatorMethod!;
-        }
-
-        return stage.OperatorMethod is null
-            ? stage.ComponentType!.DisplayName
-            : stage.ComponentType!.DisplayName + "." + stage.OperatorMethod;
-    }
-
-    private static string Xml(string text) => text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 }

@@ -6,7 +6,9 @@ namespace Compiled.Generator.Emitting;
 /// <summary>Writes the <c>RecordSchema&lt;T&gt;</c> of a record type: field descriptions and a visitor over the fields.</summary>
 internal static class SchemaEmitter
 {
-    public static string ClassName(RecordSchemaModel schema) => "__Schema_" + schema.Identifier;
+    public static string ClassName(RecordSchemaModel schema) => ClassName(schema.Identifier);
+
+    public static string ClassName(string identifier) => "__Schema_" + identifier;
 
     public static void Emit(SourceWriter writer, RecordSchemaModel schema)
     {
@@ -20,7 +22,7 @@ internal static class SchemaEmitter
         foreach (var field in schema.Fields)
         {
             var ordinal = SourceWriter.Number(IndexOf(schema, field));
-            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}{(field.IsKey ? ", isKey: true" : "")}),");
+            writer.Line($"new {Names.RecordField}({ordinal}, {SourceWriter.Literal(field.Name)}, {Names.FieldKind}.{field.Kind?.ToString() ?? "Other"}, typeof({field.ClrTypeFullName}), {SourceWriter.Bool(field.IsNullable)}{(field.IsKey ? ", isKey: true" : "")}),");
         }
 
         writer.Unindent();

@@ -1,3 +1,6 @@
+using System.Linq;
+using Compiled.Generator.Diagnostics;
+
 namespace Compiled.Generator.Model;
 
 /// <summary>A <c>[Record]</c> type whose codecs the generator writes.</summary>
@@ -12,7 +15,11 @@ internal sealed record CodecModel(
     EquatableArray<CodecEnumModel> Enums,
     LocationInfo? Location,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    bool LenientJsonNumbers = false);
+    bool LenientJsonNumbers = false)
+{
+    /// <summary>Whether codecs can be added to the type: it and every type around it are partial (else CMPL0001), and it is not generic (CMPL0205).</summary>
+    public bool CanHostCodecs => IsPartial && !Diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.MissingPartial || d.Descriptor == DiagnosticDescriptors.GenericRecord);
+}
 
 /// <summary>How a decoder builds a value: which constructor arguments, which members by initializer.</summary>
 internal enum Construction
@@ -29,17 +36,17 @@ internal enum Construction
 internal sealed record CodecObjectModel(string FullName, string DisplayName, string Identifier, bool IsValueType, Construction Construction, EquatableArray<CodecFieldModel> Fields);
 
 /// <summary>One field of an object type.</summary>
-/// <param name="Kind">The value kind: a <c>FieldKind</c> name, <c>Utf8Text</c>, or <c>Nested</c>.</param>
+/// <param name="Kind">The scalar kind (one the codecs carry, <see cref="ScalarKinds.InCodecs"/>), or null for a nested object.</param>
 /// <param name="ValueTypeFullName">The field's type without nullability (for a nullable value type, the underlying type).</param>
 /// <param name="IsNullableValue">A <c>Nullable&lt;T&gt;</c> field.</param>
 /// <param name="IsNullableReference">A reference field that may hold null (an annotated reference, or a nested class not annotated as non-null).</param>
 /// <param name="ConstructorPosition">The constructor parameter this field is passed as, or -1 when it is set by initializer.</param>
-/// <param name="Nested">For <c>Nested</c> and <c>Enum</c> kinds: the identifier of the nested object or enum model.</param>
+/// <param name="Nested">For a nested object or an enum: the identifier of the nested object or enum model.</param>
 /// <param name="IsReferenceType">Whether the field's type is a reference type (a string, a nested class).</param>
 internal sealed record CodecFieldModel(
     string MemberName,
     string WireName,
-    string Kind,
+    ScalarKind? Kind,
     string ValueTypeFullName,
     bool IsNullableValue,
     bool IsNullableReference,
@@ -48,6 +55,9 @@ internal sealed record CodecFieldModel(
     bool IsReferenceType)
 {
     public bool IsOptional => IsNullableValue || IsNullableReference;
+
+    /// <summary>A nested object (a record type), written as an object inside the record.</summary>
+    public bool IsNested => Kind is null;
 }
 
 /// <summary>An enum used by a field: written by name.</summary>

@@ -14,9 +14,20 @@ internal sealed record PipelineModel(
     EquatableArray<StageModel> Stages,
     EquatableArray<RecordSchemaModel> Schemas,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    string ErrorPolicy = "DeadLetter",
+    ErrorPolicy ErrorPolicy = ErrorPolicy.DeadLetter,
     DeadLetterMemberModel? DeadLetters = null,
     EquatableArray<LateDataMemberModel> LateData = default);
+
+/// <summary>
+/// What a pipeline does with a record that fails (<c>[Pipeline(ErrorPolicy = ...)]</c>): the values of
+/// <c>Compiled.ErrorPolicy</c>, which the attribute carries, and its names, which the descriptor is written with.
+/// </summary>
+internal enum ErrorPolicy
+{
+    DeadLetter = 0,
+    Skip = 1,
+    FailFast = 2,
+}
 
 /// <summary>A member a pipeline declares with <c>[LateData]</c>: the side output of the window named <paramref name="Window"/>.</summary>
 internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef RecordType, string Window, LocationInfo? Location);
@@ -179,10 +190,14 @@ internal sealed record RecordSchemaModel(string TypeFullName, string TypeDisplay
 
     /// <summary>Whether the schema must build records (<c>Create</c>): the row type of a lookup.</summary>
     public bool Creates { get; init; }
+
+    /// <summary>The type's identity (<see cref="TypeRef.Identity"/>: without nullable annotations), which uses of the type are matched by.</summary>
+    public string TypeIdentity { get; init; } = "";
 }
 
 /// <summary>One field of a record schema.</summary>
-internal sealed record FieldModel(string Name, string Kind, string ClrTypeFullName, bool IsNullable, bool IsKey = false)
+/// <param name="Kind">Its runtime <c>FieldKind</c>; null for <c>Other</c> (not a scalar, or a scalar <c>FieldKind</c> has no kind for).</param>
+internal sealed record FieldModel(string Name, ScalarKind? Kind, string ClrTypeFullName, bool IsNullable, bool IsKey = false)
 {
     /// <summary>The member's declared type (a nullable value type as such), for reading its value.</summary>
     public string MemberTypeFullName { get; init; } = ClrTypeFullName;

@@ -8,6 +8,12 @@ namespace Compiled.Generator.Model;
 /// </summary>
 internal sealed record TypeRef(string FullName, string Identity, string DisplayName, bool IsValueType, EquatableArray<string> ConvertibleTo)
 {
+    /// <summary>A <c>Nullable&lt;T&gt;</c>.</summary>
+    public bool IsNullableValueType { get; init; }
+
+    /// <summary>Whether a value of the type can be null: a reference type (annotated or not: nothing stops a null at run time) or a nullable value type.</summary>
+    public bool CanBeNull => !IsValueType || IsNullableValueType;
+
     public bool IsAssignableTo(TypeRef target)
         => Identity == target.Identity || ConvertibleTo.Items.Contains(target.Identity);
 }

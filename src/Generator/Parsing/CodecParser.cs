@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Text;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
 
@@ -12,7 +13,7 @@ internal static class CodecParser
 {
     private const int MaxNesting = 16;
 
-    public static CodecModel Parse(INamedTypeSymbol type)
+    public static CodecModel Parse(INamedTypeSymbol type, Compilation compilation)
     {
         var diagnostics = new List<DiagnosticInfo>();
         var location = Symbols.IdentifierLocation(type);
@@ -20,21 +21,21 @@ internal static class CodecParser
         var isPartial = Symbols.IsPartial(type);
         if (!isPartial)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, location, display));
         }
 
         foreach (var container in Symbols.NonPartialContainers(type))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
         }
 
         if (type.IsGenericType)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0205", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericRecord, location, display));
         }
 
         var naming = NamingOf(type);
-        var context = new Context(diagnostics, location);
+        var context = new Context(diagnostics, location, ScalarTypes.For(compilation));
         var root = ReadObject(type, naming, context, depth: 0);
 
         return new CodecModel(
@@ -56,8 +57,10 @@ internal static class CodecParser
             .FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == "Compiled.RecordAttribute")?
             .NamedArguments.FirstOrDefault(a => a.Key == "LenientJsonNumbers").Value.Value is true;
 
-    private sealed class Context(List<DiagnosticInfo> diagnostics, LocationInfo? location)
+    private sealed class Context(List<DiagnosticInfo> diagnostics, LocationInfo? location, ScalarTypes scalars)
     {
+        public ScalarTypes Scalars { get; } = scalars;
+
         public List<DiagnosticInfo> Diagnostics { get; } = diagnostics;
 
         public LocationInfo? Location { get; } = location;
@@ -69,7 +72,7 @@ internal static class CodecParser
         public HashSet<string> InProgress { get; } = new();
     }
 
-    private static CodecObjectModel ReadObject(INamedTypeSymbol type, string naming, Context context, int depth)
+    private static CodecObjectModel ReadObject(INamedTypeSymbol type, FieldNaming naming, Context context, int depth)
     {
         var identifier = SchemaParser.Identifier(type);
         context.InProgress.Add(identifier);
@@ -82,14 +85,14 @@ internal static class CodecParser
             var position = constructor is null ? -1 : IndexOfParameter(constructor, member.Name);
             if (position < 0 && !Settable(member))
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0202", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.FieldCannotBeDecoded, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
                 continue;
             }
 
             var wire = WireName(member, constructor, naming);
             if (fields.Any(f => f.WireName == wire))
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0203", Symbols.IdentifierLocation(member) ?? context.Location, Symbols.DisplayName(type), wire));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.DuplicateFieldName, Symbols.IdentifierLocation(member) ?? context.Location, Symbols.DisplayName(type), wire));
                 continue;
             }
 
@@ -110,7 +113,7 @@ internal static class CodecParser
             fields.ToEquatableArray());
     }
 
-    private static CodecFieldModel? ReadField(ISymbol member, ITypeSymbol type, string wire, int position, string naming, Context context, int depth)
+    private static CodecFieldModel? ReadField(ISymbol member, ITypeSymbol type, string wire, int position, FieldNaming naming, Context context, int depth)
     {
         var nullableValue = false;
         var underlying = type;
@@ -122,11 +125,17 @@ internal static class CodecParser
 
         var nullableReference = !type.IsValueType && type.NullableAnnotation != NullableAnnotation.NotAnnotated;
         var fullName = Symbols.FullName(underlying.WithNullableAnnotation(NullableAnnotation.NotAnnotated));
-        var kind = Kind(underlying);
+        var kind = context.Scalars.Classify(underlying);
+        if (kind is { } scalar && !ScalarKinds.InCodecs(scalar))
+        {
+            context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedFieldType, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
+            return null;
+        }
+
         if (kind is not null)
         {
             string? enumId = null;
-            if (kind == "Enum")
+            if (kind == ScalarKind.Enum)
             {
                 enumId = RegisterEnum((INamedTypeSymbol)underlying, context);
             }
@@ -141,7 +150,7 @@ internal static class CodecParser
             var nestedId = SchemaParser.Identifier(nested);
             if (context.InProgress.Contains(nestedId) || depth >= MaxNesting)
             {
-                context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0204", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested.WithNullableAnnotation(NullableAnnotation.NotAnnotated))));
+                context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecursiveRecord, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(nested.WithNullableAnnotation(NullableAnnotation.NotAnnotated))));
                 return null;
             }
 
@@ -150,10 +159,10 @@ internal static class CodecParser
                 context.Nested[nestedId] = ReadObject(nested, NamingOf(nested, naming), context, depth + 1);
             }
 
-            return new CodecFieldModel(member.Name, wire, "Nested", fullName, nullableValue, nullableReference, position, nestedId, !underlying.IsValueType);
+            return new CodecFieldModel(member.Name, wire, null, fullName, nullableValue, nullableReference, position, nestedId, !underlying.IsValueType);
         }
 
-        context.Diagnostics.Add(DiagnosticInfo.Create("CMPL0201", Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
+        context.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedFieldType, Symbols.IdentifierLocation(member) ?? context.Location, member.Name, Symbols.DisplayName(type)));
         return null;
     }
 
@@ -237,7 +246,7 @@ internal static class CodecParser
         _ => false,
     };
 
-    private static string WireName(ISymbol member, IMethodSymbol? constructor, string naming)
+    private static string WireName(ISymbol member, IMethodSymbol? constructor, FieldNaming naming)
     {
         var explicitName = FieldAttributeName(member)
             ?? (constructor is null ? null : constructor.Parameters.Where(p => string.Equals(p.Name, member.Name, System.StringComparison.OrdinalIgnoreCase)).Select(FieldAttributeName).FirstOrDefault(n => n is not null));
@@ -249,23 +258,27 @@ internal static class CodecParser
             .FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == "Compiled.FieldAttribute")?
             .ConstructorArguments.FirstOrDefault().Value as string;
 
-    private static string NamingOf(INamedTypeSymbol type, string inherited = "Exact")
+    /// <summary>How wire names are derived from member names: the values of <c>Compiled.FieldNaming</c>, which the attribute carries.</summary>
+    private enum FieldNaming
     {
-        var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == "Compiled.RecordAttribute");
-        var value = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Naming").Value.Value;
-        return value switch
-        {
-            1 => "CamelCase",
-            2 => "SnakeCase",
-            0 => "Exact",
-            _ => inherited,
-        };
+        Exact = 0,
+        CamelCase = 1,
+        SnakeCase = 2,
     }
 
-    private static string Apply(string naming, string name) => naming switch
+    /// <summary>The naming of a [Record] type's attribute; a nested type without one names its fields as the type around it.</summary>
+    private static FieldNaming NamingOf(INamedTypeSymbol type, FieldNaming inherited = FieldNaming.Exact)
     {
-        "CamelCase" => char.ToLowerInvariant(name[0]) + name.Substring(1),
-        "SnakeCase" => Snake(name),
+        var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == "Compiled.RecordAttribute");
+        return attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Naming").Value.Value is int value && System.Enum.IsDefined(typeof(FieldNaming), value)
+            ? (FieldNaming)value
+            : inherited;
+    }
+
+    private static string Apply(FieldNaming naming, string name) => naming switch
+    {
+        FieldNaming.CamelCase => char.ToLowerInvariant(name[0]) + name.Substring(1),
+        FieldNaming.SnakeCase => Snake(name),
         _ => name,
     };
 
@@ -292,41 +305,5 @@ internal static class CodecParser
         }
 
         return result.ToString();
-    }
-
-    /// <summary>The scalar kind of a type, or null for types that are not scalars.</summary>
-    private static string? Kind(ITypeSymbol type)
-    {
-        switch (type.SpecialType)
-        {
-            case SpecialType.System_Boolean: return "Boolean";
-            case SpecialType.System_Byte: return "Byte";
-            case SpecialType.System_SByte: return "SByte";
-            case SpecialType.System_Int16: return "Int16";
-            case SpecialType.System_UInt16: return "UInt16";
-            case SpecialType.System_Int32: return "Int32";
-            case SpecialType.System_UInt32: return "UInt32";
-            case SpecialType.System_Int64: return "Int64";
-            case SpecialType.System_UInt64: return "UInt64";
-            case SpecialType.System_Single: return "Single";
-            case SpecialType.System_Double: return "Double";
-            case SpecialType.System_Decimal: return "Decimal";
-            case SpecialType.System_Char: return "Char";
-            case SpecialType.System_String: return "String";
-            case SpecialType.System_DateTime: return "DateTime";
-        }
-
-        if (type.TypeKind == TypeKind.Enum)
-        {
-            return "Enum";
-        }
-
-        return type.ToDisplayString() switch
-        {
-            "System.DateTimeOffset" => "DateTimeOffset",
-            "System.Guid" => "Guid",
-            "Compiled.Utf8Text" => "Utf8Text",
-            _ => null,
-        };
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
 
@@ -16,22 +17,22 @@ internal static class OperatorClassParser
         var isPartial = Symbols.IsPartial(type);
         if (!isPartial)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, location, display));
         }
 
         foreach (var container in Symbols.NonPartialContainers(type))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
         }
 
         var shape = StageShape.Invalid;
         MethodShape read = default;
-        var (method, diagnosticId, detail) = OperatorShapes.FindOperatorMethod(type);
+        var (method, diagnostic, detail) = OperatorShapes.FindOperatorMethod(type);
         if (method is null)
         {
             diagnostics.Add(detail is null
-                ? DiagnosticInfo.Create(diagnosticId!, location, display)
-                : DiagnosticInfo.Create(diagnosticId!, location, display, detail));
+                ? DiagnosticInfo.Create(diagnostic!, location, display)
+                : DiagnosticInfo.Create(diagnostic!, location, display, detail));
         }
         else
         {
@@ -42,7 +43,7 @@ internal static class OperatorClassParser
             }
             else
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0007", Symbols.IdentifierLocation(method), display + "." + method.Name, "an operator", read.Problem!));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, Symbols.IdentifierLocation(method), display + "." + method.Name, "an operator", read.Problem!));
             }
         }
 

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
 
@@ -144,11 +145,11 @@ internal static class OperatorShapes
     /// The operator method of an operator class: the one marked [Operator], else the only public or internal method
     /// of an operator shape. Returns the method, or a diagnostic id and argument explaining why there is none.
     /// </summary>
-    public static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindOperatorMethod(INamedTypeSymbol type)
+    public static (IMethodSymbol? Method, DiagnosticDescriptor? Diagnostic, string? Detail) FindOperatorMethod(INamedTypeSymbol type)
         => FindMethod(type, LooksLikeOperator);
 
     /// <summary>The sink method of an operator object used as a sink: the one marked [Operator], else the only <c>void M(T)</c>.</summary>
-    public static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindSinkMethod(INamedTypeSymbol type)
+    public static (IMethodSymbol? Method, DiagnosticDescriptor? Diagnostic, string? Detail) FindSinkMethod(INamedTypeSymbol type)
         => FindMethod(type, static m => m.Parameters.Length == 1 && m.ReturnsVoid);
 
     /// <summary>
@@ -189,7 +190,7 @@ internal static class OperatorShapes
             : (OperatorStorage.None, $"'{Symbols.DisplayName(type)}' is a mutable struct, and '{member.Name}' cannot be assigned, so the operator's state would be lost after every call; make '{member.Name}' a mutable field or give it a setter, or make the struct readonly");
     }
 
-    private static (IMethodSymbol? Method, string? DiagnosticId, string? Detail) FindMethod(INamedTypeSymbol type, System.Func<IMethodSymbol, bool> looksRight)
+    private static (IMethodSymbol? Method, DiagnosticDescriptor? Diagnostic, string? Detail) FindMethod(INamedTypeSymbol type, System.Func<IMethodSymbol, bool> looksRight)
     {
         var methods = CandidateMethods(type).ToList();
         var marked = methods.Where(m => Symbols.HasAttribute(m, KnownNames.OperatorAttribute)).ToList();
@@ -200,18 +201,18 @@ internal static class OperatorShapes
 
         if (marked.Count > 1)
         {
-            return (null, "CMPL0006", Describe(marked));
+            return (null, DiagnosticDescriptors.AmbiguousOperatorMethod, Describe(marked));
         }
 
         var shaped = methods.Where(looksRight).ToList();
         return shaped.Count switch
         {
             1 => (shaped[0], null, null),
-            0 => (null, "CMPL0005", null),
+            0 => (null, DiagnosticDescriptors.NoOperatorMethod, null),
             // A library type with many such methods (List<T>.Add, Remove, ...) was not written as an operator:
             // say it has none, rather than asking to mark one of its methods.
-            _ when !type.Locations.Any(l => l.IsInSource) => (null, "CMPL0005", null),
-            _ => (null, "CMPL0006", Describe(shaped)),
+            _ when !type.Locations.Any(l => l.IsInSource) => (null, DiagnosticDescriptors.NoOperatorMethod, null),
+            _ => (null, DiagnosticDescriptors.AmbiguousOperatorMethod, Describe(shaped)),
         };
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -21,29 +22,29 @@ internal static class PipelineParser
         var isPartial = Symbols.IsPartial(type);
         if (!isPartial)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, location, display));
         }
 
         foreach (var container in Symbols.NonPartialContainers(type))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0001", Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingPartial, Symbols.IdentifierLocation(container), Symbols.DisplayName(container)));
         }
 
         if (UnsupportedTypeReason(type) is { } reason)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0002", location, display, reason));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedPipelineType, location, display, reason));
         }
 
         var runtimeAvailable = compilation.GetTypeByMetadataName(KnownNames.RuntimeJob) is not null;
         if (!runtimeAvailable)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0004", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RuntimeNotReferenced, location, display));
         }
 
         var stageMembers = StageMembers(type, cancellationToken);
         if (stageMembers.Select(m => m.Group).Distinct().Count() > 1)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0110", location, display));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StagesInSeveralDeclarations, location, display));
         }
 
         var stages = new List<StageModel>();
@@ -80,7 +81,7 @@ internal static class PipelineParser
                 _ => null,
             };
 
-            if (recordType is not null && SchemaParser.Parse(recordType) is { } schema)
+            if (recordType is not null && SchemaParser.Parse(recordType, ScalarTypes.For(compilation)) is { } schema)
             {
                 // A source's record type can be built from its fields: sources that read rows (CDC) build records with it.
                 var creates = stage.Shape == StageShape.Source || schemas.Any(s => s.Identifier == schema.Identifier && s.Creates);
@@ -91,19 +92,16 @@ internal static class PipelineParser
 
         var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute));
         var name = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
-        var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value switch
-        {
-            1 => "Skip",
-            2 => "FailFast",
-            _ => "DeadLetter",
-        };
+        var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value is int value && System.Enum.IsDefined(typeof(ErrorPolicy), value)
+            ? (ErrorPolicy)value
+            : ErrorPolicy.DeadLetter;
 
         var deadLetters = ParseDeadLetters(type, diagnostics);
         var lateData = ParseLateData(type, windowInputs, diagnostics);
         foreach (var late in lateData)
         {
             if (SourceOrSinkArgument(type.GetMembers(late.Name).First(), KnownNames.SinkInterface) is { } lateType
-                && SchemaParser.Parse(lateType) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
+                && SchemaParser.Parse(lateType, ScalarTypes.For(compilation)) is { } lateSchema && !schemas.Any(s => s.Identifier == lateSchema.Identifier))
             {
                 schemas.Add(lateSchema);
             }
@@ -148,7 +146,7 @@ internal static class PipelineParser
                     : named is not null
                         ? $"a window to take late records from, but '{named}' is not a [Window] stage of this pipeline (its windows: '{string.Join("', '", windows.Select(w => w.Name))}')"
                         : $"to say which window it takes late records from, as the pipeline has several ('{string.Join("', '", windows.Select(w => w.Name))}'): add Window = nameof(...) to [LateData]";
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0124", location, member.Name, problem));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLateData, location, member.Name, problem));
                 continue;
             }
 
@@ -159,7 +157,7 @@ internal static class PipelineParser
                 var expected = input is null
                     ? $"a valid window to take late records from ('{window.Value.Name}' is not)"
                     : $"type ISink<{Symbols.DisplayName(input)}> (the input of window '{window.Value.Name}'), and only one such member per window";
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0124", location, member.Name, expected));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLateData, location, member.Name, expected));
                 continue;
             }
 
@@ -187,7 +185,7 @@ internal static class PipelineParser
         var shape = member is IMethodSymbol method ? OperatorShapes.ReadTransform(method) : MethodShape.Invalid("a key selector is a method 'TKey M(T record)'");
         if (!shape.IsValid || shape.Shape != StageShape.Map || member is not IMethodSymbol)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "a key selector", shape.Problem ?? "a key selector is a method 'TKey M(T record)' that returns the key"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, member.Name, "a key selector", shape.Problem ?? "a key selector is a method 'TKey M(T record)' that returns the key"));
             return stage;
         }
 
@@ -221,7 +219,7 @@ internal static class PipelineParser
     {
         if (keyBy is not { Key: var keyType })
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0120", stage.Location, member.Name));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WindowWithoutKeyBy, stage.Location, member.Name));
             return stage;
         }
 
@@ -232,7 +230,7 @@ internal static class PipelineParser
         var windowResult = compilation.GetTypeByMetadataName(KnownNames.WindowResult);
         if (aggregator is null || arguments is null || windowResult is null || arguments.Value.Length != 3 || !SymbolEqualityComparer.Default.Equals(arguments.Value[0], input))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0123", stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidWindow, stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
             return stage;
         }
 
@@ -266,14 +264,14 @@ internal static class PipelineParser
         if (type is not INamedTypeSymbol named || !named.IsGenericType || !Symbols.IsNamed(named.OriginalDefinition, KnownNames.JoinSpec) || joined is null || either is null)
         {
             var what = type is null ? "is a method" : $"has type '{Symbols.DisplayName(type)}'";
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, what + "; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, what + "; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed"));
             return stage;
         }
 
         var (left, right) = (named.TypeArguments[0], named.TypeArguments[1]);
         if (SymbolEqualityComparer.Default.Equals(left, right))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, $"joins '{Symbols.DisplayName(left)}' with itself; a join reads two record types (records of one type from several sources are one stream, a union)"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, $"joins '{Symbols.DisplayName(left)}' with itself; a join reads two record types (records of one type from several sources are one stream, a union)"));
             return stage;
         }
 
@@ -283,7 +281,7 @@ internal static class PipelineParser
             if (sides[i].Name is null)
             {
                 var record = Symbols.DisplayName(i == 0 ? left : right);
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stage.Location, member.Name, $"needs a key selector above it that takes '{record}' records (its {(i == 0 ? "left" : "right")} input): add a method '[KeyBy] TKey M({record} record)'"));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, $"needs a key selector above it that takes '{record}' records (its {(i == 0 ? "left" : "right")} input): add a method '[KeyBy] TKey M({record} record)'"));
                 return stage;
             }
         }
@@ -291,7 +289,7 @@ internal static class PipelineParser
         var (leftKey, rightKey) = (sides[0], sides[1]);
         if (!SymbolEqualityComparer.Default.Equals(leftKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated), rightKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0147", stage.Location, member.Name, leftKey.Name, Symbols.DisplayName(leftKey.Key), rightKey.Name, Symbols.DisplayName(rightKey.Key)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.JoinKeyMismatch, stage.Location, member.Name, leftKey.Name, Symbols.DisplayName(leftKey.Key), rightKey.Name, Symbols.DisplayName(rightKey.Key)));
             return stage;
         }
 
@@ -306,7 +304,7 @@ internal static class PipelineParser
 
             if (times[i] is null)
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0148", stage.Location, member.Name, Symbols.DisplayName(record)));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.JoinWithoutEventTime, stage.Location, member.Name, Symbols.DisplayName(record)));
                 return stage;
             }
         }
@@ -358,7 +356,7 @@ internal static class PipelineParser
             var candidateType = MemberType(candidate)!;
             if (candidateType.ToDisplayString() is not ("long" or "System.DateTime" or "System.DateTimeOffset"))
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0125", stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(candidateType)));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidEventTime, stage.Location, Symbols.DisplayName(record) + "." + candidate.Name, Symbols.DisplayName(candidateType)));
                 return false;
             }
 
@@ -377,7 +375,7 @@ internal static class PipelineParser
     {
         if (keyBy is not { } key)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0140", stage.Location, member.Name));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LookupWithoutKeyBy, stage.Location, member.Name));
             return stage;
         }
 
@@ -390,18 +388,18 @@ internal static class PipelineParser
         var joined = compilation.GetTypeByMetadataName(KnownNames.Joined);
         if (arguments.Length != 2 || joined is null)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0141", stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLookup, stage.Location, member.Name, type is null ? "a method" : Symbols.DisplayName(type)));
             return stage;
         }
 
         var (lookupKey, row) = (arguments[0], arguments[1]);
         if (!SymbolEqualityComparer.Default.Equals(lookupKey.WithNullableAnnotation(NullableAnnotation.NotAnnotated), key.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0142", stage.Location, member.Name, Symbols.DisplayName(lookupKey), Symbols.DisplayName(key.Key)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LookupKeyMismatch, stage.Location, member.Name, Symbols.DisplayName(lookupKey), Symbols.DisplayName(key.Key)));
             return stage;
         }
 
-        var schema = SchemaParser.Parse(row);
+        var schema = SchemaParser.Parse(row, ScalarTypes.For(compilation));
         var keyFields = schema?.Fields.Where(f => f.IsKey).ToList() ?? [];
         if (schema is null || keyFields.Count != 1 || schema.Construction is null)
         {
@@ -412,7 +410,7 @@ internal static class PipelineParser
                     : keyFields.Count > 1
                         ? $"several members are marked [Key] ({string.Join(", ", keyFields.Select(f => f.Name))}); a lookup matches one column"
                         : "it cannot be built from its fields; give it a public constructor whose parameters are its fields, or a parameterless constructor and settable members";
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0143", stage.Location, member.Name, Symbols.DisplayName(row), problem));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLookupRow, stage.Location, member.Name, Symbols.DisplayName(row), problem));
             return stage;
         }
 
@@ -420,7 +418,7 @@ internal static class PipelineParser
         var keyMemberType = MemberType(keyMember)!;
         if (!SymbolEqualityComparer.Default.Equals(keyMemberType.WithNullableAnnotation(NullableAnnotation.NotAnnotated), lookupKey.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0143", stage.Location, member.Name, Symbols.DisplayName(row), $"its [Key] member '{keyMember.Name}' is {Symbols.DisplayName(keyMemberType)}, but the lookup's keys are {Symbols.DisplayName(lookupKey)}"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLookupRow, stage.Location, member.Name, Symbols.DisplayName(row), $"its [Key] member '{keyMember.Name}' is {Symbols.DisplayName(keyMemberType)}, but the lookup's keys are {Symbols.DisplayName(lookupKey)}"));
             return stage;
         }
 
@@ -453,13 +451,13 @@ internal static class PipelineParser
             var arguments = Symbols.InterfaceArguments(memberType, KnownNames.SinkInterface);
             if (!arguments.Any(a => a.ToDisplayString() == "Compiled.DeadLetter"))
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0111", Symbols.IdentifierLocation(member), member.Name, Symbols.DisplayName(memberType)));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotADeadLetterSink, Symbols.IdentifierLocation(member), member.Name, Symbols.DisplayName(memberType)));
                 continue;
             }
 
             if (found is not null)
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0112", Symbols.IdentifierLocation(member), Symbols.DisplayName(type), found.Name, member.Name));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MultipleDeadLetterSinks, Symbols.IdentifierLocation(member), Symbols.DisplayName(type), found.Name, member.Name));
                 continue;
             }
 
@@ -545,13 +543,13 @@ internal static class PipelineParser
         var stage = new StageModel(order, member.Name, role, StageShape.Invalid, kind, member.IsStatic, null, null, false, "", null, null, false, location, InputName: NamedArgument(member, roles[0], "Input"));
         if (roles.Count > 1)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0008", location, member.Name));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MultipleStageAttributes, location, member.Name));
             return stage;
         }
 
         if (member is IPropertySymbol { GetMethod: null } or IPropertySymbol { IsIndexer: true })
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", location, member.Name, "a stage", "a stage property needs a getter and no parameters"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, location, member.Name, "a stage", "a stage property needs a getter and no parameters"));
             return stage;
         }
 
@@ -589,13 +587,13 @@ internal static class PipelineParser
         var arguments = Symbols.InterfaceArguments(type, KnownNames.SourceInterface);
         if (arguments.Count == 0)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0107", stage.Location, member.Name, Symbols.DisplayName(type)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotASource, stage.Location, member.Name, Symbols.DisplayName(type)));
             return stage;
         }
 
         if (arguments.Count > 1)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0109", stage.Location, member.Name, "ISource<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.AmbiguousConnectorType, stage.Location, member.Name, "ISource<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
             return stage;
         }
 
@@ -610,7 +608,7 @@ internal static class PipelineParser
             var shape = OperatorShapes.ReadSink(method);
             if (!shape.IsValid)
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "a sink", shape.Problem!));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, member.Name, "a sink", shape.Problem!));
                 return stage;
             }
 
@@ -626,7 +624,7 @@ internal static class PipelineParser
 
         if (arguments.Count > 1)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0109", stage.Location, member.Name, "ISink<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.AmbiguousConnectorType, stage.Location, member.Name, "ISink<T>", string.Join(", ", arguments.Select(Symbols.DisplayName))));
             return stage;
         }
 
@@ -637,28 +635,28 @@ internal static class PipelineParser
     /// <summary>A [Sink] member whose type is not a connector: an operator object whose one <c>void M(T)</c> method is called inline.</summary>
     private static StageModel ParseOperatorSink(ISymbol member, ITypeSymbol type, StageModel stage, List<DiagnosticInfo> diagnostics)
     {
-        var (method, diagnosticId, detail) = type is INamedTypeSymbol { TypeKind: TypeKind.Class or TypeKind.Struct, IsAbstract: false } named
+        var (method, diagnostic, detail) = type is INamedTypeSymbol { TypeKind: TypeKind.Class or TypeKind.Struct, IsAbstract: false } named
             ? OperatorShapes.FindSinkMethod(named)
             : (null, null, null);
         if (method is null)
         {
-            diagnostics.Add(diagnosticId == "CMPL0006"
-                ? DiagnosticInfo.Create("CMPL0006", stage.Location, Symbols.DisplayName(type), detail!)
-                : DiagnosticInfo.Create("CMPL0108", stage.Location, member.Name, Symbols.DisplayName(type)));
+            diagnostics.Add(diagnostic == DiagnosticDescriptors.AmbiguousOperatorMethod
+                ? DiagnosticInfo.Create(DiagnosticDescriptors.AmbiguousOperatorMethod, stage.Location, Symbols.DisplayName(type), detail!)
+                : DiagnosticInfo.Create(DiagnosticDescriptors.NotASink, stage.Location, member.Name, Symbols.DisplayName(type)));
             return stage;
         }
 
         var shape = OperatorShapes.ReadSink(method);
         if (!shape.IsValid)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, Symbols.DisplayName(type) + "." + method.Name, "a sink", shape.Problem!));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, Symbols.DisplayName(type) + "." + method.Name, "a sink", shape.Problem!));
             return stage;
         }
 
         var (storage, problem) = OperatorShapes.StorageOf(member, type, method);
         if (problem is not null)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0009", stage.Location, member.Name, problem));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StructOperatorStateLost, stage.Location, member.Name, problem));
             return stage;
         }
 
@@ -687,7 +685,7 @@ internal static class PipelineParser
         var (shape, flat, takesToken) = OperatorShapes.ReadAsyncTransform(method);
         if (!shape.IsValid)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0144", stage.Location, method.Name, shape.Problem!));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidAsyncTransform, stage.Location, method.Name, shape.Problem!));
             return stage;
         }
 
@@ -710,7 +708,7 @@ internal static class PipelineParser
             : null;
         if (problem is not null)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0145", stage.Location, method.Name, problem));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidAsyncOptions, stage.Location, method.Name, problem));
             return stage;
         }
 
@@ -745,14 +743,14 @@ internal static class PipelineParser
 
             if (Symbols.HasAttribute(method, KnownNames.AsyncOptionsAttribute))
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0145", stage.Location, member.Name, "[AsyncOptions] applies to asynchronous transforms (methods returning ValueTask<U>); remove it, or make the method asynchronous"));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidAsyncOptions, stage.Location, member.Name, "[AsyncOptions] applies to asynchronous transforms (methods returning ValueTask<U>); remove it, or make the method asynchronous"));
                 return stage;
             }
 
             var shape = OperatorShapes.ReadTransform(method);
             if (!shape.IsValid)
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "an operator", shape.Problem!));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, member.Name, "an operator", shape.Problem!));
                 return stage;
             }
 
@@ -762,36 +760,36 @@ internal static class PipelineParser
         var type = MemberType(member)!;
         if (type is not INamedTypeSymbol named || named.TypeKind is not (TypeKind.Class or TypeKind.Struct))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0005", stage.Location, Symbols.DisplayName(type)));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NoOperatorMethod, stage.Location, Symbols.DisplayName(type)));
             return stage;
         }
 
         if (named.IsAbstract)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, member.Name, "an operator", $"its type '{Symbols.DisplayName(type)}' is abstract; the loop calls operators directly, so use the concrete (preferably sealed) class"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, member.Name, "an operator", $"its type '{Symbols.DisplayName(type)}' is abstract; the loop calls operators directly, so use the concrete (preferably sealed) class"));
             return stage;
         }
 
-        var (operatorMethod, diagnosticId, detail) = OperatorShapes.FindOperatorMethod(named);
+        var (operatorMethod, diagnostic, detail) = OperatorShapes.FindOperatorMethod(named);
         if (operatorMethod is null)
         {
             diagnostics.Add(detail is null
-                ? DiagnosticInfo.Create(diagnosticId!, stage.Location, Symbols.DisplayName(type))
-                : DiagnosticInfo.Create(diagnosticId!, stage.Location, Symbols.DisplayName(type), detail));
+                ? DiagnosticInfo.Create(diagnostic!, stage.Location, Symbols.DisplayName(type))
+                : DiagnosticInfo.Create(diagnostic!, stage.Location, Symbols.DisplayName(type), detail));
             return stage;
         }
 
         var operatorShape = OperatorShapes.ReadTransform(operatorMethod);
         if (!operatorShape.IsValid)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0007", stage.Location, Symbols.DisplayName(type) + "." + operatorMethod.Name, "an operator", operatorShape.Problem!));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, Symbols.DisplayName(type) + "." + operatorMethod.Name, "an operator", operatorShape.Problem!));
             return stage;
         }
 
         var (storage, problem) = OperatorShapes.StorageOf(member, type, operatorMethod);
         if (problem is not null)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0009", stage.Location, member.Name, problem));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.StructOperatorStateLost, stage.Location, member.Name, problem));
             return stage;
         }
 

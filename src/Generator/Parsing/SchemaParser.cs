@@ -9,9 +9,9 @@ namespace Compiled.Generator.Parsing;
 internal static class SchemaParser
 {
     /// <summary>The schema of <paramref name="type"/>, or null for scalars (numbers, strings…) that have no fields.</summary>
-    public static RecordSchemaModel? Parse(ITypeSymbol type)
+    public static RecordSchemaModel? Parse(ITypeSymbol type, ScalarTypes scalars)
     {
-        if (type is not INamedTypeSymbol named || ScalarKind(type) is not null || named.TypeKind is not (TypeKind.Class or TypeKind.Struct))
+        if (type is not INamedTypeSymbol named || scalars.Classify(type) is not null || named.TypeKind is not (TypeKind.Class or TypeKind.Struct))
         {
             return null;
         }
@@ -33,7 +33,7 @@ internal static class SchemaParser
                 continue;
             }
 
-            fields.Add(ToField(member.Name, memberType) with
+            fields.Add(ToField(member.Name, memberType, scalars) with
             {
                 IsKey = Symbols.IsMarked(named, member, KnownNames.KeyAttribute),
                 MemberTypeFullName = Symbols.FullName(memberType.WithNullableAnnotation(NullableAnnotation.NotAnnotated)),
@@ -64,6 +64,7 @@ internal static class SchemaParser
             fields.ToEquatableArray())
         {
             Construction = !buildable ? null : constructor is null ? Model.Construction.Initializer : Model.Construction.Constructor,
+            TypeIdentity = Symbols.IdentityName(type),
         };
     }
 
@@ -94,7 +95,7 @@ internal static class SchemaParser
         return chain.SelectMany(t => t.GetMembers());
     }
 
-    private static FieldModel ToField(string name, ITypeSymbol type)
+    private static FieldModel ToField(string name, ITypeSymbol type, ScalarTypes scalars)
     {
         var isNullable = false;
         var underlying = type;
@@ -108,51 +109,7 @@ internal static class SchemaParser
             isNullable = true;
         }
 
-        var kind = ScalarKind(underlying) ?? "Other";
+        var kind = scalars.Classify(underlying) is { } scalar ? ScalarKinds.InSchemas(scalar) : null;
         return new FieldModel(name, kind, Symbols.IdentityName(underlying), isNullable);
-    }
-
-    /// <summary>The <c>FieldKind</c> name of a scalar type, or null when the type is not a scalar.</summary>
-    private static string? ScalarKind(ITypeSymbol type)
-    {
-        switch (type.SpecialType)
-        {
-            case SpecialType.System_Boolean: return "Boolean";
-            case SpecialType.System_Byte: return "Byte";
-            case SpecialType.System_SByte: return "SByte";
-            case SpecialType.System_Int16: return "Int16";
-            case SpecialType.System_UInt16: return "UInt16";
-            case SpecialType.System_Int32: return "Int32";
-            case SpecialType.System_UInt32: return "UInt32";
-            case SpecialType.System_Int64: return "Int64";
-            case SpecialType.System_UInt64: return "UInt64";
-            case SpecialType.System_Single: return "Single";
-            case SpecialType.System_Double: return "Double";
-            case SpecialType.System_Decimal: return "Decimal";
-            case SpecialType.System_Char: return "Char";
-            case SpecialType.System_String: return "String";
-            case SpecialType.System_DateTime: return "DateTime";
-        }
-
-        if (type.TypeKind == TypeKind.Enum)
-        {
-            return "Enum";
-        }
-
-        if (type is IArrayTypeSymbol { ElementType.SpecialType: SpecialType.System_Byte })
-        {
-            return "Bytes";
-        }
-
-        return type.ToDisplayString() switch
-        {
-            "System.DateTimeOffset" => "DateTimeOffset",
-            "System.TimeSpan" => "TimeSpan",
-            "System.DateOnly" => "DateOnly",
-            "System.TimeOnly" => "TimeOnly",
-            "System.Guid" => "Guid",
-            "System.ReadOnlyMemory<byte>" or "System.Memory<byte>" => "Bytes",
-            _ => null,
-        };
     }
 }

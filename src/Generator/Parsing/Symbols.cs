@@ -32,7 +32,10 @@ internal static class Symbols
         }
 
         convertible.AddRange(type.AllInterfaces.Select(IdentityName));
-        return new TypeRef(FullName(type), IdentityName(type), DisplayName(type), type.IsValueType, convertible.ToEquatableArray());
+        return new TypeRef(FullName(type), IdentityName(type), DisplayName(type), type.IsValueType, convertible.ToEquatableArray())
+        {
+            IsNullableValueType = type.OriginalDefinition.SpecialType == SpecialType.System_Nullable_T,
+        };
     }
 
     /// <summary>

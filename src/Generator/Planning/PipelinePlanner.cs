@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 
 namespace Compiled.Generator.Planning;
@@ -88,7 +89,7 @@ internal static class PipelinePlanner
         if (needsInstances && !model.HasParameterlessConstructor)
         {
             var names = string.Join("', '", Enumerable.Range(0, stages.Length).Where(i => placed[i] && stages[i].NeedsPipelineInstance).Select(i => stages[i].MemberName));
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0003", model.Location, model.TypeName, names));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NeedsParameterlessConstructor, model.Location, model.TypeName, names));
         }
 
         var (chain, segments) = source >= 0 && placed[source]
@@ -97,20 +98,81 @@ internal static class PipelinePlanner
         if (sides is not null && chain.FirstOrDefault(s => s.Stage.Shape == StageShape.Join) is { } planned
             && (chain[planned.Input].Segment != 0 || chain[planned.SecondInput].Segment != 0))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[join].Location, stages[join].MemberName, "must read key selectors in the loop of the sources: no window, lookup or asynchronous transform may stand between a source and the join"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stages[join].Location, stages[join].MemberName, "must read key selectors in the loop of the sources: no window, lookup or asynchronous transform may stand between a source and the join"));
         }
 
         var joinSources = sides is null
             ? null
-            : new JoinSources(sides.Left.Select(i => stages[i]).ToEquatableArray(), sides.Right.Select(i => stages[i]).ToEquatableArray(), stages[join].Join!.Left, stages[join].Join!.Right);
+            : new JoinSources(sides.Left.Select(i => stages[i]).ToEquatableArray(), sides.Right.Select(i => stages[i]).ToEquatableArray(), stages[join].Join!.Left, stages[join].Join!.Right, SchemaOf(model, stages[join].Join!.Left), SchemaOf(model, stages[join].Join!.Right));
+        DecideStages(model, chain);
+        DecideSegments(chain, segments);
         return new PipelinePlan(model, chain.ToEquatableArray(), segments.ToEquatableArray(), needsInstances, diagnostics.ToEquatableArray(), others.Select(o => stages[o]).ToEquatableArray(), joinSources);
     }
+
+    /// <summary>
+    /// What each placed stage needs beyond its place in the graph, so the emitter only writes: the schemas of the records
+    /// it exchanges with connectors, its late-data output, and for a key selector what it writes beside each record (the
+    /// key, checked for null when it can be null; the event time of the window's or the join side's records).
+    /// </summary>
+    private static void DecideStages(PipelineModel model, List<PlannedStage> chain)
+    {
+        for (var i = 0; i < chain.Count; i++)
+        {
+            var planned = chain[i];
+            var stage = planned.Stage;
+            var schema = planned.Index == 0 ? SchemaOf(model, planned.FlowType)
+                : stage.Shape == StageShape.ConnectorSink ? SchemaOf(model, stage.InputType)
+                : stage.Lookup is { } lookup ? SchemaOf(model, lookup.Row)
+                : null;
+            var late = planned.LateSlot >= 0 ? model.LateData.FirstOrDefault(l => l.Window == stage.MemberName) : null;
+            planned = planned with { Schema = schema, Late = late, LateSchema = late is null ? null : SchemaOf(model, late.RecordType) };
+            if (stage.Shape == StageShape.KeyBy && planned.Readers.Count > 0)
+            {
+                var target = chain[planned.Readers[0]];
+                var isRight = target.SecondInput == planned.Index;
+                planned = planned with
+                {
+                    KeyMayBeNull = target.Stage.Key?.CanBeNull ?? false,
+                    IsRightInput = isRight,
+                    KeyEventTime = target.Stage.Join is { } join ? (isRight ? join.RightTime : join.LeftTime) : target.Stage.EventTime,
+                };
+            }
+
+            chain[i] = planned;
+        }
+    }
+
+    /// <summary>
+    /// Which pipeline object each segment's stages call — loops run on different workers, so the root object serves one
+    /// (segment, partition) only: partition 0 of the first segment with instance state — and which segments also get
+    /// the loop without bookkeeping.
+    /// </summary>
+    private static void DecideSegments(List<PlannedStage> chain, List<SegmentPlan> segments)
+    {
+        bool NeedsInstances(int segment) => chain.Any(s => s.Segment == segment && s.Stage.NeedsPipelineInstance);
+        for (var k = 0; k < segments.Count; k++)
+        {
+            var segment = segments[k];
+            var stages = chain.Where(s => s.Segment == segment.Index && s.Index > segment.FirstStage).ToList();
+            segments[k] = segment with
+            {
+                Instances = !NeedsInstances(segment.Index) ? SegmentInstances.Root
+                    : Enumerable.Range(0, segment.Index).Any(NeedsInstances) ? SegmentInstances.OwnPerPartition
+                    : SegmentInstances.RootForPartitionZero,
+                HasFastPath = stages.Count > 0 && stages.All(s => IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)),
+            };
+        }
+    }
+
+    /// <summary>The identifier of the generated schema of <paramref name="type"/>'s records, matched by identity (annotations aside), or null.</summary>
+    private static string? SchemaOf(PipelineModel model, TypeRef? type)
+        => type is null ? null : model.Schemas.FirstOrDefault(s => s.TypeIdentity == type.Identity)?.Identifier;
 
     /// <summary>
     /// Whether a <c>[Join]</c> declaration was found wrong: its diagnostic says what the pipeline needs, so the
     /// second record type and the key selectors meant for the join are not reported again.
     /// </summary>
-    private static bool JoinDiagnosed(List<DiagnosticInfo> diagnostics) => diagnostics.Any(d => d.Id is "CMPL0146" or "CMPL0147" or "CMPL0148");
+    private static bool JoinDiagnosed(List<DiagnosticInfo> diagnostics) => diagnostics.Any(d => d.Descriptor == DiagnosticDescriptors.InvalidJoin || d.Descriptor == DiagnosticDescriptors.JoinKeyMismatch || d.Descriptor == DiagnosticDescriptors.JoinWithoutEventTime);
 
     /// <summary>The declaration indexes of the sources of each side of a join, in declaration order.</summary>
     private sealed record SideIndexes(List<int> Left, List<int> Right);
@@ -132,7 +194,7 @@ internal static class PipelinePlanner
 
             if (found >= 0)
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[i].Location, stages[i].MemberName, $"is a second join of two streams; a pipeline has one ('{stages[found].MemberName}'): join the others in pipelines of their own"));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stages[i].Location, stages[i].MemberName, $"is a second join of two streams; a pipeline has one ('{stages[found].MemberName}'): join the others in pipelines of their own"));
                 continue;
             }
 
@@ -149,7 +211,7 @@ internal static class PipelinePlanner
         if (sides.Left.Count == 0 || sides.Right.Count == 0)
         {
             var missing = sides.Left.Count == 0 ? spec.Left : spec.Right;
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0146", stages[found].Location, stages[found].MemberName, $"joins '{spec.Left.DisplayName}' and '{spec.Right.DisplayName}' records, but no [Source] of the pipeline produces '{missing.DisplayName}'"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stages[found].Location, stages[found].MemberName, $"joins '{spec.Left.DisplayName}' and '{spec.Right.DisplayName}' records, but no [Source] of the pipeline produces '{missing.DisplayName}'"));
             return -1;
         }
 
@@ -241,7 +303,7 @@ internal static class PipelinePlanner
                     continue; // meant as the other input of a join whose declaration is wrong: not read at all
                 }
 
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0102", stages[i].Location, model.TypeName, stages[source].MemberName, first.DisplayName, stages[i].MemberName, type.DisplayName));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MultipleSources, stages[i].Location, model.TypeName, stages[source].MemberName, first.DisplayName, stages[i].MemberName, type.DisplayName));
             }
             else
             {
@@ -251,7 +313,7 @@ internal static class PipelinePlanner
 
         if (source < 0)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0101", model.Location, model.TypeName));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NoSource, model.Location, model.TypeName));
         }
 
         return (source, others);
@@ -279,12 +341,12 @@ internal static class PipelinePlanner
                 var named = IndexOf(stages, name);
                 if (named < 0)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0130", stage.Location, stage.MemberName, name, model.TypeName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnknownInput, stage.Location, stage.MemberName, name, model.TypeName));
                     inputs[i] = BrokenInput;
                 }
                 else if (named == i)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0131", stage.Location, stage.MemberName, $"'{stage.MemberName}'"));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InputCycle, stage.Location, stage.MemberName, $"'{stage.MemberName}'"));
                     inputs[i] = BrokenInput;
                 }
                 else
@@ -296,7 +358,7 @@ internal static class PipelinePlanner
             {
                 if (source >= 0)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0105", stage.Location, stage.MemberName, stages[source].MemberName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnreachableStage, stage.Location, stage.MemberName, stages[source].MemberName));
                 }
 
                 inputs[i] = BrokenInput;
@@ -371,7 +433,7 @@ internal static class PipelinePlanner
                 // An input of a join: the join reads it wherever it is declared.
                 foreach (var reader in readers[i].Where(r => r != join))
                 {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0133", stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, inputs[i] >= 0 ? stages[inputs[i]].MemberName : stages[i].MemberName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReadsKeySelector, stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, inputs[i] >= 0 ? stages[inputs[i]].MemberName : stages[i].MemberName));
                 }
 
                 continue;
@@ -380,7 +442,7 @@ internal static class PipelinePlanner
             var followed = i + 1 < stages.Length && (stages[i + 1].IsKeyed || stages[i + 1].Shape == StageShape.Invalid) && inputs[i + 1] == i;
             if (!followed && !JoinDiagnosed(diagnostics))
             {
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0121", stages[i].Location, stages[i].MemberName));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.KeyByWithoutWindow, stages[i].Location, stages[i].MemberName));
             }
 
             foreach (var reader in readers[i])
@@ -391,7 +453,7 @@ internal static class PipelinePlanner
                 }
 
                 var above = inputs[i] >= 0 ? stages[inputs[i]].MemberName : stages[i].MemberName;
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0133", stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, above));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReadsKeySelector, stages[reader].Location, stages[reader].MemberName, stages[i].MemberName, above));
             }
         }
     }
@@ -447,14 +509,14 @@ internal static class PipelinePlanner
                 {
                     // A map to a number whose reader wants the map's own input: a filter that returns int, not bool.
                     // Said at the map — where the mistake is — instead of at the stage after it.
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0134", mapper.Location, mapper.MemberName, mapper.OutputType!.DisplayName, mapper.InputType!.DisplayName, stage.MemberName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MapMeantAsFilter, mapper.Location, mapper.MemberName, mapper.OutputType!.DisplayName, mapper.InputType!.DisplayName, stage.MemberName));
                     flows[i] = Produces(stage, stage.InputType);
                     continue;
                 }
 
                 if (flow is not null && !flow.IsAssignableTo(stage.InputType))
                 {
-                    diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stage.Location, stage.MemberName, stage.InputType.DisplayName, stages[parent].MemberName, flow.DisplayName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeMismatch, stage.Location, stage.MemberName, stage.InputType.DisplayName, stages[parent].MemberName, flow.DisplayName));
                     flows[i] = Produces(stage, stage.InputType); // resume checking from what this stage produces
                     continue;
                 }
@@ -482,7 +544,7 @@ internal static class PipelinePlanner
         var fits = flow is not null && flow.IsAssignableTo(side);
         if (flow is not null && !fits)
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0104", stages[join].Location, stages[join].MemberName, side.DisplayName, stages[parent].MemberName, flow.DisplayName));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeMismatch, stages[join].Location, stages[join].MemberName, side.DisplayName, stages[parent].MemberName, flow.DisplayName));
         }
 
         var (count, sidesPlaced) = arrivals.TryGetValue(join, out var seen) ? seen : (0, true);
@@ -534,12 +596,12 @@ internal static class PipelinePlanner
             if (at == i)
             {
                 var path = string.Join(" -> ", seen.Skip(1).Select(s => $"'{stages[s].MemberName}'"));
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0131", stages[i].Location, stages[i].MemberName, path));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InputCycle, stages[i].Location, stages[i].MemberName, path));
             }
             else if (at < 0 && source >= 0 && inputs[seen[seen.Count - 1]] == BrokenInput && stages[seen[seen.Count - 1]].InputName is null)
             {
                 // Declared above the source, reading the stage above it: it can never see a record.
-                diagnostics.Add(DiagnosticInfo.Create("CMPL0105", stages[i].Location, stages[i].MemberName, stages[source].MemberName));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnreachableStage, stages[i].Location, stages[i].MemberName, stages[source].MemberName));
             }
         }
     }
@@ -554,7 +616,7 @@ internal static class PipelinePlanner
         var stages = model.Stages.Items;
         if (!stages.Any(s => s.Role == StageRole.Sink))
         {
-            diagnostics.Add(DiagnosticInfo.Create("CMPL0103", model.Location, model.TypeName));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NoSink, model.Location, model.TypeName));
             return;
         }
 
@@ -583,8 +645,8 @@ internal static class PipelinePlanner
             }
 
             diagnostics.Add(sinkAbove
-                ? DiagnosticInfo.Create("CMPL0106", stage.Location, stage.MemberName)
-                : DiagnosticInfo.Create("CMPL0132", stage.Location, stage.MemberName));
+                ? DiagnosticInfo.Create(DiagnosticDescriptors.UnconsumedStage, stage.Location, stage.MemberName)
+                : DiagnosticInfo.Create(DiagnosticDescriptors.BranchWithoutSink, stage.Location, stage.MemberName));
         }
     }
 
