@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using Compiled.Bench;
-using Compiled.Runtime;
+using Compiled.Runtime.CompilerServices;
 
 namespace Compiled.Throughput;
 

@@ -1,5 +1,6 @@
 using Compiled.Connectors;
 using Compiled.Runtime;
+using Compiled.Runtime.CompilerServices;
 
 namespace Compiled.Testing;
 

@@ -1,4 +1,5 @@
 using Compiled.Runtime;
+using Compiled.Runtime.CompilerServices;
 
 namespace Compiled.Testing;
 

@@ -23,7 +23,7 @@ internal static partial class PipelineEmitter
             // Two record types, the inputs of a join: every source read as one stream, each record as the side it is.
             string Listed(IEnumerable<Model.StageModel> members) => string.Join(", ", members.Select(m => SourceWriter.Literal(m.MemberName)));
             string Accessed(IEnumerable<Model.StageModel> members) => string.Join(", ", members.Select(m => Access(model, m, "_root")));
-            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => global::Compiled.Runtime.EitherSource.Create<{sides.LeftType.FullName}, {sides.RightType.FullName}>(");
+            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => global::Compiled.Runtime.CompilerServices.EitherSource.Create<{sides.LeftType.FullName}, {sides.RightType.FullName}>(");
             writer.Indent();
             writer.Line($"new string[] {{ {Listed(sides.Left)} }}, new {Names.ISource}<{sides.LeftType.FullName}>[] {{ {Accessed(sides.Left)} }}, {SchemaRef(sides.LeftSchema)},");
             writer.Line($"new string[] {{ {Listed(sides.Right)} }}, new {Names.ISource}<{sides.RightType.FullName}>[] {{ {Accessed(sides.Right)} }}, {SchemaRef(sides.RightSchema)});");
@@ -39,7 +39,7 @@ internal static partial class PipelineEmitter
             var members = new[] { source }.Concat(plan.OtherSources.Items).ToList();
             var names = string.Join(", ", members.Select(m => SourceWriter.Literal(m.MemberName)));
             var accesses = string.Join(", ", members.Select(m => Access(model, m, "_root")));
-            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => new global::Compiled.Runtime.UnionSource<{inputType}>(new string[] {{ {names} }}, new {Names.ISource}<{inputType}>[] {{ {accesses} }});");
+            writer.Line($"protected override {Names.ISource}<{inputType}> GetSource() => new global::Compiled.Runtime.CompilerServices.UnionSource<{inputType}>(new string[] {{ {names} }}, new {Names.ISource}<{inputType}>[] {{ {accesses} }});");
         }
         writer.Line();
         writer.Line($"protected override {Names.RecordSchema}<{inputType}>? SourceSchema => {SchemaRef(plan.SourceSchema)};");

@@ -31,5 +31,5 @@ internal static class KnownNames
     public const string ValueTask = "System.Threading.Tasks.ValueTask`1";
     public const string Enumerable = "System.Collections.Generic.IEnumerable`1";
     public const string CancellationToken = "System.Threading.CancellationToken";
-    public const string RuntimeJob = "Compiled.Runtime.PipelineJob`1";
+    public const string RuntimeJob = "Compiled.Runtime.CompilerServices.PipelineJob`1";
 }

@@ -45,7 +45,7 @@ internal static class Symbols
     /// </summary>
     public static string? StateCodec(ITypeSymbol type)
     {
-        const string codecs = "global::Compiled.Runtime.StateCodecs";
+        const string codecs = "global::Compiled.Runtime.CompilerServices.StateCodecs";
         if (type.SpecialType == SpecialType.System_String)
         {
             return codecs + ".Utf8";

@@ -1,9 +1,12 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// The settings of an asynchronous transform: compiled in from its <see cref="AsyncOptionsAttribute"/> and changeable
 /// at run time (<c>{Method}.MaxInFlight</c> and so on), like a connector's.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class AsyncSettings : IConfigurable
 {
     /// <summary>Requests one partition has in flight at most.</summary>

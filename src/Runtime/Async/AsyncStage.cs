@@ -1,4 +1,6 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// An asynchronous transform as generated code declares it: a forward exchange in front of it (partition p of the
@@ -8,6 +10,7 @@ namespace Compiled.Runtime;
 /// </summary>
 /// <typeparam name="TIn">The records the method takes.</typeparam>
 /// <typeparam name="TOut">The records that leave it.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class AsyncStage<TIn, TOut> : PassThroughStage<int, TIn>
 {
     private readonly Func<PartitionContext, AsyncPartition<TIn, TOut>> _create;
@@ -62,6 +65,7 @@ public sealed class AsyncStage<TIn, TOut> : PassThroughStage<int, TIn>
 /// <summary>One partition of an asynchronous transform, as generated code creates it: the loop after it and the call to the user's method.</summary>
 /// <typeparam name="TIn">The records the method takes.</typeparam>
 /// <typeparam name="TOut">The records that leave it.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class AsyncPartition<TIn, TOut>
 {
     private readonly Func<AsyncSettings, TimeProvider, AsyncStatistics, PartitionContext, int, KeyedOperator<int, TIn, TOut>> _operator;
@@ -79,6 +83,7 @@ public sealed class AsyncPartition<TIn, TOut>
 }
 
 /// <summary>Creates the partitions of asynchronous transforms (generated code).</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class AsyncPartition
 {
     /// <summary>A transform whose method returns <c>ValueTask&lt;TOut&gt;</c>: one record out per record in.</summary>

@@ -1,4 +1,6 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// Several sources of one record type read as one stream: what a pipeline with more than one <c>[Source]</c> reads
@@ -19,6 +21,7 @@ namespace Compiled.Runtime;
 /// worker's checkpoints and batches never do.</para>
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class UnionSource<T> : ISource<T>, ISourceProgress
 {
     /// <summary>Split ids of a member's own splits are offset by its index times this.</summary>

@@ -1,39 +1,14 @@
+using System.ComponentModel;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Compiled.Runtime;
-
-/// <summary>A runnable pipeline: what the generated code hands to the runtime and to hosts.</summary>
-public interface IPipelineJob
-{
-    /// <summary>The compiled plan.</summary>
-    PipelineDescriptor Descriptor { get; }
-
-    /// <summary>
-    /// The pipeline's connectors — its source first, then its sinks in chain order — as bound for this job: the same
-    /// objects the run uses, so settings applied to them (<see cref="IConfigurable"/>) take effect.
-    /// Throws <see cref="PipelineConfigurationException"/> when a connector member is null.
-    /// </summary>
-    IReadOnlyList<ConnectorInfo> Connectors { get; }
-
-    /// <summary>
-    /// Runs the pipeline. <paramref name="stopToken"/> asks for a graceful stop (sources stop, in-flight batches drain,
-    /// sinks flush); <paramref name="abortToken"/> cancels everything, including sink writes.
-    /// </summary>
-    Task<PipelineResult> RunAsync(PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken);
-}
-
-/// <summary>Implemented by every generated pipeline class, so hosts can run any pipeline.</summary>
-public interface ICompiledPipeline
-{
-    /// <summary>A job that runs this pipeline object (its source and sinks, and it as partition 0's operators).</summary>
-    IPipelineJob CreateJob();
-}
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// The base of the job class the generator emits for each pipeline: it binds the pipeline's connectors and creates
 /// its fused segments. <typeparamref name="TIn"/> is the source's record type.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, IPipelineJobSlots
 {
     /// <summary>Creates a job for the plan <paramref name="descriptor"/>.</summary>
@@ -174,6 +149,7 @@ internal interface IDeadLetterTarget
 }
 
 /// <summary>Collects a pipeline's connector sinks; each gets an output port in every partition.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class SinkBinder
 {
     private readonly PipelineDescriptor _descriptor;
@@ -207,37 +183,6 @@ public sealed class SinkBinder
     }
 }
 
-/// <summary>A connector of a pipeline: the member that declares it, its role, and the object.</summary>
-/// <param name="Name">The pipeline member's name (<c>Log</c>, <c>Table</c>); settings are named <c>{Name}.{Setting}</c>.</param>
-/// <param name="Stage">The chain index of its stage.</param>
-/// <param name="Role">Source or sink.</param>
-/// <param name="Connector">The connector object (an <see cref="ISource{T}"/> or <see cref="ISink{T}"/>).</param>
-/// <param name="Describe">Its secret-free description.</param>
-/// <param name="Execution">For a sink, how the runtime calls its writers; null for the source.</param>
-public sealed record ConnectorInfo(string Name, int Stage, ConnectorRole Role, object Connector, Func<string> Describe, SinkExecution? Execution)
-{
-    /// <summary>Its settings, named <c>{Name}.{Setting}</c>; empty when it has none.</summary>
-    public IEnumerable<Setting> Settings => Connector is IConfigurable configurable
-        ? configurable.Settings.Select(s => s.WithPrefix(Name))
-        : [];
-}
-
-/// <summary>What a connector does in a pipeline.</summary>
-public enum ConnectorRole
-{
-    /// <summary>It produces the records.</summary>
-    Source,
-
-    /// <summary>It receives records.</summary>
-    Sink,
-
-    /// <summary>A table records are joined with (<c>[Lookup]</c>).</summary>
-    Lookup,
-
-    /// <summary>Not a connector: the settings of an asynchronous transform (its concurrency, timeout and retries).</summary>
-    Async,
-}
-
 /// <summary>
 /// The base of every generated segment: a fused loop over one partition's batches. <see cref="Process"/> runs the
 /// chain over a batch, writing into the partition's output buffers.
@@ -248,6 +193,7 @@ public enum ConnectorRole
 /// position into <see cref="SegmentProgress"/> (stores with no loads: a few percent in measurements). <see cref="Process"/> owns the
 /// handler and resumes the loop after a failed record when the error policy lets the run go on.
 /// </remarks>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public abstract class FusedSegment<TIn>
 {
     private readonly int _segment;
@@ -369,6 +315,7 @@ public abstract class FusedSegment<TIn>
 /// store each, with no load. (Packing record and stage into one computed word measured slower: it needs extra
 /// instructions per stage.)
 /// </remarks>
+[EditorBrowsable(EditorBrowsableState.Never)]
 [StructLayout(LayoutKind.Explicit)]
 public struct SegmentProgress
 {
@@ -391,6 +338,7 @@ public struct SegmentProgress
 }
 
 /// <summary>What a partition's segment can reach: its index, its outputs, and objects it owns.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class PartitionContext
 {
     private readonly IOutputPort?[] _ports;

@@ -1,9 +1,12 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// The sources of a pipeline that reads two record types (the two inputs of a join), read as one stream of
 /// <see cref="Either{TLeft, TRight}"/>: a union of every source, each wrapped so its records arrive as the side they are.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class EitherSource
 {
     /// <summary>Reads the <typeparamref name="TLeft"/> sources and the <typeparamref name="TRight"/> sources (named by the pipeline members) as one stream (generated code).</summary>

@@ -1,4 +1,6 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// The keyed stage of a join of two streams (generated code declares it): one hash exchange that both inputs' key
@@ -8,6 +10,7 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key both inputs are keyed by.</typeparam>
 /// <typeparam name="TLeft">The left records.</typeparam>
 /// <typeparam name="TRight">The right records.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLeft, TRight>>
     where TKey : notnull
 {

@@ -1,4 +1,6 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// The keyed stage of a lookup join, as generated code declares it: the hash exchange in front of the lookup (records
@@ -8,6 +10,7 @@ namespace Compiled.Runtime;
 /// <typeparam name="TKey">The key the <c>[KeyBy]</c> stage computes and the row's <c>[Key]</c> member holds.</typeparam>
 /// <typeparam name="TIn">The records looked up.</typeparam>
 /// <typeparam name="TRow">The table's rows.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, IDescribedLookup
     where TKey : notnull
 {

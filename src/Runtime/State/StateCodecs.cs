@@ -1,16 +1,18 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.ComponentModel;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Compiled.Runtime;
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// Writes and reads one type's values in checkpointed state (window keys and accumulators). The generator picks the
 /// codec of each key and accumulator type at compile time (<see cref="StateCodecs"/>): no reflection, AOT-safe.
 /// </summary>
 /// <typeparam name="T">The type of the values.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public interface IStateCodec<T>
 {
     /// <summary>What the codec writes, for the state's schema fingerprint: a checkpoint is restored only by a build whose codecs describe it the same way.</summary>
@@ -24,6 +26,7 @@ public interface IStateCodec<T>
 }
 
 /// <summary>The state codecs generated code chooses from.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class StateCodecs
 {
     /// <summary>Strings: a length, then UTF-8 (null is written as length -1).</summary>
@@ -133,6 +136,7 @@ public static class StateCodecs
 }
 
 /// <summary>Appends checkpointed state to a growing buffer (little-endian).</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class StateWriter
 {
     private readonly ArrayBufferWriter<byte> _buffer;
@@ -198,6 +202,7 @@ public sealed class StateWriter
 }
 
 /// <summary>Reads what a <see cref="StateWriter"/> wrote; throws <see cref="InvalidDataException"/> past the end.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public struct StateReader
 {
     private readonly ReadOnlyMemory<byte> _data;

@@ -1,8 +1,10 @@
+using System.ComponentModel;
 using System.Runtime.CompilerServices;
 
-namespace Compiled.Runtime;
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>Converts <c>[EventTime]</c> members to Unix milliseconds (generated loops call these).</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class EventTimes
 {
     /// <summary>Already Unix milliseconds.</summary>

@@ -1,12 +1,14 @@
+using System.ComponentModel;
 using System.Runtime.CompilerServices;
 
-namespace Compiled.Runtime;
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// A record on its way through a hash exchange: its key, the key's hash (computed once, in the loop before the
 /// exchange), its event time in Unix milliseconds, and the record. Generated loops create these; the partition that
 /// owns the key reads them.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public readonly struct Keyed<TKey, T> : IExchangeRecord
     where TKey : notnull
 {
@@ -34,6 +36,7 @@ public readonly struct Keyed<TKey, T> : IExchangeRecord
 }
 
 /// <summary>Hashes keys for exchanges and keyed state.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class KeyHash
 {
     /// <summary>

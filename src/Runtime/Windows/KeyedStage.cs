@@ -1,9 +1,12 @@
-namespace Compiled.Runtime;
+using System.ComponentModel;
+
+namespace Compiled.Runtime.CompilerServices;
 
 /// <summary>
 /// A keyed stage of a pipeline, as generated code declares it: the hash exchange in front of a window, the window, and
 /// the fused loop after it. The run creates the exchange and one keyed partition per degree of parallelism from it.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public abstract class KeyedStage
 {
     private protected KeyedStage(string windowName, int keyByStage, int windowStage, int exchangeSlot, int lateSlot)
@@ -152,6 +155,7 @@ internal sealed record StateSchema(string Window, string Key, string Accumulator
 /// A keyed stage over records of <typeparamref name="TIn"/> keyed by <typeparamref name="TKey"/>: the hash exchange in
 /// front of it and the producers' ports into it, whose watermarks allow for <see cref="PortTimes"/>.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public abstract class KeyedStage<TKey, TIn> : KeyedStage
     where TKey : notnull
 {
@@ -179,6 +183,7 @@ public abstract class KeyedStage<TKey, TIn> : KeyedStage
 /// watermark is its inputs', its producers allow for what the windows behind it allow for, it notices idle inputs on
 /// the clock when a window behind it has an idle timeout, and checkpoints record nothing of it.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public abstract class PassThroughStage<TKey, TIn> : KeyedStage<TKey, TIn>
     where TKey : notnull
 {
@@ -214,6 +219,7 @@ public abstract class PassThroughStage<TKey, TIn> : KeyedStage<TKey, TIn>
 }
 
 /// <summary>The keyed stage of a window with key <typeparamref name="TKey"/> aggregating <typeparamref name="TIn"/> with <typeparamref name="TAgg"/>.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, TIn>
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
