@@ -118,6 +118,7 @@ public readonly struct SourceBatch<T>
 
     /// <summary>A batch of records (an empty one means "nothing yet", not the end).</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "Reads naturally at call sites, as ImmutableArray<T>.Empty does.")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0027:API with optional parameter(s) should have the most parameters amongst its public overloads", Justification = "Of(records) is every simple reader's call; the overload with splits is a different kind of batch, not a longer form of this one.")]
     public static SourceBatch<T> Of(ReadOnlyMemory<T> records, IRecordOrigins? origins = null) => new(records, isEnd: false, origins);
 
     /// <summary>
@@ -246,6 +247,7 @@ public readonly record struct SplitRun(int Split, int Count);
 public sealed class SourceContext<T>
 {
     /// <summary>Creates a context.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0027:API with optional parameter(s) should have the most parameters amongst its public overloads", Justification = "The short form a test or a wrapping source writes; the runtime uses the full one, whose parameters are all required.")]
     public SourceContext(string pipelineName, string sourceName, int parallelism, int batchSize, RecordSchema<T>? schema, IDeadLetterChannel? deadLetters = null)
         : this(pipelineName, sourceName, parallelism, batchSize, schema, deadLetters, DeliveryGuarantee.AtLeastOnce, null, null)
     {

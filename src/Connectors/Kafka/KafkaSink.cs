@@ -69,6 +69,7 @@ public sealed class KafkaSinkOptions
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Two constructors with different required parameters (options, or a server and a topic); the optional ones follow each.")]
 public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransactionalSink
     where TCodec : IRecordCodec<T>
 {

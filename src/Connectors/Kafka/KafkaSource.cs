@@ -21,6 +21,7 @@ namespace Compiled.Kafka;
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Two constructors with different required parameters (options, or servers and topics); the optional ones follow each.")]
 public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress
     where TCodec : IRecordCodec<T>
 {

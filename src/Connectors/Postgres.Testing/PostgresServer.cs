@@ -12,6 +12,7 @@ namespace Compiled.Postgres.Testing;
 /// binaries (Debian: <c>apt install postgresql-15</c>); as root, runs them as the <c>postgres</c> user, since initdb
 /// refuses root.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Each overload ends in the optional CancellationToken, the .NET convention.")]
 public sealed class PostgresServer : IAsyncDisposable
 {
     /// <summary>The superuser's password in every throwaway server.</summary>

@@ -72,6 +72,7 @@ public sealed record SettingOption(string Name, string Setting, string Descripti
 /// (the first stops the run gracefully within the grace period, a second aborts it), prints a summary, and maps
 /// the outcome to an exit code (<see cref="ExitCodes"/>). docs/operations.md describes it for operators.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Each overload ends in the optional CancellationToken, the .NET convention; no two can be confused.")]
 public static class PipelineHost
 {
     /// <summary>Runs <paramref name="pipeline"/> with the command line <paramref name="args"/>; returns the exit code.</summary>
