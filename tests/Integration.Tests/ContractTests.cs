@@ -36,7 +36,7 @@ public sealed class ContractTests(KafkaFixture kafka, PostgresFixture postgres)
         kafka.Produce(topic, records.Select(r => ((string?)r.Id.ToString(CultureInfo.InvariantCulture), (byte[]?)Json(r))));
         var report = await ConnectorContract.CheckSourceAsync(new SourceContract<Order>
         {
-            CreateSource = group => new KafkaSource<Order, Order.JsonCodec>(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest }),
+            CreateSource = group => new KafkaSource<Order, Order.JsonCodec>(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest, SessionTimeout = kafka.KilledConsumerSessionTimeout }),
             Records = records,
             Bounded = false,
 

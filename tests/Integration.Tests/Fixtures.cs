@@ -156,3 +156,9 @@ public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, IColle
 public sealed class ChildProcesses : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>, ICollectionFixture<MariaDbFixture>
 {
 }
+
+/// <summary>The CDC process test (PostgreSQL only), beside the other two collections.</summary>
+[CollectionDefinition(nameof(CdcProcesses))]
+public sealed class CdcProcesses : ICollectionFixture<PostgresFixture>
+{
+}

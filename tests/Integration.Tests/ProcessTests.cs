@@ -16,7 +16,7 @@ namespace Compiled.Integration.Tests;
 [Collection(nameof(ChildProcesses))]
 public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture postgres, MariaDbFixture mysql, ITestOutputHelper log) : IDisposable
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
+    internal static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
     private static readonly DateTimeOffset Epoch = new(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
     private static readonly string[] Currencies = ["EUR", "USD", "GBP"];
     private readonly string _work = Directory.CreateTempSubdirectory("compiled-process-").FullName;
@@ -198,7 +198,7 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
             "--set", "Table.Mode=Append", "--set", "CheckpointInterval=250ms", "-p", "4", "--batch-size", "512", "--log-level", "Information",
         ], _work);
 
-    private static async Task WaitUntil(Child child, Func<Task<bool>> condition, string what)
+    internal static async Task WaitUntil(Child child, Func<Task<bool>> condition, string what)
     {
         // The children commit on their own schedule; their progress is observed by polling what they write.
         var deadline = DateTime.UtcNow + Patience;
@@ -293,7 +293,7 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
     private static partial Regex SummaryLine();
 
     /// <summary>A pipeline binary running as a child process, with its standard error captured.</summary>
-    private sealed class Child : IAsyncDisposable
+    internal sealed class Child : IAsyncDisposable
     {
         private readonly Process _process;
         private readonly StringBuilder _error = new();

@@ -1,12 +1,22 @@
 using System.Globalization;
 using Compiled.Samples.Tests;
 using Npgsql;
+using Xunit.Abstractions;
+using static Compiled.Integration.Tests.ProcessTests;
 
 namespace Compiled.Integration.Tests;
 
-/// <summary>PostgreSQL CDC into a Parquet lake and a replica table, through pipeline binaries killed with SIGKILL again and again.</summary>
-public sealed partial class ProcessTests
+/// <summary>
+/// PostgreSQL CDC into a Parquet lake and a replica table, through pipeline binaries killed with SIGKILL again and again.
+/// A collection of its own (no Kafka), so it runs beside the Kafka process tests instead of after them.
+/// </summary>
+[Collection(nameof(CdcProcesses))]
+public sealed class CdcProcessTests(PostgresFixture postgres, ITestOutputHelper log) : IDisposable
 {
+    private readonly string _work = Directory.CreateTempSubdirectory("compiled-cdc-process-").FullName;
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+
     [Fact]
     public async Task Cdc_into_a_lake_and_a_replica_survives_repeated_sigkill_in_the_snapshot_at_the_switch_and_while_streaming()
     {
