@@ -185,24 +185,24 @@ public sealed class NativeAotTests : IDisposable
         var install = await Processes.DotnetAsync(["new", "install", Path.Combine(feed, $"Compiled.Templates.{version}.nupkg"), "--debug:custom-hive", hive], _work, Timeout);
         Assert.True(install.ExitCode == 0, install.ToString());
 
-        var solution = Path.Combine(_work, "Shop");
-        var created = await Processes.DotnetAsync(["new", "compiled-pipeline", "-n", "Shop", "-o", solution, "--debug:custom-hive", hive], _work, Timeout);
+        var solution = Path.Combine(_work, "Shop-Etl"); // a name that is not an identifier: the code gets Shop_Etl, the projects keep it
+        var created = await Processes.DotnetAsync(["new", "compiled-pipeline", "-n", "Shop-Etl", "-o", solution, "--debug:custom-hive", hive], _work, Timeout);
         Assert.True(created.ExitCode == 0, created.ToString());
-        Assert.Contains(version, await File.ReadAllTextAsync(Path.Combine(solution, "Shop", "Shop.csproj")), StringComparison.Ordinal);
+        Assert.Contains(version, await File.ReadAllTextAsync(Path.Combine(solution, "Shop-Etl", "Shop-Etl.csproj")), StringComparison.Ordinal);
         await PackageApp.WriteNuGetConfigAsync(solution, feed);
         var environment = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_work, "packages") };
 
-        var test = await Processes.DotnetAsync(["test", Path.Combine(solution, "Shop.Tests"), "-nologo"], solution, Timeout, environment);
+        var test = await Processes.DotnetAsync(["test", Path.Combine(solution, "Shop-Etl.Tests"), "-nologo"], solution, Timeout, environment);
         Assert.True(test.ExitCode == 0, test.ToString());
         Assert.Contains("Passed!", test.Output, StringComparison.Ordinal);
 
         var publish = Path.Combine(_work, "publish");
-        var build = await Processes.DotnetAsync(["publish", Path.Combine(solution, "Shop"), "-c", "Release", "-o", publish, "-nologo"], solution, Timeout, environment);
+        var build = await Processes.DotnetAsync(["publish", Path.Combine(solution, "Shop-Etl"), "-c", "Release", "-o", publish, "-nologo"], solution, Timeout, environment);
         Assert.True(build.ExitCode == 0, build.ToString());
         Assert.DoesNotContain("warning", build.Output, StringComparison.OrdinalIgnoreCase);
 
         var output = Directory.CreateDirectory(Path.Combine(_work, "run")).FullName;
-        var run = await Processes.RunAsync(Path.Combine(publish, "Shop"), [], output, Timeout);
+        var run = await Processes.RunAsync(Path.Combine(publish, "Shop-Etl"), [], output, Timeout);
         Assert.True(run.ExitCode == 0, run.ToString());
         var rows = Directory.GetFiles(Path.Combine(output, "paid"), "*.csv").SelectMany(File.ReadAllLines).Where(l => !l.StartsWith("id,", StringComparison.Ordinal)).Order(StringComparer.Ordinal);
         Assert.Equal(["1,ada,15.00", "3,eve,48.0", "5,max,120.0"], rows); // 12.5, 40 and 100 plus 20 %

@@ -28,6 +28,6 @@ public sealed partial class OrdersPipeline
 
     [Transform] static PaidOrder WithTax(Order order) => new(order.Id, order.Customer, decimal.Round(order.Amount * (1 + TaxRate), 2));
 
-    // Typed as ISink<T> so a test can put a CollectionSink in its place (CompiledPipeline1.Tests).
+    // Typed as ISink<T> so a test can put a CollectionSink in its place (see the test project).
     [Sink] public ISink<PaidOrder> Paid { get; set; } = new FileSink<PaidOrder, PaidOrder.CsvCodec>("paid");
 }
