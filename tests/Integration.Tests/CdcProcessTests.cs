@@ -8,7 +8,7 @@ namespace Compiled.Integration.Tests;
 
 /// <summary>
 /// PostgreSQL CDC into a Parquet lake and a replica table, through pipeline binaries killed with SIGKILL again and again.
-/// A collection of its own (no Kafka), so it runs beside the Kafka process tests instead of after them.
+/// A collection of its own (it needs no Kafka), so it need not wait for the Kafka process tests to finish.
 /// </summary>
 [Collection(nameof(CdcProcesses))]
 public sealed class CdcProcessTests(PostgresFixture postgres, ITestOutputHelper log) : IDisposable

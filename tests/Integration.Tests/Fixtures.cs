@@ -158,7 +158,7 @@ public sealed class ChildProcesses : ICollectionFixture<PostgresFixture>, IColle
 {
 }
 
-/// <summary>The CDC process test (PostgreSQL only), beside the other two collections.</summary>
+/// <summary>The CDC process test (PostgreSQL only), apart from the Kafka process tests.</summary>
 [CollectionDefinition(nameof(CdcProcesses))]
 public sealed class CdcProcesses : ICollectionFixture<PostgresFixture>
 {
