@@ -28,6 +28,12 @@ internal interface IWorkerInput : IAsyncDisposable
     /// <summary>After the input ended: runs the loop over what the partition still holds (windows fire at the end of input).</summary>
     void Finish();
 
+    /// <summary>
+    /// Runs the loop over the next batch of what the last item (or <see cref="Finish"/>) released — a window fires a
+    /// batch at a time, the worker flushing its ports between batches; false when nothing is left.
+    /// </summary>
+    bool ProcessMore() => false;
+
     /// <summary>Whether the input commits positions as it goes (Kafka): the worker then takes checkpoints.</summary>
     bool CommitsPositions { get; }
 
@@ -132,6 +138,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
                 var started = timed ? Stopwatch.GetTimestamp() : 0;
                 _input.Process();
                 await FlushAsync(abort).ConfigureAwait(false);
+                await ProcessMoreAsync(abort).ConfigureAwait(false);
                 await SnapshotIfAlignedAsync(abort).ConfigureAwait(false);
                 if (timed)
                 {
@@ -171,6 +178,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     public async ValueTask AfterInlineStepAsync(CancellationToken abort)
     {
         await FlushAsync(abort).ConfigureAwait(false);
+        await ProcessMoreAsync(abort).ConfigureAwait(false);
         await SnapshotIfAlignedAsync(abort).ConfigureAwait(false);
         if (_input.Ended && Volatile.Read(ref _state) == Running)
         {
@@ -306,6 +314,15 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         }
     }
 
+    /// <summary>Emits what the last step released in batches (a window's firing), flushing the ports after each: memory holds one batch of results, not all of them.</summary>
+    private async ValueTask ProcessMoreAsync(CancellationToken abort)
+    {
+        while (_input.ProcessMore())
+        {
+            await FlushAsync(abort).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Ends a partition driven by hand (the test driver's source partition) as if its input had ended.</summary>
     public ValueTask CompleteAsync(CancellationToken abort) => FinishAsync(abort);
 
@@ -319,6 +336,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         }
 
         _input.Finish();
+        await ProcessMoreAsync(abort).ConfigureAwait(false);
         var checkpoints = _input.CommitsPositions;
         if (checkpoints && !_input.CanCheckpoint)
         {
@@ -356,6 +374,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
     private async ValueTask FinishCheckpointedAsync(CheckpointCoordinator coordinator, CancellationToken abort)
     {
         _input.Finish();
+        await ProcessMoreAsync(abort).ConfigureAwait(false);
         var stopping = _run.Stop.IsCancellationRequested || !_input.Ended;
         var final = stopping ? coordinator.RequestFinal() : 0;
         await SendBarriersAsync(abort).ConfigureAwait(false);

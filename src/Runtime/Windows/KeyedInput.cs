@@ -24,6 +24,8 @@ internal abstract class KeyedInput : IWorkerInput
 
     public abstract void Finish();
 
+    public abstract bool ProcessMore();
+
     public Checkpoint CreateCheckpoint(string pipeline, int partition, long number)
         => throw new NotSupportedException("Keyed partitions take part in the sources' checkpoints; they have none of their own.");
 
@@ -84,6 +86,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
     private ITimer? _timer;
     private long _reportedLate;
     private long _reportedExpired;
+    private (long Now, bool Fired, bool Finishing)? _paused; // a firing paused with results still to emit
 
     public KeyedInput(
         RunContext run,
@@ -110,6 +113,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
         _arrived = new bool[_held.Length];
         _forwards = context.Ports.OfType<IExchangePort>().ToArray();
         _tags = [new("pipeline", run.Pipeline), new("window", exchange.Name)];
+        windows.FiringBatch = run.Options.BatchSize; // a firing reaches the sinks a batch at a time (ProcessMore)
         if (exchange.Inline)
         {
             exchange.Attach(partition, this);
@@ -273,6 +277,11 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
 
     private void Handle(ExchangeBatch<Keyed<TKey, TIn>> batch)
     {
+        while (ProcessMore())
+        {
+            // The worker emits a whole firing before it reads again; this only runs if something did not.
+        }
+
         var now = _run.Clock.Now;
         if (_frozen)
         {
@@ -324,14 +333,55 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
             ? (_valve.AllEnded ? long.MaxValue : now - 1)
             : _valve.Combine(now);
         _windows.Advance(watermark);
-        _windows.Expire(now);
-        var fired = Emit();
-        foreach (var forward in _forwards)
+        AfterFiring(now, Emit(), finishing: false);
+    }
+
+    /// <summary>
+    /// What follows a firing, once its last batch is emitted: state past its time-to-live goes, and the watermark moves on
+    /// to the windows behind this one — only now, so that none of the results is late there. A firing that paused with
+    /// more to emit comes back here from <see cref="ProcessMore"/>.
+    /// </summary>
+    private void AfterFiring(long now, bool fired, bool finishing)
+    {
+        if (_windows.Firing)
         {
-            forward.ForwardWatermark(_windows.Watermark);
+            _paused = (now, fired, finishing);
+            return;
+        }
+
+        _paused = null;
+        if (finishing)
+        {
+            foreach (var port in _forwards)
+            {
+                port.ForwardWatermark(long.MaxValue);
+            }
+
+            _statistics.Update(_partition, long.MaxValue, 0, -1, fired, now);
+            return;
+        }
+
+        _windows.Expire(now);
+        fired |= Emit();
+        foreach (var port in _forwards)
+        {
+            port.ForwardWatermark(_windows.Watermark);
         }
 
         _statistics.Update(_partition, _windows.Watermark, _valve.IdleCount(now), _valve.Slowest(now), fired, now);
+    }
+
+    /// <summary>Emits the next batch of a paused firing; false when none is paused.</summary>
+    public override bool ProcessMore()
+    {
+        if (_paused is not { } paused)
+        {
+            return false;
+        }
+
+        _windows.ContinueFiring();
+        AfterFiring(paused.Now, Emit() | paused.Fired, paused.Finishing);
+        return true;
     }
 
     /// <summary>Runs the loop after the window over what it emitted; true if it emitted anything.</summary>
@@ -379,14 +429,12 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
             return;
         }
 
-        _windows.Advance(long.MaxValue);
-        Emit();
-        foreach (var forward in _forwards)
+        while (ProcessMore())
         {
-            forward.ForwardWatermark(long.MaxValue);
         }
 
-        _statistics.Update(_partition, long.MaxValue, 0, -1, false, _run.Clock.Now);
+        _windows.Advance(long.MaxValue);
+        AfterFiring(_run.Clock.Now, Emit(), finishing: true);
     }
 
     public override async ValueTask DisposeAsync()

@@ -44,6 +44,14 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
     private long _nextEnd = long.MinValue; // the first window end (in panes) not yet fired
 
+    // A firing in progress (see ContinueFiring).
+    private bool _firing;
+    private long _fireEnd;
+    private long _fireLastEnd;
+    private int _fireFirst;
+    private int _fireSlot;
+    private int _fireIndex;
+
     public PaneWindowOperator(long sizeMs, long slideMs, long latenessMs)
         : base(latenessMs)
     {
@@ -56,6 +64,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
+        FinishFiring();
         var paneMs = _paneMs;
         var watermark = Watermark;
         for (var i = 0; i < batch.Length; i++)
@@ -80,38 +89,74 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             return;
         }
 
+        FinishFiring();
         Watermark = watermark;
         // Window [e - size, e) (in panes) fires once e * paneMs - 1 <= watermark.
-        var lastEnd = watermark >= long.MaxValue - 1 ? long.MaxValue / _paneMs : TimeMath.FloorDiv(watermark + 1, _paneMs);
-        var end = _nextEnd;
-        if (end == long.MinValue && _paneCount > 0)
+        _fireLastEnd = watermark >= long.MaxValue - 1 ? long.MaxValue / _paneMs : TimeMath.FloorDiv(watermark + 1, _paneMs);
+        _fireEnd = _nextEnd;
+        if (_fireEnd == long.MinValue && _paneCount > 0)
         {
-            end = FirstEndContaining(_panes[0]);
+            _fireEnd = FirstEndContaining(_panes[0]);
         }
 
-        while (_paneCount > 0 && end <= lastEnd)
+        _fireSlot = -1;
+        _firing = true;
+        ContinueFiring();
+    }
+
+    internal override bool Firing => _firing;
+
+    /// <summary>
+    /// Fires the windows the watermark completed, from where the last batch stopped: window <c>_fireEnd</c>, pane slot
+    /// <c>_fireSlot</c> (-1: the window has not started), entry <c>_fireIndex</c> of that pane. No record is added while
+    /// a firing is paused (the partition emits the rest before it reads again), so the pane list does not move under it.
+    /// </summary>
+    internal override void ContinueFiring()
+    {
+        if (!_firing)
         {
-            var first = FirstPaneAtOrAfter(end - _sizePanes);
-            if (first < 0)
+            return;
+        }
+
+        var end = _fireEnd;
+        while (_paneCount > 0 && end <= _fireLastEnd)
+        {
+            if (_fireSlot < 0)
             {
-                break;
+                var first = FirstPaneAtOrAfter(end - _sizePanes);
+                if (first < 0)
+                {
+                    break;
+                }
+
+                var pane = _panes[first];
+                if (pane >= end)
+                {
+                    end = FirstEndContaining(pane); // no live pane in this window: jump to the next one that has one
+                    continue;
+                }
+
+                _fireFirst = first;
+                _fireSlot = first;
+                _fireIndex = 0;
             }
 
-            var pane = _panes[first];
-            if (pane >= end)
+            if (!Fire(end))
             {
-                end = FirstEndContaining(pane); // no live pane in this window: jump to the next one that has one
-                continue;
+                _fireEnd = end; // the batch is full: the rest of this window next time
+                return;
             }
 
-            Fire(end, first, isUpdate: false);
+            _fireSlot = -1;
             end += _slidePanes;
         }
 
-        // Every window ending at or before lastEnd has fired (or was empty); the next to fire ends after it.
+        // Every window ending at or before the last end has fired (or was empty); the next to fire ends after it.
+        var lastEnd = _fireLastEnd;
         var afterLast = lastEnd >= long.MaxValue / 2 ? lastEnd : ((TimeMath.FloorDiv(lastEnd - _sizePanes, _slidePanes) + 1) * _slidePanes) + _sizePanes; // window ends are k * slide + size
         _nextEnd = afterLast; // windows after it may still receive records that are not late, even where none has state yet
-        Purge(watermark);
+        _firing = false;
+        Purge(Watermark);
     }
 
     /// <summary>A record at or before the watermark: it updates the windows still within the lateness and re-fires those whose time has passed.</summary>
@@ -141,25 +186,36 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
     private long FirstEndContaining(long pane) => (TimeMath.CeilDiv(pane - _sizePanes + 1, _slidePanes) * _slidePanes) + _sizePanes;
 
-    /// <summary>Emits window [end - size, end) for every key with state in it.</summary>
-    private void Fire(long end, int firstPaneSlot, bool isUpdate)
+    /// <summary>
+    /// Emits window [end - size, end) for every key with state in it, from the cursor on; false when
+    /// <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/> results are waiting and the window is not done.
+    /// </summary>
+    private bool Fire(long end)
     {
         var start = end - _sizePanes;
-        for (var slot = firstPaneSlot; slot < _paneCount && _panes[slot] < end; slot++)
+        var limit = FiringBatch;
+        var results = Results;
+        for (; _fireSlot < _paneCount && _panes[_fireSlot] < end; _fireSlot++, _fireIndex = 0)
         {
+            var slot = _fireSlot;
             var ids = _paneEntries[slot];
             var count = _paneCounts[slot];
-            for (var j = 0; j < count; j++)
+            while (_fireIndex < count)
             {
-                ref var entry = ref _entries[ids[j]];
+                if (results.Count >= limit)
+                {
+                    return false;
+                }
+
+                ref var entry = ref _entries[ids[_fireIndex++]];
                 if (_sizePanes == 1)
                 {
-                    Results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(entry.Acc), isUpdate));
+                    results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(entry.Acc), false));
                     continue;
                 }
 
                 // Emit each key once per window: from the first of its panes in the window.
-                if (HasEarlierPane(entry.Key, entry.KeyHash, start, firstPaneSlot, slot))
+                if (HasEarlierPane(entry.Key, entry.KeyHash, start, _fireFirst, slot))
                 {
                     continue;
                 }
@@ -174,9 +230,11 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                     }
                 }
 
-                Results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(acc), isUpdate));
+                results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(acc), false));
             }
         }
+
+        return true;
     }
 
     private bool HasEarlierPane(TKey key, int hash, long start, int fromSlot, int beforeSlot)
@@ -442,6 +500,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     /// <summary>Header, then per entry: key, pane, accumulator — pane by pane.</summary>
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
+        ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, _nextEnd, _live).Write(writer);
         for (var slot = 0; slot < _paneCount; slot++)
         {

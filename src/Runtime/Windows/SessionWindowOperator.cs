@@ -30,6 +30,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
     private int _used;
     private int _free = -1;
     private int _live;
+    private bool _firing;
 
     public SessionWindowOperator(long gapMs, long latenessMs)
         : base(latenessMs)
@@ -41,6 +42,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
 
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
+        FinishFiring();
         for (var i = 0; i < batch.Length; i++)
         {
             Add(batch[i]);
@@ -153,9 +155,27 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
             return;
         }
 
+        FinishFiring();
         Watermark = watermark;
+        ContinueFiring();
+    }
+
+    internal override bool Firing => _firing;
+
+    /// <summary>Runs the timers due at the watermark until <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/> results wait (then <see cref="Firing"/> stays set).</summary>
+    internal override void ContinueFiring()
+    {
+        var watermark = Watermark;
+        var limit = FiringBatch;
+        _firing = false;
         while (_timers.TryPeek(out var timer, out var due) && due <= watermark)
         {
+            if (Results.Count >= limit)
+            {
+                _firing = true;
+                return;
+            }
+
             _timers.Dequeue();
             ref var s = ref _sessions[timer.Id];
             if (s.Version != timer.Version)
@@ -197,6 +217,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
     /// <summary>Header, then per session: key, start, end, pending timers (bit 0 fire, bit 1 clean-up), accumulator.</summary>
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
+        ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, 0, _live).Write(writer);
         foreach (var head in _heads.Values)
         {

@@ -47,6 +47,49 @@ public abstract class KeyedOperator<TKey, TIn, TResult>
     public abstract void Advance(long watermark);
 
     /// <summary>
+    /// The most results <see cref="Advance"/> emits before it pauses with <see cref="Firing"/> set, so that what a
+    /// firing emits reaches the sinks in batches instead of piling up beside the state (the run sets its batch size).
+    /// </summary>
+    internal int FiringBatch { get; set; } = int.MaxValue;
+
+    /// <summary>Whether the last <see cref="Advance"/> paused with results still to emit: <see cref="ContinueFiring"/> emits the next batch of them.</summary>
+    internal virtual bool Firing => false;
+
+    /// <summary>Emits the next batch of a paused firing (at most <see cref="FiringBatch"/> results) and finishes the advance once none is left.</summary>
+    internal virtual void ContinueFiring()
+    {
+    }
+
+    /// <summary>Emits the rest of a paused firing at once: a record or a watermark arrived before the partition emitted it.</summary>
+    private protected void FinishFiring()
+    {
+        if (!Firing)
+        {
+            return;
+        }
+
+        var batch = FiringBatch;
+        FiringBatch = int.MaxValue;
+        try
+        {
+            ContinueFiring();
+        }
+        finally
+        {
+            FiringBatch = batch;
+        }
+    }
+
+    /// <summary>A checkpoint of a paused firing would hold windows half emitted; the partition emits the whole firing before it snapshots.</summary>
+    private protected void ThrowIfFiring()
+    {
+        if (Firing)
+        {
+            throw new InvalidOperationException("A window cannot be checkpointed while it fires: its partition emits the whole firing first.");
+        }
+    }
+
+    /// <summary>
     /// Sets the watermark of an operator restored from a checkpoint (the earliest of the checkpointed partitions'): what
     /// was late before the checkpoint stays late after it.
     /// </summary>

@@ -15,10 +15,16 @@ public class WindowOperatorTests
     /// <summary>
     /// Runs batches through <paramref name="parallelism"/> operators the way the exchange does (records routed by key
     /// hash, each batch followed by the bounded-out-of-orderness watermark), then the end-of-input watermark.
+    /// The operators fire at most <paramref name="firingBatch"/> results at a time, drained batch by batch as the partition does.
     /// </summary>
-    private static (Dictionary<int, List<Emitted>> Output, long Late) RunEngine(Window window, long latenessMs, long outOfOrderMs, int parallelism, List<Reading[]> batches)
+    private static (Dictionary<int, List<Emitted>> Output, long Late) RunEngine(Window window, long latenessMs, long outOfOrderMs, int parallelism, List<Reading[]> batches, int firingBatch = int.MaxValue)
     {
         var operators = Enumerable.Range(0, parallelism).Select(_ => Create(window, latenessMs)).ToArray();
+        foreach (var op in operators)
+        {
+            op.FiringBatch = firingBatch;
+        }
+
         var routed = Enumerable.Range(0, parallelism).Select(_ => new List<Keyed<int, Reading>>()).ToArray();
         var output = new Dictionary<int, List<Emitted>>();
         var max = long.MinValue;
@@ -55,17 +61,31 @@ public class WindowOperatorTests
 
     private static void Collect(WindowOperator<int, Reading, long> op, Dictionary<int, List<Emitted>> output)
     {
-        foreach (var r in op.Results.Span)
+        var resumed = false;
+        while (true)
         {
-            if (!output.TryGetValue(r.Key, out var list))
+            // A paused firing resumes with nothing waiting and stops once a batch is full; what Add and the first
+            // batch emit together is not bounded here (late records re-fire as they arrive).
+            Assert.True(!resumed || op.Results.Count <= op.FiringBatch, $"{op.Results.Count} results from one resumed batch, more than {op.FiringBatch}");
+            foreach (var r in op.Results.Span)
             {
-                output[r.Key] = list = [];
+                if (!output.TryGetValue(r.Key, out var list))
+                {
+                    output[r.Key] = list = [];
+                }
+
+                list.Add(new Emitted(r.Start, r.End, r.Value, r.IsUpdate));
             }
 
-            list.Add(new Emitted(r.Start, r.End, r.Value, r.IsUpdate));
-        }
+            op.Results.Reset();
+            if (!op.Firing)
+            {
+                return;
+            }
 
-        op.Results.Reset();
+            op.ContinueFiring();
+            resumed = true;
+        }
     }
 
     private static (Dictionary<int, List<Emitted>> Output, long Late) RunReference(Window window, long latenessMs, long outOfOrderMs, List<Reading[]> batches)
@@ -116,10 +136,11 @@ public class WindowOperatorTests
     {
         Gen.Select(Windows, Gen.Int[0, 3].Select(i => Lateness[i]), Gen.Int[0, 2].Select(i => OutOfOrder[i]), Gen.Int[1, 4])
             .SelectMany((window, lateness, outOfOrder, parallelism) => Batches(outOfOrder * 2).Select(batches => (window, lateness, outOfOrder, parallelism, batches)))
+            .SelectMany(t => Gen.OneOf(Gen.Const(int.MaxValue), Gen.Int[1, 4]).Select(firingBatch => (t.window, t.lateness, t.outOfOrder, t.parallelism, t.batches, firingBatch)))
             .Sample(
                 t =>
                 {
-                    var engine = RunEngine(t.window, t.lateness, t.outOfOrder, t.parallelism, t.batches);
+                    var engine = RunEngine(t.window, t.lateness, t.outOfOrder, t.parallelism, t.batches, t.firingBatch);
                     var reference = RunReference(t.window, t.lateness, t.outOfOrder, t.batches);
                     Assert.Equal(reference.Late, engine.Late);
                     Assert.Equal(reference.Output.Keys.Order(), engine.Output.Keys.Order());
@@ -129,7 +150,7 @@ public class WindowOperatorTests
                     }
                 },
                 iter: 400,
-                print: t => $"{t.window} lateness {t.lateness} ooo {t.outOfOrder} p {t.parallelism} batches [{string.Join(" | ", t.batches.Select(b => string.Join(",", b.Select(r => $"{r.Key}@{r.Time}:{r.Value}"))))}]");
+                print: t => $"{t.window} lateness {t.lateness} ooo {t.outOfOrder} p {t.parallelism} firing batch {t.firingBatch} batches [{string.Join(" | ", t.batches.Select(b => string.Join(",", b.Select(r => $"{r.Key}@{r.Time}:{r.Value}"))))}]");
     }
 
     [Fact]

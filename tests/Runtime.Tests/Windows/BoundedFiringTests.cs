@@ -1,0 +1,163 @@
+using Compiled.Connectors;
+using Compiled.Testing;
+
+namespace Compiled.Runtime.Tests.Windows;
+
+/// <summary>Counts readings per key in one-second tumbling windows into a sink that keeps no record.</summary>
+[Pipeline(Name = "many-key-counts")]
+public sealed partial class ManyKeyCounts
+{
+    [Source] public ISource<Reading> Events { get; set; } = new CollectionSource<Reading>();
+
+    [KeyBy] static int Key(Reading r) => r.Key;
+
+    [Window] public WindowSpec<Reading, Count<Reading>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public SummarySink Results { get; set; } = new();
+}
+
+/// <summary>Counts readings per key in sessions, into a sink that keeps no record.</summary>
+[Pipeline(Name = "many-key-sessions")]
+public sealed partial class ManyKeySessions
+{
+    [Source] public ISource<Reading> Events { get; set; } = new CollectionSource<Reading>();
+
+    [KeyBy] static int Key(Reading r) => r.Key;
+
+    [Window] public WindowSpec<Reading, Count<Reading>> Spec { get; set; } = new(Window.Session(TimeSpan.FromSeconds(1)));
+
+    [Sink] public SummarySink Results { get; set; } = new();
+}
+
+/// <summary>Keeps only what the test checks: how many results, their sum, the distinct keys' sum, the largest write.</summary>
+public sealed class SummarySink : ISink<WindowResult<int, long>>
+{
+    private long _results;
+    private long _sum;
+    private long _keySum;
+    private int _largestWrite;
+
+    public SinkExecution Execution { get; init; } = SinkExecution.Inline;
+
+    public long Count => Interlocked.Read(ref _results);
+
+    public long Sum => Interlocked.Read(ref _sum);
+
+    public long KeySum => Interlocked.Read(ref _keySum);
+
+    public int LargestWrite => Volatile.Read(ref _largestWrite);
+
+    public ValueTask OpenAsync(SinkContext<WindowResult<int, long>> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISinkWriter<WindowResult<int, long>> CreateWriter(int partition) => new Writer(this);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Writer(SummarySink sink) : ISinkWriter<WindowResult<int, long>>
+    {
+        public ValueTask WriteAsync(ReadOnlyMemory<WindowResult<int, long>> records, CancellationToken cancellationToken)
+        {
+            long sum = 0, keys = 0;
+            foreach (ref readonly var r in records.Span)
+            {
+                sum += r.Value;
+                keys += r.Key;
+            }
+
+            Interlocked.Add(ref sink._results, records.Length);
+            Interlocked.Add(ref sink._sum, sum);
+            Interlocked.Add(ref sink._keySum, keys);
+            int largest;
+            while ((largest = Volatile.Read(ref sink._largestWrite)) < records.Length && Interlocked.CompareExchange(ref sink._largestWrite, records.Length, largest) != largest)
+            {
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// A window that fires for many keys hands its results to the loop after it a batch at a time, flushing the sinks in
+/// between: memory at a firing is the state plus one batch, not the state plus every result (issue #23).
+/// </summary>
+public sealed class BoundedFiringTests
+{
+    private const int Keys = 1_000_000;
+    private const int BatchSize = 1024;
+
+    /// <summary>Each key twice (so every count is 2), all in window [0, 1000).</summary>
+    private static Reading[] Events(int keys) => [.. Enumerable.Range(0, keys * 2).Select(i => new Reading(i % keys, i % 1000, 1))];
+
+    private static long KeySum(int keys) => (long)keys * (keys - 1) / 2;
+
+    [Fact]
+    public async Task A_tumbling_window_of_a_million_keys_fires_in_batches_and_allocates_nothing_that_grows_with_the_keys()
+    {
+        var pipeline = new ManyKeyCounts();
+        await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { BatchSize = BatchSize });
+        var events = Events(Keys);
+        for (var i = 0; i < events.Length; i += BatchSize)
+        {
+            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
+        }
+
+        Assert.Equal(Keys, driver.StateEntries);
+        Assert.Equal(0, pipeline.Results.Count);
+
+        // The driver runs the keyed partition and the (inline) sink on this thread: what this thread allocates while
+        // the window fires is what the firing costs, whatever other tests do meanwhile.
+        var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+        driver.AdvanceWatermark(999); // window [0, 1000) is complete: one result per key
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+
+        Assert.Equal(Keys, pipeline.Results.Count);
+        Assert.Equal(2L * Keys, pipeline.Results.Sum);
+        Assert.Equal(KeySum(Keys), pipeline.Results.KeySum);
+        Assert.Equal(0, driver.StateEntries);
+        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+
+        // Results buffered whole would be a million 40-byte results (twice that as the buffers grow), beside the
+        // state: the firing may allocate a few buffers of one batch, nothing per key.
+        Assert.True(allocated < 256 << 10, $"firing {Keys} keys allocated {allocated:N0} bytes");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Windows_that_fire_at_the_end_of_input_reach_the_sink_in_batches_with_every_result(int parallelism)
+    {
+        const int keys = 200_000;
+        var pipeline = new ManyKeyCounts { Events = new CollectionSource<Reading>(Events(keys)), Results = new SummarySink { Execution = SinkExecution.Decoupled } };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = BatchSize });
+
+        Assert.Equal(keys, pipeline.Results.Count);
+        Assert.Equal(2L * keys, pipeline.Results.Sum);
+        Assert.Equal(KeySum(keys), pipeline.Results.KeySum);
+        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+    }
+
+    [Fact]
+    public async Task Sessions_that_close_together_reach_the_sink_in_batches_with_every_result()
+    {
+        const int keys = 100_000;
+        var pipeline = new ManyKeySessions();
+        await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { BatchSize = BatchSize });
+        var events = Events(keys);
+        for (var i = 0; i < events.Length; i += BatchSize)
+        {
+            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
+        }
+
+        driver.AdvanceWatermark(10_000);
+
+        Assert.Equal(keys, pipeline.Results.Count);
+        Assert.Equal(2L * keys, pipeline.Results.Sum);
+        Assert.Equal(KeySum(keys), pipeline.Results.KeySum);
+        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+    }
+}
