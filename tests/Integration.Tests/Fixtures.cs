@@ -149,16 +149,16 @@ public sealed class Infrastructure : ICollectionFixture<PostgresFixture>, IColle
 }
 
 /// <summary>
-/// The tests that run pipeline binaries as child processes (SIGKILL loops, consumer groups), with servers of their
-/// own: they spend most of their time waiting for Kafka sessions to time out, so they run beside the
-/// <see cref="Infrastructure"/> collection instead of after it.
+/// tests/Crash.Tests (this file is shared with it): the tests that run pipeline binaries as child processes (SIGKILL
+/// loops, consumer groups), with servers of their own. They spend most of their time waiting for Kafka sessions to
+/// time out, so the CDC process test runs beside them in a collection of its own.
 /// </summary>
 [CollectionDefinition(nameof(ChildProcesses))]
 public sealed class ChildProcesses : ICollectionFixture<PostgresFixture>, ICollectionFixture<KafkaFixture>, ICollectionFixture<MariaDbFixture>
 {
 }
 
-/// <summary>The CDC process test (PostgreSQL only), apart from the Kafka process tests.</summary>
+/// <summary>tests/Crash.Tests: the CDC process test (PostgreSQL only), apart from the Kafka process tests.</summary>
 [CollectionDefinition(nameof(CdcProcesses))]
 public sealed class CdcProcesses : ICollectionFixture<PostgresFixture>
 {

@@ -3,7 +3,6 @@ using Compiled.Connectors;
 using Compiled.Kafka;
 using Compiled.Parquet;
 using Compiled.Runtime;
-using DuckDB.NET.Data;
 
 namespace Compiled.Integration.Tests;
 
@@ -60,14 +59,14 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
         Assert.Equal(5000, pipeline.Lake.RowsCommitted);
         Assert.Empty(Directory.GetFiles(_lake, "*.inprogress", SearchOption.AllDirectories));
 
-        var rows = Query(
+        var rows = Lake.Query(
             "SELECT id, count, small, tiny, unsigned, huge, flag, ratio, single, money, text, maybe, letter, \"local\", \"at\", guid, \"day\", \"time\", span, colour, missing " +
             $"FROM read_parquet('{_lake}/**/*.parquet') ORDER BY id");
         Assert.Equal(records.Length, rows.Count);
 
         // DateTimeOffset is an instant (UTC-adjusted timestamp); DateTime a local timestamp; decimals keep their type.
         // TimeOnly is a TIME that Parquet.Net marks UTC-adjusted, which DuckDB reads as TIME WITH TIME ZONE (+00).
-        var types = Query($"SELECT typeof(\"at\"), typeof(\"local\"), typeof(money), typeof(\"day\"), typeof(\"time\"), typeof(guid) FROM read_parquet('{_lake}/**/*.parquet') LIMIT 1")[0];
+        var types = Lake.Query($"SELECT typeof(\"at\"), typeof(\"local\"), typeof(money), typeof(\"day\"), typeof(\"time\"), typeof(guid) FROM read_parquet('{_lake}/**/*.parquet') LIMIT 1")[0];
         Assert.Equal(["TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DECIMAL(38,18)", "DATE", "TIME WITH TIME ZONE", "UUID"], types.Select(t => (string)t!));
         for (var i = 0; i < records.Length; i++)
         {
@@ -112,7 +111,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
         Assert.Empty(Directory.GetFiles(_lake, "*.inprogress", SearchOption.AllDirectories));
         Assert.True(Directory.GetFiles(_lake, "*.parquet", SearchOption.AllDirectories).Length > 3 * 24, "files roll by size within each directory");
 
-        var rows = Query($"SELECT id, country, amount, \"at\", dt, \"hour\", region FROM read_parquet('{_lake}/**/*.parquet', hive_partitioning = true) ORDER BY id");
+        var rows = Lake.Query($"SELECT id, country, amount, \"at\", dt, \"hour\", region FROM read_parquet('{_lake}/**/*.parquet', hive_partitioning = true) ORDER BY id");
         Assert.Equal(sales.Length, rows.Count);
         for (var i = 0; i < sales.Length; i++)
         {
@@ -171,7 +170,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
         Assert.Empty(Directory.GetFiles(_lake, "*", SearchOption.TopDirectoryOnly)); // nothing beside the lake
         Assert.Empty(Directory.GetFiles(root, "*.parquet", SearchOption.TopDirectoryOnly)); // nothing in its root either: every value has its directory
         Assert.Equal(["%2E", "%2E%2E", "..%2F..%2Fescaped", "...", "a%2F..%2Fb", "ok"], Directory.GetDirectories(root).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        var read = Query($"SELECT id, country FROM read_parquet('{root}/**/*.parquet') ORDER BY id");
+        var read = Lake.Query($"SELECT id, country FROM read_parquet('{root}/**/*.parquet') ORDER BY id");
         Assert.Equal(sales.Select(s => (s.Id, s.Country)), read.Select(r => (Convert.ToInt64(r[0], CultureInfo.InvariantCulture), (string)r[1]!)));
     }
 
@@ -208,7 +207,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
     private static List<Sale> ReadSales(string lake)
         => !Directory.Exists(lake) || Directory.GetFiles(lake, "*.parquet", SearchOption.AllDirectories).Length == 0
             ? []
-            : [.. Query($"SELECT id, country, amount, \"at\" FROM read_parquet('{lake}/**/*.parquet')")
+            : [.. Lake.Query($"SELECT id, country, amount, \"at\" FROM read_parquet('{lake}/**/*.parquet')")
                 .Select(r => new Sale(Convert.ToInt64(r[0], CultureInfo.InvariantCulture), (string)r[1]!, (decimal)r[2]!, new DateTimeOffset(Utc(r[3]))))];
 
     [Fact]
@@ -260,7 +259,7 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
             await run.WaitAsync(Patience);
         }
 
-        var ids = Query($"SELECT id FROM read_parquet('{_lake}/**/*.parquet') ORDER BY id").Select(r => Convert.ToInt64(r[0], CultureInfo.InvariantCulture)).ToList();
+        var ids = Lake.Query($"SELECT id FROM read_parquet('{_lake}/**/*.parquet') ORDER BY id").Select(r => Convert.ToInt64(r[0], CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(Enumerable.Range(1, count).Select(i => (long)i), ids); // none lost, none twice
     }
 
@@ -285,28 +284,5 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
     private long LakeCount()
         => Directory.GetFiles(_lake, "*.parquet", SearchOption.AllDirectories).Length == 0
             ? 0
-            : Convert.ToInt64(Query($"SELECT count(*) FROM read_parquet('{_lake}/**/*.parquet')")[0][0], CultureInfo.InvariantCulture);
-
-    /// <summary>Rows of a DuckDB query (an in-memory database reading the lake's files).</summary>
-    internal static List<object?[]> Query(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            }
-
-            rows.Add(row);
-        }
-
-        return rows;
-    }
+            : Convert.ToInt64(Lake.Query($"SELECT count(*) FROM read_parquet('{_lake}/**/*.parquet')")[0][0], CultureInfo.InvariantCulture);
 }

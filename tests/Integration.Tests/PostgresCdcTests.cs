@@ -46,23 +46,23 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         // A quiet table on a busy server: WAL written elsewhere; heartbeats move both slots past it.
         var elsewhere = await postgres.NewDatabaseAsync();
         await ExecuteAsync(elsewhere, "CREATE TABLE noise AS SELECT i, md5(i::text) AS t FROM generate_series(1, 20000) i");
-        var busy = await CurrentLsnAsync(db);
-        await UntilAsync(runs, async () => (await SlotsAsync(db)).All(s => s.Confirmed >= busy), "both slots confirmed past WAL written in another database");
+        var busy = await CdcChecks.CurrentLsnAsync(db);
+        await UntilAsync(runs, async () => (await CdcChecks.SlotsAsync(db)).All(s => s.Confirmed >= busy), "both slots confirmed past WAL written in another database");
 
         await stop.CancelAsync();
         await Task.WhenAll(runs);
 
         // The replica equals the table.
-        Assert.Empty(await DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
+        Assert.Empty(await CdcChecks.DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
         Assert.Equal("bytes", replica.Orders.Progress.Unit); // the slot's lag, as the compiled.source.lag metric reports it
         Assert.Equal(replica.Orders.ConfirmedLsn, replica.Orders.Progress.Done);
         Assert.Equal(writer.Rows.Count, await CountAsync(db, "cdc_orders_replica"));
 
         // The lake holds exactly the history: per key a snapshot row of some moment, then each later change once.
-        var history = ReadLake(lake);
+        var history = CdcChecks.ReadLake(lake);
         Assert.InRange(history.Count(h => h.Op == ChangeKind.Snapshot), 19_000, 20_300);
         Assert.Contains(history, h => h.Op == ChangeKind.UpdateBefore); // the key changes' old keys
-        AssertExact(writer, history);
+        CdcChecks.AssertExact(writer, history);
     }
 
     [Fact]
@@ -114,9 +114,9 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         await stop.CancelAsync();
         await Task.WhenAll(runs);
 
-        var history = ReadLake(lake);
+        var history = CdcChecks.ReadLake(lake);
         Assert.True(second.Orders.SnapshotRows < 30_000, $"the last run read {second.Orders.SnapshotRows} snapshot rows: the splits the aborted run committed were read again");
-        AssertExact(writer, history);
+        CdcChecks.AssertExact(writer, history);
     }
 
     [Fact]
@@ -144,8 +144,8 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         await stop.CancelAsync();
         await Task.WhenAll(runs);
 
-        var history = ReadLake(lake);
-        AssertExact(writer, history);
+        var history = CdcChecks.ReadLake(lake);
+        CdcChecks.AssertExact(writer, history);
     }
 
     [Fact]
@@ -161,8 +161,8 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         // Everything delivered is committed and nothing is on its way: the slot follows the server's keepalives.
         var elsewhere = await postgres.NewDatabaseAsync();
         await ExecuteAsync(elsewhere, "CREATE TABLE noise AS SELECT i, md5(i::text) AS t FROM generate_series(1, 20000) i");
-        var busy = await CurrentLsnAsync(db);
-        await UntilAsync(runs, async () => (await SlotsAsync(db)).Single().Confirmed >= busy, "the slot confirmed past WAL written in another database");
+        var busy = await CdcChecks.CurrentLsnAsync(db);
+        await UntilAsync(runs, async () => (await CdcChecks.SlotsAsync(db)).Single().Confirmed >= busy, "the slot confirmed past WAL written in another database");
         await stop.CancelAsync();
         await Task.WhenAll(runs);
         Assert.Equal(100, pipeline.Out.Items.Count); // and nothing was delivered that was not there
@@ -197,12 +197,12 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         var second = Pipeline();
         using var stop = new CancellationTokenSource();
         var runs = new[] { second.RunAsync(new PipelineOptions { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200) }, stop.Token) };
-        await UntilAsync(runs, async () => second.Notes.ConfirmedLsn >= await CurrentLsnAsync(db), "the source confirmed the current LSN");
+        await UntilAsync(runs, async () => second.Notes.ConfirmedLsn >= await CdcChecks.CurrentLsnAsync(db), "the source confirmed the current LSN");
         await stop.CancelAsync();
         await Task.WhenAll(runs);
 
         // The new snapshot holds the updates: they must not come again as changes.
-        var rows = ParquetSinkTests.Query($"SELECT op, count(*), count(*) FILTER (WHERE body LIKE 'second %') FROM read_parquet('{lake}/**/*.parquet') GROUP BY op");
+        var rows = Lake.Query($"SELECT op, count(*), count(*) FILTER (WHERE body LIKE 'second %') FROM read_parquet('{lake}/**/*.parquet') GROUP BY op");
         var (op, count, updated) = Assert.Single(rows) is var row ? ((string)row[0]!, Convert.ToInt64(row[1], System.Globalization.CultureInfo.InvariantCulture), Convert.ToInt64(row[2], System.Globalization.CultureInfo.InvariantCulture)) : default;
         Assert.Equal(("Snapshot", 200_000L, 20_000L), (op, count, updated));
     }
@@ -299,7 +299,7 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         Assert.Contains("column 'customer'", message, StringComparison.Ordinal);
         Assert.Contains("text", message, StringComparison.Ordinal);
         Assert.Contains("CdcWrongType.Customer", message, StringComparison.Ordinal);
-        Assert.Empty(await SlotsAsync(db)); // refused before a slot was made
+        Assert.Empty(await CdcChecks.SlotsAsync(db)); // refused before a slot was made
     }
 
     [Fact]
@@ -317,7 +317,7 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
     /// <summary>Waits until every source confirmed its slot past the table's writes (heartbeats move them on a quiet table).</summary>
     private static async Task CaughtUpAsync(string db, Task[] runs, params PostgresCdcSource<CdcOrder>[] sources)
     {
-        var target = await CurrentLsnAsync(db);
+        var target = await CdcChecks.CurrentLsnAsync(db);
         await UntilAsync(runs, () => Task.FromResult(sources.All(s => s.ConfirmedLsn >= target)), $"the sources confirmed LSN {target}");
     }
 
@@ -336,68 +336,6 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
             Assert.True(clock.Elapsed < Deadline, $"Not reached in {Deadline}: {what}.");
             await Task.WhenAny(Task.WhenAny(runs), Task.Delay(50));
         }
-    }
-
-    /// <summary>The lake's history is the writer's, key by key (<see cref="CdcWriter.Check"/>), with no change twice.</summary>
-    internal static void AssertExact(CdcWriter writer, List<CdcOrder> history)
-    {
-        Assert.Empty(writer.Check(history));
-        Assert.Equal(history.Count, history.Select(h => (h.Id, h.Op, h.Lsn)).Distinct().Count());
-    }
-
-    internal static List<CdcOrder> ReadLake(string lake)
-        => [.. ParquetSinkTests.Query($"SELECT id, customer, amount, seq, op, lsn FROM read_parquet('{lake}/**/*.parquet')").Select(r => new CdcOrder
-        {
-            Id = (long)r[0]!,
-            Customer = (string?)r[1],
-            Amount = Convert.ToDecimal(r[2], System.Globalization.CultureInfo.InvariantCulture),
-            Seq = (int)r[3]!,
-            Op = Enum.Parse<ChangeKind>((string)r[4]!),
-            Lsn = (long)r[5]!,
-        })];
-
-    internal static async Task<long> CurrentLsnAsync(string db)
-    {
-        await using var connection = new NpgsqlConnection(db);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
-
-    internal static async Task<List<(string Slot, long Confirmed)>> SlotsAsync(string db)
-    {
-        await using var connection = new NpgsqlConnection(db);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT slot_name, (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE database = current_database() AND NOT temporary", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var slots = new List<(string, long)>();
-        while (await reader.ReadAsync())
-        {
-            slots.Add((reader.GetString(0), reader.GetInt64(1)));
-        }
-
-        return slots;
-    }
-
-    /// <summary>Rows of one table missing from the other, both ways, on (id, customer, amount, seq).</summary>
-    internal static async Task<List<string>> DifferenceAsync(string db, string left, string right)
-    {
-        await using var connection = new NpgsqlConnection(db);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"""
-            (SELECT 'missing', id, customer, amount, seq FROM {left} EXCEPT SELECT 'missing', id, customer, amount, seq FROM {right})
-            UNION ALL
-            (SELECT 'extra', id, customer, amount, seq FROM {right} EXCEPT SELECT 'extra', id, customer, amount, seq FROM {left})
-            LIMIT 20
-            """, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add($"{reader.GetString(0)} {reader.GetInt64(1)}");
-        }
-
-        return rows;
     }
 
     private static async Task<long> CountAsync(string db, string table)

@@ -95,19 +95,19 @@ public sealed class CdcProcessTests(PostgresFixture postgres, ITestOutputHelper 
 
         await stopWriting.CancelAsync();
         await writing;
-        var target = await PostgresCdcTests.CurrentLsnAsync(db);
+        var target = await CdcChecks.CurrentLsnAsync(db);
         await using (var toLake = StartCdcApp("lake", db))
         await using (var toReplica = StartCdcApp("replica", db))
         {
             // A slot is confirmed only once its sink made everything before it durable: past the last write, all is in.
-            await WaitUntil(toReplica, async () => (await PostgresCdcTests.SlotsAsync(db)) is { Count: 2 } slots && slots.All(s => s.Confirmed >= target), $"both slots confirmed past LSN {target}");
+            await WaitUntil(toReplica, async () => (await CdcChecks.SlotsAsync(db)) is { Count: 2 } slots && slots.All(s => s.Confirmed >= target), $"both slots confirmed past LSN {target}");
             Assert.Equal(0, await toLake.TerminateAsync(Patience));
             Assert.Equal(0, await toReplica.TerminateAsync(Patience));
         }
 
-        Assert.Empty(await PostgresCdcTests.DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
-        var history = PostgresCdcTests.ReadLake(lake); // DuckDB reads every final file: none is partial
-        PostgresCdcTests.AssertExact(writer, history);
+        Assert.Empty(await CdcChecks.DifferenceAsync(db, "cdc_orders", "cdc_orders_replica"));
+        var history = CdcChecks.ReadLake(lake); // DuckDB reads every final file: none is partial
+        CdcChecks.AssertExact(writer, history);
         log.WriteLine($"{history.Count} changes in the lake, {writer.Transactions} transactions written");
     }
 

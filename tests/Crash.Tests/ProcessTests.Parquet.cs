@@ -69,5 +69,5 @@ public sealed partial class ProcessTests
             ? 0
             : Convert.ToInt64(LakeQuery(lake, "SELECT count(*) FROM read_parquet('{0}/**/*.parquet')")[0][0], CultureInfo.InvariantCulture);
 
-    private static List<object?[]> LakeQuery(string lake, string sql) => ParquetSinkTests.Query(string.Format(CultureInfo.InvariantCulture, sql, lake));
+    private static List<object?[]> LakeQuery(string lake, string sql) => Lake.Query(string.Format(CultureInfo.InvariantCulture, sql, lake));
 }
