@@ -25,6 +25,32 @@ using Compiled.Throughput;
 //                 server; --mysql-records N, default 1,000,000); --mysql-only: only that
 //   --parquet     also memory -> Parquet files against Parquet.Net by hand (--parquet-records N, default 1,000,000);
 //                 --parquet-only: only that
+//   --state-size-only  bytes per key of keyed state (a Dictionary by hand, running, tumbling, sliding and session
+//                 counts) at --state-size-keys N[,N...] keys (default 1000000,10000000), each in a child process
+//   --window-ops-only  tumbling and sliding window operators alone over 1 k, 100 k and 2 M keys (M records/s)
+if (args.Length == 3 && args[0] == "--state-size-child")
+{
+    return StateSizeScenario.RunChild(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+}
+
+if (args.Contains("--window-ops-only"))
+{
+    var rates = new List<(string Name, string Value)>();
+    WindowOpsScenario.Run(rates);
+    PrintResults(rates);
+    return 0;
+}
+
+if (args.Contains("--state-size-only"))
+{
+    var sizes = new List<(string Name, string Value)>();
+    var counts = (Array.IndexOf(args, "--state-size-keys") is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : "1000000,10000000")
+        .Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
+    await StateSizeScenario.RunAsync(counts, sizes);
+    PrintResults(sizes);
+    return 0;
+}
+
 var quick = args.Contains("--quick");
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
@@ -102,15 +128,19 @@ if ((!quick || args.Contains("--diagnose")) && !postgresOnly)
     await Diagnose(block);
 }
 
-Console.WriteLine();
-Console.WriteLine("--- results ---");
-foreach (var (name, value) in block)
-{
-    Console.WriteLine($"{name}={value}");
-}
-
+PrintResults(block);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"peak_rss_mb={Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0}"));
 return 0;
+
+static void PrintResults(List<(string Name, string Value)> results)
+{
+    Console.WriteLine();
+    Console.WriteLine("--- results ---");
+    foreach (var (name, value) in results)
+    {
+        Console.WriteLine($"{name}={value}");
+    }
+}
 
 async Task MemoryToMemory(List<(string, string)> results)
 {

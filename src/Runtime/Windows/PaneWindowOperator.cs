@@ -5,42 +5,23 @@ namespace Compiled.Runtime;
 /// <summary>
 /// Tumbling and sliding windows over panes. Time is cut into panes of gcd(size, slide); each record updates one
 /// pane accumulator of its key — never one per overlapping window — and a window's result merges its panes when it
-/// fires. State is a hash table keyed by (key, pane) specialised for <typeparamref name="TKey"/> (no boxing, entries
-/// in one array, chained through indexes), plus a short sorted list of live panes with the entries of each, so that
-/// firing and purging visit only what they emit or drop. Steady state allocates nothing: entries and pane lists are
-/// recycled.
+/// fires. State is a short sorted list of live panes, each with a hash table of its keys' accumulators
+/// (<see cref="PaneTable{TKey, TAcc}"/>), so that firing visits only what it emits and purging drops a pane's table
+/// whole. Steady state allocates nothing: the tables of purged panes are kept for the next ones.
 /// </summary>
 internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
-    private struct Entry
-    {
-        public TKey Key;
-        public long Pane;
-        public int Hash;
-        public int KeyHash;
-        public int Next;
-        public TAcc Acc;
-    }
-
     private readonly long _paneMs;
     private readonly long _sizePanes;
     private readonly long _slidePanes;
 
-    private Entry[] _entries = new Entry[64];
-    private int[] _buckets = new int[64]; // entry index + 1; 0 = empty
-    private int _shift = 32 - 6;
-    private int _used;
-    private int _free = -1;
-    private int _live;
-
-    // Live panes, sorted by index, with the entries of each.
-    private long[] _panes = new long[8];
-    private int[][] _paneEntries = new int[8][];
-    private int[] _paneCounts = new int[8];
+    // Live panes, sorted by index, each with its table.
+    private PaneTable<TKey, TAcc>[] _tables = new PaneTable<TKey, TAcc>[8];
     private int _paneCount;
-    private readonly Stack<int[]> _spareLists = new();
+    private readonly Stack<PaneTable<TKey, TAcc>> _spares = new(); // tables of purged panes, for the next panes
+    private PaneTable<TKey, TAcc>? _last; // the table the last record went to: consecutive records tend to share a pane
 
     private long _nextEnd = long.MinValue; // the first window end (in panes) not yet fired
 
@@ -60,7 +41,21 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         _slidePanes = slideMs / _paneMs;
     }
 
-    public override int StateEntries => _live;
+    /// <summary>Keys × panes held (read by metrics from other threads: a count of a moment, never a failure).</summary>
+    public override int StateEntries
+    {
+        get
+        {
+            var tables = _tables;
+            var live = 0;
+            for (var slot = 0; slot < Math.Min(_paneCount, tables.Length); slot++)
+            {
+                live += tables[slot]?.Count ?? 0;
+            }
+
+            return live;
+        }
+    }
 
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
@@ -78,7 +73,13 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                 continue;
             }
 
-            TAgg.Add(ref FindOrAdd(record.Key, record.Hash, pane), record.Record);
+            var table = _last;
+            if (table is null || table.Pane != pane)
+            {
+                _last = table = TableOf(pane);
+            }
+
+            TAgg.Add(ref table.FindOrAdd(record.Key, record.Hash), record.Record);
         }
     }
 
@@ -96,7 +97,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         _fireEnd = _nextEnd;
         if (_fireEnd == long.MinValue && _paneCount > 0)
         {
-            _fireEnd = FirstEndContaining(_panes[0]);
+            _fireEnd = FirstEndContaining(_tables[0].Pane);
         }
 
         _fireSlot = -1;
@@ -129,7 +130,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                     break;
                 }
 
-                var pane = _panes[first];
+                var pane = _tables[first].Pane;
                 if (pane >= end)
                 {
                     end = FirstEndContaining(pane); // no live pane in this window: jump to the next one that has one
@@ -170,7 +171,8 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             return;
         }
 
-        TAgg.Add(ref FindOrAdd(record.Key, record.Hash, pane), record.Record);
+        var table = TableOf(pane);
+        TAgg.Add(ref table.FindOrAdd(record.Key, record.Hash), record.Record);
         for (var w = firstWindow; w <= lastWindow; w++)
         {
             var end = w * _slidePanes + _sizePanes;
@@ -195,11 +197,11 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         var start = end - _sizePanes;
         var limit = FiringBatch;
         var results = Results;
-        for (; _fireSlot < _paneCount && _panes[_fireSlot] < end; _fireSlot++, _fireIndex = 0)
+        for (; _fireSlot < _paneCount && _tables[_fireSlot].Pane < end; _fireSlot++, _fireIndex = 0)
         {
             var slot = _fireSlot;
-            var ids = _paneEntries[slot];
-            var count = _paneCounts[slot];
+            var table = _tables[slot];
+            var count = table.Count;
             while (_fireIndex < count)
             {
                 if (results.Count >= limit)
@@ -207,30 +209,32 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                     return false;
                 }
 
-                ref var entry = ref _entries[ids[_fireIndex++]];
+                var index = _fireIndex++;
                 if (_sizePanes == 1)
                 {
-                    results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(entry.Acc), false));
+                    results.Add(new WindowResult<TKey, TOut>(table.KeyAt(index), start * _paneMs, end * _paneMs, TAgg.Result(table.AccAt(index)), false));
                     continue;
                 }
 
                 // Emit each key once per window: from the first of its panes in the window.
-                if (HasEarlierPane(entry.Key, entry.KeyHash, start, _fireFirst, slot))
+                var key = table.KeyAt(index);
+                var hash = table.HashAt(index);
+                if (HasEarlierPane(key, hash, start, _fireFirst, slot))
                 {
                     continue;
                 }
 
-                var acc = entry.Acc;
-                for (var later = slot + 1; later < _paneCount && _panes[later] < end; later++)
+                var acc = table.AccAt(index);
+                for (var later = slot + 1; later < _paneCount && _tables[later].Pane < end; later++)
                 {
-                    var found = Find(entry.Key, entry.KeyHash, _panes[later]);
+                    var found = _tables[later].Find(key, hash);
                     if (found >= 0)
                     {
-                        TAgg.Merge(ref acc, _entries[found].Acc);
+                        TAgg.Merge(ref acc, _tables[later].AccAt(found));
                     }
                 }
 
-                results.Add(new WindowResult<TKey, TOut>(entry.Key, start * _paneMs, end * _paneMs, TAgg.Result(acc), false));
+                results.Add(new WindowResult<TKey, TOut>(key, start * _paneMs, end * _paneMs, TAgg.Result(acc), false));
             }
         }
 
@@ -241,7 +245,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     {
         for (var slot = fromSlot; slot < beforeSlot; slot++)
         {
-            if (_panes[slot] >= start && Find(key, hash, _panes[slot]) >= 0)
+            if (_tables[slot].Pane >= start && _tables[slot].Find(key, hash) >= 0)
             {
                 return true;
             }
@@ -256,9 +260,10 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         var start = end - _sizePanes;
         var acc = default(TAcc)!;
         var any = false;
-        for (var slot = FirstPaneAtOrAfter(start); slot >= 0 && slot < _paneCount && _panes[slot] < end; slot++)
+        for (var slot = FirstPaneAtOrAfter(start); slot >= 0 && slot < _paneCount && _tables[slot].Pane < end; slot++)
         {
-            var found = Find(key, hash, _panes[slot]);
+            var table = _tables[slot];
+            var found = table.Find(key, hash);
             if (found < 0)
             {
                 continue;
@@ -266,11 +271,11 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
             if (any)
             {
-                TAgg.Merge(ref acc, _entries[found].Acc);
+                TAgg.Merge(ref acc, table.AccAt(found));
             }
             else
             {
-                acc = _entries[found].Acc;
+                acc = table.AccAt(found);
                 any = true;
             }
         }
@@ -287,31 +292,25 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         var removed = 0;
         while (removed < _paneCount)
         {
-            var pane = _panes[removed];
-            var lastEnd = (TimeMath.FloorDiv(pane, _slidePanes) * _slidePanes) + _sizePanes;
+            var table = _tables[removed];
+            var lastEnd = (TimeMath.FloorDiv(table.Pane, _slidePanes) * _slidePanes) + _sizePanes;
             if (lastEnd * _paneMs - 1 + LatenessMs > watermark)
             {
                 break;
             }
 
-            var ids = _paneEntries[removed];
-            for (var j = 0; j < _paneCounts[removed]; j++)
-            {
-                Remove(ids[j]);
-            }
+            table.Clear();
+            _spares.Push(table); // as many as were ever live at once: the next panes are likely to hold as many keys
 
-            _spareLists.Push(ids);
-            _paneEntries[removed] = null!;
             removed++;
         }
 
         if (removed > 0)
         {
-            Array.Copy(_panes, removed, _panes, 0, _paneCount - removed);
-            Array.Copy(_paneEntries, removed, _paneEntries, 0, _paneCount - removed);
-            Array.Copy(_paneCounts, removed, _paneCounts, 0, _paneCount - removed);
+            Array.Copy(_tables, removed, _tables, 0, _paneCount - removed);
             _paneCount -= removed;
-            Array.Clear(_paneEntries, _paneCount, removed);
+            Array.Clear(_tables, _paneCount, removed);
+            _last = null;
         }
     }
 
@@ -319,7 +318,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     {
         for (var slot = 0; slot < _paneCount; slot++)
         {
-            if (_panes[slot] >= pane)
+            if (_tables[slot].Pane >= pane)
             {
                 return slot;
             }
@@ -328,171 +327,33 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         return -1;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Combine(int keyHash, long pane) => keyHash ^ (int)((ulong)pane * 0x9E3779B97F4A7C15UL >> 32);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Bucket(int hash) => (int)(((uint)hash * 0x9E3779B1u) >> _shift);
-
-    private int Find(TKey key, int keyHash, long pane)
-    {
-        var hash = Combine(keyHash, pane);
-        var entries = _entries;
-        for (var i = _buckets[Bucket(hash)] - 1; i >= 0;)
-        {
-            ref var entry = ref entries[i];
-            if (entry.Hash == hash && entry.Pane == pane && EqualityComparer<TKey>.Default.Equals(entry.Key, key))
-            {
-                return i;
-            }
-
-            i = entry.Next;
-        }
-
-        return -1;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref TAcc FindOrAdd(TKey key, int keyHash, long pane)
-    {
-        var hash = Combine(keyHash, pane);
-        var entries = _entries;
-        for (var i = _buckets[Bucket(hash)] - 1; i >= 0;)
-        {
-            ref var entry = ref entries[i];
-            if (entry.Hash == hash && entry.Pane == pane && EqualityComparer<TKey>.Default.Equals(entry.Key, key))
-            {
-                return ref entry.Acc;
-            }
-
-            i = entry.Next;
-        }
-
-        return ref Insert(key, keyHash, hash, pane);
-    }
-
+    /// <summary>The table of <paramref name="pane"/>, added to the sorted pane list if the pane has none yet.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ref TAcc Insert(TKey key, int keyHash, int hash, long pane)
-    {
-        if (_free < 0 && _used == _entries.Length)
-        {
-            Resize();
-        }
-
-        int index;
-        if (_free >= 0)
-        {
-            index = _free;
-            _free = _entries[index].Next;
-        }
-        else
-        {
-            index = _used++;
-        }
-
-        ref var bucket = ref _buckets[Bucket(hash)];
-        ref var entry = ref _entries[index];
-        entry.Key = key;
-        entry.Pane = pane;
-        entry.Hash = hash;
-        entry.KeyHash = keyHash;
-        entry.Acc = default!;
-        entry.Next = bucket - 1;
-        bucket = index + 1;
-        _live++;
-        AddToPane(pane, index);
-        return ref entry.Acc;
-    }
-
-    private void Remove(int index)
-    {
-        ref var entry = ref _entries[index];
-        ref var link = ref _buckets[Bucket(entry.Hash)];
-        if (link - 1 == index)
-        {
-            link = entry.Next + 1;
-        }
-        else
-        {
-            var i = link - 1;
-            while (_entries[i].Next != index)
-            {
-                i = _entries[i].Next;
-            }
-
-            _entries[i].Next = entry.Next;
-        }
-
-        if (RuntimeHelpers.IsReferenceOrContainsReferences<Entry>())
-        {
-            entry = default;
-        }
-
-        entry.Next = _free;
-        _free = index;
-        _live--;
-    }
-
-    private void Resize()
-    {
-        var size = _entries.Length * 2;
-        Array.Resize(ref _entries, size);
-        _buckets = new int[size];
-        _shift--;
-        for (var i = 0; i < _used; i++)
-        {
-            _entries[i].Next = -1;
-        }
-
-        // Every slot below _used is live here (a resize happens only when the free list is empty).
-        for (var i = 0; i < _used; i++)
-        {
-            ref var bucket = ref _buckets[Bucket(_entries[i].Hash)];
-            _entries[i].Next = bucket - 1;
-            bucket = i + 1;
-        }
-    }
-
-    private void AddToPane(long pane, int entry)
+    private PaneTable<TKey, TAcc> TableOf(long pane)
     {
         var slot = _paneCount - 1;
-        while (slot >= 0 && _panes[slot] > pane)
+        while (slot >= 0 && _tables[slot].Pane > pane)
         {
             slot--;
         }
 
-        if (slot < 0 || _panes[slot] != pane)
+        if (slot >= 0 && _tables[slot].Pane == pane)
         {
-            slot++;
-            InsertPane(slot, pane);
+            return _tables[slot];
         }
 
-        ref var list = ref _paneEntries[slot];
-        ref var count = ref _paneCounts[slot];
-        if (count == list.Length)
+        slot++;
+        if (_paneCount == _tables.Length)
         {
-            Array.Resize(ref list, list.Length * 2);
+            Array.Resize(ref _tables, _paneCount * 2);
         }
 
-        list[count++] = entry;
-    }
-
-    private void InsertPane(int slot, long pane)
-    {
-        if (_paneCount == _panes.Length)
-        {
-            Array.Resize(ref _panes, _paneCount * 2);
-            Array.Resize(ref _paneEntries, _paneCount * 2);
-            Array.Resize(ref _paneCounts, _paneCount * 2);
-        }
-
-        Array.Copy(_panes, slot, _panes, slot + 1, _paneCount - slot);
-        Array.Copy(_paneEntries, slot, _paneEntries, slot + 1, _paneCount - slot);
-        Array.Copy(_paneCounts, slot, _paneCounts, slot + 1, _paneCount - slot);
-        _panes[slot] = pane;
-        _paneEntries[slot] = _spareLists.Count > 0 ? _spareLists.Pop() : new int[16];
-        _paneCounts[slot] = 0;
+        Array.Copy(_tables, slot, _tables, slot + 1, _paneCount - slot);
+        var table = _spares.Count > 0 ? _spares.Pop() : new PaneTable<TKey, TAcc>();
+        table.Pane = pane;
+        _tables[slot] = table;
         _paneCount++;
+        return table;
     }
 
     public byte Kind => 1;
@@ -501,16 +362,15 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, _nextEnd, _live).Write(writer);
+        new WindowStateHeader(Kind, Watermark, _nextEnd, StateEntries).Write(writer);
         for (var slot = 0; slot < _paneCount; slot++)
         {
-            var ids = _paneEntries[slot];
-            for (var j = 0; j < _paneCounts[slot]; j++)
+            var table = _tables[slot];
+            for (var j = 0; j < table.Count; j++)
             {
-                ref var entry = ref _entries[ids[j]];
-                keys.Write(writer, entry.Key);
-                writer.WriteInt64(entry.Pane);
-                accumulators.Write(writer, entry.Acc);
+                keys.Write(writer, table.KeyAt(j));
+                writer.WriteInt64(table.Pane);
+                accumulators.Write(writer, table.AccAt(j));
             }
         }
     }
@@ -530,7 +390,8 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             var accumulator = accumulators.Read(ref reader);
             var hash = KeyHash.Of(key);
             var target = (PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>)targets[KeyHash.Partition(hash, targets.Count)];
-            target.FindOrAdd(key, hash, pane) = accumulator;
+            var table = target.TableOf(pane);
+            table.FindOrAdd(key, hash) = accumulator;
         }
     }
 
