@@ -108,6 +108,8 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     // more than once, and is visited once per watermark move.
     private readonly PriorityQueue<TKey, long> _timers = new();
     private readonly HashSet<TKey> _visited = [];
+    private long _previous; // the input watermark before the move being fired
+    private bool _firing;
     private int _entries;
 
     protected JoinOperator(bool leftOuter, long holdback)
@@ -131,6 +133,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 
     public override void Add(ReadOnlySpan<Keyed<TKey, Either<TLeft, TRight>>> batch)
     {
+        FinishFiring();
         foreach (ref readonly var item in batch)
         {
             var record = item.Record;
@@ -170,18 +173,44 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             return;
         }
 
-        var previous = InputWatermark;
+        FinishFiring();
+        _previous = InputWatermark;
         InputWatermark = watermark;
         _visited.Clear();
+        _firing = true;
+        ContinueFiring();
+    }
+
+    internal override bool Firing => _firing;
+
+    /// <summary>
+    /// Visits the keys whose time the watermark reached, until <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/>
+    /// results wait (a key's visit is never split); the forwarded watermark moves once every due key is visited.
+    /// </summary>
+    internal override void ContinueFiring()
+    {
+        if (!_firing)
+        {
+            return;
+        }
+
+        var watermark = InputWatermark;
+        var limit = FiringBatch;
         while (_timers.TryPeek(out var key, out var due) && due <= watermark)
         {
+            if (Results.Count >= limit)
+            {
+                return;
+            }
+
             _timers.Dequeue();
             if (_visited.Add(key) && _state.TryGetValue(key, out var entries))
             {
-                Visit(key, entries, previous, watermark);
+                Visit(key, entries, _previous, watermark);
             }
         }
 
+        _firing = false;
         Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
     }
 
@@ -279,6 +308,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     /// <summary>Header (watermarks: forwarded and input), then every held record with its key.</summary>
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
+        ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
         foreach (var (key, held) in _state)
         {

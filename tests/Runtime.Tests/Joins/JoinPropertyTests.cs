@@ -37,16 +37,18 @@ public sealed partial class LeftRight
 /// </summary>
 public sealed class JoinPropertyTests
 {
-    private static readonly Gen<(Either<LeftEvent, RightEvent>[] Events, long OutOfOrderness, int Parallelism, bool Outer)> Streams =
+    // The batch size is also the most results a join emits on a watermark before it pauses (1 and 2 pause often).
+    private static readonly Gen<(Either<LeftEvent, RightEvent>[] Events, long OutOfOrderness, int Parallelism, bool Outer, int BatchSize)> Streams =
         Gen.Select(
             Gen.Select(Gen.Bool, Gen.Int[0, 3], Gen.Long[0, 3_000], Gen.Int[0, 9]).Array[0, 50],
             Gen.Long[0, 800],
             Gen.Int[1, 4],
-            Gen.Bool)
-        .Select((raw, ooo, parallelism, outer) => (raw.Select((e, i) => e.Item1
+            Gen.Bool,
+            Gen.OneOf(Gen.Int[1, 2], Gen.Const(PipelineOptions.DefaultBatchSize)))
+        .Select((raw, ooo, parallelism, outer, batchSize) => (raw.Select((e, i) => e.Item1
             ? Either<LeftEvent, RightEvent>.FromLeft(new LeftEvent(e.Item2, i, e.Item3))
             : Either<LeftEvent, RightEvent>.FromRight(new RightEvent(e.Item2, i, e.Item3, e.Item4 switch { 0 => ChangeKind.Delete, 1 => ChangeKind.UpdateBefore, _ => ChangeKind.UpdateAfter })))
-            .ToArray(), ooo, parallelism, outer));
+            .ToArray(), ooo, parallelism, outer, batchSize));
 
     private static long Time(Either<LeftEvent, RightEvent> e) => e.IsLeft ? e.Left.Time : e.Right.Time;
 
@@ -72,10 +74,10 @@ public sealed class JoinPropertyTests
     }
 
     /// <summary>Runs <paramref name="spec"/> over the events, one push each; returns the pairs (left id, right id or -1) and the late ids.</summary>
-    private static (List<(int, int)> Pairs, List<int> Late) Run(Either<LeftEvent, RightEvent>[] events, JoinSpec<LeftEvent, RightEvent> spec, int parallelism)
+    private static (List<(int, int)> Pairs, List<int> Late) Run(Either<LeftEvent, RightEvent>[] events, JoinSpec<LeftEvent, RightEvent> spec, int parallelism, int batchSize)
     {
         var pipeline = new LeftRight { Joined = spec };
-        var driver = PipelineTestDriver.StartAsync<Either<LeftEvent, RightEvent>>(pipeline, new PipelineOptions { Parallelism = parallelism }).GetAwaiter().GetResult();
+        var driver = PipelineTestDriver.StartAsync<Either<LeftEvent, RightEvent>>(pipeline, new PipelineOptions { Parallelism = parallelism, BatchSize = batchSize }).GetAwaiter().GetResult();
         foreach (var e in events)
         {
             driver.Push(e);
@@ -92,7 +94,7 @@ public sealed class JoinPropertyTests
     {
         Gen.Select(Streams, Gen.Long[-500, 500], Gen.Long[0, 700]).Sample((stream, lower, width) =>
         {
-            var (events, ooo, parallelism, outer) = stream;
+            var (events, ooo, parallelism, outer, batchSize) = stream;
             var upper = lower + width;
             var (before, _) = Watermarks(events, ooo);
             var onTime = Enumerable.Range(0, events.Length).Where(i => Time(events[i]) > before[i]).Select(i => events[i]).ToList();
@@ -109,7 +111,7 @@ public sealed class JoinPropertyTests
 
             var late = Enumerable.Range(0, events.Length).Where(i => Time(events[i]) <= before[i]).Select(i => Id(events[i])).Order().ToList();
             var spec = Join.Interval<LeftEvent, RightEvent>(TimeSpan.FromMilliseconds(lower), TimeSpan.FromMilliseconds(upper)) with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromMilliseconds(ooo) };
-            var (pairs, lateIds) = Run(events, spec, parallelism);
+            var (pairs, lateIds) = Run(events, spec, parallelism, batchSize);
             return pairs.SequenceEqual(expected.Order()) && lateIds.SequenceEqual(late);
         }, iter: 400);
     }
@@ -119,7 +121,7 @@ public sealed class JoinPropertyTests
     {
         Gen.Select(Streams, Gen.Long[1, 1_000], Gen.Int[1, 3]).Sample((stream, size, slides) =>
         {
-            var (events, ooo, parallelism, outer) = stream;
+            var (events, ooo, parallelism, outer, batchSize) = stream;
             var slide = Math.Max(1, size / slides);
             var (before, _) = Watermarks(events, ooo);
 
@@ -154,7 +156,7 @@ public sealed class JoinPropertyTests
             var late = Enumerable.Range(0, events.Length).Where(i => !Ends(Time(events[i])).Any(end => end - 1 > before[i])).Select(i => Id(events[i])).Order().ToList();
             var window = slides == 1 ? Window.Tumbling(TimeSpan.FromMilliseconds(size)) : Window.Sliding(TimeSpan.FromMilliseconds(size), TimeSpan.FromMilliseconds(slide));
             var spec = Join.Windowed<LeftEvent, RightEvent>(window) with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromMilliseconds(ooo) };
-            var (pairs, lateIds) = Run(events, spec, parallelism);
+            var (pairs, lateIds) = Run(events, spec, parallelism, batchSize);
             return pairs.SequenceEqual(expected.Order()) && lateIds.SequenceEqual(late);
         }, iter: 400);
     }
@@ -164,7 +166,7 @@ public sealed class JoinPropertyTests
     {
         Streams.Sample(stream =>
         {
-            var (events, ooo, parallelism, outer) = stream;
+            var (events, ooo, parallelism, outer, batchSize) = stream;
             var (before, after) = Watermarks(events, ooo);
             var expected = new List<(int, int)>();
             for (var a = 0; a < events.Length; a++)
@@ -195,7 +197,7 @@ public sealed class JoinPropertyTests
 
             var late = Enumerable.Range(0, events.Length).Where(i => events[i].IsLeft && Time(events[i]) <= before[i]).Select(i => Id(events[i])).Order().ToList();
             var spec = Join.Table<LeftEvent, RightEvent>() with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromMilliseconds(ooo) };
-            var (pairs, lateIds) = Run(events, spec, parallelism);
+            var (pairs, lateIds) = Run(events, spec, parallelism, batchSize);
             Same(expected, pairs, late, lateIds);
         }, iter: 400);
     }

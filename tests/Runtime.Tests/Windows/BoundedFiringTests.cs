@@ -1,4 +1,5 @@
 using Compiled.Connectors;
+using Compiled.Runtime.Tests.Joins;
 using Compiled.Testing;
 
 namespace Compiled.Runtime.Tests.Windows;
@@ -13,7 +14,7 @@ public sealed partial class ManyKeyCounts
 
     [Window] public WindowSpec<Reading, Count<Reading>> Spec { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
 
-    [Sink] public SummarySink Results { get; set; } = new();
+    [Sink] public SummarySink<WindowResult<int, long>> Results { get; set; } = BoundedFiringTests.Counts();
 }
 
 /// <summary>Counts readings per key in sessions, into a sink that keeps no record.</summary>
@@ -26,20 +27,22 @@ public sealed partial class ManyKeySessions
 
     [Window] public WindowSpec<Reading, Count<Reading>> Spec { get; set; } = new(Window.Session(TimeSpan.FromSeconds(1)));
 
-    [Sink] public SummarySink Results { get; set; } = new();
+    [Sink] public SummarySink<WindowResult<int, long>> Results { get; set; } = BoundedFiringTests.Counts();
 }
 
-/// <summary>Keeps only what the test checks: how many results, their sum, the distinct keys' sum, the largest write.</summary>
-public sealed class SummarySink : ISink<WindowResult<int, long>>
+/// <summary>Keeps only what the test checks: how many records, a sum of a value and of a key over them, the largest write.</summary>
+public sealed class SummarySink<T>(Func<T, long> value, Func<T, long> key) : ISink<T>
 {
-    private long _results;
+    private readonly Func<T, long> _value = value;
+    private readonly Func<T, long> _key = key;
+    private long _records;
     private long _sum;
     private long _keySum;
     private int _largestWrite;
 
     public SinkExecution Execution { get; init; } = SinkExecution.Inline;
 
-    public long Count => Interlocked.Read(ref _results);
+    public long Count => Interlocked.Read(ref _records);
 
     public long Sum => Interlocked.Read(ref _sum);
 
@@ -47,24 +50,24 @@ public sealed class SummarySink : ISink<WindowResult<int, long>>
 
     public int LargestWrite => Volatile.Read(ref _largestWrite);
 
-    public ValueTask OpenAsync(SinkContext<WindowResult<int, long>> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask OpenAsync(SinkContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ISinkWriter<WindowResult<int, long>> CreateWriter(int partition) => new Writer(this);
+    public ISinkWriter<T> CreateWriter(int partition) => new Writer(this);
 
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    private sealed class Writer(SummarySink sink) : ISinkWriter<WindowResult<int, long>>
+    private sealed class Writer(SummarySink<T> sink) : ISinkWriter<T>
     {
-        public ValueTask WriteAsync(ReadOnlyMemory<WindowResult<int, long>> records, CancellationToken cancellationToken)
+        public ValueTask WriteAsync(ReadOnlyMemory<T> records, CancellationToken cancellationToken)
         {
             long sum = 0, keys = 0;
-            foreach (ref readonly var r in records.Span)
+            foreach (var r in records.Span)
             {
-                sum += r.Value;
-                keys += r.Key;
+                sum += sink._value(r);
+                keys += sink._key(r);
             }
 
-            Interlocked.Add(ref sink._results, records.Length);
+            Interlocked.Add(ref sink._records, records.Length);
             Interlocked.Add(ref sink._sum, sum);
             Interlocked.Add(ref sink._keySum, keys);
             int largest;
@@ -81,6 +84,24 @@ public sealed class SummarySink : ISink<WindowResult<int, long>>
     }
 }
 
+/// <summary>Pairs of a left and a right event of one key in one-second tumbling windows, into a sink that keeps no record.</summary>
+[Pipeline(Name = "many-key-window-join")]
+public sealed partial class ManyKeyWindowJoin
+{
+    [Source] public ISource<LeftEvent> Lefts { get; set; } = new CollectionSource<LeftEvent>();
+
+    [Source] public ISource<RightEvent> Rights { get; set; } = new CollectionSource<RightEvent>();
+
+    [KeyBy] static int LeftKey(LeftEvent e) => e.Key;
+
+    [KeyBy] static int RightKey(RightEvent e) => e.Key;
+
+    [Join] public JoinSpec<LeftEvent, RightEvent> Joined { get; set; }
+        = Join.Windowed<LeftEvent, RightEvent>(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public SummarySink<Joined<LeftEvent, RightEvent>> Out { get; set; } = new(j => j.Right.Id, j => j.Left.Key);
+}
+
 /// <summary>
 /// A window that fires for many keys hands its results to the loop after it a batch at a time, flushing the sinks in
 /// between: memory at a firing is the state plus one batch, not the state plus every result (issue #23).
@@ -94,6 +115,9 @@ public sealed class BoundedFiringTests
     private static Reading[] Events(int keys) => [.. Enumerable.Range(0, keys * 2).Select(i => new Reading(i % keys, i % 1000, 1))];
 
     private static long KeySum(int keys) => (long)keys * (keys - 1) / 2;
+
+    /// <summary>A sink of window results that sums their values and keys.</summary>
+    internal static SummarySink<WindowResult<int, long>> Counts(SinkExecution execution = SinkExecution.Inline) => new(r => r.Value, r => r.Key) { Execution = execution };
 
     [Fact]
     public async Task A_tumbling_window_of_a_million_keys_fires_in_batches_and_allocates_nothing_that_grows_with_the_keys()
@@ -132,7 +156,7 @@ public sealed class BoundedFiringTests
     public async Task Windows_that_fire_at_the_end_of_input_reach_the_sink_in_batches_with_every_result(int parallelism)
     {
         const int keys = 200_000;
-        var pipeline = new ManyKeyCounts { Events = new CollectionSource<Reading>(Events(keys)), Results = new SummarySink { Execution = SinkExecution.Decoupled } };
+        var pipeline = new ManyKeyCounts { Events = new CollectionSource<Reading>(Events(keys)), Results = Counts(SinkExecution.Decoupled) };
         await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = BatchSize });
 
         Assert.Equal(keys, pipeline.Results.Count);
@@ -159,5 +183,30 @@ public sealed class BoundedFiringTests
         Assert.Equal(2L * keys, pipeline.Results.Sum);
         Assert.Equal(KeySum(keys), pipeline.Results.KeySum);
         Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+    }
+
+    [Fact]
+    public async Task A_window_join_that_completes_windows_of_many_keys_at_once_emits_its_pairs_in_batches()
+    {
+        const int keys = 100_000;
+        var pipeline = new ManyKeyWindowJoin();
+        await using var driver = await PipelineTestDriver.StartAsync<Either<LeftEvent, RightEvent>>(pipeline, new PipelineOptions { BatchSize = BatchSize });
+        var events = Enumerable.Range(0, keys).SelectMany(k => new[]
+        {
+            Either<LeftEvent, RightEvent>.FromLeft(new(k, k, k % 1000)),
+            Either<LeftEvent, RightEvent>.FromRight(new(k, k + 1, k % 1000)),
+        }).ToArray();
+        for (var i = 0; i < events.Length; i += BatchSize)
+        {
+            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
+        }
+
+        Assert.Equal(0, pipeline.Out.Count);
+        driver.AdvanceWatermark(999); // window [0, 1000) is complete for every key: one pair each
+
+        Assert.Equal(keys, pipeline.Out.Count);
+        Assert.Equal(KeySum(keys) + keys, pipeline.Out.Sum); // each pair's right id is its key + 1
+        Assert.Equal(KeySum(keys), pipeline.Out.KeySum);
+        Assert.InRange(pipeline.Out.LargestWrite, 1, BatchSize);
     }
 }
