@@ -235,7 +235,7 @@ public abstract class FusedSegment<TIn>
                 Run(batch, ref progress);
                 return;
             }
-            catch (Exception exception)
+            catch (Exception exception) when (exception is not OutOfMemoryException) // the process is out of memory, not the record at fault: the run fails
             {
                 var index = progress.Record;
                 OnOperatorError(FailedStage(progress, batch), index, exception, batch[index], origins);

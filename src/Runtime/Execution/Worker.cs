@@ -150,8 +150,8 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         }
         catch (Exception ex)
         {
-            failure = ex;
-            _run.Fail(ex);
+            failure = ex is OutOfMemoryException ? OutOfMemory(ex) : ex;
+            _run.Fail(failure);
             await AbortAsync().ConfigureAwait(false);
         }
 
@@ -312,6 +312,16 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         {
             await FlushDeadLettersAsync(abort).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The partition ran out of memory: an error that says so, where, and how much keyed state it held — not .NET's bare message.</summary>
+    private PipelineException OutOfMemory(Exception exception)
+    {
+        var state = _input is KeyedInput keyed ? $"; its keyed state held {keyed.StateEntries:N0} entries" : "";
+        return new PipelineException(
+            _run.Pipeline,
+            $"Pipeline '{_run.Pipeline}' ran out of memory in partition {Index} of '{_input.Name}'{state}. Keyed state lives on the heap: give the process more memory (and check DOTNET_GCHeapHardLimit and container limits), or a shorter window, lateness or state time-to-live (see docs/state.md, 'Sizing: memory per key').",
+            exception);
     }
 
     /// <summary>Emits what the last step released in batches (a window's firing), flushing the ports after each: memory holds one batch of results, not all of them.</summary>
