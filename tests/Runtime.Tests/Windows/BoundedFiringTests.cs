@@ -116,6 +116,23 @@ public sealed class BoundedFiringTests
 
     private static long KeySum(int keys) => (long)keys * (keys - 1) / 2;
 
+    private static void PushInBatches<T>(PipelineTestDriver<T> driver, T[] events)
+    {
+        for (var i = 0; i < events.Length; i += BatchSize)
+        {
+            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
+        }
+    }
+
+    /// <summary>One count of 2 per key, every key once, and no write larger than a batch.</summary>
+    private static void AssertCounts(SummarySink<WindowResult<int, long>> results, int keys)
+    {
+        Assert.Equal(keys, results.Count);
+        Assert.Equal(2L * keys, results.Sum);
+        Assert.Equal(KeySum(keys), results.KeySum);
+        Assert.InRange(results.LargestWrite, 1, BatchSize);
+    }
+
     /// <summary>A sink of window results that sums their values and keys.</summary>
     internal static SummarySink<WindowResult<int, long>> Counts(SinkExecution execution = SinkExecution.Inline) => new(r => r.Value, r => r.Key) { Execution = execution };
 
@@ -125,10 +142,7 @@ public sealed class BoundedFiringTests
         var pipeline = new ManyKeyCounts();
         await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { BatchSize = BatchSize });
         var events = Events(Keys);
-        for (var i = 0; i < events.Length; i += BatchSize)
-        {
-            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
-        }
+        PushInBatches(driver, events);
 
         Assert.Equal(Keys, driver.StateEntries);
         Assert.Equal(0, pipeline.Results.Count);
@@ -139,11 +153,8 @@ public sealed class BoundedFiringTests
         driver.AdvanceWatermark(999); // window [0, 1000) is complete: one result per key
         var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
 
-        Assert.Equal(Keys, pipeline.Results.Count);
-        Assert.Equal(2L * Keys, pipeline.Results.Sum);
-        Assert.Equal(KeySum(Keys), pipeline.Results.KeySum);
+        AssertCounts(pipeline.Results, Keys);
         Assert.Equal(0, driver.StateEntries);
-        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
 
         // Results buffered whole would be a million 40-byte results (twice that as the buffers grow), beside the
         // state: the firing may allocate a few buffers of one batch, nothing per key.
@@ -159,10 +170,7 @@ public sealed class BoundedFiringTests
         var pipeline = new ManyKeyCounts { Events = new CollectionSource<Reading>(Events(keys)), Results = Counts(SinkExecution.Decoupled) };
         await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = BatchSize });
 
-        Assert.Equal(keys, pipeline.Results.Count);
-        Assert.Equal(2L * keys, pipeline.Results.Sum);
-        Assert.Equal(KeySum(keys), pipeline.Results.KeySum);
-        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+        AssertCounts(pipeline.Results, keys);
     }
 
     [Fact]
@@ -172,17 +180,11 @@ public sealed class BoundedFiringTests
         var pipeline = new ManyKeySessions();
         await using var driver = await PipelineTestDriver.StartAsync<Reading>(pipeline, new PipelineOptions { BatchSize = BatchSize });
         var events = Events(keys);
-        for (var i = 0; i < events.Length; i += BatchSize)
-        {
-            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
-        }
+        PushInBatches(driver, events);
 
         driver.AdvanceWatermark(10_000);
 
-        Assert.Equal(keys, pipeline.Results.Count);
-        Assert.Equal(2L * keys, pipeline.Results.Sum);
-        Assert.Equal(KeySum(keys), pipeline.Results.KeySum);
-        Assert.InRange(pipeline.Results.LargestWrite, 1, BatchSize);
+        AssertCounts(pipeline.Results, keys);
     }
 
     [Fact]
@@ -196,10 +198,7 @@ public sealed class BoundedFiringTests
             Either<LeftEvent, RightEvent>.FromLeft(new(k, k, k % 1000)),
             Either<LeftEvent, RightEvent>.FromRight(new(k, k + 1, k % 1000)),
         }).ToArray();
-        for (var i = 0; i < events.Length; i += BatchSize)
-        {
-            driver.Push(events.AsSpan(i, Math.Min(BatchSize, events.Length - i)));
-        }
+        PushInBatches(driver, events);
 
         Assert.Equal(0, pipeline.Out.Count);
         driver.AdvanceWatermark(999); // window [0, 1000) is complete for every key: one pair each
