@@ -109,7 +109,6 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     private readonly PriorityQueue<TKey, long> _timers = new();
     private readonly HashSet<TKey> _visited = [];
     private long _previous; // the input watermark before the move being fired
-    private bool _firing;
     private int _entries;
 
     protected JoinOperator(bool leftOuter, long holdback)
@@ -177,11 +176,9 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         _previous = InputWatermark;
         InputWatermark = watermark;
         _visited.Clear();
-        _firing = true;
+        Firing = true;
         ContinueFiring();
     }
-
-    internal override bool Firing => _firing;
 
     /// <summary>
     /// Visits the keys whose time the watermark reached, until <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/>
@@ -189,7 +186,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     /// </summary>
     internal override void ContinueFiring()
     {
-        if (!_firing)
+        if (!Firing)
         {
             return;
         }
@@ -210,7 +207,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             }
         }
 
-        _firing = false;
+        Firing = false;
         Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
     }
 

@@ -277,11 +277,6 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
 
     private void Handle(ExchangeBatch<Keyed<TKey, TIn>> batch)
     {
-        while (ProcessMore())
-        {
-            // The worker emits a whole firing before it reads again; this only runs if something did not.
-        }
-
         var now = _run.Clock.Now;
         if (_frozen)
         {
@@ -427,10 +422,6 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
             // Stopped with a final checkpoint: what the windows hold is in it and fires in the next run, not now.
             _statistics.Update(_partition, _windows.Watermark, 0, -1, false, _run.Clock.Now);
             return;
-        }
-
-        while (ProcessMore())
-        {
         }
 
         _windows.Advance(long.MaxValue);

@@ -66,7 +66,7 @@ internal sealed class PaneTable<TKey, TAcc>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Find(TKey key, int hash)
     {
-        var first = _chunks[0];
+        var first = _chunks[0]; // most chains of most tables stay within the first chunk: one load fewer per step
         for (var i = _buckets[Bucket(hash)] - 1; i >= 0;)
         {
             ref var entry = ref (uint)i < (uint)first.Length ? ref first[i] : ref AtBeyondFirst(i);
@@ -85,7 +85,9 @@ internal sealed class PaneTable<TKey, TAcc>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref TAcc FindOrAdd(TKey key, int hash)
     {
-        var first = _chunks[0]; // most chains of most tables stay within the first chunk: one load fewer per step
+        // Find's walk, kept apart on purpose: this is every record's path, and returning the entry it stands on spares
+        // a second lookup of the entry by index.
+        var first = _chunks[0];
         for (var i = _buckets[Bucket(hash)] - 1; i >= 0;)
         {
             ref var entry = ref (uint)i < (uint)first.Length ? ref first[i] : ref AtBeyondFirst(i);

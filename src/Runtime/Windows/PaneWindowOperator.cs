@@ -26,7 +26,6 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     private long _nextEnd = long.MinValue; // the first window end (in panes) not yet fired
 
     // A firing in progress (see ContinueFiring).
-    private bool _firing;
     private long _fireEnd;
     private long _fireLastEnd;
     private int _fireFirst;
@@ -101,11 +100,9 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         }
 
         _fireSlot = -1;
-        _firing = true;
+        Firing = true;
         ContinueFiring();
     }
-
-    internal override bool Firing => _firing;
 
     /// <summary>
     /// Fires the windows the watermark completed, from where the last batch stopped: window <c>_fireEnd</c>, pane slot
@@ -114,7 +111,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     /// </summary>
     internal override void ContinueFiring()
     {
-        if (!_firing)
+        if (!Firing)
         {
             return;
         }
@@ -156,7 +153,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         var lastEnd = _fireLastEnd;
         var afterLast = lastEnd >= long.MaxValue / 2 ? lastEnd : ((TimeMath.FloorDiv(lastEnd - _sizePanes, _slidePanes) + 1) * _slidePanes) + _sizePanes; // window ends are k * slide + size
         _nextEnd = afterLast; // windows after it may still receive records that are not late, even where none has state yet
-        _firing = false;
+        Firing = false;
         Purge(Watermark);
     }
 

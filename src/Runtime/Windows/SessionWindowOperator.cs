@@ -30,7 +30,6 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
     private int _used;
     private int _free = -1;
     private int _live;
-    private bool _firing;
 
     public SessionWindowOperator(long gapMs, long latenessMs)
         : base(latenessMs)
@@ -160,19 +159,17 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
         ContinueFiring();
     }
 
-    internal override bool Firing => _firing;
-
-    /// <summary>Runs the timers due at the watermark until <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/> results wait (then <see cref="Firing"/> stays set).</summary>
+    /// <summary>Runs the timers due at the watermark until <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/> results wait (then <see cref="KeyedOperator{TKey, TIn, TResult}.Firing"/> stays set).</summary>
     internal override void ContinueFiring()
     {
         var watermark = Watermark;
         var limit = FiringBatch;
-        _firing = false;
+        Firing = false;
         while (_timers.TryPeek(out var timer, out var due) && due <= watermark)
         {
             if (Results.Count >= limit)
             {
-                _firing = true;
+                Firing = true;
                 return;
             }
 

@@ -53,7 +53,7 @@ public abstract class KeyedOperator<TKey, TIn, TResult>
     internal int FiringBatch { get; set; } = int.MaxValue;
 
     /// <summary>Whether the last <see cref="Advance"/> paused with results still to emit: <see cref="ContinueFiring"/> emits the next batch of them.</summary>
-    internal virtual bool Firing => false;
+    internal bool Firing { get; private protected set; }
 
     /// <summary>Emits the next batch of a paused firing (at most <see cref="FiringBatch"/> results) and finishes the advance once none is left.</summary>
     internal virtual void ContinueFiring()
