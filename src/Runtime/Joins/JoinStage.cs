@@ -97,7 +97,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     {
         var segment = _downstream(context);
         var leftOuter = _spec.Kind == JoinKind.LeftOuter;
-        JoinOperator<TKey, TLeft, TRight> join = _spec.Time switch
+        KeyedOperator<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>> join = _spec.Time switch
         {
             JoinTime.Window => new WindowJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.Window.Size), TimeMath.Millis(_spec.Window.Slide), leftOuter),
             JoinTime.Interval => new IntervalJoinOperator<TKey, TLeft, TRight>(TimeMath.Millis(_spec.LowerBound), TimeMath.Millis(_spec.UpperBound), leftOuter),
