@@ -71,6 +71,9 @@ internal sealed class JoinKey<TLeft, TRight>
 
     public int Count => Left.Count + Right.Count;
 
+    /// <summary>The watermark move that last visited the key: a key queued more than once is visited once per move.</summary>
+    public long VisitedIn { get; set; }
+
     /// <summary>Holds <paramref name="entry"/> on its side.</summary>
     public void Add(in JoinEntry<TLeft, TRight> entry)
     {
@@ -107,7 +110,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     // When each key next needs the operator (a record done, a window to fire), earliest first; a key may be queued
     // more than once, and is visited once per watermark move.
     private readonly PriorityQueue<TKey, long> _timers = new();
-    private readonly HashSet<TKey> _visited = [];
+    private long _moves; // watermark moves so far: JoinKey.VisitedIn stamps the one that visited a key
     private long _previous; // the input watermark before the move being fired
     private int _entries;
 
@@ -175,7 +178,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         FinishFiring();
         _previous = InputWatermark;
         InputWatermark = watermark;
-        _visited.Clear();
+        _moves++;
         Firing = true;
         ContinueFiring();
     }
@@ -201,8 +204,9 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             }
 
             _timers.Dequeue();
-            if (_visited.Add(key) && _state.TryGetValue(key, out var entries))
+            if (_state.TryGetValue(key, out var entries) && entries.VisitedIn != _moves)
             {
+                entries.VisitedIn = _moves;
                 Visit(key, entries, _previous, watermark);
             }
         }
@@ -271,6 +275,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         {
             entries.Left.Clear();
             entries.Right.Clear();
+            entries.VisitedIn = 0;
             _spare.Push(entries);
         }
     }
