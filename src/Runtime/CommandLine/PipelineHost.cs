@@ -145,30 +145,14 @@ public static class PipelineHost
             root.Options.Add(option);
         }
 
-        foreach (var option in root.Options)
+        // Settings in order of precedence, lowest first: configuration file, environment, named options, --set. A bad
+        // --set is a problem; a configuration file that cannot be read throws (PipelineConfigurationException).
+        List<SettingValue> Gather(ParseResult parse, List<string> problems)
         {
-            if (option is HelpOption help && help.Action is SynchronousCommandLineAction builtIn)
-            {
-                help.Action = new SettingsHelpAction(builtIn, settings, output);
-            }
-        }
-
-        var exitCode = ExitCodes.Success;
-        root.SetAction(async (parse, token) =>
-        {
-            // Settings in order of precedence, lowest first: configuration file, environment, named options, --set.
             var values = new List<SettingValue>();
-            try
+            if (parse.GetValue(config) is { } path)
             {
-                if (parse.GetValue(config) is { } path)
-                {
-                    values.AddRange(settings.FromJsonFile(path));
-                }
-            }
-            catch (PipelineConfigurationException ex)
-            {
-                await error.WriteLineAsync($"error: {SafeText.Escape(ex.Message)}").ConfigureAwait(false);
-                return ExitCodes.ConfigurationError;
+                values.AddRange(settings.FromJsonFile(path));
             }
 
             values.AddRange(PipelineSettings.FromEnvironment(context.EnvironmentVariables ?? Environment.GetEnvironmentVariables()));
@@ -192,7 +176,6 @@ public static class PipelineHost
                 AddNamed(values, shorthand.Setting, shorthand.Name, parse.GetValue(option));
             }
 
-            var problems = new List<string>();
             foreach (var assignment in parse.GetValue(set) ?? [])
             {
                 if (PipelineSettings.ParseAssignment(assignment) is { } value)
@@ -203,6 +186,43 @@ public static class PipelineHost
                 {
                     problems.Add($"--set '{assignment}' is not Name=Value");
                 }
+            }
+
+            return values;
+        }
+
+        foreach (var option in root.Options)
+        {
+            if (option is HelpOption help && help.Action is SynchronousCommandLineAction builtIn)
+            {
+                // Help shows each setting's value as this command line, its configuration file and environment make it.
+                help.Action = new SettingsHelpAction(builtIn, settings, output, parse =>
+                {
+                    try
+                    {
+                        settings.Apply(Gather(parse, []));
+                    }
+                    catch (PipelineConfigurationException)
+                    {
+                        // An unreadable configuration file: help still shows the values the code gives.
+                    }
+                });
+            }
+        }
+
+        var exitCode = ExitCodes.Success;
+        root.SetAction(async (parse, token) =>
+        {
+            var problems = new List<string>();
+            List<SettingValue> values;
+            try
+            {
+                values = Gather(parse, problems);
+            }
+            catch (PipelineConfigurationException ex)
+            {
+                await error.WriteLineAsync($"error: {SafeText.Escape(ex.Message)}").ConfigureAwait(false);
+                return ExitCodes.ConfigurationError;
             }
 
             problems.AddRange(settings.Apply(values));
@@ -515,11 +535,12 @@ public static class PipelineHost
         : string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalSeconds:F2} s");
 
     /// <summary>The built-in help, followed by the pipeline's settings with their current values.</summary>
-    private sealed class SettingsHelpAction(SynchronousCommandLineAction builtIn, PipelineSettings settings, TextWriter output) : SynchronousCommandLineAction
+    private sealed class SettingsHelpAction(SynchronousCommandLineAction builtIn, PipelineSettings settings, TextWriter output, Action<ParseResult> apply) : SynchronousCommandLineAction
     {
         public override int Invoke(ParseResult parseResult)
         {
             var code = builtIn.Invoke(parseResult);
+            apply(parseResult);
             output.WriteLine("Settings (--set Name=Value, a --config file's \"Compiled\" section, or COMPILED__Name__Part environment variables):");
             var width = settings.All.Max(s => s.Name.Length) + 2;
             foreach (var setting in settings.All)

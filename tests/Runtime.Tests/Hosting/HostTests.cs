@@ -273,6 +273,16 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task Help_shows_the_values_the_command_line_sets()
+    {
+        var (code, output, _) = await Run(new ExplainedPipeline(), "--set", "Input.Path=elsewhere/*.jsonl", "--parallelism", "3", "--help");
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Contains("[now: elsewhere/*.jsonl]", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("[now: in/*.jsonl]", output, StringComparison.Ordinal);
+        Assert.Matches(@"Parallelism .*\[now: 3\]", output);
+    }
+
+    [Fact]
     public async Task Logs_go_to_standard_error_at_the_chosen_level()
     {
         var (quietCode, _, quietError) = await Run(new SquarePipeline { Numbers = new CollectionSource<long>(1, 2) }, "-p", "1");
