@@ -212,7 +212,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         }
 
         Firing = false;
-        Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + Holdback ? long.MinValue : watermark - Holdback;
+        Watermark = TimeMath.HeldBack(watermark, Holdback);
     }
 
     /// <summary>One key whose time came: fires what the move completes, drops the records that are done, and queues the key's next time.</summary>

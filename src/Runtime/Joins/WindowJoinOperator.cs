@@ -51,7 +51,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
     {
         _size = size;
         _slide = slide;
-        _paneMs = Gcd(size, slide);
+        _paneMs = TimeMath.Gcd(size, slide);
         _leftOuter = leftOuter;
     }
 
@@ -166,7 +166,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
 
         Firing = false;
         var watermark = InputWatermark;
-        Watermark = watermark == long.MaxValue ? long.MaxValue : watermark <= long.MinValue + _size ? long.MinValue : watermark - _size;
+        Watermark = TimeMath.HeldBack(watermark, _size);
     }
 
     /// <summary>The end of the earliest window not fired yet that holds the oldest pane (window ends are k × slide + size).</summary>
@@ -300,9 +300,22 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
     private ref HeldRecord<TKey, TRight> RightAt(int number)
     {
         var slot = 0;
-        while (number >= _offsets[slot + 1])
+        if (_windowPanes <= 8)
         {
-            slot++;
+            while (number >= _offsets[slot + 1])
+            {
+                slot++;
+            }
+        }
+        else
+        {
+            // A sliding window of many panes (an hour every second: 3,600): the pane by binary search.
+            slot = Array.BinarySearch(_offsets, 0, _windowPanes + 1, number);
+            slot = slot >= 0 ? slot : ~slot - 1;
+            while (_offsets[slot + 1] == _offsets[slot])
+            {
+                slot++; // empty panes share their offset with the next
+            }
         }
 
         return ref _window[slot].Right[number - _offsets[slot]];
@@ -342,16 +355,6 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
 
     /// <summary>The end of the last window pane <paramref name="index"/> falls into.</summary>
     private long PaneLastEnd(long index) => LastEnd(index * _paneMs);
-
-    private static long Gcd(long a, long b)
-    {
-        while (b != 0)
-        {
-            (a, b) = (b, a % b);
-        }
-
-        return a;
-    }
 
     /// <summary>Header (watermarks: forwarded and input), then every held record with its key.</summary>
     public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)

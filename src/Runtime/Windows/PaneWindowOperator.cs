@@ -35,7 +35,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public PaneWindowOperator(long sizeMs, long slideMs, long latenessMs)
         : base(latenessMs)
     {
-        _paneMs = Gcd(sizeMs, slideMs);
+        _paneMs = TimeMath.Gcd(sizeMs, slideMs);
         _sizePanes = sizeMs / _paneMs;
         _slidePanes = slideMs / _paneMs;
     }
@@ -390,15 +390,5 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             var table = target.TableOf(pane);
             table.FindOrAdd(key, hash) = accumulator;
         }
-    }
-
-    private static long Gcd(long a, long b)
-    {
-        while (b != 0)
-        {
-            (a, b) = (b, a % b);
-        }
-
-        return a;
     }
 }

@@ -122,43 +122,64 @@ public sealed class JoinPropertyTests
         Gen.Select(Streams, Gen.Long[1, 1_000], Gen.Int[1, 3]).Sample((stream, size, slides) =>
         {
             var (events, ooo, parallelism, outer, batchSize) = stream;
-            var slide = Math.Max(1, size / slides);
-            var (before, _) = Watermarks(events, ooo);
-
-            // Window ends on the grid that hold t: (t, t + size], ends ≡ size (mod slide).
-            IEnumerable<long> Ends(long t)
-            {
-                var last = (long)Math.Floor((double)t / slide) * slide + size;
-                for (var end = last; end > t; end -= slide)
-                {
-                    yield return end;
-                }
-            }
-
-            // A record takes part in each of its windows that had not fired when it arrived; late when none is left.
-            var parts = Enumerable.Range(0, events.Length)
-                .SelectMany(i => Ends(Time(events[i])).Where(end => end - 1 > before[i]).Select(end => (End: end, Event: events[i])))
-                .ToList();
-            var expected = new List<(int, int)>();
-            foreach (var group in parts.GroupBy(p => (p.End, Key(p.Event))))
-            {
-                var rights = group.Where(p => !p.Event.IsLeft).Select(p => p.Event.Right.Id).ToList();
-                foreach (var l in group.Where(p => p.Event.IsLeft).Select(p => p.Event.Left))
-                {
-                    expected.AddRange(rights.Select(r => (l.Id, r)));
-                    if (rights.Count == 0 && outer)
-                    {
-                        expected.Add((l.Id, -1));
-                    }
-                }
-            }
-
-            var late = Enumerable.Range(0, events.Length).Where(i => !Ends(Time(events[i])).Any(end => end - 1 > before[i])).Select(i => Id(events[i])).Order().ToList();
-            var window = slides == 1 ? Window.Tumbling(TimeSpan.FromMilliseconds(size)) : Window.Sliding(TimeSpan.FromMilliseconds(size), TimeSpan.FromMilliseconds(slide));
-            var spec = Join.Windowed<LeftEvent, RightEvent>(window) with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromMilliseconds(ooo) };
-            var (pairs, lateIds) = Run(events, spec, parallelism, batchSize);
-            return pairs.SequenceEqual(expected.Order()) && lateIds.SequenceEqual(late);
+            return WindowJoinAgrees(events, ooo, parallelism, outer, batchSize, size, slides == 1 ? size : Math.Max(1, size / slides));
         }, iter: 400);
+    }
+
+    [Fact]
+    public void Window_joins_over_many_panes_agree_with_the_reference()
+    {
+        // Dense streams under sliding windows whose panes are 1 ms or a few: a window covers dozens of panes with
+        // records, and the join finds a right record's pane among them by binary search (past 8 panes).
+        var dense = Gen.Select(Gen.Select(Gen.Bool, Gen.Int[0, 2], Gen.Long[0, 400]).Array[100, 200], Gen.Long[0, 50], Gen.Int[1, 4], Gen.Bool)
+            .Select((raw, ooo, parallelism, outer) => (raw.Select((e, i) => e.Item1
+                ? Either<LeftEvent, RightEvent>.FromLeft(new LeftEvent(e.Item2, i, e.Item3))
+                : Either<LeftEvent, RightEvent>.FromRight(new RightEvent(e.Item2, i, e.Item3))).ToArray(), ooo, parallelism, outer));
+        Gen.Select(dense, Gen.Long[40, 120], Gen.Int[1, 9], Gen.Int[1, 2]).Sample((stream, size, slide, batchSize) =>
+        {
+            var (events, ooo, parallelism, outer) = stream;
+            return WindowJoinAgrees(events, ooo, parallelism, outer, batchSize == 1 ? 1 : PipelineOptions.DefaultBatchSize, size, slide);
+        }, iter: 40);
+    }
+
+    /// <summary>Whether a window join of <paramref name="size"/> every <paramref name="slide"/> ms over the events emits what the reference does.</summary>
+    private static bool WindowJoinAgrees(Either<LeftEvent, RightEvent>[] events, long ooo, int parallelism, bool outer, int batchSize, long size, long slide)
+    {
+        var (before, _) = Watermarks(events, ooo);
+
+        // Window ends on the grid that hold t: (t, t + size], ends ≡ size (mod slide).
+        IEnumerable<long> Ends(long t)
+        {
+            var last = (long)Math.Floor((double)t / slide) * slide + size;
+            for (var end = last; end > t; end -= slide)
+            {
+                yield return end;
+            }
+        }
+
+        // A record takes part in each of its windows that had not fired when it arrived; late when none is left.
+        var parts = Enumerable.Range(0, events.Length)
+            .SelectMany(i => Ends(Time(events[i])).Where(end => end - 1 > before[i]).Select(end => (End: end, Event: events[i])))
+            .ToList();
+        var expected = new List<(int, int)>();
+        foreach (var group in parts.GroupBy(p => (p.End, Key(p.Event))))
+        {
+            var rights = group.Where(p => !p.Event.IsLeft).Select(p => p.Event.Right.Id).ToList();
+            foreach (var l in group.Where(p => p.Event.IsLeft).Select(p => p.Event.Left))
+            {
+                expected.AddRange(rights.Select(r => (l.Id, r)));
+                if (rights.Count == 0 && outer)
+                {
+                    expected.Add((l.Id, -1));
+                }
+            }
+        }
+
+        var late = Enumerable.Range(0, events.Length).Where(i => !Ends(Time(events[i])).Any(end => end - 1 > before[i])).Select(i => Id(events[i])).Order().ToList();
+        var window = slide == size ? Window.Tumbling(TimeSpan.FromMilliseconds(size)) : Window.Sliding(TimeSpan.FromMilliseconds(size), TimeSpan.FromMilliseconds(slide));
+        var spec = Join.Windowed<LeftEvent, RightEvent>(window) with { Kind = outer ? JoinKind.LeftOuter : JoinKind.Inner, OutOfOrderness = TimeSpan.FromMilliseconds(ooo) };
+        var (pairs, lateIds) = Run(events, spec, parallelism, batchSize);
+        return pairs.SequenceEqual(expected.Order()) && lateIds.SequenceEqual(late);
     }
 
     [Fact]
