@@ -89,7 +89,8 @@ internal sealed class JoinKey<TLeft, TRight>
 }
 
 /// <summary>
-/// The join of two keyed streams in one keyed partition: left and right records of a key are held until no record
+/// The interval and table joins of two keyed streams in one keyed partition (a window join keeps its records by pane
+/// instead: <see cref="WindowJoinOperator{TKey, TLeft, TRight}"/>): left and right records of a key are held until no record
 /// that could still meet them can arrive (the watermark decides), pairs leave as <see cref="Joined{TLeft, TRight}"/>,
 /// and a left-outer join lets a left record that met nothing leave alone when it is dropped. Subclasses say when
 /// records meet and when they are done. A record at or behind the watermark is late: counted, and not joined.
@@ -107,7 +108,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     private readonly Dictionary<TKey, JoinKey<TLeft, TRight>> _state = [];
     private readonly Stack<JoinKey<TLeft, TRight>> _spare = new();
 
-    // When each key next needs the operator (a record done, a window to fire), earliest first; a key may be queued
+    // When each key next needs the operator (a record done, a table version due), earliest first; a key may be queued
     // more than once, and is visited once per watermark move.
     private readonly PriorityQueue<TKey, long> _timers = new();
     private long _moves; // watermark moves so far: JoinKey.VisitedIn stamps the one that visited a key
@@ -290,12 +291,12 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     /// </summary>
     protected abstract bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving);
 
-    /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (windows that end, left records whose time came); before done records are dropped. It may remove held records.</summary>
+    /// <summary>Emits what the watermark's move from <paramref name="from"/> to <paramref name="to"/> completes for one key (a versioned table join's left records whose time came); before done records are dropped. It may remove held records.</summary>
     protected virtual void Fire(JoinKey<TLeft, TRight> entries, long from, long to)
     {
     }
 
-    /// <summary>Whether a left-outer join emits an unmatched left record when it is dropped (an interval join) rather than when its windows fire (a window join).</summary>
+    /// <summary>Whether a left-outer join emits an unmatched left record when it is dropped (an interval join) rather than when it meets its table row (a table join).</summary>
     protected virtual bool EmitsAloneWhenDone => true;
 
     /// <summary>The input watermark at which a held record of the side <paramref name="isLeft"/> says, at <paramref name="time"/>, can no longer meet anything and is dropped.</summary>
