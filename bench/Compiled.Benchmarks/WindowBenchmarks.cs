@@ -7,6 +7,7 @@ using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using Compiled.Connectors;
 using Compiled.Runtime;
+using Compiled.Runtime.CompilerServices;
 
 namespace Compiled.Benchmarks;
 
