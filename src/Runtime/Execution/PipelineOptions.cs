@@ -44,6 +44,23 @@ public sealed class PipelineOptions
     /// </summary>
     public string StateDirectory { get; set; } = "state";
 
+    /// <summary>
+    /// Where keyed state lives: <see cref="StateBackend.Memory"/> (the default; tables on the heap) or
+    /// <see cref="StateBackend.Disk"/> (RocksDB in <c>{StateDirectory}/{pipeline}/live/</c>, the hottest
+    /// <see cref="StateCacheKeys"/> keys of each partition in memory), for state larger than memory. Running aggregates
+    /// only, so far. See docs/state.md.
+    /// </summary>
+    public StateBackend StateBackend { get; set; } = StateBackend.Memory;
+
+    /// <summary>
+    /// With <see cref="StateBackend.Disk"/>: the most keys a keyed partition holds in memory. Default: 1,048,576 — about
+    /// 40 MB per partition with a small key and accumulator (docs/state.md, "Sizing").
+    /// </summary>
+    public int StateCacheKeys { get; set; } = DefaultStateCacheKeys;
+
+    /// <summary>The default of <see cref="StateCacheKeys"/>: a million keys of a small key and accumulator take about 40 MB, a fraction of any heap a job with that much state runs in.</summary>
+    public const int DefaultStateCacheKeys = 1 << 20;
+
     /// <summary>How many complete checkpoints are kept (older ones are deleted). Default: 3.</summary>
     public int RetainedCheckpoints { get; set; } = 3;
 
@@ -113,6 +130,7 @@ public sealed class PipelineOptions
         }
 
         Check(RetainedCheckpoints >= 1, pipelineName, "number of retained checkpoints", RetainedCheckpoints, "1 or more");
+        Check(StateCacheKeys >= 1, pipelineName, "number of state cache keys", StateCacheKeys, "1 or more");
         if (string.IsNullOrWhiteSpace(StateDirectory))
         {
             throw new PipelineConfigurationException(pipelineName, "Invalid state directory: give a path.");

@@ -397,6 +397,16 @@ internal sealed class PipelineRun : IAsyncDisposable
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': savepoints are not supported with an exactly-once sink: its checkpoints live in the sink's database, committed with the rows (restoring a savepoint would write rows it already holds again). See docs/state.md.");
         }
 
+        if (_options.StateBackend == StateBackend.Disk && _store is CommitterCheckpointStore)
+        {
+            throw DiskBackend.Unsupported(name, "its exactly-once sink commits checkpoints to its database, and state on disk is checkpointed to the state directory");
+        }
+
+        if (_options.StateBackend == StateBackend.Disk && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
+        {
+            throw DiskBackend.Unsupported(name, "savepoints (--savepoint, --from-savepoint) of state on disk are not built yet");
+        }
+
         if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is not CommitterCheckpointStore)
         {
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': its exactly-once sink cannot commit checkpoints of window state (it does not implement ICheckpointCommitter); make it at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
@@ -476,7 +486,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     }
 
     /// <summary>A pipeline name as a folder name.</summary>
-    private static string FileName(string pipeline)
+    internal static string FileName(string pipeline)
         => new(pipeline.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
 
     private async Task<Worker> CreateWorkerAsync<TIn>(PipelineJob<TIn> job, int segment, int partition, int count, int[] owner, KeyedStage? keyed, int keyedIndex, Func<int, ISourceReader<TIn>> readers)

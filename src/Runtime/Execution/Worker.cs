@@ -283,7 +283,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         var id = keyed.AlignedBarrier;
         var coordinator = _run.Checkpoints!;
         var snapshot = coordinator.RentBuffer();
-        keyed.Stage!.Snapshot(keyed, snapshot);
+        keyed.Stage!.Snapshot(keyed, snapshot, id);
         await PassBarrierAsync(new Checkpoint(_run.Pipeline, keyed.Name, Index, id, []) { Aligned = true }, abort).ConfigureAwait(false);
         keyed.ReleaseAlignment();
         if (coordinator.IsFinal(id))

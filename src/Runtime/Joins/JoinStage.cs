@@ -110,7 +110,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
         return new KeyedInput<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>>(run, (Exchange<Keyed<TKey, Either<TLeft, TRight>>>)exchange, partition, context, segment, join, processingTime: false, _spec.IdleTimeout, TickInterval, statistics);
     }
 
-    internal override void Snapshot(KeyedInput input, StateWriter writer)
+    internal override void Snapshot(KeyedInput input, StateWriter writer, long checkpoint)
         => State(input).Snapshot(writer, _keyCodec!, _entryCodec!);
 
     internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)

@@ -193,15 +193,32 @@ internal sealed class FileCheckpointStore(string pipeline, string directory, int
 
             if (isComplete || id < newest)
             {
-                try
-                {
-                    System.IO.Directory.Delete(folder, recursive: true);
-                }
-                catch (IOException ex)
-                {
-                    Log.CheckpointNotDeleted(logger, pipeline, folder, ex.Message);
-                }
+                Delete(folder);
             }
+        }
+
+        // State on disk keeps its checkpoints beside the folders (chk-N.disk/): they go with their checkpoint, and
+        // those of attempts that never got a manifest go once a later checkpoint is complete.
+        foreach (var disk in System.IO.Directory.EnumerateDirectories(Directory, "chk-*.disk"))
+        {
+            var name = Path.GetFileName(disk);
+            if (long.TryParse(name.AsSpan(4, name.Length - 9), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+                && id < newest && !System.IO.Directory.Exists(Path.Combine(Directory, Name(id))))
+            {
+                Delete(disk);
+            }
+        }
+    }
+
+    private void Delete(string folder)
+    {
+        try
+        {
+            System.IO.Directory.Delete(folder, recursive: true);
+        }
+        catch (IOException ex)
+        {
+            Log.CheckpointNotDeleted(logger, pipeline, folder, ex.Message);
         }
     }
 

@@ -23,6 +23,16 @@ internal interface IWindowState<TKey, TAcc>
     void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets);
 }
 
+/// <summary>
+/// A window whose state lives on disk: its snapshot is a checkpoint of its database, written beside the checkpoint's
+/// folder (hence the id), and what the checkpoint file holds is where that is.
+/// </summary>
+internal interface IDiskWindowState
+{
+    /// <summary>Checkpoints the state for checkpoint <paramref name="checkpoint"/> and writes the header and where it went.</summary>
+    void Snapshot(StateWriter writer, long checkpoint);
+}
+
 /// <summary>The header every window snapshot starts with.</summary>
 internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count)
 {

@@ -449,5 +449,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 _exchange.Return(held);
             }
         }
+
+        (_windows as IDisposable)?.Dispose(); // a window on disk closes its database
     }
 }

@@ -114,8 +114,8 @@ public abstract class KeyedStage
     /// <summary>Why the window's state cannot be checkpointed (when <see cref="Schema"/> is null).</summary>
     internal abstract string NotCheckpointable { get; }
 
-    /// <summary>Writes the state of keyed partition <paramref name="input"/> (a partition this stage created).</summary>
-    internal abstract void Snapshot(KeyedInput input, StateWriter writer);
+    /// <summary>Writes the state of keyed partition <paramref name="input"/> (a partition this stage created) for checkpoint <paramref name="checkpoint"/>.</summary>
+    internal abstract void Snapshot(KeyedInput input, StateWriter writer, long checkpoint);
 
     /// <summary>Restores the snapshots of every partition of a checkpoint into <paramref name="partitions"/> (any number of them).</summary>
     internal abstract void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions);
@@ -208,7 +208,7 @@ public abstract class PassThroughStage<TKey, TIn> : KeyedStage<TKey, TIn>
     /// <summary>Its producers' watermarks allow for what the windows behind it allow for: they see only the watermark it forwards.</summary>
     private protected sealed override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => Downstream;
 
-    internal sealed override void Snapshot(KeyedInput input, StateWriter writer)
+    internal sealed override void Snapshot(KeyedInput input, StateWriter writer, long checkpoint)
     {
         // Nothing: a lookup's cache is rebuilt from its table; an asynchronous transform's calls all complete before the barrier behind them.
     }
@@ -272,8 +272,18 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
         return $"{shape}, lateness {TimeMath.Millis(spec.AllowedLateness)} ms, {spec.Time} time";
     }
 
-    internal override void Snapshot(KeyedInput input, StateWriter writer)
-        => State(input).Snapshot(writer, _keyCodec!, _accumulatorCodec!);
+    internal override void Snapshot(KeyedInput input, StateWriter writer, long checkpoint)
+    {
+        var state = State(input);
+        if (state is IDiskWindowState disk)
+        {
+            disk.Snapshot(writer, checkpoint);
+        }
+        else
+        {
+            state.Snapshot(writer, _keyCodec!, _accumulatorCodec!);
+        }
+    }
 
     internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
     {
@@ -331,10 +341,35 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
 
     private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => (_spec.OutOfOrderness, _spec.IdleTimeout);
 
+    /// <summary>The operator of a running aggregate whose state lives in RocksDB (<c>StateBackend=Disk</c>); other windows are refused.</summary>
+    private WindowOperator<TKey, TIn, TOut> CreateOnDisk(RunContext run, int partition)
+    {
+        var pipeline = run.Pipeline;
+        if (_spec.Window.Kind != WindowKind.Running)
+        {
+            throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' is {_spec.Window.Kind.ToString().ToLowerInvariant()}");
+        }
+
+        if (_spec.StateTimeToLive > TimeSpan.Zero)
+        {
+            throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' has a state time-to-live");
+        }
+
+        if (_keyCodec is null || _accumulatorCodec is null)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk writes the state of window '{WindowName}' with its checkpoint codecs, but {NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
+        }
+
+        return DiskBackend.Open(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(
+            DiskBackend.Root(run.Options, pipeline), $"{WindowName}-p{partition}", run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec));
+    }
+
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         var segment = _downstream(context);
-        var windows = WindowOperator.Create<TKey, TIn, TAgg, TAcc, TOut>(_spec.Window, _spec.AllowedLateness, _spec.StateTimeToLive);
+        var windows = run.Options.StateBackend == StateBackend.Disk
+            ? CreateOnDisk(run, partition)
+            : WindowOperator.Create<TKey, TIn, TAgg, TAcc, TOut>(_spec.Window, _spec.AllowedLateness, _spec.StateTimeToLive);
         if (LateSlot >= 0)
         {
             windows.Late = context.Output<TIn>(LateSlot);

@@ -1,0 +1,42 @@
+namespace Compiled.Runtime;
+
+/// <summary>Where a pipeline's keyed state lives (<see cref="PipelineOptions.StateBackend"/>, <c>--set StateBackend=Disk</c>).</summary>
+public enum StateBackend
+{
+    /// <summary>Tables on the heap of the keyed partition that owns the key: the fastest, bounded by memory.</summary>
+    Memory,
+
+    /// <summary>
+    /// RocksDB on local disk, the hottest keys in memory: state larger than memory, checkpointed incrementally. The
+    /// application brings RocksDB's native library (the RocksDB package). Running aggregates only, so far.
+    /// </summary>
+    Disk,
+}
+
+/// <summary>What the disk state backend shares between windows: its folders and its errors.</summary>
+internal static class DiskBackend
+{
+    /// <summary>The pipeline's state folder, which holds its checkpoints and, on disk, its live state.</summary>
+    public static string Root(PipelineOptions options, string pipeline) => Path.Combine(options.StateDirectory, PipelineRun.FileName(pipeline));
+
+    /// <summary>A keyed stage the disk backend does not hold yet: a configuration error that says which and what to do.</summary>
+    public static PipelineConfigurationException Unsupported(string pipeline, string what)
+        => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates (Window.Running()) without a state time-to-live, but {what}; run it with StateBackend=Memory. See docs/state.md.");
+
+    /// <summary>Opens a window's database; a missing native library is a configuration error, not a crash.</summary>
+    public static T Open<T>(string pipeline, Func<T> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (InvalidOperationException ex) when (ex.Message.StartsWith("StateBackend=Disk", StringComparison.Ordinal))
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': {ex.Message}", ex);
+        }
+        catch (IOException ex)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': the state on disk could not be opened: {ex.Message}", ex);
+        }
+    }
+}
