@@ -38,6 +38,11 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
 {
     public const int Version = 1;
 
+    private static bool OnDisk(byte kind) => kind == DiskStateKind;
+
+    /// <summary>The kind of a running aggregate's state on disk (its snapshot names a RocksDB checkpoint).</summary>
+    public const byte DiskStateKind = 13;
+
     public void Write(StateWriter writer)
     {
         writer.WriteByte(Version);
@@ -74,7 +79,9 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
             var header = Read(ref reader);
             if (header.Kind != kind)
             {
-                throw new InvalidDataException($"The checkpoint holds window state of kind {header.Kind}; this window's is {kind}.");
+                throw new InvalidDataException(OnDisk(header.Kind) != OnDisk(kind)
+                    ? $"the checkpoint holds it {(OnDisk(header.Kind) ? "on disk" : "in memory")} and this run keeps it {(OnDisk(kind) ? "on disk" : "in memory")}; run with StateBackend={(OnDisk(header.Kind) ? "Disk" : "Memory")}, or start with empty state"
+                    : $"The checkpoint holds window state of kind {header.Kind}; this window's is {kind}.");
             }
 
             watermark = Math.Min(watermark, header.Watermark);

@@ -104,6 +104,12 @@ public sealed class DiskStateTests : IDisposable
         Assert.NotEmpty(disk);
         Assert.Equal(checkpoints.Order(), disk.Order());
         Assert.True(checkpoints.Count <= new PipelineOptions().RetainedCheckpoints + 1, $"{checkpoints.Count} checkpoints kept");
+
+        // The checkpoint holds state on disk: a run that keeps it in memory is refused, with what to do.
+        var inMemory = Options(after);
+        inMemory.StateBackend = StateBackend.Memory;
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => new UserTotals { Visits = log.Source(pauseAt: null) }.RunAsync(inMemory).WaitAsync(Patience));
+        Assert.Contains("the checkpoint holds it on disk and this run keeps it in memory; run with StateBackend=Disk, or start with empty state", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

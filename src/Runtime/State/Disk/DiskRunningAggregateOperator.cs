@@ -17,7 +17,7 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
     /// <summary>The snapshot kind of a running aggregate on disk: a header and the path of its RocksDB checkpoint.</summary>
-    public const byte DiskKind = 13;
+    public const byte DiskKind = WindowStateHeader.DiskStateKind;
 
     /// <summary>Puts collected in a write batch before it is written, so that RocksDB's batch (native memory) stays bounded.</summary>
     private const int WriteBatchEntries = 1 << 16;
@@ -38,6 +38,7 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     private readonly string _name;
     private readonly StateWriter _scratch = new(1 << 16);
     private readonly List<TKey> _misses = [];
+    private readonly List<Written> _spans = [];
     private int[] _ends = new int[1024];
     private nint[] _values = new nint[1024];
     private nuint[] _lengths = new nuint[1024];
@@ -198,9 +199,15 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
         return ref CollectionsMarshal.GetValueRefOrNullRef(_hot, key);
     }
 
-    /// <summary>Writes every changed entry to RocksDB.</summary>
+    /// <summary>
+    /// Writes every changed entry to RocksDB, in batches of <see cref="WriteBatchEntries"/> sorted by key: the memtable
+    /// is a skip list, and keys inserted in order reuse the previous insert's position (random order made inserting
+    /// a quarter of the time, measured with perf).
+    /// </summary>
     private void WriteChanged()
     {
+        _scratch.Reset();
+        _spans.Clear();
         foreach (var key in _hot.Keys)
         {
             ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_hot, key);
@@ -209,20 +216,47 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
                 continue;
             }
 
-            _scratch.Reset();
+            var start = _scratch.Written.Length;
             _keys.Write(_scratch, key);
-            var keyLength = _scratch.Written.Length;
+            var keyEnd = _scratch.Written.Length;
             _accumulators.Write(_scratch, entry.Acc);
-            var bytes = _scratch.Written.Span;
-            _store.Put(bytes[..keyLength], bytes[keyLength..]);
+            _spans.Add(new Written(start, keyEnd, _scratch.Written.Length));
             entry.Dirty = false;
-            if (_store.Pending >= WriteBatchEntries)
+            if (_spans.Count >= WriteBatchEntries)
             {
-                _store.Commit();
+                PutSorted();
             }
         }
 
+        PutSorted();
+    }
+
+    private void PutSorted()
+    {
+        var bytes = _scratch.Written;
+        var spans = CollectionsMarshal.AsSpan(_spans);
+        spans.Sort(new ByKey(bytes));
+        foreach (var span in spans)
+        {
+            var all = bytes.Span;
+            _store.Put(all[span.Start..span.KeyEnd], all[span.KeyEnd..span.End]);
+        }
+
         _store.Commit();
+        _spans.Clear();
+        _scratch.Reset();
+    }
+
+    /// <summary>Where an entry's key and value were written in the scratch buffer.</summary>
+    private readonly record struct Written(int Start, int KeyEnd, int End);
+
+    private readonly struct ByKey(ReadOnlyMemory<byte> bytes) : IComparer<Written>
+    {
+        public int Compare(Written x, Written y)
+        {
+            var all = bytes.Span;
+            return all[x.Start..x.KeyEnd].SequenceCompareTo(all[y.Start..y.KeyEnd]);
+        }
     }
 
     /// <summary>

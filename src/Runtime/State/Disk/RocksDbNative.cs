@@ -17,6 +17,8 @@ internal static unsafe partial class RocksDbNative
     [LibraryImport(Library)] public static partial void rocksdb_options_set_write_buffer_size(nint options, nuint size);
     [LibraryImport(Library)] public static partial void rocksdb_options_set_max_open_files(nint options, int files);
     [LibraryImport(Library)] public static partial void rocksdb_options_set_block_based_table_factory(nint options, nint table);
+    [LibraryImport(Library)] public static partial void rocksdb_options_set_memtable_prefix_bloom_size_ratio(nint options, double ratio);
+    [LibraryImport(Library)] public static partial void rocksdb_options_set_memtable_whole_key_filtering(nint options, byte value);
     [LibraryImport(Library)] public static partial nint rocksdb_block_based_options_create();
     [LibraryImport(Library)] public static partial void rocksdb_block_based_options_destroy(nint table);
     [LibraryImport(Library)] public static partial void rocksdb_block_based_options_set_block_cache(nint table, nint cache);

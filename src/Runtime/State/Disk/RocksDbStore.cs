@@ -16,6 +16,9 @@ internal sealed unsafe class RocksDbStore : IDisposable
     /// <summary>Bloom filter bits per key, as RocksDB's tuning guide advises for point lookups: about 1% of the lookups of absent keys reach a table file.</summary>
     private const double BloomBitsPerKey = 10;
 
+    /// <summary>The share of the memtable given to its bloom filter (RocksDB suggests 0.1 when it is used).</summary>
+    private const double MemtableBloomRatio = 0.1;
+
     /// <summary>Table files one database keeps open (each costs a descriptor and index memory).</summary>
     private const int MaxOpenFiles = 512;
 
@@ -47,6 +50,11 @@ internal sealed unsafe class RocksDbStore : IDisposable
         RocksDbNative.rocksdb_options_set_write_buffer_size(_options, WriteBufferBytes);
         RocksDbNative.rocksdb_options_set_max_open_files(_options, MaxOpenFiles);
         RocksDbNative.rocksdb_options_set_block_based_table_factory(_options, _table);
+
+        // A bloom filter over the memtable's whole keys: most keys a batch looks up are absent (new keys), and without
+        // it each such lookup walks the memtable's skip list (a quarter of the time, measured with perf).
+        RocksDbNative.rocksdb_options_set_memtable_prefix_bloom_size_ratio(_options, MemtableBloomRatio);
+        RocksDbNative.rocksdb_options_set_memtable_whole_key_filtering(_options, 1);
         _write = RocksDbNative.rocksdb_writeoptions_create();
         RocksDbNative.rocksdb_writeoptions_disable_WAL(_write, 1);
         _read = RocksDbNative.rocksdb_readoptions_create();
