@@ -39,7 +39,7 @@ internal sealed unsafe class RocksDbStore : IDisposable
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new InvalidOperationException($"StateBackend=Disk keeps window state in RocksDB, whose native library (librocksdb) this application does not bring: add the RocksDB package (dotnet add package RocksDB --version 11.12.0.7641). See docs/state.md. ({ex.Message})", ex);
+            throw new InvalidOperationException("StateBackend=Disk keeps window state in RocksDB, whose native library (librocksdb) this application does not bring: add the RocksDB package (dotnet add package RocksDB --version 11.12.0.7641). See docs/state.md.", ex);
         }
 
         _table = RocksDbNative.rocksdb_block_based_options_create();
