@@ -254,10 +254,12 @@ public sealed class CheckpointedRunTests : IDisposable
     }
 
     /// <summary>Waits until a checkpoint's manifest is on disk (polling the directory, with a deadline).</summary>
-    private async Task WaitForCheckpointAsync()
+    private Task WaitForCheckpointAsync() => WaitForCheckpointAsync(Path.Combine(_state, "clicks-per-page"));
+
+    /// <summary>Polls until a complete checkpoint (a manifest) is in <paramref name="folder"/>: the run writes them on its own schedule.</summary>
+    internal static async Task WaitForCheckpointAsync(string folder)
     {
         var deadline = DateTime.UtcNow + Patience;
-        var folder = Path.Combine(_state, "clicks-per-page");
         while (!(Directory.Exists(folder) && Directory.GetFiles(folder, "_checkpoint.json", SearchOption.AllDirectories).Length > 0))
         {
             Assert.True(DateTime.UtcNow < deadline, "no checkpoint was written");

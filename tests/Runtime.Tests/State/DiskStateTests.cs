@@ -73,6 +73,7 @@ public sealed class DiskStateTests : IDisposable
         var result = await new UserTotals { Visits = new CollectionSource<PageVisit>(visits), Counts = sink }.RunAsync(Options(parallelism, cacheKeys)).WaitAsync(Patience);
         Assert.Equal(PipelineOutcome.Completed, result.Outcome);
         AssertExactCounts(visits, sink.Items);
+        Assert.Empty(Directory.GetDirectories(Path.Combine(_state, "user-totals", "live"))); // scratch, deleted at the end
     }
 
     [Theory]
@@ -156,14 +157,5 @@ public sealed class DiskStateTests : IDisposable
         Assert.Contains("savepoints (--savepoint, --from-savepoint) of state on disk are not built yet", error.Message, StringComparison.Ordinal);
     }
 
-    private async Task WaitForCheckpointAsync()
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        var folder = Path.Combine(_state, "user-totals");
-        while (!(Directory.Exists(folder) && Directory.GetFiles(folder, "_checkpoint.json", SearchOption.AllDirectories).Length > 0))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "no checkpoint was written");
-            await Task.Delay(10);
-        }
-    }
+    private Task WaitForCheckpointAsync() => CheckpointedRunTests.WaitForCheckpointAsync(Path.Combine(_state, "user-totals"));
 }

@@ -373,5 +373,17 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
         }
     }
 
-    public void Dispose() => _store.Dispose();
+    /// <summary>Closes the database and deletes it: it is scratch (what outlives the run is in the checkpoints).</summary>
+    public void Dispose()
+    {
+        _store.Dispose();
+        try
+        {
+            Directory.Delete(_store.Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // another run's start deletes it too
+        }
+    }
 }
