@@ -95,6 +95,11 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
+        if (run.Options.StateBackend == StateBackend.Disk)
+        {
+            throw DiskBackend.Unsupported(run.Pipeline, $"join '{WindowName}' keeps its state in memory");
+        }
+
         var segment = _downstream(context);
         var leftOuter = _spec.Kind == JoinKind.LeftOuter;
         KeyedOperator<TKey, Either<TLeft, TRight>, Joined<TLeft, TRight>> join = _spec.Time switch

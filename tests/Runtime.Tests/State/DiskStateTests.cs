@@ -140,7 +140,7 @@ public sealed class DiskStateTests : IDisposable
     }
 
     [Fact]
-    public async Task Windows_the_disk_backend_does_not_hold_are_refused_with_what_to_do()
+    public async Task Windows_and_joins_the_disk_backend_does_not_hold_are_refused_with_what_to_do()
     {
         var tumbling = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Tumbling(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing } };
         var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => tumbling.RunAsync(Options(1)).WaitAsync(Patience));
@@ -149,6 +149,14 @@ public sealed class DiskStateTests : IDisposable
         var withTtl = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Running()) { StateTimeToLive = TimeSpan.FromHours(1) } };
         error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => withTtl.RunAsync(Options(1)).WaitAsync(Patience));
         Assert.Contains("but window 'Total' has a state time-to-live", error.Message, StringComparison.Ordinal);
+
+        var join = new Joins.PaidPurchases
+        {
+            Purchases = new CollectionSource<Joins.Purchase>([new Joins.Purchase(1, 1, 10, 1_000)]),
+            Payments = new CollectionSource<Joins.Payment>([new Joins.Payment(1, 10, 1_500)]),
+        };
+        error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => join.RunAsync(Options(1)).WaitAsync(Patience));
+        Assert.Contains("but join 'Paid' keeps its state in memory; run it with StateBackend=Memory", error.Message, StringComparison.Ordinal);
 
         var log = new Partitioned<PageVisit>(Visits(100, 5, 1), partitions: 2);
         var options = Options(1);

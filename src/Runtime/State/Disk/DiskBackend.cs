@@ -19,7 +19,7 @@ internal static class DiskBackend
     /// <summary>The pipeline's state folder, which holds its checkpoints and, on disk, its live state.</summary>
     public static string Root(PipelineOptions options, string pipeline) => Path.Combine(options.StateDirectory, PipelineRun.FileName(pipeline));
 
-    /// <summary>A keyed stage the disk backend does not hold yet: a configuration error that says which and what to do.</summary>
+    /// <summary>A keyed stage the disk backend does not hold yet (a time window, a join, …): a configuration error that says which and what to do.</summary>
     public static PipelineConfigurationException Unsupported(string pipeline, string what)
         => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates (Window.Running()) without a state time-to-live, but {what}; run it with StateBackend=Memory. See docs/state.md.");
 

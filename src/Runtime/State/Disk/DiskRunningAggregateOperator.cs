@@ -74,9 +74,6 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     /// <summary>Keys held, in memory or on disk.</summary>
     public override int StateEntries => (int)Math.Min(_distinct, int.MaxValue);
 
-    /// <summary>Keys held in memory now.</summary>
-    internal int HotEntries => _hot.Count;
-
     /// <summary>Reads the keys of <paramref name="batch"/> that are not in memory from RocksDB, in one MultiGet.</summary>
     public override ValueTask PrepareAsync(ReadOnlyMemory<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken)
     {
