@@ -309,7 +309,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     protected void Pair(in TLeft left, in TRight right) => Results.Add(new Joined<TLeft, TRight>(left, right, true));
 
     /// <summary>Header (watermarks: forwarded and input), then every held record with its key.</summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);

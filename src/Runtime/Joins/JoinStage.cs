@@ -116,7 +116,7 @@ public sealed class JoinStage<TKey, TLeft, TRight> : KeyedStage<TKey, Either<TLe
     }
 
     internal override void Snapshot(KeyedInput input, StateWriter writer, long checkpoint)
-        => State(input).Snapshot(writer, _keyCodec!, _entryCodec!);
+        => State(input).Snapshot(writer, checkpoint, _keyCodec!, _entryCodec!);
 
     internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
         => WindowStateHeader.Restore(snapshots, _keyCodec!, _entryCodec!, partitions.Select(State).ToArray());

@@ -357,7 +357,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
     private long PaneLastEnd(long index) => LastEnd(index * _paneMs);
 
     /// <summary>Header (watermarks: forwarded and input), then every held record with its key.</summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);

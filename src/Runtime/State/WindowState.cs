@@ -13,24 +13,17 @@ internal interface IWindowState<TKey, TAcc>
     /// <summary>The operator kind a snapshot's header names (pane, session, running).</summary>
     byte Kind { get; }
 
-    /// <summary>Writes the header and every entry.</summary>
-    void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators);
+    /// <summary>
+    /// Writes the header and every entry — or, for state on disk, checkpoints its database beside checkpoint
+    /// <paramref name="checkpoint"/>'s folder and writes the header and where that went.
+    /// </summary>
+    void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators);
 
     /// <summary>Sets the restored operator's clock: the earliest watermark and clock value among the old partitions.</summary>
     void RestoreClock(long watermark, long clock);
 
     /// <summary>Reads <paramref name="count"/> entries and adds each to the operator in <paramref name="targets"/> that owns its key.</summary>
     void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets);
-}
-
-/// <summary>
-/// A window whose state lives on disk: its snapshot is a checkpoint of its database, written beside the checkpoint's
-/// folder (hence the id), and what the checkpoint file holds is where that is.
-/// </summary>
-internal interface IDiskWindowState
-{
-    /// <summary>Checkpoints the state for checkpoint <paramref name="checkpoint"/> and writes the header and where it went.</summary>
-    void Snapshot(StateWriter writer, long checkpoint);
 }
 
 /// <summary>The header every window snapshot starts with.</summary>

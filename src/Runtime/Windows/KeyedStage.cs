@@ -273,17 +273,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
     }
 
     internal override void Snapshot(KeyedInput input, StateWriter writer, long checkpoint)
-    {
-        var state = State(input);
-        if (state is IDiskWindowState disk)
-        {
-            disk.Snapshot(writer, checkpoint);
-        }
-        else
-        {
-            state.Snapshot(writer, _keyCodec!, _accumulatorCodec!);
-        }
-    }
+        => State(input).Snapshot(writer, checkpoint, _keyCodec!, _accumulatorCodec!);
 
     internal override void Restore(IReadOnlyList<ReadOnlyMemory<byte>> snapshots, IReadOnlyList<KeyedInput> partitions)
     {

@@ -356,7 +356,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public byte Kind => 1;
 
     /// <summary>Header, then per entry: key, pane, accumulator — pane by pane.</summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, _nextEnd, StateEntries).Write(writer);

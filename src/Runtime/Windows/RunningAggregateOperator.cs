@@ -70,7 +70,7 @@ internal sealed class RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : Wi
     public byte Kind => 3;
 
     /// <summary>Header, then per key: key, accumulator.</summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         new WindowStateHeader(Kind, Watermark, 0, _state.Count).Write(writer);
         foreach (var (key, entry) in _state)

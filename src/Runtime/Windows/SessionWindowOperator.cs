@@ -212,7 +212,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
     public byte Kind => 2;
 
     /// <summary>Header, then per session: key, start, end, pending timers (bit 0 fire, bit 1 clean-up), accumulator.</summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         ThrowIfFiring();
         new WindowStateHeader(Kind, Watermark, 0, _live).Write(writer);

@@ -61,7 +61,7 @@ public class WindowStateTests
                 var snapshots = operators.Select(op =>
                 {
                     var writer = new StateWriter();
-                    State(op).Snapshot(writer, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>());
+                    State(op).Snapshot(writer, checkpoint: 0, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>());
                     return writer.Written.ToArray().AsMemory();
                 }).Select(m => (ReadOnlyMemory<byte>)m).ToList();
                 entries = operators.Sum(o => o.StateEntries);

@@ -30,9 +30,9 @@ internal static class DiskBackend
         {
             return open();
         }
-        catch (InvalidOperationException ex) when (ex.Message.StartsWith("StateBackend=Disk", StringComparison.Ordinal))
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
         {
-            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': {ex.Message}", ex);
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk keeps window state in RocksDB, whose native library (librocksdb) this application does not bring: add the RocksDB package (dotnet add package RocksDB --version 11.12.0.7641). See docs/state.md.", ex);
         }
         catch (IOException ex)
         {

@@ -12,7 +12,7 @@ namespace Compiled.Runtime;
 /// flushed and the immutable table files are hard-linked, so a checkpoint costs what changed since the previous one.
 /// Results are the in-memory operator's, record for record.
 /// </summary>
-internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>, IDiskWindowState, IDisposable
+internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>, IDisposable
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
@@ -296,13 +296,10 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
 
     /// <summary>
     /// Writes the changed entries to RocksDB and checkpoints it to <c>chk-{id}.disk/{name}</c> beside the checkpoint's
-    /// folder; the snapshot itself is the header and that path (relative to the pipeline's state folder).
+    /// folder; the snapshot itself is the header and that path (relative to the pipeline's state folder). The codecs
+    /// are the ones the operator writes RocksDB with.
     /// </summary>
-    public void Snapshot(StateWriter writer, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
-        => throw new InvalidOperationException("A window on disk is checkpointed with its checkpoint's id.");
-
-    /// <inheritdoc cref="Snapshot(StateWriter, IStateCodec{TKey}, IStateCodec{TAcc})"/>
-    public void Snapshot(StateWriter writer, long checkpoint)
+    public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         WriteChanged();
         var relative = Path.Combine(DiskFolder(checkpoint), _name);

@@ -33,15 +33,7 @@ internal sealed unsafe class RocksDbStore : IDisposable
     private RocksDbStore(string path, bool readOnly)
     {
         Path = path;
-        try
-        {
-            _cache = RocksDbNative.rocksdb_cache_create_lru(BlockCacheBytes);
-        }
-        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
-        {
-            throw new InvalidOperationException("StateBackend=Disk keeps window state in RocksDB, whose native library (librocksdb) this application does not bring: add the RocksDB package (dotnet add package RocksDB --version 11.12.0.7641). See docs/state.md.", ex);
-        }
-
+        _cache = RocksDbNative.rocksdb_cache_create_lru(BlockCacheBytes); // the first call: a missing librocksdb throws here
         _table = RocksDbNative.rocksdb_block_based_options_create();
         RocksDbNative.rocksdb_block_based_options_set_block_cache(_table, _cache);
         RocksDbNative.rocksdb_block_based_options_set_filter_policy(_table, RocksDbNative.rocksdb_filterpolicy_create_bloom(BloomBitsPerKey));
