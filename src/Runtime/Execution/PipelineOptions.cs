@@ -48,12 +48,12 @@ public sealed class PipelineOptions
     /// Where keyed state lives: <see cref="StateBackend.Memory"/> (the default; tables on the heap) or
     /// <see cref="StateBackend.Disk"/> (RocksDB in <c>{StateDirectory}/{pipeline}/live/</c>, the hottest
     /// <see cref="StateCacheKeys"/> keys of each partition in memory), for state larger than memory. Running aggregates
-    /// only, so far. See docs/state.md.
+    /// and tumbling and sliding windows; sessions and joins are refused. See docs/state.md.
     /// </summary>
     public StateBackend StateBackend { get; set; } = StateBackend.Memory;
 
     /// <summary>
-    /// With <see cref="StateBackend.Disk"/>: the most keys a keyed partition holds in memory. Default: 1,048,576 — about
+    /// With <see cref="StateBackend.Disk"/>: the most keys (for a window, pane entries) a keyed partition holds in memory. Default: 1,048,576 — about
     /// 40 MB per partition with a small key and accumulator (docs/state.md, "Sizing").
     /// </summary>
     public int StateCacheKeys { get; set; } = DefaultStateCacheKeys;

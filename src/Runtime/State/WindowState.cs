@@ -31,10 +31,13 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
 {
     public const int Version = 1;
 
-    private static bool OnDisk(byte kind) => kind == DiskStateKind;
+    private static bool OnDisk(byte kind) => kind is DiskRunningKind or DiskPaneKind;
 
     /// <summary>The kind of a running aggregate's state on disk (its snapshot names a RocksDB checkpoint).</summary>
-    public const byte DiskStateKind = 13;
+    public const byte DiskRunningKind = 13;
+
+    /// <summary>The kind of a tumbling or sliding window's state on disk (its snapshot names a RocksDB checkpoint).</summary>
+    public const byte DiskPaneKind = 14;
 
     public void Write(StateWriter writer)
     {

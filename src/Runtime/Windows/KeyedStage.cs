@@ -331,13 +331,13 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
 
     private protected override (TimeSpan OutOfOrderness, TimeSpan IdleTimeout) PortTimes => (_spec.OutOfOrderness, _spec.IdleTimeout);
 
-    /// <summary>The operator of a running aggregate whose state lives in RocksDB (<c>StateBackend=Disk</c>); other windows are refused.</summary>
+    /// <summary>The operator of a window whose state lives in RocksDB (<c>StateBackend=Disk</c>); session windows are refused.</summary>
     private WindowOperator<TKey, TIn, TOut> CreateOnDisk(RunContext run, int partition)
     {
         var pipeline = run.Pipeline;
-        if (_spec.Window.Kind != WindowKind.Running)
+        if (_spec.Window.Kind == WindowKind.Session)
         {
-            throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' is {_spec.Window.Kind.ToString().ToLowerInvariant()}");
+            throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' is a session window");
         }
 
         if (_spec.StateTimeToLive > TimeSpan.Zero)
@@ -350,8 +350,13 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
             throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk writes the state of window '{WindowName}' with its checkpoint codecs, but {NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
         }
 
-        return DiskBackend.Open(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(
-            DiskBackend.Root(run.Options, pipeline), $"{WindowName}-p{partition}", run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec));
+        var root = DiskBackend.Root(run.Options, pipeline);
+        var name = $"{WindowName}-p{partition}";
+        var window = _spec.Window;
+        return window.Kind == WindowKind.Running
+            ? DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(root, name, run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec))
+            : DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(
+                root, name, TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), TimeMath.Millis(_spec.AllowedLateness), run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec));
     }
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)

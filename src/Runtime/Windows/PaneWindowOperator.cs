@@ -13,6 +13,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     where TKey : notnull
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
+    private readonly PaneClock _clock;
     private readonly long _paneMs;
     private readonly long _sizePanes;
     private readonly long _slidePanes;
@@ -35,9 +36,10 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public PaneWindowOperator(long sizeMs, long slideMs, long latenessMs)
         : base(latenessMs)
     {
-        _paneMs = TimeMath.Gcd(sizeMs, slideMs);
-        _sizePanes = sizeMs / _paneMs;
-        _slidePanes = slideMs / _paneMs;
+        _clock = new PaneClock(sizeMs, slideMs);
+        _paneMs = _clock.PaneMs;
+        _sizePanes = _clock.SizePanes;
+        _slidePanes = _clock.SlidePanes;
     }
 
     /// <summary>Keys × panes held (read by metrics from other threads: a count of a moment, never a failure).</summary>
@@ -91,8 +93,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
         FinishFiring();
         Watermark = watermark;
-        // Window [e - size, e) (in panes) fires once e * paneMs - 1 <= watermark.
-        _fireLastEnd = watermark >= long.MaxValue - 1 ? long.MaxValue / _paneMs : TimeMath.FloorDiv(watermark + 1, _paneMs);
+        _fireLastEnd = _clock.LastEndFiredBy(watermark);
         _fireEnd = _nextEnd;
         if (_fireEnd == long.MinValue && _paneCount > 0)
         {
@@ -150,9 +151,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         }
 
         // Every window ending at or before the last end has fired (or was empty); the next to fire ends after it.
-        var lastEnd = _fireLastEnd;
-        var afterLast = lastEnd >= long.MaxValue / 2 ? lastEnd : ((TimeMath.FloorDiv(lastEnd - _sizePanes, _slidePanes) + 1) * _slidePanes) + _sizePanes; // window ends are k * slide + size
-        _nextEnd = afterLast; // windows after it may still receive records that are not late, even where none has state yet
+        _nextEnd = _clock.NextEndAfter(_fireLastEnd); // windows after it may still receive records that are not late, even where none has state yet
         Firing = false;
         Purge(Watermark);
     }
@@ -160,9 +159,8 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     /// <summary>A record at or before the watermark: it updates the windows still within the lateness and re-fires those whose time has passed.</summary>
     private void AddLate(in Keyed<TKey, TIn> record, long pane)
     {
-        var firstWindow = TimeMath.CeilDiv(pane - _sizePanes + 1, _slidePanes);
-        var lastWindow = TimeMath.FloorDiv(pane, _slidePanes);
-        if (IsLate(lastWindow * _slidePanes + _sizePanes))
+        var (firstWindow, lastWindow) = _clock.WindowsOf(pane);
+        if (IsLate(_clock.EndOf(lastWindow)))
         {
             Dropped(record.Record);
             return;
@@ -172,8 +170,8 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         TAgg.Add(ref table.FindOrAdd(record.Key, record.Hash), record.Record);
         for (var w = firstWindow; w <= lastWindow; w++)
         {
-            var end = w * _slidePanes + _sizePanes;
-            if (!IsLate(end) && end * _paneMs - 1 <= Watermark)
+            var end = _clock.EndOf(w);
+            if (!IsLate(end) && _clock.HasFired(end, Watermark))
             {
                 EmitKey(record.Key, record.Hash, end, isUpdate: true);
             }
@@ -181,9 +179,9 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool IsLate(long endPane) => endPane * _paneMs - 1 + LatenessMs <= Watermark;
+    private bool IsLate(long endPane) => _clock.IsLate(endPane, LatenessMs, Watermark);
 
-    private long FirstEndContaining(long pane) => (TimeMath.CeilDiv(pane - _sizePanes + 1, _slidePanes) * _slidePanes) + _sizePanes;
+    private long FirstEndContaining(long pane) => _clock.FirstEndContaining(pane);
 
     /// <summary>
     /// Emits window [end - size, end) for every key with state in it, from the cursor on; false when
@@ -290,8 +288,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         while (removed < _paneCount)
         {
             var table = _tables[removed];
-            var lastEnd = (TimeMath.FloorDiv(table.Pane, _slidePanes) * _slidePanes) + _sizePanes;
-            if (lastEnd * _paneMs - 1 + LatenessMs > watermark)
+            if (!_clock.IsLate(_clock.LastEndContaining(table.Pane), LatenessMs, watermark))
             {
                 break;
             }

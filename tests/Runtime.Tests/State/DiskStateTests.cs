@@ -142,9 +142,9 @@ public sealed class DiskStateTests : IDisposable
     [Fact]
     public async Task Windows_and_joins_the_disk_backend_does_not_hold_are_refused_with_what_to_do()
     {
-        var tumbling = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Tumbling(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing } };
-        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => tumbling.RunAsync(Options(1)).WaitAsync(Patience));
-        Assert.Contains("StateBackend=Disk holds running aggregates (Window.Running()) without a state time-to-live, but window 'Total' is tumbling; run it with StateBackend=Memory", error.Message, StringComparison.Ordinal);
+        var sessions = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Session(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing } };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => sessions.RunAsync(Options(1)).WaitAsync(Patience));
+        Assert.Contains("StateBackend=Disk holds running aggregates without a state time-to-live and tumbling and sliding windows, but window 'Total' is a session window; run it with StateBackend=Memory", error.Message, StringComparison.Ordinal);
 
         var withTtl = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Running()) { StateTimeToLive = TimeSpan.FromHours(1) } };
         error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => withTtl.RunAsync(Options(1)).WaitAsync(Patience));

@@ -8,7 +8,7 @@ public enum StateBackend
 
     /// <summary>
     /// RocksDB on local disk, the hottest keys in memory: state larger than memory, checkpointed incrementally. The
-    /// application brings RocksDB's native library (the RocksDB package). Running aggregates only, so far.
+    /// application brings RocksDB's native library (the RocksDB package). Running aggregates, tumbling and sliding windows; not sessions or joins yet.
     /// </summary>
     Disk,
 }
@@ -21,7 +21,7 @@ internal static class DiskBackend
 
     /// <summary>A keyed stage the disk backend does not hold yet (a time window, a join, …): a configuration error that says which and what to do.</summary>
     public static PipelineConfigurationException Unsupported(string pipeline, string what)
-        => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates (Window.Running()) without a state time-to-live, but {what}; run it with StateBackend=Memory. See docs/state.md.");
+        => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates without a state time-to-live and tumbling and sliding windows, but {what}; run it with StateBackend=Memory. See docs/state.md.");
 
     /// <summary>Opens a window's database; a missing native library is a configuration error, not a crash.</summary>
     public static T Open<T>(string pipeline, Func<T> open)

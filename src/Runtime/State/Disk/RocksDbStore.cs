@@ -86,6 +86,16 @@ internal sealed unsafe class RocksDbStore : IDisposable
         }
     }
 
+    /// <summary>Deletes every key from <paramref name="start"/> (included) to <paramref name="end"/> (excluded), in the pending write batch: one range tombstone, not a delete per key.</summary>
+    public void DeleteRange(ReadOnlySpan<byte> start, ReadOnlySpan<byte> end)
+    {
+        fixed (byte* s = start)
+        fixed (byte* e = end)
+        {
+            RocksDbNative.rocksdb_writebatch_delete_range(_batch, s, (nuint)start.Length, e, (nuint)end.Length);
+        }
+    }
+
     /// <summary>Puts waiting in the write batch.</summary>
     public int Pending => RocksDbNative.rocksdb_writebatch_count(_batch);
 
@@ -195,6 +205,83 @@ internal sealed unsafe class RocksDbStore : IDisposable
         finally
         {
             RocksDbNative.rocksdb_iter_destroy(iterator);
+        }
+    }
+
+    /// <summary>A cursor over the entries whose keys start with <paramref name="prefix"/>, in key order (dispose it before the store).</summary>
+    public Cursor Seek(ReadOnlySpan<byte> prefix) => new(this, prefix);
+
+    /// <summary>An iterator over the keys that share a prefix; it reads the database as it was when it was created.</summary>
+    internal sealed class Cursor : IDisposable
+    {
+        private readonly RocksDbStore _store;
+        private readonly byte[] _prefix;
+        private nint _iterator;
+
+        public Cursor(RocksDbStore store, ReadOnlySpan<byte> prefix)
+        {
+            _store = store;
+            _prefix = prefix.ToArray();
+            _iterator = RocksDbNative.rocksdb_create_iterator(store._db, store._read);
+            fixed (byte* p = _prefix)
+            {
+                RocksDbNative.rocksdb_iter_seek(_iterator, p, (nuint)_prefix.Length);
+            }
+
+            Check();
+        }
+
+        /// <summary>Whether the cursor is at an entry of the prefix.</summary>
+        public bool Valid { get; private set; }
+
+        /// <summary>The current key, after the prefix (valid until <see cref="Next"/>).</summary>
+        public ReadOnlySpan<byte> Key
+        {
+            get
+            {
+                var key = RocksDbNative.rocksdb_iter_key(_iterator, out var length);
+                return new ReadOnlySpan<byte>(key, checked((int)length))[_prefix.Length..];
+            }
+        }
+
+        /// <summary>The current value (valid until <see cref="Next"/>).</summary>
+        public ReadOnlySpan<byte> Value
+        {
+            get
+            {
+                var value = RocksDbNative.rocksdb_iter_value(_iterator, out var length);
+                return new ReadOnlySpan<byte>(value, checked((int)length));
+            }
+        }
+
+        /// <summary>Moves to the next entry.</summary>
+        public void Next()
+        {
+            RocksDbNative.rocksdb_iter_next(_iterator);
+            Check();
+        }
+
+        private void Check()
+        {
+            Valid = RocksDbNative.rocksdb_iter_valid(_iterator) != 0;
+            if (Valid)
+            {
+                var key = RocksDbNative.rocksdb_iter_key(_iterator, out var length);
+                Valid = new ReadOnlySpan<byte>(key, checked((int)length)).StartsWith(_prefix);
+                return;
+            }
+
+            RocksDbNative.rocksdb_iter_get_error(_iterator, out var error);
+            RocksDbNative.ThrowIfError(error, $"read {_store.Path}");
+        }
+
+        public void Dispose()
+        {
+            if (_iterator != 0)
+            {
+                RocksDbNative.rocksdb_iter_destroy(_iterator);
+                _iterator = 0;
+            }
         }
     }
 
