@@ -46,6 +46,9 @@ fi
 for repetition in 1 2; do
   for backend in Memory Disk; do run "tumbling keys=1M" 1000000 1250000 "$backend" 1048576 tumbling; done
 done
+for repetition in 1 2 3; do
+  for backend in Memory Disk; do run "tumbling hot 200k keys" 200000 20000000 "$backend" 1048576 tumbling; done
+done
 for repetition in 1 2; do
   for backend in Memory Disk; do run "tumbling keys=10M" 10000000 12500000 "$backend" 1048576 tumbling; done
 done

@@ -24,9 +24,16 @@ using var kafka = KafkaMockCluster.Start(brokers: 1);
 const string Topic = "hits";
 kafka.CreateTopic(Topic, 8);
 Produce(kafka.BootstrapServers, keys, hits);
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {DateTime.UtcNow:O} load {File.ReadAllText("/proc/loadavg")[..14]} keys {keys:N0} hits {hits:N0} Compiled cache {cacheKeys:N0} keys per partition, parallelism 2; Streamiz 2 stream threads"));
 var work = Directory.CreateTempSubdirectory("state-on-kafka-").FullName;
 var run = 0;
+if (args.Contains("--checkpoint-cost"))
+{
+    await CheckpointCost();
+    Directory.Delete(work, recursive: true);
+    return 0;
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {DateTime.UtcNow:O} load {File.ReadAllText("/proc/loadavg")[..14]} keys {keys:N0} hits {hits:N0} Compiled cache {cacheKeys:N0} keys per partition, parallelism 2; Streamiz 2 stream threads"));
 var times = new Dictionary<string, List<double>>();
 for (var round = 0; round < rounds; round++)
 {
@@ -102,6 +109,55 @@ async Task<double> Streamiz(int id)
     return seconds;
 }
 
+// What checkpoints and restores cost, on disk and in memory: a run counts every hit with a checkpoint every second and
+// stops with a final one; a second run restores it. Prints each checkpoint's duration (barrier to manifest, as the
+// runtime logs it), the state folder's size and the time from start to restored state.
+async Task CheckpointCost()
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {DateTime.UtcNow:O} load {File.ReadAllText("/proc/loadavg")[..14]} checkpoint cost: keys {keys:N0} hits {hits:N0} cache {cacheKeys:N0} keys per partition, parallelism 2, checkpoints every second"));
+    foreach (var disk in new[] { true, false, true, false })
+    {
+        var id = ++run;
+        var folder = Path.Combine(work, $"cost-{id}");
+        var logs = new Captured();
+        using var factory = new Microsoft.Extensions.Logging.LoggerFactory([logs]); // no minimum level: the checkpoint timings are Debug
+        PipelineOptions Options() => new()
+        {
+            Parallelism = 2,
+            StateBackend = disk ? StateBackend.Disk : StateBackend.Memory,
+            StateCacheKeys = cacheKeys,
+            StateDirectory = folder,
+            CheckpointInterval = TimeSpan.FromSeconds(1),
+            LoggerFactory = factory,
+        };
+        KafkaSource<Hit, Hit.JsonCodec> Source() => new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = Topic, GroupId = $"cost-{id}", StartFrom = KafkaStart.Earliest, SessionTimeout = TimeSpan.FromSeconds(6) });
+
+        var counting = new KafkaCounts { Hits = Source() };
+        using (var stop = new CancellationTokenSource())
+        {
+            var running = counting.RunAsync(Options(), stop.Token);
+            await Until(() => counting.Results.Count >= hits, () => true, running);
+            await stop.CancelAsync();
+            await running; // stops with a final checkpoint
+        }
+
+        var durations = logs.Matching(@"checkpoint \d+ complete: \d+ bytes of state in ([\d.]+) ms").Select(m => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).Order().ToList();
+        using var du = Process.Start(new ProcessStartInfo("du", ["-sb", "--exclude=live", folder]) { RedirectStandardOutput = true })!; // du counts a hard-linked file once
+        var bytes = long.Parse((await du.StandardOutput.ReadToEndAsync()).Split('\t')[0], CultureInfo.InvariantCulture);
+        var restoring = new KafkaCounts { Hits = Source() };
+        var clock = Stopwatch.StartNew();
+        using (var stop = new CancellationTokenSource())
+        {
+            var running = restoring.RunAsync(Options(), stop.Token);
+            await Until(() => logs.Matching("restored checkpoint").Any(), () => true, running);
+            var restored = clock.Elapsed.TotalSeconds;
+            await stop.CancelAsync();
+            await running;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(disk ? "disk" : "memory")}	checkpoints {durations.Count}	median {durations[durations.Count / 2]:F0} ms	max {durations[^1]:F0} ms	retained checkpoints {bytes / 1e6:F1} MB	restore {restored:F2} s"));
+        }
+    }
+}
+
 // Seconds from the first record consumed to the last result: joining the consumer group is start-up, not throughput.
 static async Task<double> Until(Func<bool> done, Func<bool> started, Task? running)
 {
@@ -138,7 +194,19 @@ static void Produce(string bootstrap, int keys, int hits)
     {
         var key = (int)(i < keys ? i * 1_000_003 % keys : (i - keys) * 7_000_033 % keys);
         var text = key.ToString(CultureInfo.InvariantCulture);
-        producer.Produce(Topic, new Message<string, string> { Key = text, Value = $$"""{"key":{{text}}}""" });
+        var message = new Message<string, string> { Key = text, Value = $$"""{"key":{{text}}}""" };
+        while (true)
+        {
+            try
+            {
+                producer.Produce(Topic, message);
+                break;
+            }
+            catch (ProduceException<string, string> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(100)); // the local queue is full: let deliveries drain it
+            }
+        }
     }
 
     producer.Flush();
@@ -152,6 +220,29 @@ int Argument(string name, int fallback)
 
 namespace Compiled.StateOnKafka
 {
+    /// <summary>Keeps every log message, for the checkpoint-cost mode to read the runtime's checkpoint timings from.</summary>
+    internal sealed class Captured : Microsoft.Extensions.Logging.ILoggerProvider, Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _messages = new();
+
+        public IEnumerable<System.Text.RegularExpressions.Match> Matching(string pattern)
+            => _messages.Select(m => System.Text.RegularExpressions.Regex.Match(m, pattern)).Where(m => m.Success);
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => _messages.Enqueue(formatter(state, exception));
+
+        public void Dispose()
+        {
+        }
+    }
+
     /// <summary>A hit on a key.</summary>
     [Record(Naming = FieldNaming.CamelCase)]
     public readonly partial record struct Hit(int Key);

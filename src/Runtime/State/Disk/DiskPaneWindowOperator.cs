@@ -54,6 +54,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     {
         public long Pane;
         public long Entries;
+        public bool Evicted; // some of its entries are on disk only (evicted, or restored): it fires from RocksDB
     }
 
     private readonly PaneClock _clock;
@@ -70,6 +71,8 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     private long _fireLastEnd;
     private bool _windowOpen;
     private bool _written; // changed entries written to RocksDB since the watermark last moved
+    private bool _fromMemory; // the window being emitted has every entry in memory: it fires from the table, as in memory
+    private Dictionary<PaneKey<TKey>, DiskTable<PaneKey<TKey>, TAcc>.Entry>.Enumerator _memory;
     private readonly List<RocksDbStore.Cursor> _cursors = [];
     private int[] _equal = new int[8];
     private byte[] _keyBuffer = new byte[256];
@@ -92,7 +95,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
         _root = root;
         _name = name;
         _keys = keys;
-        _table = new DiskTable<PaneKey<TKey>, TAcc>(Path.Combine(root, "live", name), capacity, new PaneKeyCodec<TKey>(keys), accumulators);
+        _table = new DiskTable<PaneKey<TKey>, TAcc>(Path.Combine(root, "live", name), capacity, new PaneKeyCodec<TKey>(keys), accumulators, key => MarkEvicted(key.Pane));
     }
 
     /// <summary>Keys × panes held, in memory or on disk (read by metrics from other threads: a count of a moment).</summary>
@@ -103,6 +106,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     /// <summary>Reads the pane entries of <paramref name="batch"/> that are not in memory from RocksDB, in one MultiGet.</summary>
     public override ValueTask PrepareAsync(ReadOnlyMemory<Keyed<TKey, TIn>> batch, CancellationToken cancellationToken)
     {
+        FinishFiring(); // a paused firing may be walking the table, which preparing adds to
         _table.BeginPrepare();
         foreach (ref readonly var record in batch.Span)
         {
@@ -141,7 +145,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
         ref var entry = ref _table.Find(new PaneKey<TKey>(pane, record.Key));
         if (!entry.Exists)
         {
-            Count(pane, 1);
+            Count(pane, 1, onDisk: false);
         }
 
         TAgg.Add(ref entry.Acc!, record.Record);
@@ -150,8 +154,37 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
         entry.Used = true;
     }
 
-    /// <summary>Counts an entry added to (or restored into) <paramref name="pane"/>, adding the pane to the live list if it is new.</summary>
-    private void Count(long pane, long entries)
+    /// <summary>Counts an entry added to <paramref name="pane"/> (or restored into it, on disk only), adding the pane to the live list if it is new.</summary>
+    private void Count(long pane, long entries, bool onDisk)
+    {
+        var slot = SlotOf(pane);
+        if (slot < 0)
+        {
+            slot = ~slot;
+            _panes.Insert(slot, new LivePane { Pane = pane });
+        }
+
+        var live = _panes[slot];
+        live.Entries += entries;
+        live.Evicted |= onDisk;
+        _panes[slot] = live;
+        Volatile.Write(ref _entries, _entries + entries);
+    }
+
+    /// <summary>An entry of <paramref name="pane"/> left memory: the pane's windows fire from RocksDB.</summary>
+    private void MarkEvicted(long pane)
+    {
+        var slot = SlotOf(pane);
+        if (slot >= 0 && !_panes[slot].Evicted)
+        {
+            var live = _panes[slot];
+            live.Evicted = true;
+            _panes[slot] = live;
+        }
+    }
+
+    /// <summary>The slot of <paramref name="pane"/> in the live list, or the complement of where it would go (most panes are near the end).</summary>
+    private int SlotOf(long pane)
     {
         var slot = _panes.Count - 1;
         while (slot >= 0 && _panes[slot].Pane > pane)
@@ -159,15 +192,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
             slot--;
         }
 
-        if (slot < 0 || _panes[slot].Pane != pane)
-        {
-            _panes.Insert(++slot, new LivePane { Pane = pane });
-        }
-
-        var live = _panes[slot];
-        live.Entries += entries;
-        _panes[slot] = live;
-        Volatile.Write(ref _entries, _entries + entries);
+        return slot >= 0 && _panes[slot].Pane == pane ? slot : ~(slot + 1);
     }
 
     /// <summary>A record at or before the watermark: it updates the windows still within the lateness and re-fires those whose time has passed.</summary>
@@ -272,22 +297,35 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
                     continue;
                 }
 
-                if (!_written)
-                {
-                    _table.WriteChanged(); // the window is read from RocksDB: what memory changed goes there first
-                    _written = true;
-                }
-
+                _fromMemory = true;
                 for (var slot = first; slot < _panes.Count && _panes[slot].Pane < end; slot++)
                 {
-                    PaneKeyCodec<TKey>.WritePrefix(_prefix, _panes[slot].Pane);
-                    _cursors.Add(_table.Store.Seek(_prefix));
+                    _fromMemory &= !_panes[slot].Evicted;
+                }
+
+                if (_fromMemory)
+                {
+                    _memory = _table.GetEnumerator();
+                }
+                else
+                {
+                    if (!_written)
+                    {
+                        _table.WriteChanged(); // the window is read from RocksDB: what memory changed goes there first
+                        _written = true;
+                    }
+
+                    for (var slot = first; slot < _panes.Count && _panes[slot].Pane < end; slot++)
+                    {
+                        PaneKeyCodec<TKey>.WritePrefix(_prefix, _panes[slot].Pane);
+                        _cursors.Add(_table.Store.Seek(_prefix));
+                    }
                 }
 
                 _windowOpen = true;
             }
 
-            if (!Fire(end))
+            if (!(_fromMemory ? FireFromMemory(end) : Fire(end)))
             {
                 _fireEnd = end; // the batch is full: the rest of this window next time
                 return;
@@ -370,8 +408,66 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
         }
     }
 
+    /// <summary>
+    /// Emits window [end - size, end) from the in-memory table, which holds every entry of its panes (none was evicted):
+    /// each key from the first of its panes in the window, merged with its later ones — the in-memory operator's way.
+    /// </summary>
+    private bool FireFromMemory(long end)
+    {
+        var start = end - _clock.SizePanes;
+        var limit = FiringBatch;
+        while (Results.Count < limit)
+        {
+            if (!_memory.MoveNext())
+            {
+                return true;
+            }
+
+            var (at, entry) = _memory.Current;
+            if (!entry.Exists || at.Pane < start || at.Pane >= end)
+            {
+                continue;
+            }
+
+            var acc = entry.Acc;
+            if (_clock.SizePanes > 1)
+            {
+                var earlier = false;
+                foreach (var live in _panes)
+                {
+                    if (live.Pane >= start && live.Pane < end && live.Pane != at.Pane)
+                    {
+                        ref var other = ref _table.InMemory(new PaneKey<TKey>(live.Pane, at.Key));
+                        if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref other) || !other.Exists)
+                        {
+                            continue;
+                        }
+
+                        if (live.Pane < at.Pane)
+                        {
+                            earlier = true; // emitted from that pane
+                            break;
+                        }
+
+                        TAgg.Merge(ref acc, other.Acc);
+                    }
+                }
+
+                if (earlier)
+                {
+                    continue;
+                }
+            }
+
+            Results.Add(new WindowResult<TKey, TOut>(at.Key, start * _clock.PaneMs, end * _clock.PaneMs, TAgg.Result(acc), false));
+        }
+
+        return false;
+    }
+
     private void CloseWindow()
     {
+        _memory = default;
         foreach (var cursor in _cursors)
         {
             cursor.Dispose();
@@ -446,7 +542,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
             ref reader,
             partitions.Select(p => p._table).ToArray(),
             entry => KeyHash.Partition(KeyHash.Of(entry.Key), partitions.Length),
-            (index, entry) => partitions[index].Count(entry.Pane, 1));
+            (index, entry) => partitions[index].Count(entry.Pane, 1, onDisk: true));
     }
 
     /// <summary>Closes the database and deletes it: it is scratch (what outlives the run is in the checkpoints).</summary>

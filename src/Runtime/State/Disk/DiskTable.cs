@@ -30,6 +30,7 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
 
     private readonly Dictionary<TKey, Entry> _hot = [];
     private readonly int _capacity;
+    private readonly Action<TKey>? _evicted;
     private readonly StateWriter _scratch = new(1 << 16);
     private readonly List<TKey> _misses = [];
     private readonly List<Written> _spans = [];
@@ -45,9 +46,11 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
     /// <param name="capacity">The most entries held in memory.</param>
     /// <param name="keys">How state keys are written to RocksDB.</param>
     /// <param name="accumulators">How accumulators are written to RocksDB.</param>
-    public DiskTable(string live, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    /// <param name="evicted">Called with the key of each entry with a value that eviction takes out of memory (null: nobody asks).</param>
+    public DiskTable(string live, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, Action<TKey>? evicted = null)
     {
         _capacity = capacity;
+        _evicted = evicted;
         Keys = keys;
         Accumulators = accumulators;
         if (Directory.Exists(live))
@@ -161,6 +164,12 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
             _values[0] = 0;
         }
     }
+
+    /// <summary>The entries in memory: with nothing evicted, every entry with a value (the enumerator must not outlive a change of the table).</summary>
+    public Dictionary<TKey, Entry>.Enumerator GetEnumerator() => _hot.GetEnumerator();
+
+    /// <summary>The entry of <paramref name="key"/> if it is in memory, else a null reference.</summary>
+    public ref Entry InMemory(in TKey key) => ref CollectionsMarshal.GetValueRefOrNullRef(_hot, key);
 
     /// <summary>Evicts when the table holds more than its capacity (after a batch was added).</summary>
     public void Trim()
@@ -289,7 +298,7 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
             }
             else
             {
-                _hot.Remove(key);
+                Remove(key, entry.Exists);
             }
         }
 
@@ -297,12 +306,21 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
         {
             foreach (var key in _hot.Keys)
             {
-                _hot.Remove(key);
+                Remove(key, CollectionsMarshal.GetValueRefOrNullRef(_hot, key).Exists);
                 if (_hot.Count <= keep)
                 {
                     break;
                 }
             }
+        }
+    }
+
+    private void Remove(TKey key, bool exists)
+    {
+        _hot.Remove(key);
+        if (exists)
+        {
+            _evicted?.Invoke(key);
         }
     }
 
