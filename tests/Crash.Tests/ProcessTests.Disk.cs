@@ -26,7 +26,7 @@ public sealed partial class ProcessTests
     public async Task A_running_count_over_50_million_keys_completes_on_disk_within_a_256_MiB_heap_with_every_count_right()
     {
         const int keys = 50_000_000;
-        const int repeated = keys / 4; // a quarter of the keys are hit twice: their second hit must find the first on disk
+        const int repeated = keys / 20; // 2.5 M keys, scattered over all, are hit twice: their second hit must find the first on disk
         var result = await Processes.DotnetAsync(
             [DiskCountsDll, "--set", $"Hits.Count={keys + repeated}", "--set", "StateBackend=Disk", "--parallelism", "2", "--state-dir", Path.Combine(_work, "state")],
             _work, LargeStatePatience, CappedHeap(keys));

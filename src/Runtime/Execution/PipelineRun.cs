@@ -402,11 +402,6 @@ internal sealed class PipelineRun : IAsyncDisposable
             throw DiskBackend.Unsupported(name, "its exactly-once sink commits checkpoints to its database, and state on disk is checkpointed to the state directory");
         }
 
-        if (_options.StateBackend == StateBackend.Disk && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
-        {
-            throw DiskBackend.Unsupported(name, "savepoints (--savepoint, --from-savepoint) of state on disk are not built yet");
-        }
-
         if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is not CommitterCheckpointStore)
         {
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': its exactly-once sink cannot commit checkpoints of window state (it does not implement ICheckpointCommitter); make it at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");

@@ -230,6 +230,7 @@ internal sealed class CheckpointCoordinator : IAsyncDisposable
                 await _store.WriteAsync(data, _run.Abort).ConfigureAwait(false);
                 if (Savepoint is { } savepoint && IsFinal(pending.Id))
                 {
+                    savepoint.CopyDiskState(_store.Directory, pending.Id); // before its manifest: a savepoint is whole or absent
                     await savepoint.WriteAsync(data, _run.Abort).ConfigureAwait(false);
                     Log.SavepointWritten(_logger, _run.Pipeline, pending.Id, savepoint.Directory);
                 }

@@ -164,6 +164,36 @@ internal sealed class FileCheckpointStore(string pipeline, string directory, int
         Prune(data.Id);
     }
 
+    /// <summary>
+    /// Copies checkpoint <paramref name="id"/>'s state on disk (<c>chk-N.disk/</c>, RocksDB checkpoints whose files the
+    /// state directory's checkpoints share through hard links) from <paramref name="from"/> into this store, whole: a
+    /// savepoint stands alone, on another disk or after the state directory is gone. Nothing when the state is in memory.
+    /// </summary>
+    public void CopyDiskState(string from, long id)
+    {
+        var name = DiskTable<int, int>.DiskFolder(id);
+        var source = Path.Combine(from, name);
+        if (!System.IO.Directory.Exists(source))
+        {
+            return;
+        }
+
+        var target = Path.Combine(Directory, name);
+        if (System.IO.Directory.Exists(target))
+        {
+            System.IO.Directory.Delete(target, recursive: true); // an earlier attempt at this id
+        }
+
+        foreach (var file in System.IO.Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var copy = Path.Combine(target, Path.GetRelativePath(source, file));
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.Copy(file, copy);
+            using var written = new FileStream(copy, FileMode.Open, FileAccess.ReadWrite);
+            written.Flush(flushToDisk: true);
+        }
+    }
+
     private static async Task WriteDurablyAsync(string path, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
     {
         var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);

@@ -354,9 +354,9 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
         var name = $"{WindowName}-p{partition}";
         var window = _spec.Window;
         return window.Kind == WindowKind.Running
-            ? DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(root, name, run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec))
+            ? DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(root, name, run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec, run.Options.RestoreFrom))
             : DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(
-                root, name, TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), TimeMath.Millis(_spec.AllowedLateness), run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec));
+                root, name, TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), TimeMath.Millis(_spec.AllowedLateness), run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec, run.Options.RestoreFrom));
     }
 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)

@@ -154,8 +154,10 @@ public sealed class CheckpointedRunTests : IDisposable
         Assert.Contains("the window changed from tumbling 1000 ms", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_run_stopped_with_a_savepoint_is_finished_from_it_at_another_parallelism_after_its_state_directory_is_gone()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_run_stopped_with_a_savepoint_is_finished_from_it_at_another_parallelism_after_its_state_directory_is_gone(bool onDisk)
     {
         var clicks = Clicks(12_000, seed: 21);
         var log = new Partitioned<Click>(clicks, partitions: 6);
@@ -163,7 +165,7 @@ public sealed class CheckpointedRunTests : IDisposable
         try
         {
             var first = new ClicksPerPage { Clicks = log.Source(pauseAt: 0.5), Counts = new TrackingSink<WindowResult<string, long>>() };
-            var options = Options(3);
+            var options = Options(3, onDisk: onDisk);
             options.SavepointDirectory = savepoint;
             using (var stop = new CancellationTokenSource())
             {
@@ -174,10 +176,11 @@ public sealed class CheckpointedRunTests : IDisposable
             }
 
             Assert.Single(Directory.GetFiles(savepoint, "_checkpoint.json", SearchOption.AllDirectories));
+            Assert.Equal(onDisk ? 1 : 0, Directory.GetDirectories(savepoint, "chk-*.disk").Length); // state on disk: its RocksDB checkpoints copied whole
             Directory.Delete(Path.Combine(_state, "clicks-per-page"), recursive: true);
 
             var second = new ClicksPerPage { Clicks = log.Source(pauseAt: null), Counts = new TrackingSink<WindowResult<string, long>>() };
-            var restore = Options(2);
+            var restore = Options(2, onDisk: onDisk);
             restore.RestoreFrom = savepoint;
             await second.RunAsync(restore).WaitAsync(Patience);
 

@@ -140,7 +140,7 @@ public sealed class DiskStateTests : IDisposable
     }
 
     [Fact]
-    public async Task Windows_and_joins_the_disk_backend_does_not_hold_are_refused_with_what_to_do()
+    public async Task Sessions_time_to_live_and_joins_the_disk_backend_does_not_hold_are_refused_with_what_to_do()
     {
         var sessions = new UserTotals { Visits = new CollectionSource<PageVisit>(Visits(10, 5, 1)), Total = new(Window.Session(TimeSpan.FromSeconds(1))) { Time = TimeMode.Processing } };
         var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => sessions.RunAsync(Options(1)).WaitAsync(Patience));
@@ -157,12 +157,6 @@ public sealed class DiskStateTests : IDisposable
         };
         error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => join.RunAsync(Options(1)).WaitAsync(Patience));
         Assert.Contains("but join 'Paid' keeps its state in memory; run it with StateBackend=Memory", error.Message, StringComparison.Ordinal);
-
-        var log = new Partitioned<PageVisit>(Visits(100, 5, 1), partitions: 2);
-        var options = Options(1);
-        options.SavepointDirectory = Path.Combine(_state, "savepoint");
-        error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => new UserTotals { Visits = log.Source(pauseAt: null) }.RunAsync(options).WaitAsync(Patience));
-        Assert.Contains("savepoints (--savepoint, --from-savepoint) of state on disk are not built yet", error.Message, StringComparison.Ordinal);
     }
 
     private Task WaitForCheckpointAsync() => CheckpointedRunTests.WaitForCheckpointAsync(Path.Combine(_state, "user-totals"));

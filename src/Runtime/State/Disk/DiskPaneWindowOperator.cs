@@ -61,6 +61,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     private readonly DiskTable<PaneKey<TKey>, TAcc> _table;
     private readonly IStateCodec<TKey> _keys;
     private readonly string _root;
+    private readonly string _restoreRoot;
     private readonly string _name;
     private readonly List<LivePane> _panes = []; // sorted by pane
     private long _entries;
@@ -88,11 +89,13 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     /// <param name="capacity">The most pane entries held in memory.</param>
     /// <param name="keys">How keys are written to RocksDB.</param>
     /// <param name="accumulators">How accumulators are written to RocksDB.</param>
-    public DiskPaneWindowOperator(string root, string name, long sizeMs, long slideMs, long latenessMs, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    /// <param name="restoreFrom">The folder the restored checkpoint is in, when it is not <paramref name="root"/> (a savepoint's).</param>
+    public DiskPaneWindowOperator(string root, string name, long sizeMs, long slideMs, long latenessMs, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, string? restoreFrom = null)
         : base(latenessMs)
     {
         _clock = new PaneClock(sizeMs, slideMs);
         _root = root;
+        _restoreRoot = restoreFrom ?? root;
         _name = name;
         _keys = keys;
         _table = new DiskTable<PaneKey<TKey>, TAcc>(Path.Combine(root, "live", name), capacity, new PaneKeyCodec<TKey>(keys), accumulators, key => MarkEvicted(key.Pane));
@@ -538,7 +541,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     {
         var partitions = targets.Cast<DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>>().ToArray();
         DiskTable<PaneKey<TKey>, TAcc>.Restore(
-            _root,
+            _restoreRoot,
             ref reader,
             partitions.Select(p => p._table).ToArray(),
             entry => KeyHash.Partition(KeyHash.Of(entry.Key), partitions.Length),

@@ -11,6 +11,7 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
 {
     private readonly DiskTable<TKey, TAcc> _table;
     private readonly string _root;
+    private readonly string _restoreRoot;
     private readonly string _name;
     private long _distinct;
 
@@ -19,10 +20,12 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     /// <param name="capacity">The most keys held in memory.</param>
     /// <param name="keys">How keys are written to RocksDB.</param>
     /// <param name="accumulators">How accumulators are written to RocksDB.</param>
-    public DiskRunningAggregateOperator(string root, string name, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
+    /// <param name="restoreFrom">The folder the restored checkpoint is in, when it is not <paramref name="root"/> (a savepoint's).</param>
+    public DiskRunningAggregateOperator(string root, string name, int capacity, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, string? restoreFrom = null)
         : base(0)
     {
         _root = root;
+        _restoreRoot = restoreFrom ?? root;
         _name = name;
         _table = new DiskTable<TKey, TAcc>(Path.Combine(root, "live", name), capacity, keys, accumulators);
     }
@@ -88,7 +91,7 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     {
         var partitions = targets.Cast<DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>>().ToArray();
         DiskTable<TKey, TAcc>.Restore(
-            _root,
+            _restoreRoot,
             ref reader,
             partitions.Select(p => p._table).ToArray(),
             key => KeyHash.Partition(KeyHash.Of(key), partitions.Length),
