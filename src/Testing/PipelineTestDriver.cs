@@ -130,7 +130,16 @@ public static class PipelineTestDriver
             ?? throw new ArgumentException($"The pipeline's source does not produce '{typeof(TIn).Name}'.", nameof(pipeline));
         var keyedPartitions = options?.Parallelism ?? 1;
         options ??= new PipelineOptions();
-        var driverOptions = new PipelineOptions { Parallelism = 1, BatchSize = options.BatchSize, SinkQueueCapacity = options.SinkQueueCapacity, ErrorPolicy = options.ErrorPolicy };
+        var driverOptions = new PipelineOptions
+        {
+            Parallelism = 1,
+            BatchSize = options.BatchSize,
+            SinkQueueCapacity = options.SinkQueueCapacity,
+            ErrorPolicy = options.ErrorPolicy,
+            StateBackend = options.StateBackend, // state on disk is tested as it runs (its live databases in StateDirectory)
+            StateCacheKeys = options.StateCacheKeys,
+            StateDirectory = options.StateDirectory,
+        };
         var deadLetters = new DeadLetterChannel(
             job.Descriptor.Name,
             options.ErrorPolicy ?? job.Descriptor.ErrorPolicy,

@@ -31,13 +31,16 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
 {
     public const int Version = 1;
 
-    private static bool OnDisk(byte kind) => kind is DiskRunningKind or DiskPaneKind;
+    private static bool OnDisk(byte kind) => kind is DiskRunningKind or DiskPaneKind or DiskRunningTimedKind;
 
     /// <summary>The kind of a running aggregate's state on disk (its snapshot names a RocksDB checkpoint).</summary>
     public const byte DiskRunningKind = 13;
 
     /// <summary>The kind of a tumbling or sliding window's state on disk (its snapshot names a RocksDB checkpoint).</summary>
     public const byte DiskPaneKind = 14;
+
+    /// <summary>The kind of a running aggregate's state on disk with a state time-to-live: each value holds its last update's time.</summary>
+    public const byte DiskRunningTimedKind = 15;
 
     public void Write(StateWriter writer)
     {
@@ -77,7 +80,9 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
             {
                 throw new InvalidDataException(OnDisk(header.Kind) != OnDisk(kind)
                     ? $"the checkpoint holds it {(OnDisk(header.Kind) ? "on disk" : "in memory")} and this run keeps it {(OnDisk(kind) ? "on disk" : "in memory")}; run with StateBackend={(OnDisk(header.Kind) ? "Disk" : "Memory")}, or start with empty state"
-                    : $"The checkpoint holds window state of kind {header.Kind}; this window's is {kind}.");
+                    : (header.Kind, kind) is (DiskRunningKind, DiskRunningTimedKind) or (DiskRunningTimedKind, DiskRunningKind)
+                        ? $"the checkpoint holds a running aggregate on disk {(header.Kind == DiskRunningTimedKind ? "with" : "without")} a state time-to-live and this run has {(kind == DiskRunningTimedKind ? "one" : "none")}; on disk a time-to-live cannot be added or removed across a restore: start with empty state"
+                        : $"The checkpoint holds window state of kind {header.Kind}; this window's is {kind}.");
             }
 
             watermark = Math.Min(watermark, header.Watermark);

@@ -340,11 +340,6 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
             throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' is a session window");
         }
 
-        if (_spec.StateTimeToLive > TimeSpan.Zero)
-        {
-            throw DiskBackend.Unsupported(pipeline, $"window '{WindowName}' has a state time-to-live");
-        }
-
         if (_keyCodec is null || _accumulatorCodec is null)
         {
             throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk writes the state of window '{WindowName}' with its checkpoint codecs, but {NotCheckpointable}. Use a string, a number or another type without references, a value tuple of those, or a partial [Record] type. See docs/state.md.");
@@ -354,7 +349,7 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
         var name = $"{WindowName}-p{partition}";
         var window = _spec.Window;
         return window.Kind == WindowKind.Running
-            ? DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(root, name, run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec, run.Options.RestoreFrom))
+            ? DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut>(root, name, run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec, TimeMath.Millis(_spec.StateTimeToLive), run.Options.RestoreFrom))
             : DiskBackend.Open<WindowOperator<TKey, TIn, TOut>>(pipeline, () => new DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut>(
                 root, name, TimeMath.Millis(window.Size), TimeMath.Millis(window.Slide), TimeMath.Millis(_spec.AllowedLateness), run.Options.StateCacheKeys, _keyCodec, _accumulatorCodec, run.Options.RestoreFrom));
     }

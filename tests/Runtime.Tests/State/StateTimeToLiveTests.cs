@@ -19,13 +19,28 @@ public sealed partial class VisitsPerUser
     [Sink] public CollectionSink<WindowResult<long, long>> Counts { get; set; } = new();
 }
 
-public sealed class StateTimeToLiveTests
+/// <summary>Keys past their time-to-live go, in memory and on disk (StateBackend=Disk, a few keys in memory, the rest in RocksDB).</summary>
+public sealed class StateTimeToLiveTests : IDisposable
 {
-    [Fact]
-    public async Task A_key_not_updated_within_its_time_to_live_is_dropped_counted_and_starts_again_from_zero()
+    private readonly string _state = Directory.CreateTempSubdirectory("compiled-ttl-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
+
+    private PipelineOptions Options(int parallelism, bool onDisk) => new()
+    {
+        Parallelism = parallelism,
+        StateDirectory = _state,
+        StateBackend = onDisk ? StateBackend.Disk : StateBackend.Memory,
+        StateCacheKeys = onDisk ? 16 : PipelineOptions.DefaultStateCacheKeys,
+    };
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_key_not_updated_within_its_time_to_live_is_dropped_counted_and_starts_again_from_zero(bool onDisk)
     {
         var pipeline = new VisitsPerUser();
-        await using var driver = await PipelineTestDriver.StartAsync<Visit>(pipeline, new PipelineOptions { Parallelism = 2 });
+        await using var driver = await PipelineTestDriver.StartAsync<Visit>(pipeline, Options(2, onDisk));
         driver.Push(new Visit(1), new Visit(2));
         driver.AdvanceTime(TimeSpan.FromSeconds(6));
         driver.Push(new Visit(1));
@@ -42,11 +57,13 @@ public sealed class StateTimeToLiveTests
             pipeline.Counts.Items.Where(r => r.Key == 2));
     }
 
-    [Fact]
-    public async Task A_long_run_over_ever_new_keys_keeps_bounded_state()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_long_run_over_ever_new_keys_keeps_bounded_state(bool onDisk)
     {
         var pipeline = new VisitsPerUser();
-        await using var driver = await PipelineTestDriver.StartAsync<Visit>(pipeline, new PipelineOptions { Parallelism = 3 });
+        await using var driver = await PipelineTestDriver.StartAsync<Visit>(pipeline, Options(3, onDisk));
         var peak = 0L;
         for (var second = 0; second < 120; second++)
         {

@@ -21,7 +21,7 @@ internal static class DiskBackend
 
     /// <summary>A keyed stage the disk backend does not hold yet (a time window, a join, …): a configuration error that says which and what to do.</summary>
     public static PipelineConfigurationException Unsupported(string pipeline, string what)
-        => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates without a state time-to-live and tumbling and sliding windows, but {what}; run it with StateBackend=Memory. See docs/state.md.");
+        => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates and tumbling and sliding windows, but {what}; run it with StateBackend=Memory. See docs/state.md.");
 
     /// <summary>Opens a window's database; a missing native library is a configuration error, not a crash.</summary>
     public static T Open<T>(string pipeline, Func<T> open)

@@ -192,6 +192,21 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
         }
     }
 
+    /// <summary>Decides whether an entry in memory stays (and may change it).</summary>
+    public delegate bool Keep<TState>(TState state, ref Entry entry);
+
+    /// <summary>Keeps the entries of memory that <paramref name="keep"/> accepts and drops the others, written or not.</summary>
+    public void Retain<TState>(TState state, Keep<TState> keep)
+    {
+        foreach (var key in _hot.Keys)
+        {
+            if (!keep(state, ref CollectionsMarshal.GetValueRefOrNullRef(_hot, key)))
+            {
+                _hot.Remove(key);
+            }
+        }
+    }
+
     /// <summary>Reads a value written with <paramref name="codec"/> from native memory (copied: a reader reads managed memory).</summary>
     internal static T Decode<T>(IStateCodec<T> codec, ReadOnlySpan<byte> bytes, ref byte[] buffer)
     {
@@ -349,9 +364,10 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
     /// <summary>
     /// Reads the RocksDB checkpoint a snapshot names (the path after its header) and writes each entry into the table
     /// <paramref name="owner"/> picks among <paramref name="targets"/> (the partition that owns its key now), calling
-    /// <paramref name="added"/> with that table's index and the entry's key.
+    /// <paramref name="added"/> with that table's index and the entry's key; <paramref name="rewrite"/>, if any, changes
+    /// each value before it is written (a restored entry's time-to-live starts again).
     /// </summary>
-    public static void Restore(string root, ref StateReader reader, IReadOnlyList<DiskTable<TKey, TAcc>> targets, Func<TKey, int> owner, Action<int, TKey> added)
+    public static void Restore(string root, ref StateReader reader, IReadOnlyList<DiskTable<TKey, TAcc>> targets, Func<TKey, int> owner, Action<int, TKey> added, Rewrite? rewrite = null)
     {
         var relative = reader.ReadString() ?? throw new InvalidDataException("a window on disk names no checkpoint folder");
         if (Path.IsPathRooted(relative) || relative.Split('/', '\\').Contains(".."))
@@ -361,7 +377,7 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
 
         using (var checkpoint = RocksDbStore.OpenReadOnly(Path.Combine(root, relative)))
         {
-            var state = new Restoring(targets, owner, added);
+            var state = new Restoring(targets, owner, added, rewrite);
             checkpoint.ForEach(ref state, static (ref Restoring s, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => s.Put(key, value));
         }
 
@@ -371,16 +387,33 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
         }
     }
 
+    /// <summary>Rewrites a restored value in place (a copy of it).</summary>
+    public delegate void Rewrite(Span<byte> value);
+
     /// <summary>Routes restored entries to their tables.</summary>
-    private sealed class Restoring(IReadOnlyList<DiskTable<TKey, TAcc>> targets, Func<TKey, int> owner, Action<int, TKey> added)
+    private sealed class Restoring(IReadOnlyList<DiskTable<TKey, TAcc>> targets, Func<TKey, int> owner, Action<int, TKey> added, Rewrite? rewrite)
     {
         private byte[] _key = new byte[256];
+        private byte[] _value = new byte[256];
 
         public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
         {
             var decoded = Decode(targets[0].Keys, key, ref _key);
             var index = owner(decoded);
             var target = targets[index];
+            if (rewrite is not null)
+            {
+                if (_value.Length < value.Length)
+                {
+                    _value = new byte[Math.Max(value.Length, _value.Length * 2)];
+                }
+
+                var copy = _value.AsSpan(0, value.Length);
+                value.CopyTo(copy);
+                rewrite(copy);
+                value = copy;
+            }
+
             target.Store.Put(key, value);
             added(index, decoded);
             if (target.Store.Pending >= WriteBatchEntries)

@@ -39,6 +39,7 @@ internal static unsafe partial class RocksDbNative
     [LibraryImport(Library)] public static partial void rocksdb_writebatch_clear(nint batch);
     [LibraryImport(Library)] public static partial int rocksdb_writebatch_count(nint batch);
     [LibraryImport(Library)] public static partial void rocksdb_writebatch_put(nint batch, byte* key, nuint keyLength, byte* value, nuint valueLength);
+    [LibraryImport(Library)] public static partial void rocksdb_writebatch_delete(nint batch, byte* key, nuint keyLength);
     [LibraryImport(Library)] public static partial void rocksdb_writebatch_delete_range(nint batch, byte* startKey, nuint startLength, byte* endKey, nuint endLength);
     [LibraryImport(Library)] public static partial void rocksdb_write(nint db, nint options, nint batch, out nint error);
     [LibraryImport(Library)] public static partial void rocksdb_multi_get(nint db, nint options, nuint count, byte** keys, nuint* keyLengths, byte** values, nuint* valueLengths, nint* errors);

@@ -86,6 +86,15 @@ internal sealed unsafe class RocksDbStore : IDisposable
         }
     }
 
+    /// <summary>Deletes <paramref name="key"/>, in the pending write batch.</summary>
+    public void Delete(ReadOnlySpan<byte> key)
+    {
+        fixed (byte* k = key)
+        {
+            RocksDbNative.rocksdb_writebatch_delete(_batch, k, (nuint)key.Length);
+        }
+    }
+
     /// <summary>Deletes every key from <paramref name="start"/> (included) to <paramref name="end"/> (excluded), in the pending write batch: one range tombstone, not a delete per key.</summary>
     public void DeleteRange(ReadOnlySpan<byte> start, ReadOnlySpan<byte> end)
     {
@@ -233,6 +242,16 @@ internal sealed unsafe class RocksDbStore : IDisposable
 
         /// <summary>Whether the cursor is at an entry of the prefix.</summary>
         public bool Valid { get; private set; }
+
+        /// <summary>The current key, prefix included (valid until <see cref="Next"/>).</summary>
+        public ReadOnlySpan<byte> WholeKey
+        {
+            get
+            {
+                var key = RocksDbNative.rocksdb_iter_key(_iterator, out var length);
+                return new ReadOnlySpan<byte>(key, checked((int)length));
+            }
+        }
 
         /// <summary>The current key, after the prefix (valid until <see cref="Next"/>).</summary>
         public ReadOnlySpan<byte> Key
