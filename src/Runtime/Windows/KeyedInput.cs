@@ -189,11 +189,30 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
         }
     }
 
-    /// <summary>Lets the operator wait for what a batch of records needs (a lookup's rows) before it is handled.</summary>
+    /// <summary>Lets the operator wait for what a batch of records needs (a lookup's rows, a window's state on disk) before it is handled.</summary>
     private ValueTask PrepareAsync(ExchangeBatch<Keyed<TKey, TIn>> batch, CancellationToken abort)
-        => batch.Signal == ExchangeSignal.Data && !_frozen && batch.Count > 0
-            ? _windows.PrepareAsync(batch.Items.AsMemory(0, batch.Count), abort)
-            : ValueTask.CompletedTask;
+    {
+        if (batch.Signal != ExchangeSignal.Data || _frozen || batch.Count == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        if (_processingTime)
+        {
+            Stamp(batch.Items.AsSpan(0, batch.Count), _run.Clock.Now); // the panes a window on disk reads are the ones the records will go to
+        }
+
+        return _windows.PrepareAsync(batch.Items.AsMemory(0, batch.Count), abort);
+    }
+
+    /// <summary>On processing time a record's time is when the window receives it.</summary>
+    private static void Stamp(Span<Keyed<TKey, TIn>> items, long now)
+    {
+        foreach (ref var item in items)
+        {
+            item = item with { Timestamp = now };
+        }
+    }
 
     public override long AlignedBarrier => _aligned;
 
@@ -305,10 +324,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 var items = batch.Items.AsSpan(0, batch.Count);
                 if (_processingTime)
                 {
-                    foreach (ref var item in items)
-                    {
-                        item = item with { Timestamp = now };
-                    }
+                    Stamp(items, now);
                 }
 
                 _windows.Now = now;

@@ -17,8 +17,6 @@ internal sealed class PaneKeyCodec<TKey>(IStateCodec<TKey> keys) : IStateCodec<P
 
     public string Schema => "pane+" + keys.Schema;
 
-    public IStateCodec<TKey> KeyCodec => keys;
-
     /// <summary>Writes the prefix of <paramref name="pane"/>'s entries.</summary>
     public static void WritePrefix(Span<byte> into, long pane) => BinaryPrimitives.WriteUInt64BigEndian(into, (ulong)(pane ^ long.MinValue));
 
@@ -43,7 +41,8 @@ internal sealed class PaneKeyCodec<TKey>(IStateCodec<TKey> keys) : IStateCodec<P
 /// <see cref="DiskTable{TKey, TAcc}"/> keyed by pane then key. A window fires by reading its panes in key order — one
 /// cursor per pane, merged like the runs of a merge sort, so a key's panes meet without a lookup — in batches of
 /// <see cref="KeyedOperator{TKey, TIn, TResult}.FiringBatch"/>; a pane past the lateness goes with one range delete.
-/// Results are the in-memory operator's, window for window (within a window, keys come in the order of their bytes).
+/// A window none of whose entries left memory fires from the in-memory table instead. Results are the in-memory
+/// operator's, window for window (within a window, keys come in no particular order).
 /// </summary>
 internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOperator<TKey, TIn, TOut>, IWindowState<TKey, TAcc>, IDisposable
     where TKey : notnull
