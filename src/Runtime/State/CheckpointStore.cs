@@ -171,7 +171,7 @@ internal sealed class FileCheckpointStore(string pipeline, string directory, int
     /// </summary>
     public void CopyDiskState(string from, long id)
     {
-        var name = DiskTable<int, int>.DiskFolder(id);
+        var name = DiskBackend.CheckpointFolder(id);
         var source = Path.Combine(from, name);
         if (!System.IO.Directory.Exists(source))
         {

@@ -199,19 +199,16 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
 
         if (_processingTime)
         {
-            Stamp(batch.Items.AsSpan(0, batch.Count), _run.Clock.Now); // the panes a window on disk reads are the ones the records will go to
+            // On processing time a record's time is when the window receives it; stamped here, before the operator
+            // prepares, so that a window on disk reads ahead the panes the records go to. Every data batch is prepared.
+            var now = _run.Clock.Now;
+            foreach (ref var item in batch.Items.AsSpan(0, batch.Count))
+            {
+                item = item with { Timestamp = now };
+            }
         }
 
         return _windows.PrepareAsync(batch.Items.AsMemory(0, batch.Count), abort);
-    }
-
-    /// <summary>On processing time a record's time is when the window receives it.</summary>
-    private static void Stamp(Span<Keyed<TKey, TIn>> items, long now)
-    {
-        foreach (ref var item in items)
-        {
-            item = item with { Timestamp = now };
-        }
     }
 
     public override long AlignedBarrier => _aligned;
@@ -321,12 +318,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 _valve.DeclareIdle(batch.Input);
                 break;
             case ExchangeSignal.Data:
-                var items = batch.Items.AsSpan(0, batch.Count);
-                if (_processingTime)
-                {
-                    Stamp(items, now);
-                }
-
+                var items = batch.Items.AsSpan(0, batch.Count); // on processing time, stamped while it was prepared
                 _windows.Now = now;
                 Volatile.Write(ref ReceivedRecords, ReceivedRecords + items.Length);
                 _windows.Add(items);

@@ -14,9 +14,6 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     where TAgg : IAggregator<TIn, TAcc, TOut>
 {
     private readonly PaneClock _clock;
-    private readonly long _paneMs;
-    private readonly long _sizePanes;
-    private readonly long _slidePanes;
 
     // Live panes, sorted by index, each with its table.
     private PaneTable<TKey, TAcc>[] _tables = new PaneTable<TKey, TAcc>[8];
@@ -37,9 +34,6 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         : base(latenessMs)
     {
         _clock = new PaneClock(sizeMs, slideMs);
-        _paneMs = _clock.PaneMs;
-        _sizePanes = _clock.SizePanes;
-        _slidePanes = _clock.SlidePanes;
     }
 
     /// <summary>Keys × panes held (read by metrics from other threads: a count of a moment, never a failure).</summary>
@@ -61,7 +55,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
         FinishFiring();
-        var paneMs = _paneMs;
+        var paneMs = _clock.PaneMs;
         var watermark = Watermark;
         for (var i = 0; i < batch.Length; i++)
         {
@@ -122,7 +116,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
         {
             if (_fireSlot < 0)
             {
-                var first = FirstPaneAtOrAfter(end - _sizePanes);
+                var first = FirstPaneAtOrAfter(end - _clock.SizePanes);
                 if (first < 0)
                 {
                     break;
@@ -147,7 +141,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
             }
 
             _fireSlot = -1;
-            end += _slidePanes;
+            end += _clock.SlidePanes;
         }
 
         // Every window ending at or before the last end has fired (or was empty); the next to fire ends after it.
@@ -189,7 +183,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     /// </summary>
     private bool Fire(long end)
     {
-        var start = end - _sizePanes;
+        var start = end - _clock.SizePanes;
         var limit = FiringBatch;
         var results = Results;
         for (; _fireSlot < _paneCount && _tables[_fireSlot].Pane < end; _fireSlot++, _fireIndex = 0)
@@ -205,9 +199,9 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                 }
 
                 var index = _fireIndex++;
-                if (_sizePanes == 1)
+                if (_clock.SizePanes == 1)
                 {
-                    results.Add(new WindowResult<TKey, TOut>(table.KeyAt(index), start * _paneMs, end * _paneMs, TAgg.Result(table.AccAt(index)), false));
+                    results.Add(new WindowResult<TKey, TOut>(table.KeyAt(index), start * _clock.PaneMs, end * _clock.PaneMs, TAgg.Result(table.AccAt(index)), false));
                     continue;
                 }
 
@@ -229,7 +223,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
                     }
                 }
 
-                results.Add(new WindowResult<TKey, TOut>(key, start * _paneMs, end * _paneMs, TAgg.Result(acc), false));
+                results.Add(new WindowResult<TKey, TOut>(key, start * _clock.PaneMs, end * _clock.PaneMs, TAgg.Result(acc), false));
             }
         }
 
@@ -252,7 +246,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     /// <summary>Emits window [end - size, end) for one key (a late firing).</summary>
     private void EmitKey(TKey key, int hash, long end, bool isUpdate)
     {
-        var start = end - _sizePanes;
+        var start = end - _clock.SizePanes;
         var acc = default(TAcc)!;
         var any = false;
         for (var slot = FirstPaneAtOrAfter(start); slot >= 0 && slot < _paneCount && _tables[slot].Pane < end; slot++)
@@ -277,7 +271,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
 
         if (any)
         {
-            Results.Add(new WindowResult<TKey, TOut>(key, start * _paneMs, end * _paneMs, TAgg.Result(acc), isUpdate));
+            Results.Add(new WindowResult<TKey, TOut>(key, start * _clock.PaneMs, end * _clock.PaneMs, TAgg.Result(acc), isUpdate));
         }
     }
 

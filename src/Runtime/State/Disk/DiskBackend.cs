@@ -16,6 +16,9 @@ public enum StateBackend
 /// <summary>What the disk state backend shares between windows: its folders and its errors.</summary>
 internal static class DiskBackend
 {
+    /// <summary>The folder beside checkpoint <paramref name="id"/>'s that holds its windows' RocksDB checkpoints.</summary>
+    public static string CheckpointFolder(long id) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"chk-{id:D12}.disk");
+
     /// <summary>The pipeline's state folder, which holds its checkpoints and, on disk, its live state.</summary>
     public static string Root(PipelineOptions options, string pipeline) => Path.Combine(options.StateDirectory, PipelineRun.FileName(pipeline));
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 
 namespace Compiled.Runtime;
@@ -346,7 +345,7 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
     public string Checkpoint(string root, string name, long checkpoint)
     {
         WriteChanged();
-        var relative = Path.Combine(DiskFolder(checkpoint), name);
+        var relative = Path.Combine(DiskBackend.CheckpointFolder(checkpoint), name);
         var directory = Path.Combine(root, relative);
         if (Directory.Exists(directory))
         {
@@ -357,9 +356,6 @@ internal sealed class DiskTable<TKey, TAcc> : IDisposable
         Store.Checkpoint(directory);
         return relative;
     }
-
-    /// <summary>The folder beside checkpoint <paramref name="id"/>'s that holds its windows' RocksDB checkpoints.</summary>
-    internal static string DiskFolder(long id) => string.Create(CultureInfo.InvariantCulture, $"chk-{id:D12}.disk");
 
     /// <summary>
     /// Reads the RocksDB checkpoint a snapshot names (the path after its header) and writes each entry into the table
