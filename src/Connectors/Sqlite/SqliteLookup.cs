@@ -1,5 +1,8 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using Compiled.Connectors;
 using Microsoft.Data.Sqlite;
 
@@ -9,7 +12,8 @@ namespace Compiled.Sqlite;
 /// A lookup join against a SQLite table (<c>[Lookup]</c>): rows of <typeparamref name="TRow"/> — one column per public
 /// field or property, named like <see cref="SqliteSink{T}"/>'s columns — matched on the row's <c>[Key]</c> member.
 /// Each partition reads through its own read-only connection; the keys a batch misses in the cache are asked for in
-/// one statement (<c>WHERE key IN (…)</c>, up to <see cref="KeysPerStatement"/> keys per statement). Values are read
+/// one statement (<c>WHERE key IN (SELECT value FROM json_each($keys))</c> for keys stored as integers or text; other
+/// keys one parameter each, <c>WHERE key IN ($k0, …)</c>, up to <see cref="KeysPerStatement"/> per statement). Values are read
 /// back in the forms the SQLite sink writes (dates as ISO 8601 text, enums by name, decimals as text).
 /// </summary>
 /// <typeparam name="TKey">The key type, the type of the row's <c>[Key]</c> member.</typeparam>
@@ -17,8 +21,18 @@ namespace Compiled.Sqlite;
 public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurable
     where TKey : notnull
 {
-    /// <summary>The most keys one statement asks for (SQLite allows 32,766 parameters).</summary>
+    /// <summary>
+    /// The most keys one statement asks for when they are bound one parameter each (SQLite allows 32,766 parameters):
+    /// keys of other types than integers and text (see <see cref="SqliteLookup{TKey, TRow}"/>).
+    /// </summary>
     public const int KeysPerStatement = 1000;
+
+    /// <summary>
+    /// Whether the keys go to SQLite as one JSON array (<c>IN (SELECT value FROM json_each($keys))</c>): keys stored as
+    /// integers or text. Binding a thousand named parameters instead costs SQLite a search of the statement's
+    /// parameter names per parameter — 36–48 ms for 10,000 keys against 4–7 ms as JSON, measured here.
+    /// </summary>
+    private static readonly bool KeysAsJson = IsIntegerOrText(typeof(TKey));
 
     private string _path;
     private string _table;
@@ -75,7 +89,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
         }
 
         var columns = _schema.Fields.Select(f => SqliteValues.Quote(ColumnNames.Of(f.Name, _naming)));
-        _select = $"SELECT {string.Join(", ", columns)} FROM {SqliteValues.Quote(_table)} WHERE {SqliteValues.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, _naming))} IN (";
+        _select = $"SELECT {string.Join(", ", columns)} FROM {SqliteValues.Quote(_table)} WHERE {SqliteValues.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, _naming))}";
 
         // The columns are checked now: a missing one is a start-up error naming it, not a failure of the first batch.
         await using var connection = Connect();
@@ -99,11 +113,17 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     /// <inheritdoc/>
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    private static bool IsIntegerOrText(Type type)
+        => type.IsEnum || Type.GetTypeCode(type) is TypeCode.SByte or TypeCode.Byte or TypeCode.Int16 or TypeCode.UInt16 or TypeCode.Int32 or TypeCode.UInt32
+            or TypeCode.Int64 or TypeCode.UInt64 or TypeCode.String or TypeCode.Char or TypeCode.DateTime or TypeCode.Decimal
+            || type == typeof(Guid) || type == typeof(DateTimeOffset) || type == typeof(DateOnly) || type == typeof(TimeOnly) || type == typeof(TimeSpan);
+
     private SqliteConnection Connect()
         => new(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ConnectionString);
 
     private sealed class Reader(SqliteLookup<TKey, TRow> lookup) : ILookupReader<TKey, TRow>
     {
+        private readonly ArrayBufferWriter<byte> _json = new();
         private SqliteConnection? _connection;
         private int[]? _columns;
 
@@ -118,13 +138,18 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var schema = lookup._schema!;
-            var keyField = schema.Fields[lookup._keyField];
+            if (KeysAsJson)
+            {
+                // One statement for any number of keys: the keys as one JSON array parameter.
+                await ReadAsync(ToJson(keys.Span), results, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             for (var start = 0; start < keys.Length; start += KeysPerStatement)
             {
                 var chunk = keys.Slice(start, Math.Min(KeysPerStatement, keys.Length - start));
                 await using var command = _connection.CreateCommand();
-                var sql = new StringBuilder(lookup._select);
+                var sql = new StringBuilder(lookup._select).Append(" IN (");
                 for (var i = 0; i < chunk.Length; i++)
                 {
                     var name = "$k" + i.ToString(CultureInfo.InvariantCulture);
@@ -133,14 +158,55 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 }
 
                 command.CommandText = sql.Append(')').ToString();
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    var key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
-                    results.Add(key, DbRows.Read(schema, reader, _columns, lookup._table));
-                }
+                await ReadAsync(command, results, cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        private async ValueTask ReadAsync(string keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        {
+            await using var command = _connection!.CreateCommand();
+            command.CommandText = lookup._select + " IN (SELECT value FROM json_each($keys))";
+            command.Parameters.AddWithValue("$keys", keys);
+            await ReadAsync(command, results, cancellationToken).ConfigureAwait(false);
+        }
+
+        private async ValueTask ReadAsync(SqliteCommand command, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        {
+            var schema = lookup._schema!;
+            var keyField = schema.Fields[lookup._keyField];
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
+                results.Add(key, DbRows.Read(schema, reader, _columns, lookup._table));
+            }
+        }
+
+        /// <summary>The keys as a JSON array of their database forms (integers or text; a lone UTF-16 surrogate becomes U+FFFD, as SQLite stores it).</summary>
+        private string ToJson(ReadOnlySpan<TKey> keys)
+        {
+            _json.ResetWrittenCount();
+            using (var writer = new Utf8JsonWriter(_json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true }))
+            {
+                writer.WriteStartArray();
+                foreach (var key in keys)
+                {
+                    switch (SqliteValues.ToDatabase(key))
+                    {
+                        case string text:
+                            writer.WriteStringValue(text);
+                            break;
+                        case var number:
+                            writer.WriteNumberValue(Convert.ToInt64(number, CultureInfo.InvariantCulture));
+                            break;
+                    }
+                }
+
+                writer.WriteEndArray();
+            }
+
+            return Encoding.UTF8.GetString(_json.WrittenSpan);
         }
 
         public async ValueTask DisposeAsync()

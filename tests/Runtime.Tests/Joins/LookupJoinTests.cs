@@ -35,6 +35,27 @@ public sealed partial class SalesWithCustomers
     [Sink] public CollectionSink<EnrichedSale> Out { get; set; } = new();
 }
 
+public sealed record Account([property: Key] string Code, string Owner);
+
+public readonly record struct AccountPayment(int Id, string Code);
+
+public readonly record struct PaidBy(int Id, string Code, string Owner);
+
+/// <summary>Payments joined with accounts by a text key.</summary>
+[Pipeline(Name = "payments-with-accounts")]
+public sealed partial class PaymentsWithAccounts
+{
+    [Source] public ISource<AccountPayment> Payments { get; set; } = new CollectionSource<AccountPayment>();
+
+    [KeyBy] static string CodeOf(AccountPayment p) => p.Code;
+
+    [Lookup] public SqliteLookup<string, Account> Accounts { get; set; } = new("unused.db", "accounts");
+
+    [Transform] static PaidBy Pay(Joined<AccountPayment, Account> j) => new(j.Left.Id, j.Left.Code, j.Right!.Owner);
+
+    [Sink] public CollectionSink<PaidBy> Out { get; set; } = new();
+}
+
 /// <summary>The lookup join: every record with the rows of its key, fetched in batches, cached per partition.</summary>
 public sealed class LookupJoinTests : IDisposable
 {
@@ -263,5 +284,38 @@ public sealed class LookupJoinTests : IDisposable
         var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("Column 'name' of table broken is NULL", error.ToString(), StringComparison.Ordinal);
         Assert.Contains("connector 'Customers' failed to look up rows in partition 0", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Text_keys_of_any_characters_find_their_rows_and_only_theirs()
+    {
+        // The keys reach SQLite inside one JSON text: quotes, backslashes, control characters, separators, characters
+        // beyond the BMP and text that looks like JSON must each find exactly the row stored under them.
+        string[] stored = ["plain", "q\"uote", "back\\slash", "new\nline", "tab\t", "nul\0byte", "emoji \U0001F600", "ünïcödé", "[1,2]", "a,b", "", "'single'", "</script>", "\u2028", "  spaced  ", "NULL"];
+        string[] absent = ["Plain", "plain ", "q'uote", "back/slash", "emoji", "[1, 2]", "null"];
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, "CREATE TABLE accounts (code TEXT PRIMARY KEY, owner TEXT NOT NULL)");
+            for (var i = 0; i < stored.Length; i++)
+            {
+                Insert(connection, "INSERT INTO accounts VALUES ($1, $2)", stored[i], "owner " + i.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+
+        var codes = stored.Concat(absent).ToArray();
+        var payments = Enumerable.Range(0, 400).Select(i => new AccountPayment(i, codes[i * 7 % codes.Length])).ToArray();
+        var pipeline = new PaymentsWithAccounts
+        {
+            Payments = new CollectionSource<AccountPayment>(payments),
+            Accounts = new SqliteLookup<string, Account>(Database, "accounts"),
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 64 });
+
+        var owners = stored.Select((code, i) => (code, i)).ToDictionary(p => p.code, p => "owner " + p.i.ToString(CultureInfo.InvariantCulture), StringComparer.Ordinal);
+        var expected = payments.Where(p => owners.ContainsKey(p.Code)).Select(p => new PaidBy(p.Id, p.Code, owners[p.Code])).OrderBy(p => p.Id);
+        Assert.Equal(expected, pipeline.Out.Items.OrderBy(p => p.Id));
+        Assert.Equal(codes.Length, Assert.Single(result.Lookups).KeysFetched);
     }
 }
