@@ -89,8 +89,9 @@ internal sealed class JoinKey<TLeft, TRight>
 }
 
 /// <summary>
-/// The interval and table joins of two keyed streams in one keyed partition (a window join keeps its records by pane
-/// instead: <see cref="WindowJoinOperator{TKey, TLeft, TRight}"/>): left and right records of a key are held until no record
+/// The stream–table join of two keyed streams in one keyed partition (window and interval joins keep their records by
+/// pane of time instead: <see cref="WindowJoinOperator{TKey, TLeft, TRight}"/>, <see cref="IntervalJoinOperator{TKey, TLeft, TRight}"/>):
+/// left and right records of a key are held until no record
 /// that could still meet them can arrive (the watermark decides), pairs leave as <see cref="Joined{TLeft, TRight}"/>,
 /// and a left-outer join lets a left record that met nothing leave alone when it is dropped. Subclasses say when
 /// records meet and when they are done. A record at or behind the watermark is late: counted, and not joined.
@@ -235,7 +236,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
         }
     }
 
-    /// <summary>Drops a side's records the watermark is done with (a left-outer join's unmatched left ones leave alone); lowers <paramref name="next"/> to the kept ones' next time.</summary>
+    /// <summary>Drops a side's records the watermark is done with; lowers <paramref name="next"/> to the kept ones' next time.</summary>
     private void Drop<T>(List<Held<T>> side, bool isLeft, long watermark, ref long next)
     {
         var kept = 0;
@@ -245,13 +246,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
             ref var held = ref span[i];
             if (DueAt(held.Time, isLeft) <= watermark)
             {
-                if (isLeft && LeftOuter && !held.Flag && EmitsAloneWhenDone)
-                {
-                    // A left side's list: T is TLeft.
-                    Results.Add(new Joined<TLeft, TRight>(System.Runtime.CompilerServices.Unsafe.As<T, TLeft>(ref held.Record), default, false));
-                }
-
-                continue;
+                continue; // a table join's left-outer records leave when they meet their row, never alone when dropped
             }
 
             next = Math.Min(next, WakeAt(held.Time, isLeft, watermark));
@@ -295,9 +290,6 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     protected virtual void Fire(JoinKey<TLeft, TRight> entries, long from, long to)
     {
     }
-
-    /// <summary>Whether a left-outer join emits an unmatched left record when it is dropped (an interval join) rather than when it meets its table row (a table join).</summary>
-    protected virtual bool EmitsAloneWhenDone => true;
 
     /// <summary>The input watermark at which a held record of the side <paramref name="isLeft"/> says, at <paramref name="time"/>, can no longer meet anything and is dropped.</summary>
     protected abstract long DueAt(long time, bool isLeft);
@@ -356,59 +348,6 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
 }
 
 /// <summary>
-/// Flink's interval join: left <c>l</c> and right <c>r</c> of one key meet when <c>l + lower ≤ r ≤ l + upper</c>
-/// (event times, ms). Pairs leave as soon as the second of them arrives. A left record is held until no right record
-/// can meet it any more (the watermark reaches <c>l + upper</c>), a right one until no left can (<c>r - lower</c>).
-/// </summary>
-internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>(long lower, long upper, bool leftOuter)
-    : JoinOperator<TKey, TLeft, TRight>(leftOuter, Math.Max(upper, 0))
-    where TKey : notnull
-{
-    public override byte Kind => 10;
-
-    protected override bool Arrive(JoinKey<TLeft, TRight> entries, ref JoinEntry<TLeft, TRight> arriving)
-    {
-        var met = false;
-        if (arriving.IsLeft)
-        {
-            // The right records in [l + lower, l + upper].
-            var (from, to) = (Saturating(arriving.Time, lower), Saturating(arriving.Time, upper));
-            foreach (ref readonly var held in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Right))
-            {
-                if (held.Time >= from && held.Time <= to)
-                {
-                    met = true;
-                    Pair(arriving.Left, held.Record);
-                }
-            }
-        }
-        else
-        {
-            foreach (ref var held in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries.Left))
-            {
-                if (arriving.Time >= Saturating(held.Time, lower) && arriving.Time <= Saturating(held.Time, upper))
-                {
-                    met = true;
-                    held.Flag = true; // matched
-                    Pair(held.Record, arriving.Right);
-                }
-            }
-        }
-
-        arriving.Matched = met;
-        return true;
-    }
-
-    protected override long DueAt(long time, bool isLeft)
-        => isLeft ? Saturating(time, upper) : Saturating(time, -lower);
-
-    private static long Saturating(long time, long offset)
-        => offset >= 0
-            ? (time > long.MaxValue - offset ? long.MaxValue : time + offset)
-            : (time < long.MinValue - offset ? long.MinValue : time + offset);
-}
-
-/// <summary>
 /// A stream–table join: the right records are the changes of a table (each the new row of its key, or a delete), the
 /// left records meet their key's row. <b>Versioned</b> (Flink's event-time temporal join): a left record is held until
 /// the watermark reaches its time, then meets the row valid at that time — the last change at or before it — so a
@@ -423,8 +362,6 @@ internal sealed class TableJoinOperator<TKey, TLeft, TRight>(bool versioned, boo
     where TKey : notnull
 {
     public override byte Kind => versioned ? (byte)12 : (byte)13;
-
-    protected override bool EmitsAloneWhenDone => false;
 
     protected override bool IsLate(long time, bool isLeft) => isLeft && time <= InputWatermark;
 

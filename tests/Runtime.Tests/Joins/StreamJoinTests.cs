@@ -214,7 +214,7 @@ public sealed class StreamJoinTests
         Assert.Equal([(2, true)], pipeline.Out.Items.Select(j => (j.Left.Id, j.HasRight))); // a pair leaves when its second record arrives
         driver.AdvanceWatermark(1_499);
         Assert.Single(pipeline.Out.Items); // purchase 1 may still meet a payment at 1,500
-        driver.AdvanceWatermark(1_500);
+        driver.AdvanceWatermark(1_500 + 250); // it leaves within half the interval's width after that (the join keeps its records in panes of that length)
         Assert.Equal([(2, true), (1, false)], pipeline.Out.Items.Select(j => (j.Left.Id, j.HasRight)));
         driver.Push(Q(1, 1_400), P(3, 1_500)); // both at or behind the watermark: late, and not joined
         Assert.Equal(2, driver.LateRecords);
@@ -241,19 +241,26 @@ public sealed class StreamJoinTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public async Task A_window_behind_a_join_counts_every_pair_none_late(int parallelism)
+    [InlineData(1, JoinKind.Inner)]
+    [InlineData(2, JoinKind.Inner)]
+    [InlineData(1, JoinKind.LeftOuter)]
+    [InlineData(2, JoinKind.LeftOuter)]
+    public async Task A_window_behind_a_join_counts_every_pair_none_late(int parallelism, JoinKind kind)
     {
-        // A pair happens when its purchase does, up to 2 s before the payment that completes it: the join holds its
+        // A pair happens when its purchase does, up to 3 s before the payment that completes it: the join holds its
         // watermark back by its upper bound, so the window behind it (no out-of-orderness of its own) gets none late.
+        // A left-outer join's unpaid purchases leave when their pane of time goes, up to a pane after 3 s: it holds
+        // the watermark back by that pane too.
         var random = new Random(5);
         var purchases = Enumerable.Range(0, 3_000).Select(i => new Purchase(i, i % 5, 1, i * 20L + random.Next(0, 500))).ToArray();
         var payments = purchases.Where(p => p.Id % 4 != 0).Select(p => new Payment(p.Id, 1, p.Time + random.Next(0, 2_000))).OrderBy(q => q.Time).ToArray();
         var pipeline = new PaidPerSecond { Purchases = new CollectionSource<Purchase>(purchases), Payments = new CollectionSource<Payment>(payments) };
+        // [0, 3 s]: the join's panes of time (1.5 s) do not line up with the window's seconds.
+        pipeline.Paid = Join.Interval<Purchase, Payment>(TimeSpan.Zero, TimeSpan.FromSeconds(3)) with { Kind = kind, OutOfOrderness = TimeSpan.FromSeconds(1) };
         var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 32 });
         Assert.Equal(0, result.LateRecords);
-        var expected = purchases.Where(p => p.Id % 4 != 0).GroupBy(p => (p.Customer, Start: p.Time / 1000 * 1000)).Select(g => (g.Key.Customer, g.Key.Start, (long)g.Count())).Order();
+        var counted = kind == JoinKind.LeftOuter ? purchases : purchases.Where(p => p.Id % 4 != 0);
+        var expected = counted.GroupBy(p => (p.Customer, Start: p.Time / 1000 * 1000)).Select(g => (g.Key.Customer, g.Key.Start, (long)g.Count())).Order();
         Assert.Equal(expected, pipeline.Out.Items.Select(w => (w.Key, w.Start, w.Value)).Order());
     }
 
