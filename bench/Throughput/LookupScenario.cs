@@ -158,6 +158,8 @@ internal static class LookupScenario
         var hand = new Measurement("hand-written: table into a Dictionary, loop", records, 16);
         var p1 = new Measurement("Compiled SqliteLookup, parallelism 1", records, 16);
         var p2 = new Measurement("Compiled SqliteLookup, parallelism 2", records, 16);
+        var local1 = new Measurement("Compiled SqliteLookup, Routing = Local, p1", records, 16);
+        var local2 = new Measurement("Compiled SqliteLookup, Routing = Local, p2", records, 16);
         var dictionary = new Measurement("Compiled p1, transform over a Dictionary", records, 16);
         for (var rep = 0; rep < warmups + repetitions; rep++)
         {
@@ -172,12 +174,12 @@ internal static class LookupScenario
                     Verify((pipeline.Total.Amount, pipeline.Total.Characters), expected, dictionary.Name);
                 },
                 measure);
-            foreach (var (measurement, parallelism) in new[] { (p1, 1), (p2, 2) })
+            foreach (var (measurement, parallelism, routing) in new[] { (p1, 1, LookupRouting.ByKey), (p2, 2, LookupRouting.ByKey), (local1, 1, LookupRouting.Local), (local2, 2, LookupRouting.Local) })
             {
                 await measurement.RunAsync(
                     async () =>
                     {
-                        var pipeline = new SqliteEnrichment { Sales = new CollectionSource<BenchSale>(sales), Customers = new(database, "customers") { TimeToLive = TimeSpan.Zero } };
+                        var pipeline = new SqliteEnrichment { Sales = new CollectionSource<BenchSale>(sales), Customers = new(database, "customers") { TimeToLive = TimeSpan.Zero, Routing = routing } };
                         await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = LookupBatch });
                         Verify((pipeline.Total.Amount, pipeline.Total.Characters), expected, measurement.Name);
                     },
@@ -185,13 +187,15 @@ internal static class LookupScenario
             }
         }
 
-        foreach (var m in new[] { hand, dictionary, p1, p2 })
+        foreach (var m in new[] { hand, dictionary, p1, p2, local1, local2 })
         {
             Console.WriteLine(m.Row(hand.MedianSeconds));
         }
 
         results.Add(("lookup_warm_p1_vs_hand", (hand.MedianSeconds / p1.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
         results.Add(("lookup_warm_p2_vs_hand", (hand.MedianSeconds / p2.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
+        results.Add(("lookup_warm_local_p1_vs_hand", (hand.MedianSeconds / local1.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
+        results.Add(("lookup_warm_local_p2_vs_hand", (hand.MedianSeconds / local2.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
     }
 
     /// <summary>What a user writes by hand: read the whole table into a Dictionary, then join in a loop.</summary>

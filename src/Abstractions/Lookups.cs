@@ -23,6 +23,22 @@ public enum JoinKind
     LeftOuter,
 }
 
+/// <summary>How records reach the partitions of a lookup join.</summary>
+public enum LookupRouting
+{
+    /// <summary>
+    /// By key: the <c>[KeyBy]</c> before the lookup is a hash exchange, so each key is looked up and cached by one
+    /// partition only — the most distinct keys for a cache of a given size, at the price of moving every record.
+    /// </summary>
+    ByKey,
+
+    /// <summary>
+    /// Where the records are (Flink's default for lookup joins): each partition of the loop before looks up its own
+    /// records, with no exchange and no thread hop; a key met by several partitions is fetched and cached by each.
+    /// </summary>
+    Local,
+}
+
 /// <summary>
 /// A record joined with what matched it. <see cref="HasRight"/> is false for a left-outer result without a match;
 /// <see cref="Right"/> is then <c>default</c>.
@@ -50,6 +66,9 @@ public interface ILookup<TKey, TRow>
 
     /// <summary>How long a cached key is trusted before it is fetched again; <see cref="TimeSpan.Zero"/>: until it leaves the cache.</summary>
     TimeSpan TimeToLive { get; }
+
+    /// <summary>How records reach the lookup's partitions: <see cref="LookupRouting.ByKey"/> unless the lookup says otherwise.</summary>
+    LookupRouting Routing => LookupRouting.ByKey;
 
     /// <summary>Opens the table (checks that every column of <typeparamref name="TRow"/> exists), once per run.</summary>
     ValueTask OpenAsync(LookupContext<TRow> context, CancellationToken cancellationToken);

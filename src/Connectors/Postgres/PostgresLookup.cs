@@ -51,6 +51,9 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
     /// <inheritdoc/>
     public TimeSpan TimeToLive { get; set; } = LookupDefaults.TimeToLive;
 
+    /// <inheritdoc/>
+    public LookupRouting Routing { get; set; }
+
     /// <summary>Default: <see cref="DefaultMaxAttempts"/>.</summary>
     public int MaxAttempts { get; set; } = DefaultMaxAttempts;
 
@@ -65,7 +68,7 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
     [
         Setting.ConnectionString(nameof(ConnectionString), "The PostgreSQL connection string (Host=…;Database=…;Username=…;Password=…)", () => ConnectionString, v => ConnectionString = v),
         Setting.Text(nameof(Table), "The table rows are looked up in (schema.table allowed)", () => Table, v => Table = v),
-        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v),
+        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v, v => Routing = v),
         Setting.Number(nameof(MaxAttempts), "Attempts of a query that fails transiently before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
     ];
 

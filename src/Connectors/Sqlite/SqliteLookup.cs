@@ -67,11 +67,14 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     public TimeSpan TimeToLive { get; set; } = LookupDefaults.TimeToLive;
 
     /// <inheritdoc/>
+    public LookupRouting Routing { get; set; }
+
+    /// <inheritdoc/>
     public IEnumerable<Setting> Settings =>
     [
         Setting.Text(nameof(Path), "The SQLite database file", () => _path, v => _path = v),
         Setting.Text(nameof(Table), "The table rows are looked up in", () => _table, v => _table = v),
-        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v),
+        .. LookupDefaults.Settings(this, v => Join = v, v => CacheSize = v, v => TimeToLive = v, v => Routing = v),
     ];
 
     /// <inheritdoc/>

@@ -9,6 +9,10 @@ namespace Compiled.Runtime;
 /// </summary>
 public static class PlanExplainer
 {
+    /// <summary>The stages of lookups that read the loop before them partition by partition (<see cref="LookupRouting.Local"/>): their keyBy is no exchange.</summary>
+    private static HashSet<int> LocalLookups(IPipelineJob job)
+        => job is IPipelineJobSlots { KeyedStages: var stages } ? [.. stages.Where(s => s is IDescribedLookup { IsLocal: true }).Select(s => s.WindowStage)] : [];
+
     /// <summary>The plan of <paramref name="job"/> run with <paramref name="options"/>, as text.</summary>
     public static string Text(IPipelineJob job, PipelineOptions options)
     {
@@ -20,10 +24,16 @@ public static class PlanExplainer
         text.Append(CultureInfo.InvariantCulture, $"pipeline {plan.Name} ({plan.TypeName})\n");
         text.Append(CultureInfo.InvariantCulture, $"  parallelism {options.Parallelism}, batches of {options.BatchSize} records, grace period {Setting.FormatDuration(options.GracePeriod)}\n");
         text.Append(CultureInfo.InvariantCulture, $"  errors: {options.ErrorPolicy ?? plan.ErrorPolicy}{DeadLetterTarget(job, options)}\n");
+        var local = LocalLookups(job);
         foreach (var segment in plan.Segments)
         {
+            var reason = local.Contains(segment.FirstStage)
+                ? $"all edges forward from lookup '{plan.Stages[segment.FirstStage].Name}', which runs in each partition of the loop before it (Routing = Local)"
+                : plan.Stages[segment.LastStage] is { Kind: StageKind.KeyBy } last && local.Contains(last.Index + 1)
+                    ? $"all edges forward up to keyBy '{last.Name}', whose records the local lookup after it reads partition by partition"
+                    : segment.Reason;
             text.Append('\n');
-            text.Append(CultureInfo.InvariantCulture, $"  loop {segment.Index}: stages {segment.FirstStage}-{segment.LastStage} fused into one loop, one copy per partition ({options.Parallelism}); fused because {segment.Reason}\n");
+            text.Append(CultureInfo.InvariantCulture, $"  loop {segment.Index}: stages {segment.FirstStage}-{segment.LastStage} fused into one loop, one copy per partition ({options.Parallelism}); fused because {reason}\n");
             if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var input and >= 0 && plan.Stages[segment.FirstStage].Kind == StageKind.Async)
             {
                 text.Append(CultureInfo.InvariantCulture, $"    reads '{plan.Stages[input].Name}' (loop {plan.Stages[input].Segment}) partition by partition (with Spread: each batch to the next partition in turn): the asynchronous calls wait here, up to MaxInFlight per partition, and the loop resumes with their results\n");
@@ -31,6 +41,10 @@ public static class PlanExplainer
             else if (segment.Index > 0 && plan.Stages[segment.FirstStage] is { Kind: StageKind.Join, Input: >= 0 and var left, SecondInput: >= 0 and var right })
             {
                 text.Append(CultureInfo.InvariantCulture, $"    reads the hash exchange both keyBy '{plan.Stages[left].Name}' and keyBy '{plan.Stages[right].Name}' (loop {plan.Stages[left].Segment}) write into: each of its {options.Parallelism} partitions sends every record of either side to the partition that owns the key\n");
+            }
+            else if (segment.Index > 0 && local.Contains(segment.FirstStage) && plan.Stages[segment.FirstStage].Input is var keyed and >= 0)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"    reads keyBy '{plan.Stages[keyed].Name}' (loop {plan.Stages[keyed].Segment}) partition by partition (lookup Routing = Local): no exchange, each partition looks up its own records\n");
             }
             else if (segment.Index > 0 && plan.Stages[segment.FirstStage].Input is var keyBy and >= 0)
             {
@@ -73,6 +87,7 @@ public static class PlanExplainer
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(options);
         var plan = job.Descriptor;
+        var local = LocalLookups(job);
         var text = new StringBuilder();
         text.Append("flowchart LR\n");
         foreach (var segment in plan.Segments)
@@ -105,7 +120,7 @@ public static class PlanExplainer
                 continue;
             }
 
-            var edge = plan.Stages[input].Kind == StageKind.KeyBy ? "== \"hash exchange\" ==>" : "-->";
+            var edge = plan.Stages[input].Kind != StageKind.KeyBy ? "-->" : local.Contains(i) ? "-- \"local lookup\" -->" : "== \"hash exchange\" ==>";
             text.Append(CultureInfo.InvariantCulture, $"  s{input} {edge} s{i}\n");
             if (plan.Stages[i].SecondInput >= 0)
             {

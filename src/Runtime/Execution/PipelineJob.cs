@@ -129,6 +129,8 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, IPipel
     /// <summary>The job's keyed stages, created once.</summary>
     internal IReadOnlyList<KeyedStage> KeyedStages => _keyed ??= CreateKeyedStages();
 
+    IReadOnlyList<KeyedStage> IPipelineJobSlots.KeyedStages => KeyedStages;
+
     IReadOnlyList<ISinkSlot> IPipelineJobSlots.Slots => BoundSinks.Slots;
 
     internal Compiled.RecordSchema<TIn>? Schema() => SourceSchema;
@@ -140,6 +142,9 @@ public abstract class PipelineJob<TIn> : IPipelineJob, IDeadLetterTarget, IPipel
 internal interface IPipelineJobSlots
 {
     IReadOnlyList<ISinkSlot> Slots { get; }
+
+    /// <summary>The job's keyed stages (windows, joins, lookups, asynchronous transforms).</summary>
+    IReadOnlyList<KeyedStage> KeyedStages { get; }
 }
 
 /// <summary>Says where a job's dead letters go under given options.</summary>

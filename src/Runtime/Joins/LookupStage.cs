@@ -43,7 +43,14 @@ public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, 
 
     internal override object? Lookup => _lookup;
 
-    string IDescribedLookup.Describe() => _lookup?.Describe() ?? "(null)";
+    string IDescribedLookup.Describe() => _lookup is null ? "(null)" : _lookup.Describe() + (IsLocal ? "; routing Local: each partition looks up its own records" : "");
+
+    bool IDescribedLookup.IsLocal => IsLocal;
+
+    private bool IsLocal => _lookup?.Routing == LookupRouting.Local;
+
+    /// <summary>A local lookup reads the loop before it partition by partition, on its worker when nothing needs a clock.</summary>
+    internal override ExchangeRouting? Routing => IsLocal ? ExchangeRouting.Forward : null;
 
     internal override string NotCheckpointable => "a lookup join keeps no state";
 
@@ -81,8 +88,11 @@ public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, 
     }
 }
 
-/// <summary>A lookup stage's table, in words (for plans and logs).</summary>
+/// <summary>A lookup stage's table, in words, and how records reach it (for plans and logs).</summary>
 internal interface IDescribedLookup
 {
     string Describe();
+
+    /// <summary>Whether each partition of the loop before looks up its own records (<see cref="LookupRouting.Local"/>).</summary>
+    bool IsLocal { get; }
 }

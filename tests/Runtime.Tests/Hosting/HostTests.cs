@@ -170,6 +170,21 @@ public sealed class HostTests : IDisposable
         AssertGolden(golden, output);
     }
 
+    [Fact]
+    public async Task Explain_says_a_local_lookup_reads_the_loop_before_it_without_an_exchange()
+    {
+        var (code, mermaid, error) = await Run(new Joins.SalesWithCustomers(), "--explain", "mermaid", "--set", "Customers.Routing=Local", "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Contains("s1 -- \"local lookup\" --> s2", mermaid, StringComparison.Ordinal);
+        Assert.DoesNotContain("hash exchange", mermaid, StringComparison.Ordinal);
+
+        (code, var output, error) = await Run(new Joins.SalesWithCustomers(), "--explain", "--set", "Customers.Routing=Local", "-p", "2");
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Contains("reads keyBy 'CustomerOf' (loop 0) partition by partition (lookup Routing = Local): no exchange", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("hash exchange", output, StringComparison.Ordinal);
+        Assert.Contains("routing Local: each partition looks up its own records", output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("text", "explained.graph.txt")]
     [InlineData("mermaid", "explained.graph.mermaid.txt")]

@@ -168,6 +168,34 @@ public sealed class LookupJoinTests : IDisposable
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public async Task Local_routing_looks_records_up_where_they_are_and_joins_the_same(int parallelism)
+    {
+        var (sales, keys) = Seed(40 + parallelism, 20_000, duplicates: true);
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { Routing = LookupRouting.Local, Join = JoinKind.LeftOuter },
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = 500 });
+
+        Assert.Equal(ReferenceJoin(leftOuter: true), Sorted(pipeline.Out.Items));
+
+        // No exchange: each source partition meets (nearly) every key and fetches it for its own cache.
+        var lookup = Assert.Single(result.Lookups);
+        if (parallelism == 1)
+        {
+            Assert.Equal(keys, lookup.KeysFetched);
+        }
+        else
+        {
+            Assert.True(lookup.KeysFetched > keys * (parallelism - 1), $"{lookup.KeysFetched} keys fetched for {keys} keys at parallelism {parallelism}: the records crossed an exchange by key");
+        }
+    }
+
+    [Theory]
     [InlineData(1, 1, 64)]
     [InlineData(7, 2, 100)]
     [InlineData(50, 3, 33)]
@@ -194,7 +222,7 @@ public sealed class LookupJoinTests : IDisposable
         var job = ((ICompiledPipeline)new SalesWithCustomers()).CreateJob();
         var lookup = Assert.Single(job.Connectors, c => c.Role == ConnectorRole.Lookup);
         Assert.Equal("Customers", lookup.Name);
-        Assert.Equal(["Customers.Path", "Customers.Table", "Customers.Join", "Customers.CacheSize", "Customers.TimeToLive"], lookup.Settings.Select(s => s.Name));
+        Assert.Equal(["Customers.Path", "Customers.Table", "Customers.Join", "Customers.CacheSize", "Customers.TimeToLive", "Customers.Routing"], lookup.Settings.Select(s => s.Name));
         Assert.Null(lookup.Settings.First(s => s.Name == "Customers.Join").TrySet("LeftOuter"));
         Assert.Equal(JoinKind.LeftOuter, ((SqliteLookup<int, Customer>)lookup.Connector).Join);
         Assert.Contains("SQLite unused.db, table customers", lookup.Describe(), StringComparison.Ordinal);
