@@ -267,7 +267,16 @@ internal static class PostgresScenario
         var sink = new PostgresSink<Sale>(Sink(connection, PostgresWriteMode.Append, exactlyOnce, exactlyOnce ? "sales" : AtLeastOnceTable));
         var source = new KafkaSource<Sale, Sale.JsonCodec>(Source(bootstrap, run));
         var pipeline = new KafkaToPostgres { Input = source, Table = sink };
-        return await RunUntil(pipeline.RunAsync, source, () => sink.RowsCommitted >= records);
+        if (exactlyOnce)
+        {
+            return await RunUntil(pipeline.RunAsync, source, () => sink.RowsCommitted >= records);
+        }
+
+        // At-least-once: the rows committed count repeats too, so the run ends once the table holds every id.
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var distinct = new NpgsqlCommand($"SELECT count(DISTINCT id) FROM {AtLeastOnceTable}", db);
+        return await RunUntil(pipeline.RunAsync, source, () => sink.RowsCommitted >= records && (long)distinct.ExecuteScalar()! >= records);
     }
 
     /// <summary>

@@ -198,6 +198,42 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
     }
 
     [Fact]
+    public async Task A_partition_that_gets_its_burst_a_moment_after_another_loses_nothing_to_lateness()
+    {
+        // A producer writes 100 s of events to partition 0 and, a moment later, the same 100 s to partition 1, while
+        // the run reads: partition 1 is at its end (empty) when partition 0's events come. It keeps holding the
+        // watermark back for IdleAfterEnd before it counts as idle, so its own events, when they come, are not late.
+        var topic = kafka.NewTopic("burst", 2);
+        var start = 1_700_000_000_000L;
+        IEnumerable<(string?, byte[]?)> Views(string page) => Enumerable.Range(0, 1_000).Select(i => ((string?)null, (byte[]?)Json(new PageView(page, start + (i * 100)))));
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 5 }).SetLogHandler((_, _) => { }).Build();
+        void Produce(int partition, IEnumerable<(string?, byte[]?)> messages)
+        {
+            foreach (var (_, value) in messages)
+            {
+                producer.Produce(new TopicPartition(topic, partition), new Message<string?, byte[]> { Value = value! });
+            }
+
+            producer.Flush(Patience);
+        }
+
+        var pipeline = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, StartFrom = KafkaStart.Earliest, IdleAfterEnd = TimeSpan.FromSeconds(20) }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(Options(1), stop.Token);
+        Produce(0, Views("a"));
+        await WaitUntil(() => pipeline.Views.Progress.Done >= 1_000, run, "partition 0's burst read");
+        Produce(1, Views("b"));
+        Produce(0, [(null, Json(new PageView("sentinel", start + 86_400_000)))]);
+        Produce(1, [(null, Json(new PageView("sentinel", start + 86_400_000)))]);
+        await WaitUntil(() => pipeline.Counts.Items.Count(w => w.Key == "b") >= 100, run, "partition 1's windows");
+        await stop.CancelAsync();
+        var result = await run.WaitAsync(Patience);
+        Assert.Equal(0, result.LateRecords);
+        Assert.All(pipeline.Counts.Items.Where(w => w.Key != "sentinel"), w => Assert.Equal(10, w.Value));
+        Assert.Equal(200, pipeline.Counts.Items.Count(w => w.Key != "sentinel"));
+    }
+
+    [Fact]
     public async Task A_partition_read_to_its_end_does_not_hold_back_the_windows_of_another()
     {
         // One reader, two partitions: partition 0 has one second of views, partition 1 ten. Partition 0 is read to its

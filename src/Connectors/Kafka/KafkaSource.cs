@@ -176,7 +176,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             };
             KafkaConfig.Apply(config, _options.Properties);
 
-            // A partition read to its end is idle for the watermark until its next message (see SourceSplits).
+            // A partition read to its end (for IdleAfterEnd) is idle for the watermark until its next message (see SourceSplits).
             config.EnablePartitionEof = true;
             _consumer = new ConsumerBuilder<ValueSlice, ValueSlice>(config)
                 .SetKeyDeserializer(source._metadata is null ? NoSlice.Instance : _values)
@@ -322,6 +322,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 if (_owned.TryGetValue(consumed.Partition, out var owned))
                 {
                     owned.Next = consumed.Offset + 1;
+                    owned.EndSince = -1;
                     split = owned.Split;
                 }
 
@@ -357,14 +358,25 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         }
 
         /// <summary>
-        /// The partitions this read found at their end are idle — unless a message after that end was read too. Done
+        /// The partitions this read found at their end are at their end since now — unless a message after that end
+        /// was read too — and a partition at its end for <see cref="KafkaSourceOptions.IdleAfterEnd"/> is idle. Done
         /// after decoding, since a partition's records in the batch make it active again.
         /// </summary>
         private void MarkAtEnd()
         {
+            var now = Environment.TickCount64;
             foreach (var (partition, end) in _atEnd)
             {
-                if (_owned.TryGetValue(partition, out var owned) && (owned.Next < 0 || owned.Next == end))
+                if (_owned.TryGetValue(partition, out var owned) && (owned.Next < 0 || owned.Next == end) && owned.EndSince < 0)
+                {
+                    owned.EndSince = now;
+                }
+            }
+
+            var wait = (long)_options.IdleAfterEnd.TotalMilliseconds;
+            foreach (var owned in _owned.Values)
+            {
+                if (owned.EndSince >= 0 && now - owned.EndSince >= wait)
                 {
                     _splits.SetIdle(owned.Split, idle: true);
                 }
@@ -702,6 +714,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             public long Committed { get; set; } = -1;
 
             public long Epoch { get; set; }
+
+            /// <summary>When the partition was found at its end with nothing read after it (<see cref="Environment.TickCount64"/>), or −1.</summary>
+            public long EndSince { get; set; } = -1;
         }
 
         private readonly record struct Message(TopicPartition Partition, long Offset, ValueSlice Value, ValueSlice Key, Timestamp Timestamp, Headers? Headers);

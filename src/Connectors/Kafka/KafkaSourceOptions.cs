@@ -37,6 +37,15 @@ public sealed class KafkaSourceOptions
     /// </summary>
     public static readonly TimeSpan DefaultSessionTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a partition read to its end keeps holding back the watermark, waiting for more messages, before it
+    /// counts as idle (until its next message): 2 s, so that what a producer writes across partitions in one burst
+    /// (a backfill, an upstream job's hour of events) lands before windows fire on the partitions that got theirs first
+    /// — an idle partition's late-arriving records would be late — while a partition that stays quiet delays windows
+    /// by only that long.
+    /// </summary>
+    public static readonly TimeSpan DefaultIdleAfterEnd = TimeSpan.FromSeconds(2);
+
     /// <summary>The brokers to bootstrap from, <c>host:port,host:port</c>.</summary>
     public string BootstrapServers { get; set; } = "localhost:9092";
 
@@ -57,6 +66,9 @@ public sealed class KafkaSourceOptions
 
     /// <summary>Default: <see cref="DefaultPollTimeout"/>.</summary>
     public TimeSpan PollTimeout { get; set; } = DefaultPollTimeout;
+
+    /// <summary>Behind a window: how long a partition read to its end waits for more before it stops holding the watermark back (zero: at once). Default: <see cref="DefaultIdleAfterEnd"/>.</summary>
+    public TimeSpan IdleAfterEnd { get; set; } = DefaultIdleAfterEnd;
 
     /// <summary>Read only committed records of transactional producers (Kafka's <c>read_committed</c>). Default: true.</summary>
     public bool ReadCommitted { get; set; } = true;
@@ -92,6 +104,7 @@ public sealed class KafkaSourceOptions
         }),
         Setting.Duration(nameof(SessionTimeout), "How long the group waits for a silent member before moving its partitions", () => SessionTimeout, v => SessionTimeout = v!.Value),
         Setting.Duration(nameof(PollTimeout), "How long a poll waits for records", () => PollTimeout, v => PollTimeout = v!.Value),
+        Setting.Duration(nameof(IdleAfterEnd), "How long a partition read to its end holds the watermark back waiting for more (0: idle at once)", () => IdleAfterEnd, v => IdleAfterEnd = v ?? TimeSpan.Zero),
         Setting.Boolean(nameof(ReadCommitted), "Read only committed records of transactional producers", () => ReadCommitted, v => ReadCommitted = v),
         Setting.ConnectionString(nameof(Properties), "Further librdkafka properties, key=value;key=value (secrets masked)", () => Properties, v => Properties = v),
     ];
@@ -117,6 +130,11 @@ public sealed class KafkaSourceOptions
         if (SessionTimeout < TimeSpan.FromSeconds(1) || PollTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException("SessionTimeout must be at least 1 s and PollTimeout positive.", nameof(SessionTimeout));
+        }
+
+        if (IdleAfterEnd < TimeSpan.Zero)
+        {
+            throw new ArgumentException("IdleAfterEnd cannot be negative.", nameof(IdleAfterEnd));
         }
     }
 }
