@@ -289,6 +289,11 @@ internal sealed class PipelineRun : IAsyncDisposable
     /// </summary>
     private async Task BuildAsync<TIn>(PipelineJob<TIn> job, int sourceParallelism, int keyedParallelism, Func<int, ISourceReader<TIn>> readers)
     {
+        if (_options.StateBackend == StateBackend.Disk && _keyed.Count > 0)
+        {
+            DiskBackend.ClearLive(_descriptor.Name, _options); // before any partition opens its database
+        }
+
         var name = _descriptor.Name;
         var segments = _descriptor.Segments.Count;
         var parallelism = new int[segments];

@@ -76,6 +76,22 @@ public sealed class DiskStateTests : IDisposable
         Assert.Empty(Directory.GetDirectories(Path.Combine(_state, "user-totals", "live"))); // scratch, deleted at the end
     }
 
+    [Fact]
+    public async Task A_run_deletes_what_a_crashed_run_at_a_higher_parallelism_left_on_disk()
+    {
+        // A run killed at parallelism 6 leaves live databases for partitions 0-5; a run at parallelism 1 has no
+        // partition 5 to delete its folder: the run clears the whole live folder when it starts.
+        var left = Path.Combine(_state, "user-totals", "live", "Total-p5");
+        Directory.CreateDirectory(left);
+        await File.WriteAllBytesAsync(Path.Combine(left, "000001.sst"), new byte[4096]);
+        var visits = Visits(2_000, users: 300, seed: 9);
+        var sink = new TrackingSink<WindowResult<int, long>>();
+        var result = await new UserTotals { Visits = new CollectionSource<PageVisit>(visits), Counts = sink }.RunAsync(Options(1)).WaitAsync(Patience);
+        Assert.Equal(PipelineOutcome.Completed, result.Outcome);
+        AssertExactCounts(visits, sink.Items);
+        Assert.False(Directory.Exists(left), "the crashed run's live database at partition 5 was left behind");
+    }
+
     [Theory]
     [InlineData(3, 1, false)]
     [InlineData(2, 4, false)]

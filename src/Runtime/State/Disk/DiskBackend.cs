@@ -22,6 +22,26 @@ internal static class DiskBackend
     /// <summary>The pipeline's state folder, which holds its checkpoints and, on disk, its live state.</summary>
     public static string Root(PipelineOptions options, string pipeline) => Path.Combine(options.StateDirectory, PipelineRun.FileName(pipeline));
 
+    /// <summary>
+    /// Deletes every window database an earlier run left in the live folder — also those of partitions this run does
+    /// not have (a crash at a higher parallelism): live state is scratch, a run's state comes from checkpoints.
+    /// </summary>
+    public static void ClearLive(string pipeline, PipelineOptions options)
+    {
+        var live = Path.Combine(Root(options, pipeline), "live");
+        try
+        {
+            if (Directory.Exists(live))
+            {
+                Directory.Delete(live, recursive: true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': the state on disk left by an earlier run in '{live}' could not be deleted: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>A keyed stage the disk backend does not hold yet (a time window, a join, …): a configuration error that says which and what to do.</summary>
     public static PipelineConfigurationException Unsupported(string pipeline, string what)
         => new(pipeline, $"Pipeline '{pipeline}': StateBackend=Disk holds running aggregates and tumbling and sliding windows, but {what}; run it with StateBackend=Memory. See docs/state.md.");
