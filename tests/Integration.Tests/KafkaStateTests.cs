@@ -198,6 +198,23 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
     }
 
     [Fact]
+    public async Task State_on_disk_with_an_exactly_once_database_sink_is_refused_before_the_sink_connects()
+    {
+        // Nothing listens on port 1: a refusal that came after the sink connected would be a connection error instead.
+        var pipeline = new KafkaPageCountsToPostgres
+        {
+            Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = kafka.NewTopic("refused", 1) }),
+            Table = new(new PostgresSinkOptions { ConnectionString = "Host=127.0.0.1;Port=1;Username=nobody;Timeout=2", Table = "page_counts", ExactlyOnce = true }),
+        };
+        var options = new PipelineOptions { Parallelism = 1, StateBackend = StateBackend.Disk, StateDirectory = Directory.CreateTempSubdirectory("compiled-refused-").FullName };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(options).WaitAsync(Patience));
+        Assert.Contains("StateBackend=Disk", error.Message, StringComparison.Ordinal);
+        Assert.Contains("window 'PerSecond'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("exactly-once sink 'Table'", error.Message, StringComparison.Ordinal);
+        Directory.Delete(options.StateDirectory, recursive: true);
+    }
+
+    [Fact]
     public async Task A_partition_that_gets_its_burst_a_moment_after_another_loses_nothing_to_lateness()
     {
         // A producer writes 100 s of events to partition 0 and, a moment later, the same 100 s to partition 1, while

@@ -78,6 +78,14 @@ internal sealed class PipelineRun : IAsyncDisposable
             stage.Validate(name);
         }
 
+        if (options.StateBackend == StateBackend.Disk && keyed.FirstOrDefault(k => k.HasState) is { } onDisk
+            && job.BoundSinks.Slots.FirstOrDefault(s => s.Connector is ITransactionalSink { IsTransactional: true }) is { } exactlyOnce)
+        {
+            // Before any sink connects: the refusal needs no database (the same check after opening covers sinks that
+            // become transactional only when opened).
+            throw DiskBackend.Unsupported(name, $"window '{onDisk.WindowName}' would keep its state on disk while the exactly-once sink '{exactlyOnce.Name}' commits checkpoints to its database, and state on disk is checkpointed to the state directory");
+        }
+
         var started = Stopwatch.StartNew();
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance;
         var sourceName = descriptor.Stages[0].Name;
