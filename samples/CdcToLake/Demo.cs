@@ -35,7 +35,7 @@ internal static class Demo
         await Console.Error.WriteLineAsync($"demo: wrote {written} changes in {transactions} transactions while the pipelines ran");
 
         // A slot is confirmed only once its pipeline's sink made every change before it durable.
-        var target = await ScalarAsync<long>(shop, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
+        var target = await ScalarAsync<long>(shop, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint");
         while (!runs.Any(r => r.IsCompleted) && await ScalarAsync<long>(shop, "SELECT coalesce(min((confirmed_flush_lsn - '0/0'::pg_lsn)::bigint), 0) FROM pg_replication_slots WHERE database = 'shop'") < target)
         {
             await Task.WhenAny(Task.WhenAny(runs), Task.Delay(200));
