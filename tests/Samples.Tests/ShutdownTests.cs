@@ -6,7 +6,7 @@ using System.Text.RegularExpressions;
 namespace Compiled.Samples.Tests;
 
 /// <summary>
-/// A pipeline binary stopped by a real SIGTERM: it drains what it read, renames its files to their final names,
+/// A pipeline binary stopped by a real SIGTERM (sent twice, as <c>timeout</c> does): it drains what it read, renames its files to their final names,
 /// writes its dead letters, exits 0 — and loses nothing.
 /// </summary>
 public sealed partial class ShutdownTests : IDisposable
@@ -70,6 +70,8 @@ public sealed partial class ShutdownTests : IDisposable
             await File.AppendAllLinesAsync(input, sample, Encoding.Latin1);
             await WaitForMetrics(http, metrics, 2 * valid, 2 * serverErrors);
 
+            // Twice, as `timeout` and process supervisors do (the process, then its process group): still one graceful stop.
+            Assert.Equal(0, Signals.Send(process.Id, Signals.Term));
             Assert.Equal(0, Signals.Send(process.Id, Signals.Term));
             await process.WaitForExitAsync().WaitAsync(Timeout);
             process.WaitForExit();

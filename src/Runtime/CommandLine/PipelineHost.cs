@@ -416,10 +416,16 @@ public static class PipelineHost
                 status.Line($"{name}: stopping — draining in-flight records within {Setting.FormatDuration(options.GracePeriod)} (press Ctrl+C again to abort)");
                 stop.Cancel();
             }
-            else
+            else if (signal.Signal == PosixSignal.SIGINT)
             {
                 status.Line($"{name}: aborting");
                 abort.Cancel();
+            }
+            else
+            {
+                // A second SIGTERM is not a person insisting: `timeout`, process supervisors and shells signal the child
+                // and then its whole process group, so one stop arrives twice. The grace period bounds the stop anyway.
+                status.Line($"{name}: already stopping (SIGTERM again is ignored; Ctrl+C aborts, and the grace period ends the stop)");
             }
         }
 
