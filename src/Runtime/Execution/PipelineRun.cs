@@ -420,6 +420,8 @@ internal sealed class PipelineRun : IAsyncDisposable
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': its exactly-once sink cannot commit checkpoints of window state (it does not implement ICheckpointCommitter); make it at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
         }
 
+        (_store as FileCheckpointStore)?.EnsureWritable("checkpoints of window state (StateDirectory, --state-dir)");
+        _savepoint?.EnsureWritable("the savepoint (--savepoint)");
         var partitions = new int[_keyed.Count];
         Array.Fill(partitions, keyedParallelism);
         var store = _store!;

@@ -87,6 +87,26 @@ internal sealed class FileCheckpointStore(string pipeline, string directory, int
     /// <summary>The pipeline's checkpoint directory.</summary>
     public string Directory { get; } = directory;
 
+    /// <summary>
+    /// Fails, as a configuration error, when checkpoints cannot be written to <see cref="Directory"/> (read-only, owned
+    /// by another user, under a file): found at start, not at the first checkpoint, after the run read and wrote for an
+    /// interval with nothing it could commit.
+    /// </summary>
+    public void EnsureWritable(string what)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            var probe = Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $".write-test-{Environment.ProcessId}"));
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new PipelineConfigurationException(pipeline, $"Pipeline '{pipeline}': {what} cannot be written to '{Directory}': {ex.Message}");
+        }
+    }
+
     /// <summary>Writes checkpoint <paramref name="data"/> and then deletes checkpoints beyond the retained number.</summary>
     public async Task WriteAsync(CheckpointData data, CancellationToken cancellationToken)
     {

@@ -211,6 +211,34 @@ public sealed class CheckpointedRunTests : IDisposable
         Assert.Contains("does not exist", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task A_state_directory_that_cannot_be_written_is_a_configuration_error_before_anything_is_read(bool onDisk, bool savepoint)
+    {
+        // Under a regular file: no directory can be made there (a read-only mount does the same; the tests run as root).
+        var file = Path.Combine(_state, "a-file");
+        await File.WriteAllTextAsync(file, "not a directory");
+        var log = new Partitioned<Click>(Clicks(1_000, seed: 3), partitions: 2);
+        var pipeline = new ClicksPerPage { Clicks = log.Source(pauseAt: null), Counts = new TrackingSink<WindowResult<string, long>>() };
+        var options = Options(2, onDisk: onDisk);
+        if (savepoint)
+        {
+            options.SavepointDirectory = Path.Combine(file, "savepoint");
+        }
+        else
+        {
+            options.StateDirectory = Path.Combine(file, "state");
+        }
+
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(options).WaitAsync(Patience));
+        Assert.Contains(savepoint ? "the savepoint (--savepoint) cannot be written to" : onDisk ? "the state on disk could not be opened" : "checkpoints of window state (StateDirectory, --state-dir) cannot be written to", error.Message, StringComparison.Ordinal);
+        Assert.Contains(file, error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, log.ReadCount);
+        Assert.Empty(((TrackingSink<WindowResult<string, long>>)pipeline.Counts).Items);
+    }
+
     [Fact]
     public async Task A_torn_newest_checkpoint_is_skipped_with_a_warning_and_the_one_before_is_restored()
     {
