@@ -30,6 +30,8 @@ internal static class Names
     public const string Keyed = "global::Compiled.Runtime.CompilerServices.Keyed";
     public const string KeyedStage = "global::Compiled.Runtime.CompilerServices.KeyedStage";
     public const string LookupStage = "global::Compiled.Runtime.CompilerServices.LookupStage";
+    public const string LookupSegment = "global::Compiled.Runtime.CompilerServices.ILookupSegment";
+    public const string LookupMatches = "global::Compiled.Runtime.CompilerServices.LookupMatches";
     public const string JoinStage = "global::Compiled.Runtime.CompilerServices.JoinStage";
     public const string Either = "global::Compiled.Either";
     public const string AsyncStage = "global::Compiled.Runtime.CompilerServices.AsyncStage";

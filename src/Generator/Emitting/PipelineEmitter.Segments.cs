@@ -31,9 +31,13 @@ internal static partial class PipelineEmitter
         var markedFrom = segment.MarkedFrom;
         var hasPrefix = markedFrom > firstStage;
 
+        // After a lookup join, the fast loop reads each record's cached rows in place (no joined record written out).
+        var lookup = segment.HasFastPath ? plan.Chain[segment.FirstStage] is { Stage.Lookup: { } l } first ? (Model: l, Left: first.Stage.InputType!.FullName) : default : default;
+        var lookupTypes = lookup.Model is { } m ? $"{m.Key.FullName}, {lookup.Left}, {m.Row.FullName}" : null;
+
         writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(Outline(plan, segment))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
         writer.Line(Names.GeneratedCode);
-        writer.Open($"private sealed class {className} : {Names.FusedSegment}<{inputType}>");
+        writer.Open($"private sealed class {className} : {Names.FusedSegment}<{inputType}>{(lookupTypes is null ? "" : $", {Names.LookupSegment}<{lookupTypes}>")}");
 
         // Fields: the pipeline object, operator objects, output ports, flatMap buffers.
         if (usesPipeline)
@@ -119,7 +123,22 @@ internal static partial class PipelineEmitter
         if (segment.HasFastPath)
         {
             writer.Line();
-            EmitFastPath(writer, plan, segment, withEntries, outputs, names, inputType, usesPipeline, firstStage);
+            var fast = new FastLoop(plan, segment, withEntries, outputs, names, usesPipeline, firstStage);
+            EmitFastPath(writer, fast, $"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)", "RunFast", "batch", [("for (var i = 0; i < batch.Length; i++)", "var r0 = batch[i];")]);
+            if (lookupTypes is not null)
+            {
+                writer.Line();
+                EmitFastPath(
+                    writer,
+                    fast,
+                    $"bool {Names.LookupSegment}<{lookupTypes}>.TryRunLookup({Names.ReadOnlySpan}<{Names.Keyed}<{lookup.Model!.Key.FullName}, {lookup.Left}>> batch, in {Names.LookupMatches}<{lookup.Left}, {lookup.Model.Row.FullName}> matches)",
+                    "RunLookup",
+                    "batch, matches",
+                    [
+                        ("for (var i = 0; i < batch.Length; i++)", "var rows = matches.Count(i); // the record's rows, or 1 alone (left-outer) or 0 when its key has none"),
+                        ("for (var row = 0; row < rows; row++)", "var r0 = matches.Join(batch[i].Record, i, row);"),
+                    ]);
+            }
         }
 
         writer.Close(); // class
@@ -132,17 +151,23 @@ internal static partial class PipelineEmitter
     /// the batch throws, the outputs are set back and the marked loop (<c>Run</c>) runs the batch again to find the
     /// record and stage and apply the error policy — bookkeeping paid only when a record fails.
     /// </summary>
-    private static void EmitFastPath(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, List<PlannedStage> stages, List<PlannedStage> outputStages, Dictionary<int, string> names, string inputType, bool usesPipeline, int firstStage)
+    /// <remarks>
+    /// <paramref name="header"/> declares the method that tries it; <paramref name="run"/> names the loop's method,
+    /// which takes what <paramref name="arguments"/> passes (the header's parameters); <paramref name="loops"/> opens
+    /// the loop, each with its first line (the innermost one's sets <c>r0</c>, the record the first stage reads).
+    /// </remarks>
+    private static void EmitFastPath(SourceWriter writer, FastLoop fast, string header, string run, string arguments, (string Open, string First)[] loops)
     {
+        var (plan, segment, stages, outputStages, names, usesPipeline, firstStage) = fast;
         var outputs = outputStages.Select(s => names[s.Index]).ToList();
-        writer.Open($"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)");
+        writer.Open(header);
         foreach (var output in outputs)
         {
             writer.Line($"var {output}Start = _{output}Out.Count;");
         }
 
         writer.Open("try");
-        writer.Line("RunFast(batch);");
+        writer.Line($"{run}({arguments});");
         writer.Line("return true;");
         writer.Close();
         writer.Open("catch (global::System.Exception)");
@@ -157,13 +182,22 @@ internal static partial class PipelineEmitter
         writer.Close();
         writer.Line();
         writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // the loop stays out of the caller's try");
-        writer.Open($"private void RunFast({Names.ReadOnlySpan}<{inputType}> batch)");
+        var parameters = header.Substring(header.IndexOf('(') + 1).TrimEnd(')');
+        writer.Open($"private void {run}({parameters})");
         EmitPrologue(writer, plan.Model, stages, outputStages, names, usesPipeline);
-        writer.Open("for (var i = 0; i < batch.Length; i++)");
-        writer.Line("var r0 = batch[i];");
+        foreach (var (open, first) in loops)
+        {
+            writer.Open(open);
+            writer.Line(first);
+        }
+
         var loop = new LoopContext(plan, segment, names, firstStage, HasPrefix: false, Fast: true);
         EmitReaders(writer, loop, plan.Chain[segment.FirstStage], "r0", tail: true);
-        writer.Close(); // for
+        foreach (var _ in loops)
+        {
+            writer.Close(); // for
+        }
+
         foreach (var stage in stages)
         {
             WriteBack(writer, stage.Stage, names[stage.Index]);
@@ -176,6 +210,9 @@ internal static partial class PipelineEmitter
 
         writer.Close();
     }
+
+    /// <summary>What a segment's loops without bookkeeping share: its stages, outputs and local names.</summary>
+    private sealed record FastLoop(PipelinePlan Plan, SegmentPlan Segment, List<PlannedStage> Stages, List<PlannedStage> Outputs, Dictionary<int, string> Names, bool UsesPipeline, int FirstStage);
 
     /// <summary>What the loop's stage emitters share; <paramref name="Fast"/>: the loop without bookkeeping.</summary>
     private sealed record LoopContext(PipelinePlan Plan, SegmentPlan Segment, Dictionary<int, string> Names, int FirstStage, bool HasPrefix, bool Fast = false);

@@ -11,7 +11,9 @@ namespace Compiled.Runtime;
 /// <see cref="ILookup{TKey, TRow}.CacheSize"/> keys: when it is full the keys fetched longest ago leave first (a queue
 /// in fetch order, which is also expiry order). A batch may push it past its bound by the keys it needs itself; the
 /// next batch trims it. <see cref="PrepareAsync"/> notes each record's slot (an integer: no reference is copied per
-/// record), and <see cref="Add"/> reads the entry in place.
+/// record; the complement of the slot when the key has no row), and the loop after the lookup reads the entries in
+/// place (<see cref="LookupMatches{TLeft, TRow}"/>) — or, when it has no fast path or a record throws, <see cref="Add"/>
+/// writes the joined records out for it.
 /// </remarks>
 internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn, Joined<TIn, TRow>>, ILookupResults<TKey, TRow>, IAsyncDisposable
     where TKey : notnull
@@ -22,10 +24,11 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     private readonly long _timeToLive;
     private readonly Func<long> _clock;
     private readonly LookupStatistics _statistics;
-    private readonly Dictionary<TKey, int> _index = []; // key -> slot in _entries
+    private readonly ILookupSegment<TKey, TIn, TRow>? _fused;
+    private readonly Dictionary<TKey, int> _index = []; // key -> slot in _entries, or its complement when the key has no row
     private readonly Queue<(TKey Key, long Fetched)> _order = new();
-    private readonly Dictionary<TKey, Entry> _fetched = []; // this batch's keys: what the reader returned for each
-    private Entry[] _entries = new Entry[64];
+    private readonly Dictionary<TKey, LookupEntry<TRow>> _fetched = []; // this batch's keys: what the reader returned for each
+    private LookupEntry<TRow>[] _entries = new LookupEntry<TRow>[64];
     private int[] _free = new int[64]; // slots given back by keys that left the cache
     private int _freeCount;
     private int _used; // slots ever handed out
@@ -39,10 +42,11 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     private readonly string _name;
     private readonly int _partition;
 
-    public LookupOperator(ILookupReader<TKey, TRow> reader, JoinKind join, int cacheSize, TimeSpan timeToLive, Func<long> clock, LookupStatistics statistics, (string Pipeline, string Name, int Partition) where)
+    public LookupOperator(ILookupReader<TKey, TRow> reader, JoinKind join, int cacheSize, TimeSpan timeToLive, Func<long> clock, LookupStatistics statistics, (string Pipeline, string Name, int Partition) where, ILookupSegment<TKey, TIn, TRow>? fused = null)
     {
         (_pipeline, _name, _partition) = where;
         _reader = reader;
+        _fused = fused;
         _leftOuter = join == JoinKind.LeftOuter;
         _capacity = cacheSize;
         _timeToLive = TimeMath.Millis(timeToLive);
@@ -67,12 +71,14 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         // After Trim every cached key is within its time-to-live (keys leave in fetch order, which is expiry order).
         var items = batch.Span;
         var slots = _slots;
+        var unmatched = 0;
         for (var i = 0; i < items.Length; i++)
         {
             ref readonly var item = ref items[i];
             if (_index.TryGetValue(item.Key, out var slot))
             {
                 slots[i] = slot;
+                unmatched += (int)((uint)slot >> 31); // a key without a row: its slot's complement
                 continue;
             }
 
@@ -96,6 +102,7 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         _statistics.AddHits(items.Length - _pendingCount);
         if (_missingCount == 0)
         {
+            _statistics.AddUnmatched(unmatched);
             return;
         }
 
@@ -114,12 +121,8 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
             var key = _missing[i];
             var entry = _fetched[key] with { Fetched = now };
             rows += entry.Count;
-            if (!_index.TryGetValue(key, out var slot))
-            {
-                slot = _freeCount > 0 ? _free[--_freeCount] : NewSlot();
-                _index.Add(key, slot);
-            }
-
+            var slot = _index.TryGetValue(key, out var cached) ? Slot(cached) : _freeCount > 0 ? _free[--_freeCount] : NewSlot();
+            _index[key] = entry.Count == 0 ? ~slot : slot;
             _entries[slot] = entry; // a stale entry of the key is replaced in its slot
             _order.Enqueue((key, now));
         }
@@ -129,12 +132,18 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         for (var k = 0; k < _pendingCount; k++)
         {
             var i = _pending[k];
-            slots[i] = _index[items[i].Key];
+            var slot = _index[items[i].Key];
+            slots[i] = slot;
+            unmatched += (int)((uint)slot >> 31);
         }
 
+        _statistics.AddUnmatched(unmatched);
         _fetched.Clear();
         Array.Clear(_missing, 0, _missingCount);
     }
+
+    /// <summary>The slot of an index entry (a key without a row holds its slot's complement).</summary>
+    private static int Slot(int indexed) => indexed < 0 ? ~indexed : indexed;
 
     private int NewSlot()
     {
@@ -157,26 +166,38 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         _fetched[key] = entry.With(row);
     }
 
+    /// <summary>
+    /// Joins the batch prepared by <see cref="PrepareAsync"/>: the loop after the lookup reads each record's rows in
+    /// place when it has a fast path; otherwise (or when a record throws there) the joined records are written to
+    /// <see cref="KeyedOperator{TKey, TIn, TResult}.Results"/> for it, and the error policy finds the one at fault.
+    /// </summary>
     public override void Add(ReadOnlySpan<Keyed<TKey, TIn>> batch)
     {
-        var results = Results;
-        var unmatched = 0L;
         var slots = _slots;
         var entries = _entries;
+        if (_fused is { } fused && fused.TryRunLookup(batch, new LookupMatches<TIn, TRow>(slots, entries, _leftOuter)))
+        {
+            return;
+        }
+
+        var results = Results;
         for (var i = 0; i < batch.Length; i++)
         {
             ref readonly var item = ref batch[i];
-            ref readonly var entry = ref entries[slots[i]];
+            var slot = slots[i];
+            if (slot < 0)
+            {
+                if (_leftOuter)
+                {
+                    results.Add(new Joined<TIn, TRow>(item.Record, default, false));
+                }
+
+                continue;
+            }
+
+            ref readonly var entry = ref entries[slot];
             switch (entry.Count)
             {
-                case 0:
-                    unmatched++;
-                    if (_leftOuter)
-                    {
-                        results.Add(new Joined<TIn, TRow>(item.Record, default, false));
-                    }
-
-                    break;
                 case 1:
                     results.Add(new Joined<TIn, TRow>(item.Record, entry.First, true));
                     break;
@@ -190,8 +211,6 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
                     break;
             }
         }
-
-        _statistics.AddUnmatched(unmatched);
     }
 
     /// <summary>A lookup holds nothing back: its watermark is its inputs'.</summary>
@@ -209,9 +228,10 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         while (_order.TryPeek(out var oldest) && (_index.Count > _capacity || (_timeToLive > 0 && now - oldest.Fetched >= _timeToLive)))
         {
             _order.Dequeue();
-            if (_index.TryGetValue(oldest.Key, out var slot) && _entries[slot].Fetched == oldest.Fetched)
+            // Unless the key was fetched again since: a later queue entry stands for it then.
+            if (_index.TryGetValue(oldest.Key, out var indexed) && _entries[Slot(indexed)].Fetched == oldest.Fetched)
             {
-                // Else the key was fetched again since; a later queue entry stands for it.
+                var slot = Slot(indexed);
                 _index.Remove(oldest.Key);
                 _entries[slot] = default;
                 if (_freeCount == _free.Length)
@@ -230,27 +250,6 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     }
 
     public ValueTask DisposeAsync() => _reader.DisposeAsync();
-
-    /// <summary>The rows of one key: none, one, or one and more.</summary>
-    private readonly record struct Entry(int Count, TRow First, TRow[]? More, long Fetched)
-    {
-        public Entry With(TRow row)
-        {
-            if (Count == 0)
-            {
-                return this with { Count = 1, First = row };
-            }
-
-            var more = More;
-            if (more is null || Count - 1 == more.Length)
-            {
-                Array.Resize(ref more, Math.Max(2, (Count - 1) * 2));
-            }
-
-            more[Count - 1] = row;
-            return this with { Count = Count + 1, More = more };
-        }
-    }
 }
 
 /// <summary>What a lookup join did, over all its partitions: read by the summary and the metrics.</summary>

@@ -83,7 +83,7 @@ public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, 
     internal override KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics)
     {
         var segment = _downstream(context);
-        var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics, (run.Pipeline, WindowName, partition)));
+        var lookup = context.Own(new LookupOperator<TKey, TIn, TRow>(_lookup!.CreateReader(partition), _lookup.Join, _lookup.CacheSize, _lookup.TimeToLive, () => run.Clock.Now, Statistics, (run.Pipeline, WindowName, partition), segment as ILookupSegment<TKey, TIn, TRow>));
         return new KeyedInput<TKey, TIn, Joined<TIn, TRow>>(run, (Exchange<Keyed<TKey, TIn>>)exchange, partition, context, segment, lookup, processingTime: false, Downstream.IdleTimeout, TickInterval, statistics);
     }
 }

@@ -56,6 +56,43 @@ public sealed partial class PaymentsWithAccounts
     [Sink] public CollectionSink<PaidBy> Out { get; set; } = new();
 }
 
+/// <summary>Counts the joined records it sees: a mutable struct operator in the loop after a lookup.</summary>
+public struct JoinedCounter
+{
+    private long _seen;
+
+    public Joined<Sale, Customer> Apply(Joined<Sale, Customer> joined)
+    {
+        _seen++;
+        return joined;
+    }
+
+    public readonly long Seen => _seen;
+}
+
+/// <summary>
+/// Sales joined with customers, then a stage that throws now and then: the loop after the lookup reads the cached rows
+/// in place until a record fails, then the joined records are handed over one by one and the error policy finds it.
+/// </summary>
+[Pipeline(Name = "sales-with-customers-checked", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class CheckedSalesWithCustomers
+{
+    [Source] public ISource<Sale> Sales { get; set; } = new CollectionSource<Sale>();
+
+    [KeyBy] static int CustomerOf(Sale s) => s.CustomerId;
+
+    [Lookup] public SqliteLookup<int, Customer> Customers { get; set; } = new("unused.db", "customers");
+
+    [Transform] public JoinedCounter Count { get; set; }
+
+    [Transform] static Joined<Sale, Customer> Check(Joined<Sale, Customer> j) => j.Left.Id % 97 == 0 ? throw new InvalidOperationException("a multiple of 97") : j;
+
+    [Transform] static EnrichedSale Enrich(Joined<Sale, Customer> j)
+        => new(j.Left.Id, j.Left.CustomerId, j.HasRight ? j.Right!.Name : "(none)", j.Right?.Country, j.HasRight ? j.Right!.Tier.ToString() : "", j.Left.Amount);
+
+    [Sink] public CollectionSink<EnrichedSale> Out { get; set; } = new();
+}
+
 /// <summary>The lookup join: every record with the rows of its key, fetched in batches, cached per partition.</summary>
 public sealed class LookupJoinTests : IDisposable
 {
@@ -165,6 +202,31 @@ public sealed class LookupJoinTests : IDisposable
         Assert.True(lookup.Fetches <= sales.Length / 500 * parallelism, $"{lookup.Fetches} queries");
         Assert.InRange(lookup.CacheHits, 1, sales.Length - keys);
         Assert.Equal(sales.Count(s => s.CustomerId > 300), lookup.Unmatched);
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(7, true)]
+    [InlineData(500, false)]
+    [InlineData(500, true)]
+    public async Task A_record_failing_after_the_lookup_is_dead_lettered_once_and_nothing_else_is_joined_or_counted_twice(int batchSize, bool leftOuter)
+    {
+        var (sales, _) = Seed(batchSize + (leftOuter ? 1 : 0), 5_000, duplicates: true);
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new CheckedSalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { Join = leftOuter ? JoinKind.LeftOuter : JoinKind.Inner, TimeToLive = TimeSpan.Zero },
+        };
+
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        // Each joined record once: those of every 97th sale as dead letters at the failing stage, the others joined.
+        var reference = ReferenceJoin(leftOuter);
+        Assert.Equal(reference.Where(r => r.SaleId % 97 != 0).ToList(), Sorted(pipeline.Out.Items));
+        Assert.Equal(reference.Count(r => r.SaleId % 97 == 0), deadLetters.Items.Count);
+        Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+        Assert.Equal(reference.Count, pipeline.Count.Seen); // the struct before the failing stage counted each joined record once
     }
 
     [Theory]
