@@ -32,8 +32,10 @@ internal static partial class PipelineEmitter
         var hasPrefix = markedFrom > firstStage;
 
         // After a lookup join, the fast loop reads each record's cached rows in place (no joined record written out).
-        var lookup = segment.HasFastPath ? plan.Chain[segment.FirstStage] is { Stage.Lookup: { } l } first ? (Model: l, Left: first.Stage.InputType!.FullName) : default : default;
-        var lookupTypes = lookup.Model is { } m ? $"{m.Key.FullName}, {lookup.Left}, {m.Row.FullName}" : null;
+        var first = plan.Chain[segment.FirstStage].Stage;
+        var lookup = segment.HasFastPath ? first.Lookup : null;
+        var left = first.InputType?.FullName;
+        var lookupTypes = lookup is null ? null : $"{lookup.Key.FullName}, {left}, {lookup.Row.FullName}";
 
         writer.Line($"/// <summary>Segment {SourceWriter.Number(segment.Index)}: {Xml(Outline(plan, segment))}, fused into one loop ({Xml(segment.Reason)}).</summary>");
         writer.Line(Names.GeneratedCode);
@@ -124,14 +126,15 @@ internal static partial class PipelineEmitter
         {
             writer.Line();
             var fast = new FastLoop(plan, segment, withEntries, outputs, names, usesPipeline, firstStage);
-            EmitFastPath(writer, fast, $"protected override bool TryRunFast({Names.ReadOnlySpan}<{inputType}> batch)", "RunFast", "batch", [("for (var i = 0; i < batch.Length; i++)", "var r0 = batch[i];")]);
-            if (lookupTypes is not null)
+            EmitFastPath(writer, fast, "protected override bool TryRunFast", $"{Names.ReadOnlySpan}<{inputType}> batch", "RunFast", "batch", [("for (var i = 0; i < batch.Length; i++)", "var r0 = batch[i];")]);
+            if (lookup is not null)
             {
                 writer.Line();
                 EmitFastPath(
                     writer,
                     fast,
-                    $"bool {Names.LookupSegment}<{lookupTypes}>.TryRunLookup({Names.ReadOnlySpan}<{Names.Keyed}<{lookup.Model!.Key.FullName}, {lookup.Left}>> batch, in {Names.LookupMatches}<{lookup.Left}, {lookup.Model.Row.FullName}> matches)",
+                    $"bool {Names.LookupSegment}<{lookupTypes}>.TryRunLookup",
+                    $"{Names.ReadOnlySpan}<{Names.Keyed}<{lookup.Key.FullName}, {left}>> batch, in {Names.LookupMatches}<{left}, {lookup.Row.FullName}> matches",
                     "RunLookup",
                     "batch, matches",
                     [
@@ -152,15 +155,16 @@ internal static partial class PipelineEmitter
     /// record and stage and apply the error policy — bookkeeping paid only when a record fails.
     /// </summary>
     /// <remarks>
-    /// <paramref name="header"/> declares the method that tries it; <paramref name="run"/> names the loop's method,
-    /// which takes what <paramref name="arguments"/> passes (the header's parameters); <paramref name="loops"/> opens
-    /// the loop, each with its first line (the innermost one's sets <c>r0</c>, the record the first stage reads).
+    /// <paramref name="method"/> declares the method that tries it, up to its <paramref name="parameters"/>;
+    /// <paramref name="run"/> names the loop's method, which takes the same parameters, passed as
+    /// <paramref name="arguments"/>; <paramref name="loops"/> opens the loop, each with its first line (the innermost
+    /// one's sets <c>r0</c>, the record the first stage reads).
     /// </remarks>
-    private static void EmitFastPath(SourceWriter writer, FastLoop fast, string header, string run, string arguments, (string Open, string First)[] loops)
+    private static void EmitFastPath(SourceWriter writer, FastLoop fast, string method, string parameters, string run, string arguments, (string Open, string First)[] loops)
     {
         var (plan, segment, stages, outputStages, names, usesPipeline, firstStage) = fast;
         var outputs = outputStages.Select(s => names[s.Index]).ToList();
-        writer.Open(header);
+        writer.Open($"{method}({parameters})");
         foreach (var output in outputs)
         {
             writer.Line($"var {output}Start = _{output}Out.Count;");
@@ -182,7 +186,6 @@ internal static partial class PipelineEmitter
         writer.Close();
         writer.Line();
         writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // the loop stays out of the caller's try");
-        var parameters = header.Substring(header.IndexOf('(') + 1).TrimEnd(')');
         writer.Open($"private void {run}({parameters})");
         EmitPrologue(writer, plan.Model, stages, outputStages, names, usesPipeline);
         foreach (var (open, first) in loops)
