@@ -126,4 +126,10 @@ public sealed class LookupContext<TRow>
 
     /// <summary>The row type's compile-time schema: its columns, the <c>[Key]</c> one, and how to build a row (<see cref="RecordSchema{T}.Create"/>).</summary>
     public RecordSchema<TRow>? Schema { get; }
+
+    /// <summary>
+    /// Writes a warning to the run's log, naming the pipeline and the lookup: for a failure that is being retried, say.
+    /// Null outside a run.
+    /// </summary>
+    public Action<string>? Warn { get; init; }
 }

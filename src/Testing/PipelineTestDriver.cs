@@ -139,6 +139,7 @@ public static class PipelineTestDriver
             StateBackend = options.StateBackend, // state on disk is tested as it runs (its live databases in StateDirectory)
             StateCacheKeys = options.StateCacheKeys,
             StateDirectory = options.StateDirectory,
+            LoggerFactory = options.LoggerFactory, // what sinks and lookups warn of as the pushes run
         };
         var deadLetters = new DeadLetterChannel(
             job.Descriptor.Name,

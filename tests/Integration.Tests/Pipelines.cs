@@ -199,6 +199,27 @@ public sealed record Buyer([property: Key] int Id, string Name, string? Country)
 
 public readonly record struct EnrichedPurchase(int Id, string Buyer, string? Country, decimal Amount);
 
+public sealed record Holder([property: Key] string Code, string Owner);
+
+public readonly record struct Payment(int Id, string Code);
+
+public readonly record struct HeldBy(int Id, string Code, string? Owner);
+
+/// <summary>Payments joined with account holders by a text key (left outer: a payment without a holder is kept).</summary>
+[Pipeline(Name = "payments-with-holders")]
+public sealed partial class PaymentsWithHolders
+{
+    [Source] public CollectionSource<Payment> Input { get; set; } = new();
+
+    [KeyBy] static string CodeOf(Payment p) => p.Code;
+
+    [Lookup] public PostgresLookup<string, Holder> Holders { get; set; } = new("", "holders") { Join = JoinKind.LeftOuter };
+
+    [Transform] static HeldBy Hold(Joined<Payment, Holder> j) => new(j.Left.Id, j.Left.Code, j.Right?.Owner);
+
+    [Sink] public CollectionSink<HeldBy> Out { get; set; } = new();
+}
+
 [Pipeline(Name = "pg-lookup-purchases")]
 public sealed partial class PurchasesWithBuyers
 {

@@ -2,6 +2,7 @@ using Compiled.Postgres;
 using Compiled.Postgres.Testing;
 using Compiled.Runtime;
 using Compiled.Testing;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Compiled.Integration.Tests;
@@ -143,5 +144,125 @@ public sealed class PostgresLookupTests(PostgresFixture postgres)
         var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("table nowhere does not exist", error.ToString(), StringComparison.Ordinal);
         Assert.DoesNotContain(PostgresServer.Password, error.ToString(), StringComparison.Ordinal);
+    }
+
+    private static async Task ExecuteAsync(string connection, string sql, params object[] values)
+    {
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, db);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<List<HeldBy>> SqlLeftJoinAsync(string connection)
+    {
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT p.id, p.code, h.owner FROM payments p LEFT JOIN holders h ON h.code = p.code", db);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<HeldBy>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(new HeldBy(reader.GetInt32(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
+        }
+
+        return [.. rows.OrderBy(r => r.Id).ThenBy(r => r.Owner, StringComparer.Ordinal)];
+    }
+
+    [Fact]
+    public async Task A_case_insensitive_key_column_finds_its_row_for_every_spelling_as_a_SQL_join_does()
+    {
+        // A nondeterministic collation compares 'ACME', 'acme' and 'Acme' equal: each spelling, even several in one
+        // batch, must find the row, as PostgreSQL's own join finds it.
+        var connection = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(connection, """
+            CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+            CREATE TABLE holders (code text COLLATE case_insensitive PRIMARY KEY, owner text NOT NULL);
+            INSERT INTO holders VALUES ('acme', 'Acme Ltd'), ('Globex', 'Globex Corp'), ('initech', 'Initech');
+            CREATE TABLE payments (id integer, code text);
+            """);
+        string[] codes = ["acme", "ACME", "Acme", "globex", "GLOBEX", "Globex", "initech", "InItEcH", "umbrella", "acme "];
+        var payments = Enumerable.Range(1, 300).Select(i => new Payment(i, codes[i * 7 % codes.Length])).ToArray();
+        foreach (var payment in payments)
+        {
+            await ExecuteAsync(connection, "INSERT INTO payments VALUES ($1, $2)", payment.Id, payment.Code);
+        }
+
+        var pipeline = new PaymentsWithHolders { Input = new(payments), Holders = new PostgresLookup<string, Holder>(connection, "holders") { Join = JoinKind.LeftOuter } };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 50 });
+
+        var expected = await SqlLeftJoinAsync(connection);
+        Assert.Equal(expected, pipeline.Out.Items.OrderBy(r => r.Id).ThenBy(r => r.Owner, StringComparer.Ordinal));
+        Assert.Equal(payments.Length - payments.Count(p => p.Code is "umbrella" or "acme "), expected.Count(r => r.Owner is not null)); // the reference itself matched across spellings
+    }
+
+    [Fact]
+    public async Task A_text_key_with_a_NUL_character_finds_no_row_and_the_run_goes_on()
+    {
+        // PostgreSQL text cannot hold U+0000; such a key can have no row, and must not fail the query of its batch.
+        var connection = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(connection, "CREATE TABLE holders (code text PRIMARY KEY, owner text NOT NULL); INSERT INTO holders VALUES ('a', 'owner a'), ('b', 'owner b');");
+        Payment[] payments = [new(1, "a"), new(2, "a\0b"), new(3, "b"), new(4, "\0"), new(5, "b")];
+        var pipeline = new PaymentsWithHolders { Input = new(payments), Holders = new PostgresLookup<string, Holder>(connection, "holders") { Join = JoinKind.LeftOuter } };
+
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+
+        Assert.Equal(
+            [new(1, "a", "owner a"), new(2, "a\0b", null), new(3, "b", "owner b"), new(4, "\0", null), new(5, "b", "owner b")],
+            pipeline.Out.Items.OrderBy(r => r.Id));
+    }
+
+    [Fact]
+    public async Task A_key_column_the_key_type_cannot_be_compared_with_stops_the_run_at_start()
+    {
+        var connection = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(connection, "CREATE TABLE buyers (id text, name text NOT NULL, country text); INSERT INTO buyers VALUES ('1', 'one', NULL);");
+        var pipeline = new PurchasesWithBuyers { Input = new([new Purchase(1, 1, 1m)]), Buyers = new PostgresLookup<int, Buyer>(connection, "buyers") };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+
+        Assert.Contains("the key column of buyers cannot be compared with keys of type Int32", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // exit code 2: a restart will not fix it
+        Assert.Empty(pipeline.Out.Items);
+    }
+
+    [Fact]
+    public async Task A_row_that_does_not_fit_its_record_stops_the_run_as_a_failure_no_restart_fixes()
+    {
+        var connection = await postgres.NewDatabaseAsync();
+        await ExecuteAsync(connection, "CREATE TABLE buyers (id integer, name text, country text); INSERT INTO buyers VALUES (1, 'one', NULL), (2, NULL, NULL);");
+        var pipeline = new PurchasesWithBuyers { Input = new([new Purchase(1, 2, 1m)]), Buyers = new PostgresLookup<int, Buyer>(connection, "buyers") };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+
+        Assert.Contains("Column 'name' of table buyers is NULL", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error));
+    }
+
+    [Fact]
+    public async Task A_lookup_query_that_fails_transiently_is_retried_and_logged_as_a_warning()
+    {
+        var connection = await postgres.NewDatabaseAsync();
+        await SeedAsync(connection, 0, 1);
+        var logs = new CapturingLogs();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        var pipeline = new PurchasesWithBuyers { Buyers = new PostgresLookup<int, Buyer>(connection, "buyers") };
+        await using (var driver = await PipelineTestDriver.StartAsync<Purchase>(pipeline, new PipelineOptions { LoggerFactory = factory }))
+        {
+            driver.Push(new Purchase(1, 42, 1m));
+
+            // The pooled connection the lookup used is cut: its next query fails on it, and is retried.
+            await ExecuteAsync(connection, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+            driver.Push(new Purchase(2, 43, 1m));
+        }
+
+        Assert.Equal(["buyer 42", "buyer 43"], pipeline.Out.Items.Select(p => p.Buyer));
+        Assert.Equal(1, pipeline.Buyers.Retries);
+        Assert.Contains(logs.Lines, line => line.Level == LogLevel.Warning && line.Text.Contains("lookup Buyers: PostgreSQL: could not look up rows in buyers (attempt 1 of 5)", StringComparison.Ordinal));
     }
 }

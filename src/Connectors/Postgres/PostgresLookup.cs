@@ -1,4 +1,5 @@
 using Compiled.Connectors;
+using Compiled.Runtime;
 using Npgsql;
 
 namespace Compiled.Postgres;
@@ -24,6 +25,8 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
     private int _keyField;
     private long _queries;
     private long _retries;
+    private Action<string>? _warn;
+    private (string Pipeline, string Name) _where;
 
     /// <summary>Looks rows up in <paramref name="table"/> (schema-qualified allowed) through <paramref name="connectionString"/>.</summary>
     public PostgresLookup(string connectionString, string table, ColumnNaming naming = ColumnNaming.SnakeCase)
@@ -91,8 +94,11 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
 
         _schema = context.Schema ?? throw new InvalidOperationException($"PostgresLookup needs the schema of '{typeof(TRow).Name}'.");
         _keyField = _schema.Fields.Single(f => f.IsKey).Ordinal;
-        var columns = _schema.Fields.Select(f => PgColumn.Quote(ColumnNames.Of(f.Name, ColumnNaming)));
-        _select = $"SELECT {string.Join(", ", columns)} FROM {PgColumn.Quote(Table)} WHERE {PgColumn.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, ColumnNaming))} = ANY($1)";
+        // Each row comes back with the position of the key it was found for, so a row is matched to the key asked for
+        // as the database compares them: a case-insensitive column (citext, a nondeterministic collation) returns its
+        // row for every spelling asked, as a SQL JOIN would, rather than under the one spelling stored.
+        var columns = _schema.Fields.Select(f => "t." + PgColumn.Quote(ColumnNames.Of(f.Name, ColumnNaming)));
+        _select = $"SELECT {string.Join(", ", columns)}, k.{AskedColumn} FROM unnest($1) WITH ORDINALITY AS k(key, {AskedColumn}) JOIN {PgColumn.Quote(Table)} AS t ON t.{PgColumn.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, ColumnNaming))} = k.key";
         if (_dataSource is not null)
         {
             await _dataSource.DisposeAsync().ConfigureAwait(false);
@@ -100,19 +106,38 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
 
         _dataSource = NpgsqlDataSource.Create(ConnectionString);
 
-        // The table and its columns are checked now: a missing one is a start-up error naming it.
+        _warn = context.Warn;
+        _where = (context.Pipeline, context.Name);
+
+        // The table and its columns are checked now: a missing one is a start-up error naming it, and so is a key
+        // column the key type cannot be compared with (the query itself runs, asking for no key).
         try
         {
             await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var probe = new NpgsqlCommand($"SELECT * FROM {PgColumn.Quote(Table)} WHERE false", connection);
-            await using var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            DbRows.Columns(_schema, reader, ColumnNaming, Table);
+            await using (var probe = new NpgsqlCommand($"SELECT * FROM {PgColumn.Quote(Table)} WHERE false", connection))
+            await using (var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                DbRows.Columns(_schema, reader, ColumnNaming, Table);
+            }
+
+            await using var query = new NpgsqlCommand(_select, connection);
+            query.Parameters.Add(new NpgsqlParameter { Value = KeyArray([]) });
+            await using var rows = await query.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (!PgErrors.IsTransient(ex))
         {
-            throw new NonRetryableException($"Lookup '{context.Name}': {(ex.SqlState == PostgresErrorCodes.UndefinedTable ? $"table {Table} does not exist" : "could not read table " + Table)}: {PgErrors.Reason(ex)}.", ex);
+            var what = ex.SqlState switch
+            {
+                PostgresErrorCodes.UndefinedTable => $"table {Table} does not exist",
+                PostgresErrorCodes.UndefinedFunction => $"the key column of {Table} cannot be compared with keys of type {typeof(TKey).Name} (declare the [Key] member with the column's type)",
+                _ => "could not read table " + Table,
+            };
+            throw new NonRetryableException($"Lookup '{context.Name}': {what}: {PgErrors.Reason(ex)}.", ex);
         }
     }
+
+    /// <summary>The query's last column: the position (from 1) of the key a row was found for.</summary>
+    private const string AskedColumn = "compiled_asked_key";
 
     /// <inheritdoc/>
     public ILookupReader<TKey, TRow> CreateReader(int partition) => new Reader(this);
@@ -130,7 +155,11 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
         }
     }
 
-    /// <summary>The keys as the query's array parameter: enums by name (they are stored as text), the rest as they are.</summary>
+    /// <summary>
+    /// The keys as the query's array parameter: enums by name (they are stored as text), the rest as they are — except
+    /// text with a NUL character, which PostgreSQL cannot hold (it would refuse the whole query): it goes as NULL,
+    /// which finds no row, as no row can hold such a key.
+    /// </summary>
     private static object KeyArray(ReadOnlySpan<TKey> keys)
     {
         if (typeof(TKey).IsEnum)
@@ -144,6 +173,18 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
             return names;
         }
 
+        if (typeof(TKey) == typeof(string))
+        {
+            var texts = new string?[keys.Length];
+            for (var i = 0; i < keys.Length; i++)
+            {
+                var text = (string)(object)keys[i];
+                texts[i] = text.Contains('\0', StringComparison.Ordinal) ? null : text;
+            }
+
+            return texts;
+        }
+
         return keys.ToArray();
     }
 
@@ -155,7 +196,6 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
         public async ValueTask LookupAsync(ReadOnlyMemory<TKey> keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
         {
             var schema = lookup._schema!;
-            var keyField = schema.Fields[lookup._keyField];
             var parameter = KeyArray(keys.Span);
             for (var attempt = 1; ; attempt++)
             {
@@ -169,18 +209,29 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
                     command.Parameters.Add(new NpgsqlParameter { Value = parameter });
                     await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                     _columns ??= DbRows.Columns(schema, reader, lookup.ColumnNaming, lookup.Table);
+                    var asked = reader.FieldCount - 1;
                     while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        _found.Add((DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup.Table), DbRows.Read(schema, reader, _columns, lookup.Table)));
+                        var key = keys.Span[(int)reader.GetInt64(asked) - 1];
+                        _found.Add((key, DbRows.Read(schema, reader, _columns, lookup.Table)));
                     }
 
                     break;
                 }
+                catch (InvalidDataException ex)
+                {
+                    // A row no retry will read differently (a NULL or text where the member cannot hold it): the run
+                    // stops (exit code 2) until the row or the member's type is fixed.
+                    throw new NonRetryableException($"Lookup '{lookup._where.Name}': {ex.Message}", ex);
+                }
                 catch (Exception ex) when (PgErrors.IsTransient(ex) && attempt < lookup.MaxAttempts && !cancellationToken.IsCancellationRequested)
                 {
                     Interlocked.Increment(ref lookup._retries);
+                    CompiledMeter.ConnectorRetried(lookup._where.Pipeline, lookup._where.Name);
                     lookup._dataSource?.Clear(); // pooled connections to a restarted server are dead
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, attempt - 1))), cancellationToken).ConfigureAwait(false);
+                    var delay = TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, attempt - 1)));
+                    lookup._warn?.Invoke($"PostgreSQL: could not look up rows in {lookup.Table} (attempt {attempt} of {lookup.MaxAttempts}): {ex.GetType().Name}: {PgErrors.Reason(ex)}; retrying in {Setting.FormatDuration(delay)}");
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (PgErrors.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
                 {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -39,6 +40,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     private RecordSchema<TRow>? _schema;
     private string _select = "";
     private int _keyField;
+    private KeyFolding _folding;
     private readonly ColumnNaming _naming;
 
     /// <summary>Looks rows up in <paramref name="table"/> of the database file <paramref name="path"/>.</summary>
@@ -108,6 +110,79 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
         {
             throw new NonRetryableException($"Lookup table '{_table}' does not exist in '{_path}'.", ex);
         }
+
+        _folding = KeyColumn(connection, ColumnNames.Of(_schema.Fields[_keyField].Name, _naming));
+    }
+
+    /// <summary>
+    /// Checks the key column against the key type, and says how SQLite compares its text: a text key against a column
+    /// of integer or real affinity (or the reverse) would match under another spelling ('007' finds 7) or not at all,
+    /// so it is a start-up error; a NOCASE or RTRIM column matches keys spelled differently from the row's, so rows
+    /// are handed to every key asked for that SQLite finds equal, as a SQL JOIN would.
+    /// </summary>
+    private KeyFolding KeyColumn(SqliteConnection connection, string column)
+    {
+        var status = SQLitePCL.raw.sqlite3_table_column_metadata(connection.Handle, "main", _table, column, out var declared, out var collation, out _, out _, out _);
+        if (status != SQLitePCL.raw.SQLITE_OK)
+        {
+            return KeyFolding.None; // a view's column: SQLite does not say; keys are compared as C# compares them
+        }
+
+        var affinity = Affinity(declared ?? "");
+        var keyIsText = typeof(TKey) == typeof(string) || typeof(TKey) == typeof(char) || typeof(TKey).IsEnum;
+        var keyIsInteger = !typeof(TKey).IsEnum && Type.GetTypeCode(typeof(TKey)) is TypeCode.SByte or TypeCode.Byte or TypeCode.Int16 or TypeCode.UInt16 or TypeCode.Int32 or TypeCode.UInt32 or TypeCode.Int64 or TypeCode.UInt64;
+        if ((keyIsText && affinity is "INTEGER" or "REAL" or "NUMERIC") || (keyIsInteger && affinity == "TEXT"))
+        {
+            throw new NonRetryableException($"Lookup table '{_table}': its key column '{column}' is declared {declared} ({affinity} affinity), but the [Key] member is {typeof(TKey).Name}; SQLite would compare them after converting one ('007' finds the row of 7, or nothing matches). Declare the member with the column's type, or the column with the member's.");
+        }
+
+        return typeof(TKey) != typeof(string) ? KeyFolding.None : collation?.ToUpperInvariant() switch
+        {
+            "NOCASE" => KeyFolding.AsciiCase,
+            "RTRIM" => KeyFolding.TrailingSpaces,
+            _ => KeyFolding.None,
+        };
+    }
+
+    /// <summary>SQLite's column affinity of a declared type (its documented rules, in their order).</summary>
+    private static string Affinity(string declared)
+    {
+        var type = declared.ToUpperInvariant();
+        return type.Contains("INT", StringComparison.Ordinal) ? "INTEGER"
+            : type.Contains("CHAR", StringComparison.Ordinal) || type.Contains("CLOB", StringComparison.Ordinal) || type.Contains("TEXT", StringComparison.Ordinal) ? "TEXT"
+            : type.Length == 0 || type.Contains("BLOB", StringComparison.Ordinal) ? "BLOB"
+            : type.Contains("REAL", StringComparison.Ordinal) || type.Contains("FLOA", StringComparison.Ordinal) || type.Contains("DOUB", StringComparison.Ordinal) ? "REAL"
+            : "NUMERIC";
+    }
+
+    /// <summary>How SQLite's collation of the key column makes different spellings equal.</summary>
+    private enum KeyFolding
+    {
+        None,
+
+        /// <summary>NOCASE: the 26 ASCII capitals fold to lower case.</summary>
+        AsciiCase,
+
+        /// <summary>RTRIM: trailing spaces are ignored.</summary>
+        TrailingSpaces,
+    }
+
+    /// <summary>A text key in the form SQLite compares under <paramref name="folding"/>.</summary>
+    private static string Fold(string key, KeyFolding folding)
+    {
+        if (folding == KeyFolding.TrailingSpaces)
+        {
+            return key.TrimEnd(' ');
+        }
+
+        return string.Create(key.Length, key, static (span, text) =>
+        {
+            for (var i = 0; i < text.Length; i++)
+            {
+                var c = text[i];
+                span[i] = c is >= 'A' and <= 'Z' ? (char)(c + 32) : c;
+            }
+        });
     }
 
     /// <inheritdoc/>
@@ -141,6 +216,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            Spellings(keys.Span);
             if (KeysAsJson)
             {
                 // One statement for any number of keys: the keys as one JSON array parameter.
@@ -181,8 +257,54 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
             _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                var key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
-                results.Add(key, DbRows.Read(schema, reader, _columns, lookup._table));
+                TKey key;
+                TRow row;
+                try
+                {
+                    key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
+                    row = DbRows.Read(schema, reader, _columns, lookup._table);
+                }
+                catch (InvalidDataException ex)
+                {
+                    // A row no retry reads differently (a NULL, a fraction or text where the member cannot hold it):
+                    // the run stops (exit code 2) until the row or the member's type is fixed.
+                    throw new NonRetryableException($"Lookup table '{lookup._table}': {ex.Message}", ex);
+                }
+
+                if (_spellings is null)
+                {
+                    results.Add(key, row);
+                    continue;
+                }
+
+                // Every key asked for that the column's collation finds equal to the row's gets the row.
+                foreach (var asked in CollectionsMarshal.AsSpan(_spellings.GetValueOrDefault(Fold((string)(object)key, lookup._folding)) ?? []))
+                {
+                    results.Add(asked, row);
+                }
+            }
+        }
+
+        /// <summary>The keys asked for, by the form the key column's collation compares (null for a binary column).</summary>
+        private Dictionary<string, List<TKey>>? _spellings;
+
+        private void Spellings(ReadOnlySpan<TKey> keys)
+        {
+            if (lookup._folding == KeyFolding.None)
+            {
+                return;
+            }
+
+            (_spellings ??= new(StringComparer.Ordinal)).Clear();
+            foreach (var key in keys)
+            {
+                var folded = Fold((string)(object)key, lookup._folding);
+                if (!_spellings.TryGetValue(folded, out var spellings))
+                {
+                    _spellings[folded] = spellings = [];
+                }
+
+                spellings.Add(key);
             }
         }
 

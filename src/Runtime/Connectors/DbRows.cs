@@ -63,7 +63,8 @@ public static class DbRows
     /// <summary>
     /// The value of column <paramref name="column"/> as <typeparamref name="TField"/>: NULL as null where the field may
     /// hold it (else an error naming the column); enums by name; integers of any width from the column's integer or
-    /// numeric type (checked); everything else through the provider's <c>GetFieldValue</c>.
+    /// numeric type (checked; a fraction or text is an error, not rounded or read as 0); numbers and bools never from
+    /// text; everything else through the provider's <c>GetFieldValue</c>.
     /// </summary>
     public static TField Field<TField>(DbDataReader reader, int column, RecordField field, string table)
     {
@@ -83,8 +84,11 @@ public static class DbRows
             {
                 case FieldKind.Enum:
                     return (TField)Enum.Parse(type, reader.GetString(column), ignoreCase: true);
-                case FieldKind.Byte or FieldKind.SByte or FieldKind.Int16 or FieldKind.UInt16 or FieldKind.UInt32 or FieldKind.UInt64:
-                    return (TField)Convert.ChangeType(reader.GetValue(column), type, CultureInfo.InvariantCulture);
+                case FieldKind.Byte or FieldKind.SByte or FieldKind.Int16 or FieldKind.UInt16 or FieldKind.Int32 or FieldKind.UInt32 or FieldKind.Int64 or FieldKind.UInt64:
+                    return Whole<TField>(reader, column, type, field, table);
+                case FieldKind.Boolean or FieldKind.Single or FieldKind.Double when reader.GetFieldType(column) == typeof(string):
+                    // SQLite reads text as 0 (or false) without a word; the value would be wrong, not missing.
+                    throw Mismatch(reader, column, field, table, typeof(TField));
                 case FieldKind.Char:
                     var text = reader.GetString(column);
                     return text.Length == 1
@@ -98,6 +102,39 @@ public static class DbRows
         {
             throw new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} does not read as {field.Name} ({typeof(TField).Name}): {ex.Message}", ex);
         }
+    }
+
+    /// <summary>
+    /// An integer field: read as it is from an integer column, converted (checked) from a whole number stored otherwise;
+    /// a fraction or text is an error — SQLite would turn 1.5 into 1 and 'abc' into 0.
+    /// </summary>
+    private static TField Whole<TField>(DbDataReader reader, int column, Type type, RecordField field, string table)
+    {
+        var stored = reader.GetFieldType(column);
+        if ((stored == typeof(long) || stored == typeof(int)) && field.Kind is FieldKind.Int32 or FieldKind.Int64 && type == stored)
+        {
+            return reader.GetFieldValue<TField>(column);
+        }
+
+        var value = reader.GetValue(column);
+        var whole = value switch
+        {
+            long or int or short or byte or sbyte or ushort or uint or ulong => true,
+            double d => Math.Floor(d) == d,
+            float f => MathF.Floor(f) == f,
+            decimal m => decimal.Truncate(m) == m,
+            _ => false,
+        };
+        return whole
+            ? (TField)Convert.ChangeType(value, type, CultureInfo.InvariantCulture)
+            : throw Mismatch(reader, column, field, table, typeof(TField));
+    }
+
+    private static InvalidDataException Mismatch(DbDataReader reader, int column, RecordField field, string table, Type to)
+    {
+        var value = reader.GetValue(column);
+        var text = Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
+        return new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} holds {(value is string ? $"the text '{(text.Length > 40 ? text[..40] + "…" : text)}'" : text)} in a row, which is not a {to.Name}, the type of {field.Name}; fix the row, or the member's type (the column's values are {value.GetType().Name}).");
     }
 
     private struct Source<T>(RecordSchema<T> schema, DbDataReader reader, int[] columns, string table) : IFieldSource

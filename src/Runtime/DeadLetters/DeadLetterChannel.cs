@@ -99,7 +99,13 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
 
         if (_logger is not null && Interlocked.Exchange(ref _logged, 1) == 0)
         {
-            Log.FirstFailure(_logger, _pipeline, kind, failure.Stage, failure.Origin.Describe(), failure.Message);
+            var then = Policy switch
+            {
+                ErrorPolicy.FailFast => "the run stops (error policy FailFast)",
+                ErrorPolicy.Skip => "further failures are counted and skipped, not kept (error policy Skip), without a log line each",
+                _ => "further failures are counted and dead-lettered without a log line each",
+            };
+            Log.FirstFailure(_logger, _pipeline, kind, failure.Stage, failure.Origin.Describe(), failure.Message, then);
         }
 
         switch (Policy)

@@ -221,7 +221,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         var run = new PipelineRun(descriptor, options, job.BoundSinks.Slots, keyed, deadLetters, new RunClock(time), synchronous: true, CancellationToken.None, CancellationToken.None);
         try
         {
-            await run.OpenSinksAsync(NullLogger.Instance, keyedParallelism).ConfigureAwait(false);
+            await run.OpenSinksAsync((ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance, keyedParallelism).ConfigureAwait(false);
             await run.BuildAsync(job, 1, keyedParallelism, _ => new DrivenReader<TIn>()).ConfigureAwait(false);
         }
         catch (Exception)
@@ -283,7 +283,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         // Lookup tables open with the sinks: a missing table or column is a start-up error, not the first batch's.
         foreach (var stage in _keyed)
         {
-            await Guard(_descriptor.Name, stage.WindowName, "open", () => stage.OpenAsync(_descriptor.Name, options.Parallelism, Context.Abort)).ConfigureAwait(false);
+            await Guard(_descriptor.Name, stage.WindowName, "open", () => stage.OpenAsync(_descriptor.Name, options.Parallelism, logger, Context.Abort)).ConfigureAwait(false);
             _openedKeyed.Add(stage);
         }
     }

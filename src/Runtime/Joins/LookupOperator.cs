@@ -160,7 +160,7 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     {
         if (!_fetched.TryGetValue(key, out var entry))
         {
-            throw new InvalidOperationException($"The lookup returned a row for key '{key}', which was not asked for: keys are matched by C# equality, and a case-insensitive column or collation (citext, NOCASE) returns keys spelled differently from the ones asked for; compare in the key selector instead (normalise the case there and in the table).");
+            throw new InvalidOperationException($"The lookup returned a row for key '{key}', which was not asked for: a lookup reports each row under the key asked for (one of the keys it was given), not the key read back from the row, which a case-insensitive column spells differently.");
         }
 
         _fetched[key] = entry.With(row);

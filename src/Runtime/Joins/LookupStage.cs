@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Microsoft.Extensions.Logging;
 
 namespace Compiled.Runtime.CompilerServices;
 
@@ -72,9 +73,10 @@ public sealed class LookupStage<TKey, TIn, TRow> : PassThroughStage<TKey, TIn>, 
         }
     }
 
-    internal override async ValueTask OpenAsync(string pipeline, int partitions, CancellationToken cancellationToken)
+    internal override async ValueTask OpenAsync(string pipeline, int partitions, ILogger logger, CancellationToken cancellationToken)
     {
-        await _lookup!.OpenAsync(new LookupContext<TRow>(pipeline, WindowName, partitions, _schema), cancellationToken).ConfigureAwait(false);
+        var context = new LookupContext<TRow>(pipeline, WindowName, partitions, _schema) { Warn = message => Log.LookupWarning(logger, pipeline, WindowName, message) };
+        await _lookup!.OpenAsync(context, cancellationToken).ConfigureAwait(false);
         _opened = true;
     }
 

@@ -26,8 +26,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Pipeline {Pipeline} failed: {Message}")]
     public static partial void Failed(ILogger logger, string pipeline, string message, Exception exception);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: first failed record ({Kind} at {Stage}, {Origin}): {Error}; further failures are counted and dead-lettered without a log line each")]
-    public static partial void FirstFailure(ILogger logger, string pipeline, string kind, string stage, string origin, string error);
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: first failed record ({Kind} at {Stage}, {Origin}): {Error}; {Then}")]
+    public static partial void FirstFailure(ILogger logger, string pipeline, string kind, string stage, string origin, string error, string then);
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Debug, Message = "Pipeline {Pipeline}: setting {Setting} = {Value} (from {Origin})")]
     public static partial void SettingApplied(ILogger logger, string pipeline, string setting, string value, string origin);
@@ -40,6 +40,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: sink {Sink}: {Message}")]
     public static partial void SinkWarning(ILogger logger, string pipeline, string sink, string message);
+
+    [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: lookup {Lookup}: {Message}")]
+    public static partial void LookupWarning(ILogger logger, string pipeline, string lookup, string message);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: {Late} records arrived too late for every window they belong to and were dropped ({Windows}); declare a [LateData] sink to keep them, or raise the window's OutOfOrderness / AllowedLateness")]
     public static partial void LateDropped(ILogger logger, string pipeline, long late, string windows);

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Microsoft.Extensions.Logging;
 
 namespace Compiled.Runtime.CompilerServices;
 
@@ -91,7 +92,7 @@ public abstract class KeyedStage
     internal virtual bool HasState => true;
 
     /// <summary>Opens what the stage reads besides its exchange (a lookup's table), once, before any partition exists.</summary>
-    internal virtual ValueTask OpenAsync(string pipeline, int partitions, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    internal virtual ValueTask OpenAsync(string pipeline, int partitions, ILogger logger, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>Closes what <see cref="OpenAsync"/> opened, after every partition was disposed.</summary>
     internal virtual ValueTask CloseAsync() => ValueTask.CompletedTask;

@@ -56,6 +56,23 @@ public sealed partial class PaymentsWithAccounts
     [Sink] public CollectionSink<PaidBy> Out { get; set; } = new();
 }
 
+public sealed record Rank([property: Key] int Id, int Value);
+
+/// <summary>Sales joined with a rank by customer id: a table whose rank column SQLite might read as another type.</summary>
+[Pipeline(Name = "sales-with-ranks")]
+public sealed partial class SalesWithRanks
+{
+    [Source] public ISource<Sale> Sales { get; set; } = new CollectionSource<Sale>();
+
+    [KeyBy] static int CustomerOf(Sale s) => s.CustomerId;
+
+    [Lookup] public SqliteLookup<int, Rank> Ranks { get; set; } = new("unused.db", "ranked");
+
+    [Transform] static Rank RankOf(Joined<Sale, Rank> j) => j.Right!;
+
+    [Sink] public CollectionSink<Rank> Out { get; set; } = new();
+}
+
 /// <summary>Counts the joined records it sees: a mutable struct operator in the loop after a lookup.</summary>
 public struct JoinedCounter
 {
@@ -373,6 +390,7 @@ public sealed class LookupJoinTests : IDisposable
 
         var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
         Assert.Contains("Column 'name' of table broken is NULL", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // exit code 2: the row must be fixed before a restart helps
         Assert.Contains("connector 'Customers' failed to look up rows in partition 0", error.Message, StringComparison.Ordinal);
     }
 
@@ -407,5 +425,86 @@ public sealed class LookupJoinTests : IDisposable
         var expected = payments.Where(p => owners.ContainsKey(p.Code)).Select(p => new PaidBy(p.Id, p.Code, owners[p.Code])).OrderBy(p => p.Id);
         Assert.Equal(expected, pipeline.Out.Items.OrderBy(p => p.Id));
         Assert.Equal(codes.Length, Assert.Single(result.Lookups).KeysFetched);
+    }
+
+    [Theory]
+    [InlineData("NOCASE")]
+    [InlineData("RTRIM")]
+    public async Task A_key_column_that_collates_spellings_together_finds_its_row_for_each_as_SQLites_join_does(string collation)
+    {
+        string[] codes = ["acme", "ACME", "Acme", "acme ", "acme  ", "globex", "GLOBEX ", "ümlaut", "ÜMLAUT", "none"];
+        var payments = Enumerable.Range(1, 500).Select(i => new AccountPayment(i, codes[i * 7 % codes.Length])).ToArray();
+        var expected = new List<PaidBy>();
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, $"CREATE TABLE accounts (code TEXT COLLATE {collation} PRIMARY KEY, owner TEXT NOT NULL); CREATE TABLE payments (id INTEGER, code TEXT)");
+            Execute(connection, "INSERT INTO accounts VALUES ('acme', 'Acme Ltd'), ('GLOBEX', 'Globex Corp'), ('ümlaut', 'Umlaut AG')");
+            foreach (var payment in payments)
+            {
+                Insert(connection, "INSERT INTO payments VALUES ($1, $2)", payment.Id, payment.Code);
+            }
+
+            using var join = connection.CreateCommand();
+            join.CommandText = "SELECT p.id, p.code, a.owner FROM payments p JOIN accounts a ON a.code = p.code ORDER BY p.id";
+            using var reader = join.ExecuteReader();
+            while (reader.Read())
+            {
+                expected.Add(new PaidBy(reader.GetInt32(0), reader.GetString(1), reader.GetString(2)));
+            }
+        }
+
+        var pipeline = new PaymentsWithAccounts
+        {
+            Payments = new CollectionSource<AccountPayment>(payments),
+            Accounts = new SqliteLookup<string, Account>(Database, "accounts"),
+        };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 64 });
+
+        Assert.Equal(expected, pipeline.Out.Items.OrderBy(p => p.Id));
+        Assert.True(expected.Select(p => p.Code).Distinct().Count() >= 3, "the reference joins several spellings");
+    }
+
+    [Theory]
+    [InlineData("TEXT", false)]
+    [InlineData("VARCHAR(20)", false)]
+    [InlineData("INTEGER", true)]
+    [InlineData("REAL", true)]
+    public async Task A_key_column_of_another_type_than_the_key_is_an_error_at_start(string declared, bool textKey)
+    {
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, $"CREATE TABLE customers (id {declared}, name TEXT, country TEXT, tier TEXT, since TEXT); CREATE TABLE accounts (code {declared}, owner TEXT)");
+        }
+
+        var options = new PipelineOptions { Parallelism = 1 };
+        Func<Task> run = textKey
+            ? () => new PaymentsWithAccounts { Payments = new CollectionSource<AccountPayment>([new(1, "007")]), Accounts = new SqliteLookup<string, Account>(Database, "accounts") }.RunAsync(options)
+            : () => new SalesWithCustomers { Sales = new CollectionSource<Sale>([new Sale(1, 1, 1m, 0)]), Customers = new SqliteLookup<int, Customer>(Database, "customers") }.RunAsync(options);
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(run);
+
+        Assert.Contains($"is declared {declared}", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error));
+    }
+
+    [Theory]
+    [InlineData("'abc'", "the text 'abc'")]
+    [InlineData("1.5", "1.5")]
+    public async Task A_value_SQLite_would_convert_into_a_number_stops_the_run_naming_the_column(string stored, string shown)
+    {
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, $"CREATE TABLE customers (id INTEGER, name TEXT, country TEXT, tier TEXT, since TEXT); CREATE TABLE ranked (id INTEGER, value ANY); INSERT INTO ranked VALUES (1, 7), (2, {stored})");
+        }
+
+        var pipeline = new SalesWithRanks { Sales = new CollectionSource<Sale>([new Sale(1, 1, 1m, 0), new Sale(2, 2, 1m, 0)]), Ranks = new SqliteLookup<int, Rank>(Database, "ranked") };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 1 }));
+
+        Assert.Contains($"Column 'value' of table ranked holds {shown} in a row, which is not a Int32, the type of Value", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error));
     }
 }
