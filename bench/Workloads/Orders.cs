@@ -221,3 +221,97 @@ public sealed class SumSink : ISink<Order>
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
+
+/// <summary>The tax as an operator object a user writes to configure it: a class with its rate set once (it cannot change).</summary>
+public sealed class TaxRate(double rate)
+{
+    private readonly double _rate = rate;
+
+    public Order Apply(Order o) => o with { Amount = o.Amount * _rate };
+}
+
+/// <summary>An adult filter that counts what it saw: a class operator with state (a mutable field).</summary>
+public sealed class CountingAdults
+{
+    public long Seen { get; private set; }
+
+    public bool Apply(Order o)
+    {
+        Seen++;
+        return OrderWorkload.IsAdult(o);
+    }
+}
+
+/// <summary>The workload with the tax as a class operator that cannot change: the loop keeps its fast path.</summary>
+[Pipeline]
+public sealed partial class ClassOperatorOrders
+{
+    [Source] public ISource<Order> Orders { get; set; } = new CollectionSource<Order>();
+
+    [Transform] static Order Birthday(Order o) => OrderWorkload.Birthday(o);
+
+    [Transform] static bool IsAdult(Order o) => OrderWorkload.IsAdult(o);
+
+    [Transform] public TaxRate Tax { get; } = new(1.1);
+
+    [Sink] public Totals Total { get; set; }
+}
+
+/// <summary>The workload with the adult filter as a class operator with state: the loop keeps its per-record bookkeeping.</summary>
+[Pipeline]
+public sealed partial class StatefulClassOrders
+{
+    [Source] public ISource<Order> Orders { get; set; } = new CollectionSource<Order>();
+
+    [Transform] static Order Birthday(Order o) => OrderWorkload.Birthday(o);
+
+    [Transform] public CountingAdults Adults { get; } = new();
+
+    [Transform] static Order WithTax(Order o) => OrderWorkload.WithTax(o);
+
+    [Sink] public Totals Total { get; set; }
+}
+
+/// <summary>The workload by hand with the same operator objects, as a user who wrote those classes would loop over them.</summary>
+public static class ClassOperatorHandLoops
+{
+    public static Result WithTaxRate(ReadOnlySpan<Order> orders, TaxRate tax)
+    {
+        double sum = 0;
+        long count = 0;
+        foreach (var order in orders)
+        {
+            var o = order with { Age = order.Age + 1 };
+            if (o.Age < 18)
+            {
+                continue;
+            }
+
+            o = tax.Apply(o);
+            sum += o.Amount;
+            count++;
+        }
+
+        return new Result(count, sum);
+    }
+
+    public static Result WithCountingAdults(ReadOnlySpan<Order> orders, CountingAdults adults)
+    {
+        double sum = 0;
+        long count = 0;
+        foreach (var order in orders)
+        {
+            var o = order with { Age = order.Age + 1 };
+            if (!adults.Apply(o))
+            {
+                continue;
+            }
+
+            o = o with { Amount = o.Amount * 1.1 };
+            sum += o.Amount;
+            count++;
+        }
+
+        return new Result(count, sum);
+    }
+}

@@ -15,6 +15,13 @@ public sealed class FastPathEmitTests
             public struct Values { private long _n; public long Apply(long x) => x + _n++; }
             public struct Refs { private List<long> _seen; public long Apply(long x) { (_seen ??= new()).Add(x); return x; } }
             public sealed class Counter { private long _n; public long Apply(long x) => x + _n++; }
+            public readonly struct Factor { public Factor(long k) { K = k; } public long K { get; } }
+            public sealed class Scale { private readonly long _k; private readonly string _name = "scale"; private readonly Factor _f = new(1); public Scale(long k) => _k = k; public long Apply(long x) => x * _k * _f.K + _name.Length; }
+            public class OpenScale { private readonly long _k = 2; public long Apply(long x) => x * _k; }
+            public sealed class Keeper { private readonly List<long> _seen = new(); public long Apply(long x) { _seen.Add(x); return x; } }
+            public abstract class Base { protected long Calls; }
+            public sealed class Derived : Base { private readonly long _k = 2; public long Apply(long x) { Calls++; return x * _k; } }
+            public sealed class Settable { public long K { get; set; } = 2; public long Apply(long x) => x * K; }
 
             [Pipeline]
             public sealed partial class P
@@ -33,6 +40,11 @@ public sealed class FastPathEmitTests
     [InlineData("[Transform] public Values Number { get; set; }", true)] // a struct of values: set back by not writing it back
     [InlineData("[Transform] public Refs Remember { get; set; }", false)] // the list it refers to could not be set back
     [InlineData("[Transform] public Counter Count { get; } = new();", false)] // a class operator: its state cannot be set back
+    [InlineData("[Transform] public Scale Scaled { get; } = new(3);", true)] // sealed, readonly fields of values: nothing to set back
+    [InlineData("[Transform] public OpenScale Scaled { get; } = new();", false)] // not sealed: a derived instance could hold state
+    [InlineData("[Transform] public Keeper Keep { get; } = new();", false)] // a readonly field, but it refers to a list it changes
+    [InlineData("[Transform] public Derived Scaled { get; } = new();", false)] // its base class holds a mutable field
+    [InlineData("[Transform] public Settable Scaled { get; } = new();", false)] // an auto-property with a setter: a mutable field
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++;", false)] // an instance method: the pipeline's fields
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));

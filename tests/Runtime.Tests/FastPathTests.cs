@@ -34,6 +34,30 @@ public sealed partial class FastPathPipeline
     [Sink] public CollectionSink<long> Output { get; set; } = new();
 }
 
+/// <summary>An operator object that cannot change (sealed, readonly fields of values): the loop keeps its fast path.</summary>
+public sealed class Shift(long by, string label)
+{
+    private readonly long _by = by;
+    private readonly string _label = label;
+
+    public long Apply(long x) => x + _by + (_label.Length - _label.Length);
+}
+
+/// <summary>A class operator that cannot change before a stage that throws now and then, and one after it.</summary>
+[Pipeline(Name = "fast-path-class", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class FastPathClassPipeline
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform] public Shift Before { get; } = new(1_000, "before");
+
+    [Transform] static long Check(long x) => x % 89 == 0 ? throw new InvalidOperationException("a multiple of 89") : x;
+
+    [Transform] public Shift After { get; } = new(-1_000, "after");
+
+    [Sink] public CollectionSink<long> Output { get; set; } = new();
+}
+
 /// <summary>
 /// The fused loop runs a batch without bookkeeping first and, when a record fails, sets its outputs back and runs the
 /// batch again marked: the error policy must see each failing record once, at its stage, and the operators' state and
@@ -58,6 +82,22 @@ public sealed class FastPathTests
         Assert.Equal(expected, pipeline.Output.Items);
         Assert.Equal(input.Length, pipeline.Number.Seen);
         Assert.Equal(input.Count(x => x % 97 == 0), deadLetters.Items.Count);
+        Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(64)]
+    [InlineData(4096)]
+    public async Task A_record_failing_between_class_operators_that_cannot_change_is_dead_lettered_once_at_its_stage(int batchSize)
+    {
+        var input = Enumerable.Range(1, 5_000).Select(i => (long)i).ToArray();
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new FastPathClassPipeline { Numbers = new CollectionSource<long>(input) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        Assert.Equal(input.Where(x => (x + 1_000) % 89 != 0), pipeline.Output.Items);
+        Assert.Equal(input.Count(x => (x + 1_000) % 89 == 0), deadLetters.Items.Count);
         Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
     }
 }

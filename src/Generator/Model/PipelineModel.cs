@@ -166,6 +166,7 @@ internal sealed record StageModel(
     WindowModel? Window = null,
     string? InputName = null,
     bool ValueState = false,
+    bool Immutable = false,
     LookupModel? Lookup = null,
     AsyncModel? Async = null,
     JoinModel? Join = null)

@@ -190,6 +190,66 @@ internal static class OperatorShapes
             : (OperatorStorage.None, $"'{Symbols.DisplayName(type)}' is a mutable struct, and '{member.Name}' cannot be assigned, so the operator's state would be lost after every call; make '{member.Name}' a mutable field or give it a setter, or make the struct readonly");
     }
 
+    /// <summary>
+    /// Whether an operator object of a class cannot change between calls, so calling it again for a batch's records is
+    /// as harmless as calling a static operator again: a sealed class declared in source (its private fields are all
+    /// visible), every instance field of it and of its base classes readonly and holding only values — numbers, bools,
+    /// enums, strings, structs of such — never an object it could change (a list, a dictionary, a counter).
+    /// </summary>
+    public static bool CannotChange(ITypeSymbol type)
+    {
+        if (type is not INamedTypeSymbol { TypeKind: TypeKind.Class, IsSealed: true } named)
+        {
+            return false;
+        }
+
+        for (var t = named; t is not null && t.SpecialType != SpecialType.System_Object; t = t.BaseType)
+        {
+            if (!t.Locations.Any(l => l.IsInSource))
+            {
+                return false; // a base class from a library: its private fields are not all visible here
+            }
+
+            foreach (var member in t.GetMembers())
+            {
+                if (member is IFieldSymbol { IsStatic: false, IsConst: false } field && (!field.IsReadOnly || !HoldsOnlyValues(field.Type, 0)))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private static bool HoldsOnlyValues(ITypeSymbol type, int depth)
+    {
+        if (type.SpecialType == SpecialType.System_String || type.TypeKind == TypeKind.Enum)
+        {
+            return true;
+        }
+
+        if (!type.IsValueType || type is ITypeParameterSymbol || depth > 8)
+        {
+            return false;
+        }
+
+        if (type.SpecialType != SpecialType.None)
+        {
+            return true; // numbers, bool, char, decimal, DateTime
+        }
+
+        foreach (var member in type.GetMembers())
+        {
+            if (member is IFieldSymbol { IsStatic: false, IsConst: false } field && !HoldsOnlyValues(field.Type, depth + 1))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static (IMethodSymbol? Method, DiagnosticDescriptor? Diagnostic, string? Detail) FindMethod(INamedTypeSymbol type, System.Func<IMethodSymbol, bool> looksRight)
     {
         var methods = CandidateMethods(type).ToList();

@@ -805,6 +805,7 @@ internal static class PipelineParser
             NeedsPipelineInstance = !member.IsStatic && !operatorMethod.IsStatic,
             Storage = storage,
             ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
+            Immutable = storage == OperatorStorage.Reference && OperatorShapes.CannotChange(type),
         };
     }
 

@@ -852,14 +852,16 @@ internal static class PipelinePlanner
 
     /// <summary>
     /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
-    /// readonly-struct operator (called on a copy), or a connector sink (never replayed). Instance methods, operator
-    /// objects with state and sink methods are not.
+    /// readonly-struct operator (called on a copy), an operator object of a class that cannot change (sealed, its
+    /// fields readonly values: <see cref="Parsing.OperatorShapes.CannotChange"/>), or a connector sink (never
+    /// replayed). Instance methods, operator objects with state and sink methods are not.
     /// </summary>
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
     {
         StageShape.ConnectorSink or StageShape.Source => true, // a source inside a loop picks its side's records out of the stream of two types
         StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.KeyBy when stage.MemberKind == MemberKind.Method => stage.OperatorMethodIsStatic,
-        StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct,
+        StageShape.Map or StageShape.Filter or StageShape.FlatMap => stage.Storage is OperatorStorage.None or OperatorStorage.ReadOnlyStruct
+            || (stage.Storage == OperatorStorage.Reference && stage.Immutable),
         _ => false,
     };
 }
