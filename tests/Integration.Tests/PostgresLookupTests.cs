@@ -159,11 +159,14 @@ public sealed class PostgresLookupTests(PostgresFixture postgres)
         await command.ExecuteNonQueryAsync();
     }
 
-    private static async Task<List<HeldBy>> SqlLeftJoinAsync(string connection)
+    /// <summary>How the reference join compares a payment's code with the holders' (as the column's type compares).</summary>
+    private string PaymentsJoinedOn { get; set; } = "code";
+
+    private async Task<List<HeldBy>> SqlLeftJoinAsync(string connection)
     {
         await using var db = new NpgsqlConnection(connection);
         await db.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT p.id, p.code, h.owner FROM payments p LEFT JOIN holders h ON h.code = p.code", db);
+        await using var command = new NpgsqlCommand($"SELECT p.id, p.code, h.owner FROM payments p LEFT JOIN holders h ON h.code = p.{PaymentsJoinedOn}", db);
         await using var reader = await command.ExecuteReaderAsync();
         var rows = new List<HeldBy>();
         while (await reader.ReadAsync())
@@ -174,18 +177,23 @@ public sealed class PostgresLookupTests(PostgresFixture postgres)
         return [.. rows.OrderBy(r => r.Id).ThenBy(r => r.Owner, StringComparer.Ordinal)];
     }
 
-    [Fact]
-    public async Task A_case_insensitive_key_column_finds_its_row_for_every_spelling_as_a_SQL_join_does()
+    [Theory]
+    [InlineData("text COLLATE case_insensitive", "code")]
+    [InlineData("citext", "code::citext")]
+    public async Task A_case_insensitive_key_column_finds_its_row_for_every_spelling_as_a_SQL_join_does(string type, string compared)
     {
-        // A nondeterministic collation compares 'ACME', 'acme' and 'Acme' equal: each spelling, even several in one
-        // batch, must find the row, as PostgreSQL's own join finds it.
+        // A nondeterministic collation and citext compare 'ACME', 'acme' and 'Acme' equal: each spelling, even several
+        // in one batch, must find the row, as PostgreSQL's own join finds it (citext against citext: a text key
+        // against a citext column would compare as text).
         var connection = await postgres.NewDatabaseAsync();
-        await ExecuteAsync(connection, """
+        await ExecuteAsync(connection, $"""
             CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-            CREATE TABLE holders (code text COLLATE case_insensitive PRIMARY KEY, owner text NOT NULL);
+            CREATE EXTENSION IF NOT EXISTS citext;
+            CREATE TABLE holders (code {type} PRIMARY KEY, owner text NOT NULL);
             INSERT INTO holders VALUES ('acme', 'Acme Ltd'), ('Globex', 'Globex Corp'), ('initech', 'Initech');
             CREATE TABLE payments (id integer, code text);
             """);
+        PaymentsJoinedOn = compared;
         string[] codes = ["acme", "ACME", "Acme", "globex", "GLOBEX", "Globex", "initech", "InItEcH", "umbrella", "acme "];
         var payments = Enumerable.Range(1, 300).Select(i => new Payment(i, codes[i * 7 % codes.Length])).ToArray();
         foreach (var payment in payments)

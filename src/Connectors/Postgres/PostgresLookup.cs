@@ -8,7 +8,8 @@ namespace Compiled.Postgres;
 /// A lookup join against a PostgreSQL table (<c>[Lookup]</c>): rows of <typeparamref name="TRow"/> — one column per
 /// public field or property, named like <see cref="PostgresSink{T}"/>'s columns (snake_case by default) — matched on
 /// the row's <c>[Key]</c> member. The keys a batch misses in a partition's cache are fetched in one query,
-/// <c>SELECT … WHERE key = ANY(@keys)</c>, not one query per record; transient failures (a lost connection, a server
+/// <c>SELECT … FROM unnest($1) WITH ORDINALITY AS k JOIN table ON key = k.key</c> (each row with the position of the key
+/// it matched, so a case-insensitive column serves every spelling asked), not one query per record; transient failures (a lost connection, a server
 /// restart) are retried with backoff, and a table or column that does not exist stops the run at start.
 /// </summary>
 /// <typeparam name="TKey">The key type, the type of the row's <c>[Key]</c> member.</typeparam>
@@ -97,8 +98,9 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
         // Each row comes back with the position of the key it was found for, so a row is matched to the key asked for
         // as the database compares them: a case-insensitive column (citext, a nondeterministic collation) returns its
         // row for every spelling asked, as a SQL JOIN would, rather than under the one spelling stored.
-        var columns = _schema.Fields.Select(f => "t." + PgColumn.Quote(ColumnNames.Of(f.Name, ColumnNaming)));
-        _select = $"SELECT {string.Join(", ", columns)}, k.{AskedColumn} FROM unnest($1) WITH ORDINALITY AS k(key, {AskedColumn}) JOIN {PgColumn.Quote(Table)} AS t ON t.{PgColumn.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, ColumnNaming))} = k.key";
+        var columns = _schema.Fields.Select(f => "t." + PgColumn.Quote(ColumnNames.Of(f.Name, ColumnNaming))).ToList();
+        var keyColumn = ColumnNames.Of(_schema.Fields[_keyField].Name, ColumnNaming);
+        _select = Select(columns, keyColumn, "");
         if (_dataSource is not null)
         {
             await _dataSource.DisposeAsync().ConfigureAwait(false);
@@ -120,6 +122,17 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
                 DbRows.Columns(_schema, reader, ColumnNaming, Table);
             }
 
+            // A citext key column compares case-insensitively only with citext: the keys are cast to it.
+            await using (var type = new NpgsqlCommand("SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND lower(a.attname) = lower($2) AND a.attnum > 0 AND NOT a.attisdropped", connection))
+            {
+                type.Parameters.Add(new NpgsqlParameter { Value = PgColumn.Quote(Table) });
+                type.Parameters.Add(new NpgsqlParameter { Value = keyColumn });
+                if (await type.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string name && name.EndsWith("citext", StringComparison.Ordinal))
+                {
+                    _select = Select(columns, keyColumn, "::" + name);
+                }
+            }
+
             await using var query = new NpgsqlCommand(_select, connection);
             query.Parameters.Add(new NpgsqlParameter { Value = KeyArray([]) });
             await using var rows = await query.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -138,6 +151,9 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
 
     /// <summary>The query's last column: the position (from 1) of the key a row was found for.</summary>
     private const string AskedColumn = "compiled_asked_key";
+
+    private string Select(List<string> columns, string keyColumn, string cast)
+        => $"SELECT {string.Join(", ", columns)}, k.{AskedColumn} FROM unnest($1) WITH ORDINALITY AS k(key, {AskedColumn}) JOIN {PgColumn.Quote(Table)} AS t ON t.{PgColumn.Quote(keyColumn)} = k.key{cast}";
 
     /// <inheritdoc/>
     public ILookupReader<TKey, TRow> CreateReader(int partition) => new Reader(this);

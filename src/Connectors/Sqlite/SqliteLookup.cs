@@ -39,6 +39,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     private string _table;
     private RecordSchema<TRow>? _schema;
     private string _select = "";
+    private string _joinSelect = "";
     private int _keyField;
     private KeyFolding _folding;
     private readonly ColumnNaming _naming;
@@ -112,20 +113,32 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
         }
 
         _folding = KeyColumn(connection, ColumnNames.Of(_schema.Fields[_keyField].Name, _naming));
+        if (_folding == KeyFolding.InDatabase)
+        {
+            // SQLite matches each key itself and says which key a row is for (json_each's key: its position).
+            var qualified = _schema.Fields.Select(f => "t." + SqliteValues.Quote(ColumnNames.Of(f.Name, _naming)));
+            _joinSelect = $"SELECT {string.Join(", ", qualified)}, k.key AS {AskedColumn} FROM json_each($keys) AS k JOIN {SqliteValues.Quote(_table)} AS t ON t.{SqliteValues.Quote(ColumnNames.Of(_schema.Fields[_keyField].Name, _naming))} = k.value";
+        }
     }
+
+    /// <summary>The last column of <see cref="_joinSelect"/>: the position of the key a row was found for.</summary>
+    private const string AskedColumn = "compiled_asked_key";
 
     /// <summary>
     /// Checks the key column against the key type, and says how SQLite compares its text: a text key against a column
     /// of integer or real affinity (or the reverse) would match under another spelling ('007' finds 7) or not at all,
     /// so it is a start-up error; a NOCASE or RTRIM column matches keys spelled differently from the row's, so rows
-    /// are handed to every key asked for that SQLite finds equal, as a SQL JOIN would.
+    /// are handed to every key asked for that SQLite finds equal, as a SQL JOIN would. Where SQLite does not describe
+    /// the column (a view's), or the key is text of another type than string, SQLite matches the keys itself.
     /// </summary>
     private KeyFolding KeyColumn(SqliteConnection connection, string column)
     {
         var status = SQLitePCL.raw.sqlite3_table_column_metadata(connection.Handle, "main", _table, column, out var declared, out var collation, out _, out _, out _);
         if (status != SQLitePCL.raw.SQLITE_OK)
         {
-            return KeyFolding.None; // a view's column: SQLite does not say; keys are compared as C# compares them
+            // A view's column: its type and collation are not known here, so SQLite pairs rows with keys (keys of
+            // other types than integers and text compare by value and are read back as they were asked).
+            return KeysAsJson ? KeyFolding.InDatabase : KeyFolding.None;
         }
 
         var affinity = Affinity(declared ?? "");
@@ -136,12 +149,15 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
             throw new NonRetryableException($"Lookup table '{_table}': its key column '{column}' is declared {declared} ({affinity} affinity), but the [Key] member is {typeof(TKey).Name}; SQLite would compare them after converting one ('007' finds the row of 7, or nothing matches). Declare the member with the column's type, or the column with the member's.");
         }
 
-        return typeof(TKey) != typeof(string) ? KeyFolding.None : collation?.ToUpperInvariant() switch
+        var folding = collation?.ToUpperInvariant() switch
         {
             "NOCASE" => KeyFolding.AsciiCase,
             "RTRIM" => KeyFolding.TrailingSpaces,
             _ => KeyFolding.None,
         };
+        return folding == KeyFolding.None || typeof(TKey) == typeof(string) ? folding
+            : keyIsText ? KeyFolding.InDatabase // a char or an enum (stored by name) in a column that folds text
+            : KeyFolding.None; // numbers do not fold
     }
 
     /// <summary>SQLite's column affinity of a declared type (its documented rules, in their order).</summary>
@@ -158,7 +174,11 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     /// <summary>How SQLite's collation of the key column makes different spellings equal.</summary>
     private enum KeyFolding
     {
+        /// <summary>A binary column (or keys that are not text): a row's key is the key asked for.</summary>
         None,
+
+        /// <summary>Not known here: SQLite pairs each row with the key it matched (a join with the keys).</summary>
+        InDatabase,
 
         /// <summary>NOCASE: the 26 ASCII capitals fold to lower case.</summary>
         AsciiCase,
@@ -170,6 +190,11 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
     /// <summary>A text key in the form SQLite compares under <paramref name="folding"/>.</summary>
     private static string Fold(string key, KeyFolding folding)
     {
+        if (folding == KeyFolding.None)
+        {
+            return key;
+        }
+
         if (folding == KeyFolding.TrailingSpaces)
         {
             return key.TrimEnd(' ');
@@ -196,6 +221,11 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
             or TypeCode.Int64 or TypeCode.UInt64 or TypeCode.String or TypeCode.Char or TypeCode.DateTime or TypeCode.Decimal
             || type == typeof(Guid) || type == typeof(DateTimeOffset) || type == typeof(DateOnly) || type == typeof(TimeOnly) || type == typeof(TimeSpan);
 
+    private static bool HasSurrogate(string text) => text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
+
+    /// <summary>Text as SQLite receives it: UTF-8, in which a lone UTF-16 surrogate becomes U+FFFD.</summary>
+    private static string AsStored(string text) => HasSurrogate(text) ? Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text)) : text;
+
     private SqliteConnection Connect()
         => new(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ConnectionString);
 
@@ -220,7 +250,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
             if (KeysAsJson)
             {
                 // One statement for any number of keys: the keys as one JSON array parameter.
-                await ReadAsync(ToJson(keys.Span), results, cancellationToken).ConfigureAwait(false);
+                await ReadAsync(ToJson(keys.Span), keys, results, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -237,22 +267,23 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 }
 
                 command.CommandText = sql.Append(')').ToString();
-                await ReadAsync(command, results, cancellationToken).ConfigureAwait(false);
+                await ReadAsync(command, chunk, results, cancellationToken).ConfigureAwait(false);
             }
         }
 
-        private async ValueTask ReadAsync(string keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        private async ValueTask ReadAsync(string json, ReadOnlyMemory<TKey> keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
         {
             await using var command = _connection!.CreateCommand();
-            command.CommandText = lookup._select + " IN (SELECT value FROM json_each($keys))";
-            command.Parameters.AddWithValue("$keys", keys);
-            await ReadAsync(command, results, cancellationToken).ConfigureAwait(false);
+            command.CommandText = lookup._folding == KeyFolding.InDatabase ? lookup._joinSelect : lookup._select + " IN (SELECT value FROM json_each($keys))";
+            command.Parameters.AddWithValue("$keys", json);
+            await ReadAsync(command, keys, results, cancellationToken).ConfigureAwait(false);
         }
 
-        private async ValueTask ReadAsync(SqliteCommand command, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
+        private async ValueTask ReadAsync(SqliteCommand command, ReadOnlyMemory<TKey> keys, ILookupResults<TKey, TRow> results, CancellationToken cancellationToken)
         {
             var schema = lookup._schema!;
             var keyField = schema.Fields[lookup._keyField];
+            var paired = lookup._folding == KeyFolding.InDatabase && KeysAsJson;
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -261,7 +292,9 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                 TRow row;
                 try
                 {
-                    key = DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
+                    key = paired
+                        ? keys.Span[(int)reader.GetInt64(reader.FieldCount - 1)] // the key SQLite matched the row with
+                        : DbRows.Field<TKey>(reader, _columns[keyField.Ordinal], keyField, lookup._table);
                     row = DbRows.Read(schema, reader, _columns, lookup._table);
                 }
                 catch (InvalidDataException ex)
@@ -271,13 +304,13 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
                     throw new NonRetryableException($"Lookup table '{lookup._table}': {ex.Message}", ex);
                 }
 
-                if (_spellings is null)
+                if (_spellings is null || paired)
                 {
                     results.Add(key, row);
                     continue;
                 }
 
-                // Every key asked for that the column's collation finds equal to the row's gets the row.
+                // Every key asked for that SQLite finds equal to the row's gets the row.
                 foreach (var asked in CollectionsMarshal.AsSpan(_spellings.GetValueOrDefault(Fold((string)(object)key, lookup._folding)) ?? []))
                 {
                     results.Add(asked, row);
@@ -285,20 +318,38 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
             }
         }
 
-        /// <summary>The keys asked for, by the form the key column's collation compares (null for a binary column).</summary>
+        /// <summary>
+        /// The text keys asked for, by the form SQLite compares: folded as the column's collation folds, and with a lone
+        /// UTF-16 surrogate as U+FFFD, as the key reaches SQLite. Null when every key is its own form (a binary column,
+        /// well-formed text).
+        /// </summary>
         private Dictionary<string, List<TKey>>? _spellings;
 
         private void Spellings(ReadOnlySpan<TKey> keys)
         {
-            if (lookup._folding == KeyFolding.None)
+            _spellings?.Clear();
+            if (typeof(TKey) != typeof(string) || lookup._folding == KeyFolding.InDatabase)
             {
+                _spellings = null;
                 return;
             }
 
-            (_spellings ??= new(StringComparer.Ordinal)).Clear();
+            var any = lookup._folding != KeyFolding.None;
             foreach (var key in keys)
             {
-                var folded = Fold((string)(object)key, lookup._folding);
+                any |= HasSurrogate((string)(object)key);
+            }
+
+            if (!any)
+            {
+                _spellings = null;
+                return;
+            }
+
+            _spellings ??= new(StringComparer.Ordinal);
+            foreach (var key in keys)
+            {
+                var folded = Fold(AsStored((string)(object)key), lookup._folding);
                 if (!_spellings.TryGetValue(folded, out var spellings))
                 {
                     _spellings[folded] = spellings = [];

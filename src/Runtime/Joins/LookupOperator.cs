@@ -160,7 +160,8 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     {
         if (!_fetched.TryGetValue(key, out var entry))
         {
-            throw new InvalidOperationException($"The lookup returned a row for key '{key}', which was not asked for: a lookup reports each row under the key asked for (one of the keys it was given), not the key read back from the row, which a case-insensitive column spells differently.");
+            // A reader's mistake no restart fixes (exit code 2): rows reported under keys spelled as the table holds them.
+            throw new NonRetryableException($"The lookup returned a row for key '{key}', which was not asked for: a lookup reports each row under the key asked for (one of the keys it was given), not the key read back from the row, which a case-insensitive column spells differently.");
         }
 
         _fetched[key] = entry.With(row);

@@ -73,6 +73,25 @@ public sealed partial class SalesWithRanks
     [Sink] public CollectionSink<Rank> Out { get; set; } = new();
 }
 
+public sealed record LetterName([property: Key] char Code, string Name);
+
+public readonly record struct Letter(int Id, char Code);
+
+/// <summary>Letters joined with their names by a char key.</summary>
+[Pipeline(Name = "letters-with-names")]
+public sealed partial class LettersWithNames
+{
+    [Source] public ISource<Letter> Input { get; set; } = new CollectionSource<Letter>();
+
+    [KeyBy] static char CodeOf(Letter l) => l.Code;
+
+    [Lookup] public SqliteLookup<char, LetterName> Names { get; set; } = new("unused.db", "letters");
+
+    [Transform] static string Name(Joined<Letter, LetterName> j) => $"{j.Left.Id} {j.Right!.Name}";
+
+    [Sink] public CollectionSink<string> Out { get; set; } = new();
+}
+
 /// <summary>Counts the joined records it sees: a mutable struct operator in the loop after a lookup.</summary>
 public struct JoinedCounter
 {
@@ -428,9 +447,11 @@ public sealed class LookupJoinTests : IDisposable
     }
 
     [Theory]
-    [InlineData("NOCASE")]
-    [InlineData("RTRIM")]
-    public async Task A_key_column_that_collates_spellings_together_finds_its_row_for_each_as_SQLites_join_does(string collation)
+    [InlineData("NOCASE", false)]
+    [InlineData("RTRIM", false)]
+    [InlineData("NOCASE", true)]
+    [InlineData("RTRIM", true)]
+    public async Task A_key_column_that_collates_spellings_together_finds_its_row_for_each_as_SQLites_join_does(string collation, bool throughView)
     {
         string[] codes = ["acme", "ACME", "Acme", "acme ", "acme  ", "globex", "GLOBEX ", "ümlaut", "ÜMLAUT", "none"];
         var payments = Enumerable.Range(1, 500).Select(i => new AccountPayment(i, codes[i * 7 % codes.Length])).ToArray();
@@ -440,13 +461,14 @@ public sealed class LookupJoinTests : IDisposable
             connection.Open();
             Execute(connection, $"CREATE TABLE accounts (code TEXT COLLATE {collation} PRIMARY KEY, owner TEXT NOT NULL); CREATE TABLE payments (id INTEGER, code TEXT)");
             Execute(connection, "INSERT INTO accounts VALUES ('acme', 'Acme Ltd'), ('GLOBEX', 'Globex Corp'), ('ümlaut', 'Umlaut AG')");
+            Execute(connection, "CREATE VIEW account_view AS SELECT code, owner FROM accounts"); // SQLite does not describe a view's columns
             foreach (var payment in payments)
             {
                 Insert(connection, "INSERT INTO payments VALUES ($1, $2)", payment.Id, payment.Code);
             }
 
             using var join = connection.CreateCommand();
-            join.CommandText = "SELECT p.id, p.code, a.owner FROM payments p JOIN accounts a ON a.code = p.code ORDER BY p.id";
+            join.CommandText = $"SELECT p.id, p.code, a.owner FROM payments p JOIN {(throughView ? "account_view" : "accounts")} a ON a.code = p.code ORDER BY p.id";
             using var reader = join.ExecuteReader();
             while (reader.Read())
             {
@@ -457,7 +479,7 @@ public sealed class LookupJoinTests : IDisposable
         var pipeline = new PaymentsWithAccounts
         {
             Payments = new CollectionSource<AccountPayment>(payments),
-            Accounts = new SqliteLookup<string, Account>(Database, "accounts"),
+            Accounts = new SqliteLookup<string, Account>(Database, throughView ? "account_view" : "accounts"),
         };
         await pipeline.RunAsync(new PipelineOptions { Parallelism = 2, BatchSize = 64 });
 
@@ -506,5 +528,45 @@ public sealed class LookupJoinTests : IDisposable
 
         Assert.Contains($"Column 'value' of table ranked holds {shown} in a row, which is not a Int32, the type of Value", error.ToString(), StringComparison.Ordinal);
         Assert.True(NonRetryableException.IsCause(error));
+    }
+
+    [Fact]
+    public async Task Keys_SQLite_receives_in_another_form_find_the_rows_SQLites_join_finds()
+    {
+        // A string with a lone surrogate reaches SQLite as U+FFFD; a char key meets a NOCASE column; a text key meets a
+        // view over an integer column ('007' finds 7). Each must join as SQLite's own join of the same values does.
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, "CREATE TABLE accounts (code TEXT PRIMARY KEY, owner TEXT NOT NULL); CREATE TABLE numbered (code INTEGER, owner TEXT NOT NULL); CREATE VIEW numbered_view AS SELECT code, owner FROM numbered");
+            Insert(connection, "INSERT INTO accounts VALUES ($1, 'replacement')", "\uFFFD");
+            Insert(connection, "INSERT INTO accounts VALUES ($1, 'plain')", "plain");
+            Execute(connection, "INSERT INTO numbered VALUES (7, 'seven'), (12, 'twelve')");
+            Execute(connection, "CREATE TABLE letters (code TEXT COLLATE NOCASE PRIMARY KEY, name TEXT NOT NULL); INSERT INTO letters VALUES ('a', 'lower a'), ('B', 'upper b')");
+        }
+
+        var surrogates = new PaymentsWithAccounts
+        {
+            Payments = new CollectionSource<AccountPayment>([new(1, "\uD800"), new(2, "plain"), new(3, "\uFFFD"), new(4, "\uDC00x")]),
+            Accounts = new SqliteLookup<string, Account>(Database, "accounts"),
+        };
+        await surrogates.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Equal([new(1, "\uD800", "replacement"), new(2, "plain", "plain"), new(3, "\uFFFD", "replacement")], surrogates.Out.Items.OrderBy(p => p.Id));
+
+        var numbers = new PaymentsWithAccounts
+        {
+            Payments = new CollectionSource<AccountPayment>([new(1, "007"), new(2, "7"), new(3, "12"), new(4, "8")]),
+            Accounts = new SqliteLookup<string, Account>(Database, "numbered_view"),
+        };
+        await numbers.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Equal([new(1, "007", "seven"), new(2, "7", "seven"), new(3, "12", "twelve")], numbers.Out.Items.OrderBy(p => p.Id));
+
+        var letters = new LettersWithNames
+        {
+            Input = new CollectionSource<Letter>([new(1, 'a'), new(2, 'A'), new(3, 'b'), new(4, 'B'), new(5, 'c')]),
+            Names = new SqliteLookup<char, LetterName>(Database, "letters"),
+        };
+        await letters.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Equal(["1 lower a", "2 lower a", "3 upper b", "4 upper b"], letters.Out.Items.Order(StringComparer.Ordinal));
     }
 }
