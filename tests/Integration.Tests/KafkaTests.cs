@@ -201,7 +201,9 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
         var topic = kafka.NewTopic("eo", 8);
         kafka.Produce(topic, Enumerable.Range(1, firstPart).Select(i => ((string?)$"k{i}", (byte[]?)Json(OrderOf(i)))));
         var connection = await postgres.NewDatabaseAsync();
-        var sink = new PostgresSink<Order>(new PostgresSinkOptions { ConnectionString = connection, Table = "orders", ExactlyOnce = true });
+        // Rows stream into each partition's open transaction every 100 rows: the restart breaks open transactions
+        // holding rows, whose retry must write each row once.
+        var sink = new PostgresSink<Order>(new PostgresSinkOptions { ConnectionString = connection, Table = "orders", ExactlyOnce = true, StreamRows = 100 });
         var group = "eo-" + Guid.NewGuid().ToString("N");
         kafka.Mock!.SetGroupCoordinator(group, 2); // the outage below takes partition leaders away, not the group's coordinator
         // A fetch in flight to the broker that goes down is given up after socket.timeout.ms (librdkafka's default: a

@@ -57,6 +57,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     public async ValueTask<StoredCheckpoint?> ClaimCheckpointAsync(string pipeline, CancellationToken cancellationToken)
     {
         var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
+        _checkpointsState = true; // the run checkpoints window state: its rows commit with it, staged, not streamed
         return await WithRetriesAsync(
             "claim the pipeline's checkpoints",
             async () =>
@@ -144,7 +145,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
 
                 if (rows.Count > 0)
                 {
-                    await WriteRowsAsync(connection, transaction, rows, buffers, cancellationToken).ConfigureAwait(false);
+                    await WriteRowsAsync(connection, transaction, rows, 0, buffers, cancellationToken).ConfigureAwait(false);
                 }
 
                 await using (var update = new NpgsqlCommand(

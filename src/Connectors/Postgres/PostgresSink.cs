@@ -40,6 +40,12 @@ public sealed class PostgresSinkOptions
     /// <summary>Attempts of a write that fails transiently (connection loss, deadlock, server restart): 10, about 25 s with backoff.</summary>
     public const int DefaultMaxAttempts = 10;
 
+    /// <summary>
+    /// Exactly-once appends: rows are copied into the partition's open transaction once this many have gathered, while
+    /// the pipeline reads on; only the offsets and the COMMIT wait for the checkpoint. 8,192.
+    /// </summary>
+    public const int DefaultStreamRows = 8192;
+
     /// <summary>The Npgsql connection string; shown with its password masked.</summary>
     public string ConnectionString { get; set; } = "";
 
@@ -70,6 +76,9 @@ public sealed class PostgresSinkOptions
     /// <summary>Default: <see cref="DefaultMaxAttempts"/>.</summary>
     public int MaxAttempts { get; set; } = DefaultMaxAttempts;
 
+    /// <summary>Default: <see cref="DefaultStreamRows"/>.</summary>
+    public int StreamRows { get; set; } = DefaultStreamRows;
+
     /// <summary>The options as settings.</summary>
     public IEnumerable<Setting> Settings() =>
     [
@@ -81,6 +90,7 @@ public sealed class PostgresSinkOptions
         Setting.Number(nameof(FlushRows), "At-least-once: write once this many rows have gathered", () => FlushRows, v => FlushRows = (int)v, 1, int.MaxValue),
         Setting.Duration(nameof(FlushInterval), "At-least-once: the longest rows wait before they are written", () => FlushInterval, v => FlushInterval = v!.Value),
         Setting.Number(nameof(MaxAttempts), "Attempts of a write that fails transiently before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
+        Setting.Number(nameof(StreamRows), "Exactly-once appends: copy rows into the open transaction once this many have gathered", () => StreamRows, v => StreamRows = (int)v, 1, int.MaxValue),
     ];
 
     /// <summary>Checks the options, naming the bad one.</summary>
@@ -128,6 +138,7 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
     private string _pipeline = "";
     private string _sinkName = "";
     private Action<string>? _warn;
+    private volatile bool _checkpointsState; // a run with window state: rows wait for the whole checkpoint (Stage), never stream
 
     /// <summary>Creates a sink with <paramref name="options"/>.</summary>
     public PostgresSink(PostgresSinkOptions options)
@@ -405,27 +416,31 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
 
     private static bool IsTransient(Exception exception) => PgErrors.IsTransient(exception);
 
-    /// <summary>Appends (COPY) or upserts <paramref name="rows"/> inside <paramref name="transaction"/>.</summary>
-    private async Task WriteRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<T> rows, PgColumnBuffer?[] buffers, CancellationToken cancellationToken)
+    /// <summary>
+    /// Appends (COPY) or upserts <paramref name="rows"/> inside <paramref name="transaction"/>; appends may start at row
+    /// <paramref name="start"/> (the rows before it were streamed into the same transaction already).
+    /// </summary>
+    private async Task WriteRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<T> rows, int start, PgColumnBuffer?[] buffers, CancellationToken cancellationToken)
     {
         var schema = _schema!;
-        if (_options.Mode == PostgresWriteMode.ApplyChanges)
-        {
-            await ApplyChangesAsync(connection, transaction, rows, buffers, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
         if (_options.Mode == PostgresWriteMode.Append)
         {
             await using var importer = await connection.BeginBinaryImportAsync(_copySql, cancellationToken).ConfigureAwait(false);
             var copy = new CopyVisitor(importer, _columns);
-            foreach (var row in rows)
+            for (var i = start; i < rows.Count; i++)
             {
                 importer.StartRow();
-                schema.Visit(row, ref copy);
+                schema.Visit(rows[i], ref copy);
             }
 
             await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        Debug.Assert(start == 0, "only appends stream into an open transaction");
+        if (_options.Mode == PostgresWriteMode.ApplyChanges)
+        {
+            await ApplyChangesAsync(connection, transaction, rows, buffers, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -451,9 +466,19 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
     }
 
     /// <summary>One partition's writer: it gathers rows and writes them in transactions, with the positions when exactly-once.</summary>
+    /// <summary>
+    /// How long the server keeps an exactly-once writer's transaction open while nothing is sent on it: a writer that
+    /// stopped without closing its connection (a paused process) then releases its rows' locks, and a live one whose
+    /// checkpoint takes longer than this retries the transaction from its start.
+    /// </summary>
+    internal static readonly TimeSpan IdleTransactionTimeout = TimeSpan.FromSeconds(60);
+
     private sealed class Writer(PostgresSink<T> sink) : ISinkWriter<T>
     {
         private readonly List<T> _rows = [];
+        private NpgsqlConnection? _connection; // exactly-once appends: the open transaction rows[0.._streamed) went into
+        private NpgsqlTransaction? _transaction;
+        private int _streamed;
         private readonly Stopwatch _age = new();
         private readonly SemaphoreSlim _turn = new(1, 1); // the interval timer's flush and the runtime's calls take turns
         private readonly CancellationTokenSource _closing = new();
@@ -473,7 +498,11 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
                 }
 
                 _rows.AddRange(records.Span);
-                if (!sink._options.ExactlyOnce && (_rows.Count >= sink._options.FlushRows || _age.Elapsed >= sink._options.FlushInterval))
+                if (Streams && _rows.Count - _streamed >= sink._options.StreamRows)
+                {
+                    await StreamRowsAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else if (!sink._options.ExactlyOnce && (_rows.Count >= sink._options.FlushRows || _age.Elapsed >= sink._options.FlushInterval))
                 {
                     await WriteRowsAsync(null, cancellationToken).ConfigureAwait(false);
                 }
@@ -536,7 +565,74 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
 
             await _turn.WaitAsync(CancellationToken.None).ConfigureAwait(false); // a timer flush in progress ends first
             _rows.Clear(); // rows not yet committed are not committed: their positions were not either
+            await CloseTransactionAsync().ConfigureAwait(false); // rolls back what was streamed into it
             _turn.Release();
+        }
+
+        /// <summary>Exactly-once appends stream into an open transaction; upserts and runs with window state do not.</summary>
+        private bool Streams => sink._options.ExactlyOnce && sink._options.Mode == PostgresWriteMode.Append && !sink._checkpointsState;
+
+        /// <summary>Copies the rows gathered since the last copy into the open transaction (opening one if none is).</summary>
+        private async Task StreamRowsAsync(CancellationToken cancellationToken)
+        {
+            await sink.WithRetriesAsync(
+                "write rows",
+                async () =>
+                {
+                    try
+                    {
+                        var transaction = _transaction ?? await BeginAsync(cancellationToken).ConfigureAwait(false);
+                        await sink.WriteRowsAsync(_connection!, transaction, _rows, _streamed, _buffers ??= new PgColumnBuffer?[sink._columns.Length], cancellationToken).ConfigureAwait(false);
+                        _streamed = _rows.Count;
+                        return true;
+                    }
+                    catch
+                    {
+                        await CloseTransactionAsync().ConfigureAwait(false); // a retry copies every row again, into a new transaction
+                        throw;
+                    }
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+
+        private async Task<NpgsqlTransaction> BeginAsync(CancellationToken cancellationToken)
+        {
+            var dataSource = sink._dataSource ?? throw new InvalidOperationException("The sink is not open.");
+            _streamed = 0;
+            _connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            if (Streams)
+            {
+                await ExecuteAsync(_connection, null, $"SET idle_in_transaction_session_timeout = {(long)IdleTransactionTimeout.TotalMilliseconds}", cancellationToken).ConfigureAwait(false);
+            }
+
+            _transaction = await _connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            return _transaction;
+        }
+
+        /// <summary>Ends the open transaction without committing it (a rollback, when it is still open) and returns its connection.</summary>
+        private async Task CloseTransactionAsync()
+        {
+            _streamed = 0;
+            var (connection, transaction) = (_connection, _transaction);
+            (_connection, _transaction) = (null, null);
+            try
+            {
+                if (transaction is not null)
+                {
+                    await transaction.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (IsTransient(ex) || ex is InvalidOperationException)
+            {
+                // the connection broke: the server rolls the transaction back itself
+            }
+            finally
+            {
+                if (connection is not null)
+                {
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
 
         private void OnInterval() => _ = FlushOnIntervalAsync();
@@ -592,32 +688,46 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
                 return;
             }
 
-            var dataSource = sink._dataSource ?? throw new InvalidOperationException("The sink is not open.");
             var attempted = false;
             await sink.WithRetriesAsync(
                 "write rows",
                 async () =>
                 {
-                    await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                    if (attempted && checkpoint is not null && await AlreadyCommittedAsync(connection, transaction, checkpoint, cancellationToken).ConfigureAwait(false))
+                    try
                     {
-                        return true; // the last attempt's COMMIT reached the server before the connection broke
-                    }
+                        // Exactly-once appends: the rows streamed so far are in the open transaction already.
+                        var transaction = _transaction;
+                        if (transaction is null)
+                        {
+                            transaction = await BeginAsync(cancellationToken).ConfigureAwait(false);
+                            if (attempted && checkpoint is not null && await AlreadyCommittedAsync(_connection!, transaction, checkpoint, cancellationToken).ConfigureAwait(false))
+                            {
+                                await CloseTransactionAsync().ConfigureAwait(false);
+                                return true; // the last attempt's COMMIT reached the server before the connection broke
+                            }
+                        }
 
-                    attempted = true;
-                    if (_rows.Count > 0)
+                        attempted = true;
+                        if (_rows.Count > _streamed)
+                        {
+                            await sink.WriteRowsAsync(_connection!, transaction, _rows, _streamed, _buffers ??= new PgColumnBuffer?[sink._columns.Length], cancellationToken).ConfigureAwait(false);
+                            _streamed = _rows.Count;
+                        }
+
+                        if (checkpoint is not null && positions.Count > 0)
+                        {
+                            await StorePositionsAsync(_connection!, transaction, checkpoint, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                        await CloseTransactionAsync().ConfigureAwait(false);
+                        return true;
+                    }
+                    catch
                     {
-                        await sink.WriteRowsAsync(connection, transaction, _rows, _buffers ??= new PgColumnBuffer?[sink._columns.Length], cancellationToken).ConfigureAwait(false);
+                        await CloseTransactionAsync().ConfigureAwait(false); // a retry writes every row again, in a new transaction
+                        throw;
                     }
-
-                    if (checkpoint is not null && positions.Count > 0)
-                    {
-                        await StorePositionsAsync(connection, transaction, checkpoint, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    return true;
                 },
                 cancellationToken).ConfigureAwait(false);
             Interlocked.Add(ref sink._rowsCommitted, _rows.Count);
