@@ -82,7 +82,7 @@ internal static class PostgresScenario
         var kafkaCount = new Measurement("KafkaSource -> count only (p2)", records, recordBytes);
         var kafkaAppend = new Measurement("Kafka -> PostgresSink append, at-least-once p2", records, recordBytes);
         var kafkaExactly = new Measurement("Kafka -> PostgresSink append, exactly-once p2", records, recordBytes);
-        var kafkaExactlyAtCheckpoint = new Measurement("  the same, rows copied only at the checkpoint", records, recordBytes);
+        var kafkaExactlyStreamed = new Measurement("  the same, rows streamed (StreamRows 8192)", records, recordBytes);
         var handUpsert = new Measurement("hand-written unnest upsert (memory, 1 connection)", records, recordBytes);
         var sinkUpsert = new Measurement("PostgresSink upsert (memory source, p1)", records, recordBytes);
         var run = 0;
@@ -108,10 +108,10 @@ internal static class PostgresScenario
             await kafkaExactly.RunTimedAsync(() => RunKafka(kafka.BootstrapServers, connection, records, exactlyOnce: true, ++run), measure);
             await VerifyAsync(connection, records, kafkaExactly.Name);
 
-            // As before rows streamed into the open transaction: all of a checkpoint's rows copied at the checkpoint.
+            // Rows streamed into the open transaction as they arrive (off by default: it measured no gain here).
             await ResetAsync(connection);
-            await kafkaExactlyAtCheckpoint.RunTimedAsync(() => RunKafka(kafka.BootstrapServers, connection, records, exactlyOnce: true, ++run, streamRows: int.MaxValue), measure);
-            await VerifyAsync(connection, records, kafkaExactlyAtCheckpoint.Name);
+            await kafkaExactlyStreamed.RunTimedAsync(() => RunKafka(kafka.BootstrapServers, connection, records, exactlyOnce: true, ++run, streamRows: 8192), measure);
+            await VerifyAsync(connection, records, kafkaExactlyStreamed.Name);
 
             await ResetAsync(connection);
             await handUpsert.RunAsync(() => Task.Run(() => HandUpsert(connection, sales)), measure);
@@ -124,7 +124,7 @@ internal static class PostgresScenario
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{records:N0} rows of 5 columns; Kafka messages {recordBytes} bytes of JSON on {TopicPartitions} partitions; PostgreSQL {server.Port} with fsync=off"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"at-least-once runs wrote {repeated:N0} records twice in all (no failure was injected)"));
-        foreach (var m in new[] { copy, sinkAppend, kafkaCount, kafkaAppend, kafkaExactly, kafkaExactlyAtCheckpoint })
+        foreach (var m in new[] { copy, sinkAppend, kafkaCount, kafkaAppend, kafkaExactly, kafkaExactlyStreamed })
         {
             Console.WriteLine(m.Row(copy.MedianSeconds));
         }
@@ -140,7 +140,7 @@ internal static class PostgresScenario
         results.Add(("kafka_source_records_per_second", kafkaCount.RecordsPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
         results.Add(("kafka_to_pg_append_vs_copy", Ratio(copy.MedianSeconds / kafkaAppend.MedianSeconds)));
         results.Add(("kafka_to_pg_exactly_once_vs_copy", Ratio(copy.MedianSeconds / kafkaExactly.MedianSeconds)));
-        results.Add(("kafka_to_pg_exactly_once_at_checkpoint_vs_copy", Ratio(copy.MedianSeconds / kafkaExactlyAtCheckpoint.MedianSeconds)));
+        results.Add(("kafka_to_pg_exactly_once_streamed_vs_copy", Ratio(copy.MedianSeconds / kafkaExactlyStreamed.MedianSeconds)));
         results.Add(("pg_sink_upsert_vs_hand_unnest", Ratio(handUpsert.MedianSeconds / sinkUpsert.MedianSeconds)));
     }
 
