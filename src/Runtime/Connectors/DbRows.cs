@@ -134,7 +134,13 @@ public static class DbRows
     {
         var value = reader.GetValue(column);
         var text = Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
-        return new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} holds {(value is string ? $"the text '{(text.Length > 40 ? text[..40] + "…" : text)}'" : text)} in a row, which is not a {to.Name}, the type of {field.Name}; fix the row, or the member's type (the column's values are {value.GetType().Name}).");
+        var shown = value switch
+        {
+            string => $"the text '{(text.Length > 40 ? text[..40] + "…" : text)}'",
+            byte[] bytes => $"{bytes.Length} bytes",
+            _ => text,
+        };
+        return new InvalidDataException($"Column '{reader.GetName(column)}' of table {table} holds {shown} in a row, which does not fit {field.Name} ({to.Name}); fix the row, or the member's type (the column's values are {value.GetType().Name}).");
     }
 
     private struct Source<T>(RecordSchema<T> schema, DbDataReader reader, int[] columns, string table) : IFieldSource

@@ -526,7 +526,7 @@ public sealed class LookupJoinTests : IDisposable
 
         var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 1 }));
 
-        Assert.Contains($"Column 'value' of table ranked holds {shown} in a row, which is not a Int32, the type of Value", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"Column 'value' of table ranked holds {shown} in a row, which does not fit Value (Int32)", error.ToString(), StringComparison.Ordinal);
         Assert.True(NonRetryableException.IsCause(error));
     }
 
