@@ -469,14 +469,15 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>One partition's writer: it gathers rows and writes them in transactions, with the positions when exactly-once.</summary>
     /// <summary>
-    /// How long the server keeps an exactly-once writer's transaction open while nothing is sent on it: a writer that
-    /// stopped without closing its connection (a paused process) then releases its rows' locks, and a live one whose
-    /// checkpoint takes longer than this retries the transaction from its start.
+    /// How long the server keeps a streaming writer's transaction open while nothing is sent on it
+    /// (<see cref="PostgresSinkOptions.StreamRows"/>): a writer that stopped without closing its connection (a paused
+    /// process) then releases its rows' locks, and a live one whose checkpoint takes longer than this retries the
+    /// transaction from its start.
     /// </summary>
     internal static readonly TimeSpan IdleTransactionTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>One partition's writer: it gathers rows and writes them in transactions, with the positions when exactly-once.</summary>
     private sealed class Writer(PostgresSink<T> sink) : ISinkWriter<T>
     {
         private readonly List<T> _rows = [];
