@@ -49,7 +49,7 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         _fused = fused;
         _leftOuter = join == JoinKind.LeftOuter;
         _capacity = cacheSize;
-        _timeToLive = TimeMath.Millis(timeToLive);
+        _timeToLive = timeToLive > TimeSpan.Zero ? Math.Max(1, TimeMath.Millis(timeToLive)) : 0; // under 1 ms is 1 ms, not "never"
         _clock = clock;
         _statistics = statistics;
     }
@@ -110,8 +110,9 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
         {
             await _reader.LookupAsync(_missing.AsMemory(0, _missingCount), this, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not (OperationCanceledException or PipelineException))
+        catch (Exception ex) when (ex is not PipelineException && !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
+            // A cancellation the run did not ask for is the lookup's failure too, and is named as such.
             throw new ConnectorException(_pipeline, _name, _partition, "look up rows", ex);
         }
 
@@ -158,6 +159,11 @@ internal sealed class LookupOperator<TKey, TIn, TRow> : KeyedOperator<TKey, TIn,
     /// <summary>A row the reader found for one of the keys asked for.</summary>
     void ILookupResults<TKey, TRow>.Add(TKey key, TRow row)
     {
+        if (key is null || row is null)
+        {
+            throw new NonRetryableException($"The lookup reported a row with a null {(key is null ? "key" : "row")}: report each row found, under the key it was asked for.");
+        }
+
         if (!_fetched.TryGetValue(key, out var entry))
         {
             // A reader's mistake no restart fixes (exit code 2): rows reported under keys spelled as the table holds them.
