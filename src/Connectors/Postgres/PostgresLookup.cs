@@ -119,17 +119,11 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
             await using (var probe = new NpgsqlCommand($"SELECT * FROM {PgColumn.Quote(Table)} WHERE false", connection))
             await using (var reader = await probe.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
-                DbRows.Columns(_schema, reader, ColumnNaming, Table);
-            }
-
-            // A citext key column compares case-insensitively only with citext: the keys are cast to it.
-            await using (var type = new NpgsqlCommand("SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND lower(a.attname) = lower($2) AND a.attnum > 0 AND NOT a.attisdropped", connection))
-            {
-                type.Parameters.Add(new NpgsqlParameter { Value = PgColumn.Quote(Table) });
-                type.Parameters.Add(new NpgsqlParameter { Value = keyColumn });
-                if (await type.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string name && name.EndsWith("citext", StringComparison.Ordinal))
+                // A citext key column compares case-insensitively only with citext: the keys are cast to it.
+                var keyType = reader.GetDataTypeName(DbRows.Columns(_schema, reader, ColumnNaming, Table)[_keyField]);
+                if (keyType.EndsWith("citext", StringComparison.Ordinal))
                 {
-                    _select = Select(columns, keyColumn, "::" + name);
+                    _select = Select(columns, keyColumn, "::" + keyType);
                 }
             }
 

@@ -603,7 +603,6 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
         private async Task<NpgsqlTransaction> BeginAsync(CancellationToken cancellationToken)
         {
             var dataSource = sink._dataSource ?? throw new InvalidOperationException("The sink is not open.");
-            _streamed = 0;
             _connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             if (Streams)
             {
@@ -617,7 +616,7 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
         /// <summary>Ends the open transaction without committing it (a rollback, when it is still open) and returns its connection.</summary>
         private async Task CloseTransactionAsync()
         {
-            _streamed = 0;
+            _streamed = 0; // no transaction holds any row: a new one starts from the first
             var (connection, transaction) = (_connection, _transaction);
             (_connection, _transaction) = (null, null);
             try

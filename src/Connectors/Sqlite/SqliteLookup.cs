@@ -283,7 +283,7 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
         {
             var schema = lookup._schema!;
             var keyField = schema.Fields[lookup._keyField];
-            var paired = lookup._folding == KeyFolding.InDatabase && KeysAsJson;
+            var paired = lookup._folding == KeyFolding.InDatabase; // only keys that go as JSON are paired in the database
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             _columns ??= DbRows.Columns(schema, reader, lookup._naming, lookup._table);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -324,39 +324,40 @@ public sealed class SqliteLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigurabl
         /// well-formed text).
         /// </summary>
         private Dictionary<string, List<TKey>>? _spellings;
+        private readonly Dictionary<string, List<TKey>> _byForm = new(StringComparer.Ordinal); // what _spellings points to when it is not null
 
         private void Spellings(ReadOnlySpan<TKey> keys)
         {
-            _spellings?.Clear();
+            _spellings = null;
             if (typeof(TKey) != typeof(string) || lookup._folding == KeyFolding.InDatabase)
             {
-                _spellings = null;
                 return;
             }
 
             var any = lookup._folding != KeyFolding.None;
-            foreach (var key in keys)
+            for (var i = 0; i < keys.Length && !any; i++)
             {
-                any |= HasSurrogate((string)(object)key);
+                any = HasSurrogate((string)(object)keys[i]);
             }
 
             if (!any)
             {
-                _spellings = null;
                 return;
             }
 
-            _spellings ??= new(StringComparer.Ordinal);
+            _byForm.Clear();
             foreach (var key in keys)
             {
                 var folded = Fold(AsStored((string)(object)key), lookup._folding);
-                if (!_spellings.TryGetValue(folded, out var spellings))
+                if (!_byForm.TryGetValue(folded, out var spellings))
                 {
-                    _spellings[folded] = spellings = [];
+                    _byForm[folded] = spellings = [];
                 }
 
                 spellings.Add(key);
             }
+
+            _spellings = _byForm;
         }
 
         /// <summary>The keys as a JSON array of their database forms (integers or text; a lone UTF-16 surrogate becomes U+FFFD, as SQLite stores it).</summary>

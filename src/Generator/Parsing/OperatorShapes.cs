@@ -210,17 +210,17 @@ internal static class OperatorShapes
                 return false; // a base class from a library: its private fields are not all visible here
             }
 
-            foreach (var member in t.GetMembers())
+            if (InstanceFields(t).Any(field => !field.IsReadOnly || !HoldsOnlyValues(field.Type, 0)))
             {
-                if (member is IFieldSymbol { IsStatic: false, IsConst: false } field && (!field.IsReadOnly || !HoldsOnlyValues(field.Type, 0)))
-                {
-                    return false;
-                }
+                return false;
             }
         }
 
         return true;
     }
+
+    private static IEnumerable<IFieldSymbol> InstanceFields(ITypeSymbol type)
+        => type.GetMembers().OfType<IFieldSymbol>().Where(field => !field.IsStatic && !field.IsConst);
 
     private static bool HoldsOnlyValues(ITypeSymbol type, int depth)
     {
@@ -239,15 +239,7 @@ internal static class OperatorShapes
             return true; // numbers, bool, char, decimal, DateTime
         }
 
-        foreach (var member in type.GetMembers())
-        {
-            if (member is IFieldSymbol { IsStatic: false, IsConst: false } field && !HoldsOnlyValues(field.Type, depth + 1))
-            {
-                return false;
-            }
-        }
-
-        return true;
+        return InstanceFields(type).All(field => HoldsOnlyValues(field.Type, depth + 1));
     }
 
     private static (IMethodSymbol? Method, DiagnosticDescriptor? Diagnostic, string? Detail) FindMethod(INamedTypeSymbol type, System.Func<IMethodSymbol, bool> looksRight)
