@@ -317,6 +317,13 @@ public sealed class SourceContext<T>
     /// </summary>
     public IReadOnlyList<SourcePosition> RestoredPositions { get; init; } = [];
 
+    /// <summary>
+    /// In a distributed run (<see cref="IDistributedSource"/>), the input partitions this copy holds now, in order; null
+    /// otherwise. A source reads only these: the i-th by reader i mod <see cref="Parallelism"/>, with i as its split id
+    /// (<see cref="SourceSplits"/>) — the run routes each split's records to keyed partition i, which owns its state.
+    /// </summary>
+    public IReadOnlyList<SourcePosition>? Assignment { get; init; }
+
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }
 

@@ -22,7 +22,7 @@ namespace Compiled.Kafka;
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Two constructors with different required parameters (options, or servers and topics); the optional ones follow each.")]
-public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress
+public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress, IDistributedSource
     where TCodec : IRecordCodec<T>
 {
     private readonly KafkaSourceOptions _options;
@@ -30,6 +30,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     private readonly Lock _lock = new();
     private readonly List<Reader> _readers = [];
     private SourceContext<T>? _context;
+    private KafkaGroupMember? _member;
 
     /// <summary>
     /// Creates a source with <paramref name="options"/>; <paramref name="metadata"/>, when given, copies each message's
@@ -83,6 +84,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     {
         ArgumentNullException.ThrowIfNull(context);
         _options.Validate();
+        if (_options.Distributed && context.Assignment is null)
+        {
+            throw new NonRetryableException($"Source '{context.SourceName}': Distributed is set, but pipeline '{context.PipelineName}' does not run as a distributed job (it reads several sources, or has no window behind this one); unset Distributed. See docs/deployment.md.");
+        }
+
         _context = context;
         lock (_lock)
         {
@@ -121,6 +127,51 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         }
 
         await Task.WhenAll(readers.Select(r => r.LeaveAsync().AsTask())).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public bool IsDistributed => _options.Distributed;
+
+    /// <inheritdoc/>
+    public ValueTask<PartitionLease> AcquireAsync(string pipeline, CancellationToken cancellationToken)
+    {
+        _options.Validate();
+        if (_member is null)
+        {
+            var config = new ConsumerConfig
+            {
+                BootstrapServers = _options.BootstrapServers,
+                GroupId = GroupId(pipeline),
+                ClientId = $"{pipeline}-member",
+                EnableAutoCommit = false,
+                EnableAutoOffsetStore = false,
+                SessionTimeoutMs = (int)_options.SessionTimeout.TotalMilliseconds,
+                HeartbeatIntervalMs = (int)Math.Max(100, _options.SessionTimeout.TotalMilliseconds / 5),
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
+            };
+            KafkaConfig.Apply(config, _options.Properties);
+            _member = new KafkaGroupMember(config, KafkaConfig.Topics(_options.Topics));
+        }
+
+        return _member.AcquireAsync(cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask RejoinAsync(CancellationToken cancellationToken)
+    {
+        if (_member is { } member)
+        {
+            await member.RejoinAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask LeaveAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _member, null) is { } member)
+        {
+            await member.LeaveAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <inheritdoc/>
@@ -218,6 +269,21 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private void AssignStatically()
         {
             _assigned = true;
+            if (_context.Assignment is { } assignment)
+            {
+                // Distributed: the group leased these to this copy; the i-th is split i, which keyed partition i owns.
+                var leased = new List<TopicPartition>();
+                for (var i = _partition; i < assignment.Count; i += _context.Parallelism)
+                {
+                    var partition = new TopicPartition(assignment[i].Stream, assignment[i].Partition);
+                    _splitIds[partition] = i;
+                    leased.Add(partition);
+                }
+
+                _consumer.Assign(Assigned(_consumer, leased));
+                return;
+            }
+
             using var admin = new DependentAdminClientBuilder(_consumer.Handle).Build();
             var all = new List<TopicPartition>();
             foreach (var topic in KafkaConfig.Topics(_options.Topics))

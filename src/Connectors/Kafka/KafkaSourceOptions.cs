@@ -74,6 +74,21 @@ public sealed class KafkaSourceOptions
     public bool ReadCommitted { get; set; } = true;
 
     /// <summary>
+    /// Run as one of several copies of the pipeline in the consumer group, each holding its share of the topic's
+    /// partitions and the keyed state that belongs to them, which moves with a partition when the group rebalances.
+    /// For pipelines with windows behind this source and an exactly-once <c>PostgresSink</c>; needs
+    /// <see cref="PartitionedByKey"/>. See docs/deployment.md. Default: false (one process holds all the state).
+    /// </summary>
+    public bool Distributed { get; set; }
+
+    /// <summary>
+    /// Declares that the topic is partitioned by the pipeline's <c>[KeyBy]</c> key (its producers key each message by it,
+    /// so all of a key's messages are in one partition). A distributed run then keeps each key's state with its
+    /// partition and needs no repartition topic. Default: false.
+    /// </summary>
+    public bool PartitionedByKey { get; set; }
+
+    /// <summary>
     /// Further librdkafka properties, <c>key=value;key=value</c> (<c>security.protocol=SASL_SSL;sasl.mechanism=PLAIN;
     /// sasl.username=…;sasl.password=…</c>). Shown with secrets masked.
     /// </summary>
@@ -106,6 +121,8 @@ public sealed class KafkaSourceOptions
         Setting.Duration(nameof(PollTimeout), "How long a poll waits for records", () => PollTimeout, v => PollTimeout = v!.Value),
         Setting.Duration(nameof(IdleAfterEnd), "How long a partition read to its end holds the watermark back waiting for more (0: idle at once)", () => IdleAfterEnd, v => IdleAfterEnd = v ?? TimeSpan.Zero),
         Setting.Boolean(nameof(ReadCommitted), "Read only committed records of transactional producers", () => ReadCommitted, v => ReadCommitted = v),
+        Setting.Boolean(nameof(Distributed), "Run as one of several copies in the group; keyed state moves with its partitions", () => Distributed, v => Distributed = v),
+        Setting.Boolean(nameof(PartitionedByKey), "The topic is partitioned by the [KeyBy] key (its messages are keyed by it)", () => PartitionedByKey, v => PartitionedByKey = v),
         Setting.ConnectionString(nameof(Properties), "Further librdkafka properties, key=value;key=value (secrets masked)", () => Properties, v => Properties = v),
     ];
 
@@ -130,6 +147,16 @@ public sealed class KafkaSourceOptions
         if (SessionTimeout < TimeSpan.FromSeconds(1) || PollTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException("SessionTimeout must be at least 1 s and PollTimeout positive.", nameof(SessionTimeout));
+        }
+
+        if (Distributed && !PartitionedByKey)
+        {
+            throw new ArgumentException("Distributed needs PartitionedByKey=true: the topic must be partitioned by the [KeyBy] key (messages keyed by it), because repartitioning through an internal topic is not built yet.", nameof(PartitionedByKey));
+        }
+
+        if (Distributed && KafkaConfig.Topics(Topics).Count != 1)
+        {
+            throw new ArgumentException("Distributed reads exactly one topic.", nameof(Topics));
         }
 
         if (IdleAfterEnd < TimeSpan.Zero)

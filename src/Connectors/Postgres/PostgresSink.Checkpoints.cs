@@ -64,6 +64,15 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
             {
                 await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (var distributed = new NpgsqlCommand($"SELECT count(*) FROM {PartitionsTable} WHERE pipeline = @pipeline AND checkpoint_id > 0", connection, transaction))
+                {
+                    distributed.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    if (await distributed.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long count and > 0)
+                    {
+                        throw new NonRetryableException($"Pipeline '{pipeline}': {PartitionsTable} holds checkpoints of {count} partitions written by a distributed run (KafkaSourceOptions.Distributed); a single process cannot take them over. Run it distributed, or delete the pipeline's rows in {PartitionsTable} and {PartitionStateTable} to start over with empty state.");
+                    }
+                }
+
                 long id;
                 List<SourcePosition> positions;
                 await using (var claim = new NpgsqlCommand(
@@ -107,17 +116,71 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     }
 
     /// <inheritdoc/>
-    public async ValueTask CommitCheckpointAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken)
+    public ValueTask CommitCheckpointAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
+        return CommitStagedAsync(
+            checkpoint.Id,
+            async (connection, transaction) =>
+            {
+                await using var owner = new NpgsqlCommand($"SELECT checkpoint_id, run_epoch FROM {CheckpointsTable} WHERE pipeline = @pipeline FOR UPDATE", connection, transaction);
+                owner.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                await using var reader = await owner.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.GetInt64(1) != _runEpoch)
+                {
+                    throw new FencedException($"Pipeline '{pipeline}': another run of this pipeline has claimed its checkpoints in {CheckpointsTable} since this one started; this run stops without committing (its rows would be written twice).");
+                }
+
+                return reader.GetInt64(0) >= checkpoint.Id; // the previous attempt's COMMIT reached the server before its connection broke
+            },
+            async (connection, transaction) =>
+            {
+                await using var update = new NpgsqlCommand(
+                    $"""
+                    UPDATE {CheckpointsTable} SET checkpoint_id = @id, streams = @streams, partitions = @partitions, offsets = @offsets, updated_at = now()
+                    WHERE pipeline = @pipeline;
+                    DELETE FROM {StateTable} WHERE pipeline = @pipeline;
+                    INSERT INTO {StateTable} (pipeline, "window", partition, checkpoint_id, schema, state)
+                    SELECT @pipeline, w, p, @id, s, b FROM unnest(@windows, @statePartitions, @schemas, @states) AS u(w, p, s, b);
+                    """,
+                    connection,
+                    transaction);
+                var positions = checkpoint.Positions;
+                update.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                update.Parameters.Add(new NpgsqlParameter<long>("id", checkpoint.Id));
+                update.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+                update.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+                update.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+                AddState(update, checkpoint.State);
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>The state of a checkpoint as the parameters <c>@windows, @statePartitions, @schemas, @states</c>.</summary>
+    private static void AddState(NpgsqlCommand command, IReadOnlyList<WindowState> state)
+    {
+        command.Parameters.Add(new NpgsqlParameter<string[]>("windows", [.. state.Select(s => s.Window)]));
+        command.Parameters.Add(new NpgsqlParameter<int[]>("statePartitions", [.. state.Select(s => s.Partition)]));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", [.. state.Select(s => s.Schema)]));
+        command.Parameters.Add(new NpgsqlParameter<byte[][]>("states", [.. state.Select(s => s.Bytes.ToArray())]));
+    }
+
+    /// <summary>
+    /// One transaction: <paramref name="owns"/> locks the checkpoint's rows and checks this run still owns them (it
+    /// throws when not; true: this checkpoint is committed already), then the rows staged for every checkpoint up to
+    /// <paramref name="id"/> are written and <paramref name="record"/> stores positions and state. Retried whole.
+    /// </summary>
+    private async ValueTask CommitStagedAsync(long id, Func<NpgsqlConnection, NpgsqlTransaction, Task<bool>> owns, Func<NpgsqlConnection, NpgsqlTransaction, Task> record, CancellationToken cancellationToken)
+    {
         var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
         var rows = new List<T>();
         lock (_staging)
         {
-            foreach (var id in _staged.Keys.Where(id => id <= checkpoint.Id).ToList())
+            foreach (var staged in _staged.Keys.Where(staged => staged <= id).ToList())
             {
-                rows.AddRange(_staged[id]);
-                _staged.Remove(id);
+                rows.AddRange(_staged[staged]);
+                _staged.Remove(staged);
             }
         }
 
@@ -128,19 +191,9 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
             {
                 await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                await using (var owner = new NpgsqlCommand($"SELECT checkpoint_id, run_epoch FROM {CheckpointsTable} WHERE pipeline = @pipeline FOR UPDATE", connection, transaction))
+                if (await owns(connection, transaction).ConfigureAwait(false))
                 {
-                    owner.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
-                    await using var reader = await owner.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.GetInt64(1) != _runEpoch)
-                    {
-                        throw new NonRetryableException($"Pipeline '{pipeline}': another run of this pipeline has claimed its checkpoints in {CheckpointsTable} since this one started; this run stops without committing (its rows would be written twice).");
-                    }
-
-                    if (reader.GetInt64(0) >= checkpoint.Id)
-                    {
-                        return 0; // the previous attempt's COMMIT reached the server before its connection broke
-                    }
+                    return 0;
                 }
 
                 if (rows.Count > 0)
@@ -148,31 +201,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
                     await WriteRowsAsync(connection, transaction, rows, 0, buffers, cancellationToken).ConfigureAwait(false);
                 }
 
-                await using (var update = new NpgsqlCommand(
-                    $"""
-                    UPDATE {CheckpointsTable} SET checkpoint_id = @id, streams = @streams, partitions = @partitions, offsets = @offsets, updated_at = now()
-                    WHERE pipeline = @pipeline;
-                    DELETE FROM {StateTable} WHERE pipeline = @pipeline;
-                    INSERT INTO {StateTable} (pipeline, "window", partition, checkpoint_id, schema, state)
-                    SELECT @pipeline, w, p, @id, s, b FROM unnest(@windows, @statePartitions, @schemas, @states) AS u(w, p, s, b);
-                    """,
-                    connection,
-                    transaction))
-                {
-                    var positions = checkpoint.Positions;
-                    var state = checkpoint.State;
-                    update.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
-                    update.Parameters.Add(new NpgsqlParameter<long>("id", checkpoint.Id));
-                    update.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
-                    update.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
-                    update.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
-                    update.Parameters.Add(new NpgsqlParameter<string[]>("windows", [.. state.Select(s => s.Window)]));
-                    update.Parameters.Add(new NpgsqlParameter<int[]>("statePartitions", [.. state.Select(s => s.Partition)]));
-                    update.Parameters.Add(new NpgsqlParameter<string[]>("schemas", [.. state.Select(s => s.Schema)]));
-                    update.Parameters.Add(new NpgsqlParameter<byte[][]>("states", [.. state.Select(s => s.Bytes.ToArray())]));
-                    await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                }
-
+                await record(connection, transaction).ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 return rows.Count;
             },

@@ -226,6 +226,7 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
             if (_options.ExactlyOnce)
             {
                 await ExecuteAsync(connection, null, CheckpointTablesSql, cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(connection, null, PartitionTablesSql, cancellationToken).ConfigureAwait(false);
                 await ExecuteAsync(connection, null, $"""
                     CREATE TABLE IF NOT EXISTS {OffsetsTable} (
                         pipeline text NOT NULL, source text NOT NULL, stream text NOT NULL, partition integer NOT NULL,

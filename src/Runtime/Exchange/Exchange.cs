@@ -18,6 +18,12 @@ internal enum ExchangeRouting
 
     /// <summary>Each batch goes to the next consumer partition in turn (work spread over every partition, whatever reads it).</summary>
     Rebalance,
+
+    /// <summary>
+    /// Each record goes to the consumer partition numbered like the source split it was read from (a distributed run:
+    /// the i-th input partition this copy holds feeds keyed partition i, which owns the state of its keys).
+    /// </summary>
+    BySplit,
 }
 
 /// <summary>A record that can cross an exchange: it carries its key's hash and its event time.</summary>

@@ -56,6 +56,8 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private Dictionary<int, long>? _splitActive;
     private readonly HashSet<int> _present = [];
     private int _mark;
+    private readonly List<(int End, int Split)> _runs = [];
+    private int _runEnd;
     private bool _idlePending;
     private bool _idle;
     private int _turn;
@@ -136,6 +138,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
 
     public void EndRun(int split)
     {
+        if (_exchange.Routing == ExchangeRouting.BySplit && Buffer.Span.Length > _runEnd)
+        {
+            _runs.Add((Buffer.Span.Length, split));
+            _runEnd = Buffer.Span.Length;
+        }
+
         if (!_eventTime || _forwarded || _splitMax is null)
         {
             return;
@@ -261,10 +269,40 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             var batch = _exchange.Rent(_input);
             batch.Items = Buffer.Exchange(batch.Items, out batch.Count);
             batches[_targets.Length == 1 ? _targets[0] : _targets[_turn++ % _targets.Length]] = batch;
+            _runs.Clear();
+            _runEnd = 0;
             return;
         }
 
-        if (_exchange.Routing == ExchangeRouting.Broadcast)
+        if (_exchange.Routing == ExchangeRouting.BySplit)
+        {
+            // Every record came in a run of one split (EndRun); the split's number is its keyed partition.
+            var start = 0;
+            foreach (var (end, split) in _runs)
+            {
+                if ((uint)split >= (uint)batches.Length)
+                {
+                    throw new InvalidOperationException($"A record came from split {split}, which has no keyed partition (there are {batches.Length}).");
+                }
+
+                var batch = batches[split] ??= _exchange.Rent(_input);
+                foreach (ref readonly var record in records[start..end])
+                {
+                    batch.Add(record);
+                }
+
+                start = end;
+            }
+
+            if (start != records.Length)
+            {
+                throw new InvalidOperationException("Records reached a by-split exchange without the split they came from.");
+            }
+
+            _runs.Clear();
+            _runEnd = 0;
+        }
+        else if (_exchange.Routing == ExchangeRouting.Broadcast)
         {
             foreach (var target in _targets)
             {

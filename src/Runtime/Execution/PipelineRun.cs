@@ -32,6 +32,7 @@ internal sealed class PipelineRun : IAsyncDisposable
     private ICheckpointStore? _store;
     private FileCheckpointStore? _savepoint;
     private CheckpointData? _restored;
+    private PartitionLease? _lease;
     private ILogger _logger = NullLogger.Instance;
 
     private PipelineRun(PipelineDescriptor descriptor, PipelineOptions options, IReadOnlyList<ISinkSlot> slots, IReadOnlyList<KeyedStage> keyed, DeadLetterChannel deadLetters, RunClock clock, bool synchronous, CancellationToken stop, CancellationToken abort)
@@ -65,10 +66,21 @@ internal sealed class PipelineRun : IAsyncDisposable
     public long LateRecords => _windows.Where(w => w is not null).Sum(w => w.LateRecords);
 
     /// <summary>Runs <paramref name="job"/>. See <see cref="IPipelineJob.RunAsync"/>.</summary>
-    public static async Task<PipelineResult> RunAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
+    public static Task<PipelineResult> RunAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, CancellationToken stopToken, CancellationToken abortToken)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(options);
+        return job.BoundSource is IDistributedSource { IsDistributed: true } distributed
+            ? DistributedRun.RunAsync(job, options, distributed, stopToken, abortToken)
+            : RunOnceAsync(job, options, lease: null, stopToken, abortToken);
+    }
+
+    /// <summary>
+    /// One run: to the end of the input or a stop — or, in a distributed run, of one assignment
+    /// (<paramref name="lease"/>: its partitions are all the source reads, one keyed partition each).
+    /// </summary>
+    internal static async Task<PipelineResult> RunOnceAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, PartitionLease? lease, CancellationToken stopToken, CancellationToken abortToken)
+    {
         var descriptor = job.Descriptor;
         var name = descriptor.Name;
         options.Validate(name);
@@ -92,7 +104,9 @@ internal sealed class PipelineRun : IAsyncDisposable
         var source = job.BoundSource;
         var slots = job.BoundSinks.Slots;
         var deadLetters = new DeadLetterChannel(name, options.ErrorPolicy ?? descriptor.ErrorPolicy, PipelineRunner.DeadLetterSinkFor(job, options), logger);
-        var run = new PipelineRun(descriptor, options, slots, keyed, deadLetters, new RunClock(options.TimeProvider), synchronous: false, stopToken, abortToken);
+        var run = new PipelineRun(descriptor, options, slots, keyed, deadLetters, new RunClock(options.TimeProvider), synchronous: false, stopToken, abortToken) { _lease = lease };
+        var keyedParallelism = lease?.Partitions.Count ?? options.Parallelism;
+        var sourceParallelism = Math.Min(options.Parallelism, keyedParallelism);
         var state = new RunState(name, sourceName, source, slots, deadLetters, run.Context.Stop);
         var grace = new GracePeriod(run.Context, options, logger, stopToken);
         CompiledMeter.Started(state);
@@ -110,7 +124,17 @@ internal sealed class PipelineRun : IAsyncDisposable
             {
                 // Windows behind a source that commits positions checkpoint their state here; whether the source does is
                 // known once its readers exist, but where they resume must be known before the source opens.
-                if (positionStore is ICheckpointCommitter committer)
+                if (lease is not null)
+                {
+                    // Distributed: this copy's partitions are claimed (fencing off their previous owner) with their state.
+                    var partitioned = positionStore as IPartitionedCheckpointCommitter
+                        ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': a distributed run keeps each Kafka partition's state in its exactly-once sink's database, with the rows; {(positionStore is null ? "it has no exactly-once sink" : $"its sink '{slots.First(s => s.Connector == positionStore).Name}' cannot keep checkpoints per partition")}. Use an exactly-once PostgresSink. See docs/deployment.md.");
+                    var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the partitions' checkpoints", () => partitioned.ClaimPartitionsAsync(name, lease.Partitions, run.Context.Abort)).ConfigureAwait(false);
+                    var store = new PartitionedCheckpointStore(partitioned, name, claimed);
+                    run._restored = store.Restored(run.Context.Clock.Provider.GetUtcNow());
+                    run._store = store;
+                }
+                else if (positionStore is ICheckpointCommitter committer)
                 {
                     // Exactly-once: the sink's store holds the checkpoints, committed with the rows they produced.
                     var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the pipeline's checkpoints", () => committer.ClaimCheckpointAsync(name, run.Context.Abort)).ConfigureAwait(false);
@@ -133,7 +157,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             var context = new SourceContext<TIn>(
                 name,
                 sourceName,
-                options.Parallelism,
+                sourceParallelism,
                 options.BatchSize,
                 job.Schema(),
                 deadLetters,
@@ -144,10 +168,11 @@ internal sealed class PipelineRun : IAsyncDisposable
                 Inform = message => Log.SourceEvent(logger, name, sourceName, message),
                 CheckpointsState = keyed.Count > 0,
                 RestoredPositions = run._restored?.Positions ?? [],
+                Assignment = (run._store as PartitionedCheckpointStore)?.Claimed,
             };
             await Guard(name, sourceName, "open", () => source.OpenAsync(context, run.Context.Abort)).ConfigureAwait(false);
             run._closeSource = () => source.CloseAsync(CancellationToken.None);
-            await run.BuildAsync(job, options.Parallelism, options.Parallelism, partition => source.CreateReader(partition)).ConfigureAwait(false);
+            await run.BuildAsync(job, sourceParallelism, keyedParallelism, partition => source.CreateReader(partition)).ConfigureAwait(false);
             state.SetPartitions(run.Workers);
             state.SetWindows(run.Windows, () => run.Context.Clock.Now);
             state.SetGraph([.. run._exchanges.OfType<Exchange>()], () => run.Context.Checkpoints);
@@ -327,7 +352,8 @@ internal sealed class PipelineRun : IAsyncDisposable
             stage.Downstream = downstream;
             var producers = parallelism[_descriptor.Stages[stage.KeyByStage].Segment];
             var consumers = parallelism[_descriptor.Stages[stage.WindowStage].Segment];
-            var routing = stage.Routing is { } fixedRouting && (fixedRouting != ExchangeRouting.Rebalance || consumers > 1) ? fixedRouting
+            var routing = _lease is not null ? ExchangeRouting.BySplit
+                : stage.Routing is { } fixedRouting && (fixedRouting != ExchangeRouting.Rebalance || consumers > 1) ? fixedRouting
                 : producers == 1 && consumers == 1 ? ExchangeRouting.Forward
                 : ExchangeRouting.Hash;
             var inline = _synchronous || (routing == ExchangeRouting.Forward && stage.TickInterval == TimeSpan.Zero);
@@ -405,17 +431,17 @@ internal sealed class PipelineRun : IAsyncDisposable
             }
         }
 
-        if (_store is CommitterCheckpointStore && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
+        if (_store is not FileCheckpointStore && (_options.SavepointDirectory is not null || _options.RestoreFrom is not null))
         {
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': savepoints are not supported with an exactly-once sink: its checkpoints live in the sink's database, committed with the rows (restoring a savepoint would write rows it already holds again). See docs/state.md.");
         }
 
-        if (_options.StateBackend == StateBackend.Disk && _store is CommitterCheckpointStore)
+        if (_options.StateBackend == StateBackend.Disk && _store is not FileCheckpointStore)
         {
             throw DiskBackend.Unsupported(name, "its exactly-once sink commits checkpoints to its database, and state on disk is checkpointed to the state directory");
         }
 
-        if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is not CommitterCheckpointStore)
+        if (PipelineRunner.DeliveryOf(_descriptor, _slots).Delivery == DeliveryGuarantee.ExactlyOnce && _store is FileCheckpointStore)
         {
             throw new PipelineConfigurationException(name, $"Pipeline '{name}': its exactly-once sink cannot commit checkpoints of window state (it does not implement ICheckpointCommitter); make it at-least-once (an upsert by key makes repeats harmless). See docs/state.md.");
         }
@@ -482,7 +508,21 @@ internal sealed class PipelineRun : IAsyncDisposable
             var inputs = _workers.Select(w => w.Input).OfType<KeyedInput>().Where(i => i.StageIndex == k).ToList();
             try
             {
-                stage.Restore(saved.Partitions, inputs);
+                if (_lease is null)
+                {
+                    stage.Restore(saved.Partitions, inputs);
+                }
+                else
+                {
+                    // Distributed: keyed partition i holds the i-th leased Kafka partition's keys, and restores its state only.
+                    for (var i = 0; i < inputs.Count; i++)
+                    {
+                        if (!saved.Partitions[i].IsEmpty)
+                        {
+                            stage.Restore([saved.Partitions[i]], [inputs[i]]);
+                        }
+                    }
+                }
             }
             catch (InvalidDataException ex)
             {

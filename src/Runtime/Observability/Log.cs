@@ -41,6 +41,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: sink {Sink}: {Message}")]
     public static partial void SinkWarning(ILogger logger, string pipeline, string sink, string message);
 
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Pipeline {Pipeline}: {Message}")]
+    public static partial void Distributed(ILogger logger, string pipeline, string message);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: {Message}")]
+    public static partial void DistributedWarning(ILogger logger, string pipeline, string message);
+
     [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: lookup {Lookup}: {Message}")]
     public static partial void LookupWarning(ILogger logger, string pipeline, string lookup, string message);
 

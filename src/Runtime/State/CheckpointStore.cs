@@ -42,7 +42,7 @@ internal sealed class CommitterCheckpointStore(ICheckpointCommitter committer, s
     public Task WriteAsync(CheckpointData data, CancellationToken cancellationToken)
     {
         var state = data.Windows
-            .SelectMany(w => w.Partitions.Select((bytes, p) => new WindowState(w.Schema.Window, string.Join(Separator, w.Schema.Key, w.Schema.Accumulator, w.Schema.Spec), p, bytes)))
+            .SelectMany(w => w.Partitions.Select((bytes, p) => new WindowState(w.Schema.Window, SchemaText(w.Schema), p, bytes)))
             .ToList();
         return committer.CommitCheckpointAsync(pipeline, new StoredCheckpoint(data.Id, data.Positions, state), cancellationToken).AsTask();
     }
@@ -53,22 +53,82 @@ internal sealed class CommitterCheckpointStore(ICheckpointCommitter committer, s
         var windows = new List<WindowCheckpoint>();
         foreach (var window in stored.State.GroupBy(s => s.Window))
         {
-            var parts = window.First().Schema.Split(Separator);
-            if (parts.Length != 3)
-            {
-                throw new InvalidDataException($"the stored schema of window '{window.Key}' is not one this build writes");
-            }
-
+            var schema = SchemaOf(window.Key, window.First().Schema);
             var partitions = window.OrderBy(s => s.Partition).ToList();
             if (partitions.Select(s => s.Partition).Where((p, i) => p != i).Any())
             {
                 throw new InvalidDataException($"the stored state of window '{window.Key}' misses partitions");
             }
 
-            windows.Add(new WindowCheckpoint(new StateSchema(window.Key, parts[0], parts[1], parts[2]), partitions.Select(s => s.Bytes).ToList()));
+            windows.Add(new WindowCheckpoint(schema, partitions.Select(s => s.Bytes).ToList()));
         }
 
         return new CheckpointData(stored.Id, taken, stored.Positions, windows);
+    }
+
+    /// <summary>A window's schema as one string (<see cref="WindowState.Schema"/>).</summary>
+    internal static string SchemaText(StateSchema schema) => string.Join(Separator, schema.Key, schema.Accumulator, schema.Spec);
+
+    /// <summary>A window's schema read back from <see cref="SchemaText"/>.</summary>
+    internal static StateSchema SchemaOf(string window, string text)
+    {
+        var parts = text.Split(Separator);
+        return parts.Length == 3
+            ? new StateSchema(window, parts[0], parts[1], parts[2])
+            : throw new InvalidDataException($"the stored schema of window '{window}' is not one this build writes");
+    }
+}
+
+/// <summary>
+/// Checkpoints of a distributed run, committed by its exactly-once sink per Kafka partition
+/// (<see cref="IPartitionedCheckpointCommitter"/>): keyed partition i holds the keys of the i-th claimed partition, so its
+/// snapshot is that partition's state; every commit carries each claimed partition's epoch, and fails once another
+/// copy has claimed one of them.
+/// </summary>
+internal sealed class PartitionedCheckpointStore(IPartitionedCheckpointCommitter committer, string pipeline, StoredCheckpoint claimed) : ICheckpointStore
+{
+    /// <summary>The claimed partitions, in the order of the keyed partitions: where each resumes (-1: nowhere yet) and its epoch.</summary>
+    public IReadOnlyList<SourcePosition> Claimed { get; } = [.. claimed.Positions.OrderBy(p => p.Stream, StringComparer.Ordinal).ThenBy(p => p.Partition)];
+
+    public string Directory => committer.PartitionCheckpointLocation;
+
+    public long HighestId() => claimed.Id;
+
+    public Task WriteAsync(CheckpointData data, CancellationToken cancellationToken)
+    {
+        var read = data.Positions.ToDictionary(p => (p.Stream, p.Partition), p => p.Offset);
+        var positions = Claimed.Select(c => c with { Offset = read.GetValueOrDefault((c.Stream, c.Partition), c.Offset) }).ToList();
+        var state = data.Windows
+            .SelectMany(w => w.Partitions.Select((bytes, i) => new WindowState(w.Schema.Window, CommitterCheckpointStore.SchemaText(w.Schema), Claimed[i].Partition, bytes)))
+            .ToList();
+        return committer.CommitPartitionsAsync(pipeline, new StoredCheckpoint(data.Id, positions, state), cancellationToken).AsTask();
+    }
+
+    /// <summary>
+    /// The claimed state in the runtime's terms: each window's snapshot for keyed partition i is the i-th claimed
+    /// partition's (empty for a partition without state); null when no claimed partition has a checkpoint.
+    /// </summary>
+    public CheckpointData? Restored(DateTimeOffset taken)
+    {
+        if (claimed.Id == 0)
+        {
+            return null;
+        }
+
+        var index = Claimed.Select((p, i) => (p.Partition, i)).ToDictionary(x => x.Partition, x => x.i);
+        var windows = new List<WindowCheckpoint>();
+        foreach (var window in claimed.State.GroupBy(s => s.Window))
+        {
+            var partitions = new ReadOnlyMemory<byte>[Claimed.Count];
+            foreach (var part in window)
+            {
+                partitions[index[part.Partition]] = part.Bytes;
+            }
+
+            windows.Add(new WindowCheckpoint(CommitterCheckpointStore.SchemaOf(window.Key, window.First().Schema), partitions));
+        }
+
+        return new CheckpointData(claimed.Id, taken, [.. Claimed.Where(p => p.Offset >= 0)], windows);
     }
 }
 

@@ -1,0 +1,180 @@
+using Npgsql;
+
+namespace Compiled.Postgres;
+
+/// <summary>
+/// Checkpoints of a distributed run (several copies of a pipeline in one Kafka consumer group): kept per input
+/// partition, so that a partition's offset and the state of the keys it carries move together to whichever copy holds
+/// it next. <c>compiled_partitions</c> has a row per partition (its next offset, its fencing epoch, the checkpoint
+/// that wrote it); <c>compiled_partition_state</c> the state of each window for it. A copy's commit locks the rows of
+/// every partition it holds, in one order, and writes its rows, offsets and state only if each still carries the epoch
+/// this copy claimed: a claim by another copy (which takes the same locks) either comes after the commit and restores
+/// it, or comes first and the commit is refused (<see cref="FencedException"/>).
+/// </summary>
+public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
+{
+    /// <summary>The table of each input partition's position and owner in distributed runs.</summary>
+    public const string PartitionsTable = "compiled_partitions";
+
+    /// <summary>The table of the windows' state per input partition in distributed runs.</summary>
+    public const string PartitionStateTable = "compiled_partition_state";
+
+    private const string PartitionTablesSql = $"""
+        CREATE TABLE IF NOT EXISTS {PartitionsTable} (
+            pipeline text NOT NULL, stream text NOT NULL, partition integer NOT NULL, next_offset bigint NOT NULL,
+            epoch bigint NOT NULL, checkpoint_id bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (pipeline, stream, partition));
+        CREATE TABLE IF NOT EXISTS {PartitionStateTable} (
+            pipeline text NOT NULL, "window" text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
+            checkpoint_id bigint NOT NULL, schema text NOT NULL, state bytea NOT NULL,
+            PRIMARY KEY (pipeline, "window", stream, partition))
+        """;
+
+    /// <inheritdoc/>
+    public string PartitionCheckpointLocation => $"PostgreSQL tables {PartitionsTable} and {PartitionStateTable} (beside table {_options.Table})";
+
+    /// <inheritdoc/>
+    public async ValueTask<StoredCheckpoint> ClaimPartitionsAsync(string pipeline, IReadOnlyList<SourcePosition> partitions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
+        _checkpointsState = true;
+        var streams = partitions.Select(p => p.Stream).Distinct().ToList();
+        if (streams.Count > 1)
+        {
+            throw new NonRetryableException($"Pipeline '{pipeline}': a distributed run reads one topic; this one was assigned {string.Join(", ", streams)}.");
+        }
+
+        return await WithRetriesAsync(
+            "claim the partitions' checkpoints",
+            async () =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (var single = new NpgsqlCommand($"SELECT checkpoint_id FROM {CheckpointsTable} WHERE pipeline = @pipeline AND checkpoint_id > 0", connection, transaction))
+                {
+                    single.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    if (await single.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long id)
+                    {
+                        throw new NonRetryableException($"Pipeline '{pipeline}': {CheckpointsTable} holds checkpoint {id} of a run as a single process, whose state is spread by a hash no other process shares; a distributed run cannot take it over. Finish it as a single process, or delete the pipeline's rows in {CheckpointsTable} and {StateTable} to start the distributed run with empty state.");
+                    }
+                }
+
+                var positions = new List<SourcePosition>(partitions.Count);
+                var ids = new Dictionary<int, long>();
+                await using (var claim = new NpgsqlCommand(
+                    $"""
+                    INSERT INTO {PartitionsTable} AS c (pipeline, stream, partition, next_offset, epoch, checkpoint_id)
+                    SELECT @pipeline, s, p, -1, 1, 0 FROM unnest(@streams, @partitions) AS u(s, p) ORDER BY s, p
+                    ON CONFLICT (pipeline, stream, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now()
+                    RETURNING stream, partition, next_offset, epoch, checkpoint_id
+                    """,
+                    connection,
+                    transaction))
+                {
+                    claim.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    claim.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
+                    claim.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
+                    await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        positions.Add(new SourcePosition(reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3)));
+                        ids[reader.GetInt32(1)] = reader.GetInt64(4);
+                    }
+                }
+
+                var state = new List<WindowState>();
+                await using (var select = new NpgsqlCommand(
+                    $"""
+                    SELECT s."window", s.partition, s.schema, s.state FROM {PartitionStateTable} s
+                    JOIN {PartitionsTable} c ON c.pipeline = s.pipeline AND c.stream = s.stream AND c.partition = s.partition AND c.checkpoint_id = s.checkpoint_id
+                    WHERE s.pipeline = @pipeline AND (s.stream, s.partition) IN (SELECT * FROM unnest(@streams, @partitions))
+                    """,
+                    connection,
+                    transaction))
+                {
+                    select.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    select.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
+                    select.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
+                    await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        state.Add(new WindowState(reader.GetString(0), reader.GetString(2), reader.GetInt32(1), reader.GetFieldValue<byte[]>(3)));
+                    }
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return new StoredCheckpoint(ids.Values.DefaultIfEmpty(0).Max(), positions, state);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask CommitPartitionsAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var positions = checkpoint.Positions.OrderBy(p => p.Stream, StringComparer.Ordinal).ThenBy(p => p.Partition).ToList();
+        return CommitStagedAsync(
+            checkpoint.Id,
+            async (connection, transaction) =>
+            {
+                // Every partition's row, locked in one order (a claim locks in the same order: no deadlock).
+                await using var owner = new NpgsqlCommand(
+                    $"""
+                    SELECT c.stream, c.partition, c.epoch, c.checkpoint_id FROM {PartitionsTable} c
+                    WHERE c.pipeline = @pipeline AND (c.stream, c.partition) IN (SELECT * FROM unnest(@streams, @partitions))
+                    ORDER BY c.stream, c.partition FOR UPDATE
+                    """,
+                    connection,
+                    transaction);
+                owner.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                owner.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+                owner.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+                var epochs = positions.ToDictionary(p => (p.Stream, p.Partition), p => p.Epoch);
+                var seen = 0;
+                var done = true;
+                await using var reader = await owner.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var key = (reader.GetString(0), reader.GetInt32(1));
+                    if (!epochs.TryGetValue(key, out var epoch) || reader.GetInt64(2) != epoch)
+                    {
+                        throw new FencedException($"Pipeline '{pipeline}': partition {key.Item1}[{key.Item2}] was claimed by another copy of the pipeline since this one took it (epoch {reader.GetInt64(2)}, this copy's {epoch}); nothing of checkpoint {checkpoint.Id} was committed.");
+                    }
+
+                    seen++;
+                    done &= reader.GetInt64(3) >= checkpoint.Id;
+                }
+
+                if (seen != positions.Count)
+                {
+                    throw new FencedException($"Pipeline '{pipeline}': {positions.Count - seen} of the partitions this copy claimed are no longer in {PartitionsTable}; nothing of checkpoint {checkpoint.Id} was committed.");
+                }
+
+                return done && seen > 0; // the previous attempt's COMMIT reached the server before its connection broke
+            },
+            async (connection, transaction) =>
+            {
+                await using var update = new NpgsqlCommand(
+                    $"""
+                    UPDATE {PartitionsTable} c SET next_offset = CASE WHEN u.o >= 0 THEN u.o ELSE c.next_offset END, checkpoint_id = @id, updated_at = now()
+                    FROM unnest(@streams, @partitions, @offsets) AS u(s, p, o)
+                    WHERE c.pipeline = @pipeline AND c.stream = u.s AND c.partition = u.p;
+                    DELETE FROM {PartitionStateTable} WHERE pipeline = @pipeline AND (stream, partition) IN (SELECT * FROM unnest(@streams, @partitions));
+                    INSERT INTO {PartitionStateTable} (pipeline, "window", stream, partition, checkpoint_id, schema, state)
+                    SELECT @pipeline, w, @stream, p, @id, s, b FROM unnest(@windows, @statePartitions, @schemas, @states) AS u(w, p, s, b);
+                    """,
+                    connection,
+                    transaction);
+                update.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                update.Parameters.Add(new NpgsqlParameter<long>("id", checkpoint.Id));
+                update.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
+                update.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+                update.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
+                update.Parameters.Add(new NpgsqlParameter<string>("stream", positions.Count > 0 ? positions[0].Stream : ""));
+                AddState(update, checkpoint.State);
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            },
+            cancellationToken);
+    }
+}

@@ -1,0 +1,248 @@
+using System.Globalization;
+using System.Text;
+using Compiled.Kafka;
+using Compiled.Postgres;
+using Compiled.Runtime;
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>
+/// Distributed runs (KafkaSourceOptions.Distributed): copies of a keyed pipeline in one consumer group, each holding
+/// its share of the partitions and their state, over the mock cluster and a real PostgreSQL. The copies here are
+/// runs in one process (separate consumers, sinks and connections); tests/Crash.Tests runs them as processes.
+/// </summary>
+[Collection(nameof(Infrastructure))]
+public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgres) : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
+
+    [Fact]
+    public async Task Two_copies_share_the_partitions_and_a_copy_that_leaves_hands_its_state_over_with_no_row_lost_or_repeated()
+    {
+        const int partitions = 8;
+        var topic = kafka.NewTopic("dist", partitions);
+        var connection = await postgres.NewDatabaseAsync();
+        var views = Views(24_000, seed: 11);
+        var quarter = views.Length / 4;
+        kafka.Produce(topic, Keyed(views[..quarter]));
+        var source = Source(topic);
+
+        // Copy A alone: it holds all eight partitions and commits checkpoints with their state.
+        var a = Pipeline(source, connection);
+        var b = Pipeline(source, connection);
+        using var stopA = new CancellationTokenSource();
+        using var stopB = new CancellationTokenSource();
+        var runA = a.RunAsync(Options(), stopA.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions") >= 2, [runA], "A's checkpoints of every partition");
+
+        // Copy B joins: the group splits the partitions, each copy restores the state of those it got.
+        var runB = b.RunAsync(Options(), stopB.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 2, [runA, runB], "the partitions claimed again after B joined");
+        kafka.Produce(topic, Keyed(views[quarter..(2 * quarter)]));
+        await WaitUntil(() => a.Views.Progress.Done > 0 && b.Views.Progress.Done > 0, [runA, runB], "records read by both copies");
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(sum(next_offset), 0)::bigint FROM compiled_partitions") >= 2 * quarter, [runA, runB], "the second quarter committed", connection);
+
+        // Copy A leaves: its last checkpoint commits, and B takes over its partitions and their open windows.
+        await stopA.CancelAsync();
+        await runA.WaitAsync(Patience);
+        kafka.Produce(topic, Keyed(views[(2 * quarter)..]));
+        await ProduceSentinels(topic, partitions, views[^1].Time);
+        var expected = Expected(views);
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts WHERE page <> 'sentinel'") >= expected.Count, [runB], $"{expected.Count} rows");
+        await stopB.CancelAsync();
+        await runB.WaitAsync(Patience);
+
+        Assert.True(Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, "every partition was claimed again when A left");
+        Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection)); // one row per window: none lost, none repeated
+    }
+
+    [Fact]
+    public async Task A_copy_whose_partitions_were_claimed_behind_its_back_commits_nothing_more_and_joins_again()
+    {
+        const int partitions = 4;
+        var topic = kafka.NewTopic("dist-fenced", partitions);
+        var connection = await postgres.NewDatabaseAsync();
+        var views = Views(12_000, seed: 5);
+        var half = views.Length / 2;
+        kafka.Produce(topic, Keyed(views[..half]));
+        var pipeline = Pipeline(Source(topic), connection);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(Options(), stop.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions") >= 2, [run], "checkpoints of every partition");
+
+        // Another copy's claim, as it looks to this one: every partition's epoch moves on. This copy's next commit is
+        // refused whole; it leaves the group, joins again, claims the partitions anew and restores what was committed.
+        var fencedAt = Scalar(connection, "SELECT coalesce(max(checkpoint_id), 0) FROM compiled_partitions");
+        var rowsAt = Scalar(connection, "SELECT count(*) FROM page_counts");
+        Execute(connection, "UPDATE compiled_partitions SET epoch = epoch + 1");
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, [run], "the partitions claimed again after the fence");
+        Assert.True(Scalar(connection, "SELECT count(*) FROM page_counts") >= rowsAt);
+
+        kafka.Produce(topic, Keyed(views[half..]));
+        await ProduceSentinels(topic, partitions, views[^1].Time);
+        var expected = Expected(views);
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts WHERE page <> 'sentinel'") >= expected.Count, [run], $"{expected.Count} rows");
+        await stop.CancelAsync();
+        await run.WaitAsync(Patience);
+
+        Assert.True(fencedAt >= 2);
+        Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection));
+    }
+
+    [Fact]
+    public async Task A_distributed_source_without_partitioning_by_key_or_without_an_exactly_once_sink_is_refused()
+    {
+        var topic = kafka.NewTopic("dist-refused", 2);
+        var connection = await postgres.NewDatabaseAsync();
+        var unkeyed = Pipeline(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, Distributed = true }, connection);
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => unkeyed.RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains("PartitionedByKey", error.Message, StringComparison.Ordinal);
+
+        var atLeastOnce = new KafkaPageCountsToPostgres
+        {
+            Views = new(Source(topic)),
+            Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "page_counts" }),
+        };
+        var refused = await Assert.ThrowsAsync<PipelineConfigurationException>(() => atLeastOnce.RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains("exactly-once", refused.Message, StringComparison.Ordinal);
+    }
+
+    private KafkaSourceOptions Source(string topic) => new()
+    {
+        BootstrapServers = kafka.BootstrapServers,
+        Topics = topic,
+        GroupId = "dist-" + Guid.NewGuid().ToString("N"),
+        StartFrom = KafkaStart.Earliest,
+        SessionTimeout = kafka.KilledConsumerSessionTimeout,
+        Distributed = true,
+        PartitionedByKey = true,
+    };
+
+    private static KafkaPageCountsToPostgres Pipeline(KafkaSourceOptions source, string connection) => new()
+    {
+        Views = new(source),
+        Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "page_counts", ExactlyOnce = true }), // append: a repeat would be a second row
+    };
+
+    private readonly Lines _log = new();
+
+    public void Dispose() => _log.Dispose();
+
+    private PipelineOptions Options() => new() { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200), LoggerFactory = _log };
+
+    /// <summary>The runs' log lines, shown when a wait fails.</summary>
+    private sealed class Lines : ILoggerFactory, ILogger
+    {
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        public override string ToString() => string.Join("\n", _lines.TakeLast(120));
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public void Dispose()
+        {
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");
+    }
+
+    private static PageView[] Views(int count, int seed)
+    {
+        var random = new Random(seed);
+        var time = 1_700_000_000_000L;
+        return [.. Enumerable.Range(0, count).Select(_ => new PageView("page" + random.Next(0, 24), time += random.Next(0, 12)))];
+    }
+
+    private static Dictionary<(string, long), long> Expected(PageView[] views)
+        => views.GroupBy(v => (v.Page, v.Time - (v.Time % 1000))).ToDictionary(g => g.Key, g => (long)g.Count());
+
+    private static IEnumerable<(string?, byte[]?)> Keyed(IEnumerable<PageView> views) => views.Select(v => ((string?)v.Page, (byte[]?)Json(v)));
+
+    private static byte[] Json(PageView view) => Encoding.UTF8.GetBytes($$"""{"page":"{{view.Page}}","time":{{view.Time.ToString(CultureInfo.InvariantCulture)}}}""");
+
+    /// <summary>A view a day later in every partition: every real window fires.</summary>
+    private async Task ProduceSentinels(string topic, int partitions, long last)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        for (var p = 0; p < partitions; p++)
+        {
+            await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", last + 86_400_000)) });
+        }
+    }
+
+    private static async Task<List<KeyValuePair<(string, long), long>>> Rows(string connection)
+    {
+        var rows = new List<KeyValuePair<(string, long), long>>();
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var select = new NpgsqlCommand("SELECT page, window_start, views FROM page_counts WHERE page <> 'sentinel'", db);
+        await using var reader = await select.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(KeyValuePair.Create((reader.GetString(0), reader.GetInt64(1)), reader.GetInt64(2)));
+        }
+
+        return [.. rows.OrderBy(r => r.Key)];
+    }
+
+    private static string Dump(string connection)
+    {
+        using var db = new NpgsqlConnection(connection);
+        db.Open();
+        using var command = new NpgsqlCommand("SELECT string_agg(partition || ':' || next_offset || ':' || epoch || ':' || checkpoint_id, ' ') FROM compiled_partitions", db);
+        return command.ExecuteScalar()?.ToString() ?? "";
+    }
+
+    private static void Execute(string connection, string sql)
+    {
+        using var db = new NpgsqlConnection(connection);
+        db.Open();
+        using var command = new NpgsqlCommand(sql, db);
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>A figure from the database; -1 until the sink has created its tables.</summary>
+    private static long Scalar(string connection, string sql)
+    {
+        using var db = new NpgsqlConnection(connection);
+        db.Open();
+        using var exists = new NpgsqlCommand("SELECT to_regclass('page_counts') IS NOT NULL AND to_regclass('compiled_partitions') IS NOT NULL", db);
+        if (exists.ExecuteScalar() is not true)
+        {
+            return -1;
+        }
+
+        using var command = new NpgsqlCommand(sql, db);
+        return command.ExecuteScalar() is long value ? value : -1;
+    }
+
+    private async Task WaitUntil(Func<bool> condition, Task[] runs, string what, string? connection = null)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!condition())
+        {
+            if (runs.FirstOrDefault(r => r.IsCompleted) is { } ended)
+            {
+                await ended;
+                Assert.Fail($"a run ended before {what}");
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"not within {Patience}: {what} {(connection is null ? "" : Dump(connection))}\n{_log}");
+            await Task.Delay(20); // polling the database, with a deadline
+        }
+    }
+}
