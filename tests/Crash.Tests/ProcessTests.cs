@@ -345,6 +345,9 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
             return child;
         }
 
+        /// <summary>Sends <paramref name="signal"/> (SIGSTOP, SIGCONT).</summary>
+        public void Signal(int signal) => Assert.Equal(0, Signals.Send(_process.Id, signal));
+
         /// <summary>SIGKILL: no drain, no flush, no goodbye to the consumer group.</summary>
         public void Kill() => _process.Kill();
 

@@ -99,7 +99,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         var topic = kafka.NewTopic("dist-refused", 2);
         var connection = await postgres.NewDatabaseAsync();
         var unkeyed = Pipeline(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, Distributed = true }, connection);
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => unkeyed.RunAsync(Options()).WaitAsync(Patience));
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => unkeyed.RunAsync(Options()).WaitAsync(Patience));
         Assert.Contains("PartitionedByKey", error.Message, StringComparison.Ordinal);
 
         var atLeastOnce = new KafkaPageCountsToPostgres

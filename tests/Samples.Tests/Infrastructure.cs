@@ -104,6 +104,12 @@ internal static partial class Signals
 {
     public const int Term = 15;
 
+    /// <summary>SIGSTOP: the process is frozen (no heartbeat, no commit) until <see cref="Cont"/>.</summary>
+    public const int Stop = 19;
+
+    /// <summary>SIGCONT: a stopped process runs on.</summary>
+    public const int Cont = 18;
+
     /// <summary>Sends <paramref name="signal"/> to process <paramref name="pid"/>; 0 on success.</summary>
     public static int Send(int pid, int signal) => Kill(pid, signal);
 

@@ -31,6 +31,12 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     private readonly SortedDictionary<long, List<T>> _staged = [];
     private long _runEpoch;
 
+    /// <summary>
+    /// Ends the session of a client that leaves its checkpoint transaction idle for 10 s — a process frozen between two
+    /// statements — so the row locks it holds do not block its partitions' next owner for longer.
+    /// </summary>
+    private const string ShortIdleSql = "SET LOCAL idle_in_transaction_session_timeout = '10s'";
+
     /// <inheritdoc/>
     public string CheckpointLocation => $"PostgreSQL tables {CheckpointsTable} and {StateTable} (beside table {_options.Table})";
 
@@ -167,9 +173,10 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     }
 
     /// <summary>
-    /// One transaction: <paramref name="owns"/> locks the checkpoint's rows and checks this run still owns them (it
-    /// throws when not; true: this checkpoint is committed already), then the rows staged for every checkpoint up to
-    /// <paramref name="id"/> are written and <paramref name="record"/> stores positions and state. Retried whole.
+    /// One transaction: the rows staged for every checkpoint up to <paramref name="id"/> are written, then
+    /// <paramref name="owns"/> locks the checkpoint's rows and checks this run still owns them (it throws when not; true:
+    /// this checkpoint is committed already, and the transaction rolls back), and <paramref name="record"/> stores
+    /// positions and state. Retried whole.
     /// </summary>
     private async ValueTask CommitStagedAsync(long id, Func<NpgsqlConnection, NpgsqlTransaction, Task<bool>> owns, Func<NpgsqlConnection, NpgsqlTransaction, Task> record, CancellationToken cancellationToken)
     {
@@ -191,14 +198,18 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
             {
                 await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                if (await owns(connection, transaction).ConfigureAwait(false))
-                {
-                    return 0;
-                }
+                await ExecuteAsync(connection, transaction, ShortIdleSql, cancellationToken).ConfigureAwait(false);
 
+                // The rows first, the locks last: a process frozen while it writes (a long GC pause, SIGSTOP) must not
+                // hold the rows its partitions' next owner claims; the check under the locks still decides the commit.
                 if (rows.Count > 0)
                 {
                     await WriteRowsAsync(connection, transaction, rows, 0, buffers, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (await owns(connection, transaction).ConfigureAwait(false))
+                {
+                    return 0; // rolled back: committed already
                 }
 
                 await record(connection, transaction).ConfigureAwait(false);

@@ -51,6 +51,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
             {
                 await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(connection, transaction, ShortIdleSql, cancellationToken).ConfigureAwait(false);
                 await using (var single = new NpgsqlCommand($"SELECT checkpoint_id FROM {CheckpointsTable} WHERE pipeline = @pipeline AND checkpoint_id > 0", connection, transaction))
                 {
                     single.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));

@@ -222,17 +222,16 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
 
         await using (var connection = opened)
         {
-            await PrepareTableAsync(connection, cancellationToken).ConfigureAwait(false);
-            if (_options.ExactlyOnce)
+            // Copies of a pipeline open together (a distributed run, a consumer group): PostgreSQL does not serialise
+            // concurrent CREATE TABLE IF NOT EXISTS of one table (the loser fails with 23505 on pg_type), so they take turns.
+            await ExecuteAsync(connection, null, $"SELECT pg_advisory_lock({DdlLock})", cancellationToken).ConfigureAwait(false);
+            try
             {
-                await ExecuteAsync(connection, null, CheckpointTablesSql, cancellationToken).ConfigureAwait(false);
-                await ExecuteAsync(connection, null, PartitionTablesSql, cancellationToken).ConfigureAwait(false);
-                await ExecuteAsync(connection, null, $"""
-                    CREATE TABLE IF NOT EXISTS {OffsetsTable} (
-                        pipeline text NOT NULL, source text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
-                        next_offset bigint NOT NULL, epoch bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
-                        PRIMARY KEY (pipeline, source, stream, partition))
-                    """, cancellationToken).ConfigureAwait(false);
+                await PrepareTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                await ExecuteAsync(connection, null, $"SELECT pg_advisory_unlock({DdlLock})", CancellationToken.None).ConfigureAwait(false);
             }
         }
 
@@ -365,6 +364,26 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
                 }
 
                 break;
+        }
+    }
+
+    /// <summary>The advisory lock copies of a pipeline take turns on while they create tables (a constant of ours).</summary>
+    private const long DdlLock = 0x436F6D70696C6564; // "Compiled"
+
+    /// <summary>The sink's table, and with exactly-once the tables of positions and checkpoints.</summary>
+    private async Task PrepareTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await PrepareTableAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (_options.ExactlyOnce)
+        {
+            await ExecuteAsync(connection, null, CheckpointTablesSql, cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync(connection, null, PartitionTablesSql, cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync(connection, null, $"""
+                CREATE TABLE IF NOT EXISTS {OffsetsTable} (
+                    pipeline text NOT NULL, source text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
+                    next_offset bigint NOT NULL, epoch bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (pipeline, source, stream, partition))
+                """, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -21,6 +21,8 @@ internal static class DistributedRun
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger("Compiled.Pipeline") ?? NullLogger.Instance;
         var started = Stopwatch.StartNew();
         PipelineResult? last = null;
+        var monitor = options.Monitor;
+        using var stopping = stop.Register(() => monitor?.SetStandby(false));
         try
         {
             while (!stop.IsCancellationRequested)
@@ -34,7 +36,16 @@ internal static class DistributedRun
                 {
                     break;
                 }
+                catch (ArgumentException ex)
+                {
+                    throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{job.Descriptor.Stages[0].Name}': {ex.Message}", ex);
+                }
+                catch (Exception ex) when (ex is not PipelineException)
+                {
+                    throw new ConnectorException(name, job.Descriptor.Stages[0].Name, null, "join its consumer group", ex);
+                }
 
+                monitor?.SetStandby(!stop.IsCancellationRequested);
                 try
                 {
                     Log.Distributed(logger, name, lease.Partitions.Count == 0
@@ -80,6 +91,7 @@ internal static class DistributedRun
         }
         finally
         {
+            monitor?.SetStandby(false);
             await source.LeaveAsync(CancellationToken.None).ConfigureAwait(false);
         }
 

@@ -18,9 +18,15 @@ public sealed class PipelineMonitor
     /// <summary>
     /// Whether the run is ready (Kubernetes' readiness): its sinks and source opened — connections made, tables
     /// prepared, Kafka consumers created and, with a position store, positions claimed — and its partitions running.
-    /// False before that, once a stop was requested, and after the run ended.
+    /// False before that, once a stop was requested, and after the run ended. A copy of a distributed pipeline is also
+    /// ready while it is in its consumer group between assignments, or holds no partitions (a standby).
     /// </summary>
-    public bool IsReady => _run?.IsReady == true;
+    public bool IsReady => _run is { } run ? run.IsReady : _standby;
+
+    private volatile bool _standby;
+
+    /// <summary>A distributed run is in its group (ready between its runs), until it stops.</summary>
+    internal void SetStandby(bool standby) => _standby = standby;
 
     internal void Attach(RunState run) => _run = run;
 

@@ -1,0 +1,122 @@
+using Compiled.Samples.Tests;
+using Confluent.Kafka;
+using Npgsql;
+
+namespace Compiled.Integration.Tests;
+
+/// <summary>
+/// The ClickCounts sample run distributed (Clicks.Distributed): copies in one consumer group over clicks keyed by page,
+/// each copy a process of its own at parallelism 1. One is killed with SIGKILL, one is added, one is frozen with
+/// SIGSTOP past its session timeout and then resumed. The table — append mode, no key, where a repeat would be a second
+/// row — must equal a count of the clicks produced, window by window: each partition's state, offset and rows move
+/// together, and the frozen copy, whose partitions were claimed by the others meanwhile, commits nothing for them.
+/// </summary>
+public sealed partial class ProcessTests
+{
+    [Fact]
+    public async Task Click_counts_distributed_over_processes_survive_a_sigkill_a_copy_added_and_a_copy_frozen_past_its_session()
+    {
+        const int clicks = 80_000;
+        const int phases = 4;
+        const int partitions = 8;
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        log.WriteLine($"seed {seed}");
+        var topic = kafka.NewTopic("clicks-dist", partitions);
+        var group = "clicks-dist-" + Guid.NewGuid().ToString("N");
+        var connection = await postgres.NewDatabaseAsync();
+        await using (var db = new NpgsqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE TABLE page_minutes (page text NOT NULL, window_start timestamptz NOT NULL, clicks bigint NOT NULL)", db);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        // Twenty minutes of clicks, up to 3 s out of order, keyed by page: the topic is partitioned by the pipeline's key.
+        var produced = new List<(string Page, DateTimeOffset At)>(clicks);
+        var values = new List<(string?, byte[]?)>(clicks);
+        var span = TimeSpan.FromMinutes(20).Ticks;
+        for (var i = 0; i < clicks; i++)
+        {
+            var page = $"/page/{random.Next(30)}";
+            var at = ClicksStart.AddTicks(span * i / clicks).AddMilliseconds(-random.Next(0, 3000));
+            produced.Add((page, at));
+            values.Add((page, ClickJson(page, $"user-{random.Next(5000)}", at)));
+        }
+
+        void Phase(int phase) => kafka.Produce(topic, values.Skip(phase * clicks / phases).Take(clicks / phases));
+        Task<long> Committed() => ScalarAsync(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions", null);
+        Task<long> Epoch() => ScalarAsync(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions", null);
+
+        Phase(0);
+        await using var a = StartDistributedClickCounts(connection, topic, group);
+        await using var b = StartDistributedClickCounts(connection, topic, group);
+        await using var c = StartDistributedClickCounts(connection, topic, group);
+        await WaitUntil(a, async () => await Committed() >= 2 && Shares(a) && Shares(b) && Shares(c), "checkpoints of every partition, with a share for each copy");
+
+        // SIGKILL one copy: its partitions go to the others once its session expires, with the state it committed.
+        Phase(1);
+        var epoch = await Epoch();
+        b.Kill();
+        await b.WaitAsync(Patience);
+        await WaitUntil(a, async () => await Epoch() > epoch, "the killed copy's partitions claimed again");
+
+        // A copy joins mid-run.
+        await using var d = StartDistributedClickCounts(connection, topic, group);
+        await WaitUntil(d, () => Task.FromResult(Shares(d)), "a share for the added copy");
+
+        // Freeze one copy past its session timeout: the others claim its partitions while it cannot know.
+        Phase(2);
+        epoch = await Epoch();
+        c.Signal(Signals.Stop);
+        await WaitUntil(a, async () => await Epoch() > epoch, "the frozen copy's partitions claimed by the others");
+        var committed = await Committed();
+        await WaitUntil(a, async () => await Committed() > committed + 2, "checkpoints committed without the frozen copy");
+        c.Signal(Signals.Cont);
+        await WaitUntil(a, () => Task.FromResult(c.Error.Contains("were lost", StringComparison.Ordinal) || c.Error.Contains("another copy claimed", StringComparison.Ordinal)), "the resumed copy learning its partitions were gone");
+
+        // The rest, then a click per partition an hour later closes every window.
+        Phase(3);
+        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (var p = 0; p < partitions; p++)
+            {
+                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Value = ClickJson("/closing", "test", ClicksStart.AddHours(1)) });
+            }
+        }
+
+        var expected = produced.GroupBy(x => (x.Page, Minute: x.At.UtcTicks - (x.At.UtcTicks % TimeSpan.TicksPerMinute))).ToDictionary(g => g.Key, g => (long)g.Count());
+        await WaitUntil(a, async () => await CountAsync(connection, "page_minutes") >= expected.Count, $"{expected.Count} rows");
+        foreach (var copy in new[] { a, c, d })
+        {
+            Assert.Equal(0, await copy.TerminateAsync(Patience));
+        }
+
+        var rows = new List<KeyValuePair<(string, long), long>>();
+        await using (var db = new NpgsqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var select = new NpgsqlCommand("SELECT page, window_start, clicks FROM page_minutes", db);
+            await using var reader = await select.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                rows.Add(KeyValuePair.Create((reader.GetString(0), reader.GetFieldValue<DateTimeOffset>(1).UtcTicks), reader.GetInt64(2)));
+            }
+        }
+
+        Assert.Equal(expected.Count, rows.Count); // append mode, no key: a window written twice would be a second row
+        Assert.Equal(expected.OrderBy(e => e.Key), rows.OrderBy(e => e.Key));
+    }
+
+    /// <summary>Whether the copy was assigned partitions (its log says so).</summary>
+    private static bool Shares(Child child) => child.Error.Contains("the group assigned this copy " + "clicks-dist", StringComparison.Ordinal);
+
+    private Child StartDistributedClickCounts(string connection, string topic, string group)
+        => Child.Start(
+        [
+            Repository.SampleDll("ClickCounts"), "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
+            "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.GroupId={group}", "--set", $"Clicks.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
+            "--set", "Clicks.Distributed=true", "--set", "Clicks.PartitionedByKey=true",
+            "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1", "--log-level", "Information",
+        ], _work);
+}
