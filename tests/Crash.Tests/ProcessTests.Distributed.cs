@@ -46,37 +46,44 @@ public sealed partial class ProcessTests
 
         void Phase(int phase) => kafka.Produce(topic, values.Skip(phase * clicks / phases).Take(clicks / phases));
         Task<long> Committed() => ScalarAsync(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions", null);
-        Task<long> Epoch() => ScalarAsync(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions", null);
 
         Phase(0);
         await using var a = StartDistributedClickCounts(connection, topic, group);
         await using var b = StartDistributedClickCounts(connection, topic, group);
         await using var c = StartDistributedClickCounts(connection, topic, group);
-        await WaitUntil(a, async () => await Committed() >= 2 && Shares(a) && Shares(b) && Shares(c), "checkpoints of every partition, with a share for each copy");
+        await WaitUntil(a, async () => await Committed() >= 2 && (await EpochsAsync(connection)).Count == partitions && Shares(a) && Shares(b) && Shares(c), "checkpoints of every partition, with a share for each copy");
 
         // SIGKILL one copy: its partitions go to the others once its session expires, with the state it committed.
         Phase(1);
-        var epoch = await Epoch();
+        var epochs = await EpochsAsync(connection);
         b.Kill();
         await b.WaitAsync(Patience);
-        await WaitUntil(a, async () => await Epoch() > epoch, "the killed copy's partitions claimed again");
+        await WaitUntil(a, async () => (await EpochsAsync(connection)).All(p => p.Value > epochs.GetValueOrDefault(p.Key)), "the killed copy's partitions claimed again");
 
         // A copy joins mid-run.
         await using var d = StartDistributedClickCounts(connection, topic, group);
         await WaitUntil(d, () => Task.FromResult(Shares(d)), "a share for the added copy");
 
-        // Freeze one copy past its session timeout: the others claim its partitions while it cannot know.
+        // Freeze one copy past its session timeout: the others claim its partitions while it cannot know. Every
+        // partition claimed again after the freeze is the sign (a rebalance still finishing when it froze claims only
+        // some): only the group's removing the frozen copy does that.
         Phase(2);
-        epoch = await Epoch();
+        var before = await EpochsAsync(connection);
         c.Signal(Signals.Stop);
-        await WaitUntil(a, async () => await Epoch() > epoch, "the frozen copy's partitions claimed by the others");
-        var committed = await Committed();
-        await WaitUntil(a, async () => await Committed() > committed + 2, "checkpoints committed without the frozen copy");
-        c.Signal(Signals.Cont);
-        await WaitUntil(a, () => Task.FromResult(c.Error.Contains("were lost", StringComparison.Ordinal) || c.Error.Contains("another copy claimed", StringComparison.Ordinal)), "the resumed copy learning its partitions were gone");
-
-        // The rest, then a click per partition an hour later closes every window.
+        await WaitUntil(a, async () => (await EpochsAsync(connection)).All(p => p.Value > before.GetValueOrDefault(p.Key)), "the frozen copy's partitions claimed by the others");
         Phase(3);
+        await WaitUntil(a, async () => await ScalarAsync(connection, "SELECT coalesce(sum(next_offset), 0)::bigint FROM compiled_partitions", null) >= clicks, "every click committed without the frozen copy");
+        var frozen = c.Error.Length;
+        c.Signal(Signals.Cont);
+        int Learned() => Math.Max(c.Error.IndexOf("were lost", frozen, StringComparison.Ordinal), c.Error.IndexOf("another copy claimed", frozen, StringComparison.Ordinal));
+        await WaitUntil(c, () => Task.FromResult(Learned() >= 0), "the resumed copy learning its partitions were gone");
+
+        // Between its resumption and learning it, the copy committed no checkpoint (each commit logs one at Debug):
+        // every partition it held had been claimed by another, so a commit would have written rows and state twice.
+        var resumed = c.Error[frozen..Learned()];
+        Assert.DoesNotMatch(@"checkpoint \d+ complete", resumed);
+
+        // A click per partition an hour later closes every window.
         using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
         {
             for (var p = 0; p < partitions; p++)
@@ -108,6 +115,22 @@ public sealed partial class ProcessTests
         Assert.Equal(expected.OrderBy(e => e.Key), rows.OrderBy(e => e.Key));
     }
 
+    /// <summary>Each partition's epoch in compiled_partitions.</summary>
+    private static async Task<Dictionary<int, long>> EpochsAsync(string connection)
+    {
+        var epochs = new Dictionary<int, long>();
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var select = new NpgsqlCommand("SELECT partition, epoch FROM compiled_partitions", db);
+        await using var reader = await select.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            epochs[reader.GetInt32(0)] = reader.GetInt64(1);
+        }
+
+        return epochs;
+    }
+
     /// <summary>Whether the copy was assigned partitions (its log says so).</summary>
     private static bool Shares(Child child) => child.Error.Contains("the group assigned this copy " + "clicks-dist", StringComparison.Ordinal);
 
@@ -117,6 +140,6 @@ public sealed partial class ProcessTests
             Repository.SampleDll("ClickCounts"), "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
             "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.GroupId={group}", "--set", $"Clicks.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
             "--set", "Clicks.Distributed=true", "--set", "Clicks.PartitionedByKey=true",
-            "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1", "--log-level", "Information",
+            "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1", "--log-level", "Debug",
         ], _work);
 }
