@@ -70,13 +70,7 @@ public sealed partial class ProcessTests
         }
 
         // A click per partition an hour later closes every window; the last copy finishes and stops gracefully.
-        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
-        {
-            for (var p = 0; p < partitions; p++)
-            {
-                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Value = ClickJson("/closing", "test", ClicksStart.AddHours(1)) });
-            }
-        }
+        await ProduceClosingClicksAsync(topic, partitions);
 
         var expected = produced.GroupBy(c => (c.Page, Minute: c.At.UtcTicks - (c.At.UtcTicks % TimeSpan.TicksPerMinute))).ToDictionary(g => g.Key, g => (long)g.Count());
         await using (var last = StartClickCounts(connection, topic, parallelisms[random.Next(parallelisms.Length)]))
@@ -85,6 +79,22 @@ public sealed partial class ProcessTests
             Assert.Equal(0, await last.TerminateAsync(Patience));
         }
 
+        await AssertPageMinutesAsync(connection, expected);
+    }
+
+    /// <summary>A click per partition an hour after the others: every window closes.</summary>
+    private async Task ProduceClosingClicksAsync(string topic, int partitions)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        for (var p = 0; p < partitions; p++)
+        {
+            await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Value = ClickJson("/closing", "test", ClicksStart.AddHours(1)) });
+        }
+    }
+
+    /// <summary>The table page_minutes holds exactly <paramref name="expected"/>: each page-minute once, with its count.</summary>
+    private static async Task AssertPageMinutesAsync(string connection, Dictionary<(string Page, long Minute), long> expected)
+    {
         var rows = new List<KeyValuePair<(string, long), long>>();
         await using (var db = new NpgsqlConnection(connection))
         {

@@ -1,5 +1,4 @@
 using Compiled.Samples.Tests;
-using Confluent.Kafka;
 using Npgsql;
 
 namespace Compiled.Integration.Tests;
@@ -84,13 +83,7 @@ public sealed partial class ProcessTests
         Assert.DoesNotMatch(@"checkpoint \d+ complete", resumed);
 
         // A click per partition an hour later closes every window.
-        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
-        {
-            for (var p = 0; p < partitions; p++)
-            {
-                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Value = ClickJson("/closing", "test", ClicksStart.AddHours(1)) });
-            }
-        }
+        await ProduceClosingClicksAsync(topic, partitions);
 
         var expected = produced.GroupBy(x => (x.Page, Minute: x.At.UtcTicks - (x.At.UtcTicks % TimeSpan.TicksPerMinute))).ToDictionary(g => g.Key, g => (long)g.Count());
         await WaitUntil(a, async () => await CountAsync(connection, "page_minutes") >= expected.Count, $"{expected.Count} rows");
@@ -99,20 +92,7 @@ public sealed partial class ProcessTests
             Assert.Equal(0, await copy.TerminateAsync(Patience));
         }
 
-        var rows = new List<KeyValuePair<(string, long), long>>();
-        await using (var db = new NpgsqlConnection(connection))
-        {
-            await db.OpenAsync();
-            await using var select = new NpgsqlCommand("SELECT page, window_start, clicks FROM page_minutes", db);
-            await using var reader = await select.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                rows.Add(KeyValuePair.Create((reader.GetString(0), reader.GetFieldValue<DateTimeOffset>(1).UtcTicks), reader.GetInt64(2)));
-            }
-        }
-
-        Assert.Equal(expected.Count, rows.Count); // append mode, no key: a window written twice would be a second row
-        Assert.Equal(expected.OrderBy(e => e.Key), rows.OrderBy(e => e.Key));
+        await AssertPageMinutesAsync(connection, expected);
     }
 
     /// <summary>Each partition's epoch in compiled_partitions.</summary>
