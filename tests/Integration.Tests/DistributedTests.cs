@@ -52,7 +52,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         kafka.Produce(topic, Keyed(views[(2 * quarter)..]));
         await ProduceSentinels(topic, partitions, views[^1].Time);
         var expected = Expected(views);
-        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts WHERE page <> 'sentinel'") >= expected.Count, [runB], $"{expected.Count} rows");
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts WHERE page <> 'sentinel'") >= expected.Count, [runB], $"{expected.Count} rows", connection);
         await stopB.CancelAsync();
         await runB.WaitAsync(Patience);
 
@@ -139,7 +139,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
     {
         private readonly ConcurrentQueue<string> _lines = new();
 
-        public override string ToString() => string.Join("\n", _lines.TakeLast(120));
+        public override string ToString() => string.Join("\n", _lines.Where(l => !l.Contains(" Debug ", StringComparison.Ordinal)).TakeLast(80).Concat(_lines.TakeLast(5)));
 
         public void AddProvider(ILoggerProvider provider)
         {
@@ -154,7 +154,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
             => _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");

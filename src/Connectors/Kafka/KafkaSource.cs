@@ -281,6 +281,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
 
                 _consumer.Assign(Assigned(_consumer, leased));
+                MarkRestoredAtEnd();
                 return;
             }
 
@@ -300,6 +301,36 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             var mine = all.Where((_, i) => i % _context.Parallelism == _partition).ToList();
             _consumer.Assign(Assigned(_consumer, mine));
+            MarkRestoredAtEnd();
+        }
+
+        /// <summary>
+        /// A partition resumed exactly at its end (everything in it was read before the checkpoint) may never deliver a
+        /// message nor an end-of-partition event, and would hold the watermark back for good: it counts as read to its
+        /// end now, so it turns idle after <see cref="KafkaSourceOptions.IdleAfterEnd"/> like any partition at its end.
+        /// </summary>
+        private void MarkRestoredAtEnd()
+        {
+            foreach (var (partition, owned) in _owned)
+            {
+                if (owned.Next < 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var marks = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
+                    if (marks.High != Offset.Unset && marks.High.Value <= owned.Next)
+                    {
+                        _atEnd.Add((partition, owned.Next));
+                    }
+                }
+                catch (KafkaException)
+                {
+                    // Unknown for now: the partition waits for its end-of-partition event as before.
+                }
+            }
         }
 
         public long Consumed => Interlocked.Read(ref _consumedCount);
@@ -470,6 +501,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             if (_context.PositionStore is { CommitsSourcePositions: true })
             {
                 return ValueTask.CompletedTask; // the sink commits them in its own transaction
+            }
+
+            if (_context.Assignment is not null)
+            {
+                return ValueTask.CompletedTask; // distributed: this reader is no member of the group (the copy's member is), so the group refuses its commits; the sink stores the offsets
             }
 
             var offsets = new List<TopicPartitionOffset>();

@@ -40,6 +40,19 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     /// <inheritdoc/>
     public string CheckpointLocation => $"PostgreSQL tables {CheckpointsTable} and {StateTable} (beside table {_options.Table})";
 
+    /// <summary>
+    /// A run claims: rows an earlier run in this process kept aside for checkpoints that never committed (it was
+    /// aborted, lost its partitions or was fenced) are dropped — the new run numbers its checkpoints from the stored
+    /// one, and would otherwise commit them with its own.
+    /// </summary>
+    private void DropStaged()
+    {
+        lock (_staging)
+        {
+            _staged.Clear();
+        }
+    }
+
     /// <summary>Keeps a writer's rows of checkpoint <paramref name="checkpoint"/> until the whole checkpoint commits.</summary>
     private void Stage(long checkpoint, List<T> rows)
     {
@@ -64,6 +77,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
     {
         var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
         _checkpointsState = true; // the run checkpoints window state: its rows commit with it, staged, not streamed
+        DropStaged();
         return await WithRetriesAsync(
             "claim the pipeline's checkpoints",
             async () =>

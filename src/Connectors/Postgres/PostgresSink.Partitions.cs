@@ -39,6 +39,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
         ArgumentNullException.ThrowIfNull(partitions);
         var dataSource = _dataSource ?? throw new InvalidOperationException("The sink is not open.");
         _checkpointsState = true;
+        DropStaged();
         var streams = partitions.Select(p => p.Stream).Distinct().ToList();
         if (streams.Count > 1)
         {
