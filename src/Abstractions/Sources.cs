@@ -143,7 +143,8 @@ public readonly struct SourceBatch<T>
 /// records a reader produces is therefore the minimum over its splits: a split holds it back from the moment it is
 /// added until it is idle or removed, even before its first record (after a restart a lagging partition's records
 /// must not arrive late). A split is idle when the reader has read all it has for now (a Kafka partition at its end);
-/// it holds nothing back until its next record. When every split is idle the watermark is the largest of theirs.</para>
+/// it holds nothing back until its next record. When every split is idle the reader holds nothing back either (as a
+/// reader returning <see cref="SourceBatch{T}.Idle"/>), and its watermark is the largest of theirs.</para>
 /// <para>The reader owns the object and changes it only inside its <c>ReadAsync</c>; the runtime reads it after.</para>
 /// </remarks>
 public sealed class SourceSplits

@@ -207,6 +207,19 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         return anyActive ? active : idle;
     }
 
+    private static bool AllIdle(SourceSplits splits)
+    {
+        for (var i = 0; i < splits.Count; i++)
+        {
+            if (!splits.IsIdleAt(i))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         var records = Buffer.Span;
@@ -223,6 +236,13 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         }
 
         _mark = 0;
+        if (!_forwarded && _splits is { Count: > 0 } splits && AllIdle(splits))
+        {
+            // Every split read to its end (a reader whose Kafka partitions were all resumed at their end): the reader
+            // holds nothing back until its next record, as a reader with no split at all does — else, having never
+            // seen a record, it would hold every keyed partition at the smallest watermark for good.
+            DeclareIdle();
+        }
 
         var watermark = Watermark();
         if (records.Length == 0 && !_idlePending && watermark <= MinSent())

@@ -315,6 +315,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 Barrier(batch.Input, batch.Barrier);
                 break;
             case ExchangeSignal.Idle:
+                _valve.Update(batch.Input, batch.Watermark, now, hadRecords: false); // what it reached before falling quiet
                 _valve.DeclareIdle(batch.Input);
                 break;
             case ExchangeSignal.Data:

@@ -82,6 +82,48 @@ public sealed class QuietPartitionSource<T>(T[] records) : ISource<T>
 }
 
 /// <summary>
+/// Partition 0 reads its readings in one batch, then waits for the stop; partition 1 reads one split that is at its end
+/// from the start (a Kafka partition resumed exactly at its end) and polls it, finding nothing, until the stop.
+/// </summary>
+public sealed class SplitAtEndSource<T>(T[] records) : ISource<T>
+{
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<T> CreateReader(int partition) => partition == 0 ? new QuietPartitionSource<T>(records).CreateReader(0) : new AtEnd();
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class AtEnd : ISourceReader<T>
+    {
+        private readonly SourceSplits _splits = new();
+
+        public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (_splits.Count == 0)
+            {
+                _splits.Add(7);
+                _splits.SetIdle(7, idle: true);
+                return SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
+            }
+
+            _splits.ClearRuns();
+            try
+            {
+                await Task.Delay(20, cancellationToken); // a poll that finds nothing
+            }
+            catch (OperationCanceledException)
+            {
+                return SourceBatch<T>.End;
+            }
+
+            return SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
 /// One reader over two splits (as a Kafka reader over two partitions catching up on a backlog): all of split 0's
 /// readings first, then all of split 1's, which are just as old.
 /// </summary>
@@ -233,6 +275,30 @@ public sealed class KeyedPipelineTests
         await stop.CancelAsync();
         await run;
         Assert.Equal(R(1, 200, 300, 8), pipeline.Results.Items.Single(r => r.Start == 200)); // the stop ends the input: the rest fires
+    }
+
+    [Fact]
+    public async Task A_reader_whose_splits_are_all_at_their_end_from_the_start_holds_no_watermark_back()
+    {
+        // No idle timeout: partition 1's only split never delivers a record, but its reader says it is at its end.
+        // Before, the reader's watermark stayed at its minimum (no split had a record) and no window ever fired.
+        var (results, seen, fired) = FirstResults<WindowResult<int, long>>(2);
+        var pipeline = new IdleAwareSums
+        {
+            Events = new SplitAtEndSource<Reading>([new Reading(1, 10, 1), new Reading(1, 50, 2), new Reading(2, 120, 4), new Reading(1, 250, 8)]),
+            Results = results,
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await fired.Task.WaitAsync(TimeSpan.FromMinutes(1)); // the test fails here if the windows do not fire before the stop
+        Assert.False(run.IsCompleted);
+        lock (seen)
+        {
+            Assert.Equal([R(1, 0, 100, 3), R(2, 100, 200, 4)], seen.OrderBy(r => r.Key));
+        }
+
+        await stop.CancelAsync();
+        await run;
     }
 
     [Fact]
