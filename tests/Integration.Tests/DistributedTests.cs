@@ -101,6 +101,16 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         var unkeyed = Pipeline(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, Distributed = true }, connection);
         var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => unkeyed.RunAsync(Options()).WaitAsync(Patience));
         Assert.Contains("PartitionedByKey", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", error.Message, StringComparison.Ordinal); // the message names the setting itself
+
+        // PartitionedByKey means something only to a distributed run: refused, not ignored (exit 2 from the host).
+        var plain = Source(topic);
+        plain.Distributed = false;
+        var notDistributed = Pipeline(plain, await postgres.NewDatabaseAsync());
+        var ignored = await Assert.ThrowsAsync<ConnectorException>(() => notDistributed.RunAsync(Options()).WaitAsync(Patience));
+        Assert.True(NonRetryableException.IsCause(ignored), ignored.ToString());
+        Assert.Contains("PartitionedByKey", ignored.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", ignored.Message, StringComparison.Ordinal);
 
         var atLeastOnce = new KafkaPageCountsToPostgres
         {
@@ -109,6 +119,8 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         };
         var refused = await Assert.ThrowsAsync<PipelineConfigurationException>(() => atLeastOnce.RunAsync(Options()).WaitAsync(Patience));
         Assert.Contains("exactly-once", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot run distributed", refused.Message, StringComparison.Ordinal); // refused before the copy joined the group
+        Assert.Equal(-1, Scalar(connection, "SELECT 0")); // no sink opened: none of its tables exists
     }
 
     private KafkaSourceOptions Source(string topic) => new()

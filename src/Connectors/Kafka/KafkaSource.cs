@@ -83,7 +83,17 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _options.Validate();
+        try
+        {
+            _options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            // A setting that cannot work: the run cannot start (exit 2), and retrying would not help.
+            var message = ex.ParamName is { } name ? ex.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : ex.Message;
+            throw new NonRetryableException($"Source '{context.SourceName}': {message}", ex);
+        }
+
         if (_options.Distributed && context.Assignment is null)
         {
             throw new NonRetryableException($"Source '{context.SourceName}': Distributed is set, but pipeline '{context.PipelineName}' does not run as a distributed job (it reads several sources, or has no window behind this one); unset Distributed. See docs/deployment.md.");

@@ -84,7 +84,8 @@ public sealed class KafkaSourceOptions
     /// <summary>
     /// Declares that the topic is partitioned by the pipeline's <c>[KeyBy]</c> key (its producers key each message by it,
     /// so all of a key's messages are in one partition). A distributed run then keeps each key's state with its
-    /// partition and needs no repartition topic. Default: false.
+    /// partition and needs no repartition topic. Only with <see cref="Distributed"/> (a run that is not distributed refuses
+    /// it rather than ignore it). Default: false.
     /// </summary>
     public bool PartitionedByKey { get; set; }
 
@@ -152,6 +153,11 @@ public sealed class KafkaSourceOptions
         if (Distributed && !PartitionedByKey)
         {
             throw new ArgumentException("Distributed needs PartitionedByKey=true: the topic must be partitioned by the [KeyBy] key (messages keyed by it), because repartitioning through an internal topic is not built yet.", nameof(PartitionedByKey));
+        }
+
+        if (PartitionedByKey && !Distributed)
+        {
+            throw new ArgumentException("PartitionedByKey=true declares how the topic is partitioned for a distributed run, and this run is not one: set Distributed=true as well (see docs/deployment.md), or remove PartitionedByKey.", nameof(PartitionedByKey));
         }
 
         if (Distributed && KafkaConfig.Topics(Topics).Count != 1)

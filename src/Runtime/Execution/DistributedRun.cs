@@ -38,7 +38,7 @@ internal static class DistributedRun
                 }
                 catch (ArgumentException ex)
                 {
-                    throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{job.Descriptor.Stages[0].Name}': {ex.Message}", ex);
+                    throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{job.Descriptor.Stages[0].Name}': {ConnectorException.MessageOf(ex)}", ex);
                 }
                 catch (Exception ex) when (ex is not PipelineException)
                 {
@@ -148,6 +148,13 @@ internal static class DistributedRun
             {
                 problems.Add($"'{stage.WindowName}' is {(stage.IsJoin ? "a join" : "not keyed by the source's key")}");
             }
+        }
+
+        if (!job.BoundSinks.Slots.Any(s => s.Connector is IPartitionedCheckpointCommitter and ITransactionalSink { IsTransactional: true }))
+        {
+            // Checked again once the sinks are open; refused here so that a copy never joins the group for nothing.
+            var sinks = string.Join(", ", job.BoundSinks.Slots.Select(s => $"'{s.Name}'"));
+            problems.Add($"no sink keeps each partition's state with its rows ({(sinks.Length == 0 ? "it has no connector sink" : $"sinks {sinks}")}): it needs an exactly-once PostgresSink (Delivery=ExactlyOnce)");
         }
 
         if (options.StateBackend == StateBackend.Disk)

@@ -39,11 +39,21 @@ public sealed class ConnectorException : PipelineException
 {
     /// <summary>Creates the exception.</summary>
     public ConnectorException(string pipelineName, string connectorName, int? partition, string action, Exception innerException)
-        : base(pipelineName, $"Pipeline '{pipelineName}': connector '{connectorName}' failed to {action}{(partition is { } p ? $" in partition {p}" : "")}: {innerException?.Message}", innerException)
+        : base(pipelineName, $"Pipeline '{pipelineName}': connector '{connectorName}' failed to {action}{(partition is { } p ? $" in partition {p}" : "")}: {MessageOf(innerException)}", innerException)
     {
         ConnectorName = connectorName;
         Partition = partition;
     }
+
+    /// <summary>
+    /// <paramref name="exception"/>'s message for a user: an invalid option's (<see cref="ArgumentException"/>) without
+    /// the " (Parameter 'X')" .NET appends, since connectors' messages name the setting themselves.
+    /// </summary>
+    internal static string? MessageOf(Exception? exception)
+        => exception is ArgumentException { ParamName: { Length: > 0 } name } argument
+            && argument.Message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal)
+            ? argument.Message[..^$" (Parameter '{name}')".Length]
+            : exception?.Message;
 
     /// <summary>The source or sink member's name.</summary>
     public string ConnectorName { get; }
