@@ -74,9 +74,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                     connection,
                     transaction))
                 {
-                    claim.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
-                    claim.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
-                    claim.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
+                    AddPartitions(claim, pipeline, partitions);
                     await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                     while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
@@ -95,9 +93,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                     connection,
                     transaction))
                 {
-                    select.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
-                    select.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
-                    select.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
+                    AddPartitions(select, pipeline, partitions);
                     await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                     while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
@@ -129,9 +125,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                     """,
                     connection,
                     transaction);
-                owner.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
-                owner.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
-                owner.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
+                AddPartitions(owner, pipeline, positions);
                 var epochs = positions.ToDictionary(p => (p.Stream, p.Partition), p => p.Epoch);
                 var seen = 0;
                 var done = true;
@@ -168,15 +162,21 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                     """,
                     connection,
                     transaction);
-                update.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                AddPartitions(update, pipeline, positions);
                 update.Parameters.Add(new NpgsqlParameter<long>("id", checkpoint.Id));
-                update.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. positions.Select(p => p.Stream)]));
-                update.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. positions.Select(p => p.Partition)]));
                 update.Parameters.Add(new NpgsqlParameter<long[]>("offsets", [.. positions.Select(p => p.Offset)]));
                 update.Parameters.Add(new NpgsqlParameter<string>("stream", positions.Count > 0 ? positions[0].Stream : ""));
                 AddState(update, checkpoint.State);
                 await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             },
             cancellationToken);
+    }
+
+    /// <summary>The parameters every per-partition statement shares: the pipeline and its partitions as two arrays (unnest(@streams, @partitions)).</summary>
+    private static void AddPartitions(NpgsqlCommand command, string pipeline, IReadOnlyList<SourcePosition> partitions)
+    {
+        command.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("streams", [.. partitions.Select(p => p.Stream)]));
+        command.Parameters.Add(new NpgsqlParameter<int[]>("partitions", [.. partitions.Select(p => p.Partition)]));
     }
 }
