@@ -33,6 +33,32 @@ public sealed partial class SqliteEnrichment
     [Sink] public AmountSink Total { get; set; } = new();
 }
 
+/// <summary>
+/// The same join into a method sink — the simplest sink a user writes for an in-process total, called inline from
+/// the loop after the lookup (no sink buffer, no pass of its own). Parallelism 1 only: the totals are plain fields.
+/// </summary>
+[Pipeline(Name = "bench-sqlite-lookup-method-sink")]
+public sealed partial class SqliteEnrichmentToMethod
+{
+    public double Amount { get; private set; }
+
+    public long Characters { get; private set; }
+
+    [Source] public ISource<BenchSale> Sales { get; set; } = new CollectionSource<BenchSale>();
+
+    [KeyBy] static int CustomerOf(BenchSale s) => s.CustomerId;
+
+    [Lookup] public SqliteLookup<int, BenchCustomer> Customers { get; set; } = new("unused.db", "customers");
+
+    [Transform] static EnrichedBenchSale Enrich(Joined<BenchSale, BenchCustomer> j) => new(j.Left.Id, j.Right!.Name, j.Right.Country, j.Left.Amount);
+
+    [Sink] void Sum(EnrichedBenchSale sale)
+    {
+        Amount += sale.Amount;
+        Characters += sale.Name.Length + sale.Country.Length;
+    }
+}
+
 /// <summary>The workaround a user had before lookups: a transform over a Dictionary loaded up front (no exchange, no refresh).</summary>
 [Pipeline(Name = "bench-dictionary-transform")]
 public sealed partial class DictionaryEnrichment
@@ -161,6 +187,7 @@ internal static class LookupScenario
         var local1 = new Measurement("Compiled SqliteLookup, Routing = Local, p1", records, 16);
         var local2 = new Measurement("Compiled SqliteLookup, Routing = Local, p2", records, 16);
         var dictionary = new Measurement("Compiled p1, transform over a Dictionary", records, 16);
+        var method1 = new Measurement("Compiled SqliteLookup, p1, method sink", records, 16);
         for (var rep = 0; rep < warmups + repetitions; rep++)
         {
             var measure = rep >= warmups;
@@ -172,6 +199,14 @@ internal static class LookupScenario
                     var pipeline = new DictionaryEnrichment { Sales = new CollectionSource<BenchSale>(sales) };
                     await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = LookupBatch });
                     Verify((pipeline.Total.Amount, pipeline.Total.Characters), expected, dictionary.Name);
+                },
+                measure);
+            await method1.RunAsync(
+                async () =>
+                {
+                    var pipeline = new SqliteEnrichmentToMethod { Sales = new CollectionSource<BenchSale>(sales), Customers = new(database, "customers") { TimeToLive = TimeSpan.Zero } };
+                    await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = LookupBatch });
+                    Verify((pipeline.Amount, pipeline.Characters), expected, method1.Name);
                 },
                 measure);
             foreach (var (measurement, parallelism, routing) in new[] { (p1, 1, LookupRouting.ByKey), (p2, 2, LookupRouting.ByKey), (local1, 1, LookupRouting.Local), (local2, 2, LookupRouting.Local) })
@@ -187,12 +222,13 @@ internal static class LookupScenario
             }
         }
 
-        foreach (var m in new[] { hand, dictionary, p1, p2, local1, local2 })
+        foreach (var m in new[] { hand, dictionary, p1, method1, p2, local1, local2 })
         {
             Console.WriteLine(m.Row(hand.MedianSeconds));
         }
 
         results.Add(("lookup_warm_p1_vs_hand", (hand.MedianSeconds / p1.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
+        results.Add(("lookup_warm_p1_method_sink_vs_hand", (hand.MedianSeconds / method1.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
         results.Add(("lookup_warm_p2_vs_hand", (hand.MedianSeconds / p2.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
         results.Add(("lookup_warm_local_p1_vs_hand", (hand.MedianSeconds / local1.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
         results.Add(("lookup_warm_local_p2_vs_hand", (hand.MedianSeconds / local2.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
