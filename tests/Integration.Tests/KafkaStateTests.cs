@@ -283,6 +283,55 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
     }
 
     [Fact]
+    public async Task A_reader_whose_partitions_were_read_to_their_end_before_a_restart_holds_back_no_window_after_it()
+    {
+        // Two readers, one partition each. Run 1 reads both to their end and stops; run 2 resumes partition 1 exactly
+        // at its end and gets nothing more there, while partition 0 gets ten more seconds of views. Before, reader 1's
+        // watermark stayed at its minimum (its only partition never delivered a record in run 2), so no window fired.
+        var topic = kafka.NewTopic("resumed-at-end", 2);
+        var group = "resumed-" + Guid.NewGuid().ToString("N");
+        var start = 1_700_000_000_000L;
+        Produce(topic, 0, "a", start, count: 100);
+        Produce(topic, 1, "b", start, count: 100);
+        var options = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest };
+        var first = new KafkaPageViews { Views = new(options) };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = first.RunAsync(Options(2), stop.Token);
+            await WaitUntil(() => first.Views.Progress.Done >= 200, run, "both partitions read to their end");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        Produce(topic, 0, "a", start + 1_000, count: 1_000);
+        var second = new KafkaPageViews { Views = new(options) };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = second.RunAsync(Options(2), stop.Token);
+            await WaitUntil(() => second.Counts.Count >= 11, run, "the windows partition 0's views complete, and b's restored one"); // fails here with reader 1 holding them back
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        // Every window the watermark completed fired exactly once, in run 2; the last second of a stays open (checkpointed).
+        Assert.Equal(0, first.Counts.Count);
+        var windows = second.Counts.Items.Select(w => (w.Key, w.Start, w.Value)).OrderBy(w => w).ToList();
+        var expected = Enumerable.Range(0, 10).Select(i => ("a", start + (i * 1_000), 100L)).Append(("b", start, 100L)).OrderBy(w => w).ToList();
+        Assert.Equal(expected, windows);
+
+        void Produce(string topic, int partition, string page, long from, int count)
+        {
+            using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20 }).SetLogHandler((_, _) => { }).Build();
+            for (var i = 0; i < count; i++)
+            {
+                producer.Produce(new TopicPartition(topic, partition), new Message<string?, byte[]> { Value = Json(new PageView(page, from + (i * 10))) });
+            }
+
+            producer.Flush(Patience);
+        }
+    }
+
+    [Fact]
     public async Task Two_topics_read_as_one_stream_stop_with_their_state_and_finish_each_window_once()
     {
         // Two sources (a union), each on a topic of 4 partitions, the second topic's views as old as the first's: each
