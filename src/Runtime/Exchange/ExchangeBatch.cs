@@ -35,6 +35,9 @@ internal sealed class ExchangeBatch<T>
     public ExchangeSignal Signal;
     public long Barrier;
 
+    /// <summary>The producer was idle and sends records again (to this consumer or another): it holds watermarks back again.</summary>
+    public bool Active;
+
     public void Add(in T item)
     {
         if (Count == Items.Length)
@@ -52,5 +55,6 @@ internal sealed class ExchangeBatch<T>
         Watermark = long.MinValue;
         Signal = ExchangeSignal.Data;
         Barrier = 0;
+        Active = false;
     }
 }

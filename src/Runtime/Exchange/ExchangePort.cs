@@ -250,8 +250,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             return;
         }
 
+        var waking = false;
         if (records.Length > 0)
         {
+            // Back from idle: every consumer hears it, not only those these records go to — else a consumer whose
+            // keys come later would still leave this producer out of its watermark, and find those records late.
+            waking = _idle;
             _idle = false;
             _idlePending = false;
             Route(records);
@@ -259,7 +263,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
 
         foreach (var target in _targets)
         {
-            if (_batches[target] is null && watermark <= _sent[target] && !_idlePending)
+            if (_batches[target] is null && watermark <= _sent[target] && !_idlePending && !waking)
             {
                 continue;
             }
@@ -268,6 +272,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             _batches[target] = null;
             batch.Input = _input;
             batch.Watermark = watermark;
+            batch.Active = waking;
             if (batch.Count == 0 && _idlePending)
             {
                 batch.Signal = ExchangeSignal.Idle;

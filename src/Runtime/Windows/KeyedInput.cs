@@ -323,7 +323,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 _windows.Now = now;
                 Volatile.Write(ref ReceivedRecords, ReceivedRecords + items.Length);
                 _windows.Add(items);
-                _valve.Update(batch.Input, batch.Watermark, now, batch.Count > 0);
+                _valve.Update(batch.Input, batch.Watermark, now, batch.Count > 0 || batch.Active);
                 break;
         }
 

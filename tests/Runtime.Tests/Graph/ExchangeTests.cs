@@ -5,11 +5,11 @@ public sealed class ExchangeTests
 {
     private sealed class Recorder(Exchange<Keyed<int, long>> exchange) : IExchangeConsumer<Keyed<int, long>>
     {
-        public List<(int Input, ExchangeSignal Signal, long Watermark, long[] Records)> Received { get; } = [];
+        public List<(int Input, ExchangeSignal Signal, long Watermark, long[] Records, bool Active)> Received { get; } = [];
 
         public ValueTask ReceiveAsync(ExchangeBatch<Keyed<int, long>> batch, CancellationToken cancellationToken)
         {
-            Received.Add((batch.Input, batch.Signal, batch.Watermark, batch.Items.AsSpan(0, batch.Count).ToArray().Select(k => k.Record).ToArray()));
+            Received.Add((batch.Input, batch.Signal, batch.Watermark, batch.Items.AsSpan(0, batch.Count).ToArray().Select(k => k.Record).ToArray(), batch.Active));
             exchange.Return(batch);
             return ValueTask.CompletedTask;
         }
@@ -96,6 +96,29 @@ public sealed class ExchangeTests
 
         await port.CompleteAsync(CancellationToken.None);
         Assert.All(consumers, c => Assert.Equal(ExchangeSignal.End, c.Received[^1].Signal));
+    }
+
+    [Fact]
+    public async Task A_producer_back_from_idle_tells_every_consumer_also_those_its_records_do_not_go_to()
+    {
+        var (exchange, consumers) = Inline(ExchangeRouting.Hash, producers: 1, consumers: 2);
+        var port = new ExchangePort<Keyed<int, long>>(exchange, producer: 0, eventTime: true, forwarded: false, TimeSpan.Zero, CancellationToken.None);
+        port.DeclareIdle();
+        await port.FlushAsync(CancellationToken.None);
+        Assert.All(consumers, c => Assert.Equal(ExchangeSignal.Idle, c.Received.Single().Signal));
+
+        // One record, for consumer 0 only: consumer 1 gets no record but hears that the producer is active again, so
+        // its watermark waits for the producer before the producer's records for it arrive.
+        var key = Enumerable.Range(0, 100).First(k => KeyHash.Partition(KeyHash.Of(k), 2) == 0);
+        await Write(port, (key, 500));
+        Assert.Equal([500L], consumers[0].Received[^1].Records);
+        Assert.True(consumers[0].Received[^1].Active);
+        Assert.Empty(consumers[1].Received[^1].Records);
+        Assert.True(consumers[1].Received[^1].Active);
+
+        await Write(port, (key, 600)); // active already: nothing more to say
+        Assert.False(consumers[0].Received[^1].Active);
+        Assert.False(consumers[1].Received[^1].Active);
     }
 
     [Fact]
