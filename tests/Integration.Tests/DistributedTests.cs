@@ -123,6 +123,45 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Assert.Equal(-1, Scalar(connection, "SELECT 0")); // no sink opened: none of its tables exists
     }
 
+    [Fact]
+    public async Task A_copy_whose_sink_cannot_open_or_writes_another_table_is_refused_before_it_disturbs_the_running_copy()
+    {
+        var topic = kafka.NewTopic("dist-bad-copy", 2);
+        var connection = await postgres.NewDatabaseAsync();
+        kafka.Produce(topic, Keyed(Views(2_000, seed: 3)));
+        var source = Source(topic);
+        var running = Pipeline(source, connection);
+        using var stop = new CancellationTokenSource();
+        var run = running.RunAsync(Options(), stop.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions") >= 2, [run], "checkpoints of every partition");
+
+        // Same pipeline, group and database, another table: it would take over partitions with their state, and the
+        // windows' rows would go to two tables. Refused when its sink opens, before it joins the group.
+        var otherTable = new KafkaPageCountsToPostgres
+        {
+            Views = new(source),
+            Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "other_counts", ExactlyOnce = true }),
+        };
+        var refused = await Assert.ThrowsAsync<ConnectorException>(() => otherTable.RunAsync(Options()).WaitAsync(Patience));
+        Assert.True(NonRetryableException.IsCause(refused), refused.ToString());
+        Assert.Contains("writing table 'page_counts'", refused.Message, StringComparison.Ordinal);
+
+        // A sink that cannot open (its records have no [Key] for an upsert) fails the same way, before joining.
+        var cannotOpen = new KafkaPageCountsToPostgres
+        {
+            Views = new(source),
+            Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "page_counts", ExactlyOnce = true, Mode = PostgresWriteMode.Upsert }),
+        };
+        var failed = await Assert.ThrowsAsync<ConnectorException>(() => cannotOpen.RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains("before joining the group", failed.Message, StringComparison.Ordinal);
+
+        // Neither copy joined: the running copy was never asked to give its partitions back (no epoch moved on).
+        Assert.Equal(1, Scalar(connection, "SELECT max(epoch) FROM compiled_partitions"));
+        Assert.False(run.IsCompleted);
+        await stop.CancelAsync();
+        await run.WaitAsync(Patience);
+    }
+
     private KafkaSourceOptions Source(string topic) => new()
     {
         BootstrapServers = kafka.BootstrapServers,

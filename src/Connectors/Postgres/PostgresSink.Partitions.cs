@@ -27,8 +27,25 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
         CREATE TABLE IF NOT EXISTS {PartitionStateTable} (
             pipeline text NOT NULL, "window" text NOT NULL, stream text NOT NULL, partition integer NOT NULL,
             checkpoint_id bigint NOT NULL, schema text NOT NULL, state bytea NOT NULL,
-            PRIMARY KEY (pipeline, "window", stream, partition))
+            PRIMARY KEY (pipeline, "window", stream, partition));
+        ALTER TABLE {PartitionsTable} ADD COLUMN IF NOT EXISTS sink_table text
         """;
+
+    /// <summary>
+    /// The table that copies writing another table than this sink's recorded for <paramref name="pipeline"/>'s
+    /// distributed checkpoints, or null: such a copy would take over partitions with their state, and the windows' rows
+    /// would end up in two tables, so the sink refuses to open (or to claim).
+    /// </summary>
+    private async Task<string?> OtherTableAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string pipeline, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT sink_table FROM {PartitionsTable} WHERE pipeline = @pipeline AND sink_table <> @table LIMIT 1", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+        command.Parameters.Add(new NpgsqlParameter<string>("table", _options.Table));
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+    }
+
+    private NonRetryableException OtherTable(string pipeline, string other)
+        => new($"Pipeline '{pipeline}': its distributed checkpoints in {PartitionsTable} belong to copies writing table '{other}', and this copy writes '{_options.Table}'. Copies of one pipeline share its partitions and their state, so they must write one table; a pipeline of the same name writing another table needs another database or schema (Search Path in the connection string).");
 
     /// <inheritdoc/>
     public string PartitionCheckpointLocation => $"PostgreSQL tables {PartitionsTable} and {PartitionStateTable} (beside table {_options.Table})";
@@ -66,21 +83,29 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                 var ids = new Dictionary<int, long>();
                 await using (var claim = new NpgsqlCommand(
                     $"""
-                    INSERT INTO {PartitionsTable} AS c (pipeline, stream, partition, next_offset, epoch, checkpoint_id)
-                    SELECT @pipeline, s, p, -1, 1, 0 FROM unnest(@streams, @partitions) AS u(s, p) ORDER BY s, p
-                    ON CONFLICT (pipeline, stream, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now()
+                    INSERT INTO {PartitionsTable} AS c (pipeline, stream, partition, next_offset, epoch, checkpoint_id, sink_table)
+                    SELECT @pipeline, s, p, -1, 1, 0, @table FROM unnest(@streams, @partitions) AS u(s, p) ORDER BY s, p
+                    ON CONFLICT (pipeline, stream, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now(), sink_table = EXCLUDED.sink_table
+                    WHERE c.sink_table IS NULL OR c.sink_table = EXCLUDED.sink_table
                     RETURNING stream, partition, next_offset, epoch, checkpoint_id
                     """,
                     connection,
                     transaction))
                 {
                     AddPartitions(claim, pipeline, partitions);
+                    claim.Parameters.Add(new NpgsqlParameter<string>("table", _options.Table));
                     await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                     while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
                         positions.Add(new SourcePosition(reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3)));
                         ids[reader.GetInt32(1)] = reader.GetInt64(4);
                     }
+                }
+
+                if (positions.Count < partitions.Count)
+                {
+                    // A partition not claimed: a copy writing another table holds it (it opened at the same moment as this one).
+                    throw OtherTable(pipeline, await OtherTableAsync(connection, transaction, pipeline, cancellationToken).ConfigureAwait(false) ?? "?");
                 }
 
                 var state = new List<WindowState>();

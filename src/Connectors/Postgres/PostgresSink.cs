@@ -228,6 +228,13 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
             try
             {
                 await PrepareTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+                if (_options.ExactlyOnce)
+                {
+                    if (await OtherTableAsync(connection, null, _pipeline, cancellationToken).ConfigureAwait(false) is { } other)
+                    {
+                        throw OtherTable(_pipeline, other);
+                    }
+                }
             }
             finally
             {

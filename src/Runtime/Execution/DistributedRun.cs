@@ -23,6 +23,7 @@ internal static class DistributedRun
         PipelineResult? last = null;
         var monitor = options.Monitor;
         using var stopping = stop.Register(() => monitor?.SetStandby(false));
+        await CheckSinksAsync(job, options, abort).ConfigureAwait(false);
         try
         {
             while (!stop.IsCancellationRequested)
@@ -127,6 +128,28 @@ internal static class DistributedRun
         return null;
     }
 
+    /// <summary>
+    /// Opens and closes every sink once before the copy joins the group: a sink that cannot open (a wrong password, a
+    /// database down, a table its records do not fit, checkpoints that belong to another table) fails the copy here,
+    /// without costing the copies already running a rebalance on its way in and another on its way out.
+    /// </summary>
+    private static async Task CheckSinksAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, CancellationToken abort)
+    {
+        var name = job.Descriptor.Name;
+        foreach (var slot in job.BoundSinks.Slots)
+        {
+            try
+            {
+                await slot.OpenAsync(name, options, null, abort).ConfigureAwait(false);
+                await slot.CloseAsync(abort).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not PipelineException)
+            {
+                throw new ConnectorException(name, slot.Name, null, "open (checked before joining the group)", ex);
+            }
+        }
+    }
+
     /// <summary>What a distributed run can do today; everything else is refused before the copy joins the group.</summary>
     private static void Validate<TIn>(PipelineJob<TIn> job, PipelineOptions options)
     {
@@ -154,7 +177,7 @@ internal static class DistributedRun
         {
             // Checked again once the sinks are open; refused here so that a copy never joins the group for nothing.
             var sinks = string.Join(", ", job.BoundSinks.Slots.Select(s => $"'{s.Name}'"));
-            problems.Add($"no sink keeps each partition's state with its rows ({(sinks.Length == 0 ? "it has no connector sink" : $"sinks {sinks}")}): it needs an exactly-once PostgresSink (Delivery=ExactlyOnce)");
+            problems.Add($"no sink keeps each partition's state with its rows ({(sinks.Length == 0 ? "it has no connector sink" : $"sinks {sinks}")}): it needs an exactly-once PostgresSink (PostgresSinkOptions.ExactlyOnce = true, or --set <sink>.ExactlyOnce=true)");
         }
 
         if (options.StateBackend == StateBackend.Disk)
