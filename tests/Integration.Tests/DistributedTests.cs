@@ -57,6 +57,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         await runB.WaitAsync(Patience);
 
         Assert.True(Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, "every partition was claimed again when A left");
+        Assert.False(_log.Contains("' came from partitions", except: "key 'sentinel'"), _log.ToString()); // the pages' topic is keyed by page (the sentinels are in every partition)
         Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection)); // one row per window: none lost, none repeated
     }
 
@@ -162,6 +163,23 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         await run.WaitAsync(Patience);
     }
 
+    [Fact]
+    public async Task A_topic_declared_partitioned_by_the_key_that_is_not_is_reported()
+    {
+        // Messages keyed by something else (a user) than the [KeyBy] key (the page): every page comes from several
+        // partitions, and each would count its share of a page's window. Compiled cannot prevent it, but says so.
+        var topic = kafka.NewTopic("dist-unkeyed", 4);
+        var connection = await postgres.NewDatabaseAsync();
+        kafka.Produce(topic, Views(8_000, seed: 9).Select((v, i) => ((string?)("user" + (i % 97)), (byte[]?)Json(v))));
+        var pipeline = Pipeline(Source(topic), connection);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(Options(), stop.Token);
+        await WaitUntil(() => _log.Contains("is declared PartitionedByKey but its messages are not keyed by the [KeyBy] key") || pipeline.Views.Progress.Done >= 8_000 && Scalar(connection, "SELECT coalesce(sum(greatest(next_offset, 0)), 0)::bigint FROM compiled_partitions") >= 8_000, [run], "the warning, or everything read without it");
+        await stop.CancelAsync();
+        await run.WaitAsync(Patience);
+        Assert.True(_log.Contains("is declared PartitionedByKey but its messages are not keyed by the [KeyBy] key"), _log.ToString());
+    }
+
     private KafkaSourceOptions Source(string topic) => new()
     {
         BootstrapServers = kafka.BootstrapServers,
@@ -189,6 +207,8 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
     private sealed class Lines : ILoggerFactory, ILogger
     {
         private readonly ConcurrentQueue<string> _lines = new();
+
+        public bool Contains(string text, string? except = null) => _lines.Any(l => l.Contains(text, StringComparison.Ordinal) && (except is null || !l.Contains(except, StringComparison.Ordinal)));
 
         public override string ToString() => string.Join("\n", _lines.Where(l => !l.Contains(" Debug ", StringComparison.Ordinal)).TakeLast(80).Concat(_lines.TakeLast(5)));
 

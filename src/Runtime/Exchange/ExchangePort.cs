@@ -100,6 +100,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     public void RaiseWatermark(long watermark) => _floor = Math.Max(_floor, watermark);
 
     /// <summary>
+    /// By-split routing (distributed runs): called with a sample of the records (each run's first, then one in 64) and
+    /// their split, to notice a key that comes from two splits — an input declared partitioned by the key that is not.
+    /// </summary>
+    public Action<T, int>? SplitCheck { get; set; }
+
+    /// <summary>
     /// With a clock: a split that has handed on nothing for this long (processing time) stops holding the watermark
     /// back until its next records, as an input of a keyed partition does (the window's <c>IdleTimeout</c>; zero: never).
     /// </summary>
@@ -314,6 +320,15 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
                 foreach (ref readonly var record in records[start..end])
                 {
                     batch.Add(record);
+                }
+
+                if (SplitCheck is { } check)
+                {
+                    // A sample (a run's first record, then one in 64): a key seen in two splits shows the input is not partitioned by it.
+                    for (var i = start; i < end; i += 64)
+                    {
+                        check(records[i], split);
+                    }
                 }
 
                 start = end;

@@ -258,6 +258,18 @@ internal sealed class PipelineRun : IAsyncDisposable
         return run;
     }
 
+    private int _misKeyedReported;
+
+    /// <summary>A distributed run's input is not partitioned by the key after all: said once per run (the rows are partial).</summary>
+    private void ReportMisKeyed(PartitionLease lease, string key, int first, int second)
+    {
+        if (Interlocked.Exchange(ref _misKeyedReported, 1) == 0)
+        {
+            var (a, b) = (lease.Partitions[first], lease.Partitions[second]);
+            Log.DistributedWarning(_logger, _descriptor.Name, $"key '{SafeText.Escape(key.Length > 100 ? key[..100] + "…" : key)}' came from partitions {a.Stream}[{a.Partition}] and {b.Stream}[{b.Partition}]: the topic is declared PartitionedByKey but its messages are not keyed by the [KeyBy] key, so each partition counts its own share of a key and the table gets partial rows for one window. Key the producers' messages by the [KeyBy] key (see docs/deployment.md).");
+        }
+    }
+
     /// <summary>Runs the source loop of a driven run over <paramref name="records"/> and everything behind it, on the calling thread.</summary>
     public void Push<TIn>(ReadOnlySpan<TIn> records)
     {
@@ -569,7 +581,13 @@ internal sealed class PipelineRun : IAsyncDisposable
                 var stage = _keyed[k];
                 if (owner[stage.ExchangeSlot] == segment)
                 {
-                    ports[stage.ExchangeSlot] = stage.CreatePort(_exchanges[k]!, partition, forwarded: segment > 0, Context.Clock, Context.Abort);
+                    var port = stage.CreatePort(_exchanges[k]!, partition, forwarded: segment > 0, Context.Clock, Context.Abort);
+                    if (_lease is { } lease)
+                    {
+                        stage.CheckKeysBySplit(port, (key, a, b) => ReportMisKeyed(lease, key, a, b));
+                    }
+
+                    ports[stage.ExchangeSlot] = port;
                 }
             }
 

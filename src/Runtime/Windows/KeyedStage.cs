@@ -103,6 +103,12 @@ public abstract class KeyedStage
     /// <summary>Creates producer partition <paramref name="producer"/>'s port into <paramref name="exchange"/>; <paramref name="forwarded"/> when the producer is itself a keyed partition (it forwards its watermark).</summary>
     internal abstract IOutputPort CreatePort(Exchange exchange, int producer, bool forwarded, RunClock clock, CancellationToken abort);
 
+    /// <summary>
+    /// Distributed runs: makes <paramref name="port"/> (one of <see cref="CreatePort"/>'s) report a sampled key that comes
+    /// from two splits, with the two splits — the input is then not partitioned by the key, as it was declared to be.
+    /// </summary>
+    internal abstract void CheckKeysBySplit(IOutputPort port, Action<string, int, int> reportOnce);
+
     /// <summary>Creates keyed partition <paramref name="partition"/>: the window operator and the loop after it, reading <paramref name="exchange"/>.</summary>
     internal abstract KeyedInput CreateInput(RunContext run, Exchange exchange, int partition, PartitionContext context, WindowStatistics statistics);
 
@@ -177,6 +183,26 @@ public abstract class KeyedStage<TKey, TIn> : KeyedStage
             SplitIdleTimeout = PortTimes.IdleTimeout,
             Clock = clock,
         };
+
+    internal sealed override void CheckKeysBySplit(IOutputPort port, Action<string, int, int> reportOnce)
+    {
+        // One table per port (a port is used by one worker): the first split each sampled key came from, up to a bound.
+        var first = new Dictionary<TKey, int>();
+        ((ExchangePort<Keyed<TKey, TIn>>)port).SplitCheck = (record, split) =>
+        {
+            if (first.TryGetValue(record.Key, out var earlier))
+            {
+                if (earlier != split)
+                {
+                    reportOnce(record.Key.ToString() ?? "", earlier, split);
+                }
+            }
+            else if (first.Count < 100_000)
+            {
+                first[record.Key] = split;
+            }
+        };
+    }
 }
 
 /// <summary>
