@@ -76,7 +76,11 @@ public sealed record WindowState(string Window, string Schema, int Partition, Re
 /// <param name="Id">The checkpoint's id (increasing over the pipeline's runs).</param>
 /// <param name="Positions">The next position of every input partition read.</param>
 /// <param name="State">Every keyed partition's snapshot of every window.</param>
-public sealed record StoredCheckpoint(long Id, IReadOnlyList<SourcePosition> Positions, IReadOnlyList<WindowState> State);
+public sealed record StoredCheckpoint(long Id, IReadOnlyList<SourcePosition> Positions, IReadOnlyList<WindowState> State)
+{
+    /// <summary>When the checkpoint was committed, when the store knows (for the restore's log line).</summary>
+    public DateTimeOffset? Taken { get; init; }
+}
 
 /// <summary>
 /// A transactional sink that is also the checkpoint store of a run with keyed state (windows behind Kafka): it commits

@@ -79,7 +79,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         // refused whole; it leaves the group, joins again, claims the partitions anew and restores what was committed.
         var fencedAt = Scalar(connection, "SELECT coalesce(max(checkpoint_id), 0) FROM compiled_partitions");
         var rowsAt = Scalar(connection, "SELECT count(*) FROM page_counts");
-        Execute(connection, "UPDATE compiled_partitions SET epoch = epoch + 1");
+        Execute(connection, "UPDATE compiled_partitions SET epoch = epoch + 1, updated_at = '2020-01-02 03:04:05+00'"); // the time shows in the restore's log line
         await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, [run], "the partitions claimed again after the fence");
         Assert.True(Scalar(connection, "SELECT count(*) FROM page_counts") >= rowsAt);
 
@@ -91,6 +91,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         await run.WaitAsync(Patience);
 
         Assert.True(fencedAt >= 2);
+        Assert.True(_log.Contains("(taken 2020-01-02 03:04:05Z)"), _log.ToString()); // when the restored checkpoint was committed, not when it was claimed
         Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection));
     }
 

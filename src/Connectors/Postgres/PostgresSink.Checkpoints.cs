@@ -95,6 +95,13 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
 
                 long id;
                 List<SourcePosition> positions;
+                DateTimeOffset? taken;
+                await using (var last = new NpgsqlCommand($"SELECT updated_at FROM {CheckpointsTable} WHERE pipeline = @pipeline", connection, transaction))
+                {
+                    last.Parameters.Add(new NpgsqlParameter<string>("pipeline", pipeline));
+                    taken = await last.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is DateTime at ? new DateTimeOffset(at, TimeSpan.Zero) : null; // before the claim refreshes it
+                }
+
                 await using (var claim = new NpgsqlCommand(
                     $"""
                     INSERT INTO {CheckpointsTable} AS c (pipeline, checkpoint_id, run_epoch, streams, partitions, offsets)
@@ -130,7 +137,7 @@ public sealed partial class PostgresSink<T> : ICheckpointCommitter
                 }
 
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return id == 0 ? null : new StoredCheckpoint(id, positions, state);
+                return id == 0 ? null : new StoredCheckpoint(id, positions, state) { Taken = taken };
             },
             cancellationToken).ConfigureAwait(false);
     }

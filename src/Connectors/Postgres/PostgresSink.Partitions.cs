@@ -81,6 +81,13 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
 
                 var positions = new List<SourcePosition>(partitions.Count);
                 var ids = new Dictionary<int, long>();
+                DateTimeOffset? taken;
+                await using (var last = new NpgsqlCommand($"SELECT max(updated_at) FROM {PartitionsTable} WHERE pipeline = @pipeline AND checkpoint_id > 0 AND (stream, partition) IN (SELECT * FROM unnest(@streams, @partitions))", connection, transaction))
+                {
+                    AddPartitions(last, pipeline, partitions);
+                    taken = await last.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is DateTime at ? new DateTimeOffset(at, TimeSpan.Zero) : null; // before the claim refreshes it
+                }
+
                 await using (var claim = new NpgsqlCommand(
                     $"""
                     INSERT INTO {PartitionsTable} AS c (pipeline, stream, partition, next_offset, epoch, checkpoint_id, sink_table)
@@ -127,7 +134,7 @@ public sealed partial class PostgresSink<T> : IPartitionedCheckpointCommitter
                 }
 
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return new StoredCheckpoint(ids.Values.DefaultIfEmpty(0).Max(), positions, state);
+                return new StoredCheckpoint(ids.Values.DefaultIfEmpty(0).Max(), positions, state) { Taken = taken };
             },
             cancellationToken).ConfigureAwait(false);
     }

@@ -131,14 +131,14 @@ internal sealed class PipelineRun : IAsyncDisposable
                         ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': a distributed run keeps each Kafka partition's state in its exactly-once sink's database, with the rows; {(positionStore is null ? "it has no exactly-once sink" : $"its sink '{slots.First(s => s.Connector == positionStore).Name}' cannot keep checkpoints per partition")}. Use an exactly-once PostgresSink. See docs/deployment.md.");
                     var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the partitions' checkpoints", () => partitioned.ClaimPartitionsAsync(name, lease.Partitions, run.Context.Abort)).ConfigureAwait(false);
                     var store = new PartitionedCheckpointStore(partitioned, name, claimed);
-                    run._restored = store.Restored(run.Context.Clock.Provider.GetUtcNow());
+                    run._restored = store.Restored(claimed.Taken ?? run.Context.Clock.Provider.GetUtcNow());
                     run._store = store;
                 }
                 else if (positionStore is ICheckpointCommitter committer)
                 {
                     // Exactly-once: the sink's store holds the checkpoints, committed with the rows they produced.
                     var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the pipeline's checkpoints", () => committer.ClaimCheckpointAsync(name, run.Context.Abort)).ConfigureAwait(false);
-                    run._restored = claimed is null ? null : CommitterCheckpointStore.FromStored(claimed, run.Context.Clock.Provider.GetUtcNow());
+                    run._restored = claimed is null ? null : CommitterCheckpointStore.FromStored(claimed, claimed.Taken ?? run.Context.Clock.Provider.GetUtcNow());
                     run._store = new CommitterCheckpointStore(committer, name, claimed?.Id ?? 0);
                 }
                 else
