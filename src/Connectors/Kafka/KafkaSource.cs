@@ -90,8 +90,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         catch (ArgumentException ex)
         {
             // A setting that cannot work: the run cannot start (exit 2), and retrying would not help.
-            var message = ex.ParamName is { } name ? ex.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : ex.Message;
-            throw new NonRetryableException($"Source '{context.SourceName}': {message}", ex);
+            throw new NonRetryableException($"Source '{context.SourceName}': {ex.Message}", ex);
         }
 
         if (_options.Distributed && context.Assignment is null)

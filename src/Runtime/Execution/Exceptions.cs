@@ -46,14 +46,23 @@ public sealed class ConnectorException : PipelineException
     }
 
     /// <summary>
-    /// <paramref name="exception"/>'s message for a user: an invalid option's (<see cref="ArgumentException"/>) without
-    /// the " (Parameter 'X')" .NET appends, since connectors' messages name the setting themselves.
+    /// <paramref name="exception"/>'s message for a user: without the " (Parameter 'X')" .NET appends to an invalid
+    /// option's <see cref="ArgumentException"/> — also when a connector wrapped it (with its message last) in another
+    /// exception — since connectors' messages name the setting themselves.
     /// </summary>
     internal static string? MessageOf(Exception? exception)
-        => exception is ArgumentException { ParamName: { Length: > 0 } name } argument
-            && argument.Message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal)
-            ? argument.Message[..^$" (Parameter '{name}')".Length]
-            : exception?.Message;
+    {
+        var message = exception?.Message;
+        for (var e = exception; e is not null && message is not null; e = e.InnerException)
+        {
+            if (e is ArgumentException { ParamName: { Length: > 0 } name } && message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal))
+            {
+                return message[..^$" (Parameter '{name}')".Length];
+            }
+        }
+
+        return message;
+    }
 
     /// <summary>The source or sink member's name.</summary>
     public string ConnectorName { get; }
