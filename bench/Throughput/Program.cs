@@ -28,6 +28,8 @@ using Compiled.Throughput;
 //   --state-size-only  bytes per key of keyed state (a Dictionary by hand, running, tumbling, sliding and session
 //                 counts) at --state-size-keys N[,N...] keys (default 1000000,10000000), each in a child process
 //   --window-ops-only  tumbling and sliding window operators alone over 1 k, 100 k and 2 M keys (M records/s)
+//   --csv         also CSV bytes to records on three shapes (numeric, quoted text, wide) against Sylvan.Data.Csv, from a
+//                 file and from a stream (--csv-records N, default 1,000,000; 300,000 with --quick); --csv-only: only that
 if (args.Length == 3 && args[0] == "--state-size-child")
 {
     return StateSizeScenario.RunChild(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
@@ -52,6 +54,14 @@ if (args.Contains("--state-size-only"))
 }
 
 var quick = args.Contains("--quick");
+if (args.Contains("--csv-only"))
+{
+    var csv = new List<(string Name, string Value)>();
+    await CsvScenario.RunAsync(ArgumentAfter("--csv-records") ?? (quick ? 300_000 : 1_000_000), quick ? 2 : 3, quick ? 5 : 11, csv);
+    PrintResults(csv);
+    return 0;
+}
+
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
 var warmups = quick ? 3 : 5;
@@ -75,6 +85,11 @@ if (!postgresOnly)
 if (!args.Contains("--memory-only") && !postgresOnly)
 {
     await FileScenario.RunAsync(quick ? 500_000 : 2_000_000, quick ? 1 : 2, quick ? 3 : 7, block);
+}
+
+if (args.Contains("--csv"))
+{
+    await CsvScenario.RunAsync(ArgumentAfter("--csv-records") ?? (quick ? 300_000 : 1_000_000), quick ? 2 : 3, quick ? 5 : 11, block);
 }
 
 if (args.Contains("--state") || args.Contains("--state-only"))

@@ -168,7 +168,22 @@ public ref struct CsvRecordReader
             return true;
         }
 
-        return Utf8Strings.TryDecode(Unescaped(), out value) || FailField(name, "not valid UTF-8");
+        return (_escaped ? TryDecodeEscaped(Raw, out value) : Utf8Strings.TryDecode(Raw, out value)) || FailField(name, "not valid UTF-8");
+    }
+
+    /// <summary>Decodes a field with <c>""</c> in it, resolved in a stack or pooled buffer (no garbage but the string).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool TryDecodeEscaped(ReadOnlySpan<byte> raw, out string? value)
+    {
+        byte[]? rented = null;
+        var buffer = raw.Length <= 256 ? stackalloc byte[256] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(raw.Length));
+        var ok = Utf8Strings.TryDecode(buffer[..Unescape(raw, buffer)], out value);
+        if (rented is not null)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        return ok;
     }
 
     /// <summary>Reads the field as UTF-8 text pointing into the input (copied only when it has <c>""</c>).</summary>
@@ -181,12 +196,12 @@ public ref struct CsvRecordReader
             return Fail($"field '{name}': not valid UTF-8");
         }
 
-        value = _escaped ? new Utf8Text(Unescaped().ToArray()) : new Utf8Text(_memory.Slice(_fieldStart, _fieldLength));
+        value = _escaped ? new Utf8Text(UnescapedArray()) : new Utf8Text(_memory.Slice(_fieldStart, _fieldLength));
         return true;
     }
 
     /// <summary>The field as memory, for a nested decoder (copied only when it has <c>""</c>).</summary>
-    public readonly ReadOnlyMemory<byte> FieldMemory() => _escaped ? Unescaped().ToArray() : _memory.Slice(_fieldStart, _fieldLength);
+    public readonly ReadOnlyMemory<byte> FieldMemory() => _escaped ? UnescapedArray() : _memory.Slice(_fieldStart, _fieldLength);
 
     /// <summary>Reads the field as <see cref="long"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -316,17 +331,35 @@ public ref struct CsvRecordReader
         }
 
         var buffer = new byte[raw.Length];
-        var length = 0;
-        for (var i = 0; i < raw.Length; i++)
-        {
-            buffer[length++] = raw[i];
-            if (raw[i] == '"')
-            {
-                i++; // the second quote of a doubled pair
-            }
-        }
+        return buffer.AsSpan(0, Unescape(raw, buffer));
+    }
 
-        return buffer.AsSpan(0, length);
+    /// <summary>The field's bytes with <c>""</c> resolved, in an array of their length.</summary>
+    private readonly byte[] UnescapedArray()
+    {
+        var raw = Raw;
+        var buffer = new byte[raw.Length - (raw.Count((byte)'"') / 2)];
+        Unescape(raw, buffer);
+        return buffer;
+    }
+
+    /// <summary>Copies <paramref name="raw"/> into <paramref name="into"/> with each <c>""</c> as one quote; returns the length.</summary>
+    private static int Unescape(ReadOnlySpan<byte> raw, Span<byte> into)
+    {
+        var length = 0;
+        while (true)
+        {
+            var quote = raw.IndexOf((byte)'"');
+            if (quote < 0)
+            {
+                raw.CopyTo(into[length..]);
+                return length + raw.Length;
+            }
+
+            raw[..(quote + 1)].CopyTo(into[length..]);
+            length += quote + 1;
+            raw = raw[(quote + 2)..]; // past the second quote of the doubled pair
+        }
     }
 
     /// <summary>Records a failure and returns false.</summary>

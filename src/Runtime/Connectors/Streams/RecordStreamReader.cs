@@ -301,10 +301,13 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 _quoteFreeUntil = _offset + (quote < 0 ? span.Length : quote);
             }
 
-            end = span.IndexOf((byte)'\n');
-            if (end < 0 || _offset + end > _quoteFreeUntil)
+            // Up to the first quote a line break ends the record; past it, the careful scan takes over from the quote
+            // (so a record with quotes is scanned once, not once for the line break and again for the quotes).
+            var quoteFree = (int)Math.Min(span.Length, _quoteFreeUntil - _offset);
+            end = span[..quoteFree].IndexOf((byte)'\n');
+            if (end < 0 && quoteFree < span.Length)
             {
-                end = QuotedLineEnd(span, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
+                end = CsvFraming.LineEnd(span, quoteFree, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
                 if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
                 {
                     // The quoted span does not make a record: the line the quote opened on is the (bad) record.
@@ -330,42 +333,6 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         bytes = end + 1;
         reader.Advance(bytes);
         return true;
-    }
-
-    /// <summary>
-    /// The index of the first line break outside double quotes in <paramref name="span"/>, -1 when there is none, or
-    /// <see cref="CsvFraming.TooManyLines"/> when quotes keep it open past <paramref name="maxLines"/> lines.
-    /// </summary>
-    private static int QuotedLineEnd(ReadOnlySpan<byte> span, int maxLines, ref int lines)
-    {
-        var quoted = false;
-        var inner = 0;
-        var i = 0;
-        while (true)
-        {
-            var next = span[i..].IndexOfAny((byte)'"', (byte)'\n');
-            if (next < 0)
-            {
-                return -1;
-            }
-
-            i += next;
-            if (span[i] == '"')
-            {
-                quoted = !quoted;
-            }
-            else if (!quoted)
-            {
-                lines += inner;
-                return i;
-            }
-            else if (++inner >= maxLines)
-            {
-                return CsvFraming.TooManyLines;
-            }
-
-            i++;
-        }
     }
 
     /// <summary>Takes a framed record (without delimiter): trims a CR, skips blank lines and the header, decodes it.</summary>
