@@ -22,6 +22,16 @@ public readonly partial record struct CsvWide(
     string S0, string S1, string S2, string S3,
     bool B0, int I0);
 
+/// <summary>A data shape of the CSV benchmark: its records, their checksum, and Sylvan's loop over them.</summary>
+internal interface ICsvShape<T>
+{
+    static abstract T Create(long i);
+
+    static abstract long Sum(in T record);
+
+    static abstract long Sylvan(CsvDataReader csv);
+}
+
 /// <summary>
 /// CSV bytes to records on three shapes, Compiled's file source and its stream source against Sylvan.Data.Csv written
 /// the way its documentation shows (a <c>CsvDataReader</c> over the file or over a <c>StreamReader</c>, typed getters
@@ -37,9 +47,9 @@ internal static class CsvScenario
         var directory = Directory.CreateTempSubdirectory("compiled-csv-").FullName;
         try
         {
-            await RunShapeAsync<CsvReading, CsvReading.CsvCodec>("numeric", "short numeric rows (4 fields)", records, directory, Reading, ReadingSum, SylvanReading, warmups, repetitions, results);
-            await RunShapeAsync<CsvReview, CsvReview.CsvCodec>("quoted", "quoted text with commas, quotes and line breaks (4 fields)", records, directory, Review, ReviewSum, SylvanReview, warmups, repetitions, results);
-            await RunShapeAsync<CsvWide, CsvWide.CsvCodec>("wide", "wide rows (20 fields)", records / 2, directory, Wide, WideSum, SylvanWide, warmups, repetitions, results);
+            await RunShapeAsync<CsvReading, CsvReading.CsvCodec, Numeric>("numeric", "short numeric rows (4 fields)", records, directory, warmups, repetitions, results);
+            await RunShapeAsync<CsvReview, CsvReview.CsvCodec, Quoted>("quoted", "quoted text with commas, quotes and line breaks (4 fields)", records, directory, warmups, repetitions, results);
+            await RunShapeAsync<CsvWide, CsvWide.CsvCodec, Wide>("wide", "wide rows (20 fields)", records / 2, directory, warmups, repetitions, results);
         }
         finally
         {
@@ -47,26 +57,17 @@ internal static class CsvScenario
         }
     }
 
-    private static async Task RunShapeAsync<T, TCodec>(
-        string shape,
-        string description,
-        int records,
-        string directory,
-        Func<long, T> create,
-        Func<T, long> checksum,
-        Func<CsvDataReader, long> sylvan,
-        int warmups,
-        int repetitions,
-        List<(string, string)> results)
+    private static async Task RunShapeAsync<T, TCodec, TShape>(string shape, string description, int records, string directory, int warmups, int repetitions, List<(string, string)> results)
         where TCodec : IRecordCodec<T>
+        where TShape : ICsvShape<T>
     {
         var path = Path.Combine(directory, shape + ".csv");
-        var bytes = Write<T, TCodec>(records, create);
+        var bytes = Write<T, TCodec>(records, TShape.Create);
         await File.WriteAllBytesAsync(path, bytes);
         long expected = 0;
         for (var i = 0L; i < records; i++)
         {
-            expected += checksum(create(i));
+            expected += TShape.Sum(TShape.Create(i));
         }
 
         var recordBytes = (int)(bytes.Length / records);
@@ -77,15 +78,15 @@ internal static class CsvScenario
         var sylvanStream = new Measurement("Sylvan.Data.Csv, from a stream", records, recordBytes);
         var compiledStream = new Measurement("Compiled StdinSource, from a stream", records, recordBytes);
         var decodeOnly = new Measurement("Compiled decoder alone, records pre-framed", records, recordBytes);
-        var framed = Frame<T, TCodec>(records, create);
+        var framed = Frame<T, TCodec>(records, TShape.Create);
         for (var rep = 0; rep < warmups + repetitions; rep++)
         {
             var measure = rep >= warmups;
-            await sylvanFile.RunAsync(() => Check(expected, SylvanFile(path, sylvan), sylvanFile.Name), measure);
-            await compiledFile.RunAsync(async () => await Check(expected, await ReadAsync<T>(new FileSource<T, TCodec>(path), checksum), compiledFile.Name), measure);
-            await sylvanStream.RunAsync(() => Check(expected, SylvanStream(bytes, sylvan), sylvanStream.Name), measure);
-            await compiledStream.RunAsync(async () => await Check(expected, await ReadAsync<T>(new StdinSource<T, TCodec>(new MemoryStream(bytes, writable: false)), checksum), compiledStream.Name), measure);
-            await decodeOnly.RunAsync(() => Check(expected, Decode<T, TCodec>(framed, checksum), decodeOnly.Name), measure);
+            await sylvanFile.RunAsync(() => Check(expected, SylvanFile(path, TShape.Sylvan), sylvanFile.Name), measure);
+            await compiledFile.RunAsync(async () => await Check(expected, await ReadAsync<T, TShape>(new FileSource<T, TCodec>(path)), compiledFile.Name), measure);
+            await sylvanStream.RunAsync(() => Check(expected, SylvanStream(bytes, TShape.Sylvan), sylvanStream.Name), measure);
+            await compiledStream.RunAsync(async () => await Check(expected, await ReadAsync<T, TShape>(new StdinSource<T, TCodec>(new MemoryStream(bytes, writable: false))), compiledStream.Name), measure);
+            await decodeOnly.RunAsync(() => Check(expected, Decode<T, TCodec, TShape>(framed), decodeOnly.Name), measure);
         }
 
         Console.WriteLine(sylvanFile.Row(sylvanFile.MedianSeconds));
@@ -132,8 +133,9 @@ internal static class CsvScenario
         return framed;
     }
 
-    private static long Decode<T, TCodec>(ReadOnlyMemory<byte>[] framed, Func<T, long> checksum)
+    private static long Decode<T, TCodec, TShape>(ReadOnlyMemory<byte>[] framed)
         where TCodec : IRecordCodec<T>
+        where TShape : ICsvShape<T>
     {
         long sum = 0;
         foreach (var record in framed)
@@ -143,14 +145,15 @@ internal static class CsvScenario
                 throw new InvalidOperationException(error.Message);
             }
 
-            sum += checksum(value);
+            sum += TShape.Sum(value);
         }
 
         return sum;
     }
 
     /// <summary>What the source's reader yields, folded into the checksum (one partition: the whole file).</summary>
-    private static async Task<long> ReadAsync<T>(ISource<T> source, Func<T, long> checksum)
+    private static async Task<long> ReadAsync<T, TShape>(ISource<T> source)
+        where TShape : ICsvShape<T>
     {
         await source.OpenAsync(new SourceContext<T>("bench", "input", 1, Runtime.PipelineOptions.DefaultBatchSize, null), default);
         long sum = 0;
@@ -164,9 +167,9 @@ internal static class CsvScenario
                     break;
                 }
 
-                foreach (var record in batch.Records.Span)
+                foreach (ref readonly var record in batch.Records.Span)
                 {
-                    sum += checksum(record);
+                    sum += TShape.Sum(record);
                 }
             }
         }
@@ -191,75 +194,84 @@ internal static class CsvScenario
         return read(csv);
     }
 
-    private static CsvReading Reading(long i)
-        => new(i, (int)(i % 997), Math.Round((i % 100_003) * 0.37, 2), 1_733_212_345_000 + i * 250);
-
-    private static long ReadingSum(CsvReading r) => r.Id + r.Sensor + (long)(r.Value * 100) + r.Timestamp;
-
-    private static long SylvanReading(CsvDataReader csv)
+    private sealed class Numeric : ICsvShape<CsvReading>
     {
-        long sum = 0;
-        while (csv.Read())
-        {
-            sum += ReadingSum(new CsvReading(csv.GetInt64(0), csv.GetInt32(1), csv.GetDouble(2), csv.GetInt64(3)));
-        }
+        public static CsvReading Create(long i)
+            => new(i, (int)(i % 997), Math.Round((i % 100_003) * 0.37, 2), 1_733_212_345_000 + i * 250);
 
-        return sum;
+        public static long Sum(in CsvReading r) => r.Id + r.Sensor + (long)(r.Value * 100) + r.Timestamp;
+
+        public static long Sylvan(CsvDataReader csv)
+        {
+            long sum = 0;
+            while (csv.Read())
+            {
+                sum += Sum(new CsvReading(csv.GetInt64(0), csv.GetInt32(1), csv.GetDouble(2), csv.GetInt64(3)));
+            }
+
+            return sum;
+        }
     }
 
-    private static CsvReview Review(long i)
+    private sealed class Quoted : ICsvShape<CsvReview>
     {
-        var text = new StringBuilder("Arrived on time, works as described");
-        if (i % 3 == 0)
+        public static CsvReview Create(long i)
         {
-            text.Append(" — \"five stars\", no less");
+            var text = new StringBuilder("Arrived on time, works as described");
+            if (i % 3 == 0)
+            {
+                text.Append(" — \"five stars\", no less");
+            }
+
+            if (i % 4 == 0)
+            {
+                text.Append("\nSecond paragraph: the box was damaged, the item was not");
+            }
+
+            return new(i, Names[i % Names.Length] + " " + (i % 1000).ToString(CultureInfo.InvariantCulture), text.ToString(), (int)(i % 5) + 1);
         }
 
-        if (i % 4 == 0)
-        {
-            text.Append("\nSecond paragraph: the box was damaged, the item was not");
-        }
+        public static long Sum(in CsvReview r) => r.Id + r.Author.Length + r.Text.Length + r.Text[^1] + r.Stars;
 
-        return new(i, Names[i % Names.Length] + " " + (i % 1000).ToString(CultureInfo.InvariantCulture), text.ToString(), (int)(i % 5) + 1);
+        public static long Sylvan(CsvDataReader csv)
+        {
+            long sum = 0;
+            while (csv.Read())
+            {
+                sum += Sum(new CsvReview(csv.GetInt64(0), csv.GetString(1), csv.GetString(2), csv.GetInt32(3)));
+            }
+
+            return sum;
+        }
     }
 
-    private static long ReviewSum(CsvReview r) => r.Id + r.Author.Length + r.Text.Length + r.Text[^1] + r.Stars;
-
-    private static long SylvanReview(CsvDataReader csv)
+    private sealed class Wide : ICsvShape<CsvWide>
     {
-        long sum = 0;
-        while (csv.Read())
+        public static CsvWide Create(long i)
+            => new(
+                i, i * 3, i * 7, i % 1000, i % 77, -i, i * 11, i / 3,
+                Math.Round(i * 0.25, 2), Math.Round(i % 1000 * 1.5, 1), i % 10 * 0.5, Math.Round(-i * 0.01, 2), 3.14, i % 7,
+                Names[i % Names.Length], "x" + (i % 100).ToString(CultureInfo.InvariantCulture), "constant", Names[(i + 3) % Names.Length],
+                i % 2 == 0, (int)(i % 10_000));
+
+        public static long Sum(in CsvWide w)
+            => w.A0 + w.A1 + w.A2 + w.A3 + w.A4 + w.A5 + w.A6 + w.A7
+               + (long)(w.D0 * 100) + (long)(w.D1 * 10) + (long)(w.D2 * 10) + (long)(w.D3 * 100) + (long)(w.D4 * 100) + (long)w.D5
+               + w.S0.Length + w.S1.Length + w.S2.Length + w.S3.Length + (w.B0 ? 1 : 0) + w.I0;
+
+        public static long Sylvan(CsvDataReader csv)
         {
-            sum += ReviewSum(new CsvReview(csv.GetInt64(0), csv.GetString(1), csv.GetString(2), csv.GetInt32(3)));
+            long sum = 0;
+            while (csv.Read())
+            {
+                sum += Sum(new CsvWide(
+                    csv.GetInt64(0), csv.GetInt64(1), csv.GetInt64(2), csv.GetInt64(3), csv.GetInt64(4), csv.GetInt64(5), csv.GetInt64(6), csv.GetInt64(7),
+                    csv.GetDouble(8), csv.GetDouble(9), csv.GetDouble(10), csv.GetDouble(11), csv.GetDouble(12), csv.GetDouble(13),
+                    csv.GetString(14), csv.GetString(15), csv.GetString(16), csv.GetString(17),
+                    csv.GetBoolean(18), csv.GetInt32(19)));
+            }
+
+            return sum;
         }
-
-        return sum;
-    }
-
-    private static CsvWide Wide(long i)
-        => new(
-            i, i * 3, i * 7, i % 1000, i % 77, -i, i * 11, i / 3,
-            Math.Round(i * 0.25, 2), Math.Round(i % 1000 * 1.5, 1), i % 10 * 0.5, Math.Round(-i * 0.01, 2), 3.14, i % 7,
-            Names[i % Names.Length], "x" + (i % 100).ToString(CultureInfo.InvariantCulture), "constant", Names[(i + 3) % Names.Length],
-            i % 2 == 0, (int)(i % 10_000));
-
-    private static long WideSum(CsvWide w)
-        => w.A0 + w.A1 + w.A2 + w.A3 + w.A4 + w.A5 + w.A6 + w.A7
-           + (long)(w.D0 * 100) + (long)(w.D1 * 10) + (long)(w.D2 * 10) + (long)(w.D3 * 100) + (long)(w.D4 * 100) + (long)w.D5
-           + w.S0.Length + w.S1.Length + w.S2.Length + w.S3.Length + (w.B0 ? 1 : 0) + w.I0;
-
-    private static long SylvanWide(CsvDataReader csv)
-    {
-        long sum = 0;
-        while (csv.Read())
-        {
-            sum += WideSum(new CsvWide(
-                csv.GetInt64(0), csv.GetInt64(1), csv.GetInt64(2), csv.GetInt64(3), csv.GetInt64(4), csv.GetInt64(5), csv.GetInt64(6), csv.GetInt64(7),
-                csv.GetDouble(8), csv.GetDouble(9), csv.GetDouble(10), csv.GetDouble(11), csv.GetDouble(12), csv.GetDouble(13),
-                csv.GetString(14), csv.GetString(15), csv.GetString(16), csv.GetString(17),
-                csv.GetBoolean(18), csv.GetInt32(19)));
-        }
-
-        return sum;
     }
 }
