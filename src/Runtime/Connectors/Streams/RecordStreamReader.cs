@@ -198,11 +198,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 }
             }
 
-            if (TCodec.Framing != RecordFraming.LengthPrefixed && TryFrameInSegment(buffer, ref reader, out var inSegment, out var segmentLines, out var segmentBytes))
+            if (TCodec.Framing != RecordFraming.LengthPrefixed && FrameInSegment(buffer, ref reader))
             {
-                // The common case: the whole record lies in the current buffer segment; no sequence slicing.
-                Accept(inSegment, segmentBytes, segmentLines);
-                continue;
+                continue; // the common case: records that lie whole in the current buffer segment; no sequence slicing
             }
 
             var start = reader.Position;
@@ -271,68 +269,71 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     }
 
     /// <summary>
-    /// Finds the next record inside the reader's current segment (the usual case: records are small next to
-    /// segments). On success the reader has moved past the record and its delimiter.
+    /// Frames and takes the records that lie whole inside the reader's current segment (the usual case: records are
+    /// small next to segments), until the batch is full or the chunk ends; then moves the reader past them at once.
+    /// False when not even the first record lies whole in the segment (the careful path takes it).
     /// </summary>
-    private bool TryFrameInSegment(ReadOnlySequence<byte> buffer, ref SequenceReader<byte> reader, out ReadOnlyMemory<byte> record, out int lines, out long bytes)
+    private bool FrameInSegment(ReadOnlySequence<byte> buffer, ref SequenceReader<byte> reader)
     {
         var position = reader.Position;
         if (!buffer.TryGet(ref position, out var rest, advance: false))
         {
-            record = default;
-            lines = 0;
-            bytes = 0;
             return false;
         }
 
-        var span = rest.Span;
-        lines = 1;
-        int end;
-        if (TCodec.Framing == RecordFraming.Lines)
+        var whole = rest.Span;
+        var used = 0;
+        do
         {
-            end = span.IndexOf((byte)'\n');
-        }
-        else
-        {
-            if (_quoteFreeUntil <= _offset)
+            var span = whole[used..];
+            var lines = 1;
+            int end;
+            if (TCodec.Framing == RecordFraming.Lines)
             {
-                // One vectorised pass per stretch of input: how far does it go without a quote?
-                var quote = span.IndexOf((byte)'"');
-                _quoteFreeUntil = _offset + (quote < 0 ? span.Length : quote);
+                end = span.IndexOf((byte)'\n');
+            }
+            else
+            {
+                if (_quoteFreeUntil <= _offset)
+                {
+                    // One vectorised pass per stretch of input: how far does it go without a quote?
+                    var quote = span.IndexOf((byte)'"');
+                    _quoteFreeUntil = _offset + (quote < 0 ? span.Length : quote);
+                }
+
+                // Up to the first quote a line break ends the record; past it, the careful scan takes over from the
+                // quote (so a record with quotes is scanned once, not once for the line break and again for the quotes).
+                var quoteFree = (int)Math.Min(span.Length, _quoteFreeUntil - _offset);
+                end = span[..quoteFree].IndexOf((byte)'\n');
+                if (end < 0 && quoteFree < span.Length)
+                {
+                    end = CsvFraming.LineEnd(span, quoteFree, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
+                    if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
+                    {
+                        // The quoted span does not make a record: the line the quote opened on is the (bad) record.
+                        end = span.IndexOf((byte)'\n');
+                        lines = 1;
+                    }
+                    else if (end == CsvFraming.TooManyLines)
+                    {
+                        end = span.IndexOf((byte)'\n');
+                        lines = 1;
+                    }
+                }
             }
 
-            // Up to the first quote a line break ends the record; past it, the careful scan takes over from the quote
-            // (so a record with quotes is scanned once, not once for the line break and again for the quotes).
-            var quoteFree = (int)Math.Min(span.Length, _quoteFreeUntil - _offset);
-            end = span[..quoteFree].IndexOf((byte)'\n');
-            if (end < 0 && quoteFree < span.Length)
+            if (end < 0 || end - (end > 0 && span[end - 1] == '\r' ? 1 : 0) > _settings.Options.MaxRecordBytes)
             {
-                end = CsvFraming.LineEnd(span, quoteFree, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
-                if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
-                {
-                    // The quoted span does not make a record: the line the quote opened on is the (bad) record.
-                    end = span.IndexOf((byte)'\n');
-                    lines = 1;
-                }
-                else if (end == CsvFraming.TooManyLines)
-                {
-                    end = span.IndexOf((byte)'\n');
-                    lines = 1;
-                }
+                break;
             }
-        }
 
-        if (end < 0 || end - (end > 0 && span[end - 1] == '\r' ? 1 : 0) > _settings.Options.MaxRecordBytes)
-        {
-            record = default;
-            bytes = 0;
-            return false;
+            Accept(rest.Slice(used, end), end + 1, lines);
+            used += end + 1;
         }
+        while (_count < _records.Length && _offset < _settings.EndOffset);
 
-        record = rest[..end];
-        bytes = end + 1;
-        reader.Advance(bytes);
-        return true;
+        reader.Advance(used);
+        return used > 0;
     }
 
     /// <summary>Takes a framed record (without delimiter): trims a CR, skips blank lines and the header, decodes it.</summary>
