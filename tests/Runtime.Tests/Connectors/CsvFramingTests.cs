@@ -1,12 +1,20 @@
+using System.Buffers;
 using Compiled.Connectors;
 using CsCheck;
 
 namespace Compiled.Runtime.Tests.Connectors;
 
+/// <summary>A CSV row whose text needs quoting: commas, quotes, line breaks.</summary>
+[Record]
+public sealed partial record CsvNote(long Id, string Text, int N);
+
 /// <summary>CSV framing's line-end scan (32 bytes at a time) against the rule read one byte at a time.</summary>
 public sealed class CsvFramingTests
 {
     /// <summary>Bytes that matter to the scan, and one that does not.</summary>
+    /// <summary>What the texts of the round-trip test are made of.</summary>
+    private static readonly string[] Pieces = ["plain", "a,b", "say \"hi\"", "two\nlines", "\"\"", "x\r\ny, \"z\"\n", new string('w', 70)];
+
     private static readonly Gen<byte[]> Inputs = Gen.Int[0, 4].Select(i => (byte)"a,\"\n\r"[i]).Array[0, 200];
 
     [Fact]
@@ -37,6 +45,54 @@ public sealed class CsvFramingTests
         Assert.Equal(64, lines);
         lines = 1;
         Assert.Equal(CsvFraming.TooManyLines, CsvFraming.LineEnd(bytes, 2, 63, ref lines));
+    }
+
+    [Fact]
+    public async Task Rows_with_quoted_commas_quotes_and_line_breaks_read_back_whole_in_order_however_the_stream_cuts_them()
+    {
+        var texts = Gen.Int[0, Pieces.Length - 1].Select(i => Pieces[i]).Array[0, 12].Select(parts => string.Concat(parts));
+        var rows = Gen.Select(texts, Gen.Int).Array[0, 300];
+        await Task.Run(() => Gen.Select(rows, Gen.Int[1, 300], Gen.Int[1, 40]).Sample((generated, trickle, batch) =>
+        {
+            var notes = generated.Select((r, i) => new CsvNote(i, r.Item1, r.Item2)).ToArray();
+            var file = new ArrayBufferWriter<byte>();
+            file.Write(CsvNote.CsvCodec.Header);
+            file.Write("\n"u8);
+            foreach (var note in notes)
+            {
+                CsvNote.CsvCodec.Encode(note, file);
+                file.Write("\n"u8);
+            }
+
+            var source = new StdinSource<CsvNote, CsvNote.CsvCodec>(new TrickleStream(file.WrittenSpan.ToArray(), trickle), new RecordSourceOptions { MaxRecordLines = 100 });
+            Assert.Equal(notes, ReadAll(source, batch));
+        }, iter: 400)).WaitAsync(TimeSpan.FromMinutes(2));
+    }
+
+    private static List<CsvNote> ReadAll(StdinSource<CsvNote, CsvNote.CsvCodec> source, int batchSize)
+    {
+        source.OpenAsync(new SourceContext<CsvNote>("test", "input", 1, batchSize, null), default).AsTask().GetAwaiter().GetResult();
+        var read = new List<CsvNote>();
+        var reader = source.CreateReader(0);
+        while (reader.ReadAsync(default).AsTask().GetAwaiter().GetResult() is { IsEnd: false } batch)
+        {
+            read.AddRange(batch.Records.ToArray());
+        }
+
+        reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return read;
+    }
+
+    /// <summary>A stream that hands out at most a few bytes per read, so records straddle the pipe's buffers.</summary>
+    private sealed class TrickleStream(byte[] data, int most) : MemoryStream(data, writable: false)
+    {
+        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, most));
+
+        public override int Read(Span<byte> buffer) => base.Read(buffer[..Math.Min(buffer.Length, most)]);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => base.ReadAsync(buffer, offset, Math.Min(count, most), cancellationToken);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => base.ReadAsync(buffer[..Math.Min(buffer.Length, most)], cancellationToken);
     }
 
     private static int Reference(byte[] bytes, int start, int maxLines, ref int lines)
