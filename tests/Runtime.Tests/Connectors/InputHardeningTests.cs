@@ -85,6 +85,36 @@ public sealed class InputHardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task A_last_csv_record_with_quoted_line_breaks_and_no_final_line_break_is_read_whole()
+    {
+        // An outside test's finding: such a record was dead-lettered line by line as "the quoted field is not closed".
+        var good = PathOf("last-good.csv");
+        File.WriteAllText(good, "seq,path,status\n1,/ok,200\n2,\"/a\r\nb\n\",201");
+        var pipeline = new CsvFilePipeline { Input = new(good) };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = PathOf("last-good.jsonl") }).WaitAsync(HangGuard);
+        Assert.Equal([new LogLine(1, "/ok", 200), new LogLine(2, "/a\r\nb\n", 201)], pipeline.Output.Items);
+        Assert.Equal(0, result.Malformed);
+
+        // The same record with a bad value is one dead letter covering its lines; an unclosed quote still costs only its line.
+        var bad = PathOf("last-bad.csv");
+        File.WriteAllText(bad, "seq,path,status\n1,/ok,200\n2,\"/a\nb\",oops");
+        var deadLetters = PathOf("last-bad.jsonl");
+        var failed = new CsvFilePipeline { Input = new(bad) };
+        await failed.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = deadLetters }).WaitAsync(HangGuard);
+        Assert.Equal([1L], failed.Output.Items.Select(l => l.Seq));
+        var letter = JsonDocument.Parse(File.ReadAllLines(deadLetters).Single()).RootElement;
+        Assert.Equal((3L, 2), (letter.GetProperty("line").GetInt64(), letter.GetProperty("lines").GetInt32()));
+        Assert.Equal("2,\"/a\nb\",oops", letter.GetProperty("raw").GetString());
+
+        var unclosed = PathOf("last-unclosed.csv");
+        File.WriteAllText(unclosed, "seq,path,status\n1,/ok,200\n2,\"/a\n3,/b,200");
+        var resynced = new CsvFilePipeline { Input = new(unclosed) };
+        var resyncedResult = await resynced.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = PathOf("last-unclosed.jsonl") }).WaitAsync(HangGuard);
+        Assert.Equal([1L, 3L], resynced.Output.Items.Select(l => l.Seq));
+        Assert.Equal(1, resyncedResult.Malformed);
+    }
+
+    [Fact]
     public async Task A_quoted_field_spans_at_most_MaxRecordLines_lines()
     {
         var path = PathOf("long.csv");

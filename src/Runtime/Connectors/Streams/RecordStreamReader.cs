@@ -465,9 +465,12 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             probe.Advance(span.Length);
         }
 
-        if (final && inner > 0)
+        if (final && inner > 0 && (quoted || !CsvFraming.IsWellFormed(reader.UnreadSequence.ToArray(), ExpectedFields)))
         {
-            return FirstLine(ref reader, out record); // a quote never closed before the end of the input
+            // A quote never closed before the end of the input, or quoted lines that do not make a record: the line the
+            // quote opened on is the (bad) record. Quoted lines that make a well-formed record are the input's last
+            // record, without its line break: the caller takes what is left.
+            return FirstLine(ref reader, out record);
         }
 
         record = default;
