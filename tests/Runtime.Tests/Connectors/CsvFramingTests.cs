@@ -87,15 +87,31 @@ public sealed class CsvFramingTests
     }
 
     /// <summary>A stream that hands out at most a few bytes per read, so records straddle the pipe's buffers.</summary>
-    private sealed class TrickleStream(byte[] data, int most) : MemoryStream(data, writable: false)
+    private sealed class TrickleStream(byte[] data, int most) : Stream
     {
-        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, most));
+        private readonly MemoryStream _data = new(data, writable: false);
 
-        public override int Read(Span<byte> buffer) => base.Read(buffer[..Math.Min(buffer.Length, most)]);
+        public override bool CanRead => true;
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => base.ReadAsync(buffer, offset, Math.Min(count, most), cancellationToken);
+        public override bool CanSeek => false;
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => base.ReadAsync(buffer[..Math.Min(buffer.Length, most)], cancellationToken);
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => _data.Read(buffer, offset, Math.Min(count, most));
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static int Reference(byte[] bytes, int start, int maxLines, ref int lines)

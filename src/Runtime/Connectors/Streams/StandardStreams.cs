@@ -41,7 +41,10 @@ public sealed class StdinSource<T, TCodec> : ISource<T>
             return EmptyReader<T>.Instance;
         }
 
-        var pipe = PipeReader.Create(_input ?? Console.OpenStandardInput(), new StreamPipeReaderOptions(bufferSize: RecordSourceOptions.DefaultReadBufferBytes, leaveOpen: _input is not null));
+        // Console streams (and many others) ignore the token of a pending read: a stop would wait for input that may
+        // never come. Reads go through a stream that stops waiting when asked; a memory stream never blocks.
+        Stream input = _input is MemoryStream memory ? memory : new InterruptibleReadStream(_input ?? Console.OpenStandardInput(), RecordSourceOptions.DefaultReadBufferBytes, leaveOpen: _input is not null);
+        var pipe = PipeReader.Create(input, new StreamPipeReaderOptions(bufferSize: RecordSourceOptions.DefaultReadBufferBytes, leaveOpen: _input is not null));
         return new StreamReader(new RecordStreamReader<T, TCodec>(pipe, new RecordStreamSettings(context.SourceName, "stdin", 0, context.BatchSize, _options, context.DeadLetters, ExpectHeader: _options.HasHeader)), pipe);
     }
 
@@ -56,6 +59,87 @@ public sealed class StdinSource<T, TCodec> : ISource<T>
         public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken) => reader.ReadBatchAsync(cancellationToken);
 
         public async ValueTask DisposeAsync() => await pipe.CompleteAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// Reads a stream whose reads may ignore cancellation (the console's): each read of the inner stream goes into a buffer
+/// of its own, and a cancelled caller stops waiting for it — the read stays pending, and a later call takes its bytes,
+/// so nothing is lost, and no late read writes into memory its caller has given back.
+/// </summary>
+internal sealed class InterruptibleReadStream(Stream inner, int bufferSize, bool leaveOpen) : Stream
+{
+    private readonly byte[] _buffer = new byte[bufferSize];
+    private Task<int>? _pending;
+    private int _start;
+    private int _end;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_start == _end && !buffer.IsEmpty)
+        {
+            _pending ??= inner.ReadAsync(_buffer, 0, _buffer.Length, CancellationToken.None);
+            var read = await _pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+            _pending = null;
+            (_start, _end) = (0, read);
+        }
+
+        return Take(buffer.Span);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (_start == _end && !buffer.IsEmpty)
+        {
+            var read = _pending is { } pending ? pending.GetAwaiter().GetResult() : inner.Read(_buffer, 0, _buffer.Length);
+            _pending = null;
+            (_start, _end) = (0, read);
+        }
+
+        return Take(buffer);
+    }
+
+    private int Take(Span<byte> into)
+    {
+        var count = Math.Min(into.Length, _end - _start);
+        _buffer.AsSpan(_start, count).CopyTo(into);
+        _start += count;
+        return count;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !leaveOpen)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 }
 
