@@ -308,14 +308,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                 if (end < 0 && quoteFree < span.Length)
                 {
                     end = CsvFraming.LineEnd(span, quoteFree, _settings.Options.MaxRecordLines, ref lines); // a quote comes first: the careful scan
-                    if (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields))
+                    if (end == CsvFraming.TooManyLines || (end >= 0 && lines > 1 && !CsvFraming.IsWellFormed(span[..end], ExpectedFields)))
                     {
                         // The quoted span does not make a record: the line the quote opened on is the (bad) record.
-                        end = span.IndexOf((byte)'\n');
-                        lines = 1;
-                    }
-                    else if (end == CsvFraming.TooManyLines)
-                    {
                         end = span.IndexOf((byte)'\n');
                         lines = 1;
                     }
