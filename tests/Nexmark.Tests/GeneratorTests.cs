@@ -86,6 +86,20 @@ public sealed class GeneratorTests
             sum += generator.Bid(id).Price; // warm up (the tables are made on first use)
         }
 
+        // The fewest bytes of three passes: the runtime can allocate once on the thread while it compiles the loop anew
+        // (a CI run saw 1,168 bytes in one pass); a bid that allocated would show in every pass (184,000 bids each).
+        var allocated = long.MaxValue;
+        for (var pass = 0; pass < 3; pass++)
+        {
+            allocated = Math.Min(allocated, AllocatedByBids(generator, ref sum));
+        }
+
+        Assert.True(sum > 0);
+        Assert.True(allocated < 1_000, $"{allocated} bytes allocated for 184,000 bids");
+    }
+
+    private static long AllocatedByBids(NexmarkGenerator generator, ref long sum)
+    {
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (long id = 0; id < 200_000; id++)
         {
@@ -95,8 +109,6 @@ public sealed class GeneratorTests
             }
         }
 
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(sum > 0);
-        Assert.True(allocated < 1_000, $"{allocated} bytes allocated for 184,000 bids");
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 }
