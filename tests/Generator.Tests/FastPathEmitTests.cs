@@ -2,7 +2,10 @@ using Compiled.Generator.Tests.Infrastructure;
 
 namespace Compiled.Generator.Tests;
 
-/// <summary>Which loops get the fast path (no bookkeeping until a record fails): only those whose every stage can run a batch again.</summary>
+/// <summary>
+/// Which loops get the fast path (no bookkeeping until a record fails): only those whose every stage can run a batch
+/// again — stateless, or with state the loop can set back (a struct of values, an operator object whose fields hold values).
+/// </summary>
 public sealed class FastPathEmitTests
 {
     private static string Generated(string operatorDeclaration)
@@ -22,6 +25,12 @@ public sealed class FastPathEmitTests
             public abstract class Base { protected long Calls; }
             public sealed class Derived : Base { private readonly long _k = 2; public long Apply(long x) { Calls++; return x * _k; } }
             public sealed class Settable { public long K { get; set; } = 2; public long Apply(long x) => x * K; }
+            public sealed class Captures(long k) { public long Apply(long x) => x + k++; }
+            public sealed class Initialises(long k) { private readonly long _k = k; public long K { get; } = k; public long Apply(long x) => x * _k * K; }
+            public sealed class GenericCounter<T> { private long _n; public long Apply(long x) => x + _n++; }
+            public sealed class GenericScale<T> { private readonly long _k = 2; public long Apply(long x) => x * _k; }
+            public sealed class Hidden { private struct State { public long N; } private State _state; public long Apply(long x) => x + _state.N++; }
+            public sealed class Named { private string _last = ""; private (int, long) _pair; public long Apply(long x) { _last = x.ToString(); _pair = (1, x); return x + _last.Length + _pair.Item1; } }
 
             [Pipeline]
             public sealed partial class P
@@ -39,12 +48,18 @@ public sealed class FastPathEmitTests
     [InlineData("[Transform] static long Twice(long x) => x * 2;", true)]
     [InlineData("[Transform] public Values Number { get; set; }", true)] // a struct of values: set back by not writing it back
     [InlineData("[Transform] public Refs Remember { get; set; }", false)] // the list it refers to could not be set back
-    [InlineData("[Transform] public Counter Count { get; } = new();", false)] // a class operator: its state cannot be set back
+    [InlineData("[Transform] public Counter Count { get; } = new();", true)] // a class operator whose fields hold values: saved before a batch, set back on failure
+    [InlineData("[Transform] public Named Name { get; } = new();", true)] // a string and a tuple of values: set back too
+    [InlineData("[Transform] public Hidden Count { get; } = new();", false)] // its state's type is private: the loop cannot name it
     [InlineData("[Transform] public Scale Scaled { get; } = new(3);", true)] // sealed, readonly fields of values: nothing to set back
     [InlineData("[Transform] public OpenScale Scaled { get; } = new();", false)] // not sealed: a derived instance could hold state
     [InlineData("[Transform] public Keeper Keep { get; } = new();", false)] // a readonly field, but it refers to a list it changes
-    [InlineData("[Transform] public Derived Scaled { get; } = new();", false)] // its base class holds a mutable field
-    [InlineData("[Transform] public Settable Scaled { get; } = new();", false)] // an auto-property with a setter: a mutable field
+    [InlineData("[Transform] public Derived Scaled { get; } = new();", true)] // its base class (in source) holds a mutable field of a value: set back
+    [InlineData("[Transform] public Settable Scaled { get; } = new();", true)] // an auto-property with a setter: its backing field is set back
+    [InlineData("[Transform] public Captures Count { get; } = new(1);", false)] // a parameter its method changes lives in a field the compiler does not show
+    [InlineData("[Transform] public Initialises Scaled { get; } = new(2);", true)] // parameters only initialise fields: nothing hidden
+    [InlineData("[Transform] public GenericCounter<int> Count { get; } = new();", false)] // generic, with a mutable field: not reached
+    [InlineData("[Transform] public GenericScale<int> Scaled { get; } = new();", true)] // generic, but nothing can change
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++;", false)] // an instance method: the pipeline's fields
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));

@@ -142,6 +142,8 @@ internal static partial class PipelineEmitter
                         ("for (var row = 0; row < rows; row++)", "var r0 = matches.Join(batch[i].Record, i, row);"),
                     ]);
             }
+
+            EmitStateAccessors(writer, withEntries, names);
         }
 
         writer.Close(); // class
@@ -170,15 +172,28 @@ internal static partial class PipelineEmitter
             writer.Line($"var {output}Start = _{output}Out.Count;");
         }
 
+        var saved = SavedFields(stages, names);
+        foreach (var (name, k, field) in saved)
+        {
+            writer.Line($"var {name}Saved{SourceWriter.Number(k)} = {StateAccessor(name, k)}(_{name}Op); // '{field.Name}' of the operator object, set back if a record fails");
+        }
+
         writer.Open("try");
         writer.Line($"{run}({arguments});");
         writer.Line("return true;");
         writer.Close();
         writer.Open("catch (global::System.Exception)");
-        writer.Line("// Some record failed: undo the batch's outputs; the marked loop runs it again and finds which.");
+        writer.Line(saved.Count == 0
+            ? "// Some record failed: undo the batch's outputs; the marked loop runs it again and finds which."
+            : "// Some record failed: undo the batch's outputs and the operator objects' state; the marked loop runs it again and finds which.");
         foreach (var output in outputs)
         {
             writer.Line($"_{output}Out.SetCount({output}Start);");
+        }
+
+        foreach (var (name, k, _) in saved)
+        {
+            writer.Line($"{StateAccessor(name, k)}(_{name}Op) = {name}Saved{SourceWriter.Number(k)};");
         }
 
         writer.Line("return false;");
@@ -212,6 +227,29 @@ internal static partial class PipelineEmitter
         }
 
         writer.Close();
+    }
+
+    /// <summary>The fields the loop without bookkeeping saves before a batch: each mutable field of each operator object whose state can be set back.</summary>
+    private static List<(string Name, int Index, SavedField Field)> SavedFields(List<PlannedStage> stages, Dictionary<int, string> names)
+        => stages
+            .Where(s => s.Stage.Storage == OperatorStorage.Reference && s.Stage.SavedState is { Count: > 0 })
+            .SelectMany(s => s.Stage.SavedState!.Value.Select((field, k) => (names[s.Index], k, field)))
+            .ToList();
+
+    private static string StateAccessor(string name, int index) => $"__{name}State{SourceWriter.Number(index)}";
+
+    /// <summary>
+    /// Declares a reference to each saved field (<see cref="SavedFields"/>): an <c>UnsafeAccessor</c> reaches a private
+    /// field — an auto-property's backing field too — without reflection, and works under Native AOT and trimming.
+    /// </summary>
+    private static void EmitStateAccessors(SourceWriter writer, List<PlannedStage> stages, Dictionary<int, string> names)
+    {
+        foreach (var (name, k, field) in SavedFields(stages, names))
+        {
+            writer.Line();
+            writer.Line($"[global::System.Runtime.CompilerServices.UnsafeAccessor(global::System.Runtime.CompilerServices.UnsafeAccessorKind.Field, Name = \"{field.Name}\")]");
+            writer.Line($"private static extern ref {field.Type} {StateAccessor(name, k)}({field.DeclaringType} op);");
+        }
     }
 
     /// <summary>What a segment's loops without bookkeeping share: its stages, outputs and local names.</summary>

@@ -43,6 +43,12 @@ internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accu
 /// What a <c>[Lookup]</c> stage joins with: the key type of the <c>[KeyBy]</c> before it, the row type, and the row's
 /// <c>[Key]</c> member it matches.
 /// </summary>
+/// <summary>A mutable field of an operator object that the fast loop saves before a batch and sets back when a record fails.</summary>
+/// <param name="DeclaringType">The class that declares it (fully qualified).</param>
+/// <param name="Name">Its metadata name (an auto-property's backing field: <c>&lt;P&gt;k__BackingField</c>).</param>
+/// <param name="Type">Its type (fully qualified).</param>
+internal sealed record SavedField(string DeclaringType, string Name, string Type);
+
 internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
 
 /// <summary>
@@ -146,6 +152,11 @@ internal enum MemberKind
 /// <param name="Lookup">For a lookup join: its key and row types.</param>
 /// <param name="ValueState">For a mutable struct operator: whether its fields hold only values (no references), so that setting it back undoes all it did.</param>
 /// <param name="Join">For a join of two streams: its inputs and types.</param>
+/// <param name="SavedState">
+/// For an operator object of a class whose state is all in fields holding values: those of its fields that can change
+/// (empty when none can: <paramref name="Immutable"/>); the fast loop saves them before a batch and sets them back if
+/// a record fails. Null: its state cannot be set back (it keeps the marked loop).
+/// </param>
 internal sealed record StageModel(
     int Order,
     string MemberName,
@@ -169,7 +180,8 @@ internal sealed record StageModel(
     bool Immutable = false,
     LookupModel? Lookup = null,
     AsyncModel? Async = null,
-    JoinModel? Join = null)
+    JoinModel? Join = null,
+    EquatableArray<SavedField>? SavedState = null)
 {
     public bool IsValid => Shape != StageShape.Invalid;
 

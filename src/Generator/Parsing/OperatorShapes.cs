@@ -3,6 +3,7 @@ using System.Linq;
 using Compiled.Generator.Diagnostics;
 using Compiled.Generator.Model;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace Compiled.Generator.Parsing;
 
@@ -197,26 +198,114 @@ internal static class OperatorShapes
     /// enums, strings, structs of such — never an object it could change (a list, a dictionary, a counter).
     /// </summary>
     public static bool CannotChange(ITypeSymbol type)
+        => StateOf(type) is { Count: 0 };
+
+    /// <summary>
+    /// The mutable fields of an operator object of a class whose whole state they are, so that saving them before a
+    /// batch and setting them back after a failure undoes everything the batch did to it: a sealed class
+    /// declared in source (its private fields are all visible), every instance field of it and of its base classes
+    /// holding only values (<see cref="CannotChange"/>'s rule, without requiring readonly). Empty: nothing can change.
+    /// Null: the class keeps state the loop cannot save — a field holding an object, a base class from a library, a
+    /// generic class with mutable fields, or primary constructor parameters its members use (kept in fields the
+    /// compiler does not show).
+    /// </summary>
+    public static List<SavedField>? StateOf(ITypeSymbol type)
     {
         if (type is not INamedTypeSymbol { TypeKind: TypeKind.Class, IsSealed: true } named)
+        {
+            return null;
+        }
+
+        var saved = new List<SavedField>();
+        var generic = false;
+        for (var t = named; t is not null && t.SpecialType != SpecialType.System_Object; t = t.BaseType)
+        {
+            if (!t.Locations.Any(l => l.IsInSource) || CapturesParameters(t))
+            {
+                return null; // private fields not all visible here: a library's class, or parameters captured into hidden fields
+            }
+
+            generic |= t.IsGenericType;
+
+            foreach (var field in InstanceFields(t))
+            {
+                if (!HoldsOnlyValues(field.Type, 0))
+                {
+                    return null;
+                }
+
+                if (!field.IsReadOnly)
+                {
+                    if (!Visible(field.Type) || !Visible(t))
+                    {
+                        return null; // the generated loop could not name the field's type (a private nested struct) or its class
+                    }
+
+                    saved.Add(new SavedField(Symbols.ToTypeRef(t).FullName, field.Name, Symbols.ToTypeRef(field.Type).FullName));
+                }
+            }
+        }
+
+        return generic && saved.Count > 0 ? null : saved; // the loop reaches a generic class's fields only through its own type arguments
+    }
+
+    /// <summary>
+    /// Whether a class (not a record) declared with parameters uses one of them in a member's body: the compiler then
+    /// keeps it in a field that is not among the type's members, so its state is not all visible. A parameter used only
+    /// to initialise fields and properties, or hidden by a member of the same name, is not kept. Any identifier of a
+    /// parameter's name in a body counts (a local of that name too): when in doubt, the loop keeps its bookkeeping.
+    /// </summary>
+    private static bool CapturesParameters(INamedTypeSymbol type)
+    {
+        if (type.IsRecord)
+        {
+            return false; // a positional parameter names a property, which hides it
+        }
+
+        var declarations = type.DeclaringSyntaxReferences.Select(r => r.GetSyntax()).OfType<TypeDeclarationSyntax>().ToList();
+        var parameters = new HashSet<string>(declarations
+            .SelectMany(d => d.ParameterList?.Parameters ?? default)
+            .Select(p => p.Identifier.ValueText)
+            .Where(name => type.GetMembers(name).IsEmpty));
+        if (parameters.Count == 0)
         {
             return false;
         }
 
-        for (var t = named; t is not null && t.SpecialType != SpecialType.System_Object; t = t.BaseType)
+        foreach (var member in declarations.SelectMany(d => d.Members))
         {
-            if (!t.Locations.Any(l => l.IsInSource))
+            SyntaxNode? body = member switch
             {
-                return false; // a base class from a library: its private fields are not all visible here
+                FieldDeclarationSyntax => null, // initialisers run once, in the constructor
+                PropertyDeclarationSyntax property => (SyntaxNode?)property.AccessorList ?? property.ExpressionBody,
+                _ => member,
+            };
+            if (body is not null && body.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>().Any(id => parameters.Contains(id.Identifier.ValueText)))
+            {
+                return true;
             }
+        }
 
-            if (InstanceFields(t).Any(field => !field.IsReadOnly || !HoldsOnlyValues(field.Type, 0)))
+        return false;
+    }
+
+    /// <summary>Whether code elsewhere in the assembly can name <paramref name="type"/>: it, the types it is nested in and its type arguments are public or internal.</summary>
+    private static bool Visible(ITypeSymbol type)
+    {
+        if (type is not INamedTypeSymbol named)
+        {
+            return type.SpecialType != SpecialType.None;
+        }
+
+        for (var t = named; t is not null; t = t.ContainingType)
+        {
+            if (t.DeclaredAccessibility is not (Accessibility.Public or Accessibility.Internal or Accessibility.ProtectedOrInternal))
             {
                 return false;
             }
         }
 
-        return true;
+        return named.TypeArguments.All(Visible);
     }
 
     private static IEnumerable<IFieldSymbol> InstanceFields(ITypeSymbol type)

@@ -672,8 +672,13 @@ internal static class PipelineParser
             NeedsPipelineInstance = !member.IsStatic && !method.IsStatic,
             Storage = storage,
             ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
+            SavedState = SavedStateOf(storage, type),
         };
     }
+
+    /// <summary>For an operator object of a class: its fields the fast loop saves and sets back (<see cref="OperatorShapes.StateOf"/>), or null.</summary>
+    private static EquatableArray<SavedField>? SavedStateOf(OperatorStorage storage, ITypeSymbol type)
+        => storage == OperatorStorage.Reference && OperatorShapes.StateOf(type) is { } fields ? fields.ToEquatableArray() : null;
 
     /// <summary>
     /// An asynchronous transform: a pipeline method returning <c>ValueTask&lt;U&gt;</c> or
@@ -806,6 +811,7 @@ internal static class PipelineParser
             Storage = storage,
             ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
             Immutable = storage == OperatorStorage.Reference && OperatorShapes.CannotChange(type),
+            SavedState = SavedStateOf(storage, type),
         };
     }
 

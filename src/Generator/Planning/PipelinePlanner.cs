@@ -159,7 +159,7 @@ internal static class PipelinePlanner
                 Instances = !NeedsInstances(segment.Index) ? SegmentInstances.Root
                     : Enumerable.Range(0, segment.Index).Any(NeedsInstances) ? SegmentInstances.OwnPerPartition
                     : SegmentInstances.RootForPartitionZero,
-                HasFastPath = stages.Count > 0 && stages.All(s => IsReplaySafe(s.Stage) || (s.Stage.Storage == OperatorStorage.HoistedStruct && s.Stage.ValueState)),
+                HasFastPath = stages.Count > 0 && stages.All(s => IsReplaySafe(s.Stage) || CanBeSetBack(s.Stage)),
             };
         }
     }
@@ -856,6 +856,16 @@ internal static class PipelinePlanner
     /// fields readonly values: <see cref="Parsing.OperatorShapes.CannotChange"/>), or a connector sink (never
     /// replayed). Instance methods, operator objects with state and sink methods are not.
     /// </summary>
+    /// <summary>
+    /// Whether a stage with state can run a batch in the loop without bookkeeping because its state can be set back when
+    /// a record fails: a mutable struct operator or struct sink whose fields hold only values (written back only after
+    /// the batch), or an operator object of a class whose state is all in fields holding values (saved before the batch,
+    /// set back on failure: <see cref="StageModel.SavedState"/>).
+    /// </summary>
+    private static bool CanBeSetBack(StageModel stage)
+        => (stage.Storage == OperatorStorage.HoistedStruct && stage.ValueState)
+            || (stage.Storage == OperatorStorage.Reference && stage.SavedState is not null && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink);
+
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
     {
         StageShape.ConnectorSink or StageShape.Source => true, // a source inside a loop picks its side's records out of the stream of two types
