@@ -257,7 +257,7 @@ public sealed partial class ClassOperatorOrders
     [Sink] public Totals Total { get; set; }
 }
 
-/// <summary>The workload with the adult filter as a class operator with state: the loop keeps its per-record bookkeeping.</summary>
+/// <summary>The workload with the adult filter as a class operator with state: the loop saves its counter before each batch (the fast path).</summary>
 [Pipeline]
 public sealed partial class StatefulClassOrders
 {
