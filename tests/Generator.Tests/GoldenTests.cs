@@ -19,6 +19,7 @@ public sealed class GoldenTests
     [InlineData(nameof(Scenarios.LookupJoin), Scenarios.LookupJoin)]
     [InlineData(nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform)]
     [InlineData(nameof(Scenarios.StreamJoin), Scenarios.StreamJoin)]
+    [InlineData(nameof(Scenarios.OperatorObjectState), Scenarios.OperatorObjectState)]
     public void Generated_code_matches_the_golden_files(string scenario, string source)
     {
         var run = GeneratorHarness.Run(source);
@@ -42,6 +43,7 @@ public sealed class GoldenTests
         { nameof(Scenarios.LookupJoin), Scenarios.LookupJoin },
         { nameof(Scenarios.AsyncTransform), Scenarios.AsyncTransform },
         { nameof(Scenarios.StreamJoin), Scenarios.StreamJoin },
+        { nameof(Scenarios.OperatorObjectState), Scenarios.OperatorObjectState },
     };
 
     [Theory]

@@ -339,6 +339,51 @@ internal static class Scenarios
         }
         """;
 
+    /// <summary>
+    /// Operator objects with state in fields of values (a counter, an auto-property, a string), as a transform and as
+    /// the sink: the loop keeps its fast path, saving their fields before a batch and setting them back on failure.
+    /// </summary>
+    public const string OperatorObjectState = """
+        using Compiled;
+        using Compiled.Connectors;
+
+        namespace Demo;
+
+        public sealed class Tagger
+        {
+            private long _next;
+            private string _last = "";
+
+            public long Calls { get; private set; }
+
+            public long Tag(long value)
+            {
+                Calls++;
+                _last = value.ToString();
+                return (value * 1000) + _next++;
+            }
+        }
+
+        public sealed class Totals
+        {
+            public long Sum { get; private set; }
+
+            public void Add(long value) => Sum += value;
+        }
+
+        [Pipeline]
+        public sealed partial class Tagging
+        {
+            [Source] public CollectionSource<long> Input { get; set; } = new(1, 2, 3);
+
+            [Transform] public Tagger Tags { get; } = new();
+
+            [Transform] static bool Small(long value) => value < 1_000_000 ? true : throw new System.OverflowException();
+
+            [Sink] public Totals Total { get; } = new();
+        }
+        """;
+
     public const string InstanceState = """
         using Compiled;
         using Compiled.Connectors;
