@@ -105,6 +105,40 @@ public sealed partial class FastPathClassStatePipeline
     [Sink] public Totals Total { get; } = new();
 }
 
+/// <summary>A flatMap whose second copy fails a later stage: the record must go whole to the dead letters, none of its copies to the sink.</summary>
+[Pipeline(Name = "flat-whole", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class FlatWholePipeline
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform]
+    static void Thrice(long x, Emitter<long> output)
+    {
+        output.Emit(x);
+        output.Emit(-x);
+        output.Emit(x + 1_000);
+    }
+
+    [Transform] static long Check(long x) => x < 0 && -x % 7 == 0 ? throw new InvalidOperationException("a negative multiple of 7") : x;
+
+    [Sink] public CollectionSink<long> Output { get; set; } = new();
+}
+
+/// <summary>Two branches to two sinks; the second fails now and then after the first has taken the record.</summary>
+[Pipeline(Name = "branches-whole", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class BranchesWholePipeline
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform] static long Doubled(long x) => x * 2;
+
+    [Sink] public CollectionSink<long> First { get; set; } = new();
+
+    [Transform(Input = nameof(Doubled))] static long Checked(long x) => x % 22 == 0 ? throw new InvalidOperationException("a multiple of 11") : x;
+
+    [Sink] public CollectionSink<long> Second { get; set; } = new();
+}
+
 /// <summary>
 /// The fused loop runs a batch without bookkeeping first and, when a record fails, sets its outputs back and runs the
 /// batch again marked: the error policy must see each failing record once, at its stage, and the operators' state and
@@ -170,5 +204,40 @@ public sealed class FastPathTests
         Assert.Equal(numbered.Sum(), pipeline.Total.Sum);
         Assert.Equal(input.Count(x => x % 97 == 0), deadLetters.Items.Count);
         Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(1024)]
+    public async Task A_record_whose_later_flatmap_copy_fails_is_dead_lettered_whole_and_none_of_its_copies_is_delivered(int batchSize)
+    {
+        var input = Enumerable.Range(1, 2_000).Select(i => (long)i).ToArray();
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new FlatWholePipeline { Numbers = new CollectionSource<long>(input) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        // Delivered whole or not at all: a dead letter replayed later must not repeat a copy, nor may one be lost.
+        Assert.Equal(input.Where(x => x % 7 != 0).SelectMany(x => new[] { x, -x, x + 1_000 }), pipeline.Output.Items);
+        Assert.Equal(input.Count(x => x % 7 == 0), deadLetters.Items.Count);
+        Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(1024)]
+    public async Task A_record_failing_in_one_branch_is_not_delivered_by_the_other(int batchSize)
+    {
+        var input = Enumerable.Range(1, 2_000).Select(i => (long)i).ToArray();
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new BranchesWholePipeline { Numbers = new CollectionSource<long>(input) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        var passing = input.Where(x => x % 11 != 0).Select(x => x * 2).ToList();
+        Assert.Equal(passing, pipeline.First.Items);
+        Assert.Equal(passing, pipeline.Second.Items);
+        Assert.Equal(input.Count(x => x % 11 == 0), deadLetters.Items.Count);
+        Assert.All(deadLetters.Items, letter => Assert.Equal("Checked", letter.Stage));
     }
 }

@@ -24,6 +24,9 @@ internal static partial class PipelineEmitter
         }
 
         var outputs = withEntries.Where(s => s.Stage.Shape is StageShape.ConnectorSink or StageShape.KeyBy or StageShape.Async).GroupBy(s => names[s.Index]).Select(g => g.First()).ToList();
+        // A record that can write several outputs (a flatMap's copies, branches) is undone whole when one of them
+        // fails: the marked loop notes each output's count as a record starts, and the error path sets it back.
+        var undo = outputs.Count > 0 && withEntries.Any(s => s.Stage.Shape == StageShape.FlatMap || s.Readers.Count(r => r <= segment.LastStage && names.ContainsKey(r)) > 1);
         var className = "__Fused" + SourceWriter.Number(segment.Index);
         // progress.Begin(i) stands for the first stage, or for the stateless prefix (found by replay if it throws);
         // the stages after that mark themselves.
@@ -74,6 +77,14 @@ internal static partial class PipelineEmitter
             }
         }
 
+        if (undo)
+        {
+            foreach (var output in outputs)
+            {
+                writer.Line($"private int _{names[output.Index]}Mark; // the output's count when the marked loop's current record started");
+            }
+        }
+
         writer.Line();
         writer.Open($"public {className}({model.FullName} pipeline, {Names.PartitionContext} partition) : base(partition, {SourceWriter.Number(segment.Index)}, firstStage: {SourceWriter.Number(firstStage)}, markedFrom: {SourceWriter.Number(markedFrom)})");
         if (usesPipeline)
@@ -107,15 +118,31 @@ internal static partial class PipelineEmitter
         writer.Line();
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
         EmitPrologue(writer, model, withEntries, outputs, names, usesPipeline);
+        EmitMarks(writer, undo, outputs, names);
         writer.Open("for (var i = progress.Record; i < batch.Length; i++)");
         writer.Line(hasPrefix
             ? $"progress.Begin(i); // stateless stages {SourceWriter.Number(firstStage)}-{SourceWriter.Number(markedFrom - 1)}: found by replay if one throws"
             : $"progress.Begin(i); // at stage {SourceWriter.Number(firstStage)}");
+        EmitMarks(writer, undo, outputs, names);
         writer.Line("var r0 = batch[i];");
         var loop = new LoopContext(plan, segment, names, firstStage, hasPrefix);
         EmitReaders(writer, loop, plan.Chain[segment.FirstStage], "r0", tail: true);
         writer.Close(); // for
         writer.Close(); // Run
+        if (undo)
+        {
+            writer.Line();
+            writer.Open("protected override void UndoRecord()");
+            writer.Line("// The failing record's outputs so far (a flatMap's earlier copies, another branch's) go too: it is dead-lettered whole.");
+            foreach (var output in outputs)
+            {
+                var name = names[output.Index];
+                writer.Line($"_{name}Out.SetCount(_{name}Mark);");
+            }
+
+            writer.Close();
+        }
+
         if (hasPrefix)
         {
             writer.Line();
@@ -227,6 +254,21 @@ internal static partial class PipelineEmitter
         }
 
         writer.Close();
+    }
+
+    /// <summary>Notes each output's count (in the marked loop, where a record can write several): at the start of the batch and of each record.</summary>
+    private static void EmitMarks(SourceWriter writer, bool undo, List<PlannedStage> outputs, Dictionary<int, string> names)
+    {
+        if (!undo)
+        {
+            return;
+        }
+
+        foreach (var output in outputs)
+        {
+            var name = names[output.Index];
+            writer.Line($"_{name}Mark = {name}Count;");
+        }
     }
 
     /// <summary>The fields the loop without bookkeeping saves before a batch: each mutable field of each operator object whose state can be set back.</summary>

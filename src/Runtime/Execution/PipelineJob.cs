@@ -243,6 +243,7 @@ public abstract class FusedSegment<TIn>
             catch (Exception exception) when (exception is not OutOfMemoryException) // the process is out of memory, not the record at fault: the run fails
             {
                 var index = progress.Record;
+                UndoRecord();
                 OnOperatorError(FailedStage(progress, batch), index, exception, batch[index], origins);
                 progress.Begin(index + 1);
             }
@@ -256,6 +257,16 @@ public abstract class FusedSegment<TIn>
     /// policy. The default (other segments) returns false at once.
     /// </summary>
     protected virtual bool TryRunFast(ReadOnlySpan<TIn> batch) => false;
+
+    /// <summary>
+    /// Called when a record failed in <see cref="Run"/>, before it goes to the error policy: takes back the outputs it
+    /// wrote before the failure, so that a record is delivered whole or dead-lettered whole (never a flatMap's first
+    /// copies without the rest, or one branch without the other). Generated for segments where a record can write
+    /// several outputs; the default does nothing (a record writes its one output last).
+    /// </summary>
+    protected virtual void UndoRecord()
+    {
+    }
 
     /// <summary>
     /// Replays <paramref name="record"/> through the segment's stateless stages (those before the first marked one),
