@@ -39,16 +39,16 @@ internal sealed record LateDataMemberModel(string Name, bool IsStatic, TypeRef R
 /// </summary>
 internal sealed record WindowModel(TypeRef Key, TypeRef Aggregator, TypeRef Accumulator, TypeRef Result, string? KeyCodec, string? AccumulatorCodec);
 
-/// <summary>
-/// What a <c>[Lookup]</c> stage joins with: the key type of the <c>[KeyBy]</c> before it, the row type, and the row's
-/// <c>[Key]</c> member it matches.
-/// </summary>
 /// <summary>A mutable field of an operator object that the fast loop saves before a batch and sets back when a record fails.</summary>
 /// <param name="DeclaringType">The class that declares it (fully qualified).</param>
 /// <param name="Name">Its metadata name (an auto-property's backing field: <c>&lt;P&gt;k__BackingField</c>).</param>
 /// <param name="Type">Its type (fully qualified).</param>
 internal sealed record SavedField(string DeclaringType, string Name, string Type);
 
+/// <summary>
+/// What a <c>[Lookup]</c> stage joins with: the key type of the <c>[KeyBy]</c> before it, the row type, and the row's
+/// <c>[Key]</c> member it matches.
+/// </summary>
 internal sealed record LookupModel(TypeRef Key, TypeRef Row, string KeyMember);
 
 /// <summary>

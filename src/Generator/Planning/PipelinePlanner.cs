@@ -851,12 +851,6 @@ internal static class PipelinePlanner
     }
 
     /// <summary>
-    /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
-    /// readonly-struct operator (called on a copy), an operator object of a class that cannot change (sealed, its
-    /// fields readonly values: <see cref="Parsing.OperatorShapes.CannotChange"/>), or a connector sink (never
-    /// replayed). Instance methods, operator objects with state and sink methods are not.
-    /// </summary>
-    /// <summary>
     /// Whether a stage with state can run a batch in the loop without bookkeeping because its state can be set back when
     /// a record fails: a mutable struct operator or struct sink whose fields hold only values (written back only after
     /// the batch), or an operator object of a class whose state is all in fields holding values (saved before the batch,
@@ -866,6 +860,12 @@ internal static class PipelinePlanner
         => (stage.Storage == OperatorStorage.HoistedStruct && stage.ValueState)
             || (stage.Storage == OperatorStorage.Reference && stage.SavedState is not null && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink);
 
+    /// <summary>
+    /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
+    /// readonly-struct operator (called on a copy), an operator object of a class that cannot change (sealed, its
+    /// fields readonly values: <see cref="Parsing.OperatorShapes.CannotChange"/>), or a connector sink (never
+    /// replayed). Instance methods, operator objects with state and sink methods are not.
+    /// </summary>
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
     {
         StageShape.ConnectorSink or StageShape.Source => true, // a source inside a loop picks its side's records out of the stream of two types
