@@ -192,21 +192,11 @@ internal static class OperatorShapes
     }
 
     /// <summary>
-    /// Whether an operator object of a class cannot change between calls, so calling it again for a batch's records is
-    /// as harmless as calling a static operator again: a sealed class declared in source (its private fields are all
-    /// visible), every instance field of it and of its base classes readonly and holding only values — numbers, bools,
-    /// enums, strings, structs of such — never an object it could change (a list, a dictionary, a counter), and no
-    /// primary constructor parameter used by its members (a hidden field that can change): <see cref="StateOf"/> finds
-    /// nothing to save.
-    /// </summary>
-    public static bool CannotChange(ITypeSymbol type)
-        => StateOf(type) is { Count: 0 };
-
-    /// <summary>
     /// The mutable fields of an operator object of a class whose whole state they are, so that saving them before a
     /// batch and setting them back after a failure undoes everything the batch did to it: a sealed class
     /// declared in source (its private fields are all visible), every instance field of it and of its base classes
-    /// holding only values (<see cref="CannotChange"/>'s rule, without requiring readonly). Empty: nothing can change.
+    /// holding only values — numbers, bools, enums, strings, structs of such — readonly or not. Empty: nothing can
+    /// change, so calling the object again for a batch's records is as harmless as calling a static operator again.
     /// Null: the class keeps state the loop cannot save — a field holding an object, a base class from a library, a
     /// generic class with mutable fields, a mutable field whose type or class generated code cannot name (private),
     /// or primary constructor parameters its members use (kept in fields the compiler does not show).

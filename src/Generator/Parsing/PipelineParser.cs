@@ -798,6 +798,7 @@ internal static class PipelineParser
             return stage;
         }
 
+        var saved = SavedStateOf(storage, type);
         return stage with
         {
             Shape = operatorShape.Shape,
@@ -810,8 +811,8 @@ internal static class PipelineParser
             NeedsPipelineInstance = !member.IsStatic && !operatorMethod.IsStatic,
             Storage = storage,
             ValueState = storage == OperatorStorage.HoistedStruct && type.IsUnmanagedType,
-            Immutable = storage == OperatorStorage.Reference && OperatorShapes.CannotChange(type),
-            SavedState = SavedStateOf(storage, type),
+            Immutable = saved is { Count: 0 }, // an operator object with nothing to save cannot change
+            SavedState = saved,
         };
     }
 

@@ -863,7 +863,7 @@ internal static class PipelinePlanner
     /// <summary>
     /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
     /// readonly-struct operator (called on a copy), an operator object of a class that cannot change (sealed, its
-    /// fields readonly values: <see cref="Parsing.OperatorShapes.CannotChange"/>), or a connector sink (never
+    /// fields readonly values: nothing for <see cref="Parsing.OperatorShapes.StateOf"/> to save), or a connector sink (never
     /// replayed). Instance methods, operator objects with state and sink methods are not.
     /// </summary>
     public static bool IsReplaySafe(StageModel stage) => stage.Shape switch
