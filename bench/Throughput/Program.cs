@@ -28,6 +28,8 @@ using Compiled.Throughput;
 //   --state-size-only  bytes per key of keyed state (a Dictionary by hand, running, tumbling, sliding and session
 //                 counts) at --state-size-keys N[,N...] keys (default 1000000,10000000), each in a child process
 //   --window-ops-only  tumbling and sliding window operators alone over 1 k, 100 k and 2 M keys (M records/s)
+//   --short-runs-only  a fresh process's first runs: 3,000 pipelines of 4,096 orders one after another (each a new
+//                 pipeline), beside the hand loop over the same orders (--short-runs N, --short-orders N)
 //   --csv         also CSV bytes to records on three shapes (numeric, quoted text, wide) against Sylvan.Data.Csv, from a
 //                 file and from a stream (--csv-records N, default 1,000,000; 300,000 with --quick); --csv-only: only that
 if (args.Length == 3 && args[0] == "--state-size-child")
@@ -54,6 +56,13 @@ if (args.Contains("--state-size-only"))
 }
 
 var quick = args.Contains("--quick");
+if (args.Contains("--short-runs-only"))
+{
+    var shortRuns = new List<(string Name, string Value)>();
+    await ShortRuns.RunAsync(ArgumentAfter("--short-orders") ?? 4096, ArgumentAfter("--short-runs") ?? 3000, shortRuns);
+    return 0;
+}
+
 if (args.Contains("--csv-only"))
 {
     var csv = new List<(string Name, string Value)>();
@@ -169,6 +178,8 @@ async Task MemoryToMemory(List<(string, string)> results)
     var fused = new Measurement("Compiled generated loop", records, RecordBytes);
     var runtime1 = new Measurement("Compiled runtime, parallelism 1", records, RecordBytes);
     var runtime2 = new Measurement("Compiled runtime, parallelism 2", records, RecordBytes);
+    // The default batch holds 1,024 records; this one 64 times more: what the loop's per-batch entry and exit cost.
+    var runtimeLarge = new Measurement("Compiled runtime p1, batches of 65,536", records, RecordBytes);
     var connector = new Measurement("Compiled runtime p1, connector sink", records, RecordBytes);
 
     // The same chain with an operator object of a class: one that cannot change (the tax rate, set once) and one with
@@ -203,6 +214,7 @@ async Task MemoryToMemory(List<(string, string)> results)
             },
             measure);
         await runtime1.RunAsync(() => RunFused(orders, 1, expected), measure);
+        await runtimeLarge.RunAsync(() => RunFused(orders, 1, expected, 65_536), measure);
         await hand2.RunAsync(async () => (await TwoThreadHandLoop.RunAsync(orders)).Verify(expected, hand2.Name), measure); // both cores: after the single-threaded ones, whose figures it would disturb
         await runtime2.RunAsync(() => RunFused(orders, 2, expected), measure);
         await connector.RunAsync(
@@ -236,7 +248,7 @@ async Task MemoryToMemory(List<(string, string)> results)
     }
 
     var baseline = hand.MedianSeconds;
-    foreach (var m in new[] { hand, hand2, fused, runtime1, runtime2, connector })
+    foreach (var m in new[] { hand, hand2, fused, runtime1, runtimeLarge, runtime2, connector })
     {
         Console.WriteLine(m.Row(baseline));
     }
@@ -254,6 +266,7 @@ async Task MemoryToMemory(List<(string, string)> results)
     results.Add(("fused_vs_handloop", Ratio(baseline / fused.MedianSeconds)));
     results.Add(("fused_alloc_bytes_per_record", (fusedSteadyAllocated / (double)records).ToString("F4", CultureInfo.InvariantCulture)));
     results.Add(("runtime_vs_handloop", Ratio(baseline / runtime1.MedianSeconds)));
+    results.Add(("runtime_large_batches_vs_handloop", Ratio(baseline / runtimeLarge.MedianSeconds)));
     results.Add(("runtime_alloc_bytes_per_record", runtime1.AllocatedBytesPerRecord.ToString("F4", CultureInfo.InvariantCulture)));
     results.Add(("partitions2_vs_1", Ratio(runtime1.MedianSeconds / runtime2.MedianSeconds)));
     results.Add(("handloop_2threads_vs_1", Ratio(baseline / hand2.MedianSeconds)));
@@ -375,11 +388,11 @@ static async Task<double?> TimePushes<TPipeline>(TPipeline pipeline, Action<Pipe
     return seconds;
 }
 
-static async Task RunFused(Order[] orders, int parallelism, Result expected)
+static async Task RunFused(Order[] orders, int parallelism, Result expected, int batchSize = PipelineOptions.DefaultBatchSize)
 {
     FusedOrders.ResetShared();
     var pipeline = new FusedOrders { Orders = new CollectionSource<Order>(orders) };
-    await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism });
+    await pipeline.RunAsync(new PipelineOptions { Parallelism = parallelism, BatchSize = batchSize });
     pipeline.Result.Verify(expected, $"runtime p={parallelism}");
 }
 
