@@ -156,14 +156,12 @@ internal abstract class OutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, s
 internal sealed class InlineOutputPort<T>(SinkSlot<T> slot, ISinkWriter<T> writer, string pipelineName, int partition, int batchSize)
     : OutputPort<T>(slot, writer, pipelineName, partition, batchSize)
 {
-    public override async ValueTask FlushAsync(CancellationToken cancellationToken)
+    public override ValueTask FlushAsync(CancellationToken cancellationToken)
+        => Buffer.Count == 0 ? default : WriteAsync(cancellationToken); // after every batch: no state machine when the loop wrote nothing here
+
+    private async ValueTask WriteAsync(CancellationToken cancellationToken)
     {
         var count = Buffer.Count;
-        if (count == 0)
-        {
-            return;
-        }
-
         try
         {
             await Writer.WriteAsync(Buffer.Memory, cancellationToken).ConfigureAwait(false);
@@ -244,16 +242,14 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
 
     public override int Capacity { get; }
 
-    public override async ValueTask FlushAsync(CancellationToken cancellationToken)
-    {
-        if (Buffer.Count == 0)
-        {
-            return;
-        }
+    public override ValueTask FlushAsync(CancellationToken cancellationToken)
+        => Buffer.Count == 0 ? default : EnqueueBufferAsync(cancellationToken); // after every batch: no state machine when the loop wrote nothing here
 
+    private ValueTask EnqueueBufferAsync(CancellationToken cancellationToken)
+    {
         var replacement = _free.Reader.TryRead(out var recycled) ? recycled : new T[BatchSize];
         var full = Buffer.Exchange(replacement, out var count);
-        await EnqueueAsync(new Work(full, count, null), cancellationToken).ConfigureAwait(false);
+        return EnqueueAsync(new Work(full, count, null), cancellationToken);
     }
 
     public override async ValueTask DrainAsync(Checkpoint? checkpoint, CancellationToken cancellationToken)

@@ -19,17 +19,42 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
 
     public bool CanCheckpoint => reader.CanCheckpoint;
 
-    public async ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort)
+    /// <remarks>
+    /// Called for every batch: a reader that has its batch at hand (a collection, a buffer already filled) is taken
+    /// without an async state machine; a reader that waits, or throws, goes through <see cref="ReadPendingAsync"/>.
+    /// </remarks>
+    public ValueTask<bool> ReadAsync(CancellationToken stop, CancellationToken abort)
     {
         if (stop.IsCancellationRequested)
         {
-            return false;
+            return new ValueTask<bool>(false);
         }
 
+        ValueTask<SourceBatch<TIn>> pending;
         try
         {
             // The run's own token when the worker was given the run's stop (a stop or an abort wakes a waiting reader).
-            _batch = await reader.ReadAsync(stop == run.Stop ? run.StopOrAbort : stop).ConfigureAwait(false);
+            pending = reader.ReadAsync(stop == run.Stop ? run.StopOrAbort : stop);
+        }
+        catch (Exception ex)
+        {
+            pending = ValueTask.FromException<SourceBatch<TIn>>(ex); // handled as if thrown while waiting
+        }
+
+        if (!pending.IsCompletedSuccessfully)
+        {
+            return ReadPendingAsync(pending, stop, abort);
+        }
+
+        _batch = pending.Result;
+        return new ValueTask<bool>(Accept());
+    }
+
+    private async ValueTask<bool> ReadPendingAsync(ValueTask<SourceBatch<TIn>> pending, CancellationToken stop, CancellationToken abort)
+    {
+        try
+        {
+            _batch = await pending.ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
@@ -51,6 +76,12 @@ internal sealed class SourceInput<TIn>(RunContext run, string sourceName, int pa
             throw new ConnectorException(run.Pipeline, sourceName, partition, "read", ex);
         }
 
+        return Accept();
+    }
+
+    /// <summary>Takes the batch just read: false at the end of input; an idle batch or the splits it names go to the exchanges.</summary>
+    private bool Accept()
+    {
         if (_batch.IsEnd)
         {
             _ended = true;
