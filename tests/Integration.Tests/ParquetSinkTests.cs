@@ -142,6 +142,22 @@ public sealed class ParquetSinkTests(KafkaFixture kafka, Xunit.Abstractions.ITes
     }
 
     [Fact]
+    public async Task Exactly_once_behind_a_source_that_reads_from_its_start_every_run_is_refused_before_anything_is_written()
+    {
+        // An outside test found this run ending with exit code 0 and "exactly-once" in its summary while every file
+        // stayed *.inprogress: no checkpoint ever came, so nothing was published.
+        var pipeline = new SalesToParquet
+        {
+            Input = new CollectionSource<Sale>(Enumerable.Range(1, 100).Select(i => SaleOf(i)).ToArray()),
+            Lake = new ParquetSink<Sale>(new ParquetSinkOptions { Directory = _lake, ExactlyOnce = true }),
+        };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }));
+        Assert.Contains("sink 'Lake' is exactly-once, which needs a source that stores its positions with the sink's output", error.Message, StringComparison.Ordinal);
+        Assert.Contains("source 'Input' (collection (100 records)) reads its input from the start on every run", error.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_lake, "*.parquet*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
     public async Task A_partition_template_naming_no_member_is_refused_with_the_members_listed()
     {
         var pipeline = new SalesToParquet

@@ -136,10 +136,11 @@ public sealed class UnionSource<T> : ISource<T>, ISourceProgress
                 readers.Add(member.CreateReader(partition));
             }
 
-            if (context.CheckpointsState && readers.Any(r => r.CommitsPositions) && readers.Any(r => !r.CommitsPositions))
+            if ((context.CheckpointsState || context.Delivery == DeliveryGuarantee.ExactlyOnce) && readers.Any(r => r.CommitsPositions) && readers.Any(r => !r.CommitsPositions))
             {
                 var without = string.Join(", ", _names.Where((_, i) => !readers[i].CommitsPositions).Select(n => $"'{n}'"));
-                throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': its windows are checkpointed, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restore. Read them in a pipeline of their own.");
+                var why = context.Delivery == DeliveryGuarantee.ExactlyOnce ? "its sink is exactly-once" : "its windows are checkpointed";
+                throw new PipelineConfigurationException(context.PipelineName, $"Pipeline '{context.PipelineName}': {why}, so every source must resume from stored positions (as Kafka does); {without} would be read again from the start after a restart. Read them in a pipeline of their own.");
             }
         }
         catch

@@ -173,6 +173,15 @@ internal sealed class PipelineRun : IAsyncDisposable
             await Guard(name, sourceName, "open", () => source.OpenAsync(context, run.Context.Abort)).ConfigureAwait(false);
             run._closeSource = () => source.CloseAsync(CancellationToken.None);
             await run.BuildAsync(job, sourceParallelism, keyedParallelism, partition => source.CreateReader(partition)).ConfigureAwait(false);
+            if (delivery == DeliveryGuarantee.ExactlyOnce && run.Workers.FirstOrDefault(w => w.Stage == 0 && !w.Input.CommitsPositions) is not null)
+            {
+                // Refused before a record is read: such a source reads its input from the start on every run, so nothing
+                // could be resumed exactly — and sinks that publish output only with a checkpoint's positions (Parquet
+                // files) would never publish any.
+                var sink = slots.First(s => s.Connector == positionStore).Name;
+                throw new PipelineConfigurationException(name, $"Pipeline '{name}': sink '{sink}' is exactly-once, which needs a source that stores its positions with the sink's output and resumes from them (KafkaSource, PostgresCdcSource); source '{sourceName}' ({source.Describe()}) reads its input from the start on every run. Turn ExactlyOnce off for this pipeline (at-least-once: see docs/delivery.md).");
+            }
+
             state.SetPartitions(run.Workers);
             state.SetWindows(run.Windows, () => run.Context.Clock.Now);
             state.SetGraph([.. run._exchanges.OfType<Exchange>()], () => run.Context.Checkpoints);
