@@ -142,6 +142,25 @@ public sealed class PostgresSinkTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_malformed_connection_string_is_a_configuration_error_that_shows_no_secret()
+    {
+        // An outside test saw these exit with code 1 ("failed to open"), which a restart policy retries forever.
+        foreach (var (connection, message) in new[]
+        {
+            ("hunter4SECRET", "ConnectionString is not a PostgreSQL connection string"),
+            ("Host=localhost;Password=hunter4SECRET;Bogus Key=1", "ConnectionString is not a PostgreSQL connection string"),
+            ("Host=localhost;Password=hunter4SECRET;Port=notaport", "ConnectionString is not a PostgreSQL connection string"),
+        })
+        {
+            var pipeline = new OrdersToPostgres { Input = new CollectionSource<Order>(new Order(1, "a", 1, "paid")), Table = new PostgresSink<Order>(connection, "orders") };
+            var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+            Assert.Contains(message, error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("hunter4SECRET", error.ToString(), StringComparison.Ordinal);
+            Assert.True(NonRetryableException.IsCause(error), connection); // exit code 2
+        }
+    }
+
+    [Fact]
     public async Task Upsert_without_key_members_is_refused_at_open()
     {
         var connection = await postgres.NewDatabaseAsync();

@@ -19,6 +19,23 @@ internal static class PgErrors
         _ => false,
     };
 
+    /// <summary>
+    /// Parses <paramref name="connectionString"/> as Npgsql will, so that a malformed one (no <c>key=value</c> pairs,
+    /// an unknown key, a port that is not a number) is a bad setting — exit code 2, which no restart fixes — rather
+    /// than a failure to connect. Npgsql's message names the key, never a value.
+    /// </summary>
+    public static void CheckConnectionString(string connectionString, string owner)
+    {
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            throw new NonRetryableException($"{owner}: ConnectionString is not a PostgreSQL connection string: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>A failure in words: PostgreSQL's message and SQLSTATE, or the exception's message.</summary>
     public static string Reason(Exception ex) => ex is PostgresException pg ? $"{pg.MessageText} (SQLSTATE {pg.SqlState})" : ex.InnerException is { } inner && ex.Message.Length < 40 ? $"{ex.Message} ({inner.Message})" : ex.Message;
 }

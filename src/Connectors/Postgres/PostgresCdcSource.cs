@@ -164,6 +164,8 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
             throw new NonRetryableException($"Source '{context.SourceName}': ConnectionString and Table are required.");
         }
 
+        PgErrors.CheckConnectionString(ConnectionString, $"Source '{context.SourceName}'");
+
         var schema = context.Schema ?? throw new NonRetryableException($"PostgresCdcSource<{typeof(T).Name}> needs a record type with public fields or properties.");
         if (context.CheckpointsState)
         {

@@ -93,6 +93,8 @@ public sealed class PostgresLookup<TKey, TRow> : ILookup<TKey, TRow>, IConfigura
             throw new NonRetryableException($"Lookup '{context.Name}': ConnectionString and Table are required.");
         }
 
+        PgErrors.CheckConnectionString(ConnectionString, $"Lookup '{context.Name}'");
+
         _schema = context.Schema ?? throw new InvalidOperationException($"PostgresLookup needs the schema of '{typeof(TRow).Name}'.");
         _keyField = _schema.Fields.Single(f => f.IsKey).Ordinal;
         // Each row comes back with the position of the key it was found for, so a row is matched to the key asked for

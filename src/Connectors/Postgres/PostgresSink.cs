@@ -191,6 +191,8 @@ public sealed partial class PostgresSink<T> : ISink<T>, IConfigurable, ITransact
             throw new NonRetryableException(ex.Message, ex); // a bad setting: exit code 2, no restart will fix it
         }
 
+        PgErrors.CheckConnectionString(_options.ConnectionString, $"Sink '{context.SinkName}'");
+
         _pipeline = context.PipelineName;
         _sinkName = context.SinkName;
         _warn = context.Warn;
