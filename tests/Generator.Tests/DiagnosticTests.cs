@@ -358,7 +358,25 @@ public sealed class DiagnosticTests
                 [KeyBy] static int [|Key|](int x) => x % 10;
                 [Sink] CollectionSink<int> O { get; } = new();
             }
-            """, "Key selector 'Key' must be followed directly by its [Window] or [Lookup] stage: a keyed stream ends in a window or a lookup join; declare it right after the key selector");
+            """, "Key selector 'Key' must be followed directly by its [Window] or [Lookup] stage, or be read by a [Join]: a keyed stream ends in a window, a lookup join or a join of two streams; declare the window or lookup right after the key selector (a JoinSpec member needs the [Join] attribute)");
+
+    [Fact]
+    public void CMPL0007_a_key_selector_with_two_parameters_is_told_the_shape_of_a_key_selector()
+    {
+        // It used to be told the shape of a flatMap ("a two-parameter operator must be 'void M(T input, Emitter<U>
+        // output)'"), which a key selector can never have (an outside test).
+        var run = GeneratorHarness.Run(Usings + """
+            [Pipeline]
+            public sealed partial class P
+            {
+                [Source] CollectionSource<int> S { get; } = new();
+                [KeyBy] static int Key(int x, int y) => x % 10;
+                [Sink] CollectionSink<int> O { get; } = new();
+            }
+            """);
+        var error = Assert.Single(run.AnalyzerDiagnostics, d => d.Id == "CMPL0007");
+        Assert.Contains("a key selector is a method 'TKey M(T record)' that takes one record and returns its key", error.GetMessage(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+    }
 
     [Fact]
     public void CMPL0130_unknown_input()

@@ -231,7 +231,7 @@ internal static class DiagnosticDescriptors
         "CMPL0121",
         Windows,
         "Key selector must be followed by a window or a lookup",
-        "Key selector '{0}' must be followed directly by its [Window] or [Lookup] stage: a keyed stream ends in a window or a lookup join; declare it right after the key selector",
+        "Key selector '{0}' must be followed directly by its [Window] or [Lookup] stage, or be read by a [Join]: a keyed stream ends in a window, a lookup join or a join of two streams; declare the window or lookup right after the key selector (a JoinSpec member needs the [Join] attribute)",
         "A key selector ends its loop with an exchange by key, and only a window, lookup or join reads keyed records.");
 
     public static readonly DiagnosticDescriptor InvalidWindow = Error(

@@ -182,7 +182,13 @@ internal static class PipelineParser
     private static StageModel ParseKeyBy(ISymbol member, StageModel stage, List<DiagnosticInfo> diagnostics, out (ITypeSymbol Key, ITypeSymbol Input)? keyType)
     {
         keyType = null;
-        var shape = member is IMethodSymbol method ? OperatorShapes.ReadTransform(method) : MethodShape.Invalid("a key selector is a method 'TKey M(T record)'");
+        var shape = member switch
+        {
+            // Not ReadTransform's own words for other parameter counts: they describe a flatMap, which a key selector never is.
+            IMethodSymbol { Parameters.Length: not 1 } => MethodShape.Invalid("a key selector is a method 'TKey M(T record)' that takes one record and returns its key"),
+            IMethodSymbol method => OperatorShapes.ReadTransform(method),
+            _ => MethodShape.Invalid("a key selector is a method 'TKey M(T record)'"),
+        };
         if (!shape.IsValid || shape.Shape != StageShape.Map || member is not IMethodSymbol)
         {
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, stage.Location, member.Name, "a key selector", shape.Problem ?? "a key selector is a method 'TKey M(T record)' that returns the key"));
