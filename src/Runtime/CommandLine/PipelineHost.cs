@@ -486,10 +486,9 @@ public static class PipelineHost
             text += string.Create(CultureInfo.InvariantCulture, $"  {sink.Name} -> {sink.Description}: {sink.Records:N0} records\n");
         }
 
-        if (result.Delivery == DeliveryGuarantee.ExactlyOnce)
-        {
-            text += "  delivery: exactly-once (records and source positions committed together)\n";
-        }
+        text += result.Delivery == DeliveryGuarantee.ExactlyOnce
+            ? "  delivery: exactly-once (records and source positions committed together)\n"
+            : "  delivery: at-least-once (a rerun reads again what was not committed; see docs/delivery.md)\n";
 
         if (result.State is { } state)
         {

@@ -35,4 +35,14 @@ public sealed class StatusTests
         var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 1 });
         Assert.Contains("late: 1 records too late for every window of ErrorsPerMinute, dropped (declare a [LateData] sink to keep them)", PipelineHost.Summary(result), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_summary_of_every_run_says_its_delivery_guarantee()
+    {
+        // docs/delivery.md promises the line on every run; an outside test found it only on exactly-once runs.
+        Graph.ServiceEvent[] events = [new("a", "error", 1_000, 1)];
+        var pipeline = new Graph.ServiceBranches { Events = new Compiled.Connectors.CollectionSource<Graph.ServiceEvent>(events) };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Contains("delivery: at-least-once (a rerun reads again what was not committed; see docs/delivery.md)", PipelineHost.Summary(result), StringComparison.Ordinal);
+    }
 }
