@@ -223,7 +223,15 @@ public sealed class PipelineSettings
         }
         catch (Exception ex) when (ex is InvalidDataException or FormatException or IOException)
         {
-            throw new PipelineConfigurationException(_pipeline, $"configuration file '{path}' could not be read: {ex.Message}", ex);
+            // The JSON reader's own message, innermost, says where: "… LineNumber: 1 | BytePositionInLine: 2."
+            var innermost = ex;
+            while (innermost.InnerException is { } inner)
+            {
+                innermost = inner;
+            }
+
+            var where = innermost != ex ? $" ({innermost.Message})" : "";
+            throw new PipelineConfigurationException(_pipeline, $"configuration file '{path}' could not be read: {ex.Message}{where}", ex);
         }
     }
 

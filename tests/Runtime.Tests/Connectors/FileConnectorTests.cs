@@ -178,6 +178,20 @@ public sealed class FileConnectorTests : IDisposable
     }
 
     [Fact]
+    public async Task An_output_directory_below_a_regular_file_is_a_configuration_error_naming_the_file()
+    {
+        // .NET's own message ("Could not find a part of the path") did not say what was wrong (an outside test).
+        var input = PathOf("input.jsonl");
+        File.WriteAllText(input, Line(1));
+        var blocker = PathOf("afile");
+        File.WriteAllText(blocker, "not a directory");
+        var pipeline = new FileCopyPipeline { Input = new(input), Output = new(Path.Combine(blocker, "json")) };
+        var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains($"'{blocker}' is a file, not a directory", error.Message, StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // exit code 2
+    }
+
+    [Fact]
     public async Task The_file_sink_rolls_files_and_never_shows_an_unfinished_one()
     {
         var input = PathOf("input.jsonl");
