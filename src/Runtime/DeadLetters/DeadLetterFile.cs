@@ -58,21 +58,9 @@ public sealed class DeadLetterFile : ISink<DeadLetter>, IConfigurable, IDisposab
                 return;
             }
 
-            var ancestor = System.IO.Path.GetDirectoryName(full);
-            while (ancestor is not null && !Directory.Exists(ancestor))
+            if (WritablePaths.NearestDirectory(System.IO.Path.GetDirectoryName(full)) is { } ancestor)
             {
-                if (File.Exists(ancestor))
-                {
-                    throw new IOException($"'{ancestor}' is a file, not a directory");
-                }
-
-                ancestor = System.IO.Path.GetDirectoryName(ancestor);
-            }
-
-            if (ancestor is not null)
-            {
-                var probe = System.IO.Path.Combine(ancestor, $".compiled-probe-{Guid.NewGuid():N}");
-                using var created = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+                WritablePaths.ProbeWrite(ancestor);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

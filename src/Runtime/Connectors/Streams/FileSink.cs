@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Pipelines;
+using Compiled.Runtime;
 
 namespace Compiled.Connectors;
 
@@ -98,37 +99,16 @@ public sealed class FileSink<T, TCodec> : ISink<T>, IConfigurable
         _options.Validate();
         try
         {
+            WritablePaths.NearestDirectory(_directory); // names a file in the way
             System.IO.Directory.CreateDirectory(_directory);
-            // A file created and deleted at once: a directory the process cannot write fails here, before any record.
-            using var probe = new FileStream(Path.Combine(_directory, $".compiled-probe-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            WritablePaths.ProbeWrite(_directory); // a directory the process cannot write fails here, before any record
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // .NET says "Could not find a part of the path" when a parent is a file: name the file instead.
-            var reason = FileAbove(_directory) is { } file ? $"'{file}' is a file, not a directory" : ex.Message;
-            throw new NonRetryableException($"Directory '{_directory}' cannot be written: {reason}", ex); // a bad path: exit code 2
+            throw new NonRetryableException($"Directory '{_directory}' cannot be written: {ex.Message}", ex); // a bad path: exit code 2
         }
 
         return ValueTask.CompletedTask;
-    }
-
-    /// <summary>The nearest path at or above <paramref name="directory"/> that exists as a file, if any.</summary>
-    private static string? FileAbove(string directory)
-    {
-        for (var path = Path.GetFullPath(directory); path is not null; path = Path.GetDirectoryName(path))
-        {
-            if (File.Exists(path))
-            {
-                return path;
-            }
-
-            if (System.IO.Directory.Exists(path))
-            {
-                return null;
-            }
-        }
-
-        return null;
     }
 
     /// <inheritdoc/>
