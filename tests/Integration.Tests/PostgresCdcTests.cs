@@ -80,9 +80,11 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
         var options = new PipelineOptions { Parallelism = 2, BatchSize = 200, CheckpointInterval = TimeSpan.FromMilliseconds(200) };
 
         // A run stopped gracefully inside the snapshot (four splits of 7 500 rows, two per partition, read 50 at a time:
-        // the stop lands inside a split). It ends normally; a split it finished may be committed (how far each partition
-        // got when the stop arrived is a race), but the rows it read of the split it did not finish are not: the lake
-        // holds fewer rows than were read, each key once. (The end of the test shows they were read again, not lost.)
+        // the stop usually lands inside a split). It ends normally; a split it finished may be committed (how far each
+        // partition got when the stop arrived is a race), but the rows it read of a split it did not finish are not: the
+        // lake holds whole splits, each key once, and no more rows than were read — as many only when the stop reached
+        // both partitions between splits (CI saw it once: 15 000 read, 15 000 committed). (The end of the test shows the
+        // rows read but not committed were read again, not lost.)
         var stopped = Pipeline(splits: 4);
         int unread;
         using (var graceful = new CancellationTokenSource())
@@ -93,8 +95,8 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
             await run;
             Assert.True(stopped.Orders.SnapshotRows < 30_000, "the stop landed after the snapshot");
             var committed = Directory.Exists(lake) && Directory.GetFiles(lake, "*.parquet", SearchOption.AllDirectories).Length > 0 ? CdcChecks.ReadLake(lake) : [];
-            Assert.True(committed.Count < stopped.Orders.SnapshotRows, $"{committed.Count} of the {stopped.Orders.SnapshotRows} rows read were committed: a split's rows were committed before the split was finished");
-            Assert.True(committed.Count % 7_500 == 0, $"{committed.Count} rows committed: not whole splits");
+            Assert.True(committed.Count <= stopped.Orders.SnapshotRows, $"{committed.Count} rows committed but {stopped.Orders.SnapshotRows} read");
+            Assert.True(committed.Count % 7_500 == 0, $"{committed.Count} rows committed: not whole splits (a split's rows were committed before the split was finished)");
             Assert.Equal(committed.Count, committed.Select(c => c.Id).Distinct().Count());
             unread = 30_000 - committed.Count;
         }
