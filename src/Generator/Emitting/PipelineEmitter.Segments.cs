@@ -8,14 +8,6 @@ namespace Compiled.Generator.Emitting;
 /// <summary>The segment classes: each fused loop, written as the user's graph of stages inside one <c>for</c> loop.</summary>
 internal static partial class PipelineEmitter
 {
-    /// <summary>
-    /// On each loop method: compiled fully optimized at its first call. Tiered compilation would start it unoptimized
-    /// and promote it only once the process's JIT has been quiet for a while; a loop entered once per batch of a
-    /// thousand records ran that first code for thousands of batches (a run of a few thousand records took 3-4x
-    /// longer). Dynamic PGO, given up by this, has little to work with in a loop of direct calls.
-    /// </summary>
-    private const string OptimizedFromTheStart = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // optimized from its first batch (docs/design.md)";
-
     private static void EmitSegment(SourceWriter writer, PipelinePlan plan, SegmentPlan segment, string inputType)
     {
         var model = plan.Model;
@@ -124,7 +116,6 @@ internal static partial class PipelineEmitter
 
         writer.Close();
         writer.Line();
-        writer.Line(OptimizedFromTheStart);
         writer.Open($"protected override void Run({Names.ReadOnlySpan}<{inputType}> batch, ref {Names.SegmentProgress} progress)");
         EmitPrologue(writer, model, withEntries, outputs, names, usesPipeline);
         var reserved = OneWritePerRecord(withEntries, names);
@@ -242,7 +233,7 @@ internal static partial class PipelineEmitter
         writer.Close();
         writer.Close();
         writer.Line();
-        writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining | global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // out of the caller's try; optimized from its first batch");
+        writer.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // the loop stays out of the caller's try");
         writer.Open($"private void {run}({parameters})");
         EmitPrologue(writer, plan.Model, stages, outputStages, names, usesPipeline);
         var reserved = loops.Length == 1 && OneWritePerRecord(stages, names); // the loop after a lookup can join a record with several rows
