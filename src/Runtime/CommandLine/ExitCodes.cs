@@ -14,4 +14,11 @@ public static class ExitCodes
 
     /// <summary>The run was aborted (a second Ctrl+C) without draining.</summary>
     public const int Aborted = 3;
+
+    /// <summary>
+    /// The run was stopped gracefully and drained, but before the end of a bounded input (files that are not followed,
+    /// a collection, a counted generator) whose source stores no positions: what it wrote is complete for the records
+    /// it read, and a rerun reads the input from the start again (docs/delivery.md).
+    /// </summary>
+    public const int StoppedBeforeEnd = 4;
 }

@@ -452,6 +452,13 @@ public static class PipelineHost
                 status.Line(Summary(result).TrimEnd('\n'));
             }
 
+            if (result.StoppedBeforeEnd)
+            {
+                // A supervisor or script must not take a stop part-way through a bounded input for a finished job.
+                status.Line($"{name}: stopped before the end of its input; what was written covers the records read, and a rerun reads the input from the start (exit code {ExitCodes.StoppedBeforeEnd}; see docs/delivery.md)");
+                return ExitCodes.StoppedBeforeEnd;
+            }
+
             return ExitCodes.Success;
         }
         catch (PipelineConfigurationException ex)
@@ -554,7 +561,7 @@ public static class PipelineHost
             }
 
             output.WriteLine();
-            output.WriteLine("Exit codes: 0 completed or stopped cleanly, 1 runtime failure, 2 configuration error, 3 aborted.");
+            output.WriteLine("Exit codes: 0 completed or stopped cleanly, 1 runtime failure, 2 configuration error, 3 aborted, 4 stopped before the end of a bounded input (files, a collection).");
             return code;
         }
 

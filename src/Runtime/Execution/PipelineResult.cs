@@ -52,6 +52,13 @@ public sealed class PipelineResult
     /// <summary>Whether the input ended or the run was asked to stop.</summary>
     public PipelineOutcome Outcome { get; }
 
+    /// <summary>
+    /// Whether the run was stopped before the end of a bounded input whose source stores no positions (files that are
+    /// not followed, a collection, a counted generator): the input was read only in part, and a rerun starts it over.
+    /// The host exits with <see cref="ExitCodes.StoppedBeforeEnd"/> then.
+    /// </summary>
+    public bool StoppedBeforeEnd { get; init; }
+
     /// <summary>Wall-clock time from start to the last sink closed.</summary>
     public TimeSpan Elapsed { get; }
 

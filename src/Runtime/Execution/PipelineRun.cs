@@ -227,6 +227,7 @@ internal sealed class PipelineRun : IAsyncDisposable
             Lookups = [.. keyed.Select(k => k.LookupStatistics is { } l ? new LookupSummary(k.WindowName, l.CacheHits, l.KeysFetched, l.Fetches, l.RowsFetched, l.Unmatched) : null).OfType<LookupSummary>()],
             AsyncTransforms = [.. keyed.Select(k => k.AsyncStatistics is { } a ? new AsyncSummary(k.WindowName, a.Calls, a.Retries, a.Timeouts, a.Failed, a.PeakInFlight) : null).OfType<AsyncSummary>()],
             State = run.Context.Checkpoints is { } checkpoints ? new StateSummary(run._store!.Directory, run._restored?.Id, checkpoints.Written, checkpoints.Stopping) : null,
+            StoppedBeforeEnd = outcome == PipelineOutcome.Stopped && StoppedBeforeEnd(source, run.Workers),
         };
         Log.Finished(logger, name, outcome == PipelineOutcome.Completed ? "completed" : "stopped", result.Elapsed.TotalMilliseconds, result.RecordsRead, result.Malformed, result.OperatorFailures, result.DeadLettered);
         var dropped = result.Windows.Where(w => w.LateRecords > 0 && w.LateSink is null).ToList();
@@ -238,6 +239,14 @@ internal sealed class PipelineRun : IAsyncDisposable
 
         return result;
     }
+
+    /// <summary>
+    /// Whether a stopped run left part of a bounded input unread: its source knows a total it had not reached, and no
+    /// source partition stores positions to resume from (a Kafka or CDC source's next run goes on where this one stopped).
+    /// </summary>
+    private static bool StoppedBeforeEnd(object source, IReadOnlyList<Worker> workers) =>
+        source is ISourceProgress { Progress: { Total: { } total, Done: var done } } && done < total
+        && !workers.Any(w => w.Stage == 0 && w.Input.CommitsPositions);
 
     /// <summary>
     /// Prepares a run driven by hand on the calling thread (the test driver): sinks opened, every exchange inline, one

@@ -81,3 +81,21 @@ public sealed class SecretSink : ISink<long>, IConfigurable
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
+
+/// <summary>A bounded collection into a sink a test can watch, to stop a run part-way or after its last record.</summary>
+[Pipeline(Name = "bounded")]
+public sealed partial class BoundedPipeline
+{
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Sink] public TrackingSink<long> Output { get; set; } = new();
+}
+
+/// <summary>Files that are not followed (a bounded input) into a sink a test can watch.</summary>
+[Pipeline(Name = "bounded-files")]
+public sealed partial class BoundedFilePipeline
+{
+    [Source] public FileSource<LogLine, LogLine.JsonCodec> Input { get; set; } = new("in/*.jsonl");
+
+    [Sink] public TrackingSink<LogLine> Output { get; set; } = new();
+}

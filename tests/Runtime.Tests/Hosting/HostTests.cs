@@ -257,6 +257,80 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stop_before_the_end_of_a_bounded_collection_exits_4_saying_the_input_was_read_in_part()
+    {
+        var numbers = Enumerable.Range(1, 1_000_000).Select(i => (long)i).ToArray();
+        using var stop = new CancellationTokenSource();
+        var pipeline = new BoundedPipeline
+        {
+            Numbers = new CollectionSource<long>(numbers),
+            Output = new TrackingSink<long> { BeforeWrite = _ => new ValueTask(stop.CancelAsync()) },
+        };
+        var (code, _, error) = await Run(pipeline, ["-p", "1", "--batch-size", "16"], null, stop.Token);
+        Assert.True(code == ExitCodes.StoppedBeforeEnd, error);
+        Assert.Contains("bounded: stopped before the end of its input", error, StringComparison.Ordinal);
+        Assert.InRange(pipeline.Output.Written, 1, numbers.Length - 1);
+        Assert.Contains($"{pipeline.Output.Written:N0} records read", error, StringComparison.Ordinal); // drained: all it read was written
+    }
+
+    [Fact]
+    public async Task A_stop_after_a_bounded_collection_s_last_record_was_read_exits_0()
+    {
+        var numbers = Enumerable.Range(1, 10_000).Select(i => (long)i).ToArray();
+        using var stop = new CancellationTokenSource();
+        long received = 0;
+        var pipeline = new BoundedPipeline
+        {
+            Numbers = new CollectionSource<long>(numbers),
+            Output = new TrackingSink<long>
+            {
+                BeforeWrite = records => Interlocked.Add(ref received, records.Length) == numbers.Length ? new ValueTask(stop.CancelAsync()) : ValueTask.CompletedTask,
+            },
+        };
+        var (code, _, error) = await Run(pipeline, ["-p", "1", "--batch-size", "16"], null, stop.Token);
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Equal(numbers.Length, pipeline.Output.Written);
+        Assert.DoesNotContain("before the end", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stop_part_way_through_files_that_are_not_followed_exits_4_and_one_after_their_end_exits_0()
+    {
+        Directory.CreateDirectory(Path.Combine(_work, "in"));
+        const int Lines = 200_000;
+        File.Move(WriteLines("big.tmp", Lines), Path.Combine(_work, "in", "big.jsonl"));
+        var pattern = Path.Combine(_work, "in", "*.jsonl");
+
+        using (var stop = new CancellationTokenSource())
+        {
+            var pipeline = new BoundedFilePipeline
+            {
+                Input = new FileSource<LogLine, LogLine.JsonCodec>(pattern),
+                Output = new TrackingSink<LogLine> { BeforeWrite = _ => new ValueTask(stop.CancelAsync()) },
+            };
+            var (code, _, error) = await Run(pipeline, ["-p", "1", "--batch-size", "16"], null, stop.Token);
+            Assert.True(code == ExitCodes.StoppedBeforeEnd, error);
+            Assert.InRange(pipeline.Output.Written, 1, Lines - 1);
+        }
+
+        using (var stop = new CancellationTokenSource())
+        {
+            long received = 0;
+            var pipeline = new BoundedFilePipeline
+            {
+                Input = new FileSource<LogLine, LogLine.JsonCodec>(pattern),
+                Output = new TrackingSink<LogLine>
+                {
+                    BeforeWrite = records => Interlocked.Add(ref received, records.Length) == Lines ? new ValueTask(stop.CancelAsync()) : ValueTask.CompletedTask,
+                },
+            };
+            var (code, _, error) = await Run(pipeline, ["-p", "1", "--batch-size", "16"], null, stop.Token);
+            Assert.True(code == ExitCodes.Success, error);
+            Assert.Equal(Lines, pipeline.Output.Written);
+        }
+    }
+
+    [Fact]
     public async Task A_stop_within_the_grace_period_drains_every_record_read_and_exits_0()
     {
         var source = new EndlessSource(signalAfter: 5_000);
