@@ -178,6 +178,71 @@ public sealed class FileConnectorTests : IDisposable
     }
 
     [Fact]
+    public async Task Follow_mode_reads_a_file_through_a_symbolic_link_once_as_it_grows()
+    {
+        // A link's own length is that of its target's name: taken for the file's, every read past it looked like a
+        // truncation and the file was read again from its start, forever (an outside test).
+        var data = PathOf("data");
+        var live = PathOf("live");
+        Directory.CreateDirectory(data);
+        Directory.CreateDirectory(live);
+        var target = Path.Combine(data, "a.jsonl");
+        File.WriteAllText(target, Line(1) + Line(2) + Line(3));
+        File.CreateSymbolicLink(Path.Combine(live, "a.jsonl"), target);
+        var pipeline = new FollowPipeline { Input = new(Path.Combine(live, "*.jsonl"), new FileSourceOptions { Follow = true, PollInterval = TimeSpan.FromMilliseconds(20) }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+
+        await pipeline.Output.WhenCount(3).WaitAsync(HangGuard);
+        File.AppendAllText(target, Line(4));
+        await pipeline.Output.WhenCount(4).WaitAsync(HangGuard);
+        File.AppendAllText(target, Line(5));
+        await pipeline.Output.WhenCount(5).WaitAsync(HangGuard);
+
+        await stop.CancelAsync();
+        await run.WaitAsync(HangGuard);
+        Assert.Equal([1L, 2L, 3L, 4L, 5L], pipeline.Output.Items.Select(l => l.Seq).Order());
+    }
+
+    [Fact]
+    public async Task Follow_mode_waits_for_the_target_of_a_link_that_points_nowhere_yet()
+    {
+        var live = PathOf("live");
+        Directory.CreateDirectory(live);
+        File.WriteAllText(Path.Combine(live, "a.jsonl"), Line(1));
+        var target = PathOf("later.jsonl");
+        File.CreateSymbolicLink(Path.Combine(live, "b.jsonl"), target);
+        var pipeline = new FollowPipeline { Input = new(Path.Combine(live, "*.jsonl"), new FileSourceOptions { Follow = true, PollInterval = TimeSpan.FromMilliseconds(20) }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+
+        await pipeline.Output.WhenCount(1).WaitAsync(HangGuard);
+        File.WriteAllText(target, Line(2) + Line(3));
+        await pipeline.Output.WhenCount(3).WaitAsync(HangGuard);
+
+        await stop.CancelAsync();
+        var result = await run.WaitAsync(HangGuard);
+        Assert.Equal(PipelineOutcome.Stopped, result.Outcome);
+        Assert.Equal([1L, 2L, 3L], pipeline.Output.Items.Select(l => l.Seq).Order());
+    }
+
+    [Fact]
+    public async Task A_symbolic_link_to_nothing_among_the_input_files_is_refused_before_a_record_is_read_naming_the_link()
+    {
+        var input = PathOf("in");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.jsonl"), Line(1) + Line(2));
+        var link = Path.Combine(input, "b.jsonl");
+        File.CreateSymbolicLink(link, PathOf("gone.jsonl"));
+        var output = PathOf("out");
+        var pipeline = new FileCopyPipeline { Input = new(input), Output = new(output) };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }));
+        Assert.Contains($"'{link}' is a symbolic link to '{PathOf("gone.jsonl")}', which does not exist", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error)); // exit code 2
+        Assert.False(Directory.Exists(output) && Directory.EnumerateFiles(output).Any(), "output was written before the input was refused");
+    }
+
+    [Fact]
     public async Task An_output_directory_below_a_regular_file_is_a_configuration_error_naming_the_file()
     {
         // .NET's own message ("Could not find a part of the path") did not say what was wrong (an outside test).

@@ -331,6 +331,26 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stop_part_way_through_a_file_read_through_a_symbolic_link_exits_4()
+    {
+        // The input's size is its target's, not the link's (the length of the target's name): a stop part-way counted
+        // as after the end when the link's size was taken.
+        Directory.CreateDirectory(Path.Combine(_work, "in"));
+        const int Lines = 200_000;
+        var target = WriteLines("big.data", Lines);
+        File.CreateSymbolicLink(Path.Combine(_work, "in", "big.jsonl"), target);
+        using var stop = new CancellationTokenSource();
+        var pipeline = new BoundedFilePipeline
+        {
+            Input = new FileSource<LogLine, LogLine.JsonCodec>(Path.Combine(_work, "in", "*.jsonl")),
+            Output = new TrackingSink<LogLine> { BeforeWrite = _ => new ValueTask(stop.CancelAsync()) },
+        };
+        var (code, _, error) = await Run(pipeline, ["-p", "1", "--batch-size", "16"], null, stop.Token);
+        Assert.True(code == ExitCodes.StoppedBeforeEnd, error);
+        Assert.InRange(pipeline.Output.Written, 1, Lines - 1);
+    }
+
+    [Fact]
     public async Task A_stop_within_the_grace_period_drains_every_record_read_and_exits_0()
     {
         var source = new EndlessSource(signalAfter: 5_000);

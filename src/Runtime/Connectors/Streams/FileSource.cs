@@ -116,7 +116,13 @@ public sealed class FileSource<T, TCodec> : ISource<T>, IConfigurable, ISourcePr
         var splits = new List<FileSplit>();
         foreach (var file in files)
         {
-            var length = new FileInfo(file).Length;
+            if (!_options.Follow && FilePattern.FileBehind(file) is null)
+            {
+                // Listed, but a symbolic link to nothing: refused before a record is read, not after the other files' output.
+                throw new FileNotFoundException($"'{file}' is a symbolic link to '{new FileInfo(file).LinkTarget}', which does not exist (or the links loop).", file);
+            }
+
+            var length = FilePattern.LengthOf(file);
             _bytes += length;
             if (TCodec.Framing == RecordFraming.Lines && !_options.Follow && length > _options.ChunkBytes)
             {
@@ -232,7 +238,7 @@ public sealed class FileSource<T, TCodec> : ISource<T>, IConfigurable, ISourcePr
 /// <summary>A file, or a chunk of one: the lines that start in [Start, End).</summary>
 internal sealed record FileSplit(string File, long Start, long End)
 {
-    public long Length => End == long.MaxValue ? new FileInfo(File).Length : End - Start;
+    public long Length => End == long.MaxValue ? FilePattern.LengthOf(File) : End - Start;
 
     /// <summary>Spreads splits over partitions, largest first onto the least loaded; each partition reads its own in file order.</summary>
     public static List<FileSplit>[] Assign(List<FileSplit> splits, int parallelism)
@@ -288,6 +294,31 @@ internal static class FilePattern
         .Where(f => !System.IO.Path.GetFileName(f).StartsWith('.') && !f.EndsWith(".inprogress", StringComparison.Ordinal))
         .Order(StringComparer.Ordinal)
         .ToList();
+
+    /// <summary>
+    /// The file <paramref name="path"/> reads, following symbolic links (a <see cref="FileInfo"/> of a link describes the
+    /// link: its length is that of the target's name); null when it does not exist, a link points nowhere, or links loop.
+    /// </summary>
+    public static FileInfo? FileBehind(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.LinkTarget is null)
+        {
+            return info.Exists ? info : null;
+        }
+
+        try
+        {
+            return info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo { Exists: true } target ? target : null;
+        }
+        catch (IOException)
+        {
+            return null; // too many levels of links
+        }
+    }
+
+    /// <summary>The length of the file <paramref name="path"/> reads (through links); 0 when there is none.</summary>
+    public static long LengthOf(string path) => FileBehind(path)?.Length ?? 0;
 
     /// <summary>A stable partition for a file discovered later (follow mode).</summary>
     public static int PartitionOf(string file, int parallelism)

@@ -138,13 +138,13 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
             {
                 if (stream is null)
                 {
-                    if (!File.Exists(file))
+                    stream = TryOpen(file);
+                    if (stream is null) // not there (yet, or again), or a link to a file not there
                     {
                         await Task.Delay(poll, stop).ConfigureAwait(false);
                         continue;
                     }
 
-                    stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 1);
                     stream.Seek(position, SeekOrigin.Begin);
                 }
 
@@ -162,8 +162,7 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
                     continue;
                 }
 
-                var info = new FileInfo(file);
-                if (!info.Exists || info.Length < position)
+                if (FilePattern.FileBehind(file) is not { } info || info.Length < position)
                 {
                     // Truncated or replaced (log rotation): read the new content from its start.
                     await stream.DisposeAsync().ConfigureAwait(false);
@@ -187,6 +186,23 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
             }
 
             await writer.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static FileStream? TryOpen(string file)
+    {
+        if (FilePattern.FileBehind(file) is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 1);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null; // removed between the look and the open (a rotation)
         }
     }
 
