@@ -111,9 +111,19 @@ public static class DbRows
     private static TField Whole<TField>(DbDataReader reader, int column, Type type, RecordField field, string table)
     {
         var stored = reader.GetFieldType(column);
-        if ((stored == typeof(long) || stored == typeof(int)) && field.Kind is FieldKind.Int32 or FieldKind.Int64 && type == stored)
+        if (stored == typeof(long))
         {
-            return reader.GetFieldValue<TField>(column);
+            return FromWhole<TField>(reader.GetInt64(column), field.Kind);
+        }
+
+        if (stored == typeof(int))
+        {
+            return FromWhole<TField>(reader.GetInt32(column), field.Kind);
+        }
+
+        if (stored == typeof(short))
+        {
+            return FromWhole<TField>(reader.GetInt16(column), field.Kind);
         }
 
         var value = reader.GetValue(column);
@@ -128,6 +138,36 @@ public static class DbRows
         return whole
             ? (TField)Convert.ChangeType(value, type, CultureInfo.InvariantCulture)
             : throw Mismatch(reader, column, field, table, typeof(TField));
+    }
+
+    /// <summary>
+    /// A whole number read without boxing (an integer column read through <c>GetValue</c> allocated per row) into an
+    /// integer field of any width, checked: a value that does not fit throws <see cref="OverflowException"/>.
+    /// </summary>
+    private static TField FromWhole<TField>(long value, FieldKind kind)
+    {
+        // (TField)(object)x is a plain move when TField is the value's own type: the JIT drops the box.
+        if (typeof(TField) == typeof(long))
+        {
+            return (TField)(object)value;
+        }
+
+        if (typeof(TField) == typeof(int))
+        {
+            return (TField)(object)checked((int)value);
+        }
+
+        return kind switch
+        {
+            FieldKind.Int64 => (TField)(object)value,
+            FieldKind.Int32 => (TField)(object)checked((int)value),
+            FieldKind.Int16 => (TField)(object)checked((short)value),
+            FieldKind.UInt16 => (TField)(object)checked((ushort)value),
+            FieldKind.UInt32 => (TField)(object)checked((uint)value),
+            FieldKind.UInt64 => (TField)(object)checked((ulong)value),
+            FieldKind.Byte => (TField)(object)checked((byte)value),
+            _ => (TField)(object)checked((sbyte)value),
+        };
     }
 
     private static InvalidDataException Mismatch(DbDataReader reader, int column, RecordField field, string table, Type to)

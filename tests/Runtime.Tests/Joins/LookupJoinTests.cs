@@ -530,6 +530,25 @@ public sealed class LookupJoinTests : IDisposable
         Assert.True(NonRetryableException.IsCause(error));
     }
 
+    [Theory]
+    [InlineData("3000000000")]
+    [InlineData("-2147483649")]
+    public async Task A_whole_number_too_large_for_the_member_stops_the_run_naming_the_column(string stored)
+    {
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
+        {
+            connection.Open();
+            Execute(connection, $"CREATE TABLE customers (id INTEGER, name TEXT, country TEXT, tier TEXT, since TEXT); CREATE TABLE ranked (id INTEGER, value INTEGER); INSERT INTO ranked VALUES (1, 7), (2, {stored})");
+        }
+
+        var pipeline = new SalesWithRanks { Sales = new CollectionSource<Sale>([new Sale(1, 1, 1m, 0), new Sale(2, 2, 1m, 0)]), Ranks = new SqliteLookup<int, Rank>(Database, "ranked") };
+
+        var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 1 }));
+
+        Assert.Contains("Column 'value' of table ranked does not read as Value (Int32)", error.ToString(), StringComparison.Ordinal);
+        Assert.True(NonRetryableException.IsCause(error));
+    }
+
     [Fact]
     public async Task Keys_SQLite_receives_in_another_form_find_the_rows_SQLites_join_finds()
     {
