@@ -314,6 +314,28 @@ public sealed class LookupJoinTests : IDisposable
         Assert.True(lookup.KeysFetched > keys, $"{lookup.KeysFetched} keys fetched for {keys} keys: nothing was evicted");
     }
 
+    [Theory]
+    [InlineData(LookupRouting.ByKey)]
+    [InlineData(LookupRouting.Local)]
+    public async Task Records_leave_the_lookup_in_the_order_they_came_though_keys_are_fetched_part_way_through_a_batch(LookupRouting routing)
+    {
+        // A small cache: most batches hold keys it has and keys it must fetch, mixed; the joined records still leave in
+        // the order the sales arrived (one partition, so one order to keep).
+        var (sales, _) = Seed(17, 6_000, duplicates: true);
+        var pipeline = new SalesWithCustomers
+        {
+            Sales = new CollectionSource<Sale>(sales),
+            Customers = new SqliteLookup<int, Customer>(Database, "customers") { CacheSize = 40, Join = JoinKind.LeftOuter, Routing = routing },
+        };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 300 });
+
+        // Left outer: a sale without a customer once, a customer with two rows (every 50th) twice, side by side.
+        Assert.Equal(sales.SelectMany(s => Enumerable.Repeat(s.Id, s.CustomerId <= 300 && s.CustomerId % 50 == 0 ? 2 : 1)), pipeline.Out.Items.Select(e => e.SaleId));
+        var lookup = Assert.Single(result.Lookups);
+        Assert.True(lookup.CacheHits > 0 && lookup.Fetches == sales.Length / 300, $"{lookup.CacheHits} hits, {lookup.Fetches} fetches: batches did not mix cached and fetched keys");
+    }
+
     [Fact]
     public void The_lookup_is_a_connector_with_settings()
     {
