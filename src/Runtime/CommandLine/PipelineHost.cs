@@ -452,6 +452,12 @@ public static class PipelineHost
                 status.Line(Summary(result).TrimEnd('\n'));
             }
 
+            if (abort.IsCancellationRequested)
+            {
+                // "aborting" was printed, but the run had drained by then: it ends as the stop it was.
+                status.Line($"{name}: the abort came after the run had drained; it ended as a graceful stop");
+            }
+
             if (result.StoppedBeforeEnd)
             {
                 // A supervisor or script must not take a stop part-way through a bounded input for a finished job.
