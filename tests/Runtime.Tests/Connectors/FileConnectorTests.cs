@@ -177,6 +177,26 @@ public sealed class FileConnectorTests : IDisposable
         Assert.Equal(0, result.Malformed);
     }
 
+    [Theory]
+    [InlineData("in/**")]
+    [InlineData("in/**/*.jsonl")]
+    [InlineData("in/**/*")]
+    public async Task A_pattern_with_two_stars_reads_every_file_below_its_directory(string pattern)
+    {
+        // "in/**" failed with exit 1 and .NET's "length ('-1') must be a non-negative value" (an outside test).
+        Directory.CreateDirectory(PathOf("in/sub/deeper"));
+        File.WriteAllText(PathOf("in/a.jsonl"), Line(1));
+        File.WriteAllText(PathOf("in/sub/b.jsonl"), Line(2));
+        File.WriteAllText(PathOf("in/sub/deeper/c.jsonl"), Line(3) + Line(4));
+        File.WriteAllText(PathOf("in/sub/.hidden.jsonl"), Line(5));
+        var pipeline = new FollowPipeline { Input = new(PathOf(pattern)) };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }).WaitAsync(HangGuard);
+
+        Assert.Equal(PipelineOutcome.Completed, result.Outcome);
+        Assert.Equal([1L, 2L, 3L, 4L], pipeline.Output.Items.Select(l => l.Seq).Order());
+    }
+
     [Fact]
     public async Task Follow_mode_reads_a_file_through_a_symbolic_link_once_as_it_grows()
     {

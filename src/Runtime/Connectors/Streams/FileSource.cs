@@ -281,7 +281,10 @@ internal static class FilePattern
         var directory = System.IO.Path.GetDirectoryName(path) ?? ".";
         if (recursive)
         {
-            directory = directory[..directory.IndexOf("**", StringComparison.Ordinal)].TrimEnd('/', '\\');
+            // "logs/**/*.csv": below logs, at any depth; "logs/**": every file below logs.
+            var at = directory.IndexOf("**", StringComparison.Ordinal);
+            directory = at >= 0 ? directory[..at].TrimEnd('/', '\\') : directory;
+            pattern = pattern.Replace("**", "*", StringComparison.Ordinal);
         }
 
         directory = directory.Length == 0 ? "." : directory;
