@@ -127,7 +127,7 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
         _tails.Add(tail);
     }
 
-    /// <summary>Copies a growing file into the pipe; at its end, polls for more; starts over if the file shrinks.</summary>
+    /// <summary>Copies a growing file into the pipe; at its end, polls for more; starts over if the file shrinks or is replaced.</summary>
     private static async Task PumpAsync(string file, PipeWriter writer, TimeSpan poll, CancellationToken stop)
     {
         FileStream? stream = null;
@@ -162,9 +162,10 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
                     continue;
                 }
 
-                if (FilePattern.FileBehind(file) is not { } info || info.Length < position)
+                if (FilePattern.FileBehind(file) is not { } info || info.Length < position || Replaced(file, info, stream))
                 {
-                    // Truncated or replaced (log rotation): read the new content from its start.
+                    // Truncated, or replaced (log rotation: a new file renamed over it, a link pointed elsewhere), once
+                    // the old one is read to its end: read the new content from its start.
                     await stream.DisposeAsync().ConfigureAwait(false);
                     stream = null;
                     position = 0;
@@ -187,6 +188,24 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
 
             await writer.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="file"/> now names another file than the one open (<paramref name="named"/>, looked at
+    /// before the open file is): the open one cannot have shrunk since, so a longer named file is another one; one of
+    /// the same length is another one if it was last written at another time, looked at again after the open file (so
+    /// that the same file touched between the two looks is not taken for a new one).
+    /// </summary>
+    private static bool Replaced(string file, FileInfo named, FileStream open)
+    {
+        var length = RandomAccess.GetLength(open.SafeFileHandle);
+        if (named.Length != length)
+        {
+            return named.Length > length; // shorter: the open file grew since the look, read on
+        }
+
+        var written = File.GetLastWriteTimeUtc(open.SafeFileHandle);
+        return named.LastWriteTimeUtc != written && FilePattern.FileBehind(file) is { } again && again.LastWriteTimeUtc != written;
     }
 
     private static FileStream? TryOpen(string file)
