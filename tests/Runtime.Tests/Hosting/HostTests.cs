@@ -351,6 +351,38 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task An_abort_hands_no_queued_batch_to_a_writer_that_does_not_watch_its_token()
+    {
+        // The grace period runs out with batches queued for a slow writer that ignores its cancellation token: the
+        // abort must not wait for it to take every queued batch (an outside test: 13 batches written after the abort).
+        var source = new EndlessSource(signalAfter: 2_000);
+        long afterAbort = 0;
+        var pipeline = new EndlessPipeline
+        {
+            Numbers = source,
+            Output = new TrackingSink<long>
+            {
+                Stall = async token =>
+                {
+                    if (token.IsCancellationRequested)
+                    {
+                        Interlocked.Increment(ref afterAbort);
+                    }
+
+                    await Task.Delay(20, CancellationToken.None); // a writer busy with its own I/O, token unwatched
+                },
+            },
+        };
+        using var stop = new CancellationTokenSource();
+        var run = Run(pipeline, ["-p", "1", "--batch-size", "16", "--grace-period", "200ms", "--set", "SinkQueueCapacity=64"], null, stop.Token);
+        await source.Reached;
+        await stop.CancelAsync();
+        var (code, _, error) = await run;
+        Assert.True(code == ExitCodes.Aborted, error);
+        Assert.InRange(Interlocked.Read(ref afterAbort), 0, 1); // at most the batch whose write began as the abort came
+    }
+
+    [Fact]
     public async Task A_stop_within_the_grace_period_drains_every_record_read_and_exits_0()
     {
         var source = new EndlessSource(signalAfter: 5_000);
