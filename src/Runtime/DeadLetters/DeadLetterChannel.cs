@@ -111,7 +111,11 @@ internal sealed class DeadLetterChannel : IDeadLetterChannel, IAsyncDisposable
         switch (Policy)
         {
             case ErrorPolicy.FailFast:
-                throw new InvalidDataException($"{failure.Origin.Describe()}: {failure.Message}");
+                var error = new InvalidDataException($"{failure.Origin.Describe()}: {failure.Message}");
+
+                // Input that does not decode fails the same way on every run: exit code 2, not 1 (which a restart
+                // policy retries). An operator's or a sink's failure may be passing, so it stays a runtime failure.
+                throw failure.Kind == FailureKind.Decode ? new NonRetryableException(error.Message, error) : error;
             case ErrorPolicy.Skip:
                 return;
         }

@@ -383,6 +383,17 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task A_line_that_does_not_decode_under_FailFast_exits_2_not_the_retryable_1()
+    {
+        Directory.CreateDirectory(Path.Combine(_work, "in"));
+        File.WriteAllText(Path.Combine(_work, "in", "a.jsonl"), "{\"seq\":1,\"path\":\"/a\",\"status\":200}\n{\"seq\":2,\"path\":\"/b\",\"status\":\"two hundred\"}\n");
+        var pipeline = new BoundedFilePipeline { Input = new FileSource<LogLine, LogLine.JsonCodec>(Path.Combine(_work, "in", "*.jsonl")) };
+        var (code, _, error) = await Run(pipeline, "-p", "1", "--error-policy", "FailFast");
+        Assert.True(code == ExitCodes.ConfigurationError, error);
+        Assert.Contains("a.jsonl", error, StringComparison.Ordinal); // where: the file and line
+    }
+
+    [Fact]
     public async Task A_stop_within_the_grace_period_drains_every_record_read_and_exits_0()
     {
         var source = new EndlessSource(signalAfter: 5_000);
