@@ -147,16 +147,6 @@ public static class DbRows
     private static TField FromWhole<TField>(long value, FieldKind kind)
     {
         // (TField)(object)x is a plain move when TField is the value's own type: the JIT drops the box.
-        if (typeof(TField) == typeof(long))
-        {
-            return (TField)(object)value;
-        }
-
-        if (typeof(TField) == typeof(int))
-        {
-            return (TField)(object)checked((int)value);
-        }
-
         return kind switch
         {
             FieldKind.Int64 => (TField)(object)value,

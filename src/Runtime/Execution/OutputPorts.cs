@@ -238,6 +238,9 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
         _worker = Task.Run(WriteLoopAsync, CancellationToken.None);
     }
 
+    /// <summary>The partition was aborted, or the run is aborting: nothing more is written or flushed.</summary>
+    private bool Aborting => _aborted || _abort.IsCancellationRequested;
+
     public override int Queued => _queue.Reader.Count;
 
     public override int Capacity { get; }
@@ -312,7 +315,7 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
                 // ReadAllAsync hands out what is queued without looking at the token again: an abort (the grace period
                 // ran out) must not wait for the writer to take every queued batch, which a writer that does not watch
                 // its token would do at its own pace (an outside test: 13 batches, 6 s past a 500 ms grace period).
-                if (_aborted || _abort.IsCancellationRequested)
+                if (Aborting)
                 {
                     work.Drained?.TrySetCanceled();
                     continue;
@@ -345,7 +348,7 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
                 _free.Writer.TryWrite(work.Items!);
             }
 
-            if (!_aborted && !_abort.IsCancellationRequested)
+            if (!Aborting)
             {
                 await Writer.FlushAsync(_abort).ConfigureAwait(false);
             }
@@ -362,7 +365,7 @@ internal sealed class DecoupledOutputPort<T> : OutputPort<T>
             try
             {
                 // A writer that failed, or whose partition is aborted, did not complete: it is aborted, not disposed.
-                await CloseWriterAsync(aborting: _aborted || _failure is not null || _abort.IsCancellationRequested).ConfigureAwait(false);
+                await CloseWriterAsync(aborting: Aborting || _failure is not null).ConfigureAwait(false);
             }
             catch (Exception ex) when (_failure is null)
             {

@@ -116,13 +116,14 @@ public sealed class FileSource<T, TCodec> : ISource<T>, IConfigurable, ISourcePr
         var splits = new List<FileSplit>();
         foreach (var file in files)
         {
-            if (!_options.Follow && FilePattern.FileBehind(file) is null)
+            var behind = FilePattern.FileBehind(file);
+            if (behind is null && !_options.Follow)
             {
                 // Listed, but a symbolic link to nothing: refused before a record is read, not after the other files' output.
                 throw new FileNotFoundException($"'{file}' is a symbolic link to '{new FileInfo(file).LinkTarget}', which does not exist (or the links loop).", file);
             }
 
-            var length = FilePattern.LengthOf(file);
+            var length = behind?.Length ?? 0;
             _bytes += length;
             if (TCodec.Framing == RecordFraming.Lines && !_options.Follow && length > _options.ChunkBytes)
             {
