@@ -69,7 +69,7 @@ internal static class PostgresScenario
         using var kafka = KafkaMockCluster.Start(brokers: 3);
         kafka.CreateTopic(Topic, TopicPartitions);
         var sales = Enumerable.Range(1, records).Select(Create).ToArray();
-        var messageBytes = Produce(kafka.BootstrapServers, sales);
+        var messageBytes = Produce(kafka.BootstrapServers, Topic, sales);
         var recordBytes = (int)(messageBytes / records);
         await ExecuteAsync(connection, $"CREATE TABLE sales (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, quantity integer NOT NULL, at timestamptz NOT NULL)");
 
@@ -144,14 +144,14 @@ internal static class PostgresScenario
         results.Add(("pg_sink_upsert_vs_hand_unnest", Ratio(handUpsert.MedianSeconds / sinkUpsert.MedianSeconds)));
     }
 
-    private static Sale Create(int i) => new(
+    internal static Sale Create(int i) => new(
         i,
         string.Create(CultureInfo.InvariantCulture, $"customer-{i % 1009:D4}"),
         Math.Round(1m + (i % 100_000) / 100m, 2),
         1 + (i % 7),
         new DateTimeOffset(2026, 11, 25, 0, 0, 0, TimeSpan.Zero).AddMilliseconds(i));
 
-    private static long Produce(string bootstrap, Sale[] sales)
+    internal static long Produce(string bootstrap, string topic, Sale[] sales)
     {
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 20, EnableIdempotence = true })
             .SetLogHandler((_, _) => { })
@@ -168,7 +168,7 @@ internal static class PostgresScenario
             {
                 try
                 {
-                    producer.Produce(Topic, message);
+                    producer.Produce(topic, message);
                     break;
                 }
                 catch (ProduceException<byte[], byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)

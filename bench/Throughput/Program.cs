@@ -71,6 +71,14 @@ if (args.Contains("--csv-only"))
     return 0;
 }
 
+if (args.Contains("--kafka-only"))
+{
+    var kafka = new List<(string Name, string Value)>();
+    await KafkaScenario.RunAsync(ArgumentAfter("--kafka-records") ?? (quick ? 200_000 : 500_000), 1, quick ? 3 : 5, args.Contains("--kafka-alloc"), kafka);
+    PrintResults(kafka);
+    return 0;
+}
+
 var records = ArgumentAfter("--records") ?? OrderWorkload.DefaultCount;
 var repetitions = quick ? 9 : 31;
 var warmups = quick ? 3 : 5;

@@ -159,6 +159,10 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
             Acks = Acks.All,
             LingerMs = 5,
             TransactionalId = transactionalId,
+
+            // A delivery report is read for its error only; Confluent.Kafka would otherwise build the message's headers,
+            // timestamp and status into every report.
+            DeliveryReportFields = "none",
         };
         KafkaConfig.Apply(config, _options.Properties);
         return new ProducerBuilder<byte[]?, byte[]>(config).SetLogHandler((_, _) => { }).Build();
@@ -167,6 +171,9 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
     private sealed class Writer(KafkaSink<T, TCodec> sink, IProducer<byte[]?, byte[]> producer, bool owned, bool transactional) : ISinkWriter<T>
     {
         private readonly ArrayBufferWriter<byte> _buffer = new();
+        private readonly ExactArrays _values = new();
+        private readonly ExactArrays _keys = new();
+        private readonly Message<byte[]?, byte[]> _message = new();
         private readonly Lock _failureLock = new();
         private Action<DeliveryReport<byte[]?, byte[]>>? _delivered;
         private long _pending;
@@ -176,15 +183,15 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
         {
             ThrowIfFailed();
             var topic = sink._options.Topic;
+            // Confluent.Kafka copies key and value into librdkafka inside Produce (RD_KAFKA_MSG_F_COPY), so one message
+            // object and one array per length serve every record: no allocation per record for them.
+            var message = _message;
             foreach (var record in records.Span)
             {
                 _buffer.ResetWrittenCount();
                 TCodec.Encode(record, _buffer);
-                var message = new Message<byte[]?, byte[]>
-                {
-                    Key = sink._key?.Invoke(record) is { } key ? Encoding.UTF8.GetBytes(key) : null,
-                    Value = _buffer.WrittenSpan.ToArray(),
-                };
+                message.Value = _values.Copy(_buffer.WrittenSpan);
+                message.Key = sink._key?.Invoke(record) is { } key ? _keys.Utf8(key) : null;
                 if (sink._headers is { } addHeaders)
                 {
                     message.Headers = [];
@@ -314,4 +321,34 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
             }
         }
     }
+}
+
+/// <summary>
+/// Byte arrays of exactly the length asked for, one per length up to <see cref="Largest"/> bytes, reused: for values the
+/// producer copies before the next one is made (longer ones are allocated each time).
+/// </summary>
+internal sealed class ExactArrays
+{
+    public const int Largest = 1024;
+    private readonly byte[]?[] _byLength = new byte[]?[Largest + 1];
+
+    /// <summary>An array holding <paramref name="bytes"/>, valid until the next call.</summary>
+    public byte[] Copy(ReadOnlySpan<byte> bytes)
+    {
+        var array = Of(bytes.Length);
+        bytes.CopyTo(array);
+        return array;
+    }
+
+    /// <summary>An array holding <paramref name="text"/> in UTF-8, valid until the next call.</summary>
+    public byte[] Utf8(string text)
+    {
+        var length = Encoding.UTF8.GetByteCount(text);
+        var array = Of(length);
+        Encoding.UTF8.GetBytes(text, array);
+        return array;
+    }
+
+    private byte[] Of(int length)
+        => length > Largest ? new byte[length] : _byLength[length] ??= new byte[length];
 }

@@ -200,6 +200,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private readonly PollThread _poller;
         private int _left;
         private readonly Dictionary<TopicPartition, Owned> _owned = [];
+        private readonly string? _topic; // the one topic read, when Confluent.Kafka is asked not to name it per message
+        private TopicPartition?[] _partitions = new TopicPartition?[16]; // that topic's partitions, by number
         private readonly Dictionary<TopicPartition, int> _splitIds = [];
         private readonly SourceSplits _splits = new();
         private readonly List<(TopicPartition Partition, long Offset)> _atEnd = [];
@@ -234,6 +236,13 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 IsolationLevel = _options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
                 PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
             };
+
+            // Confluent.Kafka builds a Headers list, a timestamp and the topic's name into every message it returns unless
+            // told not to (~200 B per message): ask only for what this source uses. Metadata callbacks see everything;
+            // a source of one topic knows the topic's name without it.
+            var topics = KafkaConfig.Topics(_options.Topics);
+            _topic = topics.Count == 1 && source._metadata is null ? topics[0] : null;
+            config.ConsumeResultFields = source._metadata is not null ? "all" : _topic is null ? "topic" : "none";
             KafkaConfig.Apply(config, _options.Properties);
 
             // A partition read to its end (for IdleAfterEnd) is idle for the watermark until its next message (see SourceSplits).
@@ -391,14 +400,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 {
                     if (result.IsPartitionEOF)
                     {
-                        _atEnd.Add((result.TopicPartition, result.Offset.Value)); // idle once its messages before are decoded
+                        _atEnd.Add((PartitionOf(result), result.Offset.Value)); // idle once its messages before are decoded
 
                         result = _consumer.Consume(TimeSpan.Zero);
                         ThrowHandlerFailure();
                         continue;
                     }
 
-                    _consumed[_pending++] = new Message(result.TopicPartition, result.Offset.Value, result.Message.Value, result.Message.Key, result.Message.Timestamp, result.Message.Headers);
+                    _consumed[_pending++] = new Message(PartitionOf(result), result.Offset.Value, result.Message.Value, result.Message.Key, result.Message.Timestamp, result.Message.Headers);
                     if (_pending == _consumed.Length)
                     {
                         break;
@@ -828,6 +837,37 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             /// <summary>When the partition was found at its end with nothing read after it (<see cref="Environment.TickCount64"/>), or −1.</summary>
             public long EndSince { get; set; } = -1;
+        }
+
+        /// <summary>
+        /// A message's partition, one object per partition: <c>ConsumeResult.TopicPartition</c> builds a new one on every
+        /// call, and without the topic's name (one topic, see the constructor) it would name no topic.
+        /// </summary>
+        private TopicPartition PartitionOf(ConsumeResult<ValueSlice, ValueSlice> result)
+        {
+            if (_topic is null)
+            {
+                return result.TopicPartition; // several topics: named by Confluent.Kafka per message
+            }
+
+            var number = result.Partition.Value;
+            if ((uint)number < (uint)_partitions.Length && _partitions[number] is { } cached)
+            {
+                return cached;
+            }
+
+            var partition = new TopicPartition(_topic, number);
+            if (number >= 0)
+            {
+                if (number >= _partitions.Length)
+                {
+                    Array.Resize(ref _partitions, Math.Max(number + 1, _partitions.Length * 2));
+                }
+
+                _partitions[number] = partition;
+            }
+
+            return partition;
         }
 
         private readonly record struct Message(TopicPartition Partition, long Offset, ValueSlice Value, ValueSlice Key, Timestamp Timestamp, Headers? Headers);
