@@ -50,6 +50,8 @@ internal static class KafkaScenario
         var bytesThrough = new Measurement("Confluent by hand, bytes through", records, recordBytes);
         var typed = new Measurement("Confluent by hand, System.Text.Json", records, recordBytes);
         var compiled = new Measurement("Compiled KafkaSource -> KafkaSink, p1", records, recordBytes);
+        var consumeByHand = new Measurement("Confluent by hand, consume + decode only", records, recordBytes);
+        var consumeCompiled = new Measurement("Compiled KafkaSource -> count, p1", records, recordBytes);
         var run = 0;
         for (var rep = 0; rep < warmups + repetitions; rep++)
         {
@@ -58,12 +60,20 @@ internal static class KafkaScenario
             await Profiled(bytesThrough, profile, () => bytesThrough.RunTimedAsync(() => Task.Run(() => ByHand(kafka, records, ++run, typed: false)), measure));
             await Profiled(typed, profile, () => typed.RunTimedAsync(() => Task.Run(() => ByHand(kafka, records, ++run, typed: true)), measure));
             await Profiled(compiled, profile, () => compiled.RunTimedAsync(() => RunCompiled(kafka, records, ++run), measure));
+            await consumeByHand.RunTimedAsync(() => Task.Run(() => ConsumeByHand(kafka, records, ++run)), measure);
+            await consumeCompiled.RunTimedAsync(() => ConsumeCompiled(kafka, records, ++run), measure);
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{records:N0} messages of {recordBytes} bytes of JSON on {Partitions} partitions, written to a new topic of {Partitions} partitions each run"));
         foreach (var m in new[] { bytesThrough, typed, compiled })
         {
             Console.WriteLine(m.Row(typed.MedianSeconds));
+        }
+
+        Console.WriteLine("consuming alone (the source side of Kafka -> anything):");
+        foreach (var m in new[] { consumeByHand, consumeCompiled })
+        {
+            Console.WriteLine(m.Row(consumeByHand.MedianSeconds));
         }
 
         results.Add(("kafka_to_kafka_vs_hand_typed", (typed.MedianSeconds / compiled.MedianSeconds).ToString("F3", CultureInfo.InvariantCulture)));
@@ -204,6 +214,69 @@ internal static class KafkaScenario
         await stop.CancelAsync();
         await running;
         Check(kafka, output, records);
+        return elapsed;
+    }
+
+    /// <summary>Consuming alone, as a user writes it: consume, decode with System.Text.Json, count.</summary>
+    private static double? ConsumeByHand(KafkaMockCluster kafka, int records, int run)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = kafka.BootstrapServers,
+            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            SessionTimeoutMs = 6000,
+        };
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).SetLogHandler((_, _) => { }).Build();
+        consumer.Subscribe(Input);
+        Stopwatch? clock = null;
+        var consumed = 0;
+        decimal total = 0;
+        while (consumed < records)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(100)) is not { } result)
+            {
+                continue;
+            }
+
+            clock ??= Stopwatch.StartNew();
+            consumed++;
+            total += JsonSerializer.Deserialize(result.Message.Value, SaleJson.Default.Sale).Amount;
+        }
+
+        var elapsed = clock!.Elapsed.TotalSeconds;
+        consumer.Close();
+        return total > 0 ? elapsed : throw new InvalidOperationException("no amounts decoded");
+    }
+
+    private static async Task<double?> ConsumeCompiled(KafkaMockCluster kafka, int records, int run)
+    {
+        var source = new KafkaSource<Sale, Sale.JsonCodec>(new KafkaSourceOptions
+        {
+            BootstrapServers = kafka.BootstrapServers,
+            Topics = Input,
+            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
+            StartFrom = KafkaStart.Earliest,
+            SessionTimeout = TimeSpan.FromSeconds(6),
+        });
+        var pipeline = new KafkaToCount { Input = source };
+        using var stop = new CancellationTokenSource();
+        var running = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+        var clock = Stopwatch.StartNew();
+        double? first = null;
+        while (!running.IsCompleted && pipeline.Count.Count < records)
+        {
+            if (first is null && source.Progress.Done > 0)
+            {
+                first = clock.Elapsed.TotalSeconds;
+            }
+
+            await Task.Delay(2);
+        }
+
+        var elapsed = clock.Elapsed.TotalSeconds - (first ?? 0);
+        await stop.CancelAsync();
+        await running;
         return elapsed;
     }
 
