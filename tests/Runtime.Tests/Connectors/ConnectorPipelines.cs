@@ -33,6 +33,14 @@ public sealed partial class FollowPipeline
     [Sink] public NotifyingSink<LogLine> Output { get; set; } = new();
 }
 
+[Pipeline(Name = "follow-csv")]
+public sealed partial class FollowCsvPipeline
+{
+    [Source] public FileSource<LogLine, LogLine.CsvCodec> Input { get; set; } = new("unused");
+
+    [Sink] public NotifyingSink<LogLine> Output { get; set; } = new();
+}
+
 [Pipeline(Name = "copy")]
 public sealed partial class FileCopyPipeline
 {

@@ -275,6 +275,70 @@ public sealed class FileConnectorTests : IDisposable
         Assert.Equal([.. Enumerable.Range(1, 3 + lines).Select(i => (long)i), 100L], pipeline.Output.Items.Select(l => l.Seq).Order());
     }
 
+    [Theory]
+    [InlineData(true)]  // a new file renamed over it
+    [InlineData(false)] // truncated and written again (copytruncate)
+    public async Task Follow_mode_ends_an_unterminated_last_line_where_the_file_was_replaced(bool rename)
+    {
+        // The new content went into the same stream as the old: an old last line without its line break was joined
+        // with the new file's first line, and both were lost to the dead letters.
+        var live = PathOf("live");
+        Directory.CreateDirectory(live);
+        var name = Path.Combine(live, "a.jsonl");
+        File.WriteAllText(name, Line(1) + Line(2) + Line(3).TrimEnd('\n'));
+        var pipeline = new FollowPipeline { Input = new(Path.Combine(live, "*.jsonl"), new FileSourceOptions { Follow = true, PollInterval = TimeSpan.FromMilliseconds(20) }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+        await pipeline.Output.WhenCount(2).WaitAsync(HangGuard);
+
+        if (rename)
+        {
+            var replacement = PathOf("new.jsonl");
+            File.WriteAllText(replacement, Line(4) + Line(5) + Line(6) + Line(7));
+            File.Move(replacement, name, overwrite: true);
+        }
+        else
+        {
+            File.WriteAllText(name, Line(4)); // shorter than what was read: a truncation
+        }
+
+        await pipeline.Output.WhenCount(rename ? 7 : 4).WaitAsync(HangGuard);
+        File.AppendAllText(name, Line(100));
+        await pipeline.Output.WhenCount(rename ? 8 : 5).WaitAsync(HangGuard);
+
+        await stop.CancelAsync();
+        var result = await run.WaitAsync(HangGuard);
+        long[] expected = rename ? [1, 2, 3, 4, 5, 6, 7, 100] : [1, 2, 3, 4, 100];
+        Assert.Equal(expected, pipeline.Output.Items.Select(l => l.Seq).Order());
+        Assert.Equal(0, result.Malformed);
+    }
+
+    [Fact]
+    public async Task Follow_mode_reads_the_header_of_a_csv_file_that_replaced_the_one_it_read()
+    {
+        // The replacement's header row was read as a record of the old file (and dead-lettered).
+        var live = PathOf("live");
+        Directory.CreateDirectory(live);
+        var name = Path.Combine(live, "a.csv");
+        var header = Encoding.UTF8.GetString(LogLine.CsvCodec.Header) + "\n";
+        static string Row(int seq) => $"{seq},/p{seq},200\n";
+        File.WriteAllText(name, header + Row(1) + Row(2));
+        var pipeline = new FollowCsvPipeline { Input = new(Path.Combine(live, "*.csv"), new FileSourceOptions { Follow = true, PollInterval = TimeSpan.FromMilliseconds(20) }) };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
+        await pipeline.Output.WhenCount(2).WaitAsync(HangGuard);
+
+        var replacement = PathOf("new.csv");
+        File.WriteAllText(replacement, header + Row(3) + Row(4) + Row(5) + Row(6));
+        File.Move(replacement, name, overwrite: true);
+        await pipeline.Output.WhenCount(6).WaitAsync(HangGuard);
+
+        await stop.CancelAsync();
+        var result = await run.WaitAsync(HangGuard);
+        Assert.Equal([1L, 2L, 3L, 4L, 5L, 6L], pipeline.Output.Items.Select(l => l.Seq).Order());
+        Assert.Equal(0, result.Malformed);
+    }
+
     [Fact]
     public async Task Follow_mode_waits_for_the_target_of_a_link_that_points_nowhere_yet()
     {

@@ -65,6 +65,15 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
             var batch = await tail.Pending!.ConfigureAwait(false);
             if (batch.IsEnd)
             {
+                if (!_stop.IsCancellationRequested && await tail.Pump.ConfigureAwait(false))
+                {
+                    // The file was replaced or truncated: its old content is read to its end (an unterminated last
+                    // line counted as a record); the new content is a new file, header and line numbers included.
+                    _tails.Remove(tail);
+                    Open(tail.File);
+                    continue;
+                }
+
                 tail.Pending = Task.Delay(Timeout.Infinite, _stop.Token).ContinueWith(_ => SourceBatch<T>.End, TaskScheduler.Default);
                 continue;
             }
@@ -112,6 +121,12 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
     private void Add(string file)
     {
         _known.Add(file);
+        Open(file);
+    }
+
+    /// <summary>Starts tailing <paramref name="file"/> from its start.</summary>
+    private void Open(string file)
+    {
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: RecordSourceOptions.DefaultReadBufferBytes * 16, resumeWriterThreshold: RecordSourceOptions.DefaultReadBufferBytes * 8));
         var reader = new RecordStreamReader<T, TCodec>(pipe.Reader, new RecordStreamSettings(
             _context.SourceName,
@@ -122,13 +137,16 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
             _context.DeadLetters,
             ExpectHeader: _options.HasHeader,
             LastRecordMayBeUnterminated: false));
-        var tail = new Tail(file, reader, Task.Run(() => PumpAsync(file, pipe.Writer, _options.PollInterval, _stop.Token)));
+        var tail = new Tail(file, reader, Task.Run(() => PumpAsync(file, pipe.Writer, reader, _options.PollInterval, _stop.Token)));
         tail.Pending = reader.ReadBatchAsync(_stop.Token).AsTask();
         _tails.Add(tail);
     }
 
-    /// <summary>Copies a growing file into the pipe; at its end, polls for more; starts over if the file shrinks or is replaced.</summary>
-    private static async Task PumpAsync(string file, PipeWriter writer, TimeSpan poll, CancellationToken stop)
+    /// <summary>
+    /// Copies a growing file into the pipe; at its end, polls for more. Returns true when the file shrank or was
+    /// replaced (its old content is in the pipe, complete): the caller reads the new content as a new file.
+    /// </summary>
+    private static async Task<bool> PumpAsync(string file, PipeWriter writer, RecordStreamReader<T, TCodec> reader, TimeSpan poll, CancellationToken stop)
     {
         FileStream? stream = null;
         long position = 0;
@@ -139,13 +157,12 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
                 if (stream is null)
                 {
                     stream = TryOpen(file);
-                    if (stream is null) // not there (yet, or again), or a link to a file not there
+                    if (stream is null) // not there yet, or a link to a file not there
                     {
                         await Task.Delay(poll, stop).ConfigureAwait(false);
                         continue;
                     }
 
-                    stream.Seek(position, SeekOrigin.Begin);
                 }
 
                 var read = await stream.ReadAsync(writer.GetMemory(RecordSourceOptions.DefaultReadBufferBytes), stop).ConfigureAwait(false);
@@ -164,12 +181,12 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
 
                 if (FilePattern.FileBehind(file) is not { } info || info.Length < position || Replaced(file, info, stream))
                 {
-                    // Truncated, or replaced (log rotation: a new file renamed over it, a link pointed elsewhere), once
-                    // the old one is read to its end: read the new content from its start.
-                    await stream.DisposeAsync().ConfigureAwait(false);
-                    stream = null;
-                    position = 0;
-                    continue;
+                    // Gone, truncated, or replaced (log rotation: a new file renamed over it, a link pointed elsewhere),
+                    // once the old one is read to its end: that content ends here, and whatever the name holds next is
+                    // read from its start through a reader of its own — never joined to an unterminated last line of
+                    // the old content, and its header read as a header.
+                    reader.EndIsFinal();
+                    return true;
                 }
 
                 await Task.Delay(poll, stop).ConfigureAwait(false);
@@ -188,6 +205,8 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
 
             await writer.CompleteAsync().ConfigureAwait(false);
         }
+
+        return false;
     }
 
     /// <summary>
@@ -225,13 +244,13 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
         }
     }
 
-    private sealed class Tail(string file, RecordStreamReader<T, TCodec> reader, Task pump)
+    private sealed class Tail(string file, RecordStreamReader<T, TCodec> reader, Task<bool> pump)
     {
         public string File { get; } = file;
 
         public RecordStreamReader<T, TCodec> Reader { get; } = reader;
 
-        public Task Pump { get; } = pump;
+        public Task<bool> Pump { get; } = pump;
 
         public Task<SourceBatch<T>>? Pending { get; set; }
     }

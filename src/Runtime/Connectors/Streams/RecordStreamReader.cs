@@ -36,6 +36,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
 
     private readonly PipeReader _pipe;
     private readonly RecordStreamSettings _settings;
+    private volatile bool _unterminatedEndIsRecord;
     /// <summary>The first batch of a reader that grows its batches (one per TCP connection): small, so an idle connection costs little.</summary>
     private const int FirstGrowingBatch = 16;
 
@@ -60,6 +61,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     {
         _pipe = pipe;
         _settings = settings;
+        _unterminatedEndIsRecord = settings.LastRecordMayBeUnterminated;
         var first = settings.GrowBatches ? Math.Min(settings.BatchSize, FirstGrowingBatch) : settings.BatchSize;
         _records = new T[first];
         _origins = new (long, long, ReadOnlyMemory<byte>)[first];
@@ -68,6 +70,12 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
         _bomChecked = settings.StartOffset > 0 || settings.AlignToLine;
         _skipToNewline = settings.AlignToLine;
     }
+
+    /// <summary>
+    /// The input will end for good (a followed file was replaced or truncated): bytes after its last line break then
+    /// form its last record, rather than a line still being written. Call before completing the pipe's writer.
+    /// </summary>
+    public void EndIsFinal() => _unterminatedEndIsRecord = true;
 
     /// <summary>Records decoded so far.</summary>
     public long Decoded { get; private set; }
@@ -242,7 +250,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
                     return (start, !final);
                 }
 
-                if (!_settings.LastRecordMayBeUnterminated)
+                if (!_unterminatedEndIsRecord)
                 {
                     // A tailed file's last line is still being written: leave it for the next run.
                     return (start, false);
