@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Compiled.Kafka;
 using Compiled.Kafka.Testing;
-using Compiled.Runtime;
 using Confluent.Kafka;
 
 namespace Compiled.Throughput;
@@ -186,36 +185,22 @@ internal static class KafkaScenario
     {
         var output = Output(run);
         kafka.CreateTopic(output, Partitions);
-        var source = new KafkaSource<Sale, Sale.JsonCodec>(new KafkaSourceOptions
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            Topics = Input,
-            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
-            StartFrom = KafkaStart.Earliest,
-            SessionTimeout = TimeSpan.FromSeconds(6),
-        });
+        var source = Source(kafka, run);
         var pipeline = new KafkaToKafka { Input = source, Output = new KafkaSink<Sale, Sale.JsonCodec>(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output }) };
-        using var stop = new CancellationTokenSource();
-        var running = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
-        var clock = Stopwatch.StartNew();
-        double? first = null;
         using var watermarks = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "kk-watch" }).SetLogHandler((_, _) => { }).Build();
-        while (!running.IsCompleted && Written(watermarks, output) < records)
-        {
-            if (first is null && source.Progress.Done > 0)
-            {
-                first = clock.Elapsed.TotalSeconds;
-            }
-
-            await Task.Delay(5);
-        }
-
-        var elapsed = clock.Elapsed.TotalSeconds - (first ?? 0);
-        await stop.CancelAsync();
-        await running;
+        var elapsed = await PostgresScenario.RunUntil(pipeline.RunAsync, source, () => Written(watermarks, output) >= records, parallelism: 1);
         Check(kafka, output, records);
         return elapsed;
     }
+
+    private static KafkaSource<Sale, Sale.JsonCodec> Source(KafkaMockCluster kafka, int run) => new(new KafkaSourceOptions
+    {
+        BootstrapServers = kafka.BootstrapServers,
+        Topics = Input,
+        GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
+        StartFrom = KafkaStart.Earliest,
+        SessionTimeout = TimeSpan.FromSeconds(6),
+    });
 
     /// <summary>Consuming alone, as a user writes it: consume, decode with System.Text.Json, count.</summary>
     private static double? ConsumeByHand(KafkaMockCluster kafka, int records, int run)
@@ -251,33 +236,9 @@ internal static class KafkaScenario
 
     private static async Task<double?> ConsumeCompiled(KafkaMockCluster kafka, int records, int run)
     {
-        var source = new KafkaSource<Sale, Sale.JsonCodec>(new KafkaSourceOptions
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            Topics = Input,
-            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
-            StartFrom = KafkaStart.Earliest,
-            SessionTimeout = TimeSpan.FromSeconds(6),
-        });
+        var source = Source(kafka, run);
         var pipeline = new KafkaToCount { Input = source };
-        using var stop = new CancellationTokenSource();
-        var running = pipeline.RunAsync(new PipelineOptions { Parallelism = 1 }, stop.Token);
-        var clock = Stopwatch.StartNew();
-        double? first = null;
-        while (!running.IsCompleted && pipeline.Count.Count < records)
-        {
-            if (first is null && source.Progress.Done > 0)
-            {
-                first = clock.Elapsed.TotalSeconds;
-            }
-
-            await Task.Delay(2);
-        }
-
-        var elapsed = clock.Elapsed.TotalSeconds - (first ?? 0);
-        await stop.CancelAsync();
-        await running;
-        return elapsed;
+        return await PostgresScenario.RunUntil(pipeline.RunAsync, source, () => pipeline.Count.Count >= records, parallelism: 1);
     }
 
     /// <summary>Messages in the topic: the sum of its partitions' high watermarks.</summary>

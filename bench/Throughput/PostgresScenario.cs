@@ -293,10 +293,10 @@ internal static class PostgresScenario
     /// Returns the seconds from the first record consumed to done: joining the consumer group (seconds on the mock
     /// cluster, whose group coordinator waits for members) is start-up, not throughput.
     /// </summary>
-    private static async Task<double?> RunUntil(Func<PipelineOptions?, CancellationToken, Task<PipelineResult>> run, KafkaSource<Sale, Sale.JsonCodec> source, Func<bool> done)
+    internal static async Task<double?> RunUntil(Func<PipelineOptions?, CancellationToken, Task<PipelineResult>> run, KafkaSource<Sale, Sale.JsonCodec> source, Func<bool> done, int parallelism = 2)
     {
         using var stop = new CancellationTokenSource();
-        var running = run(new PipelineOptions { Parallelism = 2, CheckpointInterval = CheckpointInterval }, stop.Token);
+        var running = run(new PipelineOptions { Parallelism = parallelism, CheckpointInterval = CheckpointInterval }, stop.Token);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         double? first = null;
         while (!done() && !running.IsCompleted)
