@@ -41,6 +41,22 @@ public sealed partial class FollowCsvPipeline
     [Sink] public NotifyingSink<LogLine> Output { get; set; } = new();
 }
 
+/// <summary>A line whose body stays in the source's buffer (<see cref="Utf8Text"/>) while its batch is processed.</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct BigLine(long Seq, Utf8Text Body);
+
+public readonly record struct CopiedLine(long Seq, string Body);
+
+[Pipeline(Name = "big-lines")]
+public sealed partial class BigLinePipeline
+{
+    [Source] public FileSource<BigLine, BigLine.JsonCodec> Input { get; set; } = new("unused");
+
+    [Transform] static CopiedLine Copy(BigLine line) => new(line.Seq, line.Body.ToString());
+
+    [Sink] public NotifyingSink<CopiedLine> Output { get; set; } = new();
+}
+
 [Pipeline(Name = "copy")]
 public sealed partial class FileCopyPipeline
 {
@@ -76,6 +92,9 @@ public sealed class NotifyingSink<T> : ISink<T>
 
     public IReadOnlyCollection<T> Items => _items;
 
+    /// <summary>The most records one write brought (an inline sink is written once per batch).</summary>
+    public int LargestBatch { get; private set; }
+
     public SinkExecution Execution => SinkExecution.Inline;
 
     /// <summary>Completes when the sink holds at least <paramref name="count"/> records.</summary>
@@ -106,6 +125,7 @@ public sealed class NotifyingSink<T> : ISink<T>
         {
             lock (sink._lock)
             {
+                sink.LargestBatch = Math.Max(sink.LargestBatch, records.Length);
                 foreach (var record in records.Span)
                 {
                     sink._items.Enqueue(record);

@@ -153,6 +153,37 @@ public sealed class FileConnectorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_file_of_long_records_is_read_in_full_batches_that_stay_valid_while_processed()
+    {
+        // A batch held what one 64 KiB read buffer held: 21 records of 3 KB, so an asynchronous transform waited for
+        // its slowest call every 21 records whatever BatchSize said (an outside test). Batches now fill across reads;
+        // their records still point into the bytes read (Utf8Text), and line numbers stay right.
+        var random = new Random(7);
+        var bodies = Enumerable.Range(0, 3000).Select(i => string.Create(2000 + random.Next(2000), random, (span, r) =>
+        {
+            const string letters = "abcdefghijklmnopqrstuvwxyz0123456789éж ";
+            for (var k = 0; k < span.Length; k++)
+            {
+                span[k] = letters[r.Next(letters.Length)];
+            }
+        })).ToArray();
+        const int bad = 1500;
+        var path = PathOf("big.jsonl");
+        File.WriteAllLines(path, bodies.Select((b, i) => i == bad - 1 ? "{\"seq\":" : $"{{\"seq\":{i + 1},\"body\":\"{b}\"}}"));
+        var deadLetters = PathOf("dead.jsonl");
+        var pipeline = new BigLinePipeline { Input = new(path) };
+
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 1024, DeadLetterPath = deadLetters }).WaitAsync(HangGuard);
+
+        Assert.Equal(PipelineOutcome.Completed, result.Outcome);
+        var expected = bodies.Select((b, i) => new CopiedLine(i + 1, b)).Where(l => l.Seq != bad);
+        Assert.Equal(expected, pipeline.Output.Items.OrderBy(l => l.Seq));
+        Assert.Equal(1024, pipeline.Output.LargestBatch);
+        var letter = JsonDocument.Parse(Assert.Single(File.ReadAllLines(deadLetters))).RootElement;
+        Assert.Equal(bad, letter.GetProperty("line").GetInt64());
+    }
+
+    [Fact]
     public async Task Follow_mode_picks_up_appended_lines_and_new_files()
     {
         var directory = PathOf("live");

@@ -183,7 +183,8 @@ public sealed class FileSource<T, TCodec> : ISource<T>, IConfigurable, ISourcePr
             EndOffset: split.End,
             AlignToLine: aligned,
             LinesKnown: !aligned,
-            ExpectHeader: !aligned && options.HasHeader));
+            ExpectHeader: !aligned && options.HasHeader,
+            FillBatches: true));
     }
 
     /// <summary>Reads a partition's splits one after another.</summary>

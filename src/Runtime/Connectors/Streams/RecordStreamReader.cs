@@ -18,7 +18,8 @@ internal sealed record RecordStreamSettings(
     bool LinesKnown = true,
     bool ExpectHeader = false,
     bool LastRecordMayBeUnterminated = true,
-    bool GrowBatches = false);
+    bool GrowBatches = false,
+    bool FillBatches = false);
 
 /// <summary>
 /// Reads batches of records from a <see cref="PipeReader"/>: frames records by the codec's framing (lines, quoted
@@ -30,6 +31,9 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     where TCodec : IRecordCodec<T>
 {
     private static readonly byte[] Bom = [0xEF, 0xBB, 0xBF];
+
+    /// <summary>The most bytes a batch being filled across reads holds back (<see cref="RecordStreamSettings.FillBatches"/>).</summary>
+    private const long FillLimitBytes = 4 * 1024 * 1024;
 
     /// <summary>The number of fields of a CSV record, from the codec's header; -1 when unknown (no header).</summary>
     private static readonly int ExpectedFields = TCodec.Framing == RecordFraming.QuotedLines && !TCodec.Header.IsEmpty ? CsvFraming.CountFields(TCodec.Header) : -1;
@@ -46,6 +50,7 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
     private int _arenaUsed;
     private int _count;
     private bool _mustAdvance;
+    private long _parsed; // bytes at the start of the pipe's buffer already parsed into the batch being filled
     private SequencePosition _consumed;
     private SequencePosition _examined;
     private long _offset;
@@ -106,7 +111,19 @@ internal sealed class RecordStreamReader<T, TCodec> : IRecordOrigins
             var result = await _pipe.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
             var final = result.IsCompleted;
-            var (consumed, needMore) = Parse(buffer, final);
+            var (consumed, needMore) = Parse(_parsed == 0 ? buffer : buffer.Slice(_parsed), final);
+            if (_count > 0 && _settings.FillBatches && needMore && !final && !_finished && _count < _records.Length && buffer.Length < FillLimitBytes)
+            {
+                // A file read to its end: the buffer ran out inside the batch. Keep every byte of it (its records point
+                // into them; the pipe does not move what is not consumed) and read on, so that a batch holds BatchSize
+                // records rather than what one read buffer holds (~20 records of 3 KB): every batch costs the loops
+                // and an asynchronous transform waits for the slowest call of each.
+                _parsed = buffer.Slice(0, consumed).Length;
+                _pipe.AdvanceTo(buffer.Start, buffer.End);
+                continue;
+            }
+
+            _parsed = 0;
             if (_count > 0)
             {
                 // Keep the batch's bytes: the pipe advances past them on the next call.
