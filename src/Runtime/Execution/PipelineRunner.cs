@@ -27,7 +27,7 @@ public static class PipelineRunner
             var others = string.Join(", ", slots.Where(s => s != transactional[0]).Select(s => $"'{s.Name}'"));
             throw new PipelineConfigurationException(
                 descriptor.Name,
-                $"Pipeline '{descriptor.Name}': sink '{transactional[0].Name}' is exactly-once, which needs it to be the pipeline's only connector sink; {others} would receive replayed records again after a crash. Make '{transactional[0].Name}' at-least-once, or remove the other sinks.");
+                $"Pipeline '{descriptor.Name}': sink '{transactional[0].Name}' is exactly-once, which needs it to be the pipeline's only connector sink; {others} would receive replayed records again after a crash. Remove the other sinks — a [LateData] sink too: without one, late records are dropped and counted in the summary — or make '{transactional[0].Name}' at-least-once (not in a distributed run, which needs it exactly-once).");
         }
 
         return (DeliveryGuarantee.ExactlyOnce, (ITransactionalSink)transactional[0].Connector);
