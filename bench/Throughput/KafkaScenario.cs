@@ -107,14 +107,7 @@ internal static class KafkaScenario
     {
         var output = Output(run);
         kafka.CreateTopic(output, Partitions);
-        var config = new ConsumerConfig
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
-            AutoOffsetReset = AutoOffsetReset.Earliest,
-            SessionTimeoutMs = 6000,
-        };
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).SetLogHandler((_, _) => { }).Build();
+        using var consumer = HandConsumer(kafka, run);
         using var producer = new ProducerBuilder<Null, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, EnableIdempotence = true, Acks = Acks.All, LingerMs = 5 })
             .SetLogHandler((_, _) => { })
             .Build();
@@ -202,17 +195,19 @@ internal static class KafkaScenario
         SessionTimeout = TimeSpan.FromSeconds(6),
     });
 
+    /// <summary>The consumer a user's hand-written loop builds: a group of the run's own, from the earliest offset.</summary>
+    private static IConsumer<Ignore, byte[]> HandConsumer(KafkaMockCluster kafka, int run) => new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+    {
+        BootstrapServers = kafka.BootstrapServers,
+        GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
+        AutoOffsetReset = AutoOffsetReset.Earliest,
+        SessionTimeoutMs = 6000,
+    }).SetLogHandler((_, _) => { }).Build();
+
     /// <summary>Consuming alone, as a user writes it: consume, decode with System.Text.Json, count.</summary>
     private static double? ConsumeByHand(KafkaMockCluster kafka, int records, int run)
     {
-        var config = new ConsumerConfig
-        {
-            BootstrapServers = kafka.BootstrapServers,
-            GroupId = string.Create(CultureInfo.InvariantCulture, $"kk-{run}"),
-            AutoOffsetReset = AutoOffsetReset.Earliest,
-            SessionTimeoutMs = 6000,
-        };
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).SetLogHandler((_, _) => { }).Build();
+        using var consumer = HandConsumer(kafka, run);
         consumer.Subscribe(Input);
         Stopwatch? clock = null;
         var consumed = 0;
