@@ -256,6 +256,32 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
     }
 
     [Fact]
+    public async Task A_source_subscribed_by_pattern_names_each_message_by_its_own_topic()
+    {
+        // One entry in Topics, but a pattern (librdkafka reads "^…" as a regex): the source must not take it for the
+        // one topic's name, which it supplies itself when it asks Confluent.Kafka for no topic names.
+        var first = kafka.NewTopic("rx-a", 2);
+        var second = kafka.NewTopic("rx-b", 2);
+        var orders = Enumerable.Range(1, 200).Select(i => OrderOf(i)).ToArray();
+        kafka.Produce(first, orders.Where(o => o.Id % 2 == 0).Select(o => ((string?)null, (byte[]?)Json(o))).Append((null, Encoding.UTF8.GetBytes("{bad a"))));
+        kafka.Produce(second, orders.Where(o => o.Id % 2 == 1).Select(o => ((string?)null, (byte[]?)Json(o))).Append((null, Encoding.UTF8.GetBytes("{bad b"))));
+        var deadLetters = Path.Combine(_work, "pattern-dead.jsonl");
+        var options = Source($"^rx-[ab]-{Environment.ProcessId}-.*", "rx-" + Guid.NewGuid().ToString("N"));
+        options.StartFrom = KafkaStart.Earliest;
+        var pipeline = new KafkaOrders { Orders = new KafkaSource<Order, Order.JsonCodec>(options), Output = new CountingSink<Order>() };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = deadLetters }, stop.Token);
+        await pipeline.Output.WhenCount(orders.Length).WaitAsync(Patience);
+        await WaitUntil(() => File.Exists(deadLetters) && File.ReadAllLines(deadLetters).Length >= 2, run, "both bad messages dead-lettered");
+        await stop.CancelAsync();
+        await run;
+
+        Assert.Equal(orders.Select(o => o.Id).Order(), pipeline.Output.Items.Select(o => o.Id).Distinct().Order());
+        var files = File.ReadAllLines(deadLetters).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("file").GetString()!).ToList();
+        Assert.Equal([first, second], files.Select(f => f[..f.LastIndexOf('[')]).Distinct().Order());
+    }
+
+    [Fact]
     public async Task Delivery_failures_surface_and_fail_the_run()
     {
         var pipeline = new CollectionToKafka

@@ -239,9 +239,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             // Confluent.Kafka builds a Headers list, a timestamp and the topic's name into every message it returns unless
             // told not to (~200 B per message): ask only for what this source uses. Metadata callbacks see everything;
-            // a source of one topic knows the topic's name without it.
+            // a source of one topic knows the topic's name without it (not of a pattern: librdkafka reads "^…" as a regex).
             var topics = KafkaConfig.Topics(_options.Topics);
-            _topic = topics.Count == 1 && source._metadata is null ? topics[0] : null;
+            _topic = topics.Count == 1 && !topics[0].StartsWith('^') && source._metadata is null ? topics[0] : null;
             config.ConsumeResultFields = source._metadata is not null ? "all" : _topic is null ? "topic" : "none";
             KafkaConfig.Apply(config, _options.Properties);
 

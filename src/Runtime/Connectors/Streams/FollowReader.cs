@@ -162,7 +162,6 @@ internal sealed class FollowReader<T, TCodec> : ISourceReader<T>
                         await Task.Delay(poll, stop).ConfigureAwait(false);
                         continue;
                     }
-
                 }
 
                 var read = await stream.ReadAsync(writer.GetMemory(RecordSourceOptions.DefaultReadBufferBytes), stop).ConfigureAwait(false);
