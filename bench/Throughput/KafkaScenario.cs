@@ -263,7 +263,6 @@ internal static class KafkaScenario
     {
         private readonly Dictionary<string, long> _bytes = [];
         private readonly Lock _lock = new();
-        private bool _on;
 
         public List<(string Type, long Bytes)> Top(int count)
         {
@@ -278,13 +277,12 @@ internal static class KafkaScenario
             if (source.Name == "Microsoft-Windows-DotNETRuntime")
             {
                 EnableEvents(source, EventLevel.Verbose, (EventKeywords)0x1); // GC
-                _on = true;
             }
         }
 
         protected override void OnEventWritten(EventWrittenEventArgs e)
         {
-            if (!_on || e.EventName is null || !e.EventName.StartsWith("GCAllocationTick", StringComparison.Ordinal) || e.Payload is null)
+            if (e.EventName is null || !e.EventName.StartsWith("GCAllocationTick", StringComparison.Ordinal) || e.Payload is null)
             {
                 return;
             }
