@@ -291,8 +291,8 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         var topic = kafka.NewTopic("resumed-at-end", 2);
         var group = "resumed-" + Guid.NewGuid().ToString("N");
         var start = 1_700_000_000_000L;
-        Produce(topic, 0, "a", start, count: 100);
-        Produce(topic, 1, "b", start, count: 100);
+        ProduceViews(topic, 0, "a", start, count: 100);
+        ProduceViews(topic, 1, "b", start, count: 100);
         var options = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest };
         var first = new KafkaPageViews { Views = new(options) };
         using (var stop = new CancellationTokenSource())
@@ -303,7 +303,7 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
             await run.WaitAsync(Patience);
         }
 
-        Produce(topic, 0, "a", start + 1_000, count: 1_000);
+        ProduceViews(topic, 0, "a", start + 1_000, count: 1_000);
         var second = new KafkaPageViews { Views = new(options) };
         using (var stop = new CancellationTokenSource())
         {
@@ -318,17 +318,55 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         var windows = second.Counts.Items.Select(w => (w.Key, w.Start, w.Value)).OrderBy(w => w).ToList();
         var expected = Enumerable.Range(0, 10).Select(i => ("a", start + (i * 1_000), 100L)).Append(("b", start, 100L)).OrderBy(w => w).ToList();
         Assert.Equal(expected, windows);
+    }
 
-        void Produce(string topic, int partition, string page, long from, int count)
+    [Fact]
+    public async Task Windows_already_due_at_a_stop_fire_after_a_restart_with_nothing_new_to_read()
+    {
+        // Run 1 reads ten seconds of a's views from partition 0 and b's first 100 ms from partition 1, which stays
+        // active (IdleAfterEnd is long), so it holds every window back; the run stops with its state. Run 2 resumes both
+        // partitions at their end and nothing more comes. Before, its readers knew nothing of what run 1 had read: when
+        // both fell idle the watermark had nothing to move to, and the windows run 1 had filled waited for a new record.
+        var topic = kafka.NewTopic("due-after-restart", 2);
+        var group = "due-" + Guid.NewGuid().ToString("N");
+        var start = 1_700_000_000_000L;
+        ProduceViews(topic, 0, "a", start, count: 1_000);
+        ProduceViews(topic, 1, "b", start, count: 10);
+        var first = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest, IdleAfterEnd = TimeSpan.FromMinutes(10) }) };
+        using (var stop = new CancellationTokenSource())
         {
-            using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20 }).SetLogHandler((_, _) => { }).Build();
-            for (var i = 0; i < count; i++)
-            {
-                producer.Produce(new TopicPartition(topic, partition), new Message<string?, byte[]> { Value = Json(new PageView(page, from + (i * 10))) });
-            }
-
-            producer.Flush(Patience);
+            var run = first.RunAsync(Options(1), stop.Token);
+            await WaitUntil(() => first.Views.Progress.Done >= 1_010, run, "both partitions read to their end");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
         }
+
+        var second = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = group, StartFrom = KafkaStart.Earliest }) };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = second.RunAsync(Options(2), stop.Token);
+            await WaitUntil(() => second.Counts.Count >= 10, run, "the windows run 1's records complete"); // fails here without the restored watermark
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        // The watermark moved to what run 1 had read (a's last view, 9.99 s in): nine of a's seconds and b's only one
+        // fired, once each, in run 2; a's tenth second stays open (a view at 10.5 s could still come).
+        Assert.Equal(0, first.Counts.Count);
+        var windows = second.Counts.Items.Select(w => (w.Key, w.Start, w.Value)).OrderBy(w => w).ToList();
+        var expected = Enumerable.Range(0, 9).Select(i => ("a", start + (i * 1_000), 100L)).Append(("b", start, 10L)).OrderBy(w => w).ToList();
+        Assert.Equal(expected, windows);
+    }
+
+    private void ProduceViews(string topic, int partition, string page, long from, int count)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20 }).SetLogHandler((_, _) => { }).Build();
+        for (var i = 0; i < count; i++)
+        {
+            producer.Produce(new TopicPartition(topic, partition), new Message<string?, byte[]> { Value = Json(new PageView(page, from + (i * 10))) });
+        }
+
+        producer.Flush(Patience);
     }
 
     [Fact]

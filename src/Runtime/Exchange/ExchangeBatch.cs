@@ -35,6 +35,9 @@ internal sealed class ExchangeBatch<T>
     public ExchangeSignal Signal;
     public long Barrier;
 
+    /// <summary>With a barrier: the watermark the producer would send if every split it reads fell idle (its largest event time less the out-of-orderness).</summary>
+    public long Reached = long.MinValue;
+
     /// <summary>The producer was idle and sends records again (to this consumer or another): it holds watermarks back again.</summary>
     public bool Active;
 
@@ -55,6 +58,7 @@ internal sealed class ExchangeBatch<T>
         Watermark = long.MinValue;
         Signal = ExchangeSignal.Data;
         Barrier = 0;
+        Reached = long.MinValue;
         Active = false;
     }
 }

@@ -184,9 +184,18 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             basis--;
         }
 
-        var watermark = basis is long.MinValue or long.MaxValue ? basis : basis - _outOfOrderMs;
+        var watermark = TimeMath.HeldBack(basis, _outOfOrderMs); // saturates: an event time near the minimum does not wrap around
         return Math.Max(watermark, _floor);
     }
+
+    /// <summary>
+    /// The watermark this port would send with every split idle: what it has read so far, not held back by any split.
+    /// Checkpoints keep it (<see cref="KeyedOperator{TKey, TIn, TResult}.Reached"/>), so that a restarted run whose
+    /// inputs have nothing new still fires the windows it completes. A forwarded watermark has none: the keyed
+    /// partition before it fires by its own.
+    /// </summary>
+    private long Reached()
+        => !_eventTime || _forwarded || _maxTimestamp is long.MinValue ? long.MinValue : TimeMath.HeldBack(_maxTimestamp - 1, _outOfOrderMs);
 
     /// <summary>The largest event time every active split has reached (the smallest of their largest), or with every split idle the largest of all.</summary>
     private long SplitsMax(SourceSplits splits)
@@ -388,6 +397,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             var barrier = _exchange.Rent(_input);
             barrier.Signal = ExchangeSignal.Barrier;
             barrier.Barrier = checkpoint;
+            barrier.Reached = Reached();
             await _exchange.SendAsync(target, barrier, Linked(cancellationToken)).ConfigureAwait(false);
         }
     }

@@ -199,7 +199,7 @@ internal sealed class IntervalJoinOperator<TKey, TLeft, TRight>
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
+        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries, Reached).Write(writer);
         for (var p = 0; p < _lefts.Count; p++)
         {
             var pane = _lefts[p];

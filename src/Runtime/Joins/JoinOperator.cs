@@ -304,7 +304,7 @@ internal abstract class JoinOperator<TKey, TLeft, TRight> : KeyedOperator<TKey, 
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
+        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries, Reached).Write(writer);
         foreach (var (key, held) in _state)
         {
             foreach (var left in held.Left)

@@ -360,7 +360,7 @@ internal sealed class WindowJoinOperator<TKey, TLeft, TRight>
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<JoinEntry<TLeft, TRight>> entries)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries).Write(writer);
+        new WindowStateHeader(Kind, Watermark, InputWatermark, _entries, Reached).Write(writer);
         foreach (var pane in _panes)
         {
             for (var i = 0; i < pane.Left.Count; i++)

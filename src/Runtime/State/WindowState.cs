@@ -2,8 +2,8 @@ namespace Compiled.Runtime;
 
 /// <summary>
 /// A window operator's state as a checkpoint holds it. One partition's snapshot is a header — the operator kind, its
-/// watermark, a kind-specific clock value (the next window end of a pane operator) and the entry count — then the
-/// entries, each led by its key. Restoring reads the snapshots of every old partition and gives each entry to the new
+/// watermark, a kind-specific clock value (the next window end of a pane operator), the entry count and the watermark
+/// its inputs had reached (<see cref="KeyedOperator{TKey, TIn, TResult}.Reached"/>) — then the entries, each led by its key. Restoring reads the snapshots of every old partition and gives each entry to the new
 /// partition that owns its key (<see cref="KeyHash.Partition"/> over the new parallelism): a checkpoint restores at
 /// any parallelism. Key hashes are recomputed, never stored (string hashes differ between processes).
 /// </summary>
@@ -22,14 +22,18 @@ internal interface IWindowState<TKey, TAcc>
     /// <summary>Sets the restored operator's clock: the earliest watermark and clock value among the old partitions.</summary>
     void RestoreClock(long watermark, long clock);
 
+    /// <summary>The watermark the run's inputs had reached at the checkpoint, counting every input as idle (the largest among the old partitions).</summary>
+    long Reached { get; set; }
+
     /// <summary>Reads <paramref name="count"/> entries and adds each to the operator in <paramref name="targets"/> that owns its key.</summary>
     void RestoreEntries(ref StateReader reader, long count, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators, IReadOnlyList<IWindowState<TKey, TAcc>> targets);
 }
 
 /// <summary>The header every window snapshot starts with.</summary>
-internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count)
+internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count, long Reached)
 {
-    public const int Version = 1;
+    /// <summary>Version 2 added <see cref="Reached"/>; a version 1 snapshot reads with none (<see cref="long.MinValue"/>).</summary>
+    public const int Version = 2;
 
     private static bool OnDisk(byte kind) => kind is DiskRunningKind or DiskPaneKind or DiskRunningTimedKind;
 
@@ -49,17 +53,19 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
         writer.WriteInt64(Watermark);
         writer.WriteInt64(Clock);
         writer.WriteInt64(Count);
+        writer.WriteInt64(Reached);
     }
 
     public static WindowStateHeader Read(ref StateReader reader)
     {
         var version = reader.ReadByte();
-        if (version != Version)
+        if (version is < 1 or > Version)
         {
-            throw new InvalidDataException($"Window state of version {version} (this build reads version {Version}).");
+            throw new InvalidDataException($"Window state of version {version} (this build reads versions 1 to {Version}).");
         }
 
-        return new WindowStateHeader(reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64());
+        var (kind, watermark, clock, count) = (reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64());
+        return new WindowStateHeader(kind, watermark, clock, count, version >= 2 ? reader.ReadInt64() : long.MinValue);
     }
 
     /// <summary>
@@ -72,6 +78,7 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
         var kind = targets[0].Kind;
         var watermark = long.MaxValue;
         var clock = long.MaxValue;
+        var reached = long.MinValue;
         foreach (var snapshot in snapshots)
         {
             var reader = new StateReader(snapshot);
@@ -87,6 +94,7 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
 
             watermark = Math.Min(watermark, header.Watermark);
             clock = Math.Min(clock, header.Clock);
+            reached = Math.Max(reached, header.Reached);
         }
 
         if (snapshots.Count == 0)
@@ -97,6 +105,7 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
         foreach (var target in targets)
         {
             target.RestoreClock(watermark, clock);
+            target.Reached = Math.Max(target.Reached, reached);
         }
 
         foreach (var snapshot in snapshots)

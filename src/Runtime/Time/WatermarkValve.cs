@@ -108,8 +108,26 @@ public sealed class WatermarkValve
         }
     }
 
-    /// <summary>Recomputes the combined watermark at <paramref name="nowMs"/> and returns it.</summary>
-    public long Combine(long nowMs)
+    private bool AllDeclaredIdle()
+    {
+        for (var i = 0; i < _watermarks.Length; i++)
+        {
+            if (!_ended[i] && !_declaredIdle[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Recomputes the combined watermark at <paramref name="nowMs"/> and returns it. With every remaining input idle by
+    /// its own word (not by the timeout, which only guesses), it moves to at least <paramref name="reached"/>: what the
+    /// inputs had reached before a restart (<see cref="KeyedOperator{TKey, TIn, TResult}.Reached"/>), which inputs that
+    /// resumed with nothing new to read cannot know.
+    /// </summary>
+    public long Combine(long nowMs, long reached = long.MinValue)
     {
         if (AllEnded)
         {
@@ -139,6 +157,11 @@ public sealed class WatermarkValve
         // With every remaining input idle, the watermark goes to the largest of theirs (as Flink's valve does): idleness
         // is checked on a tick, so inputs that fall quiet at about the same time must not hold each other back.
         var candidate = active ? min : maxIdle;
+        if (!active && reached > candidate && AllDeclaredIdle())
+        {
+            candidate = reached;
+        }
+
         if (candidate > Current)
         {
             Current = candidate;

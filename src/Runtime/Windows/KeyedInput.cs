@@ -312,6 +312,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 CheckAligned();
                 break;
             case ExchangeSignal.Barrier:
+                _windows.Reached = Math.Max(_windows.Reached, batch.Reached); // before the snapshot: it is taken once aligned
                 Barrier(batch.Input, batch.Barrier);
                 break;
             case ExchangeSignal.Idle:
@@ -335,7 +336,7 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
     {
         var watermark = _processingTime
             ? (_valve.AllEnded ? long.MaxValue : now - 1)
-            : _valve.Combine(now);
+            : _valve.Combine(now, _windows.Reached);
         _windows.Advance(watermark);
         AfterFiring(now, Emit(), finishing: false);
     }

@@ -11,6 +11,14 @@ public abstract class KeyedOperator<TKey, TIn, TResult>
     /// <summary>The operator's watermark: no record at or before it is expected any more. Starts at <see cref="long.MinValue"/>.</summary>
     public long Watermark { get; protected set; } = long.MinValue;
 
+    /// <summary>
+    /// The watermark the partition's inputs would have sent at the last checkpoint barrier had every one of them been
+    /// idle: the largest event time they had read, less the out-of-orderness (restored with the state). After a restart
+    /// the inputs know nothing of what they read before it; when every one of them is idle, the watermark moves to this,
+    /// as it would have in a run that had gone on. <see cref="long.MinValue"/> when unknown.
+    /// </summary>
+    public long Reached { get; set; } = long.MinValue;
+
     /// <summary>Results emitted so far; the caller reads and resets it.</summary>
     public Compiled.RecordBuffer<TResult> Results { get; } = new();
 

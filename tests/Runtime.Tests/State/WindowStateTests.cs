@@ -58,6 +58,12 @@ public class WindowStateTests
         {
             if (b == cut)
             {
+                var reached = max == long.MinValue ? long.MinValue : max - outOfOrderMs - 1;
+                for (var p = 0; p < operators.Length; p++)
+                {
+                    operators[p].Reached = reached == long.MinValue ? long.MinValue : reached - p; // partitions heard of it at different barriers
+                }
+
                 var snapshots = operators.Select(op =>
                 {
                     var writer = new StateWriter();
@@ -69,6 +75,7 @@ public class WindowStateTests
                 operators = Enumerable.Range(0, after).Select(_ => Create(window, latenessMs)).ToArray();
                 WindowStateHeader.Restore(snapshots, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), operators.Select(State).ToArray());
                 Assert.Equal(entries, operators.Sum(o => o.StateEntries));
+                Assert.All(operators, o => Assert.Equal(reached, o.Reached)); // the largest: every new partition may hold any old one's keys
                 max = long.MinValue; // a restarted source derives its watermark from what it reads again
             }
 
@@ -155,6 +162,31 @@ public class WindowStateTests
                 },
                 iter: 400,
                 print: t => $"{t.window} lateness {t.lateness} ooo {t.outOfOrder} p {t.before}->{t.after} cut {t.cut} batches [{string.Join(" | ", t.batches.Select(b => string.Join(",", b.Select(r => $"{r.Key}@{r.Time}:{r.Value}"))))}]");
+    }
+
+    [Fact]
+    public void A_snapshot_written_before_the_header_had_what_the_inputs_reached_restores_with_none()
+    {
+        var old = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        old.Add([new Keyed<int, WindowReading>(7, 1_050, new WindowReading(7, 1_050, 3))]);
+        old.Reached = 5_000;
+        var writer = new StateWriter();
+        State(old).Snapshot(writer, checkpoint: 0, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>());
+        var current = writer.Written.ToArray();
+        Assert.Equal(WindowStateHeader.Version, current[0]);
+
+        // Version 1: the same header without its last field (8 bytes after the version, kind, watermark, clock and count).
+        var versionOne = current[..26].Concat(current[34..]).ToArray();
+        versionOne[0] = 1;
+        var restored = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        WindowStateHeader.Restore([versionOne], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(restored)]);
+        Assert.Equal(long.MinValue, restored.Reached);
+        restored.Advance(long.MaxValue);
+        Assert.Equal([(7, 1_000L, 3L)], restored.Results.Span.ToArray().Select(r => (r.Key, r.Start, r.Value)));
+
+        var fromCurrent = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        WindowStateHeader.Restore([current], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(fromCurrent)]);
+        Assert.Equal(5_000, fromCurrent.Reached);
     }
 
     [Fact]

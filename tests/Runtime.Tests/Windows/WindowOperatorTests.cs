@@ -330,6 +330,22 @@ public class WindowOperatorTests
     }
 
     [Fact]
+    public void What_the_inputs_reached_before_a_restart_moves_the_watermark_only_once_every_input_said_it_is_idle()
+    {
+        const long reached = 9_000; // restored: what the inputs had read before the restart
+        var valve = new WatermarkValve(2, TimeSpan.FromMilliseconds(500), nowMs: 0);
+        valve.Update(0, 1_000, 10, true);
+        Assert.Equal(long.MinValue, valve.Combine(10, reached)); // input 1 has said nothing: it may still be catching up
+        Assert.Equal(1_000, valve.Combine(600, reached)); // both quiet past the timeout: idle by a guess, not by their word
+        valve.DeclareIdle(1);
+        Assert.Equal(1_000, valve.Combine(700, reached)); // input 0 has not said so
+        valve.DeclareIdle(0);
+        Assert.Equal(reached, valve.Combine(800, reached)); // both have: the watermark a run that had gone on would have
+        valve.Update(1, 2_000, 900, true); // records again: the combined watermark does not go back
+        Assert.Equal(reached, valve.Combine(900, reached));
+    }
+
+    [Fact]
     public void Keyed_tumbling_count_over_an_int_key_allocates_nothing_per_record_in_steady_state()
     {
         var op = WindowOperator.Create<int, Reading, Count<Reading>, long, long>(Window.Tumbling(TimeSpan.FromMilliseconds(1_000)), TimeSpan.Zero);

@@ -525,7 +525,7 @@ internal sealed class DiskPaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Wind
     {
         ThrowIfFiring();
         var relative = _table.Checkpoint(_root, _name, checkpoint);
-        new WindowStateHeader(Kind, Watermark, _nextEnd, _entries).Write(writer);
+        new WindowStateHeader(Kind, Watermark, _nextEnd, _entries, Reached).Write(writer);
         writer.WriteString(relative);
     }
 

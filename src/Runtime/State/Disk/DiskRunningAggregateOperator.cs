@@ -182,7 +182,7 @@ internal sealed class DiskRunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> 
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         var relative = _table.Checkpoint(_root, _name, checkpoint);
-        new WindowStateHeader(Kind, Watermark, 0, _distinct).Write(writer);
+        new WindowStateHeader(Kind, Watermark, 0, _distinct, Reached).Write(writer);
         writer.WriteString(relative);
     }
 
