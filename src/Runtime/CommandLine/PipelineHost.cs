@@ -89,6 +89,7 @@ public static class PipelineHost
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(context);
+        using var signals = context.HandleSignals ? new HostSignals() : null;
         var output = context.Output;
         var error = context.Error;
         var job = pipeline.CreateJob();
@@ -258,7 +259,7 @@ public static class PipelineHost
 
             var quietRun = parse.GetValue(quiet);
             var live = !quietRun && (context.Interactive ?? IsTerminal(error));
-            exitCode = await RunAsync(job, options, host, new StatusWriter(error, live), quietRun, context, settings, values, token).ConfigureAwait(false);
+            exitCode = await RunAsync(job, options, host, new StatusWriter(error, live), quietRun, context, settings, values, signals, token).ConfigureAwait(false);
             return exitCode;
         });
 
@@ -289,7 +290,7 @@ public static class PipelineHost
     private static bool IsTerminal(TextWriter error)
         => ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
 
-    private static async Task<int> RunAsync(IPipelineJob job, PipelineOptions options, HostSettings host, StatusWriter status, bool quiet, PipelineHostContext context, PipelineSettings settings, List<SettingValue> applied, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(IPipelineJob job, PipelineOptions options, HostSettings host, StatusWriter status, bool quiet, PipelineHostContext context, PipelineSettings settings, List<SettingValue> applied, HostSignals? signals, CancellationToken cancellationToken)
     {
         using var loggerFactory = LoggerFactory.Create(builder => builder.SetMinimumLevel(host.LogLevel).AddProvider(new StatusLoggerProvider(status)));
         var logger = loggerFactory.CreateLogger("Compiled.Host");
@@ -380,7 +381,7 @@ public static class PipelineHost
                 status.Line($"{job.Descriptor.Name}: metrics at http://{metrics.EndPoint}/metrics (probes: /healthz, /readyz)");
             }
 
-            return await RunWithSignalsAsync(job, options, status, quiet, context.HandleSignals, cancellationToken).ConfigureAwait(false);
+            return await RunWithSignalsAsync(job, options, status, quiet, signals, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -402,7 +403,7 @@ public static class PipelineHost
         }
     }
 
-    private static async Task<int> RunWithSignalsAsync(IPipelineJob job, PipelineOptions options, StatusWriter status, bool quiet, bool handleSignals, CancellationToken cancellationToken)
+    private static async Task<int> RunWithSignalsAsync(IPipelineJob job, PipelineOptions options, StatusWriter status, bool quiet, HostSignals? signals, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var abort = new CancellationTokenSource();
@@ -429,8 +430,7 @@ public static class PipelineHost
             }
         }
 
-        using var sigint = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal) : null;
-        using var sigterm = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal) : null;
+        using var attached = signals?.Attach(OnSignal);
         var progress = status.Live ? new ProgressReporter(options.Monitor!, status) : null;
         try
         {
@@ -482,6 +482,83 @@ public static class PipelineHost
             // Printed here, once: the run's own error log line (event 6) is left out of the host's log (StatusLoggerProvider).
             status.Line($"error: {SafeText.Escape(ex.Message)}");
             return NonRetryableException.IsCause(ex) ? ExitCodes.ConfigurationError : ExitCodes.RuntimeFailure;
+        }
+    }
+
+    /// <summary>
+    /// Ctrl+C and SIGTERM from the moment the host starts, not only once the run does. The first one that comes while
+    /// the command line is read and the host sets up (an outside kill loop found that window: ~150 ms in which a
+    /// SIGTERM ended the process with the runtime's exit code 143) is kept and handed to the run, which then stops as
+    /// it would have a moment later; a second one before the run exists ends the process as before — nothing has been
+    /// read yet. After the run, signals are swallowed while the host finishes (the summary, the exporters' last flush).
+    /// </summary>
+    private sealed class HostSignals : IDisposable
+    {
+        private readonly Lock _lock = new();
+        private readonly PosixSignalRegistration _sigint;
+        private readonly PosixSignalRegistration _sigterm;
+        private Action<PosixSignalContext>? _handler;
+        private PosixSignal? _early;
+        private bool _attached;
+
+        public HostSignals()
+        {
+            _sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        }
+
+        private void OnSignal(PosixSignalContext signal)
+        {
+            Action<PosixSignalContext>? handler;
+            lock (_lock)
+            {
+                handler = _handler;
+                if (handler is null)
+                {
+                    // Before the run: keep the first; a second one ends the process. After it: let the host finish.
+                    signal.Cancel = _attached || _early is null;
+                    _early ??= signal.Signal;
+                    return;
+                }
+            }
+
+            handler(signal);
+        }
+
+        /// <summary>Hands signals to the run's <paramref name="handler"/> (and the one that came before, if any) until the result is disposed.</summary>
+        public IDisposable Attach(Action<PosixSignalContext> handler)
+        {
+            PosixSignal? early;
+            lock (_lock)
+            {
+                _handler = handler;
+                _attached = true;
+                early = _early;
+            }
+
+            if (early is { } signal)
+            {
+                handler(new PosixSignalContext(signal));
+            }
+
+            return new Detach(this);
+        }
+
+        public void Dispose()
+        {
+            _sigint.Dispose();
+            _sigterm.Dispose();
+        }
+
+        private sealed class Detach(HostSignals signals) : IDisposable
+        {
+            public void Dispose()
+            {
+                lock (signals._lock)
+                {
+                    signals._handler = null;
+                }
+            }
         }
     }
 

@@ -19,8 +19,7 @@ public sealed class SocketBurstTests
     public async Task A_burst_of_10000_connections_under_a_192_MiB_heap_limit_loses_no_line_and_does_not_crash()
     {
         var port = FreePort();
-        var app = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Apps", "SocketBurst", "bin",
-            Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/'))!), "net10.0", "SocketBurst.dll");
+        var app = App();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var argument in new[] { "exec", Path.GetFullPath(app), "--set", $"Input.Port={port}", "-p", "2" })
         {
@@ -68,6 +67,53 @@ public sealed class SocketBurstTests
         Assert.Contains($"{Connections:N0} records read", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("Out of memory", stderr, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public async Task A_sigterm_while_the_host_sets_up_stops_the_run_gracefully_instead_of_killing_the_process()
+    {
+        // An outside kill loop's finding: a SIGTERM in the first ~150 ms (options read, extensions started, before the
+        // run's handler existed) ended the process with the runtime's exit code 143. The app's host extension holds the
+        // setup until the test has signalled, so the signal lands there every time.
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var argument in new[] { "exec", Path.GetFullPath(App()), "--set", $"Input.Port={FreePort()}", "-p", "1" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["BURST_HOLD"] = "1";
+        using var child = Process.Start(start)!;
+        var output = child.StandardOutput.ReadToEndAsync();
+        try
+        {
+            var first = await child.StandardError.ReadLineAsync().WaitAsync(Patience);
+            Assert.Equal("holding", first);
+            using (var kill = Process.Start("kill", ["-TERM", child.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync().WaitAsync(Patience);
+                Assert.Equal(0, kill.ExitCode);
+            }
+
+            await child.StandardInput.WriteLineAsync("go"); // the setup goes on, and the run starts stopped
+            child.StandardInput.Close();
+            await child.WaitForExitAsync().WaitAsync(Patience);
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+        }
+
+        var stderr = await child.StandardError.ReadToEndAsync();
+        Assert.True(child.ExitCode == 0, $"exit code {child.ExitCode}\n{stderr}\n{await output}");
+        Assert.Contains("socket-burst: stopping", stderr, StringComparison.Ordinal);
+        Assert.Contains("socket-burst stopped in", stderr, StringComparison.Ordinal);
+    }
+
+    private static string App()
+        => Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Apps", "SocketBurst", "bin",
+            Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/'))!), "net10.0", "SocketBurst.dll");
 
     private static int FreePort()
     {
