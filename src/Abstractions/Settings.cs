@@ -153,9 +153,13 @@ public sealed class Setting
             return null;
         });
 
-    /// <summary>A duration setting: <c>250ms</c>, <c>5s</c>, <c>2m</c>, <c>1h</c> or <c>hh:mm:ss</c>; <c>none</c> when <paramref name="optional"/>.</summary>
-    public static Setting Duration(string name, string description, Func<TimeSpan?> get, Action<TimeSpan?> set, bool optional = false)
-        => new(name, description, optional ? "a duration (250ms, 5s, 2m, 1h, hh:mm:ss) or none" : "a duration (250ms, 5s, 2m, 1h, hh:mm:ss)", false, () => get() is { } value ? FormatDuration(value) : "none", text =>
+    /// <summary>
+    /// A duration setting: <c>250ms</c>, <c>5s</c>, <c>2m</c>, <c>1h</c> or <c>hh:mm:ss</c>; <c>none</c> when
+    /// <paramref name="optional"/>; <c>0</c> when <paramref name="zeroAllowed"/> (a setting whose zero means something:
+    /// "at once", "never").
+    /// </summary>
+    public static Setting Duration(string name, string description, Func<TimeSpan?> get, Action<TimeSpan?> set, bool optional = false, bool zeroAllowed = false)
+        => new(name, description, optional ? "a duration (250ms, 5s, 2m, 1h, hh:mm:ss) or none" : zeroAllowed ? "a duration (250ms, 5s, 2m, 1h, hh:mm:ss) or 0" : "a duration (250ms, 5s, 2m, 1h, hh:mm:ss)", false, () => get() is { } value ? FormatDuration(value) : "none", text =>
         {
             if (optional && IsNone(text))
             {
@@ -163,9 +167,17 @@ public sealed class Setting
                 return null;
             }
 
-            if (!TryParseDuration(text.Trim(), out var value) || value <= TimeSpan.Zero)
+            if (zeroAllowed && text.Trim() == "0")
             {
-                return "expected a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss";
+                set(TimeSpan.Zero);
+                return null;
+            }
+
+            if (!TryParseDuration(text.Trim(), out var value) || value < TimeSpan.Zero || (value == TimeSpan.Zero && !zeroAllowed))
+            {
+                return zeroAllowed
+                    ? "expected 0 or a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss"
+                    : "expected a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss";
             }
 
             set(value);

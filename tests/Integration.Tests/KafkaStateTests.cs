@@ -358,6 +358,21 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         Assert.Equal(expected, windows);
     }
 
+    [Fact]
+    public void IdleAfterEnd_of_zero_is_a_setting_as_its_description_says()
+    {
+        // An outside test's finding: "--set Views.IdleAfterEnd=0" exited 2 ("expected a positive duration"), while --help
+        // and connectors.md say 0 makes a partition at its end idle at once.
+        var pipeline = new KafkaPageViews();
+        var source = Assert.Single(((ICompiledPipeline)pipeline).CreateJob().Connectors, c => c.Role == ConnectorRole.Source);
+        var idleAfterEnd = source.Settings.First(s => s.Name == "Views.IdleAfterEnd");
+        Assert.Null(idleAfterEnd.TrySet("0"));
+        Assert.Equal(TimeSpan.Zero, ((KafkaSource<PageView, PageView.JsonCodec>)source.Connector).Options.IdleAfterEnd);
+        Assert.Null(idleAfterEnd.TrySet("0s"));
+        Assert.Equal("0ms", idleAfterEnd.Value);
+        Assert.NotNull(idleAfterEnd.TrySet("-2s"));
+    }
+
     private void ProduceViews(string topic, int partition, string page, long from, int count)
     {
         using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20 }).SetLogHandler((_, _) => { }).Build();

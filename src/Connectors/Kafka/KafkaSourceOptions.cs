@@ -120,7 +120,7 @@ public sealed class KafkaSourceOptions
         }),
         Setting.Duration(nameof(SessionTimeout), "How long the group waits for a silent member before moving its partitions", () => SessionTimeout, v => SessionTimeout = v!.Value),
         Setting.Duration(nameof(PollTimeout), "How long a poll waits for records", () => PollTimeout, v => PollTimeout = v!.Value),
-        Setting.Duration(nameof(IdleAfterEnd), "How long a partition read to its end holds the watermark back waiting for more (0: idle at once)", () => IdleAfterEnd, v => IdleAfterEnd = v ?? TimeSpan.Zero),
+        Setting.Duration(nameof(IdleAfterEnd), "How long a partition read to its end holds the watermark back waiting for more (0: idle at once)", () => IdleAfterEnd, v => IdleAfterEnd = v ?? TimeSpan.Zero, zeroAllowed: true),
         Setting.Boolean(nameof(ReadCommitted), "Read only committed records of transactional producers", () => ReadCommitted, v => ReadCommitted = v),
         Setting.Boolean(nameof(Distributed), "Run as one of several copies in the group; keyed state moves with its partitions", () => Distributed, v => Distributed = v),
         Setting.Boolean(nameof(PartitionedByKey), "The topic is partitioned by the [KeyBy] key (its messages are keyed by it)", () => PartitionedByKey, v => PartitionedByKey = v),

@@ -125,7 +125,7 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
         Setting.Number(nameof(SnapshotSplits), "Snapshot splits (0: one per 100 000 rows, at least one per partition)", () => SnapshotSplits, v => SnapshotSplits = (int)v, 0, 1_000_000),
         Setting.Boolean(nameof(CreatePublication), "Create the publication when it is missing", () => CreatePublication, v => CreatePublication = v),
         Setting.Boolean(nameof(CreateSlot), "Create the replication slot when it is missing", () => CreateSlot, v => CreateSlot = v),
-        Setting.Duration(nameof(HeartbeatInterval), "How often a quiet stream writes a heartbeat so the slot can move on (0: never)", () => HeartbeatInterval, v => HeartbeatInterval = v!.Value),
+        Setting.Duration(nameof(HeartbeatInterval), "How often a quiet stream writes a heartbeat so the slot can move on (0: never)", () => HeartbeatInterval, v => HeartbeatInterval = v!.Value, zeroAllowed: true),
         Setting.Number(nameof(MaxAttempts), "Attempts to reconnect the change stream before the run fails", () => MaxAttempts, v => MaxAttempts = (int)v, 1, 1000),
         Setting.Choice(nameof(ColumnNaming), "How member names become column names", () => ColumnNaming, v => ColumnNaming = v),
         Setting.Text(nameof(LsnField), "The member that receives the commit LSN", () => LsnField, v => LsnField = v),

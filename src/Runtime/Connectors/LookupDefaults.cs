@@ -18,7 +18,7 @@ public static class LookupDefaults
         [
             Setting.Choice("Join", "Inner: drop records without a row; LeftOuter: pass them on alone", () => lookup.Join, join),
             Setting.Number("CacheSize", "Keys each partition's cache holds (0: no cache)", () => lookup.CacheSize, v => cacheSize((int)v), 0, int.MaxValue),
-            Setting.Duration("TimeToLive", "How long a cached key is trusted before it is fetched again (0: until it leaves the cache)", () => lookup.TimeToLive, v => timeToLive(v ?? TimeSpan.Zero)),
+            Setting.Duration("TimeToLive", "How long a cached key is trusted before it is fetched again (0: until it leaves the cache)", () => lookup.TimeToLive, v => timeToLive(v ?? TimeSpan.Zero), zeroAllowed: true),
             Setting.Choice("Routing", "ByKey: records cross a hash exchange, each key is cached by one partition; Local: each partition looks up its own records, no exchange", () => lookup.Routing, routing),
         ];
     }

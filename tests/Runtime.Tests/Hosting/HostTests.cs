@@ -104,6 +104,7 @@ public sealed class HostTests : IDisposable
     [InlineData(new[] { "--set", "ErrorPolicy=Sometimes" }, "invalid value 'Sometimes' for setting 'ErrorPolicy' (from --set): expected one of DeadLetter, Skip, FailFast")]
     [InlineData(new[] { "--set", "Input.Follow=yes" }, "expected true or false")]
     [InlineData(new[] { "--set", "GracePeriod=soon" }, "expected a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss")]
+    [InlineData(new[] { "--set", "GracePeriod=0" }, "invalid value '0' for setting 'GracePeriod' (from --set): expected a positive duration")]
     [InlineData(new[] { "--set", "Parallelism" }, "--set 'Parallelism' is not Name=Value")]
     [InlineData(new[] { "--explain", "html" }, "html")]
     [InlineData(new[] { "--log-level", "Loud" }, "Loud")]

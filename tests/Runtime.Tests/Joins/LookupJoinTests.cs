@@ -345,6 +345,17 @@ public sealed class LookupJoinTests : IDisposable
         Assert.Equal(["Customers.Path", "Customers.Table", "Customers.Join", "Customers.CacheSize", "Customers.TimeToLive", "Customers.Routing"], lookup.Settings.Select(s => s.Name));
         Assert.Null(lookup.Settings.First(s => s.Name == "Customers.Join").TrySet("LeftOuter"));
         Assert.Equal(JoinKind.LeftOuter, ((SqliteLookup<int, Customer>)lookup.Connector).Join);
+
+        // TimeToLive 0 means "until the key leaves the cache", as its description says: a setting takes it (an outside
+        // test found the durations whose zero means something refused "0" as not positive). Negative stays refused.
+        var timeToLive = lookup.Settings.First(s => s.Name == "Customers.TimeToLive");
+        Assert.Null(timeToLive.TrySet("90s"));
+        Assert.Null(timeToLive.TrySet("0"));
+        Assert.Equal(TimeSpan.Zero, ((SqliteLookup<int, Customer>)lookup.Connector).TimeToLive);
+        Assert.Null(timeToLive.TrySet("2m"));
+        Assert.Null(timeToLive.TrySet("0ms"));
+        Assert.Equal(TimeSpan.Zero, ((SqliteLookup<int, Customer>)lookup.Connector).TimeToLive);
+        Assert.Equal("expected 0 or a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss", timeToLive.TrySet("-1s"));
         Assert.Contains("SQLite unused.db, table customers", lookup.Describe(), StringComparison.Ordinal);
     }
 
