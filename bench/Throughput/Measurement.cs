@@ -37,6 +37,11 @@ internal sealed class Measurement(string name, long records, int recordBytes)
     /// <summary>As <see cref="RunAsync"/>, but a body that returns seconds is timed by what it returns (e.g. excluding a start-up phase).</summary>
     public async Task RunTimedAsync(Func<Task<double?>> body, bool record)
     {
+        // As BenchmarkDotNet does between iterations: the garbage of the implementation measured before (interleaved runs)
+        // is collected here, not in the middle of this one's timing.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         var gen0 = GC.CollectionCount(0);
         var gen1 = GC.CollectionCount(1);
         var gen2 = GC.CollectionCount(2);
