@@ -531,7 +531,7 @@ public sealed class DiagnosticTests
     [Theory]
     [InlineData("Unkeyed", "none of its members is marked [Key]; mark the one whose column the lookup matches")]
     [InlineData("TwoKeys", "several members are marked [Key] (Id, Name); a lookup matches one column")]
-    [InlineData("LongKey", "its [Key] member 'Id' is long, but the lookup's keys are int")]
+    [InlineData("LongKey", "its [Key] member 'Id' is long where the lookup's keys are int")]
     [InlineData("Unbuildable", "it cannot be built from its fields; give it a public constructor whose parameters are its fields, or a parameterless constructor and settable members")]
     public void CMPL0143_lookup_row_that_cannot_be_read(string row, string problem)
         => AssertSingle("CMPL0143", LookupTypes + $$"""

@@ -424,7 +424,7 @@ internal static class PipelineParser
         var keyMemberType = MemberType(keyMember)!;
         if (!SymbolEqualityComparer.Default.Equals(keyMemberType.WithNullableAnnotation(NullableAnnotation.NotAnnotated), lookupKey.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
         {
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLookupRow, stage.Location, member.Name, Symbols.DisplayName(row), $"its [Key] member '{keyMember.Name}' is {Symbols.DisplayName(keyMemberType)}, but the lookup's keys are {Symbols.DisplayName(lookupKey)}"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLookupRow, stage.Location, member.Name, Symbols.DisplayName(row), $"its [Key] member '{keyMember.Name}' is {Symbols.DisplayName(keyMemberType)} where the lookup's keys are {Symbols.DisplayName(lookupKey)}"));
             return stage;
         }
 

@@ -602,7 +602,7 @@ public static class PipelineHost
 
         foreach (var lookup in result.Lookups)
         {
-            text += string.Create(CultureInfo.InvariantCulture, $"  lookup {lookup.Lookup}: {lookup.CacheHits:N0} records from the cache, {lookup.KeysFetched:N0} keys fetched in {lookup.Fetches:N0} queries ({lookup.RowsFetched:N0} rows), {lookup.Unmatched:N0} records without a row\n");
+            text += string.Create(CultureInfo.InvariantCulture, $"  lookup {lookup.Lookup}: {lookup.CacheHits:N0} records from the cache, {lookup.KeysFetched:N0} keys fetched in {lookup.Fetches:N0} {(lookup.Fetches == 1 ? "query" : "queries")} ({lookup.RowsFetched:N0} rows), {lookup.Unmatched:N0} records without a row\n");
         }
 
         foreach (var transform in result.AsyncTransforms)

@@ -377,6 +377,13 @@ public sealed class LookupJoinTests : IDisposable
         Assert.Equal(sales.Chunk(250).Sum(batch => batch.Select(s => s.CustomerId).Distinct().Count()), lookup.KeysFetched);
         Assert.Equal(0, lookup.CacheHits);
         Assert.Equal(ReferenceJoin(leftOuter: false), Sorted(pipeline.Out.Items));
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"keys fetched in {lookup.Fetches:N0} queries ("), PipelineHost.Summary(result), StringComparison.Ordinal);
+
+        // One batch, one query: the summary says so in the singular (an outside test read "in 1 queries").
+        var once = new SalesWithCustomers { Sales = new CollectionSource<Sale>(sales[..200]), Customers = new SqliteLookup<int, Customer>(Database, "customers") };
+        var single = await once.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = 250 });
+        Assert.Equal(1, Assert.Single(single.Lookups).Fetches);
+        Assert.Contains("keys fetched in 1 query (", PipelineHost.Summary(single), StringComparison.Ordinal);
     }
 
     [Fact]
