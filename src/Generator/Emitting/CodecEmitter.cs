@@ -155,7 +155,7 @@ internal static class CodecEmitter
             {
                 writer.Open($"if ({SequenceEqual}(name, {U8(field.WireName)}))");
                 EmitJsonReadValue(writer, model, field, index);
-                if (!field.IsOptional)
+                if (field.IsRequired)
                 {
                     writer.Line($"has{index} = true;");
                 }
@@ -566,8 +566,8 @@ internal static class CodecEmitter
         {
             var field = type.Fields[i];
             var nullable = field.IsNullableValue || field.IsReferenceType;
-            writer.Line($"{field.ValueTypeFullName}{(nullable ? "?" : "")} f{i} = default;");
-            if (tracked && !field.IsOptional)
+            writer.Line($"{field.ValueTypeFullName}{(nullable ? "?" : "")} f{i} = {field.Default ?? "default"};");
+            if (tracked && field.IsRequired)
             {
                 writer.Line($"var has{i} = false;");
             }
@@ -579,7 +579,7 @@ internal static class CodecEmitter
         for (var i = 0; i < type.Fields.Count; i++)
         {
             var field = type.Fields[i];
-            if (!field.IsOptional)
+            if (field.IsRequired)
             {
                 writer.Line($"if (!has{i}) return {fail}({SourceWriter.Literal($"field '{field.WireName}' is missing")});");
             }

@@ -43,6 +43,7 @@ internal sealed record CodecObjectModel(string FullName, string DisplayName, str
 /// <param name="ConstructorPosition">The constructor parameter this field is passed as, or -1 when it is set by initializer.</param>
 /// <param name="Nested">For a nested object or an enum: the identifier of the nested object or enum model.</param>
 /// <param name="IsReferenceType">Whether the field's type is a reference type (a string, a nested class).</param>
+/// <param name="Default">The C# expression of the constructor parameter's default value (<c>ChangeKind Kind = ChangeKind.Insert</c>), or null when it has none: what a JSON field that is missing decodes to.</param>
 internal sealed record CodecFieldModel(
     string MemberName,
     string WireName,
@@ -52,9 +53,13 @@ internal sealed record CodecFieldModel(
     bool IsNullableReference,
     int ConstructorPosition,
     string? Nested,
-    bool IsReferenceType)
+    bool IsReferenceType,
+    string? Default = null)
 {
     public bool IsOptional => IsNullableValue || IsNullableReference;
+
+    /// <summary>Whether a JSON object without this field is malformed: the field is neither nullable nor has a default.</summary>
+    public bool IsRequired => !IsOptional && Default is null;
 
     /// <summary>A nested object (a record type), written as an object inside the record.</summary>
     public bool IsNested => Kind is null;

@@ -99,7 +99,7 @@ internal static class CodecParser
             var field = ReadField(member, memberType, wire, position, naming, context, depth);
             if (field is not null)
             {
-                fields.Add(field);
+                fields.Add(position >= 0 ? field with { Default = DefaultLiteral(constructor!.Parameters[position]) } : field);
             }
         }
 
@@ -224,6 +224,33 @@ internal static class CodecParser
             .Where(c => !(c.Parameters.Length == 1 && SymbolEqualityComparer.Default.Equals(c.Parameters[0].Type, type)))
             .OrderByDescending(c => c.Parameters.Length)
             .FirstOrDefault();
+    }
+
+    /// <summary>The C# expression of <paramref name="parameter"/>'s default value, valid in generated code; null when it has none.</summary>
+    private static string? DefaultLiteral(IParameterSymbol parameter)
+    {
+        if (!parameter.HasExplicitDefaultValue)
+        {
+            return null;
+        }
+
+        var type = parameter.Type is INamedTypeSymbol { OriginalDefinition.SpecialType: SpecialType.System_Nullable_T } nullable ? nullable.TypeArguments[0] : parameter.Type;
+        return parameter.ExplicitDefaultValue switch
+        {
+            null => parameter.Type.IsValueType && type.Equals(parameter.Type, SymbolEqualityComparer.Default) ? "default" : "null",
+            string text => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(text, quote: true),
+            char character => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(character, quote: true),
+            bool flag => flag ? "true" : "false",
+            double number => double.IsNaN(number) ? "global::System.Double.NaN"
+                : double.IsInfinity(number) ? (number > 0 ? "global::System.Double.PositiveInfinity" : "global::System.Double.NegativeInfinity")
+                : number.ToString("R", CultureInfo.InvariantCulture) + "d",
+            float number => float.IsNaN(number) ? "global::System.Single.NaN"
+                : float.IsInfinity(number) ? (number > 0 ? "global::System.Single.PositiveInfinity" : "global::System.Single.NegativeInfinity")
+                : number.ToString("R", CultureInfo.InvariantCulture) + "f",
+            decimal number => number.ToString(CultureInfo.InvariantCulture) + "m",
+            // integers, and enums (whose default is their underlying number)
+            var number => $"({Symbols.FullName(type.WithNullableAnnotation(NullableAnnotation.NotAnnotated))})({System.Convert.ToString(number, CultureInfo.InvariantCulture)})",
+        };
     }
 
     internal static int IndexOfParameter(IMethodSymbol constructor, string memberName)

@@ -72,3 +72,21 @@ public sealed partial class AccessEntry
 
     public string Summary => $"{StatusCode} {RemoteAddress}";
 }
+
+/// <summary>Constructor parameters with default values: a JSON object may leave them out.</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct WithDefaults(
+    long Id,
+    ChangeKind Kind = ChangeKind.Insert,
+    Color Color = Color.Blue,
+    string Note = "none \"quoted\"",
+    int Count = -3,
+    long Big = long.MinValue,
+    decimal Amount = 0.1m,
+    double Ratio = 1e20,
+    float Small = -0.5f,
+    bool Flag = true,
+    char Mark = '\'',
+    int? Maybe = 7,
+    DateTimeOffset At = default,
+    string? Missing = null);

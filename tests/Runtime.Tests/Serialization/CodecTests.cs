@@ -81,6 +81,21 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void A_json_field_left_out_takes_its_constructor_parameter_default_and_one_without_a_default_is_still_required()
+    {
+        Assert.True(WithDefaults.JsonCodec.TryDecode("""{"id":5}"""u8.ToArray(), out var decoded, out var error), error.ToString());
+        Assert.Equal(new WithDefaults(5), decoded);
+        Assert.Equal((ChangeKind.Insert, Color.Blue, "none \"quoted\"", 1e20, '\''), (decoded.Kind, decoded.Color, decoded.Note, decoded.Ratio, decoded.Mark));
+
+        // Present fields win over defaults, including an explicit null for a nullable one.
+        Assert.True(WithDefaults.JsonCodec.TryDecode("""{"kind":"Delete","maybe":null,"note":"n","amount":2.5,"id":6}"""u8.ToArray(), out decoded, out error), error.ToString());
+        Assert.Equal(new WithDefaults(6, ChangeKind.Delete, Note: "n", Amount: 2.5m, Maybe: null), decoded);
+
+        Assert.False(WithDefaults.JsonCodec.TryDecode("""{"kind":"Delete"}"""u8.ToArray(), out _, out error));
+        Assert.Contains("field 'id' is missing", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Invalid_utf8_in_a_string_is_an_error()
     {
         byte[] bytes = [.. "{\"remote_address\":\""u8, 0xC3, 0x28, .. "\",\"status_code\":1,\"ms\":1}"u8];
