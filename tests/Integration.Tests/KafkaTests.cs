@@ -379,6 +379,74 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
         return ids;
     }
 
+    [Fact]
+    public async Task Tombstones_on_a_changelog_topic_delete_the_rows_a_stream_table_join_sees_when_a_tombstone_callback_is_given()
+    {
+        // A compacted topic of rates keyed by currency: every currency gets a rate at t0, the even ones a tombstone at
+        // t0+100, currency 0 a new rate at t0+200. Trades at t0+50, t0+150 and t0+250 meet the rate valid then.
+        const long t0 = 1_700_000_000_000;
+        const int currencies = 20;
+        var trades = kafka.NewTopic("fx-trades", 2);
+        var rates = kafka.NewTopic("fx-rates", 2);
+        var expected = new List<(long Trade, long Rate)>();
+        using (var producer = new ProducerBuilder<string, byte[]?>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            void Send(string topic, string key, byte[]? value, long time) =>
+                producer.Produce(topic, new Message<string, byte[]?> { Key = key, Value = value, Timestamp = new Timestamp(time, TimestampType.CreateTime) });
+            static byte[] RateJson(int c, long value, long time) => Encoding.UTF8.GetBytes($$"""{"currency":"c{{c}}","value":{{value}},"time":{{time}}}""");
+            static byte[] TradeJson(long id, int c, long time) => Encoding.UTF8.GetBytes($$"""{"id":{{id}},"currency":"c{{c}}","amount":1,"time":{{time}}}""");
+            for (var c = 0; c < currencies; c++)
+            {
+                Send(rates, $"c{c}", RateJson(c, c + 1, t0), t0);
+                if (c % 2 == 0)
+                {
+                    Send(rates, $"c{c}", null, t0 + 100);
+                }
+
+                if (c == 0)
+                {
+                    Send(rates, "c0", RateJson(0, 100, t0 + 200), t0 + 200);
+                }
+
+                Send(trades, $"c{c}", TradeJson(1000 + c, c, t0 + 50), t0 + 50);
+                Send(trades, $"c{c}", TradeJson(2000 + c, c, t0 + 150), t0 + 150);
+                Send(trades, $"c{c}", TradeJson(3000 + c, c, t0 + 250), t0 + 250);
+                expected.Add((1000 + c, c + 1));
+                expected.Add((2000 + c, c % 2 == 0 ? -1 : c + 1));
+                expected.Add((3000 + c, c == 0 ? 100 : c % 2 == 0 ? -1 : c + 1));
+            }
+
+            // Far later in both topics, so the watermark passes every trade above (each other partition goes idle at its end).
+            Send(rates, "late", RateJson(99, 99, t0 + 60_000), t0 + 60_000);
+            Send(trades, "late", TradeJson(0, 99, t0 + 60_000), t0 + 60_000);
+            producer.Flush();
+        }
+
+        var tombstones = 0;
+        var pipeline = new KafkaTradesAtRate
+        {
+            Trades = new KafkaSource<FxTrade, FxTrade.JsonCodec>(Source(trades, "fx-trades-" + Guid.NewGuid().ToString("N"))),
+            Rates = new KafkaSource<FxRate, FxRate.JsonCodec>(Source(rates, "fx-rates-" + Guid.NewGuid().ToString("N")), tombstone: message =>
+            {
+                Interlocked.Increment(ref tombstones);
+                return new FxRate(Encoding.UTF8.GetString(message.Key), 0, new DateTimeOffset(message.Timestamp!.Value).ToUnixTimeMilliseconds(), ChangeKind.Delete);
+            }),
+            Output = new CountingSink<(long Trade, long Rate)>(),
+        };
+        var deadLetters = Path.Combine(_work, "dead.jsonl");
+        using var stop = new CancellationTokenSource();
+        // One member per group: no rebalance, so nothing is read twice.
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 1, DeadLetterPath = deadLetters, StateDirectory = Path.Combine(_work, "state") }, stop.Token);
+        await WaitUntil(() => pipeline.Output.Items.Count(p => p.Trade != 0) >= expected.Count, run, "every trade priced");
+        await stop.CancelAsync();
+        var result = await run;
+
+        Assert.Equal(expected.Order(), pipeline.Output.Items.Where(p => p.Trade != 0).Order());
+        Assert.Equal(currencies / 2, tombstones);
+        Assert.Equal(0, result.Malformed);
+        Assert.False(File.Exists(deadLetters) && File.ReadAllText(deadLetters).Length > 0, "a tombstone was dead-lettered");
+    }
+
     /// <summary>Waits until <paramref name="condition"/> holds (polled); fails fast if the run ends first.</summary>
     private static async Task WaitUntil(Func<bool> condition, Task run, string what, TimeSpan? patience = null)
     {

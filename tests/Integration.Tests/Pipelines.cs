@@ -88,6 +88,33 @@ public sealed partial class KafkaTraced
     [Sink] public CountingSink<TracedOrder> Output { get; set; } = new();
 }
 
+/// <summary>A trade in a currency, at a time (milliseconds).</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct FxTrade(long Id, string Currency, long Amount, [property: EventTime] long Time);
+
+/// <summary>A change of a currency's rate on a compacted topic; a tombstone becomes a <see cref="ChangeKind.Delete"/>.</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct FxRate(string Currency, long Value, [property: EventTime] long Time, ChangeKind Kind = ChangeKind.Insert);
+
+/// <summary>Trades at the rate of their time, the rates read from a changelog topic whose deletes are tombstones.</summary>
+[Pipeline(Name = "kafka-trades-at-rate")]
+public sealed partial class KafkaTradesAtRate
+{
+    [Source] public KafkaSource<FxTrade, FxTrade.JsonCodec> Trades { get; set; } = new(new KafkaSourceOptions());
+
+    [KeyBy] static string TradeCurrency(FxTrade t) => t.Currency;
+
+    [Source] public KafkaSource<FxRate, FxRate.JsonCodec> Rates { get; set; } = new(new KafkaSourceOptions());
+
+    [KeyBy] static string RateCurrency(FxRate r) => r.Currency;
+
+    [Join] public JoinSpec<FxTrade, FxRate> AtRate { get; set; } = Join.Table<FxTrade, FxRate>() with { Kind = JoinKind.LeftOuter };
+
+    [Transform] static (long Trade, long Rate) Priced(Joined<FxTrade, FxRate> j) => (j.Left.Id, j.HasRight ? j.Right.Value : -1);
+
+    [Sink] public CountingSink<(long Trade, long Rate)> Output { get; set; } = new();
+}
+
 [Pipeline(Name = "kafka-to-postgres")]
 public sealed partial class KafkaToPostgres
 {

@@ -14,8 +14,9 @@ namespace Compiled.Kafka;
 /// sink stores the offsets with the rows in one transaction and the source resumes from the sink's offsets, not
 /// Kafka's: exactly-once. When partitions are revoked in a rebalance, the partition takes a checkpoint before it lets
 /// them go, so their new owner starts exactly where this one stopped.</para>
-/// <para>Malformed messages (and messages without a value) go to the dead-letter channel with topic, partition and
-/// offset; the run goes on.</para>
+/// <para>Malformed messages go to the dead-letter channel with topic, partition and offset; the run goes on. So do
+/// messages without a value (tombstones), unless a <see cref="KafkaTombstone{T}"/> callback turns each into a record
+/// (on a changelog topic, the delete of its key).</para>
 /// <para>Values are decoded by the codec; a <see cref="KafkaMetadata{T}"/> callback may copy keys, timestamps,
 /// headers, partitions and offsets into the records.</para>
 /// </remarks>
@@ -27,6 +28,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 {
     private readonly KafkaSourceOptions _options;
     private readonly KafkaMetadata<T>? _metadata;
+    private readonly KafkaTombstone<T>? _tombstone;
     private readonly Lock _lock = new();
     private readonly List<Reader> _readers = [];
     private SourceContext<T>? _context;
@@ -34,13 +36,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
     /// <summary>
     /// Creates a source with <paramref name="options"/>; <paramref name="metadata"/>, when given, copies each message's
-    /// key, partition, offset, timestamp or headers into its decoded record.
+    /// key, partition, offset, timestamp or headers into its decoded record; <paramref name="tombstone"/>, when given,
+    /// builds the record of each message without a value (else such messages are dead-lettered).
     /// </summary>
-    public KafkaSource(KafkaSourceOptions options, KafkaMetadata<T>? metadata = null)
+    public KafkaSource(KafkaSourceOptions options, KafkaMetadata<T>? metadata = null, KafkaTombstone<T>? tombstone = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _metadata = metadata;
+        _tombstone = tombstone;
     }
 
     /// <summary>Reads <paramref name="topics"/> (comma-separated) from <paramref name="bootstrapServers"/>.</summary>
@@ -238,17 +242,19 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             };
 
             // Confluent.Kafka builds a Headers list, a timestamp and the topic's name into every message it returns unless
-            // told not to (~200 B per message): ask only for what this source uses. Metadata callbacks see everything;
-            // a source of one topic knows the topic's name without it (not of a pattern: librdkafka reads "^…" as a regex).
+            // told not to (~200 B per message): ask only for what this source uses. Metadata and tombstone callbacks see
+            // everything; a source of one topic knows the topic's name without it (not of a pattern: librdkafka reads
+            // "^…" as a regex).
+            var callbacks = source._metadata is not null || source._tombstone is not null;
             var topics = KafkaConfig.Topics(_options.Topics);
-            _topic = topics.Count == 1 && !topics[0].StartsWith('^') && source._metadata is null ? topics[0] : null;
-            config.ConsumeResultFields = source._metadata is not null ? "all" : _topic is null ? "topic" : "none";
+            _topic = topics.Count == 1 && !topics[0].StartsWith('^') && !callbacks ? topics[0] : null;
+            config.ConsumeResultFields = callbacks ? "all" : _topic is null ? "topic" : "none";
             KafkaConfig.Apply(config, _options.Properties);
 
             // A partition read to its end (for IdleAfterEnd) is idle for the watermark until its next message (see SourceSplits).
             config.EnablePartitionEof = true;
             _consumer = new ConsumerBuilder<ValueSlice, ValueSlice>(config)
-                .SetKeyDeserializer(source._metadata is null ? NoSlice.Instance : _values)
+                .SetKeyDeserializer(callbacks ? _values : NoSlice.Instance)
                 .SetValueDeserializer(_values)
                 .SetPartitionsAssignedHandler((consumer, partitions) => Guard(() => Assigned(consumer, partitions), () => partitions.Select(p => new TopicPartitionOffset(p, Offset.Unset)).ToList()))
                 .SetPartitionsRevokedHandler((_, partitions) => Guard(() => Revoked(partitions)))
@@ -443,6 +449,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
                 if (consumed.Value.IsNull)
                 {
+                    if (_source._tombstone is { } tombstone)
+                    {
+                        var key = consumed.Key;
+                        _originOf[records] = i;
+                        _records[records++] = tombstone(new KafkaMessage(consumed.Partition.Topic, consumed.Partition.Partition.Value, consumed.Offset, consumed.Timestamp, arena.AsSpan(key.Start, key.Length), !key.IsNull, consumed.Headers));
+                        _splits.Append(split);
+                        continue;
+                    }
+
                     Report(consumed, "NoValue", "the message has no value (a tombstone)");
                 }
                 else if (TCodec.TryDecode(arena.AsMemory(consumed.Value.Start, consumed.Value.Length), out var record, out var failure))
