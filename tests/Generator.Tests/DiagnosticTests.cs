@@ -586,8 +586,10 @@ public sealed class DiagnosticTests
         """;
 
     [Theory]
-    [InlineData("WindowSpec<Order, Count<Order>> [|J|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));", "Sink] CollectionSink<Joined<Order, Payment>>", "has type 'WindowSpec<Order, Count<Order>>'; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed")]
+    [InlineData("WindowSpec<Order, Count<Order>> [|J|] { get; } = new(Window.Tumbling(System.TimeSpan.FromSeconds(1)));", "Sink] CollectionSink<Joined<Order, Payment>>", "has type 'WindowSpec<Order, Count<Order>>'; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval, Join.Windowed or Join.Table")]
     [InlineData("JoinSpec<Order, Order> [|J|] { get; } = Join.Interval<Order, Order>(System.TimeSpan.Zero, System.TimeSpan.Zero);", "Sink] CollectionSink<Joined<Order, Order>>", "joins 'Order' with itself; a join reads two record types (records of one type from several sources are one stream, a union)")]
+    [InlineData("JoinSpec<Order, Payment> [|J|] { get; } = Join.Interval<Order, Payment>(System.TimeSpan.FromSeconds(5), -System.TimeSpan.FromSeconds(5)) with { OutOfOrderness = System.TimeSpan.FromSeconds(1) };", "Sink] CollectionSink<Joined<Order, Payment>>", "has its lower bound (System.TimeSpan.FromSeconds(5)) after its upper bound (-System.TimeSpan.FromSeconds(5)): no record could meet another")]
+    [InlineData("JoinSpec<Order, Payment> [|J|] = Join.Interval<Order, Payment>(upperBound: System.TimeSpan.Zero, lowerBound: System.TimeSpan.FromMilliseconds(1));", "Sink] CollectionSink<Joined<Order, Payment>>", "has its lower bound (System.TimeSpan.FromMilliseconds(1)) after its upper bound (System.TimeSpan.Zero): no record could meet another")]
     public void CMPL0146_invalid_join_declaration(string join, string sink, string problem)
         => AssertSingle("CMPL0146", JoinTypes + $$"""
             [Pipeline]
@@ -601,6 +603,28 @@ public sealed class DiagnosticTests
                 [{{sink}} O { get; } = new();
             }
             """, "Join 'J' " + problem);
+
+    [Theory]
+    [InlineData("Join.Interval<Order, Payment>(System.TimeSpan.FromSeconds(-60), -System.TimeSpan.FromMinutes(1))")]
+    [InlineData("Join.Interval<Order, Payment>(System.TimeSpan.FromHours(-1), System.TimeSpan.FromTicks(0))")]
+    [InlineData("Join.Interval<Order, Payment>(Bound, System.TimeSpan.Zero)")]
+    public void Interval_bounds_in_order_or_not_known_at_compile_time_are_not_diagnosed(string spec)
+    {
+        var run = GeneratorHarness.Run(Usings + JoinTypes + $$"""
+            [Pipeline]
+            public sealed partial class P
+            {
+                static readonly System.TimeSpan Bound = System.TimeSpan.FromSeconds(5); // not a constant: checked when the object is created
+                [Source] CollectionSource<Order> Orders { get; } = new();
+                [KeyBy] static int OrderId(Order o) => o.Id;
+                [Source] CollectionSource<Payment> Payments { get; } = new();
+                [KeyBy] static int PaidOrder(Payment p) => p.OrderId;
+                [Join] JoinSpec<Order, Payment> J { get; } = {{spec}};
+                [Sink] CollectionSink<Joined<Order, Payment>> O { get; } = new();
+            }
+            """);
+        run.AssertClean();
+    }
 
     [Fact]
     public void CMPL0146_join_without_a_key_selector_for_one_side()

@@ -20,6 +20,7 @@ internal static class KnownNames
     public const string Joined = "Compiled.Joined`2";
     public const string JoinAttribute = "Compiled.JoinAttribute";
     public const string JoinSpec = "Compiled.JoinSpec`2";
+    public const string JoinFactory = "Compiled.Join";
     public const string Either = "Compiled.Either`2";
     public const string WindowSpec = "Compiled.WindowSpec`2";
     public const string WindowResult = "Compiled.WindowResult`2";

@@ -270,7 +270,7 @@ internal static class PipelineParser
         if (type is not INamedTypeSymbol named || !named.IsGenericType || !Symbols.IsNamed(named.OriginalDefinition, KnownNames.JoinSpec) || joined is null || either is null)
         {
             var what = type is null ? "is a method" : $"has type '{Symbols.DisplayName(type)}'";
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, what + "; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval or Join.Windowed"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, what + "; a [Join] is a property or field of type JoinSpec<TLeft, TRight>, created with Join.Interval, Join.Windowed or Join.Table"));
             return stage;
         }
 
@@ -296,6 +296,12 @@ internal static class PipelineParser
         if (!SymbolEqualityComparer.Default.Equals(leftKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated), rightKey.Key.WithNullableAnnotation(NullableAnnotation.NotAnnotated)))
         {
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.JoinKeyMismatch, stage.Location, member.Name, leftKey.Name, Symbols.DisplayName(leftKey.Key), rightKey.Name, Symbols.DisplayName(rightKey.Key)));
+            return stage;
+        }
+
+        if (ReversedIntervalBounds(member, compilation) is var (lower, upper))
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoin, stage.Location, member.Name, $"has its lower bound ({lower}) after its upper bound ({upper}): no record could meet another"));
             return stage;
         }
 
@@ -329,6 +335,77 @@ internal static class PipelineParser
             },
         };
     }
+
+    /// <summary>
+    /// The bounds' source text when <paramref name="member"/> is initialized with <c>Join.Interval(lower, upper)</c>
+    /// (maybe <c>with { … }</c>) whose bounds are both known at compile time — <c>TimeSpan.Zero</c>,
+    /// <c>TimeSpan.FromSeconds(5)</c> and the like with constant arguments, negated or not — and lower is after upper;
+    /// else null. <c>Join.Interval</c> throws for these when the pipeline object is created; this says so at build time.
+    /// </summary>
+    private static (string Lower, string Upper)? ReversedIntervalBounds(ISymbol member, Compilation compilation)
+    {
+        foreach (var reference in member.DeclaringSyntaxReferences)
+        {
+            var value = reference.GetSyntax() switch
+            {
+                PropertyDeclarationSyntax property => property.Initializer?.Value,
+                VariableDeclaratorSyntax field => field.Initializer?.Value,
+                _ => null,
+            };
+            while (value is WithExpressionSyntax with)
+            {
+                value = with.Expression;
+            }
+
+            if (value is null || compilation.GetSemanticModel(value.SyntaxTree).GetOperation(value) is not Microsoft.CodeAnalysis.Operations.IInvocationOperation { TargetMethod.Name: "Interval" } call
+                || !Symbols.IsNamed(call.TargetMethod.ContainingType, KnownNames.JoinFactory) || call.Arguments.Length != 2)
+            {
+                continue;
+            }
+
+            var bounds = call.Arguments.OrderBy(a => a.Parameter?.Ordinal ?? 0).Select(a => (Ticks: ConstantTicks(a.Value), Text: a.Value.Syntax.ToString())).ToArray();
+            if (bounds[0].Ticks is { } lower && bounds[1].Ticks is { } upper && lower > upper)
+            {
+                return (bounds[0].Text, bounds[1].Text);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The ticks of a <c>TimeSpan</c> expression known at compile time, or null.</summary>
+    private static double? ConstantTicks(IOperation operation)
+    {
+        switch (operation)
+        {
+            case Microsoft.CodeAnalysis.Operations.IConversionOperation conversion:
+                return ConstantTicks(conversion.Operand);
+            case Microsoft.CodeAnalysis.Operations.IParenthesizedOperation parenthesized:
+                return ConstantTicks(parenthesized.Operand);
+            case Microsoft.CodeAnalysis.Operations.IUnaryOperation { OperatorKind: Microsoft.CodeAnalysis.Operations.UnaryOperatorKind.Minus } negated:
+                return -ConstantTicks(negated.Operand);
+            case Microsoft.CodeAnalysis.Operations.IFieldReferenceOperation { Field.Name: "Zero" } field when IsTimeSpan(field.Field.ContainingType):
+                return 0;
+            case Microsoft.CodeAnalysis.Operations.IInvocationOperation { Arguments.Length: 1 } invocation when IsTimeSpan(invocation.TargetMethod.ContainingType):
+                var unit = invocation.TargetMethod.Name switch
+                {
+                    "FromTicks" => 1d,
+                    "FromMilliseconds" => 1e4,
+                    "FromSeconds" => 1e7,
+                    "FromMinutes" => 6e8,
+                    "FromHours" => 3.6e10,
+                    "FromDays" => 8.64e11,
+                    _ => double.NaN,
+                };
+                return !double.IsNaN(unit) && invocation.Arguments[0].Value.ConstantValue is { HasValue: true, Value: { } number } && number is not string and not bool and not char
+                    ? System.Convert.ToDouble(number, System.Globalization.CultureInfo.InvariantCulture) * unit
+                    : null;
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsTimeSpan(ITypeSymbol? type) => type is { Name: "TimeSpan", ContainingNamespace: { Name: "System", ContainingNamespace.IsGlobalNamespace: true } };
 
     /// <summary>
     /// How the loop before a keyed stage reads <paramref name="input"/>'s event time: its <c>[EventTime]</c> member,
