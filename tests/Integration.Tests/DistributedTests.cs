@@ -3,9 +3,7 @@ using System.Text;
 using Compiled.Kafka;
 using Compiled.Postgres;
 using Compiled.Runtime;
-using System.Collections.Concurrent;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Compiled.Integration.Tests;
@@ -198,39 +196,11 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "page_counts", ExactlyOnce = true }), // append: a repeat would be a second row
     };
 
-    private readonly Lines _log = new();
+    private readonly LogLines _log = new();
 
     public void Dispose() => _log.Dispose();
 
     private PipelineOptions Options() => new() { Parallelism = 2, CheckpointInterval = TimeSpan.FromMilliseconds(200), LoggerFactory = _log };
-
-    /// <summary>The runs' log lines, shown when a wait fails.</summary>
-    private sealed class Lines : ILoggerFactory, ILogger
-    {
-        private readonly ConcurrentQueue<string> _lines = new();
-
-        public bool Contains(string text, string? except = null) => _lines.Any(l => l.Contains(text, StringComparison.Ordinal) && (except is null || !l.Contains(except, StringComparison.Ordinal)));
-
-        public override string ToString() => string.Join("\n", _lines.Where(l => !l.Contains(" Debug ", StringComparison.Ordinal)).TakeLast(80).Concat(_lines.TakeLast(5)));
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public void Dispose()
-        {
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            => _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {formatter(state, exception)}");
-    }
 
     private static PageView[] Views(int count, int seed)
     {

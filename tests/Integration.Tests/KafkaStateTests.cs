@@ -373,6 +373,41 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         Assert.NotNull(idleAfterEnd.TrySet("-2s"));
     }
 
+    [Fact]
+    public async Task A_restart_on_other_topics_says_that_the_restored_checkpoint_has_none_of_their_offsets()
+    {
+        // Run 1 reads views ten seconds later than run 2's, from another topic, under the same pipeline name and state
+        // directory: run 2 restores run 1's state and watermark, and its views are all late. Nothing said why before.
+        var start = 1_700_000_000_000L;
+        var before = kafka.NewTopic("before-rename", 1);
+        ProduceViews(before, 0, "a", start + 10_000, count: 100);
+        var first = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = before, StartFrom = KafkaStart.Earliest }) };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = first.RunAsync(Options(1), stop.Token);
+            await WaitUntil(() => first.Views.Progress.Done >= 100, run, "run 1's views read");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        var after = kafka.NewTopic("after-rename", 1);
+        ProduceViews(after, 0, "a", start, count: 100);
+        using var log = new LogLines();
+        var second = new KafkaPageViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = after, StartFrom = KafkaStart.Earliest }) };
+        using (var stop = new CancellationTokenSource())
+        {
+            var options = Options(1);
+            options.LoggerFactory = log;
+            var run = second.RunAsync(options, stop.Token);
+            await WaitUntil(() => second.Views.Progress.Done >= 100, run, "run 2's views read");
+            await stop.CancelAsync();
+            var result = await run.WaitAsync(Patience);
+            Assert.Equal(100, result.LateRecords);
+        }
+
+        Assert.True(log.Contains($"the restored checkpoint has offsets of {before}, none of the partitions read now"), log.ToString());
+    }
+
     private void ProduceViews(string topic, int partition, string page, long from, int count)
     {
         using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20 }).SetLogHandler((_, _) => { }).Build();

@@ -323,6 +323,13 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 all.AddRange(described.Partitions.OrderBy(p => p.PartitionId).Select(p => new TopicPartition(topic, p.PartitionId)));
             }
 
+            var restored = _context.RestoredPositions;
+            if (_partition == 0 && restored.Count > 0 && !restored.Any(p => all.Contains(new TopicPartition(p.Stream, p.Partition))))
+            {
+                // Found writing a test that reused a pipeline name with new topics: every record was late, and nothing said why.
+                _context.Inform($"the restored checkpoint has offsets of {string.Join(", ", restored.Select(p => p.Stream).Distinct())}, none of the partitions read now; its state and watermark still apply, so records behind that watermark are late — to start afresh, delete the pipeline's checkpoints");
+            }
+
             var mine = all.Where((_, i) => i % _context.Parallelism == _partition).ToList();
             _consumer.Assign(Assigned(_consumer, mine));
             MarkRestoredAtEnd();
