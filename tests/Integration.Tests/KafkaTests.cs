@@ -389,10 +389,10 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
         var trades = kafka.NewTopic("fx-trades", 2);
         var rates = kafka.NewTopic("fx-rates", 2);
         var expected = new List<(long Trade, long Rate)>();
-        using (var producer = new ProducerBuilder<string, byte[]?>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        using (var producer = new ProducerBuilder<string?, byte[]?>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
         {
-            void Send(string topic, string key, byte[]? value, long time) =>
-                producer.Produce(topic, new Message<string, byte[]?> { Key = key, Value = value, Timestamp = new Timestamp(time, TimestampType.CreateTime) });
+            void Send(string topic, string? key, byte[]? value, long time) =>
+                producer.Produce(topic, new Message<string?, byte[]?> { Key = key, Value = value, Timestamp = new Timestamp(time, TimestampType.CreateTime) });
             static byte[] RateJson(int c, long value, long time) => Encoding.UTF8.GetBytes($$"""{"currency":"c{{c}}","value":{{value}},"time":{{time}}}""");
             static byte[] TradeJson(long id, int c, long time) => Encoding.UTF8.GetBytes($$"""{"id":{{id}},"currency":"c{{c}}","amount":1,"time":{{time}}}""");
             for (var c = 0; c < currencies; c++)
@@ -415,6 +415,9 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
                 expected.Add((2000 + c, c % 2 == 0 ? -1 : c + 1));
                 expected.Add((3000 + c, c == 0 ? 100 : c % 2 == 0 ? -1 : c + 1));
             }
+
+            // A tombstone without a key deletes nothing: dead-lettered, the callback never sees it.
+            Send(rates, null, null, t0 + 100);
 
             // Far later in both topics, so the watermark passes every trade above (each other partition goes idle at its end).
             Send(rates, "late", RateJson(99, 99, t0 + 60_000), t0 + 60_000);
@@ -443,8 +446,10 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
 
         Assert.Equal(expected.Order(), pipeline.Output.Items.Where(p => p.Trade != 0).Order());
         Assert.Equal(currencies / 2, tombstones);
-        Assert.Equal(0, result.Malformed);
-        Assert.False(File.Exists(deadLetters) && File.ReadAllText(deadLetters).Length > 0, "a tombstone was dead-lettered");
+        Assert.Equal(1, result.Malformed);
+        var letter = JsonDocument.Parse(Assert.Single(File.ReadAllLines(deadLetters))).RootElement;
+        Assert.Equal("NoValue", letter.GetProperty("errorType").GetString());
+        Assert.Contains("neither a value nor a key", letter.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds (polled); fails fast if the run ends first.</summary>

@@ -51,9 +51,10 @@ public delegate void KafkaMetadata<T>(ref T record, KafkaMessage message);
 
 /// <summary>
 /// Builds the record a message without a value (a tombstone) stands for — on a compacted changelog topic, the delete
-/// of its key: <c>message =&gt; new Rate(Encoding.UTF8.GetString(message.Key), 0, message.Timestamp ?? default, ChangeKind.Delete)</c>.
-/// Called instead of the codec and the <see cref="KafkaMetadata{T}"/> callback, once per tombstone, on the partition's
-/// worker. Without it, tombstones go to the dead letters.
+/// of its key: <c>message =&gt; new Rate(Encoding.UTF8.GetString(message.Key), 0, message.Timestamp ?? DateTime.UtcNow, ChangeKind.Delete)</c>.
+/// Called instead of the codec and the <see cref="KafkaMetadata{T}"/> callback, once per tombstone that has a key, on
+/// the partition's worker. Without it — and for a tombstone without a key, which deletes nothing — tombstones go to
+/// the dead letters.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 public delegate T KafkaTombstone<T>(KafkaMessage message);

@@ -456,7 +456,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
                 if (consumed.Value.IsNull)
                 {
-                    if (_source._tombstone is { } tombstone)
+                    // A tombstone deletes its key; one without a key (a compacted topic refuses those) deletes nothing.
+                    if (_source._tombstone is { } tombstone && !consumed.Key.IsNull)
                     {
                         var key = consumed.Key;
                         _originOf[records] = i;
@@ -465,7 +466,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                         continue;
                     }
 
-                    Report(consumed, "NoValue", "the message has no value (a tombstone)");
+                    Report(consumed, "NoValue", _source._tombstone is null ? "the message has no value (a tombstone)" : "the message has neither a value nor a key (a tombstone of no key)");
                 }
                 else if (TCodec.TryDecode(arena.AsMemory(consumed.Value.Start, consumed.Value.Length), out var record, out var failure))
                 {
