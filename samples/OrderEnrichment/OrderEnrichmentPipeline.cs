@@ -8,9 +8,14 @@ namespace OrderEnrichment;
 [Record(Naming = FieldNaming.CamelCase)]
 public readonly partial record struct Order(long Id, string Customer, decimal Amount, string Currency, [property: EventTime] DateTimeOffset PlacedAt);
 
-/// <summary>A change of an exchange rate (a changelog topic keyed by currency): from <c>ValidFrom</c> on, one unit is worth <c>Euro</c>.</summary>
+/// <summary>
+/// A change of an exchange rate (a compacted changelog topic keyed by currency): from <c>ValidFrom</c> on, one unit is
+/// worth <c>Euro</c>. A tombstone on the topic (a message without a value) withdraws the currency: <c>Kind</c> is then
+/// <see cref="ChangeKind.Delete"/>, and orders placed after it find no rate. The topic's JSON values leave <c>kind</c>
+/// out: it defaults to an insert.
+/// </summary>
 [Record(Naming = FieldNaming.CamelCase)]
-public readonly partial record struct Rate(string Currency, decimal Euro, [property: EventTime] DateTimeOffset ValidFrom);
+public readonly partial record struct Rate(string Currency, decimal Euro, [property: EventTime] DateTimeOffset ValidFrom, ChangeKind Kind = ChangeKind.Insert);
 
 /// <summary>A row of the CRM's customers table, looked up by id.</summary>
 public sealed record Customer([property: Key] string Id, string Name, string Country);
@@ -29,7 +34,9 @@ public sealed partial class OrderEnrichmentPipeline
 
     [KeyBy] static string OrderCurrency(Order o) => o.Currency;
 
-    [Source] KafkaSource<Rate, Rate.JsonCodec> Rates { get; } = new(new KafkaSourceOptions { Topics = "rates", GroupId = "order-enrichment-rates" });
+    [Source] KafkaSource<Rate, Rate.JsonCodec> Rates { get; } = new(
+        new KafkaSourceOptions { Topics = "rates", GroupId = "order-enrichment-rates" },
+        tombstone: message => new Rate(System.Text.Encoding.UTF8.GetString(message.Key), 0, message.Timestamp ?? DateTime.UtcNow, ChangeKind.Delete));
 
     [KeyBy] static string RateCurrency(Rate r) => r.Currency;
 
