@@ -446,6 +446,8 @@ public sealed class KafkaTests(KafkaFixture kafka, PostgresFixture postgres) : I
 
         Assert.Equal(expected.Order(), pipeline.Output.Items.Where(p => p.Trade != 0).Order());
         Assert.Equal(currencies / 2, tombstones);
+        Assert.EndsWith("; tombstones become records)", pipeline.Rates.Describe(), StringComparison.Ordinal); // --explain says so
+        Assert.DoesNotContain("tombstones", pipeline.Trades.Describe(), StringComparison.Ordinal);
         Assert.Equal(1, result.Malformed);
         var letter = JsonDocument.Parse(Assert.Single(File.ReadAllLines(deadLetters))).RootElement;
         Assert.Equal("NoValue", letter.GetProperty("errorType").GetString());

@@ -188,7 +188,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     }
 
     /// <inheritdoc/>
-    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))})";
+    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))}{(_tombstone is null ? "" : "; tombstones become records")})";
 
     private string GroupId(string pipeline) => string.IsNullOrWhiteSpace(_options.GroupId) ? pipeline : _options.GroupId;
 
