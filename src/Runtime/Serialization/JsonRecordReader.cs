@@ -533,13 +533,23 @@ public ref struct JsonRecordReader
         return false;
     }
 
-    /// <summary>Prefixes the pending error with the field it happened in.</summary>
+    /// <summary>
+    /// Prefixes the pending error with the field it happened in. A value that failed because it is <c>null</c> (a field
+    /// that cannot hold one: a number, a boolean, an enum, a nested object) says so, as a non-nullable string's does,
+    /// rather than what the field expected instead.
+    /// </summary>
     public void InField(string field)
     {
         if (HasError && !Error.Message.StartsWith("field '", StringComparison.Ordinal))
         {
-            Error = Error with { Message = $"field '{field}': {Error.Message}" };
+            Error = Error with { Message = $"field '{field}': {(IsNullAt(Error.Offset) ? "null is not allowed" : Error.Message)}" };
         }
+    }
+
+    private bool IsNullAt(int offset)
+    {
+        var rest = (uint)offset <= (uint)_data.Length ? _data[offset..].TrimStart(" \t\r\n"u8) : default;
+        return rest.StartsWith("null"u8) && (rest.Length == 4 || rest[4] is (byte)',' or (byte)'}' or (byte)']' or (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n');
     }
 
     private bool ReadNamedFloat(out double value)

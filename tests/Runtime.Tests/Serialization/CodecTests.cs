@@ -69,6 +69,9 @@ public sealed class CodecTests
     [InlineData("""{"remote_address":"h","status_code":"x","ms":1}""", "field 'status_code': expected an integer")]
     [InlineData("""{"remote_address":"h","status_code":1.5,"ms":1}""", "field 'status_code': expected an integer")]
     [InlineData("""{"remote_address":null,"status_code":1,"ms":1}""", "field 'remote_address': null is not allowed")]
+    [InlineData("""{"remote_address":"h","status_code": null ,"ms":1}""", "field 'status_code': null is not allowed")]
+    [InlineData("""{"remote_address":"h","status_code":1,"ms":null}""", "field 'ms': null is not allowed")]
+    [InlineData("""{"remote_address":"h","status_code":nul,"ms":1}""", "field 'status_code': expected an integer")]
     [InlineData("""{"remote_address":"h","status_code":1,"ms":1""", "the object is not closed")]
     [InlineData("""{"remote_address":"h","status_code":1,"ms":1} trailing""", "unexpected content after the JSON object")]
     [InlineData("""{"remote_address":"unterminated""", "not closed")]
@@ -93,6 +96,12 @@ public sealed class CodecTests
 
         Assert.False(WithDefaults.JsonCodec.TryDecode("""{"kind":"Delete"}"""u8.ToArray(), out _, out error));
         Assert.Contains("field 'id' is missing", error.Message, StringComparison.Ordinal);
+
+        // A default is what a missing field takes, not a null one: null in a field that cannot hold it says so, whatever its type.
+        Assert.False(WithDefaults.JsonCodec.TryDecode("""{"id":1,"kind":null}"""u8.ToArray(), out _, out error));
+        Assert.Equal("field 'kind': null is not allowed", error.Message);
+        Assert.False(WithDefaults.JsonCodec.TryDecode("""{"id":1,"flag":null}"""u8.ToArray(), out _, out error));
+        Assert.Equal("field 'flag': null is not allowed", error.Message);
     }
 
     [Fact]
