@@ -167,13 +167,14 @@ public sealed class Setting
                 return null;
             }
 
-            if (zeroAllowed && text.Trim() == "0")
+            var trimmed = text.Trim();
+            if (zeroAllowed && trimmed == "0")
             {
                 set(TimeSpan.Zero);
                 return null;
             }
 
-            if (!TryParseDuration(text.Trim(), out var value) || value < TimeSpan.Zero || (value == TimeSpan.Zero && !zeroAllowed))
+            if (!TryParseDuration(trimmed, out var value) || value < TimeSpan.Zero || (value == TimeSpan.Zero && !zeroAllowed))
             {
                 return zeroAllowed
                     ? "expected 0 or a positive duration such as 250ms, 5s, 2m, 1h or hh:mm:ss"

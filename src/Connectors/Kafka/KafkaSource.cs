@@ -459,9 +459,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     // A tombstone deletes its key; one without a key (a compacted topic refuses those) deletes nothing.
                     if (_source._tombstone is { } tombstone && !consumed.Key.IsNull)
                     {
-                        var key = consumed.Key;
                         _originOf[records] = i;
-                        _records[records++] = tombstone(new KafkaMessage(consumed.Partition.Topic, consumed.Partition.Partition.Value, consumed.Offset, consumed.Timestamp, arena.AsSpan(key.Start, key.Length), !key.IsNull, consumed.Headers));
+                        _records[records++] = tombstone(MessageOf(consumed, arena));
                         _splits.Append(split);
                         continue;
                     }
@@ -472,8 +471,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 {
                     if (_source._metadata is { } metadata)
                     {
-                        var key = consumed.Key;
-                        metadata(ref record, new KafkaMessage(consumed.Partition.Topic, consumed.Partition.Partition.Value, consumed.Offset, consumed.Timestamp, arena.AsSpan(key.Start, key.Length), !key.IsNull, consumed.Headers));
+                        metadata(ref record, MessageOf(consumed, arena));
                     }
 
                     _originOf[records] = i;
@@ -844,6 +842,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 null,
                 consumed.Offset,
                 consumed.Value.IsNull ? ReadOnlyMemory<byte>.Empty : _values.Arena.AsMemory(consumed.Value.Start, consumed.Value.Length));
+
+        /// <summary>What the metadata and tombstone callbacks see of <paramref name="consumed"/>: its key points into <paramref name="arena"/>.</summary>
+        private static KafkaMessage MessageOf(in Message consumed, byte[] arena)
+            => new(consumed.Partition.Topic, consumed.Partition.Partition.Value, consumed.Offset, consumed.Timestamp, arena.AsSpan(consumed.Key.Start, consumed.Key.Length), !consumed.Key.IsNull, consumed.Headers);
 
         private void Report(in Message consumed, string errorType, string message)
             => _context.DeadLetters.Report(new FailedRecord(FailureKind.Decode, _partition, _context.SourceName, Origin(consumed), errorType, message));
