@@ -23,6 +23,12 @@ internal interface IExchangePort
 
     /// <summary>Sends what is buffered, then checkpoint barrier <paramref name="checkpoint"/> to every consumer partition.</summary>
     ValueTask SendBarrierAsync(long checkpoint, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sends what is buffered, then the end of this producer's input to every consumer partition, without waiting for
+    /// them (<see cref="IOutputPort.CompleteAsync"/> waits, and sends the end first if this was not called).
+    /// </summary>
+    ValueTask EndAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -60,6 +66,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private int _runEnd;
     private bool _idlePending;
     private bool _idle;
+    private bool _ended;
     private int _turn;
 
     public ExchangePort(Exchange<T> exchange, int producer, bool eventTime, bool forwarded, TimeSpan outOfOrderness, CancellationToken abort)
@@ -402,8 +409,13 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         }
     }
 
-    public async ValueTask CompleteAsync(CancellationToken cancellationToken)
+    public async ValueTask EndAsync(CancellationToken cancellationToken)
     {
+        if (_ended)
+        {
+            return;
+        }
+
         await FlushAsync(cancellationToken).ConfigureAwait(false);
         foreach (var target in _targets)
         {
@@ -412,6 +424,12 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             await _exchange.SendAsync(target, end, Linked(cancellationToken)).ConfigureAwait(false);
         }
 
+        _ended = true;
+    }
+
+    public async ValueTask CompleteAsync(CancellationToken cancellationToken)
+    {
+        await EndAsync(cancellationToken).ConfigureAwait(false);
         if (!_exchange.Inline)
         {
             // The producer commits its input after its ports complete: wait until the windows fed by what it read have

@@ -394,10 +394,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
             await CheckpointAsync(abort).ConfigureAwait(false);
         }
 
-        foreach (var port in _context.Ports)
-        {
-            await port.CompleteAsync(abort).ConfigureAwait(false);
-        }
+        await CompletePortsAsync(abort).ConfigureAwait(false);
 
         await FlushDeadLettersAsync(abort).ConfigureAwait(false);
         if (!checkpoints)
@@ -426,10 +423,7 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
             coordinator.SourceEnded(Index, _input.CreateCheckpoint(_run.Pipeline, Index, 0).Positions.ToArray());
         }
 
-        foreach (var port in _context.Ports)
-        {
-            await port.CompleteAsync(abort).ConfigureAwait(false);
-        }
+        await CompletePortsAsync(abort).ConfigureAwait(false);
 
         await FlushDeadLettersAsync(abort).ConfigureAwait(false);
         if (stopping)
@@ -443,6 +437,28 @@ internal sealed class Worker : IPartitionState, IAsyncDisposable
         }
 
         Volatile.Write(ref _state, Completed);
+    }
+
+    /// <summary>
+    /// Completes every port — but first tells every exchange this partition feeds that its input has ended, and only
+    /// then waits for any of them. Completing an exchange waits for its consumers to finish, which needs every producer's
+    /// end; one at a time, a partition that ended early held back its end on the second branch until the first
+    /// branch's other producers ended too, and with it the second branch's watermark.
+    /// </summary>
+    private async ValueTask CompletePortsAsync(CancellationToken abort)
+    {
+        foreach (var port in _context.Ports)
+        {
+            if (port is IExchangePort exchange)
+            {
+                await exchange.EndAsync(abort).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var port in _context.Ports)
+        {
+            await port.CompleteAsync(abort).ConfigureAwait(false);
+        }
     }
 
     private async ValueTask CommitAsync(CancellationToken abort, IReadOnlyList<SourcePosition>? positions = null)

@@ -112,6 +112,73 @@ public sealed class GraphPipelineTests
         await run;
         Assert.Equal([(0L, "/a:1 /b:1"), (120_000L, "/a:1")], results.Items.OrderBy(r => r.Start).Select(r => (r.Start, r.Value)));
     }
+
+    [Fact]
+    public async Task A_source_partition_that_ends_first_stops_holding_back_every_branch_not_only_the_first()
+    {
+        // Partition 1 ends at once; partition 0 reads its records, then waits for the stop. Both branches' windows that
+        // partition 0's watermark completes fire while the run goes on. (The second branch used to hear of partition 1's
+        // end only once the first branch's exchange completed — at the stop — so its windows waited for the stop, and
+        // on a bounded input it found no record late.)
+        var minutes = new TrackingSink<WindowResult<string, long>>();
+        var halfMinutes = new TrackingSink<WindowResult<string, long>>();
+        var bothFired = Task.WhenAll(FiredAsync(minutes), FiredAsync(halfMinutes));
+        var pipeline = new TwoWindowBranches
+        {
+            Views = new EndingPartitionSource<View>([new View("/a", 1_000), new View("/b", 2_000), new View("/a", 125_000)]),
+            Minutes = minutes,
+            HalfMinutes = halfMinutes,
+        };
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(new PipelineOptions { Parallelism = 2 }, stop.Token);
+        await bothFired.WaitAsync(TimeSpan.FromMinutes(1)); // fails here if partition 1's end never reaches the second branch
+        Assert.False(run.IsCompleted);
+        await stop.CancelAsync();
+        await run;
+        Assert.Equal([("/a", 0L, 1L), ("/a", 120_000L, 1L), ("/b", 0L, 1L)], minutes.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
+        Assert.Equal([("/a", 0L, 1L), ("/a", 120_000L, 1L), ("/b", 0L, 1L)], halfMinutes.Items.Select(r => (r.Key, r.Start, r.Value)).Order());
+
+        static Task FiredAsync(TrackingSink<WindowResult<string, long>> sink)
+        {
+            var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            sink.BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; };
+            return fired.Task;
+        }
+    }
+}
+
+/// <summary>Partition 0 reads its records in one batch, then waits for the stop; the others end at once.</summary>
+public sealed class EndingPartitionSource<T>(T[] records) : ISource<T>
+{
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : null);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader(T[]? records) : ISourceReader<T>
+    {
+        private bool _sent;
+
+        public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (records is null)
+            {
+                return SourceBatch<T>.End;
+            }
+
+            if (!_sent)
+            {
+                _sent = true;
+                return SourceBatch<T>.Of(records);
+            }
+
+            await Task.Delay(Timeout.Infinite, cancellationToken); // until the run is stopped
+            return SourceBatch<T>.End;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }
 
 /// <summary>Following files: the partitions without a file are idle, not stuck.</summary>

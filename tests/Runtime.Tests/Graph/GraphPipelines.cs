@@ -147,3 +147,22 @@ public sealed partial class FollowedHits
 
     [Sink] public ISink<WindowResult<string, long>> Results { get; set; } = new CollectionSink<WindowResult<string, long>>();
 }
+
+/// <summary>One stream in two keyed branches, each with its own window and sink.</summary>
+[Pipeline(Name = "two-window-branches")]
+public sealed partial class TwoWindowBranches
+{
+    [Source] public ISource<View> Views { get; set; } = new CollectionSource<View>();
+
+    [KeyBy] static string Page(View v) => v.Page;
+
+    [Window] public WindowSpec<View, Count<View>> PerMinute { get; set; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+    [Sink] public ISink<WindowResult<string, long>> Minutes { get; set; } = new CollectionSink<WindowResult<string, long>>();
+
+    [KeyBy(Input = nameof(Views))] static string SamePage(View v) => v.Page;
+
+    [Window] public WindowSpec<View, Count<View>> PerHalfMinute { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(30)));
+
+    [Sink] public ISink<WindowResult<string, long>> HalfMinutes { get; set; } = new CollectionSink<WindowResult<string, long>>();
+}
