@@ -110,3 +110,21 @@ public sealed class FencedException : NonRetryableException
     {
     }
 }
+
+/// <summary>
+/// A pipeline's <c>[KeyBy]</c> as the writing half of a repartition hop applies it to source records: which partition of
+/// the hop's topic owns a record's key — the same in every process and every run, so that all of a key's records
+/// meet in one partition — and the record's event time.
+/// </summary>
+/// <typeparam name="T">The source's record type.</typeparam>
+public interface IRepartitionKey<T>
+{
+    /// <summary>Whether the records have an event time (else <see cref="PartitionOf"/> gives 0).</summary>
+    bool HasEventTime { get; }
+
+    /// <summary>
+    /// The partition, of <paramref name="partitions"/>, that owns <paramref name="record"/>'s key, and its event time in
+    /// milliseconds since the Unix epoch. Throws what the key selector throws (a null key: <see cref="ArgumentNullException"/>).
+    /// </summary>
+    int PartitionOf(in T record, int partitions, out long eventTime);
+}

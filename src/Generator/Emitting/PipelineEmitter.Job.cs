@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using Compiled.Generator.Model;
 using Compiled.Generator.Planning;
 
 namespace Compiled.Generator.Emitting;
@@ -104,6 +105,33 @@ internal static partial class PipelineEmitter
     }
 
     /// <summary>
+    /// The call of a window's key selector on a source record (<c>record</c>), when the selector reads the source's
+    /// records directly and needs no per-partition object — a method (static, or of the root pipeline object) or a static
+    /// operator; null otherwise.
+    /// </summary>
+    private static string? SourceKeyCall(PipelinePlan plan, PlannedStage window)
+    {
+        var keyBy = plan.Chain[window.Input];
+        if (keyBy.Input != 0 || plan.JoinSources is not null)
+        {
+            return null;
+        }
+
+        var s = keyBy.Stage;
+        if (s.MemberKind == MemberKind.Method)
+        {
+            return $"{(s.OperatorMethodIsStatic ? plan.Model.FullName : "_root")}.{s.OperatorMethod}(record)";
+        }
+
+        return s.Storage switch
+        {
+            OperatorStorage.None => $"{s.ComponentType!.Identity}.{s.OperatorMethod}(record)",
+            OperatorStorage.StaticStruct => $"{plan.Model.FullName}.{s.MemberName}.{s.OperatorMethod}(record)",
+            _ => null,
+        };
+    }
+
+    /// <summary>
     /// The keyed stages: for each window, the exchange in front of it and the loop after it, whose segments call the
     /// pipeline object the plan chose (<see cref="SegmentInstances"/>).
     /// </summary>
@@ -193,7 +221,27 @@ internal static partial class PipelineEmitter
             writer.Line($"lateSlot: {SourceWriter.Number(window.LateSlot)},");
             writer.Line(factory + ",");
             writer.Line($"keyCodec: {w.KeyCodec ?? "null"},");
-            writer.Line($"accumulatorCodec: {w.AccumulatorCodec ?? "null"}),");
+            if (SourceKeyCall(plan, window) is { } key)
+            {
+                // The [KeyBy] reads the source's records: a repartition hop can key them by it (issue 15).
+                var keyBy = plan.Chain[window.Input];
+                var time = keyBy.KeyEventTime is null ? "0L" : $"{Names.EventTimes}.Millis(record.{keyBy.KeyEventTime})";
+                writer.Line($"accumulatorCodec: {w.AccumulatorCodec ?? "null"},");
+                writer.Open("sourceKey: record =>");
+                writer.Line($"var key = {key};");
+                if (keyBy.KeyMayBeNull)
+                {
+                    writer.Line($"if (key is null) throw new global::System.ArgumentNullException({SourceWriter.Literal(keyBy.Stage.MemberName)}, \"The key selector returned null; records need a key.\");");
+                }
+
+                writer.Line($"return new {KeyedType(plan, keyBy)}(key, {time}, record);");
+                writer.Close("),");
+            }
+            else
+            {
+                writer.Line($"accumulatorCodec: {w.AccumulatorCodec ?? "null"}),");
+            }
+
             writer.Unindent();
         }
 

@@ -118,6 +118,12 @@ public abstract class KeyedStage
     /// </summary>
     internal abstract StateSchema? Schema { get; }
 
+    /// <summary>
+    /// An <see cref="IRepartitionKey{T}"/> of the source's record type when this is a window whose <c>[KeyBy]</c> reads
+    /// the source's records directly and its key type has a checkpoint codec; null otherwise.
+    /// </summary>
+    internal virtual object? RepartitionKey => null;
+
     /// <summary>Why the window's state cannot be checkpointed (when <see cref="Schema"/> is null).</summary>
     internal abstract string NotCheckpointable { get; }
 
@@ -268,7 +274,11 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
     /// <param name="downstream">Creates the fused loop after the window for a keyed partition.</param>
     /// <param name="keyCodec">How checkpoints write keys; null when the key type cannot be checkpointed.</param>
     /// <param name="accumulatorCodec">How checkpoints write accumulators; null when the accumulator type cannot be checkpointed.</param>
-    public KeyedStage(WindowSpec<TIn, TAgg> spec, string windowName, bool hasEventTime, int keyByStage, int windowStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<WindowResult<TKey, TOut>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TAcc>? accumulatorCodec = null)
+    /// <param name="sourceKey">
+    /// When the <c>[KeyBy]</c> reads the source's records directly: the record as the loop before the exchange writes it
+    /// (its key, its event time), for a repartition hop that must key source records outside the loop; else null.
+    /// </param>
+    public KeyedStage(WindowSpec<TIn, TAgg> spec, string windowName, bool hasEventTime, int keyByStage, int windowStage, int exchangeSlot, int lateSlot, Func<PartitionContext, FusedSegment<WindowResult<TKey, TOut>>> downstream, IStateCodec<TKey>? keyCodec = null, IStateCodec<TAcc>? accumulatorCodec = null, Func<TIn, Keyed<TKey, TIn>>? sourceKey = null)
         : base(windowName, keyByStage, windowStage, exchangeSlot, lateSlot)
     {
         _spec = spec;
@@ -276,7 +286,15 @@ public sealed class KeyedStage<TKey, TIn, TAgg, TAcc, TOut> : KeyedStage<TKey, T
         _downstream = downstream;
         _keyCodec = keyCodec;
         _accumulatorCodec = accumulatorCodec;
+        SourceKey = sourceKey;
     }
+
+    /// <summary>The <c>[KeyBy]</c> applied to a source record, when it reads the source's records directly (see the constructor).</summary>
+    internal Func<TIn, Keyed<TKey, TIn>>? SourceKey { get; }
+
+    internal override object? RepartitionKey => SourceKey is { } key && _keyCodec is { } codec
+        ? new SourceKeyPartitioner<TKey, TIn>(key, codec, _hasEventTime)
+        : null;
 
     internal override StateSchema? Schema => _keyCodec is null || _accumulatorCodec is null || _spec is null
         ? null

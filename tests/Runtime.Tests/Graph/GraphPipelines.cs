@@ -160,7 +160,7 @@ public sealed partial class TwoWindowBranches
 
     [Sink] public ISink<WindowResult<string, long>> Minutes { get; set; } = new CollectionSink<WindowResult<string, long>>();
 
-    [KeyBy(Input = nameof(Views))] static string SamePage(View v) => v.Page;
+    [KeyBy(Input = nameof(Views))] string SamePage(View v) => v.Page; // an instance method: called on the pipeline object
 
     [Window] public WindowSpec<View, Count<View>> PerHalfMinute { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(30)));
 
