@@ -1,0 +1,379 @@
+using System.Buffers.Binary;
+using Confluent.Kafka;
+
+namespace Compiled.Kafka;
+
+/// <summary>
+/// The headers a repartition hop adds (issue 15's repartition topic, being built; nothing runs it yet). Every record
+/// carries its <see cref="Origin"/>: the source partition and offset it was read from, which the keyed side's
+/// <c>OriginLedger</c> uses to drop records written twice. <see cref="Mark"/> messages (no key, no value) carry an
+/// origin's largest event time so far, and whether it was read to its end, to every partition of the hop's topic.
+/// </summary>
+internal static class RepartitionHeaders
+{
+    /// <summary>A record's origin: its source partition (32 bits) and offset (64 bits), big-endian.</summary>
+    public const string Origin = "compiled.origin";
+
+    /// <summary>A watermark mark: the origin partition (32 bits), its largest event time (64 bits), and 1 when it is at its end (8 bits).</summary>
+    public const string Mark = "compiled.mark";
+
+    public static byte[] OriginValue(int partition, long offset)
+    {
+        var bytes = new byte[12];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
+        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(4), offset);
+        return bytes;
+    }
+
+    public static byte[] MarkValue(int partition, long eventTime, bool atEnd)
+    {
+        var bytes = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
+        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(4), eventTime);
+        bytes[12] = atEnd ? (byte)1 : (byte)0;
+        return bytes;
+    }
+
+    /// <summary>The origin a record's headers name; false when they name none (or a malformed one).</summary>
+    public static bool TryReadOrigin(Headers? headers, out int partition, out long offset)
+    {
+        partition = 0;
+        offset = 0;
+        if (headers is null || !headers.TryGetLastBytes(Origin, out var bytes) || bytes.Length != 12)
+        {
+            return false;
+        }
+
+        partition = BinaryPrimitives.ReadInt32BigEndian(bytes);
+        offset = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(4));
+        return true;
+    }
+
+    /// <summary>The mark a message's headers carry; false when it is not a mark.</summary>
+    public static bool TryReadMark(Headers? headers, out int partition, out long eventTime, out bool atEnd)
+    {
+        partition = 0;
+        eventTime = 0;
+        atEnd = false;
+        if (headers is null || !headers.TryGetLastBytes(Mark, out var bytes) || bytes.Length != 13)
+        {
+            return false;
+        }
+
+        partition = BinaryPrimitives.ReadInt32BigEndian(bytes);
+        eventTime = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(4));
+        atEnd = bytes[12] == 1;
+        return true;
+    }
+}
+
+/// <summary>
+/// The writing half of a repartition hop (issue 15, being built; nothing runs it yet): a member of the source topic's
+/// consumer group that writes every message it reads, unchanged (key, value, timestamp, headers), to the partition of
+/// the hop's topic that owns the message's <c>[KeyBy]</c> key, with its origin in a header. A message that does not
+/// decode, or whose key selector throws, goes to a partition chosen by its source partition: the keyed side decodes
+/// and keys it again and dead-letters it there. The writer's two rules make the keyed side's deduplication exact: its
+/// producer is idempotent (in order, no gaps, within a partition), and it commits a source offset only after every
+/// message below it was acknowledged — on its interval, when partitions are revoked, and when it stops.
+/// </summary>
+internal sealed class KafkaRepartitionWriter<T, TCodec>
+    where TCodec : IRecordCodec<T>
+{
+    private readonly ConsumerConfig _consumer;
+    private readonly ProducerConfig _producer;
+    private readonly List<string> _topics;
+    private readonly string _target;
+    private readonly int _partitions;
+    private readonly IRepartitionKey<T> _key;
+    private readonly TimeSpan _commitInterval;
+    private readonly Dictionary<TopicPartition, Origin> _owned = [];
+    private readonly Lock _failureLock = new();
+    private Error? _failure;
+    private long _forwarded;
+    private long _acknowledged;
+    private long _commits;
+    private int _commitRequested;
+    private bool _abandoning;
+
+    public KafkaRepartitionWriter(KafkaSourceOptions options, string groupId, string target, int partitions, IRepartitionKey<T> key, TimeSpan commitInterval)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        _consumer = new ConsumerConfig
+        {
+            BootstrapServers = options.BootstrapServers,
+            GroupId = groupId,
+            ClientId = $"{groupId}-repartition",
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AutoOffsetReset = options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
+            SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
+            HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 5),
+            IsolationLevel = options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
+            EnablePartitionEof = true,
+        };
+        KafkaConfig.Apply(_consumer, options.Properties);
+        _producer = new ProducerConfig
+        {
+            BootstrapServers = options.BootstrapServers,
+            ClientId = $"{groupId}-repartition",
+            EnableIdempotence = true,
+            Acks = Acks.All,
+            LingerMs = 5,
+            DeliveryReportFields = "none",
+        };
+        KafkaConfig.Apply(_producer, options.Properties);
+        _topics = KafkaConfig.Topics(options.Topics);
+        _target = target;
+        _partitions = partitions;
+        _key = key;
+        _commitInterval = commitInterval;
+    }
+
+    /// <summary>The messages handed to the producer so far.</summary>
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    /// <summary>The messages (not marks) the cluster has acknowledged so far.</summary>
+    public long Acknowledged => Interlocked.Read(ref _acknowledged);
+
+    /// <summary>The commits of source offsets so far.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Asks for a checkpoint (marks, flush, commit) at the next turn of the loop, as if the interval had passed.</summary>
+    public void RequestCommit() => Interlocked.Exchange(ref _commitRequested, 1);
+
+    /// <summary>
+    /// Reads and writes until <paramref name="stop"/>, then writes the last marks, commits what was acknowledged and
+    /// leaves the group. <paramref name="abandon"/> ends it as a crash would: nothing more is committed. Throws when a
+    /// message could not be written (nothing after it is committed) or the clients fail.
+    /// </summary>
+    public Task RunAsync(CancellationToken stop, CancellationToken abandon = default)
+        => Task.Factory.StartNew(() => Run(stop, abandon), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Run(CancellationToken stop, CancellationToken abandon)
+    {
+        using var producer = new ProducerBuilder<byte[]?, byte[]?>(_producer).SetLogHandler((_, _) => { }).Build();
+        var consumer = new ConsumerBuilder<byte[]?, byte[]?>(_consumer)
+            .SetLogHandler((_, _) => { })
+            .SetPartitionsAssignedHandler((_, partitions) =>
+            {
+                foreach (var partition in partitions)
+                {
+                    _owned[partition] = new Origin();
+                }
+            })
+            .SetPartitionsRevokedHandler((c, partitions) =>
+            {
+                if (!_abandoning)
+                {
+                    Checkpoint(c, producer, partitions.Select(p => p.TopicPartition).ToList());
+                }
+
+                foreach (var partition in partitions)
+                {
+                    _owned.Remove(partition.TopicPartition);
+                }
+            })
+            .SetPartitionsLostHandler((_, partitions) =>
+            {
+                foreach (var partition in partitions)
+                {
+                    _owned.Remove(partition.TopicPartition); // another member has them: nothing more is committed for them
+                }
+            })
+            .Build();
+        try
+        {
+            consumer.Subscribe(_topics);
+            var due = Due();
+            while (!stop.IsCancellationRequested && !abandon.IsCancellationRequested)
+            {
+                var consumed = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                if (consumed is not null && _owned.TryGetValue(consumed.TopicPartition, out var origin))
+                {
+                    if (consumed.IsPartitionEOF)
+                    {
+                        origin.Marked &= origin.AtEnd; // newly at its end: a mark says so
+                        origin.AtEnd = true;
+                    }
+                    else
+                    {
+                        Forward(producer, consumed, origin);
+                    }
+                }
+
+                ThrowIfFailed();
+                if (Interlocked.Exchange(ref _commitRequested, 0) == 1 || Environment.TickCount64 >= due)
+                {
+                    Checkpoint(consumer, producer, [.. _owned.Keys]);
+                    due = Due();
+                }
+            }
+
+            if (abandon.IsCancellationRequested)
+            {
+                _abandoning = true;
+                return;
+            }
+
+            Checkpoint(consumer, producer, [.. _owned.Keys]);
+        }
+        catch
+        {
+            _abandoning = true; // failed: the revoke on the way out must not commit
+            throw;
+        }
+        finally
+        {
+            consumer.Close(); // leaves the group; a revoke on the way commits unless abandoning
+            consumer.Dispose();
+        }
+    }
+
+    private void Forward(IProducer<byte[]?, byte[]?> producer, ConsumeResult<byte[]?, byte[]?> consumed, Origin origin)
+    {
+        var source = consumed.Message;
+        var target = consumed.Partition.Value % _partitions;
+        if (source.Value is { } value && TCodec.TryDecode(value, out var record, out _))
+        {
+            try
+            {
+                target = _key.PartitionOf(record, _partitions, out var eventTime);
+                if (_key.HasEventTime)
+                {
+                    origin.MaxEventTime = Math.Max(origin.MaxEventTime, eventTime);
+                }
+            }
+            catch (Exception)
+            {
+                // The keyed side's [KeyBy] throws the same for it and dead-letters it there.
+            }
+        }
+
+        var headers = new Headers();
+        if (source.Headers is { } original)
+        {
+            foreach (var header in original)
+            {
+                headers.Add(header.Key, header.GetValueBytes());
+            }
+        }
+
+        headers.Add(RepartitionHeaders.Origin, RepartitionHeaders.OriginValue(consumed.Partition.Value, consumed.Offset.Value));
+        var timestamp = source.Timestamp.Type == TimestampType.NotAvailable ? Timestamp.Default : new Timestamp(source.Timestamp.UnixTimestampMs, TimestampType.CreateTime);
+        Produce(producer, target, new Message<byte[]?, byte[]?> { Key = source.Key, Value = source.Value, Timestamp = timestamp, Headers = headers }, DeliveredRecord);
+        origin.Next = consumed.Offset.Value + 1;
+        origin.AtEnd = false;
+        origin.Marked = false;
+        Interlocked.Increment(ref _forwarded);
+    }
+
+    /// <summary>
+    /// Marks every partition of the hop's topic with the origins' event times, waits until the producer has every
+    /// message acknowledged, and commits <paramref name="partitions"/>' offsets.
+    /// </summary>
+    private void Checkpoint(IConsumer<byte[]?, byte[]?> consumer, IProducer<byte[]?, byte[]?> producer, List<TopicPartition> partitions)
+    {
+        var offsets = new List<TopicPartitionOffset>(partitions.Count);
+        foreach (var partition in partitions)
+        {
+            if (!_owned.TryGetValue(partition, out var origin))
+            {
+                continue;
+            }
+
+            if (!origin.Marked && (origin.MaxEventTime != long.MinValue || origin.AtEnd))
+            {
+                var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.AtEnd);
+                for (var target = 0; target < _partitions; target++)
+                {
+                    Produce(producer, target, new Message<byte[]?, byte[]?> { Headers = [new Header(RepartitionHeaders.Mark, mark)] }, Delivered);
+                }
+
+                origin.Marked = true;
+            }
+
+            if (origin.Next >= 0)
+            {
+                offsets.Add(new TopicPartitionOffset(partition, origin.Next));
+            }
+        }
+
+        while (producer.Flush(TimeSpan.FromSeconds(1)) > 0)
+        {
+        }
+
+        ThrowIfFailed();
+        if (offsets.Count > 0)
+        {
+            consumer.Commit(offsets);
+            Interlocked.Increment(ref _commits);
+        }
+    }
+
+    private long Due() => _commitInterval == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)_commitInterval.TotalMilliseconds;
+
+    private void Produce(IProducer<byte[]?, byte[]?> producer, int partition, Message<byte[]?, byte[]?> message, Action<DeliveryReport<byte[]?, byte[]?>> delivered)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(new TopicPartition(_target, partition), message, delivered);
+                return;
+            }
+            catch (ProduceException<byte[]?, byte[]?> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(100));
+            }
+        }
+    }
+
+    private void DeliveredRecord(DeliveryReport<byte[]?, byte[]?> report)
+    {
+        Delivered(report);
+        if (!report.Error.IsError)
+        {
+            Interlocked.Increment(ref _acknowledged);
+        }
+    }
+
+    private void Delivered(DeliveryReport<byte[]?, byte[]?> report)
+    {
+        if (report.Error.IsError)
+        {
+            lock (_failureLock)
+            {
+                _failure ??= report.Error;
+            }
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        lock (_failureLock)
+        {
+            if (_failure is { } failure)
+            {
+                throw new KafkaException(failure);
+            }
+        }
+    }
+
+    /// <summary>What the writer knows of a source partition it holds.</summary>
+    private sealed class Origin
+    {
+        /// <summary>The offset after the last message handed to the producer; -1 before the first.</summary>
+        public long Next { get; set; } = -1;
+
+        /// <summary>The largest event time of its records so far.</summary>
+        public long MaxEventTime { get; set; } = long.MinValue;
+
+        /// <summary>Whether it was read to its end since its last message.</summary>
+        public bool AtEnd { get; set; }
+
+        /// <summary>Whether the last mark sent still says all there is to say.</summary>
+        public bool Marked { get; set; }
+    }
+}
