@@ -39,6 +39,24 @@ internal static class KafkaConfig
         }
     }
 
+    /// <summary>
+    /// A consumer that reads a source's partitions for a group member: offsets committed by hand, where to start and
+    /// which isolation level from <paramref name="options"/>. Extra properties are applied by the caller, last.
+    /// </summary>
+    public static ConsumerConfig Reader(KafkaSourceOptions options, string groupId, string clientId) => new()
+    {
+        BootstrapServers = options.BootstrapServers,
+        GroupId = groupId,
+        ClientId = clientId,
+        EnableAutoCommit = false,
+        EnableAutoOffsetStore = false,
+        AutoOffsetReset = options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
+        SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
+        HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 5),
+        IsolationLevel = options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
+        PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
+    };
+
     /// <summary>Splits a comma-separated list of topics.</summary>
     public static List<string> Topics(string topics) => [.. topics.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 }

@@ -99,20 +99,8 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
-        _consumer = new ConsumerConfig
-        {
-            BootstrapServers = options.BootstrapServers,
-            GroupId = groupId,
-            ClientId = $"{groupId}-repartition",
-            EnableAutoCommit = false,
-            EnableAutoOffsetStore = false,
-            AutoOffsetReset = options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
-            SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
-            HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 5),
-            IsolationLevel = options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
-            PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
-            EnablePartitionEof = true,
-        };
+        _consumer = KafkaConfig.Reader(options, groupId, $"{groupId}-repartition");
+        _consumer.EnablePartitionEof = true;
         KafkaConfig.Apply(_consumer, options.Properties);
         _producer = new ProducerConfig
         {

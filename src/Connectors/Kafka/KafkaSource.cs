@@ -227,19 +227,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _records = new T[context.BatchSize];
             _consumed = new Message[context.BatchSize];
             _originOf = new int[context.BatchSize];
-            var config = new ConsumerConfig
-            {
-                BootstrapServers = _options.BootstrapServers,
-                GroupId = source.GroupId(context.PipelineName),
-                ClientId = $"{context.PipelineName}-{partition}",
-                EnableAutoCommit = false,
-                EnableAutoOffsetStore = false,
-                AutoOffsetReset = _options.StartFrom == KafkaStart.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
-                SessionTimeoutMs = (int)_options.SessionTimeout.TotalMilliseconds,
-                HeartbeatIntervalMs = (int)Math.Max(100, _options.SessionTimeout.TotalMilliseconds / 5),
-                IsolationLevel = _options.ReadCommitted ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
-                PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
-            };
+            var config = KafkaConfig.Reader(_options, source.GroupId(context.PipelineName), $"{context.PipelineName}-{partition}");
 
             // Confluent.Kafka builds a Headers list, a timestamp and the topic's name into every message it returns unless
             // told not to (~200 B per message): ask only for what this source uses. Metadata and tombstone callbacks see

@@ -125,7 +125,7 @@ public sealed class GraphPipelineTests
         var bothFired = Task.WhenAll(FiredAsync(minutes), FiredAsync(halfMinutes));
         var pipeline = new TwoWindowBranches
         {
-            Views = new EndingPartitionSource<View>([new View("/a", 1_000), new View("/b", 2_000), new View("/a", 125_000)]),
+            Views = new IdlePartitionSource<View>([new View("/a", 1_000), new View("/b", 2_000), new View("/a", 125_000)], othersEnd: true),
             Minutes = minutes,
             HalfMinutes = halfMinutes,
         };
@@ -144,40 +144,6 @@ public sealed class GraphPipelineTests
             sink.BeforeWrite = _ => { fired.TrySetResult(); return ValueTask.CompletedTask; };
             return fired.Task;
         }
-    }
-}
-
-/// <summary>Partition 0 reads its records in one batch, then waits for the stop; the others end at once.</summary>
-public sealed class EndingPartitionSource<T>(T[] records) : ISource<T>
-{
-    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : null);
-
-    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    private sealed class Reader(T[]? records) : ISourceReader<T>
-    {
-        private bool _sent;
-
-        public async ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
-        {
-            if (records is null)
-            {
-                return SourceBatch<T>.End;
-            }
-
-            if (!_sent)
-            {
-                _sent = true;
-                return SourceBatch<T>.Of(records);
-            }
-
-            await Task.Delay(Timeout.Infinite, cancellationToken); // until the run is stopped
-            return SourceBatch<T>.End;
-        }
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
 
@@ -212,16 +178,19 @@ public sealed class FollowedWindowTests : IDisposable
     }
 }
 
-/// <summary>Partition 0 reads its records in one batch, then waits for the stop; the others have nothing and say they are idle.</summary>
-public sealed class IdlePartitionSource<T>(T[] records) : ISource<T>
+/// <summary>
+/// Partition 0 reads its records in one batch, then waits for the stop; the others have nothing and say they are idle
+/// (or, with <paramref name="othersEnd"/>, end at once).
+/// </summary>
+public sealed class IdlePartitionSource<T>(T[] records, bool othersEnd = false) : ISource<T>
 {
     public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : null);
+    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? records : null, othersEnd);
 
     public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    private sealed class Reader(T[]? records) : ISourceReader<T>
+    private sealed class Reader(T[]? records, bool end) : ISourceReader<T>
     {
         private bool _sent;
 
@@ -229,6 +198,11 @@ public sealed class IdlePartitionSource<T>(T[] records) : ISource<T>
         {
             if (records is null)
             {
+                if (end)
+                {
+                    return SourceBatch<T>.End;
+                }
+
                 if (!_sent)
                 {
                     _sent = true;
