@@ -1,6 +1,5 @@
 using System.Text;
 using Compiled.Kafka;
-using Compiled.Runtime;
 using Confluent.Kafka;
 
 namespace Compiled.Integration.Tests;
@@ -85,9 +84,10 @@ public sealed class RepartitionWriterTests(KafkaFixture kafka)
         foreach (var message in ReadAll(target))
         {
             var partition = message.Partition.Value;
-            if (RepartitionHeaders.TryReadMark(message.Message.Headers, out var markOrigin, out var eventTime, out _))
+            if (RepartitionHeaders.TryReadMark(message.Message.Headers, out var markOrigin, out var eventTime, out var origins, out _))
             {
                 Assert.Null(message.Message.Value);
+                Assert.Equal(4, origins);
                 marks[(partition, markOrigin)] = eventTime;
                 continue;
             }

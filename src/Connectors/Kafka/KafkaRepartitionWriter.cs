@@ -14,7 +14,10 @@ internal static class RepartitionHeaders
     /// <summary>A record's origin: its source partition (32 bits) and offset (64 bits), big-endian.</summary>
     public const string Origin = "compiled.origin";
 
-    /// <summary>A watermark mark: the origin partition (32 bits), its largest event time (64 bits), and 1 when it is at its end (8 bits).</summary>
+    /// <summary>
+    /// A watermark mark: the origin partition (32 bits), its largest event time (64 bits), the number of partitions of
+    /// the origins' topic (32 bits), and 1 when the origin is at its end (8 bits), big-endian.
+    /// </summary>
     public const string Mark = "compiled.mark";
 
     public static byte[] OriginValue(int partition, long offset)
@@ -25,12 +28,13 @@ internal static class RepartitionHeaders
         return bytes;
     }
 
-    public static byte[] MarkValue(int partition, long eventTime, bool atEnd)
+    public static byte[] MarkValue(int partition, long eventTime, int origins, bool atEnd)
     {
-        var bytes = new byte[13];
+        var bytes = new byte[17];
         BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
         BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(4), eventTime);
-        bytes[12] = atEnd ? (byte)1 : (byte)0;
+        BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(12), origins);
+        bytes[16] = atEnd ? (byte)1 : (byte)0;
         return bytes;
     }
 
@@ -50,19 +54,21 @@ internal static class RepartitionHeaders
     }
 
     /// <summary>The mark a message's headers carry; false when it is not a mark.</summary>
-    public static bool TryReadMark(Headers? headers, out int partition, out long eventTime, out bool atEnd)
+    public static bool TryReadMark(Headers? headers, out int partition, out long eventTime, out int origins, out bool atEnd)
     {
         partition = 0;
         eventTime = 0;
+        origins = 0;
         atEnd = false;
-        if (headers is null || !headers.TryGetLastBytes(Mark, out var bytes) || bytes.Length != 13)
+        if (headers is null || !headers.TryGetLastBytes(Mark, out var bytes) || bytes.Length != 17)
         {
             return false;
         }
 
         partition = BinaryPrimitives.ReadInt32BigEndian(bytes);
         eventTime = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(4));
-        atEnd = bytes[12] == 1;
+        origins = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(12));
+        atEnd = bytes[16] == 1;
         return true;
     }
 }
@@ -144,11 +150,19 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         using var producer = new ProducerBuilder<byte[]?, byte[]?>(_producer).SetLogHandler((_, _) => { }).Build();
         var consumer = new ConsumerBuilder<byte[]?, byte[]?>(_consumer)
             .SetLogHandler((_, _) => { })
-            .SetPartitionsAssignedHandler((_, partitions) =>
+            .SetPartitionsAssignedHandler((c, partitions) =>
             {
+                // Marks say how many origins there are, so that the keyed side waits for all of them.
+                var counts = new Dictionary<string, int>();
                 foreach (var partition in partitions)
                 {
-                    _owned[partition] = new Origin();
+                    if (!counts.TryGetValue(partition.Topic, out var count))
+                    {
+                        using var admin = new DependentAdminClientBuilder(c.Handle).Build();
+                        count = counts[partition.Topic] = admin.GetMetadata(partition.Topic, TimeSpan.FromSeconds(30)).Topics[0].Partitions.Count;
+                    }
+
+                    _owned[partition] = new Origin { Origins = count };
                 }
             })
             .SetPartitionsRevokedHandler((c, partitions) =>
@@ -273,7 +287,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
 
             if (!origin.Marked && (origin.MaxEventTime != long.MinValue || origin.AtEnd))
             {
-                var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.AtEnd);
+                var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.Origins, origin.AtEnd);
                 for (var target = 0; target < _partitions; target++)
                 {
                     Produce(producer, target, new Message<byte[]?, byte[]?> { Headers = [new Header(RepartitionHeaders.Mark, mark)] }, Delivered);
@@ -363,5 +377,8 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
 
         /// <summary>Whether the last mark sent still says all there is to say.</summary>
         public bool Marked { get; set; }
+
+        /// <summary>The number of partitions of its topic when it was assigned.</summary>
+        public int Origins { get; init; }
     }
 }

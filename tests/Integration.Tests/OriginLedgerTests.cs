@@ -1,6 +1,8 @@
+using Compiled.Kafka;
+using Compiled.Runtime.CompilerServices;
 using CsCheck;
 
-namespace Compiled.Runtime.Tests.State;
+namespace Compiled.Integration.Tests;
 
 /// <summary>
 /// The repartition hop's deduplication: writers of one origin (a source partition) take over from each other at the

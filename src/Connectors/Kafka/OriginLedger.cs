@@ -1,4 +1,6 @@
-namespace Compiled.Runtime;
+using Compiled.Runtime.CompilerServices;
+
+namespace Compiled.Kafka;
 
 /// <summary>
 /// The reading side's defence against a repartition hop writing a record twice (issue 15's repartition topic, being
