@@ -151,6 +151,7 @@ public sealed class SourceSplits
 {
     private readonly List<int> _splits = [];
     private readonly List<bool> _idle = [];
+    private readonly List<long?> _reached = [];
     private readonly List<SplitRun> _runs = [];
     private bool _runOpen;
 
@@ -166,6 +167,9 @@ public sealed class SourceSplits
     /// <summary>Whether the <paramref name="index"/>-th split is idle.</summary>
     public bool IsIdleAt(int index) => _idle[index];
 
+    /// <summary>The event time the <paramref name="index"/>-th split says it has reached (<see cref="SetReached"/>), or null: its records' largest.</summary>
+    public long? ReachedAt(int index) => _reached[index];
+
     /// <summary>The runs of the current batch: record counts by split, in the batch's order.</summary>
     public IReadOnlyList<SplitRun> Runs => _runs;
 
@@ -177,6 +181,7 @@ public sealed class SourceSplits
         {
             _splits.Add(split);
             _idle.Add(false);
+            _reached.Add(null);
         }
     }
 
@@ -188,6 +193,23 @@ public sealed class SourceSplits
         {
             _splits.RemoveAt(index);
             _idle.RemoveAt(index);
+            _reached.RemoveAt(index);
+        }
+    }
+
+    /// <summary>
+    /// Split <paramref name="split"/> has reached <paramref name="eventTime"/>: from now on the watermark takes this for
+    /// the split's largest event time, not its records'. For a split that interleaves several inputs at different
+    /// progress — a partition of a repartition topic, fed by the writers of every source partition — whose records'
+    /// largest event time runs ahead of its slowest input; its writers' marks say how far all of them have got. It only
+    /// moves forward.
+    /// </summary>
+    public void SetReached(int split, long eventTime)
+    {
+        var index = _splits.IndexOf(split);
+        if (index >= 0)
+        {
+            _reached[index] = _reached[index] is { } reached ? Math.Max(reached, eventTime) : eventTime;
         }
     }
 

@@ -214,7 +214,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
         var idleMs = TimeMath.Millis(SplitIdleTimeout);
         for (var i = 0; i < splits.Count; i++)
         {
-            var max = _splitMax!.GetValueOrDefault(splits[i], long.MinValue);
+            var max = splits.ReachedAt(i) ?? _splitMax!.GetValueOrDefault(splits[i], long.MinValue);
             if (splits.IsIdleAt(i) || (_splitActive is not null && now - _splitActive.GetValueOrDefault(splits[i], now) >= idleMs))
             {
                 idle = Math.Max(idle, max);

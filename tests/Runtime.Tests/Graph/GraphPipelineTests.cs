@@ -145,6 +145,56 @@ public sealed class GraphPipelineTests
             return fired.Task;
         }
     }
+    [Fact]
+    public async Task A_split_that_says_how_far_it_has_got_holds_the_watermark_there_whatever_its_records_say()
+    {
+        // One split whose records run ahead of what it says it has reached — as a repartition topic's partition, whose
+        // slowest writer is behind. The view at 40 s comes after one at 125 s: by the records it would be late (the
+        // watermark would be 125 s); by what the split says (30 s) it is not, and counts in the first minute.
+        var pipeline = new TopPagesPerMinute
+        {
+            Views = new ReachedSplitSource<View>(
+                ([new View("/a", 1_000), new View("/a", 125_000)], 30_000),
+                ([new View("/a", 40_000)], 30_000),
+                ([], 200_000)),
+        };
+        var result = await pipeline.RunAsync(new PipelineOptions { Parallelism = 1 });
+        Assert.Equal(PipelineOutcome.Completed, result.Outcome);
+        Assert.Equal([(0L, "/a:2"), (120_000L, "/a:1")], pipeline.Collected.OrderBy(r => r.Start).Select(r => (r.Start, r.Value)));
+    }
+}
+
+/// <summary>One split, read in the given batches; after each, the split says it has reached the batch's event time.</summary>
+public sealed class ReachedSplitSource<T>(params (T[] Records, long Reached)[] batches) : ISource<T>
+{
+    public ValueTask OpenAsync(SourceContext<T> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ISourceReader<T> CreateReader(int partition) => new Reader(partition == 0 ? batches : []);
+
+    public ValueTask CloseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    private sealed class Reader((T[] Records, long Reached)[] batches) : ISourceReader<T>
+    {
+        private readonly SourceSplits _splits = new();
+        private int _next;
+
+        public ValueTask<SourceBatch<T>> ReadAsync(CancellationToken cancellationToken)
+        {
+            if (_next == batches.Length)
+            {
+                return ValueTask.FromResult(SourceBatch<T>.End);
+            }
+
+            var (records, reached) = batches[_next++];
+            _splits.ClearRuns();
+            _splits.Add(0);
+            _splits.Append(0, records.Length);
+            _splits.SetReached(0, reached);
+            return ValueTask.FromResult(SourceBatch<T>.Of(records, null, _splits));
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }
 
 /// <summary>Following files: the partitions without a file are idle, not stuck.</summary>
