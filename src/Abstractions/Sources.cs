@@ -262,6 +262,18 @@ public sealed class SourceSplits
     }
 }
 
+/// <summary>
+/// A reader whose splits carry state of their own — what a partition of a repartition topic has deduplicated, and how
+/// far its writers have got. In a distributed run, where split i's keys are keyed partition i's, each checkpoint keeps
+/// a split's state with that partition's state, taken at the same cut (it travels with the checkpoint's barrier), and
+/// the run that takes the partition over finds it in <see cref="SourceContext{T}.RestoredSplitStates"/>.
+/// </summary>
+public interface ISplitStateReader
+{
+    /// <summary>Appends split <paramref name="split"/>'s state as of the records handed on so far; nothing when it has none.</summary>
+    void WriteSplitState(int split, System.Buffers.IBufferWriter<byte> output);
+}
+
 /// <summary><paramref name="Count"/> consecutive records of a batch, from split <paramref name="Split"/>.</summary>
 public readonly record struct SplitRun(int Split, int Count);
 
@@ -346,6 +358,12 @@ public sealed class SourceContext<T>
     /// (<see cref="SourceSplits"/>) — the run routes each split's records to keyed partition i, which owns its state.
     /// </summary>
     public IReadOnlyList<SourcePosition>? Assignment { get; init; }
+
+    /// <summary>
+    /// In a distributed run, what a reader that implements <see cref="ISplitStateReader"/> wrote of each split at the
+    /// checkpoint the run restored, by split id (the index in <see cref="Assignment"/>); empty otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<int, ReadOnlyMemory<byte>> RestoredSplitStates { get; init; } = new Dictionary<int, ReadOnlyMemory<byte>>();
 
     /// <summary>The pipeline's name.</summary>
     public string PipelineName { get; }

@@ -41,6 +41,9 @@ internal sealed class ExchangeBatch<T>
     /// <summary>The producer was idle and sends records again (to this consumer or another): it holds watermarks back again.</summary>
     public bool Active;
 
+    /// <summary>With a barrier of a by-split exchange: the state of the consumer's split, from the reader that reads it (<see cref="ISplitStateReader"/>).</summary>
+    public byte[]? SplitState;
+
     public void Add(in T item)
     {
         if (Count == Items.Length)
@@ -60,5 +63,6 @@ internal sealed class ExchangeBatch<T>
         Barrier = 0;
         Reached = long.MinValue;
         Active = false;
+        SplitState = null;
     }
 }

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Compiled.Runtime;
 
 /// <summary>What a partition's worker tells the exchanges its loop writes into, besides records.</summary>
@@ -23,6 +25,9 @@ internal interface IExchangePort
 
     /// <summary>Sends what is buffered, then checkpoint barrier <paramref name="checkpoint"/> to every consumer partition.</summary>
     ValueTask SendBarrierAsync(long checkpoint, CancellationToken cancellationToken);
+
+    /// <summary>The reader keeps state per split: a by-split exchange's barriers carry each split's to its keyed partition.</summary>
+    void ReadSplitStates(ISplitStateReader reader);
 
     /// <summary>
     /// Sends what is buffered, then the end of this producer's input to every consumer partition, without waiting for
@@ -68,6 +73,7 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
     private bool _idle;
     private bool _ended;
     private int _turn;
+    private ISplitStateReader? _splitStates;
 
     public ExchangePort(Exchange<T> exchange, int producer, bool eventTime, bool forwarded, TimeSpan outOfOrderness, CancellationToken abort)
     {
@@ -405,8 +411,24 @@ internal sealed class ExchangePort<T> : IOutputPort, IBufferedPort<T>, IExchange
             barrier.Signal = ExchangeSignal.Barrier;
             barrier.Barrier = checkpoint;
             barrier.Reached = Reached();
+            barrier.SplitState = SplitStateOf(target);
             await _exchange.SendAsync(target, barrier, Linked(cancellationToken)).ConfigureAwait(false);
         }
+    }
+
+    public void ReadSplitStates(ISplitStateReader reader) => _splitStates = reader;
+
+    /// <summary>The state of split <paramref name="target"/> when this producer reads it and the exchange routes by split; else null.</summary>
+    private byte[]? SplitStateOf(int target)
+    {
+        if (_splitStates is null || _exchange.Routing != ExchangeRouting.BySplit || _splits is not { } splits || !splits.Contains(target))
+        {
+            return null;
+        }
+
+        var state = new ArrayBufferWriter<byte>();
+        _splitStates.WriteSplitState(target, state);
+        return state.WrittenCount == 0 ? null : state.WrittenSpan.ToArray();
     }
 
     public async ValueTask EndAsync(CancellationToken cancellationToken)

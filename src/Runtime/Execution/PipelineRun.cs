@@ -169,6 +169,7 @@ internal sealed class PipelineRun : IAsyncDisposable
                 CheckpointsState = keyed.Count > 0,
                 RestoredPositions = run._restored?.Positions ?? [],
                 Assignment = (run._store as PartitionedCheckpointStore)?.Claimed,
+                RestoredSplitStates = run.RestoredSplitStates(),
             };
             await Guard(name, sourceName, "open", () => source.OpenAsync(context, run.Context.Abort)).ConfigureAwait(false);
             run._closeSource = () => source.CloseAsync(CancellationToken.None);
@@ -498,6 +499,39 @@ internal sealed class PipelineRun : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// In a distributed run: the split states the restored checkpoint kept in its keyed partitions' snapshots — keyed
+    /// partition i's is split i's (<see cref="ISplitStateReader"/>).
+    /// </summary>
+    private Dictionary<int, ReadOnlyMemory<byte>> RestoredSplitStates()
+    {
+        var states = new Dictionary<int, ReadOnlyMemory<byte>>();
+        if (_lease is null || _restored is null)
+        {
+            return states;
+        }
+
+        foreach (var window in _restored.Windows)
+        {
+            for (var i = 0; i < window.Partitions.Count; i++)
+            {
+                try
+                {
+                    if (!window.Partitions[i].IsEmpty && WindowStateHeader.SplitStateOf(window.Partitions[i]) is { } state)
+                    {
+                        states.TryAdd(i, state);
+                    }
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new PipelineConfigurationException(_descriptor.Name, $"Pipeline '{_descriptor.Name}': checkpoint {_restored.Id}: the state of window '{window.Schema.Window}' does not read back: {ex.Message}", ex);
+                }
+            }
+        }
+
+        return states;
+    }
+
     private void Restore(CheckpointData restored, ICheckpointStore store)
     {
         var name = _descriptor.Name;
@@ -622,7 +656,16 @@ internal sealed class PipelineRun : IAsyncDisposable
                     throw new ConnectorException(name, _descriptor.Stages[0].Name, partition, "create its reader", ex);
                 }
 
-                input = new SourceInput<TIn>(Context, _descriptor.Stages[0].Name, partition, reader, job.Segment(context), context.Ports.OfType<IExchangePort>().ToArray());
+                var exchanges = context.Ports.OfType<IExchangePort>().ToArray();
+                if (reader is ISplitStateReader splitStates)
+                {
+                    foreach (var exchange in exchanges)
+                    {
+                        exchange.ReadSplitStates(splitStates);
+                    }
+                }
+
+                input = new SourceInput<TIn>(Context, _descriptor.Stages[0].Name, partition, reader, job.Segment(context), exchanges);
             }
             else
             {

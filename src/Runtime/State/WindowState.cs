@@ -30,10 +30,13 @@ internal interface IWindowState<TKey, TAcc>
 }
 
 /// <summary>The header every window snapshot starts with.</summary>
-internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count, long Reached)
+internal readonly record struct WindowStateHeader(byte Kind, long Watermark, long Clock, long Count, long Reached, byte[]? SplitState = null)
 {
-    /// <summary>Version 2 added <see cref="Reached"/>; a version 1 snapshot reads with none (<see cref="long.MinValue"/>).</summary>
-    public const int Version = 2;
+    /// <summary>
+    /// Version 2 added <see cref="Reached"/>; a version 1 snapshot reads with none (<see cref="long.MinValue"/>).
+    /// Version 3 added <see cref="SplitState"/> (a length, -1 for none, then the bytes); earlier ones read with none.
+    /// </summary>
+    public const int Version = 3;
 
     private static bool OnDisk(byte kind) => kind is DiskRunningKind or DiskPaneKind or DiskRunningTimedKind;
 
@@ -54,6 +57,11 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
         writer.WriteInt64(Clock);
         writer.WriteInt64(Count);
         writer.WriteInt64(Reached);
+        writer.WriteInt32(SplitState?.Length ?? -1);
+        if (SplitState is { } state)
+        {
+            writer.WriteBytes(state);
+        }
     }
 
     public static WindowStateHeader Read(ref StateReader reader)
@@ -65,7 +73,21 @@ internal readonly record struct WindowStateHeader(byte Kind, long Watermark, lon
         }
 
         var (kind, watermark, clock, count) = (reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64());
-        return new WindowStateHeader(kind, watermark, clock, count, version >= 2 ? reader.ReadInt64() : long.MinValue);
+        var reached = version >= 2 ? reader.ReadInt64() : long.MinValue;
+        byte[]? splitState = null;
+        if (version >= 3 && reader.ReadInt32() is var length and >= 0)
+        {
+            splitState = reader.ReadBytes(length).ToArray();
+        }
+
+        return new WindowStateHeader(kind, watermark, clock, count, reached, splitState);
+    }
+
+    /// <summary>The split state in a snapshot's header (<see cref="ISplitStateReader"/>), or null.</summary>
+    public static byte[]? SplitStateOf(ReadOnlyMemory<byte> snapshot)
+    {
+        var reader = new StateReader(snapshot);
+        return Read(ref reader).SplitState;
     }
 
     /// <summary>

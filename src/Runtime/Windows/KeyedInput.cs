@@ -313,6 +313,11 @@ internal sealed class KeyedInput<TKey, TIn, TResult> : KeyedInput, IExchangeCons
                 break;
             case ExchangeSignal.Barrier:
                 _windows.Reached = Math.Max(_windows.Reached, batch.Reached); // before the snapshot: it is taken once aligned
+                if (batch.SplitState is { } splitState)
+                {
+                    _windows.SplitState = splitState; // the state of this partition's split, at the same cut
+                }
+
                 Barrier(batch.Input, batch.Barrier);
                 break;
             case ExchangeSignal.Idle:

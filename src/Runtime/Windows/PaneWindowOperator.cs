@@ -350,7 +350,7 @@ internal sealed class PaneWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : WindowOp
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, _nextEnd, StateEntries, Reached).Write(writer);
+        new WindowStateHeader(Kind, Watermark, _nextEnd, StateEntries, Reached, SplitState).Write(writer);
         for (var slot = 0; slot < _paneCount; slot++)
         {
             var table = _tables[slot];

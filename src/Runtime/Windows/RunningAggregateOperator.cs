@@ -72,7 +72,7 @@ internal sealed class RunningAggregateOperator<TKey, TIn, TAgg, TAcc, TOut> : Wi
     /// <summary>Header, then per key: key, accumulator.</summary>
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
-        new WindowStateHeader(Kind, Watermark, 0, _state.Count, Reached).Write(writer);
+        new WindowStateHeader(Kind, Watermark, 0, _state.Count, Reached, SplitState).Write(writer);
         foreach (var (key, entry) in _state)
         {
             keys.Write(writer, key);

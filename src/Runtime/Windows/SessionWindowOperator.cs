@@ -215,7 +215,7 @@ internal sealed class SessionWindowOperator<TKey, TIn, TAgg, TAcc, TOut> : Windo
     public void Snapshot(StateWriter writer, long checkpoint, IStateCodec<TKey> keys, IStateCodec<TAcc> accumulators)
     {
         ThrowIfFiring();
-        new WindowStateHeader(Kind, Watermark, 0, _live, Reached).Write(writer);
+        new WindowStateHeader(Kind, Watermark, 0, _live, Reached, SplitState).Write(writer);
         foreach (var head in _heads.Values)
         {
             for (var id = head; id >= 0; id = _sessions[id].Next)

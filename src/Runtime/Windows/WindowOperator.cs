@@ -19,6 +19,12 @@ public abstract class KeyedOperator<TKey, TIn, TResult>
     /// </summary>
     public long Reached { get; set; } = long.MinValue;
 
+    /// <summary>
+    /// In a distributed run: the state of the source split whose keys this partition holds, as of the last barrier
+    /// (<see cref="ISplitStateReader"/>); kept in the snapshot's header, and handed back to the reader on restore.
+    /// </summary>
+    internal byte[]? SplitState { get; set; }
+
     /// <summary>Results emitted so far; the caller reads and resets it.</summary>
     public Compiled.RecordBuffer<TResult> Results { get; } = new();
 

@@ -166,3 +166,16 @@ public sealed partial class TwoWindowBranches
 
     [Sink] public ISink<WindowResult<string, long>> HalfMinutes { get; set; } = new CollectionSink<WindowResult<string, long>>();
 }
+
+/// <summary>Views per page per minute: one keyed stage right behind the source (what a distributed run takes).</summary>
+[Pipeline(Name = "pages-per-minute")]
+public sealed partial class PagesPerMinute
+{
+    [Source] public ISource<View> Views { get; set; } = new CollectionSource<View>();
+
+    [KeyBy] static string Page(View v) => v.Page;
+
+    [Window] public WindowSpec<View, Count<View>> PerMinute { get; set; } = new(Window.Tumbling(TimeSpan.FromMinutes(1)));
+
+    [Sink] public ISink<WindowResult<string, long>> Results { get; set; } = new CollectionSink<WindowResult<string, long>>();
+}

@@ -174,9 +174,11 @@ public class WindowStateTests
         State(old).Snapshot(writer, checkpoint: 0, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>());
         var current = writer.Written.ToArray();
         Assert.Equal(WindowStateHeader.Version, current[0]);
+        Assert.Null(WindowStateHeader.SplitStateOf(current));
 
-        // Version 1: the same header without its last field (8 bytes after the version, kind, watermark, clock and count).
-        var versionOne = current[..26].Concat(current[34..]).ToArray();
+        // Version 1: the same header without its last two fields (after the version, kind, watermark, clock and count:
+        // what the inputs reached, 8 bytes, and the split state's length, 4 bytes: -1, none).
+        var versionOne = current[..26].Concat(current[38..]).ToArray();
         versionOne[0] = 1;
         var restored = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
         WindowStateHeader.Restore([versionOne], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(restored)]);
@@ -187,6 +189,33 @@ public class WindowStateTests
         var fromCurrent = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
         WindowStateHeader.Restore([current], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(fromCurrent)]);
         Assert.Equal(5_000, fromCurrent.Reached);
+
+        // Version 2: without the split state.
+        var versionTwo = current[..34].Concat(current[38..]).ToArray();
+        versionTwo[0] = 2;
+        Assert.Null(WindowStateHeader.SplitStateOf(versionTwo));
+        var fromTwo = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        WindowStateHeader.Restore([versionTwo], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(fromTwo)]);
+        Assert.Equal(5_000, fromTwo.Reached);
+        fromTwo.Advance(long.MaxValue);
+        Assert.Equal([(7, 1_000L, 3L)], fromTwo.Results.Span.ToArray().Select(r => (r.Key, r.Start, r.Value)));
+    }
+
+    [Fact]
+    public void A_snapshot_keeps_the_split_state_its_last_barrier_brought_in_its_header_and_restores_its_entries_as_before()
+    {
+        var old = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        old.Add([new Keyed<int, WindowReading>(7, 1_050, new WindowReading(7, 1_050, 3))]);
+        old.SplitState = [1, 2, 3, 250];
+        var writer = new StateWriter();
+        State(old).Snapshot(writer, checkpoint: 0, StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>());
+        var snapshot = writer.Written.ToArray();
+        Assert.Equal([1, 2, 3, 250], WindowStateHeader.SplitStateOf(snapshot));
+
+        var restored = Create(Window.Tumbling(TimeSpan.FromMilliseconds(100)), 0);
+        WindowStateHeader.Restore([snapshot], StateCodecs.Unmanaged<int>(), StateCodecs.Unmanaged<long>(), [State(restored)]);
+        restored.Advance(long.MaxValue);
+        Assert.Equal([(7, 1_000L, 3L)], restored.Results.Span.ToArray().Select(r => (r.Key, r.Start, r.Value)));
     }
 
     [Fact]
