@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using Compiled.Runtime.CompilerServices;
 using Confluent.Kafka;
 
 namespace Compiled.Kafka;
@@ -63,6 +65,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     public long ClientErrors => Interlocked.Read(ref _clientErrors);
 
     private long _clientErrors;
+    private long _repeats;
+
+    /// <summary>Records of a repartition topic dropped as written twice (a writer restarted from an earlier commit).</summary>
+    internal long Repeats => Interlocked.Read(ref _repeats);
 
     /// <summary>Records consumed so far, and behind them the consumer lag: records in the assigned partitions not yet read.</summary>
     public SourceProgress Progress
@@ -193,7 +199,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     private string GroupId(string pipeline) => string.IsNullOrWhiteSpace(_options.GroupId) ? pipeline : _options.GroupId;
 
     /// <summary>One pipeline partition: one consumer, one member of the group.</summary>
-    private sealed class Reader : ISourceReader<T>, IRecordOrigins
+    private sealed class Reader : ISourceReader<T>, IRecordOrigins, ISplitStateReader
     {
         private readonly KafkaSource<T, TCodec> _source;
         private readonly SourceContext<T> _context;
@@ -236,7 +242,8 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var callbacks = source._metadata is not null || source._tombstone is not null;
             var topics = KafkaConfig.Topics(_options.Topics);
             _topic = topics.Count == 1 && !topics[0].StartsWith('^') && !callbacks ? topics[0] : null;
-            config.ConsumeResultFields = callbacks ? "all" : _topic is null ? "topic" : "none";
+            string[] fields = [.. _topic is null ? ["topic"] : Array.Empty<string>(), .. _options.HopOf is null ? Array.Empty<string>() : ["headers"]]; // a hop's messages carry their origin
+            config.ConsumeResultFields = callbacks ? "all" : fields.Length == 0 ? "none" : string.Join(',', fields);
             KafkaConfig.Apply(config, _options.Properties);
 
             // A partition read to its end (for IdleAfterEnd) is idle for the watermark until its next message (see SourceSplits).
@@ -440,6 +447,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     owned.Next = consumed.Offset + 1;
                     owned.EndSince = -1;
                     split = owned.Split;
+                    if (owned.Ledger is not null && !AdmitFromHop(owned, consumed))
+                    {
+                        continue; // a mark, or a record written twice
+                    }
                 }
 
                 if (consumed.Value.IsNull)
@@ -500,7 +511,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var wait = (long)_options.IdleAfterEnd.TotalMilliseconds;
             foreach (var owned in _owned.Values)
             {
-                if (owned.EndSince >= 0 && now - owned.EndSince >= wait)
+                // A repartition topic's partition read to its end still waits for the writers that lag behind: it is
+                // idle only once every origin is at its end too.
+                if (owned.EndSince >= 0 && now - owned.EndSince >= wait && owned.Clock?.AllAtEnd != false)
                 {
                     _splits.SetIdle(owned.Split, idle: true);
                 }
@@ -640,6 +653,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             {
                 var owned = new Owned { Split = SplitOf(partition) };
                 _splits.Add(owned.Split);
+                if (_options.HopOf is not null)
+                {
+                    RestoreHop(owned);
+                }
+
                 var offset = Offset.Unset; // the committed offset, else auto.offset.reset
                 if (restored.TryGetValue(partition, out var checkpointed) && checkpointed >= 0)
                 {
@@ -691,6 +709,71 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             _context.Inform($"partition {_partition} assigned {Describe(start)}");
             return start;
+        }
+
+        /// <summary>
+        /// A partition of a repartition topic: its origin ledger and its writers' clock as the checkpoint this run
+        /// restored kept them (<see cref="ISplitStateReader"/>), else empty; the split's event time is the clock's.
+        /// </summary>
+        private void RestoreHop(Owned owned)
+        {
+            if (_context.RestoredSplitStates.TryGetValue(owned.Split, out var state))
+            {
+                var reader = new StateReader(state);
+                owned.Ledger = OriginLedger.ReadFrom(ref reader);
+                owned.Clock = HopClock.ReadFrom(ref reader);
+            }
+            else
+            {
+                owned.Ledger = new OriginLedger();
+                owned.Clock = new HopClock();
+            }
+
+            _splits.SetReached(owned.Split, owned.Clock.Reached);
+        }
+
+        public void WriteSplitState(int split, IBufferWriter<byte> output)
+        {
+            foreach (var owned in _owned.Values)
+            {
+                if (owned.Split == split && owned.Ledger is { } ledger)
+                {
+                    var writer = new StateWriter(256);
+                    ledger.WriteTo(writer);
+                    owned.Clock!.WriteTo(writer);
+                    output.Write(writer.Written.Span);
+                    return;
+                }
+            }
+        }
+
+        /// <summary>
+        /// A message of a repartition topic: a writer's mark moves its origin's clock (it is no record); a record
+        /// admitted by the ledger goes on (true), one written again after a writer's restart is dropped.
+        /// </summary>
+        private bool AdmitFromHop(Owned owned, in Message consumed)
+        {
+            if (RepartitionHeaders.TryReadMark(consumed.Headers, out var markOf, out var eventTime, out var origins, out var atEnd))
+            {
+                owned.Clock!.Mark(markOf, eventTime, origins, atEnd);
+                _splits.SetReached(owned.Split, owned.Clock.Reached);
+                return false;
+            }
+
+            if (!RepartitionHeaders.TryReadOrigin(consumed.Headers, out var origin, out var offset))
+            {
+                Report(consumed, "NoOrigin", "the message names no origin: it was not written by the repartition writer");
+                return false;
+            }
+
+            if (!owned.Ledger!.Admit(_options.HopOf!, origin, offset))
+            {
+                Interlocked.Increment(ref _source._repeats);
+                return false;
+            }
+
+            owned.Clock!.Record(origin);
+            return true;
         }
 
         /// <summary>The reader's id of <paramref name="partition"/> for the watermark (<see cref="SourceSplits"/>): one per topic partition, kept across reassignments.</summary>
@@ -850,6 +933,12 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             /// <summary>When the partition was found at its end with nothing read after it (<see cref="Environment.TickCount64"/>), or −1.</summary>
             public long EndSince { get; set; } = -1;
+
+            /// <summary>A partition of a repartition topic: the origins admitted so far (else null).</summary>
+            public OriginLedger? Ledger { get; set; }
+
+            /// <summary>A partition of a repartition topic: how far its writers have got (else null).</summary>
+            public HopClock? Clock { get; set; }
         }
 
         /// <summary>

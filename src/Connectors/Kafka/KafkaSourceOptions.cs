@@ -90,6 +90,13 @@ public sealed class KafkaSourceOptions
     public bool PartitionedByKey { get; set; }
 
     /// <summary>
+    /// The topic read is the repartition topic of this one (issue 15, being built; not a setting yet): its messages
+    /// carry their origin and the writers' marks (<see cref="KafkaRepartitionWriter{T, TCodec}"/>), and each partition
+    /// keeps an origin ledger and a clock as its split's state. Null: an ordinary topic.
+    /// </summary>
+    internal string? HopOf { get; set; }
+
+    /// <summary>
     /// Further librdkafka properties, <c>key=value;key=value</c> (<c>security.protocol=SASL_SSL;sasl.mechanism=PLAIN;
     /// sasl.username=…;sasl.password=…</c>). Shown with secrets masked.
     /// </summary>
