@@ -20,6 +20,18 @@ public sealed class PostgresCdcTests(PostgresFixture postgres) : IDisposable
     public void Dispose() => Directory.Delete(_lake, recursive: true);
 
     [Fact]
+    public void Before_the_run_names_it_the_description_gives_the_default_slots_pattern_and_never_the_password()
+    {
+        // Outside finding: --explain showed "(slot , publication …)" for the default slot.
+        var source = new PostgresCdcSource<CdcOrder>("Host=db;Database=Shop-1;Username=etl;Password=hunter4SECRET", "cdc_orders");
+        var described = source.Describe();
+        Assert.Contains("slot compiled_shop_1_{pipeline}_{source} by default, publication compiled_cdc_orders", described, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter4SECRET", described, StringComparison.Ordinal);
+        Assert.Contains("(slot compiled_{database}_{pipeline}_{source} by default", new PostgresCdcSource<CdcOrder>("not;a=connection;string=", "t").Describe(), StringComparison.Ordinal);
+        Assert.Contains("(slot my_slot,", new PostgresCdcSource<CdcOrder>("Host=db", "t") { Slot = "my_slot" }.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Snapshot_then_changes_under_a_concurrent_writer_reach_the_replica_and_the_lake_exactly()
     {
         var db = await postgres.NewDatabaseAsync();

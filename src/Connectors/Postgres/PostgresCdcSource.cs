@@ -134,7 +134,20 @@ public sealed partial class PostgresCdcSource<T> : ISource<T>, IConfigurable, IS
 
     /// <inheritdoc/>
     public string Describe()
-        => $"postgresql cdc {Secrets.RedactConnectionString(ConnectionString)} table {Table} (slot {SlotName}, publication {PublicationName}{(Snapshot ? ", snapshot first" : "")})";
+        => $"postgresql cdc {Secrets.RedactConnectionString(ConnectionString)} table {Table} (slot {(SlotName.Length > 0 ? SlotName : DefaultSlotPattern())}, publication {PublicationName}{(Snapshot ? ", snapshot first" : "")})";
+
+    /// <summary>The default slot's name before the run names it (<c>--explain</c>): the pipeline and source are not known yet.</summary>
+    private string DefaultSlotPattern()
+    {
+        try
+        {
+            return DefaultName($"compiled_{new NpgsqlConnectionStringBuilder(ConnectionString).Database}_") + "{pipeline}_{source} by default";
+        }
+        catch (ArgumentException)
+        {
+            return "compiled_{database}_{pipeline}_{source} by default";
+        }
+    }
 
     private string SlotName => string.IsNullOrWhiteSpace(Slot) && _context is { } context
         ? DefaultName($"compiled_{new NpgsqlConnectionStringBuilder(ConnectionString).Database}_{context.PipelineName}_{context.SourceName}")
