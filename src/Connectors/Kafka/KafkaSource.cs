@@ -242,8 +242,18 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var callbacks = source._metadata is not null || source._tombstone is not null;
             var topics = KafkaConfig.Topics(_options.Topics);
             _topic = topics.Count == 1 && !topics[0].StartsWith('^') && !callbacks ? topics[0] : null;
-            string[] fields = [.. _topic is null ? ["topic"] : Array.Empty<string>(), .. _options.HopOf is null ? Array.Empty<string>() : ["headers"]]; // a hop's messages carry their origin
-            config.ConsumeResultFields = callbacks ? "all" : fields.Length == 0 ? "none" : string.Join(',', fields);
+            var fields = new List<string>(2);
+            if (_topic is null)
+            {
+                fields.Add("topic");
+            }
+
+            if (_options.HopOf is not null)
+            {
+                fields.Add("headers"); // a repartition topic's messages carry their origin
+            }
+
+            config.ConsumeResultFields = callbacks ? "all" : fields.Count == 0 ? "none" : string.Join(',', fields);
             KafkaConfig.Apply(config, _options.Properties);
 
             // A partition read to its end (for IdleAfterEnd) is idle for the watermark until its next message (see SourceSplits).

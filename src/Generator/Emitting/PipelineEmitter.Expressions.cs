@@ -30,13 +30,13 @@ internal static partial class PipelineEmitter
     private static bool UsesPipelineLocal(StageModel stage)
         => stage.NeedsPipelineInstance && (stage.MemberKind == MemberKind.Method || stage.Storage is OperatorStorage.HoistedStruct or OperatorStorage.ReadOnlyStruct);
 
-    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>.</summary>
-    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null)
+    /// <summary>The call expression of a stage's operator on <paramref name="argument"/>; an instance method is called on <paramref name="instance"/>.</summary>
+    private static string Call(PipelineModel model, StageModel stage, string name, string argument, string? extra = null, string instance = "pipeline")
     {
         var arguments = extra is null ? argument : argument + ", " + extra;
         if (stage.MemberKind == MemberKind.Method)
         {
-            var target = stage.OperatorMethodIsStatic ? model.FullName : "pipeline";
+            var target = stage.OperatorMethodIsStatic ? model.FullName : instance;
             return $"{target}.{stage.OperatorMethod}({arguments})";
         }
 

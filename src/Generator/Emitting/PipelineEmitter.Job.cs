@@ -118,17 +118,9 @@ internal static partial class PipelineEmitter
         }
 
         var s = keyBy.Stage;
-        if (s.MemberKind == MemberKind.Method)
-        {
-            return $"{(s.OperatorMethodIsStatic ? plan.Model.FullName : "_root")}.{s.OperatorMethod}(record)";
-        }
-
-        return s.Storage switch
-        {
-            OperatorStorage.None => $"{s.ComponentType!.Identity}.{s.OperatorMethod}(record)",
-            OperatorStorage.StaticStruct => $"{plan.Model.FullName}.{s.MemberName}.{s.OperatorMethod}(record)",
-            _ => null,
-        };
+        return s.MemberKind == MemberKind.Method || s.Storage is OperatorStorage.None or OperatorStorage.StaticStruct
+            ? Call(plan.Model, s, name: "", "record", instance: "_root")
+            : null;
     }
 
     /// <summary>
