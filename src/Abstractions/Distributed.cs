@@ -128,3 +128,31 @@ public interface IRepartitionKey<T>
     /// </summary>
     int PartitionOf(in T record, int partitions, out long eventTime);
 }
+
+/// <summary>
+/// A distributed source (<see cref="IDistributedSource"/>) whose input is not partitioned by the pipeline's
+/// <c>[KeyBy]</c> key, so that a key's records are spread over partitions other copies hold: before the copy joins the
+/// group, it prepares a repartition hop — an internal topic partitioned by the key — and runs its writing half beside
+/// the keyed run, which then leases partitions of the hop, not of the input (Kafka Streams' repartition topic).
+/// </summary>
+/// <typeparam name="T">The source's record type.</typeparam>
+public interface IRepartitionSource<T> : IDistributedSource
+{
+    /// <summary>Whether this source's input needs the hop (false: it is partitioned by the key already).</summary>
+    bool Repartitions { get; }
+
+    /// <summary>
+    /// Creates the hop's topic for <paramref name="stage"/> (or checks the one another copy created) and returns a
+    /// description of it for the log. From then on <see cref="IDistributedSource.AcquireAsync"/> leases the hop's
+    /// partitions and the readers read them.
+    /// </summary>
+    ValueTask<string> PrepareRepartitionAsync(string pipeline, string stage, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Runs the writing half: reads this copy's share of the input and writes each record to the hop partition
+    /// <paramref name="key"/> names, committing the input's positions every <paramref name="commitInterval"/> once
+    /// what came before them is written. Ends when <paramref name="stopping"/> fires (after a last commit); faults when it
+    /// cannot write.
+    /// </summary>
+    Task RunRepartitionAsync(IRepartitionKey<T> key, TimeSpan commitInterval, CancellationToken stopping);
+}

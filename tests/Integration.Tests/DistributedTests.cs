@@ -94,14 +94,96 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
     }
 
     [Fact]
-    public async Task A_distributed_source_without_partitioning_by_key_or_without_an_exactly_once_sink_is_refused()
+    public async Task Two_copies_count_a_topic_keyed_otherwise_exactly_through_the_repartition_topic_they_create()
+    {
+        // Views keyed by their number, so every page is in every partition: without PartitionedByKey each copy writes
+        // its share of the topic to a repartition topic keyed by page, which it creates, and keys its windows by that
+        // topic's partitions. A copy joins, the other leaves: every window's count equals the views'.
+        const int origins = 4;
+        var topic = kafka.NewTopic("dist-hop", origins);
+        var connection = await postgres.NewDatabaseAsync();
+        var views = Views(16_000, seed: 31);
+        var third = views.Length / 3;
+        kafka.Produce(topic, Numbered(views[..third], 0));
+        var source = Source(topic);
+        source.PartitionedByKey = false;
+        source.RepartitionPartitions = 3;
+
+        // The mock cluster cannot create topics through the admin API (a controller call; see docs/deployment.md): the
+        // test creates the repartition topic, as an operator who does not let applications create topics would.
+        var hop = KafkaSource<PageView, PageView.JsonCodec>.RepartitionTopic(source.GroupId!, "PerSecond");
+        kafka.NewTopic(hop, 3, exactName: true);
+
+        var a = Pipeline(source, connection);
+        var b = Pipeline(source, connection);
+        using var stopA = new CancellationTokenSource();
+        using var stopB = new CancellationTokenSource();
+        var runA = a.RunAsync(Options(), stopA.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM compiled_partitions WHERE checkpoint_id >= 2") == 3, [runA], "A's checkpoints of every repartition partition", connection);
+        Assert.Equal(3, Partitions(hop));
+        Assert.True(_log.Contains($"is keyed through a repartition topic {hop} (3 partitions"), _log.ToString());
+
+        var runB = b.RunAsync(Options(), stopB.Token);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 2, [runA, runB], "the partitions claimed again after B joined");
+        kafka.Produce(topic, Numbered(views[third..(2 * third)], third));
+        await WaitUntil(() => a.Views.Progress.Done > 0 && b.Views.Progress.Done > 0, [runA, runB], "records read by both copies");
+
+        await stopA.CancelAsync();
+        await runA.WaitAsync(Patience);
+        kafka.Produce(topic, Numbered(views[(2 * third)..], 2 * third));
+        await ProduceSentinels(topic, origins, views[^1].Time);
+        var expected = Expected(views);
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts WHERE page <> 'sentinel'") >= expected.Count, [runB], $"{expected.Count} rows", connection);
+        await stopB.CancelAsync();
+        await runB.WaitAsync(Patience);
+
+        Assert.True(Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, "every partition was claimed again when A left");
+        Assert.False(_log.Contains("' came from partitions", except: "key 'sentinel'"), _log.ToString()); // the repartition topic is keyed by page
+        Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection)); // one row per window: none lost, none repeated
+    }
+
+    [Fact]
+    public async Task A_distributed_run_that_cannot_repartition_or_has_no_exactly_once_sink_is_refused()
     {
         var topic = kafka.NewTopic("dist-refused", 2);
         var connection = await postgres.NewDatabaseAsync();
-        var unkeyed = Pipeline(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, Distributed = true }, connection);
-        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => unkeyed.RunAsync(Options()).WaitAsync(Patience));
-        Assert.Contains("PartitionedByKey", error.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("(Parameter", error.Message, StringComparison.Ordinal); // the message names the setting itself
+
+        // A transform in front of the [KeyBy]: the repartition topic's writers could not key the source's records.
+        var transformed = new KafkaTrimmedPageCounts
+        {
+            Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, Distributed = true }),
+            Table = new(new PostgresSinkOptions { ConnectionString = connection, Table = "page_counts", ExactlyOnce = true }),
+        };
+        var error = await Assert.ThrowsAsync<PipelineConfigurationException>(() => transformed.RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains("does not read the source's records directly", error.Message, StringComparison.Ordinal);
+
+        // Declared partitioned by the key, the same pipeline needs no repartition topic and is not refused for it.
+        transformed.Views.Options.PartitionedByKey = true;
+        transformed.Views.Options.GroupId = "dist-refused-" + Guid.NewGuid().ToString("N");
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = transformed.RunAsync(Options(), stop.Token);
+            await WaitUntil(() => Scalar(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions") >= 1, [run], "a checkpoint");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        // A repartition topic the copy cannot create (the mock cluster cannot: a controller call) is named with its
+        // partitions, for the operator to create; one of a different number of partitions than asked is refused.
+        var source = Source(topic);
+        source.PartitionedByKey = false;
+        var other = await postgres.NewDatabaseAsync();
+        var hop = KafkaSource<PageView, PageView.JsonCodec>.RepartitionTopic(source.GroupId!, "PerSecond");
+        var cannotCreate = await Assert.ThrowsAsync<ConnectorException>(() => Pipeline(source, other).RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains($"could not create the repartition topic '{hop}' with 2 partitions", cannotCreate.Message, StringComparison.Ordinal); // as many as the topic's
+
+        source.GroupId = "dist-" + Guid.NewGuid().ToString("N"); // the mock cluster created the first group's topic in the end
+        hop = KafkaSource<PageView, PageView.JsonCodec>.RepartitionTopic(source.GroupId, "PerSecond");
+        kafka.NewTopic(hop, 5, exactName: true);
+        source.RepartitionPartitions = 2;
+        var wrongCount = await Assert.ThrowsAsync<PipelineConfigurationException>(() => Pipeline(source, other).RunAsync(Options()).WaitAsync(Patience));
+        Assert.Contains($"exists with 5 partitions, not 2", wrongCount.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", wrongCount.Message, StringComparison.Ordinal);
 
         // PartitionedByKey means something only to a distributed run: refused, not ignored (exit 2 from the host).
         var plain = Source(topic);
@@ -308,6 +390,16 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
 
     private static Dictionary<(string, long), long> Expected(PageView[] views)
         => views.GroupBy(v => (v.Page, v.Time - (v.Time % 1000))).ToDictionary(g => g.Key, g => (long)g.Count());
+
+    /// <summary>Views keyed by their number from <paramref name="first"/> on, not by page: every page lands in every partition.</summary>
+    private static IEnumerable<(string?, byte[]?)> Numbered(IEnumerable<PageView> views, int first) => views.Select((v, i) => ((string?)$"v{first + i}", (byte[]?)Json(v)));
+
+    /// <summary>The number of partitions of <paramref name="topic"/> in the cluster's metadata (0: it does not exist).</summary>
+    private int Partitions(string topic)
+    {
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        return admin.GetMetadata(topic, TimeSpan.FromSeconds(30)).Topics.FirstOrDefault(t => t.Topic == topic && !t.Error.IsError)?.Partitions.Count ?? 0;
+    }
 
     private static IEnumerable<(string?, byte[]?)> Keyed(IEnumerable<PageView> views) => views.Select(v => ((string?)v.Page, (byte[]?)Json(v)));
 

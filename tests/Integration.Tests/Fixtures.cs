@@ -87,10 +87,13 @@ public sealed class KafkaFixture : IDisposable
     /// <summary>The mock cluster, for fault injection (null against a real cluster).</summary>
     public KafkaMockCluster? Mock => _mock;
 
-    /// <summary>A new topic with <paramref name="partitions"/> partitions (each mock partition keeps at most 5 MiB).</summary>
-    public string NewTopic(string prefix, int partitions)
+    /// <summary>
+    /// A new topic with <paramref name="partitions"/> partitions (each mock partition keeps at most 5 MiB), named
+    /// <paramref name="prefix"/> and a number, or <paramref name="prefix"/> alone with <paramref name="exactName"/>.
+    /// </summary>
+    public string NewTopic(string prefix, int partitions, bool exactName = false)
     {
-        var topic = $"{prefix}-{Environment.ProcessId}-{Interlocked.Increment(ref _topics)}";
+        var topic = exactName ? prefix : $"{prefix}-{Environment.ProcessId}-{Interlocked.Increment(ref _topics)}";
         if (_mock is not null)
         {
             _mock.CreateTopic(topic, partitions);

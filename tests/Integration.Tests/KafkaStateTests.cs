@@ -58,6 +58,23 @@ public sealed partial class KafkaPageCountsToPostgres
     [Sink] public PostgresSink<PageCount> Table { get; set; } = new(new PostgresSinkOptions());
 }
 
+/// <summary>Views per page per second from Kafka into PostgreSQL, their pages trimmed before the <c>[KeyBy]</c>.</summary>
+[Pipeline(Name = "kafka-trimmed-page-counts")]
+public sealed partial class KafkaTrimmedPageCounts
+{
+    [Source] public KafkaSource<PageView, PageView.JsonCodec> Views { get; set; } = new(new KafkaSourceOptions());
+
+    [Transform] static PageView Trim(PageView v) => v with { Page = v.Page.Trim() };
+
+    [KeyBy] static string Page(PageView v) => v.Page;
+
+    [Window] public WindowSpec<PageView, Count<PageView>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Transform] static PageCount Row(WindowResult<string, long> w) => new(w.Key, w.Start, w.Value);
+
+    [Sink] public PostgresSink<PageCount> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
 /// <summary>A page's section, looked up in PostgreSQL.</summary>
 public sealed record PageSection([property: Key] string Page, string Section);
 

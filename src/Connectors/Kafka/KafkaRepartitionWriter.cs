@@ -309,10 +309,21 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         ThrowIfFailed();
         if (offsets.Count > 0)
         {
-            consumer.Commit(offsets);
-            Interlocked.Increment(ref _commits);
+            try
+            {
+                consumer.Commit(offsets);
+                Interlocked.Increment(ref _commits);
+            }
+            catch (KafkaException ex) when (IsGroupChange(ex.Error.Code))
+            {
+                // The group is rebalancing, or has moved on without this member (a pause past its session): the offsets
+                // stay uncommitted, and whoever holds the partitions next writes their records again — which the
+                // keyed side's ledgers drop. Committed at the next checkpoint if the partitions stay here.
+            }
         }
     }
+
+    private static bool IsGroupChange(ErrorCode code) => code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId or ErrorCode.FencedInstanceId or ErrorCode.Local_State;
 
     private long Due() => _commitInterval == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)_commitInterval.TotalMilliseconds;
 

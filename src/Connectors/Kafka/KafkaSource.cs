@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using Compiled.Runtime.CompilerServices;
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 
 namespace Compiled.Kafka;
 
@@ -25,7 +26,7 @@ namespace Compiled.Kafka;
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Two constructors with different required parameters (options, or servers and topics); the optional ones follow each.")]
-public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress, IDistributedSource
+public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceProgress, IRepartitionSource<T>
     where TCodec : IRecordCodec<T>
 {
     private readonly KafkaSourceOptions _options;
@@ -35,6 +36,9 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     private readonly List<Reader> _readers = [];
     private SourceContext<T>? _context;
     private KafkaGroupMember? _member;
+    private string? _pipeline;
+    private string? _hop; // the repartition topic the keyed half reads (Distributed without PartitionedByKey)
+    private int _hopPartitions;
 
     /// <summary>
     /// Creates a source with <paramref name="options"/>; <paramref name="metadata"/>, when given, copies each message's
@@ -160,7 +164,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var config = new ConsumerConfig
             {
                 BootstrapServers = _options.BootstrapServers,
-                GroupId = GroupId(pipeline),
+                GroupId = KeyedGroupId(pipeline),
                 ClientId = $"{pipeline}-member",
                 EnableAutoCommit = false,
                 EnableAutoOffsetStore = false,
@@ -169,7 +173,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
             };
             KafkaConfig.Apply(config, _options.Properties);
-            _member = new KafkaGroupMember(config, KafkaConfig.Topics(_options.Topics));
+            _member = new KafkaGroupMember(config, KafkaConfig.Topics(ReadTopics));
         }
 
         return _member.AcquireAsync(cancellationToken);
@@ -194,9 +198,111 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     }
 
     /// <inheritdoc/>
-    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))}{(_tombstone is null ? "" : "; tombstones become records")})";
+    public string Describe() => $"kafka {_options.Topics} at {_options.BootstrapServers} (group {(_context is null && string.IsNullOrWhiteSpace(_options.GroupId) ? "named after the pipeline" : GroupId(_context?.PipelineName ?? ""))}{(_hop is null ? "" : $"; keyed through repartition topic {_hop}")}{(_tombstone is null ? "" : "; tombstones become records")})";
 
     private string GroupId(string pipeline) => string.IsNullOrWhiteSpace(_options.GroupId) ? pipeline : _options.GroupId;
+
+    /// <summary>
+    /// The group of the keyed run's members and readers: the source's group, or, behind a repartition hop, a group of
+    /// the hop's own (named like its topic) — the writers hold the source's group, and a group whose members subscribe
+    /// to different topics would rebalance both halves together.
+    /// </summary>
+    private string KeyedGroupId(string pipeline) => _hop ?? GroupId(pipeline);
+
+    /// <summary>The topics the keyed run reads: the source's, or its repartition topic.</summary>
+    private string ReadTopics => _hop ?? _options.Topics;
+
+    /// <summary>The topic whose records the topic read carries through a repartition hop; null: none.</summary>
+    private string? HopOf => _hop is not null ? _options.Topics : _options.HopOf;
+
+    /// <inheritdoc/>
+    public bool Repartitions => _options.Distributed && !_options.PartitionedByKey;
+
+    /// <inheritdoc/>
+    public async ValueTask<string> PrepareRepartitionAsync(string pipeline, string stage, CancellationToken cancellationToken)
+    {
+        _options.Validate();
+        _pipeline = pipeline;
+        var config = new AdminClientConfig { BootstrapServers = _options.BootstrapServers, ClientId = $"{pipeline}-admin" };
+        KafkaConfig.Apply(config, _options.Properties);
+        using var admin = new AdminClientBuilder(config).SetLogHandler((_, _) => { }).Build();
+        var topic = KafkaConfig.Topics(_options.Topics)[0];
+        var origins = PartitionCount(admin, topic) ?? throw new ArgumentException($"Topics: topic '{topic}' does not exist; create it before a distributed run (its partition count sets the repartition topic's).");
+        var hop = RepartitionTopic(GroupId(pipeline), stage);
+        var wanted = _options.RepartitionPartitions ?? origins;
+        var partitions = PartitionCount(admin, hop);
+        if (partitions is null)
+        {
+            try
+            {
+                var create = new CreateTopicsOptions { RequestTimeout = CreateTopicTimeout, OperationTimeout = CreateTopicTimeout };
+                await admin.CreateTopicsAsync([new TopicSpecification { Name = hop, NumPartitions = wanted, ReplicationFactor = _options.RepartitionReplicationFactor }], create).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (CreateTopicsException ex) when (ex.Results.All(r => r.Error.Code is ErrorCode.TopicAlreadyExists or ErrorCode.NoError))
+            {
+                // Another copy created it first.
+            }
+            catch (KafkaException ex)
+            {
+                throw new KafkaException(new Error(ex.Error.Code, $"could not create the repartition topic '{hop}' with {wanted} partitions ({ex.Error.Reason}); create it before the run (kafka-topics.sh --create --topic {hop} --partitions {wanted}), or let this copy create topics"), ex);
+            }
+
+            partitions = PartitionCount(admin, hop) ?? throw new KafkaException(new Error(ErrorCode.UnknownTopicOrPart, $"the repartition topic '{hop}' was created but is not in the cluster's metadata"));
+        }
+
+        if (_options.RepartitionPartitions is { } set && set != partitions)
+        {
+            throw new ArgumentException($"RepartitionPartitions: the repartition topic '{hop}' exists with {partitions} partitions, not {set}. Its partitions own the keys' state, so their number cannot change under a running job: keep {partitions}, or start over (delete the topic and the pipeline's rows in compiled_partitions and compiled_partition_state).");
+        }
+
+        _hop = hop;
+        _hopPartitions = partitions.Value;
+        return $"repartition topic {hop} ({partitions} partitions, group {hop}), written from {topic} ({origins} partitions, group {GroupId(pipeline)})";
+    }
+
+    /// <inheritdoc/>
+    public Task RunRepartitionAsync(IRepartitionKey<T> key, TimeSpan commitInterval, CancellationToken stopping)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var hop = _hop ?? throw new InvalidOperationException("PrepareRepartitionAsync comes first.");
+        var writer = new KafkaRepartitionWriter<T, TCodec>(_options, GroupId(_pipeline!), hop, _hopPartitions, key, commitInterval);
+        return writer.RunAsync(stopping);
+    }
+
+    /// <summary>
+    /// The repartition topic of <paramref name="stage"/>: <c>{group}-{stage}-repartition</c> (Kafka Streams' naming),
+    /// with characters Kafka does not allow in a topic's name replaced by <c>_</c>.
+    /// </summary>
+    internal static string RepartitionTopic(string group, string stage)
+    {
+        var name = $"{group}-{stage}-repartition";
+        var chars = name.ToCharArray();
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (!(char.IsAsciiLetterOrDigit(chars[i]) || chars[i] is '.' or '_' or '-'))
+            {
+                chars[i] = '_';
+            }
+        }
+
+        return chars.Length > MaxTopicName ? throw new ArgumentException($"GroupId: the repartition topic's name '{name}' is longer than Kafka's {MaxTopicName} characters; choose a shorter group.") : new string(chars);
+    }
+
+    /// <summary>How long creating the repartition topic may take: 15 s, many times what a cluster needs, short enough that a copy denied the right says so soon.</summary>
+    private static readonly TimeSpan CreateTopicTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>Kafka's limit on a topic's name.</summary>
+    private const int MaxTopicName = 249;
+
+    /// <remarks>
+    /// Asks for every topic's metadata, not <paramref name="topic"/>'s: a request naming a topic that does not exist
+    /// creates it on brokers (and the mock cluster) that create topics on first use, with their default partitions.
+    /// </remarks>
+    private static int? PartitionCount(IAdminClient admin, string topic)
+    {
+        var described = admin.GetMetadata(TimeSpan.FromSeconds(30)).Topics.FirstOrDefault(t => t.Topic == topic);
+        return described is null || described.Error.IsError || described.Partitions.Count == 0 ? null : described.Partitions.Count;
+    }
 
     /// <summary>One pipeline partition: one consumer, one member of the group.</summary>
     private sealed class Reader : ISourceReader<T>, IRecordOrigins, ISplitStateReader
@@ -233,14 +339,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _records = new T[context.BatchSize];
             _consumed = new Message[context.BatchSize];
             _originOf = new int[context.BatchSize];
-            var config = KafkaConfig.Reader(_options, source.GroupId(context.PipelineName), $"{context.PipelineName}-{partition}");
+            var config = KafkaConfig.Reader(_options, source.KeyedGroupId(context.PipelineName), $"{context.PipelineName}-{partition}");
 
             // Confluent.Kafka builds a Headers list, a timestamp and the topic's name into every message it returns unless
             // told not to (~200 B per message): ask only for what this source uses. Metadata and tombstone callbacks see
             // everything; a source of one topic knows the topic's name without it (not of a pattern: librdkafka reads
             // "^…" as a regex).
             var callbacks = source._metadata is not null || source._tombstone is not null;
-            var topics = KafkaConfig.Topics(_options.Topics);
+            var topics = KafkaConfig.Topics(source.ReadTopics);
             _topic = topics.Count == 1 && !topics[0].StartsWith('^') && !callbacks ? topics[0] : null;
             var fields = new List<string>(2);
             if (_topic is null)
@@ -248,7 +354,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 fields.Add("topic");
             }
 
-            if (_options.HopOf is not null)
+            if (source.HopOf is not null)
             {
                 fields.Add("headers"); // a repartition topic's messages carry their origin
             }
@@ -280,7 +386,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 .Build();
             if (!context.CheckpointsState)
             {
-                _consumer.Subscribe(KafkaConfig.Topics(_options.Topics));
+                _consumer.Subscribe(KafkaConfig.Topics(source.ReadTopics));
             }
 
             _poller = new PollThread($"kafka {context.PipelineName}/{partition}");
@@ -316,7 +422,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             using var admin = new DependentAdminClientBuilder(_consumer.Handle).Build();
             var all = new List<TopicPartition>();
-            foreach (var topic in KafkaConfig.Topics(_options.Topics))
+            foreach (var topic in KafkaConfig.Topics(_source.ReadTopics))
             {
                 var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(30));
                 var described = metadata.Topics.FirstOrDefault(t => t.Topic == topic);
@@ -459,7 +565,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     split = owned.Split;
                     if (owned.Ledger is not null && !AdmitFromHop(owned, consumed))
                     {
-                        continue; // a mark, or a record written twice
+                        // A mark, or a record written twice: the partition is not at its end, but it may only idle
+                        // again once every origin is at its end too.
+                        if (!owned.Clock!.AllAtEnd)
+                        {
+                            _splits.SetIdle(split, idle: false);
+                        }
+
+                        continue;
                     }
                 }
 
@@ -663,7 +776,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             {
                 var owned = new Owned { Split = SplitOf(partition) };
                 _splits.Add(owned.Split);
-                if (_options.HopOf is not null)
+                if (_source.HopOf is not null)
                 {
                     RestoreHop(owned);
                 }
@@ -776,7 +889,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 return false;
             }
 
-            if (!owned.Ledger!.Admit(_options.HopOf!, origin, offset))
+            if (!owned.Ledger!.Admit(_source.HopOf!, origin, offset))
             {
                 Interlocked.Increment(ref _source._repeats);
                 return false;
@@ -799,7 +912,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         }
 
         /// <summary>Where <see cref="KafkaSourceOptions.StartFrom"/> says a partition without a stored position starts.</summary>
-        private Offset Configured(IConsumer<ValueSlice, ValueSlice> consumer, TopicPartition partition) => _options.StartFrom switch
+        private Offset Configured(IConsumer<ValueSlice, ValueSlice> consumer, TopicPartition partition) => _source.HopOf is not null ? Offset.Beginning : _options.StartFrom switch
         {
             KafkaStart.Latest => Offset.End,
             KafkaStart.Timestamp => consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(_options.StartTimestamp!.Value))], TimeSpan.FromSeconds(30))[0].Offset,

@@ -74,10 +74,11 @@ public sealed class KafkaSourceOptions
     public bool ReadCommitted { get; set; } = true;
 
     /// <summary>
-    /// Run as one of several copies of the pipeline in the consumer group, each holding its share of the topic's
-    /// partitions and the keyed state that belongs to them, which moves with a partition when the group rebalances.
-    /// For pipelines with windows behind this source and an exactly-once <c>PostgresSink</c>; needs
-    /// <see cref="PartitionedByKey"/>. See docs/deployment.md. Default: false (one process holds all the state).
+    /// Run as one of several copies of the pipeline in the consumer group, each holding its share of the keyed state,
+    /// which moves with its partition when the group rebalances. For pipelines with windows behind this source and an
+    /// exactly-once <c>PostgresSink</c>. Unless <see cref="PartitionedByKey"/> says the topic is keyed by the
+    /// <c>[KeyBy]</c> key already, each copy also writes its share of the topic to a repartition topic keyed by it, whose
+    /// partitions the keyed state belongs to. See docs/deployment.md. Default: false (one process holds all the state).
     /// </summary>
     public bool Distributed { get; set; }
 
@@ -88,6 +89,16 @@ public sealed class KafkaSourceOptions
     /// it rather than ignore it). Default: false.
     /// </summary>
     public bool PartitionedByKey { get; set; }
+
+    /// <summary>
+    /// A distributed run through a repartition topic: its number of partitions when this copy creates it (the most
+    /// copies that hold keyed state at once). A topic that exists already must have this many. Null: as many as the
+    /// source topic has.
+    /// </summary>
+    public int? RepartitionPartitions { get; set; }
+
+    /// <summary>A distributed run through a repartition topic: the replication factor it is created with. Default: -1, the brokers' default.</summary>
+    public short RepartitionReplicationFactor { get; set; } = -1;
 
     /// <summary>
     /// The topic read is the repartition topic of this one (issue 15, being built; not a setting yet): its messages
@@ -131,6 +142,8 @@ public sealed class KafkaSourceOptions
         Setting.Boolean(nameof(ReadCommitted), "Read only committed records of transactional producers", () => ReadCommitted, v => ReadCommitted = v),
         Setting.Boolean(nameof(Distributed), "Run as one of several copies in the group; keyed state moves with its partitions", () => Distributed, v => Distributed = v),
         Setting.Boolean(nameof(PartitionedByKey), "The topic is partitioned by the [KeyBy] key (its messages are keyed by it)", () => PartitionedByKey, v => PartitionedByKey = v),
+        Setting.OptionalNumber(nameof(RepartitionPartitions), "Distributed through a repartition topic: its partitions (default: as many as the topic's)", () => RepartitionPartitions, v => RepartitionPartitions = v is null ? null : (int)Math.Min(v.Value, int.MaxValue)),
+        Setting.Number(nameof(RepartitionReplicationFactor), "Distributed through a repartition topic: its replication factor (-1: the brokers' default)", () => RepartitionReplicationFactor, v => RepartitionReplicationFactor = (short)v, min: -1, max: short.MaxValue),
         Setting.ConnectionString(nameof(Properties), "Further librdkafka properties, key=value;key=value (secrets masked)", () => Properties, v => Properties = v),
     ];
 
@@ -157,9 +170,14 @@ public sealed class KafkaSourceOptions
             throw new ArgumentException("SessionTimeout must be at least 1 s and PollTimeout positive.", nameof(SessionTimeout));
         }
 
-        if (Distributed && !PartitionedByKey)
+        if ((RepartitionPartitions is not null || RepartitionReplicationFactor != -1) && !(Distributed && !PartitionedByKey))
         {
-            throw new ArgumentException("Distributed needs PartitionedByKey=true: the topic must be partitioned by the [KeyBy] key (messages keyed by it), because repartitioning through an internal topic is not built yet.", nameof(PartitionedByKey));
+            throw new ArgumentException("RepartitionPartitions and RepartitionReplicationFactor shape the repartition topic of a distributed run, and this run has none (it is not Distributed, or its topic is PartitionedByKey): remove them.", nameof(RepartitionPartitions));
+        }
+
+        if (RepartitionPartitions is < 1 || RepartitionReplicationFactor is 0 or < -1)
+        {
+            throw new ArgumentException("RepartitionPartitions must be at least 1, and RepartitionReplicationFactor at least 1 (or -1, the brokers' default).", nameof(RepartitionPartitions));
         }
 
         if (PartitionedByKey && !Distributed)

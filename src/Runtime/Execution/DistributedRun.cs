@@ -24,16 +24,25 @@ internal static class DistributedRun
         var monitor = options.Monitor;
         using var stopping = stop.Register(() => monitor?.SetStandby(false));
         await CheckSinksAsync(job, options, abort).ConfigureAwait(false);
+
+        // Behind a repartition hop, the writing half runs beside the keyed runs for as long as the copy does; when it
+        // fails, the copy fails (the keyed half alone would wait for records that no longer come).
+        using var writerStop = new CancellationTokenSource();
+        using var writerFailed = new CancellationTokenSource();
+        using var leaseStop = CancellationTokenSource.CreateLinkedTokenSource(stop, writerFailed.Token);
+        using var copyAbort = CancellationTokenSource.CreateLinkedTokenSource(abort, writerFailed.Token);
+        var writer = await StartRepartitionAsync(job, options, source, logger, writerStop.Token, abort).ConfigureAwait(false);
+        _ = writer?.ContinueWith(_ => writerFailed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
-            while (!stop.IsCancellationRequested)
+            while (!leaseStop.IsCancellationRequested)
             {
                 PartitionLease lease;
                 try
                 {
-                    lease = await source.AcquireAsync(name, stop).ConfigureAwait(false);
+                    lease = await source.AcquireAsync(name, leaseStop.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                catch (OperationCanceledException) when (leaseStop.IsCancellationRequested)
                 {
                     break;
                 }
@@ -54,15 +63,19 @@ internal static class DistributedRun
                         : $"the group assigned this copy {string.Join(", ", lease.Partitions.Select(p => $"{p.Stream}[{p.Partition}]"))}");
                     if (lease.Partitions.Count == 0)
                     {
-                        await WaitAsync(stop, lease.Revoked, lease.Lost).ConfigureAwait(false);
+                        await WaitAsync(leaseStop.Token, lease.Revoked, lease.Lost).ConfigureAwait(false);
                         continue;
                     }
 
                     using var runStop = CancellationTokenSource.CreateLinkedTokenSource(stop, lease.Revoked);
-                    using var runAbort = CancellationTokenSource.CreateLinkedTokenSource(abort, lease.Lost);
+                    using var runAbort = CancellationTokenSource.CreateLinkedTokenSource(copyAbort.Token, lease.Lost);
                     try
                     {
                         last = await PipelineRun.RunOnceAsync(job, options, lease, runStop.Token, runAbort.Token).ConfigureAwait(false);
+                    }
+                    catch (PipelineException) when (writerFailed.IsCancellationRequested)
+                    {
+                        break; // the writer's failure is the copy's, below
                     }
                     catch (PipelineException ex) when (!abort.IsCancellationRequested && lease.Lost.IsCancellationRequested)
                     {
@@ -94,11 +107,62 @@ internal static class DistributedRun
         {
             monitor?.SetStandby(false);
             await source.LeaveAsync(CancellationToken.None).ConfigureAwait(false);
+            await writerStop.CancelAsync().ConfigureAwait(false);
+            if (writer is not null)
+            {
+                await AwaitWriterAsync(job, writer).ConfigureAwait(false);
+            }
         }
 
         return last is null
             ? new PipelineResult(name, PipelineOutcome.Stopped, started.Elapsed, options.Parallelism, job.BoundSource.Describe(), 0, [], default)
             : last; // the last assignment's run
+    }
+
+    /// <summary>
+    /// A copy whose source must be repartitioned (<see cref="IRepartitionSource{T}"/>): prepares the hop's topic, from
+    /// which the copy then leases partitions, and starts the writing half. Null: no hop.
+    /// </summary>
+    private static async Task<Task?> StartRepartitionAsync<TIn>(PipelineJob<TIn> job, PipelineOptions options, IDistributedSource source, ILogger logger, CancellationToken stop, CancellationToken abort)
+    {
+        if (source is not IRepartitionSource<TIn> { Repartitions: true } hop)
+        {
+            return null;
+        }
+
+        var name = job.Descriptor.Name;
+        var stage = job.KeyedStages[0]; // Validate allowed one, keyed directly behind the source
+        var key = (IRepartitionKey<TIn>)stage.RepartitionKey!;
+        string described;
+        try
+        {
+            described = await hop.PrepareRepartitionAsync(name, stage.WindowName, abort).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': source '{job.Descriptor.Stages[0].Name}': {ConnectorException.MessageOf(ex)}", ex);
+        }
+        catch (Exception ex) when (ex is not PipelineException and not OperationCanceledException)
+        {
+            throw new ConnectorException(name, job.Descriptor.Stages[0].Name, null, "prepare its repartition topic", ex);
+        }
+
+        var keyedThrough = $"{stage.Noun} '{stage.WindowName}' is keyed through a {described}";
+        Log.Distributed(logger, name, keyedThrough);
+
+        return hop.RunRepartitionAsync(key, options.CheckpointInterval, stop);
+    }
+
+    private static async Task AwaitWriterAsync<TIn>(PipelineJob<TIn> job, Task writer)
+    {
+        try
+        {
+            await writer.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not PipelineException)
+        {
+            throw new ConnectorException(job.Descriptor.Name, job.Descriptor.Stages[0].Name, null, "write to its repartition topic", ex);
+        }
     }
 
     private static async Task WaitAsync(params CancellationToken[] tokens)
@@ -161,6 +225,16 @@ internal static class DistributedRun
             problems.Add("it has no [KeyBy]: a pipeline without keyed state scales out as copies in one consumer group without Distributed");
         }
 
+        var repartitions = job.BoundSource is IRepartitionSource<TIn> { Repartitions: true };
+        if (repartitions && keyed.Count > 1)
+        {
+            problems.Add($"its topic is repartitioned by one key, and it has {keyed.Count} keyed stages ({string.Join(", ", keyed.Select(k => $"'{k.WindowName}'"))}); a distributed run through a repartition topic has one [KeyBy]");
+        }
+        else if (repartitions && keyed.Count == 1 && keyed[0].RepartitionKey is not IRepartitionKey<TIn>)
+        {
+            problems.Add($"the [KeyBy] of '{keyed[0].WindowName}' does not read the source's records directly (a transform in front of it, or a key selector that is an operator object), so the repartition topic's writers cannot key them: move the transform behind the window, or make the key selector a method");
+        }
+
         foreach (var stage in keyed)
         {
             if (job.Descriptor.Stages[stage.KeyByStage].Segment != 0)
@@ -192,7 +266,7 @@ internal static class DistributedRun
 
         if (problems.Count > 0)
         {
-            throw new PipelineConfigurationException(name, $"Pipeline '{name}' cannot run distributed: {string.Join("; ", problems)}. A distributed run reads one Kafka topic partitioned by the [KeyBy] key, with windows right behind it and an exactly-once PostgresSink. See docs/deployment.md.");
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}' cannot run distributed: {string.Join("; ", problems)}. A distributed run reads one Kafka topic, with windows right behind it and an exactly-once PostgresSink. See docs/deployment.md.");
         }
     }
 }
