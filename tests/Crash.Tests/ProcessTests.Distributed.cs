@@ -4,16 +4,20 @@ using Npgsql;
 namespace Compiled.Integration.Tests;
 
 /// <summary>
-/// The ClickCounts sample run distributed (Clicks.Distributed): copies in one consumer group over clicks keyed by page,
-/// each copy a process of its own at parallelism 1. One is killed with SIGKILL, one is added, one is frozen with
-/// SIGSTOP past its session timeout and then resumed. The table — append mode, no key, where a repeat would be a second
-/// row — must equal a count of the clicks produced, window by window: each partition's state, offset and rows move
-/// together, and the frozen copy, whose partitions were claimed by the others meanwhile, commits nothing for them.
+/// The ClickCounts sample run distributed (Clicks.Distributed): copies in one consumer group, each copy a process of its
+/// own at parallelism 1, over clicks keyed by page (Clicks.PartitionedByKey) or by user (then every copy writes its
+/// share to the repartition topic keyed by page, and keys its windows by that topic's partitions). One is killed with
+/// SIGKILL, one is added, one is frozen with SIGSTOP past its session timeout and then resumed. The table — append
+/// mode, no key, where a repeat would be a second row — must equal a count of the clicks produced, window by window:
+/// each partition's state, offset and rows move together, the frozen copy, whose partitions were claimed by the others
+/// meanwhile, commits nothing for them, and records its writing half wrote again are dropped by their ledgers.
 /// </summary>
 public sealed partial class ProcessTests
 {
-    [Fact]
-    public async Task Click_counts_distributed_over_processes_survive_a_sigkill_a_copy_added_and_a_copy_frozen_past_its_session()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Click_counts_distributed_over_processes_survive_a_sigkill_a_copy_added_and_a_copy_frozen_past_its_session(bool repartition)
     {
         const int clicks = 80_000;
         const int phases = 4;
@@ -24,32 +28,36 @@ public sealed partial class ProcessTests
         var topic = kafka.NewTopic("clicks-dist", partitions);
         var group = "clicks-dist-" + Guid.NewGuid().ToString("N");
         var connection = await postgres.NewDatabaseAsync();
-        await using (var db = new NpgsqlConnection(connection))
-        {
-            await db.OpenAsync();
-            await using var create = new NpgsqlCommand("CREATE TABLE page_minutes (page text NOT NULL, window_start timestamptz NOT NULL, clicks bigint NOT NULL)", db);
-            await create.ExecuteNonQueryAsync();
-        }
+        await CreatePageMinutesAsync(connection);
 
-        // Twenty minutes of clicks, up to 3 s out of order, keyed by page: the topic is partitioned by the pipeline's key.
+        // Twenty minutes of clicks, up to 3 s out of order, keyed by page (the topic is partitioned by the pipeline's
+        // key) or by user (every page in every partition).
         var produced = new List<(string Page, DateTimeOffset At)>(clicks);
         var values = new List<(string?, byte[]?)>(clicks);
         var span = TimeSpan.FromMinutes(20).Ticks;
         for (var i = 0; i < clicks; i++)
         {
             var page = $"/page/{random.Next(30)}";
+            var user = $"user-{random.Next(5000)}";
             var at = ClicksStart.AddTicks(span * i / clicks).AddMilliseconds(-random.Next(0, 3000));
             produced.Add((page, at));
-            values.Add((page, ClickJson(page, $"user-{random.Next(5000)}", at)));
+            values.Add((repartition ? user : page, ClickJson(page, user, at)));
+        }
+
+        if (repartition)
+        {
+            // Named as docs/deployment.md says; created here because the mock cluster cannot create topics through the
+            // admin API (a controller call), as an operator who does not let applications create topics would.
+            kafka.NewTopic($"{group}-PerMinute-repartition", partitions, exactName: true);
         }
 
         void Phase(int phase) => kafka.Produce(topic, values.Skip(phase * clicks / phases).Take(clicks / phases));
         Task<long> Committed() => ScalarAsync(connection, "SELECT coalesce(min(checkpoint_id), 0) FROM compiled_partitions", null);
 
         Phase(0);
-        await using var a = StartDistributedClickCounts(connection, topic, group);
-        await using var b = StartDistributedClickCounts(connection, topic, group);
-        await using var c = StartDistributedClickCounts(connection, topic, group);
+        await using var a = StartDistributedClickCounts(connection, topic, group, repartition);
+        await using var b = StartDistributedClickCounts(connection, topic, group, repartition);
+        await using var c = StartDistributedClickCounts(connection, topic, group, repartition);
         await WaitUntil(a, async () => await Committed() >= 2 && (await EpochsAsync(connection)).Count == partitions && Shares(a) && Shares(b) && Shares(c), "checkpoints of every partition, with a share for each copy");
 
         // SIGKILL one copy: its partitions go to the others once its session expires, with the state it committed.
@@ -60,7 +68,7 @@ public sealed partial class ProcessTests
         await WaitUntil(a, async () => (await EpochsAsync(connection)).All(p => p.Value > epochs.GetValueOrDefault(p.Key)), "the killed copy's partitions claimed again");
 
         // A copy joins mid-run.
-        await using var d = StartDistributedClickCounts(connection, topic, group);
+        await using var d = StartDistributedClickCounts(connection, topic, group, repartition);
         await WaitUntil(d, () => Task.FromResult(Shares(d)), "a share for the added copy");
 
         // Freeze one copy past its session timeout: the others claim its partitions while it cannot know. Every
@@ -93,6 +101,28 @@ public sealed partial class ProcessTests
         }
 
         await AssertPageMinutesAsync(connection, expected);
+        if (repartition)
+        {
+            // And a single process (not distributed, in a group of its own) over the same topic writes the same table.
+            var single = await postgres.NewDatabaseAsync();
+            await CreatePageMinutesAsync(single);
+            await using var alone = Child.Start(
+            [
+                Repository.SampleDll("ClickCounts"), "--bootstrap", kafka.BootstrapServers, "--postgres", single,
+                "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.GroupId={group}-single", "--set", "Table.Mode=Append", "-p", "2",
+            ], _work);
+            await WaitUntil(alone, async () => await CountAsync(single, "page_minutes") >= expected.Count, $"{expected.Count} rows from the single process");
+            Assert.Equal(0, await alone.TerminateAsync(Patience));
+            await AssertPageMinutesAsync(single, expected);
+        }
+    }
+
+    private static async Task CreatePageMinutesAsync(string connection)
+    {
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var create = new NpgsqlCommand("CREATE TABLE page_minutes (page text NOT NULL, window_start timestamptz NOT NULL, clicks bigint NOT NULL)", db);
+        await create.ExecuteNonQueryAsync();
     }
 
     /// <summary>Each partition's epoch in compiled_partitions.</summary>
@@ -114,12 +144,12 @@ public sealed partial class ProcessTests
     /// <summary>Whether the copy was assigned partitions (its log says so).</summary>
     private static bool Shares(Child child) => child.Error.Contains("the group assigned this copy " + "clicks-dist", StringComparison.Ordinal);
 
-    private Child StartDistributedClickCounts(string connection, string topic, string group)
+    private Child StartDistributedClickCounts(string connection, string topic, string group, bool repartition)
         => Child.Start(
         [
             Repository.SampleDll("ClickCounts"), "--bootstrap", kafka.BootstrapServers, "--postgres", connection,
             "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.GroupId={group}", "--set", $"Clicks.SessionTimeout={kafka.KilledConsumerSessionTimeoutSetting}",
-            "--set", "Clicks.Distributed=true", "--set", "Clicks.PartitionedByKey=true",
+            "--set", "Clicks.Distributed=true", "--set", $"Clicks.PartitionedByKey={(repartition ? "false" : "true")}",
             "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1", "--log-level", "Debug",
         ], _work);
 }

@@ -333,6 +333,77 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Assert.Equal(views.Length - half, pipeline.Views.Repeats);
     }
 
+    [Fact]
+    public async Task An_origin_that_said_it_was_at_its_end_but_has_more_records_holds_the_repartition_partitions_clock_back()
+    {
+        // A repartition partition written by hand: origin 0's writer said it was at its end at offset 5 and then died,
+        // while its topic partition has 10 records; origin 1 went ten minutes further. Taken at its word, origin 0
+        // would let the clock follow origin 1, and its next writer's records (offsets 5–9, half a minute later than
+        // the first) would be late. Its end is checked instead, and the clock waits for it: every view is counted.
+        var topic = kafka.NewTopic("stale-origin", 2);
+        var hop = kafka.NewTopic("stale-origin-hop", 1);
+        var connection = await postgres.NewDatabaseAsync();
+        await ProduceInOrderAsync(topic, Enumerable.Range(0, 10).Select(i => new Message<string?, byte[]?> { Value = Json(new PageView("origin", i)) }));
+        const long start = 1_700_000_000_000L;
+        var views = new List<(int Origin, long Offset, PageView View)>();
+        for (var i = 0; i < 5; i++)
+        {
+            views.Add((0, i, new PageView("a", start + (i * 1_000))));
+            views.Add((1, i, new PageView("b", start + (i * 1_000))));
+        }
+
+        var late = Enumerable.Range(5, 5).Select(i => (Origin: 0, Offset: (long)i, View: new PageView("a", start + 30_000 + (i * 1_000)))).ToList();
+        await ProduceInOrderAsync(hop, views.Select(v => Hop(v.Origin, v.Offset, v.View)).Concat(
+        [
+            Mark(0, start + 4_000, atEnd: true, end: 5),
+            Mark(1, start + 600_000, atEnd: false, end: 5),
+        ]));
+        Assert.Equal(10, EndOffset(topic, 0));
+
+        var source = Source(hop);
+        source.HopOf = topic;
+        var pipeline = Pipeline(source, connection);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(Options(), stop.Token);
+        var written = Written(hop, 1);
+        await WaitUntil(() => Scalar(connection, "SELECT coalesce(sum(next_offset), 0)::bigint FROM compiled_partitions") >= written, [run], "the first records and marks committed", connection);
+
+        // Origin 0's next writer: the rest of its records, then both origins a day later.
+        await ProduceInOrderAsync(hop, late.Select(v => Hop(v.Origin, v.Offset, v.View)).Concat(
+        [
+            Mark(0, start + 86_400_000, atEnd: false, end: 10),
+            Mark(1, start + 86_400_000, atEnd: false, end: 5),
+        ]));
+        var expected = Expected([.. views.Concat(late).Select(v => v.View)]);
+        await WaitUntil(() => Scalar(connection, "SELECT count(*) FROM page_counts") >= expected.Count, [run], $"{expected.Count} rows", connection);
+        await stop.CancelAsync();
+        await run.WaitAsync(Patience);
+        Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection)); // none late
+    }
+
+    private static Message<string?, byte[]?> Hop(int origin, long offset, PageView view)
+        => new() { Key = view.Page, Value = Json(view), Headers = [new Header(RepartitionHeaders.Origin, RepartitionHeaders.OriginValue(origin, offset))] };
+
+    private static Message<string?, byte[]?> Mark(int origin, long eventTime, bool atEnd, long end)
+        => new() { Headers = [new Header(RepartitionHeaders.Mark, RepartitionHeaders.MarkValue(origin, eventTime, 2, atEnd, end))] };
+
+    /// <summary>Writes <paramref name="messages"/> to partition 0 of <paramref name="topic"/>, in order.</summary>
+    private async Task ProduceInOrderAsync(string topic, IEnumerable<Message<string?, byte[]?>> messages)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]?>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, EnableIdempotence = true }).SetLogHandler((_, _) => { }).Build();
+        foreach (var message in messages)
+        {
+            await producer.ProduceAsync(new TopicPartition(topic, 0), message);
+        }
+    }
+
+    /// <summary>The end offset of <paramref name="topic"/>'s partition <paramref name="partition"/>.</summary>
+    private long EndOffset(string topic, int partition)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "count-" + Guid.NewGuid().ToString("N") }).SetLogHandler((_, _) => { }).Build();
+        return consumer.QueryWatermarkOffsets(new TopicPartition(topic, partition), TimeSpan.FromSeconds(30)).High.Value;
+    }
+
     /// <summary>The number of messages in <paramref name="topic"/>'s partitions (its high watermarks: the mock cluster starts them at 0).</summary>
     private long Written(string topic, int partitions)
     {

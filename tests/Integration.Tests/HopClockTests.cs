@@ -19,6 +19,7 @@ public sealed class HopClockTests
             var clock = new HopClock();
             var reached = new Dictionary<int, long>();
             var atEnd = new Dictionary<int, bool>();
+            var ends = new Dictionary<int, long>();
             foreach (var (origin, time, end, kind) in steps)
             {
                 var o = origin % origins;
@@ -27,12 +28,26 @@ public sealed class HopClockTests
                     clock.Record(o); // a record: the origin is read again
                     atEnd[o] = false;
                 }
+                else if (kind == 1)
+                {
+                    clock.Wake(o); // its end found stale: it is read again
+                    atEnd[o] = false;
+                }
                 else
                 {
-                    clock.Mark(o, time, origins, end);
+                    clock.Mark(o, time, origins, end, time + 7);
                     reached[o] = Math.Max(reached.GetValueOrDefault(o, long.MinValue), time);
                     atEnd[o] = end;
+                    ends[o] = time + 7;
                 }
+
+                foreach (var known in reached.Keys)
+                {
+                    Assert.Equal(atEnd[known], clock.IsAtEnd(known, out var readTo));
+                    Assert.Equal(ends[known], readTo);
+                }
+
+                Assert.Equal(reached.Keys.Any(k => atEnd[k]), clock.AnyAtEnd);
 
                 var expected = reached.Count < origins
                     ? long.MinValue
@@ -52,6 +67,11 @@ public sealed class HopClockTests
             Assert.Equal(clock.Reached, read.Reached);
             Assert.Equal(clock.AllAtEnd, read.AllAtEnd);
             Assert.Equal(clock.Origins, read.Origins);
+            foreach (var known in reached.Keys)
+            {
+                Assert.Equal(clock.IsAtEnd(known, out var end), read.IsAtEnd(known, out var readEnd));
+                Assert.Equal(end, readEnd);
+            }
         });
     }
 
@@ -59,15 +79,15 @@ public sealed class HopClockTests
     public void A_topic_that_grows_adds_origins_the_clock_waits_for_and_a_damaged_clock_is_refused()
     {
         var clock = new HopClock();
-        clock.Mark(0, 100, 2, atEnd: false);
+        clock.Mark(0, 100, 2, atEnd: false, end: 0);
         Assert.Equal(long.MinValue, clock.Reached); // origin 1 not heard from yet
-        clock.Mark(1, 50, 2, atEnd: false);
+        clock.Mark(1, 50, 2, atEnd: false, end: 0);
         Assert.Equal(50, clock.Reached);
-        clock.Mark(1, 40, 2, atEnd: false);
+        clock.Mark(1, 40, 2, atEnd: false, end: 0);
         Assert.Equal(50, clock.Reached); // a mark never moves an origin back
-        clock.Mark(2, 500, 3, atEnd: false); // the topic grew
+        clock.Mark(2, 500, 3, atEnd: false, end: 0); // the topic grew
         Assert.Equal(50, clock.Reached);
-        clock.Mark(5, 1, 3, atEnd: false); // an origin the marks do not know of is ignored
+        clock.Mark(5, 1, 3, atEnd: false, end: 0); // an origin the marks do not know of is ignored
         Assert.Equal(3, clock.Origins);
 
         var writer = new StateWriter();

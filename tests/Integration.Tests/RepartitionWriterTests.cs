@@ -84,7 +84,7 @@ public sealed class RepartitionWriterTests(KafkaFixture kafka)
         foreach (var message in ReadAll(target))
         {
             var partition = message.Partition.Value;
-            if (RepartitionHeaders.TryReadMark(message.Message.Headers, out var markOrigin, out var eventTime, out var origins, out _))
+            if (RepartitionHeaders.TryReadMark(message.Message.Headers, out var markOrigin, out var eventTime, out var origins, out _, out _))
             {
                 Assert.Null(message.Message.Value);
                 Assert.Equal(4, origins);

@@ -3,32 +3,37 @@ using Compiled.Runtime.CompilerServices;
 namespace Compiled.Kafka;
 
 /// <summary>
-/// How far in event time one partition of a repartition hop's topic has got (issue 15, being built; nothing uses this
-/// yet). Such a partition mixes the records of every source partition (origin), each re-keyed as its writer reads it,
+/// How far in event time one partition of a repartition hop's topic has got. Such a partition mixes the records of every source partition (origin), each re-keyed as its writer reads it,
 /// so its records' largest event time says nothing of an origin whose writer lags behind. The writers' marks say how
 /// far each origin has got; the partition has got as far as the slowest origin still being read — as a single process
-/// reading the origins as splits would. Until it has heard from every origin it holds the watermark back.
+/// reading the origins as splits would. Until it has heard from every origin it holds the watermark back. An origin's
+/// writer says it is at its end (and at which offset) only once it has been for the source's <c>IdleAfterEnd</c>, as a
+/// single reader would; a claim the reader finds stale (the origin has more records: its writer died or froze before
+/// it could say so) is withdrawn with <see cref="Wake"/> until the origin's next mark.
 /// </summary>
 internal sealed class HopClock
 {
-    private const byte Version = 1;
+    private const byte Version = 2;
     private long[] _reached = []; // long.MinValue: not heard from (or at its end without a record)
     private bool[] _atEnd = [];
+    private long[] _end = []; // at its end: the offset it was read to
 
     /// <summary>The number of origins the marks say there are (0 before the first mark).</summary>
     public int Origins => _reached.Length;
 
     /// <summary>
     /// A writer's mark: <paramref name="origin"/> of <paramref name="origins"/> has reached <paramref name="eventTime"/>
-    /// (its largest event time so far), and is at its end or not. Marks of an origin only move it forward.
+    /// (its largest event time so far), and is at its end — read to <paramref name="end"/> — or not. Marks of an origin
+    /// only move it forward.
     /// </summary>
-    public void Mark(int origin, long eventTime, int origins, bool atEnd)
+    public void Mark(int origin, long eventTime, int origins, bool atEnd, long end)
     {
         if (origins > _reached.Length)
         {
             var known = _reached.Length;
             Array.Resize(ref _reached, origins);
             Array.Resize(ref _atEnd, origins);
+            Array.Resize(ref _end, origins);
             _reached.AsSpan(known).Fill(long.MinValue);
         }
 
@@ -39,7 +44,24 @@ internal sealed class HopClock
 
         _reached[origin] = Math.Max(_reached[origin], eventTime);
         _atEnd[origin] = atEnd;
+        _end[origin] = end;
     }
+
+    /// <summary>Whether <paramref name="origin"/> said it is at its end, and the offset it was read to.</summary>
+    public bool IsAtEnd(int origin, out long end)
+    {
+        end = _end[origin];
+        return _atEnd[origin];
+    }
+
+    /// <summary>Whether some origin says it is at its end (the clock then counts on it having nothing more).</summary>
+    public bool AnyAtEnd => Array.IndexOf(_atEnd, true) >= 0;
+
+    /// <summary>
+    /// <paramref name="origin"/> said it is at its end, but has more records than it was read to: its writer stopped
+    /// before saying so. It holds the clock back at its event time until its next mark.
+    /// </summary>
+    public void Wake(int origin) => Record(origin);
 
     /// <summary>A record of <paramref name="origin"/> arrived: it is being read again, whatever its last mark said.</summary>
     public void Record(int origin)
@@ -92,6 +114,7 @@ internal sealed class HopClock
         {
             writer.WriteInt64(_reached[i]);
             writer.WriteByte(_atEnd[i] ? (byte)1 : (byte)0);
+            writer.WriteInt64(_end[i]);
         }
     }
 
@@ -110,7 +133,7 @@ internal sealed class HopClock
             throw new InvalidDataException($"A repartition clock of {count} origins.");
         }
 
-        var clock = new HopClock { _reached = new long[count], _atEnd = new bool[count] };
+        var clock = new HopClock { _reached = new long[count], _atEnd = new bool[count], _end = new long[count] };
         for (var i = 0; i < count; i++)
         {
             clock._reached[i] = reader.ReadInt64();
@@ -121,6 +144,7 @@ internal sealed class HopClock
             }
 
             clock._atEnd[i] = atEnd == 1;
+            clock._end[i] = reader.ReadInt64();
         }
 
         return clock;

@@ -4,7 +4,7 @@ using Confluent.Kafka;
 namespace Compiled.Kafka;
 
 /// <summary>
-/// The headers a repartition hop adds (issue 15's repartition topic, being built; nothing runs it yet). Every record
+/// The headers a repartition hop adds (issue 15's repartition topic). Every record
 /// carries its <see cref="Origin"/>: the source partition and offset it was read from, which the keyed side's
 /// <c>OriginLedger</c> uses to drop records written twice. <see cref="Mark"/> messages (no key, no value) carry an
 /// origin's largest event time so far, and whether it was read to its end, to every partition of the hop's topic.
@@ -16,9 +16,12 @@ internal static class RepartitionHeaders
 
     /// <summary>
     /// A watermark mark: the origin partition (32 bits), its largest event time (64 bits), the number of partitions of
-    /// the origins' topic (32 bits), and 1 when the origin is at its end (8 bits), big-endian.
+    /// the origins' topic (32 bits), 1 when the origin is at its end (8 bits), and the offset it was read to (64 bits),
+    /// big-endian.
     /// </summary>
     public const string Mark = "compiled.mark";
+
+    private const int MarkLength = 25;
 
     public static byte[] OriginValue(int partition, long offset)
     {
@@ -28,13 +31,14 @@ internal static class RepartitionHeaders
         return bytes;
     }
 
-    public static byte[] MarkValue(int partition, long eventTime, int origins, bool atEnd)
+    public static byte[] MarkValue(int partition, long eventTime, int origins, bool atEnd, long end)
     {
-        var bytes = new byte[17];
+        var bytes = new byte[MarkLength];
         BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
         BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(4), eventTime);
         BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(12), origins);
         bytes[16] = atEnd ? (byte)1 : (byte)0;
+        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(17), end);
         return bytes;
     }
 
@@ -54,13 +58,14 @@ internal static class RepartitionHeaders
     }
 
     /// <summary>The mark a message's headers carry; false when it is not a mark.</summary>
-    public static bool TryReadMark(Headers? headers, out int partition, out long eventTime, out int origins, out bool atEnd)
+    public static bool TryReadMark(Headers? headers, out int partition, out long eventTime, out int origins, out bool atEnd, out long end)
     {
         partition = 0;
         eventTime = 0;
         origins = 0;
         atEnd = false;
-        if (headers is null || !headers.TryGetLastBytes(Mark, out var bytes) || bytes.Length != 17)
+        end = 0;
+        if (headers is null || !headers.TryGetLastBytes(Mark, out var bytes) || bytes.Length != MarkLength)
         {
             return false;
         }
@@ -69,12 +74,13 @@ internal static class RepartitionHeaders
         eventTime = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(4));
         origins = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(12));
         atEnd = bytes[16] == 1;
+        end = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(17));
         return true;
     }
 }
 
 /// <summary>
-/// The writing half of a repartition hop (issue 15, being built; nothing runs it yet): a member of the source topic's
+/// The writing half of a repartition hop (<see cref="KafkaSource{T, TCodec}.RunRepartitionAsync"/>): a member of the source topic's
 /// consumer group that writes every message it reads, unchanged (key, value, timestamp, headers), to the partition of
 /// the hop's topic that owns the message's <c>[KeyBy]</c> key, with its origin in a header. A message that does not
 /// decode, or whose key selector throws, goes to a partition chosen by its source partition: the keyed side decodes
@@ -92,6 +98,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
     private readonly int _partitions;
     private readonly IRepartitionKey<T> _key;
     private readonly TimeSpan _commitInterval;
+    private readonly long _idleAfterEndMs;
     private readonly Dictionary<TopicPartition, Origin> _owned = [];
     private readonly Lock _failureLock = new();
     private Error? _failure;
@@ -123,6 +130,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         _partitions = partitions;
         _key = key;
         _commitInterval = commitInterval;
+        _idleAfterEndMs = (long)options.IdleAfterEnd.TotalMilliseconds;
     }
 
     /// <summary>The messages handed to the producer so far.</summary>
@@ -196,8 +204,13 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
                 {
                     if (consumed.IsPartitionEOF)
                     {
-                        origin.Marked &= origin.AtEnd; // newly at its end: a mark says so
-                        origin.AtEnd = true;
+                        if (!origin.AtEnd)
+                        {
+                            origin.AtEnd = true;
+                            origin.EndSince = Environment.TickCount64;
+                        }
+
+                        origin.End = consumed.Offset.Value;
                     }
                     else
                     {
@@ -267,7 +280,6 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         Produce(producer, target, new Message<byte[]?, byte[]?> { Key = source.Key, Value = source.Value, Timestamp = timestamp, Headers = headers }, DeliveredRecord);
         origin.Next = consumed.Offset.Value + 1;
         origin.AtEnd = false;
-        origin.Marked = false;
         Interlocked.Increment(ref _forwarded);
     }
 
@@ -285,15 +297,20 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
                 continue;
             }
 
-            if (!origin.Marked && (origin.MaxEventTime != long.MinValue || origin.AtEnd))
+            // At its end only once it has been for IdleAfterEnd, as a single reader of the origin would be: what a
+            // producer writes across partitions in one burst reaches every origin before it counts as idle.
+            var atEnd = origin.AtEnd && Environment.TickCount64 - origin.EndSince >= _idleAfterEndMs;
+            if ((!origin.Marked || origin.MarkedTime != origin.MaxEventTime || origin.MarkedAtEnd != atEnd) && (origin.MaxEventTime != long.MinValue || atEnd))
             {
-                var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.Origins, origin.AtEnd);
+                var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.Origins, atEnd, atEnd ? origin.End : origin.Next);
                 for (var target = 0; target < _partitions; target++)
                 {
                     Produce(producer, target, new Message<byte[]?, byte[]?> { Headers = [new Header(RepartitionHeaders.Mark, mark)] }, Delivered);
                 }
 
                 origin.Marked = true;
+                origin.MarkedTime = origin.MaxEventTime;
+                origin.MarkedAtEnd = atEnd;
             }
 
             if (origin.Next >= 0)
@@ -386,8 +403,18 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         /// <summary>Whether it was read to its end since its last message.</summary>
         public bool AtEnd { get; set; }
 
-        /// <summary>Whether the last mark sent still says all there is to say.</summary>
+        /// <summary>Since when (<see cref="Environment.TickCount64"/>) it has been at its end.</summary>
+        public long EndSince { get; set; }
+
+        /// <summary>At its end: the offset it was read to.</summary>
+        public long End { get; set; } = -1;
+
+        /// <summary>Whether a mark was sent, and what the last one said.</summary>
         public bool Marked { get; set; }
+
+        public long MarkedTime { get; set; }
+
+        public bool MarkedAtEnd { get; set; }
 
         /// <summary>The number of partitions of its topic when it was assigned.</summary>
         public int Origins { get; init; }

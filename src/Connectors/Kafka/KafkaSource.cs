@@ -511,6 +511,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _pending = 0;
             _splits.ClearRuns();
             _atEnd.Clear();
+            _originEnds.Clear();
             if (!_assigned && _context.CheckpointsState)
             {
                 AssignStatically();
@@ -547,6 +548,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _pending = 0;
             if (count == 0)
             {
+                MoveHopClocks();
                 MarkAtEnd();
                 return _owned.Count == 0 ? SourceBatch<T>.Idle : SourceBatch<T>.Of(ReadOnlyMemory<T>.Empty, null, _splits);
             }
@@ -562,6 +564,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 {
                     owned.Next = consumed.Offset + 1;
                     owned.EndSince = -1;
+                    owned.HopIdle = false;
                     split = owned.Split;
                     if (owned.Ledger is not null && !AdmitFromHop(owned, consumed))
                     {
@@ -609,6 +612,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 _splits.SetIdle(split, idle: false); // a message not handed on still shows the partition is not at its end
             }
 
+            MoveHopClocks();
             MarkAtEnd();
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
@@ -634,12 +638,30 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             var wait = (long)_options.IdleAfterEnd.TotalMilliseconds;
             foreach (var owned in _owned.Values)
             {
-                // A repartition topic's partition read to its end still waits for the writers that lag behind: it is
-                // idle only once every origin is at its end too.
-                if (owned.EndSince >= 0 && now - owned.EndSince >= wait && owned.Clock?.AllAtEnd != false)
+                if (owned.EndSince < 0 || now - owned.EndSince < wait)
                 {
-                    _splits.SetIdle(owned.Split, idle: true);
+                    continue;
                 }
+
+                // A repartition topic's partition read to its end still waits for the writers that lag behind: it is
+                // idle only once every origin is at its end too — checked, once per spell of idleness.
+                if (owned.Clock is { } clock)
+                {
+                    if (owned.HopIdle || !clock.AllAtEnd)
+                    {
+                        continue;
+                    }
+
+                    CheckOriginEnds(clock);
+                    if (!clock.AllAtEnd)
+                    {
+                        continue;
+                    }
+
+                    owned.HopIdle = true;
+                }
+
+                _splits.SetIdle(owned.Split, idle: true);
             }
         }
 
@@ -852,8 +874,78 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 owned.Clock = new HopClock();
             }
 
-            _splits.SetReached(owned.Split, owned.Clock.Reached);
+            owned.Reached = owned.Clock.Reached;
+            _splits.SetReached(owned.Split, owned.Reached);
         }
+
+        /// <summary>
+        /// Gives each repartition partition's split the event time its clock reached with this batch's marks. A clock
+        /// that moves on the word of origins at their end first has their ends checked (<see cref="CheckOriginEnds"/>).
+        /// </summary>
+        private void MoveHopClocks()
+        {
+            foreach (var owned in _owned.Values)
+            {
+                if (owned.Clock is not { } clock || !owned.ClockMoved)
+                {
+                    continue;
+                }
+
+                owned.ClockMoved = false;
+                if (clock.Reached > owned.Reached && clock.AnyAtEnd)
+                {
+                    CheckOriginEnds(clock);
+                }
+
+                if (clock.Reached > owned.Reached)
+                {
+                    owned.Reached = clock.Reached;
+                    _splits.SetReached(owned.Split, owned.Reached);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Withdraws the word of every origin that said it is at its end but has records after where it was read to:
+        /// its writer died or froze before it could say so, and its records will come, written by the next one. Until
+        /// then it holds the clock back — else the others' progress would make its records late. One query per
+        /// origin and batch (<see cref="_originEnds"/>); an origin whose end cannot be read counts as not at its end.
+        /// </summary>
+        private void CheckOriginEnds(HopClock clock)
+        {
+            for (var origin = 0; origin < clock.Origins; origin++)
+            {
+                if (!clock.IsAtEnd(origin, out var end))
+                {
+                    continue;
+                }
+
+                if (!_originEnds.TryGetValue(origin, out var high))
+                {
+                    try
+                    {
+                        high = _consumer.QueryWatermarkOffsets(new TopicPartition(_source.HopOf!, origin), OriginEndTimeout).High.Value;
+                    }
+                    catch (KafkaException)
+                    {
+                        high = long.MaxValue;
+                    }
+
+                    _originEnds[origin] = high;
+                }
+
+                if (high > end)
+                {
+                    clock.Wake(origin);
+                }
+            }
+        }
+
+        /// <summary>How long reading an origin's end may take before it counts as not at its end: 10 s, far longer than a broker needs.</summary>
+        private static readonly TimeSpan OriginEndTimeout = TimeSpan.FromSeconds(10);
+
+        /// <summary>The ends of origins read in this batch (by <see cref="CheckOriginEnds"/>).</summary>
+        private readonly Dictionary<int, long> _originEnds = [];
 
         public void WriteSplitState(int split, IBufferWriter<byte> output)
         {
@@ -876,10 +968,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         /// </summary>
         private bool AdmitFromHop(Owned owned, in Message consumed)
         {
-            if (RepartitionHeaders.TryReadMark(consumed.Headers, out var markOf, out var eventTime, out var origins, out var atEnd))
+            if (RepartitionHeaders.TryReadMark(consumed.Headers, out var markOf, out var eventTime, out var origins, out var atEnd, out var end))
             {
-                owned.Clock!.Mark(markOf, eventTime, origins, atEnd);
-                _splits.SetReached(owned.Split, owned.Clock.Reached);
+                owned.Clock!.Mark(markOf, eventTime, origins, atEnd, end);
+                owned.ClockMoved = true; // given to the split after the batch (MoveHopClocks)
                 return false;
             }
 
@@ -1062,6 +1154,14 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             /// <summary>A partition of a repartition topic: how far its writers have got (else null).</summary>
             public HopClock? Clock { get; set; }
+
+            /// <summary>A partition of a repartition topic: the event time last given to its split, and whether marks since moved the clock.</summary>
+            public long Reached { get; set; } = long.MinValue;
+
+            public bool ClockMoved { get; set; }
+
+            /// <summary>A partition of a repartition topic: made idle (its origins' ends checked) since its last message.</summary>
+            public bool HopIdle { get; set; }
         }
 
         /// <summary>
