@@ -101,9 +101,10 @@ public sealed class KafkaSourceOptions
     public short RepartitionReplicationFactor { get; set; } = -1;
 
     /// <summary>
-    /// The topic read is the repartition topic of this one (issue 15, being built; not a setting yet): its messages
-    /// carry their origin and the writers' marks (<see cref="KafkaRepartitionWriter{T, TCodec}"/>), and each partition
-    /// keeps an origin ledger and a clock as its split's state. Null: an ordinary topic.
+    /// Tests that drive a repartition topic's writers by hand: the topic read is the repartition topic of this one, whose
+    /// messages carry their origin and the writers' marks (<see cref="KafkaRepartitionWriter{T, TCodec}"/>), and each
+    /// partition keeps an origin ledger and a clock as its split's state. Null: an ordinary topic (a distributed run
+    /// without <see cref="PartitionedByKey"/> sets up its repartition topic itself).
     /// </summary>
     internal string? HopOf { get; set; }
 

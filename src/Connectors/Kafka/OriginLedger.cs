@@ -3,8 +3,8 @@ using Compiled.Runtime.CompilerServices;
 namespace Compiled.Kafka;
 
 /// <summary>
-/// The reading side's defence against a repartition hop writing a record twice (issue 15's repartition topic, being
-/// built; nothing uses this yet). The copies that re-key a source partition (its <em>origin</em>) write each record
+/// The reading side's defence against a repartition hop writing a record twice (the repartition topic of a
+/// distributed run, docs/deployment.md). The copies that re-key a source partition (its <em>origin</em>) write each record
 /// with the origin's offset; a copy that takes the origin over after a crash starts again at the origin's committed
 /// offset and writes some records a second time, and a copy that lost the origin without knowing (a zombie) may go
 /// on writing for a while. Per partition of the repartition topic, the ledger keeps the highest origin offset admitted
