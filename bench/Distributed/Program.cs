@@ -6,14 +6,16 @@ using Compiled.Postgres.Testing;
 using Confluent.Kafka;
 using Npgsql;
 
-// One copy against two copies of the ClickCounts sample, run distributed (Clicks.Distributed, topic keyed by page),
-// over the same number of clicks in fresh topics and databases, interleaved. Each copy runs at -p 1, pinned to a core
-// of its own with taskset when it exists (the mock brokers, PostgreSQL and this harness share those cores). Reported:
-// the wall time from the copies' start until every click's offset is committed with the state (compiled_partitions),
-// and the steady rate between 10 % and 100 % committed (start-up and the first rebalance left out; checkpoints every
-// 200 ms, so the committed offsets lag the reading by at most that).
-var clicks = Argument("--clicks", 400_000);
+// One copy against two copies of the ClickCounts sample, run distributed (Clicks.Distributed), over the same number of
+// clicks in fresh topics and databases, interleaved, in two modes: "keyed" — the topic keyed by page, the [KeyBy] key
+// (Clicks.PartitionedByKey) — and "repartition" — the topic keyed by user, so every copy re-keys its share through the
+// repartition topic. Each copy runs at -p 1, pinned to a core of its own with taskset when it exists (the mock brokers,
+// PostgreSQL and this harness share those cores). Reported: the wall time from the copies' start until every window's
+// row is committed (a click per partition an hour later closes them all), and the steady rate between 10 % and 100 %
+// of the rows (start-up and the first rebalance left out; checkpoints every 200 ms).
+var clicks = Argument("--clicks", 300_000);
 var rounds = Argument("--rounds", 3);
+var modes = (args.SkipWhile(a => a != "--modes").Skip(1).FirstOrDefault() ?? "keyed,repartition").Split(',');
 var sample = args.SkipWhile(a => a != "--sample").Skip(1).FirstOrDefault()
     ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../samples/ClickCounts/bin/Release/net10.0/ClickCounts.dll"));
 if (!File.Exists(sample))
@@ -26,32 +28,45 @@ var taskset = File.Exists("/usr/bin/taskset");
 await using var server = await PostgresServer.StartAsync();
 using var kafka = KafkaMockCluster.Start(brokers: 1);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {DateTime.UtcNow:O} load {File.ReadAllText("/proc/loadavg")[..14]} clicks {clicks:N0}, 8 partitions, copies at -p 1{(taskset ? ", each pinned to one core" : "")}"));
-var results = new Dictionary<int, List<(double Wall, double Rate)>>();
+var results = new Dictionary<(string Mode, int Copies), List<(double Wall, double Rate)>>();
 for (var round = 0; round < rounds; round++)
 {
-    foreach (var copies in round % 2 == 0 ? new[] { 1, 2 } : [2, 1])
+    var order = modes.SelectMany(mode => new[] { (mode, 1), (mode, 2) }).ToList();
+    if (round % 2 == 1)
     {
-        var (wall, rate) = await RunAsync(round, copies);
-        (results.TryGetValue(copies, out var list) ? list : results[copies] = []).Add((wall, rate));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{copies} {(copies == 1 ? "copy " : "copies")}\twall {wall:F2} s ({clicks / wall:N0} clicks/s)\tsteady {rate:N0} clicks/s"));
+        order.Reverse();
+    }
+
+    foreach (var (mode, copies) in order)
+    {
+        var (wall, rate) = await RunAsync(round, mode, copies);
+        (results.TryGetValue((mode, copies), out var list) ? list : results[(mode, copies)] = []).Add((wall, rate));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{mode} {copies} {(copies == 1 ? "copy " : "copies")}\twall {wall:F2} s ({clicks / wall:N0} clicks/s)\tsteady {rate:N0} clicks/s"));
     }
 }
 
-foreach (var (copies, list) in results.OrderBy(r => r.Key))
+foreach (var ((mode, copies), list) in results.OrderBy(r => r.Key.Mode).ThenBy(r => r.Key.Copies))
 {
     var wall = list.Select(r => r.Wall).Order().ElementAt(list.Count / 2);
     var rate = list.Select(r => r.Rate).Order().ElementAt(list.Count / 2);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {copies}\twall {wall:F2} s ({clicks / wall:N0} clicks/s)\tsteady {rate:N0} clicks/s"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {mode} {copies}\twall {wall:F2} s ({clicks / wall:N0} clicks/s)\tsteady {rate:N0} clicks/s\truns {string.Join(", ", list.Select(r => r.Rate.ToString("N0", CultureInfo.InvariantCulture)))}"));
 }
 
 return 0;
 
-async Task<(double Wall, double Rate)> RunAsync(int round, int copies)
+async Task<(double Wall, double Rate)> RunAsync(int round, string mode, int copies)
 {
-    var topic = $"clicks-{round}-{copies}";
+    var topic = $"clicks-{mode}-{round}-{copies}";
+    var group = $"g-{mode}-{round}-{copies}";
+    var repartition = mode == "repartition";
     kafka.CreateTopic(topic, 8);
-    Produce(topic);
-    var connection = await server.CreateDatabaseAsync($"d{round}_{copies}");
+    if (repartition)
+    {
+        kafka.CreateTopic($"{group}-PerMinute-repartition", 8); // the mock cluster cannot create topics through the admin API
+    }
+
+    var rows = Produce(topic, repartition);
+    var connection = await server.CreateDatabaseAsync($"d{mode}{round}_{copies}");
     await using (var db = new NpgsqlConnection(connection))
     {
         await db.OpenAsync();
@@ -59,21 +74,20 @@ async Task<(double Wall, double Rate)> RunAsync(int round, int copies)
         await create.ExecuteNonQueryAsync();
     }
 
-    var group = $"g-{round}-{copies}";
     var started = Stopwatch.StartNew();
-    var children = Enumerable.Range(0, copies).Select(i => Start(i, topic, group, connection)).ToList();
+    var children = Enumerable.Range(0, copies).Select(i => Start(i, topic, group, connection, repartition)).ToList();
     try
     {
         double tenth = -1;
         while (true)
         {
-            var committed = await CommittedAsync(connection);
-            if (tenth < 0 && committed >= clicks / 10)
+            var committed = await RowsAsync(connection);
+            if (tenth < 0 && committed >= rows / 10)
             {
                 tenth = started.Elapsed.TotalSeconds;
             }
 
-            if (committed >= clicks)
+            if (committed >= rows)
             {
                 var wall = started.Elapsed.TotalSeconds;
                 return (wall, clicks * 0.9 / (wall - tenth));
@@ -103,7 +117,7 @@ async Task<(double Wall, double Rate)> RunAsync(int round, int copies)
     }
 }
 
-Process Start(int index, string topic, string group, string connection)
+Process Start(int index, string topic, string group, string connection, bool repartition)
 {
     var start = new ProcessStartInfo(taskset ? "taskset" : "dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
     if (taskset)
@@ -117,7 +131,7 @@ Process Start(int index, string topic, string group, string connection)
     foreach (var argument in new[]
     {
         sample, "--bootstrap", kafka.BootstrapServers, "--postgres", connection, "--set", $"Clicks.Topics={topic}", "--set", $"Clicks.GroupId={group}",
-        "--set", "Clicks.Distributed=true", "--set", "Clicks.PartitionedByKey=true", "--set", "Clicks.SessionTimeout=6s", "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1",
+        "--set", "Clicks.Distributed=true", "--set", $"Clicks.PartitionedByKey={(repartition ? "false" : "true")}", "--set", "Clicks.SessionTimeout=6s", "--set", "Table.Mode=Append", "--set", "CheckpointInterval=200ms", "-p", "1",
     })
     {
         start.ArgumentList.Add(argument);
@@ -131,21 +145,17 @@ Process Start(int index, string topic, string group, string connection)
     return process;
 }
 
-static async Task<long> CommittedAsync(string connection)
+static async Task<long> RowsAsync(string connection)
 {
     await using var db = new NpgsqlConnection(connection);
     await db.OpenAsync();
-    await using var exists = new NpgsqlCommand("SELECT to_regclass('compiled_partitions') IS NOT NULL", db);
-    if (await exists.ExecuteScalarAsync() is not true)
-    {
-        return 0; // the copies create it when they open
-    }
-
-    await using var command = new NpgsqlCommand("SELECT coalesce(sum(next_offset), 0)::bigint FROM compiled_partitions", db);
+    await using var command = new NpgsqlCommand("SELECT count(*) FROM page_minutes", db);
     return (long)(await command.ExecuteScalarAsync())!;
 }
 
-void Produce(string topic)
+// Produces the clicks, keyed by page or by user, and a click per partition an hour later; returns the number of rows
+// (page-minutes) the clicks make.
+int Produce(string topic, bool byUser)
 {
     using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 20, CompressionType = CompressionType.Lz4 })
         .SetLogHandler((_, _) => { })
@@ -153,30 +163,55 @@ void Produce(string topic)
     var random = new Random(42);
     var start = new DateTimeOffset(2026, 12, 1, 8, 0, 0, TimeSpan.Zero);
     var span = TimeSpan.FromMinutes(20).Ticks;
+    var minutes = new HashSet<(string, long)>();
     for (var i = 0; i < clicks; i++)
     {
         var page = $"/page/{random.Next(200)}";
+        var user = $"user-{random.Next(5000)}";
         var at = start.AddTicks(span * i / clicks);
-        var value = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $$"""{"page":"{{page}}","user":"user-{{random.Next(5000)}}","at":"{{at:O}}"}"""));
-        while (true)
-        {
-            try
-            {
-                producer.Produce(topic, new Message<string, byte[]> { Key = page, Value = value });
-                break;
-            }
-            catch (ProduceException<string, byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
-            {
-                producer.Poll(TimeSpan.FromMilliseconds(10));
-            }
-        }
+        minutes.Add((page, at.UtcTicks / TimeSpan.TicksPerMinute));
+        Send(producer, new TopicPartitionOrTopic(topic, null), byUser ? user : page, $$"""{"page":"{{page}}","user":"{{user}}","at":"{{at:O}}"}""");
+    }
+
+    for (var partition = 0; partition < 8; partition++)
+    {
+        Send(producer, new TopicPartitionOrTopic(topic, partition), "closing", $$"""{"page":"/closing","user":"closing","at":"{{start.AddHours(1):O}}"}""");
     }
 
     if (producer.Flush(TimeSpan.FromMinutes(2)) != 0)
     {
         throw new InvalidOperationException("the clicks were not all acknowledged");
     }
+
+    return minutes.Count;
+}
+
+static void Send(IProducer<string, byte[]> producer, TopicPartitionOrTopic target, string key, string json)
+{
+    var message = new Message<string, byte[]> { Key = key, Value = Encoding.UTF8.GetBytes(json) };
+    while (true)
+    {
+        try
+        {
+            if (target.Partition is { } partition)
+            {
+                producer.Produce(new TopicPartition(target.Topic, partition), message);
+            }
+            else
+            {
+                producer.Produce(target.Topic, message);
+            }
+
+            return;
+        }
+        catch (ProduceException<string, byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+        {
+            producer.Poll(TimeSpan.FromMilliseconds(10));
+        }
+    }
 }
 
 int Argument(string name, int fallback)
     => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+internal readonly record struct TopicPartitionOrTopic(string Topic, int? Partition);

@@ -194,6 +194,13 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Assert.Contains("PartitionedByKey", ignored.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("(Parameter", ignored.Message, StringComparison.Ordinal);
 
+        // So do the repartition topic's settings, on a run that has none.
+        var single = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, RepartitionPartitions = 4 };
+        var singleDatabase = await postgres.NewDatabaseAsync();
+        var noHop = await Assert.ThrowsAsync<ConnectorException>(() => Pipeline(single, singleDatabase).RunAsync(Options()).WaitAsync(Patience));
+        Assert.True(NonRetryableException.IsCause(noHop), noHop.ToString());
+        Assert.Contains("RepartitionPartitions and RepartitionReplicationFactor shape the repartition topic", noHop.Message, StringComparison.Ordinal);
+
         var atLeastOnce = new KafkaPageCountsToPostgres
         {
             Views = new(Source(topic)),

@@ -122,6 +122,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
             EnableIdempotence = true,
             Acks = Acks.All,
             LingerMs = 5,
+            CompressionType = CompressionType.Lz4, // every record crosses the network twice more: LZ4 costs little CPU for that (Properties can say otherwise)
             DeliveryReportFields = "none",
         };
         KafkaConfig.Apply(_producer, options.Properties);

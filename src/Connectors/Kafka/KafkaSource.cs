@@ -213,7 +213,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
     private string ReadTopics => _hop ?? _options.Topics;
 
     /// <summary>The topic whose records the topic read carries through a repartition hop; null: none.</summary>
-    private string? HopOf => _hop is not null ? _options.Topics : _options.HopOf;
+    private string? HopOf => _hop is not null ? KafkaConfig.Topics(_options.Topics)[0] : _options.HopOf;
 
     /// <inheritdoc/>
     public bool Repartitions => _options.Distributed && !_options.PartitionedByKey;
