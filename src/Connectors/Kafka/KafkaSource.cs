@@ -244,7 +244,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             }
             catch (KafkaException ex)
             {
-                throw new KafkaException(new Error(ex.Error.Code, $"could not create the repartition topic '{hop}' with {wanted} partitions ({ex.Error.Reason}); create it before the run (kafka-topics.sh --create --topic {hop} --partitions {wanted}), or let this copy create topics"), ex);
+                var refused = ex is CreateTopicsException created ? created.Results.Select(r => r.Error).FirstOrDefault(e => e.IsError) ?? ex.Error : ex.Error;
+                var message = $"could not create the repartition topic '{hop}' with {wanted} partitions ({refused.Reason}); create it before the run (kafka-topics.sh --create --topic {hop} --partitions {wanted}), or let this copy create topics";
+                if (refused.Code is ErrorCode.TopicAuthorizationFailed or ErrorCode.ClusterAuthorizationFailed or ErrorCode.PolicyViolation
+                    or ErrorCode.InvalidReplicationFactor or ErrorCode.InvalidPartitions or ErrorCode.InvalidReplicaAssignment or ErrorCode.InvalidConfig or ErrorCode.TopicException)
+                {
+                    throw new ArgumentException($"Topics: {message}.", ex); // the cluster said no: trying again would not help (exit 2)
+                }
+
+                throw new KafkaException(new Error(refused.Code, message), ex);
             }
 
             partitions = PartitionCount(admin, hop) ?? throw new KafkaException(new Error(ErrorCode.UnknownTopicOrPart, $"the repartition topic '{hop}' was created but is not in the cluster's metadata"));
