@@ -932,11 +932,13 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 {
                     try
                     {
-                        high = _consumer.QueryWatermarkOffsets(new TopicPartition(_source.HopOf!, origin), OriginEndTimeout).High.Value;
+                        // After one failure (a broker away) the batch asks no more: each would wait as long.
+                        high = _originEnds.ContainsKey(-1) ? long.MaxValue : _consumer.QueryWatermarkOffsets(new TopicPartition(_source.HopOf!, origin), OriginEndTimeout).High.Value;
                     }
                     catch (KafkaException)
                     {
                         high = long.MaxValue;
+                        _originEnds[-1] = high;
                     }
 
                     _originEnds[origin] = high;
@@ -952,7 +954,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         /// <summary>How long reading an origin's end may take before it counts as not at its end: 10 s, far longer than a broker needs.</summary>
         private static readonly TimeSpan OriginEndTimeout = TimeSpan.FromSeconds(10);
 
-        /// <summary>The ends of origins read in this batch (by <see cref="CheckOriginEnds"/>).</summary>
+        /// <summary>The ends of origins read in this batch (by <see cref="CheckOriginEnds"/>); key -1: a read failed.</summary>
         private readonly Dictionary<int, long> _originEnds = [];
 
         public void WriteSplitState(int split, IBufferWriter<byte> output)
