@@ -170,12 +170,12 @@ int Produce(string topic, bool byUser)
         var user = $"user-{random.Next(5000)}";
         var at = start.AddTicks(span * i / clicks);
         minutes.Add((page, at.UtcTicks / TimeSpan.TicksPerMinute));
-        Send(producer, new TopicPartitionOrTopic(topic, null), byUser ? user : page, $$"""{"page":"{{page}}","user":"{{user}}","at":"{{at:O}}"}""");
+        Send(producer, topic, null, byUser ? user : page, $$"""{"page":"{{page}}","user":"{{user}}","at":"{{at:O}}"}""");
     }
 
     for (var partition = 0; partition < 8; partition++)
     {
-        Send(producer, new TopicPartitionOrTopic(topic, partition), "closing", $$"""{"page":"/closing","user":"closing","at":"{{start.AddHours(1):O}}"}""");
+        Send(producer, topic, partition, "closing", $$"""{"page":"/closing","user":"closing","at":"{{start.AddHours(1):O}}"}""");
     }
 
     if (producer.Flush(TimeSpan.FromMinutes(2)) != 0)
@@ -186,20 +186,20 @@ int Produce(string topic, bool byUser)
     return minutes.Count;
 }
 
-static void Send(IProducer<string, byte[]> producer, TopicPartitionOrTopic target, string key, string json)
+static void Send(IProducer<string, byte[]> producer, string topic, int? partition, string key, string json)
 {
     var message = new Message<string, byte[]> { Key = key, Value = Encoding.UTF8.GetBytes(json) };
     while (true)
     {
         try
         {
-            if (target.Partition is { } partition)
+            if (partition is { } number)
             {
-                producer.Produce(new TopicPartition(target.Topic, partition), message);
+                producer.Produce(new TopicPartition(topic, number), message);
             }
             else
             {
-                producer.Produce(target.Topic, message);
+                producer.Produce(topic, message);
             }
 
             return;
@@ -213,5 +213,3 @@ static void Send(IProducer<string, byte[]> producer, TopicPartitionOrTopic targe
 
 int Argument(string name, int fallback)
     => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
-
-internal readonly record struct TopicPartitionOrTopic(string Topic, int? Partition);

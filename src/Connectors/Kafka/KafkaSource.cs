@@ -520,6 +520,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             _splits.ClearRuns();
             _atEnd.Clear();
             _originEnds.Clear();
+            _originEndFailed = false;
             if (!_assigned && _context.CheckpointsState)
             {
                 AssignStatically();
@@ -933,12 +934,12 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                     try
                     {
                         // After one failure (a broker away) the batch asks no more: each would wait as long.
-                        high = _originEnds.ContainsKey(-1) ? long.MaxValue : _consumer.QueryWatermarkOffsets(new TopicPartition(_source.HopOf!, origin), OriginEndTimeout).High.Value;
+                        high = _originEndFailed ? long.MaxValue : _consumer.QueryWatermarkOffsets(new TopicPartition(_source.HopOf!, origin), OriginEndTimeout).High.Value;
                     }
                     catch (KafkaException)
                     {
                         high = long.MaxValue;
-                        _originEnds[-1] = high;
+                        _originEndFailed = true;
                     }
 
                     _originEnds[origin] = high;
@@ -954,8 +955,11 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         /// <summary>How long reading an origin's end may take before it counts as not at its end: 10 s, far longer than a broker needs.</summary>
         private static readonly TimeSpan OriginEndTimeout = TimeSpan.FromSeconds(10);
 
-        /// <summary>The ends of origins read in this batch (by <see cref="CheckOriginEnds"/>); key -1: a read failed.</summary>
+        /// <summary>The ends of origins read in this batch (by <see cref="CheckOriginEnds"/>).</summary>
         private readonly Dictionary<int, long> _originEnds = [];
+
+        /// <summary>Whether reading an origin's end failed in this batch.</summary>
+        private bool _originEndFailed;
 
         public void WriteSplitState(int split, IBufferWriter<byte> output)
         {
