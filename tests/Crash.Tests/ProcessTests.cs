@@ -360,9 +360,34 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
 
         public async Task<int> WaitAsync(TimeSpan timeout)
         {
-            await _process.WaitForExitAsync().WaitAsync(timeout);
+            try
+            {
+                await _process.WaitForExitAsync().WaitAsync(timeout);
+            }
+            catch (TimeoutException)
+            {
+                // Say what the process was doing: the end of its log, and (where dotnet-stack is installed) its threads.
+                var lines = Error.Split('\n');
+                var tail = string.Join('\n', lines[Math.Max(0, lines.Length - 80)..]);
+                throw new TimeoutException($"Process {_process.Id} did not exit within {timeout}. {Stacks(_process.Id)}The end of its log:\n{tail}");
+            }
+
             _process.WaitForExit(); // drain the output readers
             return _process.ExitCode;
+        }
+
+        private static string Stacks(int pid)
+        {
+            var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-stack");
+            if (!File.Exists(tool))
+            {
+                return "";
+            }
+
+            using var report = Process.Start(new ProcessStartInfo(tool, ["report", "-p", pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, UseShellExecute = false })!;
+            var stacks = report.StandardOutput.ReadToEnd();
+            report.WaitForExit();
+            return $"Its threads:\n{stacks}\n";
         }
 
         public async ValueTask DisposeAsync()

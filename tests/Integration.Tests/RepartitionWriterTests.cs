@@ -123,6 +123,17 @@ public sealed class RepartitionWriterTests(KafkaFixture kafka)
                 Assert.Equal(largest, marks[(partition, origin)]);
             }
         }
+
+        // A writer that stops commits once, before it leaves the group: the revoke on its way out commits nothing (a
+        // commit inside the consumer's Close can wait forever, and a stopping copy then never exits).
+        await SendTradesAsync(2_000, 2_010);
+        var third = new KafkaRepartitionWriter<FxTrade, FxTrade.JsonCodec>(options, group, target, Targets, key, Timeout.InfiniteTimeSpan);
+        using var stopThird = new CancellationTokenSource();
+        var thirdRun = third.RunAsync(stopThird.Token);
+        await WaitUntilAsync(() => third.Acknowledged == 10, thirdRun);
+        await stopThird.CancelAsync();
+        await thirdRun;
+        Assert.Equal(1, third.Commits);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, Task run)

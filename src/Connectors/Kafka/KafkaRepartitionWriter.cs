@@ -106,7 +106,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
     private long _acknowledged;
     private long _commits;
     private int _commitRequested;
-    private bool _abandoning;
+    private bool _closing;
 
     public KafkaRepartitionWriter(KafkaSourceOptions options, string groupId, string target, int partitions, IRepartitionKey<T> key, TimeSpan commitInterval)
     {
@@ -176,7 +176,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
             })
             .SetPartitionsRevokedHandler((c, partitions) =>
             {
-                if (!_abandoning)
+                if (!_closing)
                 {
                     Checkpoint(c, producer, partitions.Select(p => p.TopicPartition).ToList());
                 }
@@ -227,22 +227,17 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
                 }
             }
 
-            if (abandon.IsCancellationRequested)
+            if (!abandon.IsCancellationRequested)
             {
-                _abandoning = true;
-                return;
+                Checkpoint(consumer, producer, [.. _owned.Keys]);
             }
-
-            Checkpoint(consumer, producer, [.. _owned.Keys]);
-        }
-        catch
-        {
-            _abandoning = true; // failed: the revoke on the way out must not commit
-            throw;
         }
         finally
         {
-            consumer.Close(); // leaves the group; a revoke on the way commits unless abandoning
+            // Stopped (after the last checkpoint, above), abandoned or failed: the revoke on the way out of the group
+            // commits nothing. A commit there is not only needless: librdkafka can wait on it forever inside Close.
+            _closing = true;
+            consumer.Close();
             consumer.Dispose();
         }
     }

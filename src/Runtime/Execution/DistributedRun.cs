@@ -110,7 +110,7 @@ internal static class DistributedRun
             await writerStop.CancelAsync().ConfigureAwait(false);
             if (writer is not null)
             {
-                await AwaitWriterAsync(job, writer).ConfigureAwait(false);
+                await AwaitWriterAsync(job, writer, options.GracePeriod, logger).ConfigureAwait(false);
             }
         }
 
@@ -153,8 +153,19 @@ internal static class DistributedRun
         return hop.RunRepartitionAsync(key, options.CheckpointInterval, stop);
     }
 
-    private static async Task AwaitWriterAsync<TIn>(PipelineJob<TIn> job, Task writer)
+    /// <summary>
+    /// Waits for the writing half to end: its last marks and commit, then its leaving the group. A writer that has not
+    /// ended within the grace period is left behind (the process may exit under it): the source offsets it did not
+    /// commit are read and written again by their next owner, and the keyed side's ledgers drop the repeats.
+    /// </summary>
+    private static async Task AwaitWriterAsync<TIn>(PipelineJob<TIn> job, Task writer, TimeSpan patience, ILogger logger)
     {
+        if (await Task.WhenAny(writer, Task.Delay(patience)).ConfigureAwait(false) != writer)
+        {
+            Log.DistributedWarning(logger, job.Descriptor.Name, $"the repartition topic's writer did not stop within the grace period ({Setting.FormatDuration(patience)}); left behind: the records it wrote since its last commit are written again by the next owner of their partitions, and dropped there as repeats");
+            return;
+        }
+
         try
         {
             await writer.ConfigureAwait(false);
