@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Compiled.Samples.Tests;
 using Npgsql;
 
@@ -74,6 +75,10 @@ public sealed partial class ProcessTests
         // Freeze one copy past its session timeout: the others claim its partitions while it cannot know. Every
         // partition claimed again after the freeze is the sign (a rebalance still finishing when it froze claims only
         // some): only the group's removing the frozen copy does that.
+        // The copy to freeze must hold partitions when it freezes: one frozen between giving its partitions back in the
+        // rebalance the added copy caused and being assigned new ones holds nothing to lose, and merely joins again.
+        // Once every copy runs an assignment of its own the group is stable (nothing else joins or leaves).
+        await WaitUntil(c, () => Task.FromResult(Running(a) && Running(c) && Running(d)), "every copy running an assignment after the added copy joined");
         Phase(2);
         var before = await EpochsAsync(connection);
         c.Signal(Signals.Stop);
@@ -143,6 +148,20 @@ public sealed partial class ProcessTests
 
     /// <summary>Whether the copy was assigned partitions (its log says so).</summary>
     private static bool Shares(Child child) => child.Error.Contains("the group assigned this copy " + "clicks-dist", StringComparison.Ordinal);
+
+    private static readonly string[] ReleaseWords = ["took the partitions back", "were lost", "another copy claimed", "assigned this copy no partitions"];
+
+    /// <summary>
+    /// Whether the copy runs an assignment now: its last word on the group is an assignment of partitions (not their
+    /// release, nor an empty assignment), and a checkpoint completed after it.
+    /// </summary>
+    private static bool Running(Child child)
+    {
+        var log = child.Error;
+        var assigned = log.LastIndexOf("the group assigned this copy " + "clicks-dist", StringComparison.Ordinal);
+        var released = ReleaseWords.Max(word => log.LastIndexOf(word, StringComparison.Ordinal));
+        return assigned > released && Regex.IsMatch(log[assigned..], @"checkpoint \d+ complete");
+    }
 
     private Child StartDistributedClickCounts(string connection, string topic, string group, bool repartition)
         => Child.Start(

@@ -385,9 +385,14 @@ public sealed partial class ProcessTests(KafkaFixture kafka, PostgresFixture pos
             }
 
             using var report = Process.Start(new ProcessStartInfo(tool, ["report", "-p", pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, UseShellExecute = false })!;
-            var stacks = report.StandardOutput.ReadToEnd();
-            report.WaitForExit();
-            return $"Its threads:\n{stacks}\n";
+            var stacks = report.StandardOutput.ReadToEndAsync();
+            if (!report.WaitForExit(TimeSpan.FromSeconds(30)))
+            {
+                report.Kill();
+                return "";
+            }
+
+            return $"Its threads:\n{stacks.GetAwaiter().GetResult()}\n";
         }
 
         public async ValueTask DisposeAsync()
