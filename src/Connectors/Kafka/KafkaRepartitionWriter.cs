@@ -23,12 +23,20 @@ internal static class RepartitionHeaders
 
     private const int MarkLength = 25;
 
+    /// <summary>The length of an <see cref="Origin"/> header's value.</summary>
+    public const int OriginLength = 12;
+
     public static byte[] OriginValue(int partition, long offset)
     {
-        var bytes = new byte[12];
-        BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
-        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(4), offset);
+        var bytes = new byte[OriginLength];
+        WriteOrigin(bytes, partition, offset);
         return bytes;
+    }
+
+    public static void WriteOrigin(Span<byte> bytes, int partition, long offset)
+    {
+        BinaryPrimitives.WriteInt32BigEndian(bytes, partition);
+        BinaryPrimitives.WriteInt64BigEndian(bytes[4..], offset);
     }
 
     public static byte[] MarkValue(int partition, long eventTime, int origins, bool atEnd, long end)
@@ -47,7 +55,7 @@ internal static class RepartitionHeaders
     {
         partition = 0;
         offset = 0;
-        if (headers is null || !headers.TryGetLastBytes(Origin, out var bytes) || bytes.Length != 12)
+        if (headers is null || !headers.TryGetLastBytes(Origin, out var bytes) || bytes.Length != OriginLength)
         {
             return false;
         }
@@ -94,12 +102,20 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
     private readonly ConsumerConfig _consumer;
     private readonly ProducerConfig _producer;
     private readonly List<string> _topics;
-    private readonly string _target;
     private readonly int _partitions;
     private readonly IRepartitionKey<T> _key;
     private readonly TimeSpan _commitInterval;
     private readonly long _idleAfterEndMs;
     private readonly Dictionary<TopicPartition, Origin> _owned = [];
+
+    // Reused for every record: the producer copies a message's key, value and headers when it is handed over, and keeps
+    // none of them for the delivery report (DeliveryReportFields = none).
+    private readonly TopicPartition[] _targets;
+    private readonly Message<byte[]?, byte[]?> _message = new();
+    private readonly byte[] _origin = new byte[RepartitionHeaders.OriginLength];
+    private readonly Headers _originOnly;
+    private readonly Action<DeliveryReport<byte[]?, byte[]?>> _deliveredRecord;
+    private readonly Action<DeliveryReport<byte[]?, byte[]?>> _delivered;
     private readonly Lock _failureLock = new();
     private Error? _failure;
     private long _forwarded;
@@ -127,11 +143,14 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         };
         KafkaConfig.Apply(_producer, options.Properties);
         _topics = KafkaConfig.Topics(options.Topics);
-        _target = target;
         _partitions = partitions;
         _key = key;
         _commitInterval = commitInterval;
         _idleAfterEndMs = (long)options.IdleAfterEnd.TotalMilliseconds;
+        _targets = [.. Enumerable.Range(0, partitions).Select(p => new TopicPartition(target, p))];
+        _originOnly = [new Header(RepartitionHeaders.Origin, _origin)];
+        _deliveredRecord = DeliveredRecord;
+        _delivered = Delivered;
     }
 
     /// <summary>The messages handed to the producer so far.</summary>
@@ -262,18 +281,25 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
             }
         }
 
-        var headers = new Headers();
-        if (source.Headers is { } original)
+        RepartitionHeaders.WriteOrigin(_origin, consumed.Partition.Value, consumed.Offset.Value);
+        var headers = _originOnly;
+        if (source.Headers is { Count: > 0 } original)
         {
+            headers = [];
             foreach (var header in original)
             {
                 headers.Add(header.Key, header.GetValueBytes());
             }
+
+            headers.Add(RepartitionHeaders.Origin, _origin);
         }
 
-        headers.Add(RepartitionHeaders.Origin, RepartitionHeaders.OriginValue(consumed.Partition.Value, consumed.Offset.Value));
-        var timestamp = source.Timestamp.Type == TimestampType.NotAvailable ? Timestamp.Default : new Timestamp(source.Timestamp.UnixTimestampMs, TimestampType.CreateTime);
-        Produce(producer, target, new Message<byte[]?, byte[]?> { Key = source.Key, Value = source.Value, Timestamp = timestamp, Headers = headers }, DeliveredRecord);
+        var message = _message;
+        message.Key = source.Key;
+        message.Value = source.Value;
+        message.Timestamp = source.Timestamp.Type == TimestampType.NotAvailable ? Timestamp.Default : new Timestamp(source.Timestamp.UnixTimestampMs, TimestampType.CreateTime);
+        message.Headers = headers;
+        Produce(producer, target, message, _deliveredRecord);
         origin.Next = consumed.Offset.Value + 1;
         origin.AtEnd = false;
         Interlocked.Increment(ref _forwarded);
@@ -301,7 +327,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
                 var mark = RepartitionHeaders.MarkValue(partition.Partition.Value, origin.MaxEventTime, origin.Origins, atEnd, atEnd ? origin.End : origin.Next);
                 for (var target = 0; target < _partitions; target++)
                 {
-                    Produce(producer, target, new Message<byte[]?, byte[]?> { Headers = [new Header(RepartitionHeaders.Mark, mark)] }, Delivered);
+                    Produce(producer, target, new Message<byte[]?, byte[]?> { Headers = [new Header(RepartitionHeaders.Mark, mark)] }, _delivered);
                 }
 
                 origin.Marked = true;
@@ -346,7 +372,7 @@ internal sealed class KafkaRepartitionWriter<T, TCodec>
         {
             try
             {
-                producer.Produce(new TopicPartition(_target, partition), message, delivered);
+                producer.Produce(_targets[partition], message, delivered);
                 return;
             }
             catch (ProduceException<byte[]?, byte[]?> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
