@@ -92,8 +92,8 @@ public sealed class KafkaSourceOptions
 
     /// <summary>
     /// A distributed run through a repartition topic: its number of partitions when this copy creates it (the most
-    /// copies that hold keyed state at once). A topic that exists already must have this many. Null: a topic that
-    /// exists keeps its count; one this copy creates gets as many as the source topic has.
+    /// copies that hold keyed state at once); when set, a topic that exists already must have this many. Null: a topic
+    /// that exists keeps its count; one this copy creates gets as many as the source topic has.
     /// </summary>
     public int? RepartitionPartitions { get; set; }
 
