@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Compiled.Kafka;
 using Compiled.Postgres;
 using Compiled.Runtime;
@@ -56,6 +57,25 @@ public sealed partial class KafkaPageCountsToPostgres
     [Transform] static PageCount Row(WindowResult<string, long> w) => new(w.Key, w.Start, w.Value);
 
     [Sink] public PostgresSink<PageCount> Table { get; set; } = new(new PostgresSinkOptions());
+}
+
+/// <summary>A window's result as a Kafka message (JSON).</summary>
+[Record(Naming = FieldNaming.CamelCase)]
+public readonly partial record struct ViewCount(string Page, long WindowStart, long Views);
+
+/// <summary>Views per page per second from Kafka into a Kafka topic: Flink's canonical job.</summary>
+[Pipeline(Name = "kafka-page-counts-kafka")]
+public sealed partial class KafkaPageCountsToKafka
+{
+    [Source] public KafkaSource<PageView, PageView.JsonCodec> Views { get; set; } = new(new KafkaSourceOptions());
+
+    [KeyBy] static string Page(PageView v) => v.Page;
+
+    [Window] public WindowSpec<PageView, Count<PageView>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Transform] static ViewCount Row(WindowResult<string, long> w) => new(w.Key, w.Start, w.Value);
+
+    [Sink] public KafkaSink<ViewCount, ViewCount.JsonCodec> Counts { get; set; } = new(new KafkaSinkOptions());
 }
 
 /// <summary>Views per page per second from Kafka into PostgreSQL, their pages trimmed before the <c>[KeyBy]</c>.</summary>
@@ -558,6 +578,172 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
 
         Assert.Equal(expected.Count, rows.Count); // one row per window: none lost, none repeated
         Assert.Equal(expected.OrderBy(e => e.Key), rows.OrderBy(e => e.Key));
+    }
+
+    [Fact]
+    public async Task Exactly_once_window_results_in_a_kafka_topic_survive_an_abort_and_a_stop_with_no_record_lost_or_repeated()
+    {
+        const int partitions = 4;
+        var topic = kafka.NewTopic("views-k2k", partitions);
+        var output = kafka.NewTopic("counts-k2k", 3);
+        var checkpoints = kafka.NewTopic("counts-k2k-checkpoints", 1);
+        var random = new Random(11);
+        var time = 1_700_000_000_000L;
+        var views = Enumerable.Range(0, 12_000).Select(_ => new PageView("page" + random.Next(0, 24), time += random.Next(0, 12))).ToArray();
+        var third = views.Length / 3;
+        kafka.Produce(topic, views[..third].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "k2k-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
+        KafkaSink<ViewCount, ViewCount.JsonCodec> Sink() => new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = true, CheckpointTopic = checkpoints }, key: c => c.Page);
+
+        // Run 1 is aborted once checkpoints with records have committed: the records its windows produced after the
+        // last one were never written (they wait for their checkpoint), and its state and offsets are that checkpoint's.
+        var first = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        using (var abort = new CancellationTokenSource())
+        {
+            var run = ((ICompiledPipeline)first).CreateJob().RunAsync(Options(partitions), CancellationToken.None, abort.Token);
+            await WaitUntil(() => Messages(output) > 0 && Messages(checkpoints) >= 6, run, "committed checkpoints with records");
+            await abort.CancelAsync();
+            await Assert.ThrowsAsync<PipelineAbortedException>(() => run.WaitAsync(Patience));
+        }
+
+        // Run 2 restores them, reads another third and stops (SIGTERM's path: a last checkpoint, committed).
+        var committedBefore = Messages(output);
+        kafka.Produce(topic, views[third..(2 * third)].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        var second = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = second.RunAsync(Options(partitions), stop.Token);
+            await WaitUntil(() => Messages(output) > committedBefore, run, "records of the second run");
+            await stop.CancelAsync();
+            var result = await run.WaitAsync(Patience);
+            Assert.Equal(DeliveryGuarantee.ExactlyOnce, result.Delivery);
+            Assert.NotNull(result.State?.Restored); // run 1's last checkpoint
+            Assert.Contains(checkpoints, result.State!.Location, StringComparison.Ordinal);
+        }
+
+        // Run 3 reads the rest, then a sentinel per partition that closes every window, and finishes them.
+        kafka.Produce(topic, views[(2 * third)..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
+        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (var p = 0; p < partitions; p++)
+            {
+                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", time + 86_400_000)) });
+            }
+        }
+
+        var expected = views.GroupBy(v => (v.Page, Start: v.Time - (v.Time % 1000))).ToDictionary(g => g.Key, g => (long)g.Count());
+        var third3 = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = third3.RunAsync(Options(partitions), stop.Token);
+            await WaitUntil(() => ReadAll(output).Count >= expected.Count, run, $"{expected.Count} records");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        // One record per window: none lost, none repeated (the mock cluster shows aborted transactions too, but these
+        // runs produce records only inside a checkpoint's commit, which an abort does not interrupt).
+        var counts = ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).Select(e => KeyValuePair.Create((e.GetProperty("page").GetString()!, e.GetProperty("windowStart").GetInt64()), e.GetProperty("views").GetInt64())).ToList();
+        Assert.True(committedBefore > 0);
+        Assert.Equal(expected.Count, counts.Count);
+        Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(e => e.Key));
+    }
+
+    [Fact]
+    public async Task State_larger_than_a_kafka_message_is_kept_in_several_and_restored_whole()
+    {
+        // 60 000 pages in one window: the state is larger than one message of the checkpoint topic (512 KiB), so the
+        // checkpoint a stop takes is split; the next run restores every key's count from the pieces.
+        const int pages = 60_000;
+        var topic = kafka.NewTopic("views-large-state", 2);
+        var output = kafka.NewTopic("counts-large-state", 3);
+        var checkpoints = kafka.NewTopic("counts-large-state-checkpoints", 1);
+        var time = 1_700_000_000_000L;
+        kafka.Produce(topic, Enumerable.Range(0, pages).Select(i => ((string?)null, (byte[]?)Json(new PageView($"p{i:00000}", time + (i % 500))))));
+        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "large-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
+        KafkaSink<ViewCount, ViewCount.JsonCodec> Sink() => new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = true, CheckpointTopic = checkpoints }, key: c => c.Page);
+
+        // One checkpoint only (a mock partition keeps at most 5 MiB): the one the stop takes.
+        var first = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        using (var stop = new CancellationTokenSource())
+        {
+            var options = Options(2);
+            options.CheckpointInterval = TimeSpan.FromHours(1);
+            var run = first.RunAsync(options, stop.Token);
+            await WaitUntil(() => first.Views.Progress.Done >= pages, run, "every view read");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        Assert.Equal(0, Messages(output)); // nothing fired: every page's window is open
+        Assert.True(Messages(checkpoints) >= 4, $"{Messages(checkpoints)} offsets in the checkpoint topic: the state was not split"); // two or more pieces, the manifest, the commit's marker
+
+        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (var p = 0; p < 2; p++)
+            {
+                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", time + 86_400_000)) });
+            }
+        }
+
+        var second = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        using (var stop = new CancellationTokenSource())
+        {
+            var options = Options(2);
+            options.CheckpointInterval = TimeSpan.FromSeconds(1);
+            var run = second.RunAsync(options, stop.Token);
+            await WaitUntil(() => ReadAll(output).Count >= pages, run, $"{pages} records");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        var counts = ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).ToList();
+        Assert.Equal(pages, counts.Count);
+        Assert.Equal(pages, counts.Select(c => c.GetProperty("page").GetString()).Distinct().Count());
+        Assert.All(counts, c => Assert.Equal(1, c.GetProperty("views").GetInt64()));
+    }
+
+    /// <summary>
+    /// The sum of <paramref name="topic"/>'s high watermarks: its messages, and the markers transactions leave (nothing is
+    /// deleted here). It grows when a transaction commits records there.
+    /// </summary>
+    private long Messages(string topic)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "count-" + Guid.NewGuid().ToString("N") }).SetLogHandler((_, _) => { }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = kafka.BootstrapServers }).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
+        return metadata.Topics[0].Partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+    }
+
+    /// <summary>Every message value of <paramref name="topic"/>, read to the end of each partition.</summary>
+    private List<byte[]> ReadAll(string topic)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "read-" + Guid.NewGuid().ToString("N"), EnablePartitionEof = true, IsolationLevel = IsolationLevel.ReadCommitted }).SetLogHandler((_, _) => { }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = kafka.BootstrapServers }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics[0].Partitions.Select(p => new TopicPartitionOffset(topic, p.PartitionId, Offset.Beginning)).ToList();
+        consumer.Assign(partitions);
+        var values = new List<byte[]>();
+        var ended = 0;
+        var deadline = DateTime.UtcNow + Patience;
+        while (ended < partitions.Count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"topic {topic} not read to its end within {Patience}");
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is not { } consumed)
+            {
+                continue;
+            }
+
+            if (consumed.IsPartitionEOF)
+            {
+                ended++;
+            }
+            else
+            {
+                values.Add(consumed.Message.Value);
+            }
+        }
+
+        return values;
     }
 
     [Fact]

@@ -28,6 +28,13 @@ public sealed class KafkaSinkOptions
     /// <summary>The start of each partition's transactional id: <c>{prefix}-{partition}</c>. Default: the pipeline's name.</summary>
     public string? TransactionalIdPrefix { get; set; }
 
+    /// <summary>
+    /// Where a run with window state keeps its checkpoints — the input offsets and the state, committed in the same
+    /// Kafka transaction as the records they produced (partition 0; a compacted topic keeps it small). Default:
+    /// <c>{TransactionalIdPrefix}.checkpoints</c>, the prefix defaulting to the pipeline's name.
+    /// </summary>
+    public string? CheckpointTopic { get; set; }
+
     /// <summary>Default: <see cref="DefaultFlushTimeout"/>.</summary>
     public TimeSpan FlushTimeout { get; set; } = DefaultFlushTimeout;
 
@@ -41,6 +48,7 @@ public sealed class KafkaSinkOptions
         Setting.Text(nameof(Topic), "The topic written to", () => Topic, v => Topic = v),
         Setting.Boolean(nameof(Transactional), "Write in Kafka transactions together with the consumed offsets (Kafka -> Kafka exactly-once)", () => Transactional, v => Transactional = v),
         Setting.Text(nameof(TransactionalIdPrefix), "The start of each partition's transactional id (default: the pipeline's name)", () => TransactionalIdPrefix, v => TransactionalIdPrefix = v),
+        Setting.Text(nameof(CheckpointTopic), "Where a run with window state keeps its checkpoints, in the records' transactions (default: {prefix}.checkpoints)", () => CheckpointTopic, v => CheckpointTopic = v),
         Setting.Duration(nameof(FlushTimeout), "How long a flush waits for acknowledgements before failing", () => FlushTimeout, v => FlushTimeout = v!.Value),
         Setting.ConnectionString(nameof(Properties), "Further librdkafka properties, key=value;key=value (secrets masked)", () => Properties, v => Properties = v),
     ];
@@ -65,12 +73,14 @@ public sealed class KafkaSinkOptions
 /// (which picks the partition) and headers. The producer is idempotent (no duplicates from its own retries, order kept
 /// per partition). Delivery failures are never dropped: a flush — at every checkpoint and at the end — waits for every
 /// acknowledgement and fails the run with the first error. In <see cref="KafkaSinkOptions.Transactional"/> mode each
-/// pipeline partition writes in Kafka transactions that also commit the consumed offsets of its <c>KafkaSource</c>.
+/// pipeline partition writes in Kafka transactions that also commit the consumed offsets of its <c>KafkaSource</c>; a
+/// run with window state keeps each checkpoint's records until the checkpoint commits, and commits them with its
+/// offsets and state in one transaction (<see cref="ICheckpointCommitter"/>, <see cref="KafkaSinkOptions.CheckpointTopic"/>).
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 /// <typeparam name="TCodec">The format of message values.</typeparam>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Two constructors with different required parameters (options, or a server and a topic); the optional ones follow each.")]
-public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransactionalSink
+public sealed partial class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransactionalSink, ICheckpointCommitter
     where TCodec : IRecordCodec<T>
 {
     private readonly KafkaSinkOptions _options;
@@ -103,8 +113,12 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
     /// <inheritdoc/>
     public bool IsTransactional => _options.Transactional;
 
-    /// <inheritdoc/>
-    public bool CommitsSourcePositions => true;
+    /// <summary>
+    /// True: the transaction commits the consumed offsets to the source's group. With window state (checkpoints in
+    /// <see cref="KafkaSinkOptions.CheckpointTopic"/>) false: the offsets are kept with the state, and the source
+    /// commits them to its group afterwards, for tools that show lag.
+    /// </summary>
+    public bool CommitsSourcePositions => !_checkpointsState;
 
     /// <inheritdoc/>
     public ValueTask<IReadOnlyList<SourcePosition>?> ClaimPositionsAsync(string pipeline, string source, IReadOnlyList<SourcePosition> partitions, CancellationToken cancellationToken)
@@ -133,6 +147,11 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
             return new Writer(this, shared, owned: false, transactional: false);
         }
 
+        if (_checkpointsState)
+        {
+            return new StagingWriter(this); // the records are produced with their checkpoint, by its transaction
+        }
+
         var producer = Build($"{_options.TransactionalIdPrefix ?? context.PipelineName}-{partition}");
         producer.InitTransactions(_options.FlushTimeout);
         producer.BeginTransaction();
@@ -144,6 +163,8 @@ public sealed class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITransaction
     {
         _shared?.Dispose();
         _shared = null;
+        _committer?.Dispose(); // a transaction left open (a failed commit) is aborted by the next run's producer
+        _committer = null;
         return ValueTask.CompletedTask;
     }
 
