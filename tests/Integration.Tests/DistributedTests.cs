@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Compiled.Kafka;
 using Compiled.Postgres;
 using Compiled.Runtime;
@@ -57,6 +58,118 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Assert.True(Scalar(connection, "SELECT coalesce(min(epoch), 0) FROM compiled_partitions") >= 3, "every partition was claimed again when A left");
         Assert.False(_log.Contains("' came from partitions", except: "key 'sentinel'"), _log.ToString()); // the pages' topic is keyed by page (the sentinels are in every partition)
         Assert.Equal(expected.OrderBy(e => e.Key), await Rows(connection)); // one row per window: none lost, none repeated
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Two_copies_writing_to_kafka_share_the_partitions_and_a_copy_that_leaves_hands_its_state_over_with_no_record_lost_or_repeated(bool repartition)
+    {
+        // The same as above into a Kafka topic, over a topic keyed by page or (repartition) by view through the
+        // repartition topic: each partition's records, offset and state go in a transaction of the partition's own
+        // producer, the offsets and state to the checkpoint topic. (The mock cluster does not enforce transactions or
+        // fence producers: what this shows is the hand-over of state through the checkpoint topic.)
+        const int partitions = 8;
+        var topic = kafka.NewTopic("dist-k2k", partitions);
+        var output = kafka.NewTopic("dist-k2k-out", 3);
+        var checkpoints = kafka.NewTopic("dist-k2k-checkpoints", 1);
+        var views = Views(24_000, seed: 12);
+        var quarter = views.Length / 4;
+        IEnumerable<(string?, byte[]?)> Produced(int from, int to) => repartition ? Numbered(views[from..to], from) : Keyed(views[from..to]);
+        kafka.Produce(topic, Produced(0, quarter));
+        var source = Source(topic);
+        var owners = partitions; // the partitions that hold the state: the topic's, or the repartition topic's
+        if (repartition)
+        {
+            source.PartitionedByKey = false;
+            source.RepartitionPartitions = owners = 3;
+            kafka.NewTopic(KafkaSource<PageView, PageView.JsonCodec>.RepartitionTopic(source.GroupId!, "PerSecond"), owners, exactName: true); // as an operator creates it (the mock cannot)
+        }
+
+        KafkaPageCountsToKafka Copy() => new()
+        {
+            Views = new(source),
+            Counts = new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = true, CheckpointTopic = checkpoints }, key: c => c.Page),
+        };
+
+        // Copy A alone: it holds all eight partitions and commits checkpoints of each (a chunk, a manifest and the
+        // transaction's marker per partition).
+        var a = Copy();
+        var b = Copy();
+        using var stopA = new CancellationTokenSource();
+        using var stopB = new CancellationTokenSource();
+        var runA = a.RunAsync(Options(), stopA.Token);
+        await WaitUntil(() => kafka.Offsets(checkpoints) >= 2 * owners * 3, [runA], "A's checkpoints of every partition");
+
+        // Copy B joins: the group splits the partitions, each copy restores the state of those it got (A's first run
+        // restored none), and only then does more come, so that both read some of it.
+        var runB = b.RunAsync(Options(), stopB.Token);
+        await WaitUntil(() => _log.Count("restored checkpoint") >= 2, [runA, runB], "both copies' runs after B joined");
+        kafka.Produce(topic, Produced(quarter, 2 * quarter));
+        await WaitUntil(() => a.Views.Progress.Done > 0 && b.Views.Progress.Done > 0, [runA, runB], "records read by both copies");
+
+        // Copy A leaves: its last checkpoint commits, and B takes over its partitions and their open windows.
+        await stopA.CancelAsync();
+        var left = await runA.WaitAsync(Patience);
+        Assert.NotNull(left.State);
+        Assert.Contains(checkpoints, left.State.Location, StringComparison.Ordinal);
+        kafka.Produce(topic, Produced(2 * quarter, views.Length));
+        await ProduceSentinels(topic, partitions, views[^1].Time);
+        var expected = Expected(views);
+        List<KeyValuePair<(string, long), long>> Counts() => [.. kafka.ReadAll(output)
+            .Select(value => JsonSerializer.Deserialize<JsonElement>(value))
+            .Select(e => KeyValuePair.Create((e.GetProperty("page").GetString()!, e.GetProperty("windowStart").GetInt64()), e.GetProperty("views").GetInt64()))
+            .Where(c => c.Key.Item1 != "sentinel")
+            .OrderBy(c => c.Key)];
+        await WaitUntil(() => Counts().Count >= expected.Count, [runB], $"{expected.Count} records");
+        await stopB.CancelAsync();
+        await runB.WaitAsync(Patience);
+
+        Assert.Equal(expected.OrderBy(e => e.Key), Counts()); // one record per window, with its full count: none lost, none repeated
+    }
+
+    [Fact]
+    public async Task A_kafka_checkpoint_topic_of_a_single_process_is_refused_by_a_distributed_run_and_the_other_way_round()
+    {
+        // A single process's state is spread over its keyed partitions by a hash, a distributed run's by the Kafka
+        // partitions: neither can take the other's checkpoints over, so each refuses them (exit 2), naming the topic.
+        var topic = kafka.NewTopic("dist-k2k-mixed", 2);
+        kafka.Produce(topic, Keyed(Views(200, seed: 5)));
+        async Task<string> CheckpointOnce(KafkaSourceOptions source, string checkpoints)
+        {
+            var pipeline = new KafkaPageCountsToKafka
+            {
+                Views = new(source),
+                Counts = new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = kafka.NewTopic("dist-k2k-mixed-out", 1), Transactional = true, CheckpointTopic = checkpoints }),
+            };
+            using var stop = new CancellationTokenSource();
+            var run = pipeline.RunAsync(Options(), stop.Token);
+            await WaitUntil(() => pipeline.Views.Progress.Done >= 200, [run], "every view read");
+            await stop.CancelAsync();
+            return (await run.WaitAsync(Patience)).State!.Location;
+        }
+
+        async Task<string> Refused(KafkaSourceOptions source, string checkpoints)
+        {
+            var pipeline = new KafkaPageCountsToKafka
+            {
+                Views = new(source),
+                Counts = new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = kafka.NewTopic("dist-k2k-mixed-out", 1), Transactional = true, CheckpointTopic = checkpoints }),
+            };
+            var error = await Assert.ThrowsAsync<ConnectorException>(() => pipeline.RunAsync(Options()).WaitAsync(Patience));
+            Assert.True(NonRetryableException.IsCause(error), error.ToString());
+            return error.Message;
+        }
+
+        var single = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "mixed-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
+        var ofSingle = kafka.NewTopic("dist-k2k-mixed-checkpoints", 1);
+        Assert.Contains(ofSingle, await CheckpointOnce(single, ofSingle), StringComparison.Ordinal);
+        Assert.Contains("of a run as a single process", await Refused(Source(topic), ofSingle), StringComparison.Ordinal);
+
+        var ofDistributed = kafka.NewTopic("dist-k2k-mixed-checkpoints", 1);
+        Assert.Contains(ofDistributed, await CheckpointOnce(Source(topic), ofDistributed), StringComparison.Ordinal);
+        single.GroupId = "mixed-" + Guid.NewGuid().ToString("N");
+        Assert.Contains("holds checkpoints of a distributed run", await Refused(single, ofDistributed), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -143,6 +143,51 @@ public sealed class KafkaFixture : IDisposable
         }
     }
 
+    private static readonly TimeSpan ReadPatience = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The sum of <paramref name="topic"/>'s high watermarks: its messages, and the markers transactions leave (nothing is
+    /// deleted here). It grows when a transaction commits records there.
+    /// </summary>
+    public long Offsets(string topic)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = BootstrapServers, GroupId = "count-" + Guid.NewGuid().ToString("N") }).SetLogHandler((_, _) => { }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
+        return metadata.Topics[0].Partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+    }
+
+    /// <summary>Every message value of <paramref name="topic"/>, read to the end of each partition.</summary>
+    public List<byte[]> ReadAll(string topic)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = BootstrapServers, GroupId = "read-" + Guid.NewGuid().ToString("N"), EnablePartitionEof = true, IsolationLevel = IsolationLevel.ReadCommitted }).SetLogHandler((_, _) => { }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics[0].Partitions.Select(p => new TopicPartitionOffset(topic, p.PartitionId, Offset.Beginning)).ToList();
+        consumer.Assign(partitions);
+        var values = new List<byte[]>();
+        var ended = 0;
+        var deadline = DateTime.UtcNow + ReadPatience;
+        while (ended < partitions.Count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"topic {topic} not read to its end within {ReadPatience}");
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is not { } consumed)
+            {
+                continue;
+            }
+
+            if (consumed.IsPartitionEOF)
+            {
+                ended++;
+            }
+            else
+            {
+                values.Add(consumed.Message.Value);
+            }
+        }
+
+        return values;
+    }
+
     public void Dispose() => _mock?.Dispose();
 }
 

@@ -601,19 +601,19 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         using (var abort = new CancellationTokenSource())
         {
             var run = ((ICompiledPipeline)first).CreateJob().RunAsync(Options(partitions), CancellationToken.None, abort.Token);
-            await WaitUntil(() => Messages(output) > 0 && Messages(checkpoints) >= 6, run, "committed checkpoints with records");
+            await WaitUntil(() => kafka.Offsets(output) > 0 && kafka.Offsets(checkpoints) >= 6, run, "committed checkpoints with records");
             await abort.CancelAsync();
             await Assert.ThrowsAsync<PipelineAbortedException>(() => run.WaitAsync(Patience));
         }
 
         // Run 2 restores them, reads another third and stops (SIGTERM's path: a last checkpoint, committed).
-        var committedBefore = Messages(output);
+        var committedBefore = kafka.Offsets(output);
         kafka.Produce(topic, views[third..(2 * third)].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
         var second = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
         using (var stop = new CancellationTokenSource())
         {
             var run = second.RunAsync(Options(partitions), stop.Token);
-            await WaitUntil(() => Messages(output) > committedBefore, run, "records of the second run");
+            await WaitUntil(() => kafka.Offsets(output) > committedBefore, run, "records of the second run");
             await stop.CancelAsync();
             var result = await run.WaitAsync(Patience);
             Assert.Equal(DeliveryGuarantee.ExactlyOnce, result.Delivery);
@@ -636,14 +636,14 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         using (var stop = new CancellationTokenSource())
         {
             var run = third3.RunAsync(Options(partitions), stop.Token);
-            await WaitUntil(() => ReadAll(output).Count >= expected.Count, run, $"{expected.Count} records");
+            await WaitUntil(() => kafka.ReadAll(output).Count >= expected.Count, run, $"{expected.Count} records");
             await stop.CancelAsync();
             await run.WaitAsync(Patience);
         }
 
         // One record per window: none lost, none repeated (the mock cluster shows aborted transactions too, but these
         // runs produce records only inside a checkpoint's commit, which an abort does not interrupt).
-        var counts = ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).Select(e => KeyValuePair.Create((e.GetProperty("page").GetString()!, e.GetProperty("windowStart").GetInt64()), e.GetProperty("views").GetInt64())).ToList();
+        var counts = kafka.ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).Select(e => KeyValuePair.Create((e.GetProperty("page").GetString()!, e.GetProperty("windowStart").GetInt64()), e.GetProperty("views").GetInt64())).ToList();
         Assert.True(committedBefore > 0);
         Assert.Equal(expected.Count, counts.Count);
         Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(e => e.Key));
@@ -675,8 +675,8 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
             await run.WaitAsync(Patience);
         }
 
-        Assert.Equal(0, Messages(output)); // nothing fired: every page's window is open
-        Assert.True(Messages(checkpoints) >= 4, $"{Messages(checkpoints)} offsets in the checkpoint topic: the state was not split"); // two or more pieces, the manifest, the commit's marker
+        Assert.Equal(0, kafka.Offsets(output)); // nothing fired: every page's window is open
+        Assert.True(kafka.Offsets(checkpoints) >= 4, $"{kafka.Offsets(checkpoints)} offsets in the checkpoint topic: the state was not split"); // two or more pieces, the manifest, the commit's marker
 
         using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
         {
@@ -692,58 +692,15 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
             var options = Options(2);
             options.CheckpointInterval = TimeSpan.FromSeconds(1);
             var run = second.RunAsync(options, stop.Token);
-            await WaitUntil(() => ReadAll(output).Count >= pages, run, $"{pages} records");
+            await WaitUntil(() => kafka.ReadAll(output).Count >= pages, run, $"{pages} records");
             await stop.CancelAsync();
             await run.WaitAsync(Patience);
         }
 
-        var counts = ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).ToList();
+        var counts = kafka.ReadAll(output).Select(value => JsonSerializer.Deserialize<JsonElement>(value)).ToList();
         Assert.Equal(pages, counts.Count);
         Assert.Equal(pages, counts.Select(c => c.GetProperty("page").GetString()).Distinct().Count());
         Assert.All(counts, c => Assert.Equal(1, c.GetProperty("views").GetInt64()));
-    }
-
-    /// <summary>
-    /// The sum of <paramref name="topic"/>'s high watermarks: its messages, and the markers transactions leave (nothing is
-    /// deleted here). It grows when a transaction commits records there.
-    /// </summary>
-    private long Messages(string topic)
-    {
-        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "count-" + Guid.NewGuid().ToString("N") }).SetLogHandler((_, _) => { }).Build();
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = kafka.BootstrapServers }).Build();
-        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
-        return metadata.Topics[0].Partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
-    }
-
-    /// <summary>Every message value of <paramref name="topic"/>, read to the end of each partition.</summary>
-    private List<byte[]> ReadAll(string topic)
-    {
-        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "read-" + Guid.NewGuid().ToString("N"), EnablePartitionEof = true, IsolationLevel = IsolationLevel.ReadCommitted }).SetLogHandler((_, _) => { }).Build();
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = kafka.BootstrapServers }).Build();
-        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics[0].Partitions.Select(p => new TopicPartitionOffset(topic, p.PartitionId, Offset.Beginning)).ToList();
-        consumer.Assign(partitions);
-        var values = new List<byte[]>();
-        var ended = 0;
-        var deadline = DateTime.UtcNow + Patience;
-        while (ended < partitions.Count)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"topic {topic} not read to its end within {Patience}");
-            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is not { } consumed)
-            {
-                continue;
-            }
-
-            if (consumed.IsPartitionEOF)
-            {
-                ended++;
-            }
-            else
-            {
-                values.Add(consumed.Message.Value);
-            }
-        }
-
-        return values;
     }
 
     [Fact]

@@ -10,6 +10,9 @@ internal sealed class LogLines : ILoggerFactory, ILogger
 
     public bool Contains(string text, string? except = null) => _lines.Any(l => l.Contains(text, StringComparison.Ordinal) && (except is null || !l.Contains(except, StringComparison.Ordinal)));
 
+    /// <summary>How many lines contain <paramref name="text"/>.</summary>
+    public int Count(string text) => _lines.Count(l => l.Contains(text, StringComparison.Ordinal));
+
     public override string ToString() => string.Join("\n", _lines.Where(l => !l.Contains(" Debug ", StringComparison.Ordinal)).TakeLast(80).Concat(_lines.TakeLast(5)));
 
     public void AddProvider(ILoggerProvider provider)

@@ -12,7 +12,7 @@ namespace Compiled.Kafka;
 /// topic and offsets and state in the checkpoint topic (<see cref="KafkaSinkOptions.CheckpointTopic"/>). Kafka Streams
 /// keeps state in changelog topics the same way; Flink keeps it elsewhere and needs two-phase commits for Kafka.
 /// </summary>
-public sealed partial class KafkaSink<T, TCodec>
+public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitter
 {
     /// <summary>
     /// The most bytes of state in one message of the checkpoint topic: half a brokers' default <c>message.max.bytes</c>
@@ -24,7 +24,8 @@ public sealed partial class KafkaSink<T, TCodec>
 
     private readonly Lock _staging = new();
     private readonly SortedDictionary<long, List<StagedMessage>> _staged = [];
-    private IProducer<byte[]?, byte[]>? _committer;
+    private IProducer<byte[]?, byte[]>? _committer; // a single process's
+    private readonly Dictionary<(string Stream, int Partition), IProducer<byte[]?, byte[]>> _partitionCommitters = []; // a distributed copy's, one per input partition it holds
     private string? _checkpointTopic;
     private volatile bool _checkpointsState;
 
@@ -32,42 +33,23 @@ public sealed partial class KafkaSink<T, TCodec>
     public string CheckpointLocation => $"Kafka topic {_checkpointTopic ?? _options.CheckpointTopic ?? "(not yet named)"} at {_options.BootstrapServers}, partition 0 (beside topic {_options.Topic})";
 
     /// <inheritdoc/>
+    public string PartitionCheckpointLocation => CheckpointLocation;
+
+    /// <inheritdoc/>
     public async ValueTask<StoredCheckpoint?> ClaimCheckpointAsync(string pipeline, CancellationToken cancellationToken)
     {
-        var context = _context ?? throw new InvalidOperationException("The sink is not open.");
-        if (!_options.Transactional)
-        {
-            throw new InvalidOperationException("Only a transactional KafkaSink commits checkpoints.");
-        }
-
-        _checkpointsState = true; // the run checkpoints window state: its records wait for the checkpoint that covers them
-        lock (_staging)
-        {
-            _staged.Clear(); // kept for checkpoints an earlier run in this process never committed
-        }
-
-        var topic = _checkpointTopic = CheckpointTopicOf(context.PipelineName);
-        var prefix = _options.TransactionalIdPrefix ?? context.PipelineName;
+        var (topic, prefix) = StartClaim();
         return await Task.Run(
             () =>
             {
-                _committer?.Dispose();
-                _committer = null;
-                var committer = Build($"{prefix}-checkpoints");
-                try
+                _committer = InitTransactions($"{prefix}-checkpoints");
+                var stored = ReadCheckpoints(pipeline, topic, cancellationToken);
+                if (stored.Keys.FirstOrDefault(scope => scope != pipeline) is { } distributed)
                 {
-                    // Fences off an earlier run's producer with the same id and aborts the transaction it left open, so
-                    // what follows reads every checkpoint that will ever commit before this run (on a real cluster).
-                    committer.InitTransactions(_options.FlushTimeout);
-                }
-                catch
-                {
-                    committer.Dispose();
-                    throw;
+                    throw new NonRetryableException($"Pipeline '{pipeline}': the checkpoint topic '{topic}' holds checkpoints of a distributed run (of {distributed[(pipeline.Length + 1)..].Replace('#', '[')}]); a single process cannot take them over. Run it distributed, or point CheckpointTopic at a new topic to start with empty state.");
                 }
 
-                _committer = committer;
-                return ReadLatest(pipeline, topic, cancellationToken);
+                return stored.GetValueOrDefault(pipeline);
             },
             cancellationToken).ConfigureAwait(false);
     }
@@ -77,17 +59,160 @@ public sealed partial class KafkaSink<T, TCodec>
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         var committer = _committer ?? throw new InvalidOperationException("The sink's checkpoints were not claimed.");
+        Commit(committer, pipeline, pipeline, checkpoint.Id, checkpoint.Positions, checkpoint.State, Unstage(checkpoint.Id), cancellationToken);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// A distributed copy claims its input partitions: for each, a transactional producer of its own
+    /// (<c>{prefix}-{topic}-{partition}</c>), whose initialisation fences off the partition's previous owner on a real
+    /// cluster, and the partition's latest checkpoint in the checkpoint topic (its offset and state).
+    /// </summary>
+    public async ValueTask<StoredCheckpoint> ClaimPartitionsAsync(string pipeline, IReadOnlyList<SourcePosition> partitions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var (topic, prefix) = StartClaim();
+        if (partitions.Select(p => p.Stream).Distinct().Skip(1).Any())
+        {
+            throw new NonRetryableException($"Pipeline '{pipeline}': a distributed run reads one topic; this one was assigned {string.Join(", ", partitions.Select(p => p.Stream).Distinct())}.");
+        }
+
+        return await Task.Run(
+            () =>
+            {
+                foreach (var partition in partitions)
+                {
+                    _partitionCommitters[(partition.Stream, partition.Partition)] = InitTransactions($"{prefix}-{partition.Stream}-{partition.Partition.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+                }
+
+                var stored = ReadCheckpoints(pipeline, topic, cancellationToken);
+                if (stored.TryGetValue(pipeline, out var single))
+                {
+                    throw new NonRetryableException($"Pipeline '{pipeline}': the checkpoint topic '{topic}' holds checkpoint {single.Id} of a run as a single process, whose state is spread by a hash no other process shares; a distributed run cannot take it over. Finish it as a single process, or point CheckpointTopic at a new topic to start with empty state.");
+                }
+
+                var positions = new List<SourcePosition>(partitions.Count);
+                var state = new List<WindowState>();
+                var id = 0L;
+                foreach (var partition in partitions)
+                {
+                    if (stored.TryGetValue(PartitionScope(pipeline, partition.Stream, partition.Partition), out var latest))
+                    {
+                        id = Math.Max(id, latest.Id);
+                        positions.Add(partition with { Offset = latest.Positions.Count == 1 ? latest.Positions[0].Offset : -1 });
+                        state.AddRange(latest.State);
+                    }
+                    else
+                    {
+                        positions.Add(partition with { Offset = -1 });
+                    }
+                }
+
+                return new StoredCheckpoint(id, positions, state);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Commits checkpoint <paramref name="checkpoint"/> partition by partition: each input partition's transaction holds
+    /// the records its keyed partition produced, its offset and the state of its keys. A partition another copy has
+    /// claimed since fails its commit on a real cluster (its producer is fenced): nothing of it is written.
+    /// </summary>
+    public ValueTask CommitPartitionsAsync(string pipeline, StoredCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var records = Unstage(checkpoint.Id);
+        var positions = checkpoint.Positions; // in the order of the keyed partitions, whose writers staged the records
+        if (records.FirstOrDefault(r => r.Writer >= positions.Count) is { Value: not null } stray)
+        {
+            throw new InvalidOperationException($"A record was staged by writer {stray.Writer}, and the copy holds {positions.Count} partitions.");
+        }
+
+        for (var i = 0; i < positions.Count; i++)
+        {
+            var position = positions[i];
+            var committer = _partitionCommitters.GetValueOrDefault((position.Stream, position.Partition)) ?? throw new InvalidOperationException($"Partition {position.Stream}[{position.Partition}] was not claimed.");
+            var writer = i;
+            Commit(committer, pipeline, PartitionScope(pipeline, position.Stream, position.Partition), checkpoint.Id, [position], [.. checkpoint.State.Where(s => s.Partition == position.Partition)], [.. records.Where(r => r.Writer == writer)], cancellationToken);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Where a distributed copy keeps input partition <paramref name="partition"/>'s checkpoints in the checkpoint topic (a prefix of the messages' keys).</summary>
+    private static string PartitionScope(string pipeline, string stream, int partition) => $"{pipeline}#{stream}#{partition.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>What every claim does first: the run checkpoints state, so its records wait for their checkpoints.</summary>
+    private (string Topic, string Prefix) StartClaim()
+    {
+        var context = _context ?? throw new InvalidOperationException("The sink is not open.");
+        if (!_options.Transactional)
+        {
+            throw new InvalidOperationException("Only a transactional KafkaSink commits checkpoints.");
+        }
+
+        _checkpointsState = true;
+        lock (_staging)
+        {
+            _staged.Clear(); // kept for checkpoints an earlier run in this process never committed
+        }
+
+        DisposeCommitters();
+        return (_checkpointTopic = CheckpointTopicOf(context.PipelineName), _options.TransactionalIdPrefix ?? context.PipelineName);
+    }
+
+    /// <summary>
+    /// A transactional producer, initialised: on a real cluster that fences off an earlier producer with the same id and
+    /// aborts the transaction it left open, so the checkpoint topic read afterwards holds every checkpoint that will ever
+    /// commit before this one's.
+    /// </summary>
+    private IProducer<byte[]?, byte[]> InitTransactions(string transactionalId)
+    {
+        var producer = Build(transactionalId);
+        try
+        {
+            producer.InitTransactions(_options.FlushTimeout);
+            return producer;
+        }
+        catch
+        {
+            producer.Dispose();
+            throw;
+        }
+    }
+
+    private void DisposeCommitters()
+    {
+        _committer?.Dispose(); // a transaction left open (a failed commit) is aborted by the next run's producer
+        _committer = null;
+        foreach (var producer in _partitionCommitters.Values)
+        {
+            producer.Dispose();
+        }
+
+        _partitionCommitters.Clear();
+    }
+
+    /// <summary>Takes the records staged for every checkpoint up to <paramref name="id"/>.</summary>
+    private List<StagedMessage> Unstage(long id)
+    {
         var records = new List<StagedMessage>();
         lock (_staging)
         {
-            foreach (var id in _staged.Keys.Where(id => id <= checkpoint.Id).ToList())
+            foreach (var staged in _staged.Keys.Where(staged => staged <= id).ToList())
             {
-                records.AddRange(_staged[id]);
-                _staged.Remove(id);
+                records.AddRange(_staged[staged]);
+                _staged.Remove(staged);
             }
         }
 
-        var (chunks, manifest) = Encode(checkpoint);
+        return records;
+    }
+
+    /// <summary>One transaction: <paramref name="records"/> to the output topic, then the state and the manifest of checkpoint <paramref name="id"/> under <paramref name="scope"/>.</summary>
+    private void Commit(IProducer<byte[]?, byte[]> committer, string pipeline, string scope, long id, IReadOnlyList<SourcePosition> positions, IReadOnlyList<WindowState> states, List<StagedMessage> records, CancellationToken cancellationToken)
+    {
+        var (chunks, manifest) = Encode(id, positions, states);
         try
         {
             committer.BeginTransaction();
@@ -104,19 +229,19 @@ public sealed partial class KafkaSink<T, TCodec>
             message.Headers = null;
             for (var i = 0; i < chunks.Count; i++)
             {
-                message.Key = Encoding.UTF8.GetBytes($"{pipeline}#chunk-{i}");
+                message.Key = Encoding.UTF8.GetBytes($"{scope}#chunk-{i.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
                 message.Value = chunks[i];
                 ProduceWaiting(committer, state, message, cancellationToken);
             }
 
-            message.Key = Encoding.UTF8.GetBytes($"{pipeline}#checkpoint");
+            message.Key = Encoding.UTF8.GetBytes($"{scope}#checkpoint");
             message.Value = manifest;
             ProduceWaiting(committer, state, message, cancellationToken);
             committer.CommitTransaction(_options.FlushTimeout); // flushes first: a record not delivered fails the commit
         }
         catch (KafkaException ex) when (ex.Error.Code is ErrorCode.ProducerFenced or ErrorCode.Local_Fenced or ErrorCode.InvalidProducerEpoch)
         {
-            throw new FencedException($"Pipeline '{pipeline}': another run of this pipeline (the same transactional id, {Describe()}) has started since this one; this run stops without committing (its records would be written twice).");
+            throw new FencedException($"Pipeline '{pipeline}': another run or copy of this pipeline has claimed {(scope == pipeline ? "its checkpoints" : $"partition {scope[(pipeline.Length + 1)..].Replace('#', '[')}]")} since this one did (its transactional producer was fenced); nothing of checkpoint {id} was committed there.");
         }
         catch (KafkaException)
         {
@@ -125,8 +250,6 @@ public sealed partial class KafkaSink<T, TCodec>
             TryAbort(committer);
             throw;
         }
-
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>Keeps a writer's encoded records of checkpoint <paramref name="checkpoint"/> until the whole checkpoint commits.</summary>
@@ -163,8 +286,12 @@ public sealed partial class KafkaSink<T, TCodec>
     [GeneratedRegex("^[A-Za-z0-9._-]{1,249}$")]
     private static partial Regex TopicName();
 
-    /// <summary>Reads the checkpoint topic to its end and returns the last checkpoint of <paramref name="pipeline"/> whose messages are all there.</summary>
-    private StoredCheckpoint? ReadLatest(string pipeline, string topic, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the checkpoint topic to its end and returns, for each scope of <paramref name="pipeline"/> (the pipeline's
+    /// name for a single process, <see cref="PartitionScope"/> for each partition of a distributed run), its last
+    /// checkpoint whose messages are all there.
+    /// </summary>
+    private Dictionary<string, StoredCheckpoint> ReadCheckpoints(string pipeline, string topic, CancellationToken cancellationToken)
     {
         var config = new ConsumerConfig
         {
@@ -188,15 +315,15 @@ public sealed partial class KafkaSink<T, TCodec>
             throw new NonRetryableException($"The checkpoint topic '{topic}' does not exist and the cluster does not create topics on use; create it: kafka-topics.sh --create --topic {topic} --partitions 1 --config cleanup.policy=compact", ex);
         }
 
+        var latest = new Dictionary<string, StoredCheckpoint>();
         if (watermarks.High.Value <= watermarks.Low.Value)
         {
-            return null;
+            return latest;
         }
 
-        var manifestKey = $"{pipeline}#checkpoint";
-        var chunkPrefix = $"{pipeline}#chunk-";
-        var chunks = new Dictionary<int, (long Id, byte[] Bytes)>();
-        StoredCheckpoint? latest = null;
+        const string ManifestSuffix = "#checkpoint";
+        const string ChunkMark = "#chunk-";
+        var chunks = new Dictionary<(string Scope, int Index), (long Id, byte[] Bytes)>();
         var deadline = DateTime.UtcNow + _options.FlushTimeout;
         consumer.Assign(new TopicPartitionOffset(partition, Offset.Beginning));
         while (true)
@@ -215,32 +342,40 @@ public sealed partial class KafkaSink<T, TCodec>
 
             if (consumed.IsPartitionEOF)
             {
-                break;
+                return latest;
             }
 
             deadline = DateTime.UtcNow + _options.FlushTimeout; // progress: the deadline is for a stalled read
             var key = consumed.Message.Key is { } k ? Encoding.UTF8.GetString(k) : "";
             var value = consumed.Message.Value ?? [];
-            if (key.StartsWith(chunkPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(chunkPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index) && value.Length >= 8)
+            if (!(key.StartsWith(pipeline, StringComparison.Ordinal) && key.Length > pipeline.Length && key[pipeline.Length] == '#'))
             {
-                chunks[index] = (BinaryPrimitives.ReadInt64LittleEndian(value), value[8..]);
+                continue; // another pipeline's
             }
-            else if (key == manifestKey && Decode(value, chunks, topic) is { } complete)
+
+            var chunk = key.LastIndexOf(ChunkMark, StringComparison.Ordinal);
+            if (chunk > 0 && int.TryParse(key.AsSpan(chunk + ChunkMark.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index) && value.Length >= 8)
             {
-                latest = complete;
+                chunks[(key[..chunk], index)] = (BinaryPrimitives.ReadInt64LittleEndian(value), value[8..]);
+            }
+            else if (key.EndsWith(ManifestSuffix, StringComparison.Ordinal))
+            {
+                var scope = key[..^ManifestSuffix.Length];
+                if (Decode(value, i => chunks.TryGetValue((scope, i), out var c) ? c : null, topic) is { } complete)
+                {
+                    latest[scope] = complete;
+                }
             }
         }
-
-        return latest;
     }
 
     /// <summary>A checkpoint as messages: its state's bytes in chunks (each led by the checkpoint's id), and the manifest naming them.</summary>
-    private static (List<byte[]> Chunks, byte[] Manifest) Encode(StoredCheckpoint checkpoint)
+    private static (List<byte[]> Chunks, byte[] Manifest) Encode(long id, IReadOnlyList<SourcePosition> positions, IReadOnlyList<WindowState> states)
     {
-        var total = checkpoint.State.Sum(s => (long)s.Bytes.Length);
+        var total = states.Sum(s => (long)s.Bytes.Length);
         var blob = new byte[total];
         var at = 0;
-        foreach (var state in checkpoint.State)
+        foreach (var state in states)
         {
             state.Bytes.Span.CopyTo(blob.AsSpan(at));
             at += state.Bytes.Length;
@@ -251,25 +386,25 @@ public sealed partial class KafkaSink<T, TCodec>
         {
             var length = Math.Min(CheckpointChunkBytes, blob.Length - start);
             var chunk = new byte[8 + length];
-            BinaryPrimitives.WriteInt64LittleEndian(chunk, checkpoint.Id);
+            BinaryPrimitives.WriteInt64LittleEndian(chunk, id);
             blob.AsSpan(start, length).CopyTo(chunk.AsSpan(8));
             chunks.Add(chunk);
         }
 
         var manifest = new ArrayBufferWriter<byte>();
         manifest.Write([FormatVersion]);
-        WriteInt64(manifest, checkpoint.Id);
+        WriteInt64(manifest, id);
         WriteInt32(manifest, chunks.Count);
-        WriteInt32(manifest, checkpoint.Positions.Count);
-        foreach (var position in checkpoint.Positions)
+        WriteInt32(manifest, positions.Count);
+        foreach (var position in positions)
         {
             WriteString(manifest, position.Stream);
             WriteInt32(manifest, position.Partition);
             WriteInt64(manifest, position.Offset);
         }
 
-        WriteInt32(manifest, checkpoint.State.Count);
-        foreach (var state in checkpoint.State)
+        WriteInt32(manifest, states.Count);
+        foreach (var state in states)
         {
             WriteString(manifest, state.Window);
             WriteString(manifest, state.Schema);
@@ -281,7 +416,7 @@ public sealed partial class KafkaSink<T, TCodec>
     }
 
     /// <summary>The checkpoint a manifest describes, if every chunk of it was read (else null: a newer one replaced some).</summary>
-    private static StoredCheckpoint? Decode(byte[] manifest, Dictionary<int, (long Id, byte[] Bytes)> chunks, string topic)
+    private static StoredCheckpoint? Decode(byte[] manifest, Func<int, (long Id, byte[] Bytes)?> chunkOf, string topic)
     {
         try
         {
@@ -296,7 +431,7 @@ public sealed partial class KafkaSink<T, TCodec>
             var blob = new ArrayBufferWriter<byte>();
             for (var i = 0; i < count; i++)
             {
-                if (!chunks.TryGetValue(i, out var chunk) || chunk.Id != id)
+                if (chunkOf(i) is not { } chunk || chunk.Id != id)
                 {
                     return null;
                 }
@@ -380,8 +515,8 @@ public sealed partial class KafkaSink<T, TCodec>
         }
     }
 
-    /// <summary>A record encoded for the output topic, kept until its checkpoint commits.</summary>
-    private readonly record struct StagedMessage(byte[]? Key, byte[] Value, Headers? Headers);
+    /// <summary>A record encoded for the output topic by the writer of pipeline partition <paramref name="Writer"/>, kept until its checkpoint commits.</summary>
+    private readonly record struct StagedMessage(int Writer, byte[]? Key, byte[] Value, Headers? Headers);
 
     /// <summary>Reads what <see cref="Encode"/> wrote.</summary>
     private ref struct SpanReader(ReadOnlySpan<byte> bytes)
@@ -419,7 +554,7 @@ public sealed partial class KafkaSink<T, TCodec>
     }
 
     /// <summary>Stages a partition's records for the checkpoint that covers them (runs with window state).</summary>
-    private sealed class StagingWriter(KafkaSink<T, TCodec> sink) : ISinkWriter<T>
+    private sealed class StagingWriter(KafkaSink<T, TCodec> sink, int partition) : ISinkWriter<T>
     {
         private readonly ArrayBufferWriter<byte> _buffer = new();
         private List<StagedMessage> _records = [];
@@ -437,7 +572,7 @@ public sealed partial class KafkaSink<T, TCodec>
                     addHeaders(record, headers);
                 }
 
-                _records.Add(new StagedMessage(sink._key?.Invoke(record) is { } key ? Encoding.UTF8.GetBytes(key) : null, _buffer.WrittenSpan.ToArray(), headers));
+                _records.Add(new StagedMessage(partition, sink._key?.Invoke(record) is { } key ? Encoding.UTF8.GetBytes(key) : null, _buffer.WrittenSpan.ToArray(), headers));
             }
 
             return ValueTask.CompletedTask;

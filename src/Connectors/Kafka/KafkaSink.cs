@@ -149,7 +149,7 @@ public sealed partial class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITra
 
         if (_checkpointsState)
         {
-            return new StagingWriter(this); // the records are produced with their checkpoint, by its transaction
+            return new StagingWriter(this, partition); // the records are produced with their checkpoint, by its transaction
         }
 
         var producer = Build($"{_options.TransactionalIdPrefix ?? context.PipelineName}-{partition}");
@@ -163,8 +163,7 @@ public sealed partial class KafkaSink<T, TCodec> : ISink<T>, IConfigurable, ITra
     {
         _shared?.Dispose();
         _shared = null;
-        _committer?.Dispose(); // a transaction left open (a failed commit) is aborted by the next run's producer
-        _committer = null;
+        DisposeCommitters();
         return ValueTask.CompletedTask;
     }
 

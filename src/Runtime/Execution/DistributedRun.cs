@@ -262,7 +262,7 @@ internal static class DistributedRun
         {
             // Checked again once the sinks are open; refused here so that a copy never joins the group for nothing.
             var sinks = string.Join(", ", job.BoundSinks.Slots.Select(s => $"'{s.Name}'"));
-            problems.Add($"no sink keeps each partition's state with its rows ({(sinks.Length == 0 ? "it has no connector sink" : $"sinks {sinks}")}): it needs an exactly-once PostgresSink (PostgresSinkOptions.ExactlyOnce = true, or --set <sink>.ExactlyOnce=true)");
+            problems.Add($"no sink keeps each partition's state with its rows ({(sinks.Length == 0 ? "it has no connector sink" : $"sinks {sinks}")}): it needs an exactly-once PostgresSink (PostgresSinkOptions.ExactlyOnce = true, or --set <sink>.ExactlyOnce=true) or a transactional KafkaSink (KafkaSinkOptions.Transactional = true)");
         }
 
         if (options.StateBackend == StateBackend.Disk)

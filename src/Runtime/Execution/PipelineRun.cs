@@ -128,7 +128,7 @@ internal sealed class PipelineRun : IAsyncDisposable
                 {
                     // Distributed: this copy's partitions are claimed (fencing off their previous owner) with their state.
                     var partitioned = positionStore as IPartitionedCheckpointCommitter
-                        ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': a distributed run keeps each Kafka partition's state in its exactly-once sink's database, with the rows; {(positionStore is null ? "it has no exactly-once sink" : $"its sink '{slots.First(s => s.Connector == positionStore).Name}' cannot keep checkpoints per partition")}. Use an exactly-once PostgresSink. See docs/deployment.md.");
+                        ?? throw new PipelineConfigurationException(name, $"Pipeline '{name}': a distributed run keeps each Kafka partition's state in its exactly-once sink's store, with the output; {(positionStore is null ? "it has no exactly-once sink" : $"its sink '{slots.First(s => s.Connector == positionStore).Name}' cannot keep checkpoints per partition")}. Use an exactly-once PostgresSink or a transactional KafkaSink. See docs/deployment.md.");
                     var claimed = await Guard(name, slots.First(s => s.Connector == positionStore).Name, "claim the partitions' checkpoints", () => partitioned.ClaimPartitionsAsync(name, lease.Partitions, run.Context.Abort)).ConfigureAwait(false);
                     var store = new PartitionedCheckpointStore(partitioned, name, claimed);
                     run._restored = store.Restored(claimed.Taken ?? run.Context.Clock.Provider.GetUtcNow());
