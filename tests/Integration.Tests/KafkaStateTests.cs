@@ -704,6 +704,72 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
     }
 
     [Fact]
+    public async Task A_kafka_checkpoint_topic_that_is_read_or_written_or_lost_pieces_of_its_newest_checkpoint_stops_the_run()
+    {
+        var topic = kafka.NewTopic("views-k2k-bad", 2);
+        var output = kafka.NewTopic("counts-k2k-bad", 1);
+        var checkpoints = kafka.NewTopic("counts-k2k-bad-checkpoints", 1);
+        kafka.Produce(topic, Enumerable.Range(0, 300).Select(i => ((string?)null, (byte[]?)Json(new PageView("page" + (i % 7), 1_700_000_000_000L + i)))));
+        var source = new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, GroupId = "k2k-bad-" + Guid.NewGuid().ToString("N"), StartFrom = KafkaStart.Earliest };
+        KafkaPageCountsToKafka Pipeline(string checkpointTopic) => new()
+        {
+            Views = new(source),
+            Counts = new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = true, CheckpointTopic = checkpointTopic }),
+        };
+
+        async Task<string> Refused(KafkaPageCountsToKafka pipeline)
+        {
+            var error = await Assert.ThrowsAnyAsync<PipelineException>(() => pipeline.RunAsync(Options(1)).WaitAsync(Patience));
+            Assert.True(NonRetryableException.IsCause(error), error.ToString()); // exit code 2
+            return error.Message;
+        }
+
+        // The output topic would carry checkpoints among the records; an input topic would feed them back in.
+        Assert.Contains("is the topic the records are written to", await Refused(Pipeline(output)), StringComparison.Ordinal);
+        Assert.Contains("is a topic the pipeline reads", await Refused(Pipeline(topic)), StringComparison.Ordinal);
+        Assert.Equal(0, kafka.Offsets(output));
+
+        // A checkpoint, then its newest manifest again behind a piece of another checkpoint: the newest checkpoint has
+        // lost a piece (as when retention deletes the start of a topic that is not compacted). Restoring an older
+        // one would write its output again; the run refuses to.
+        var first = Pipeline(checkpoints);
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = first.RunAsync(Options(1), stop.Token);
+            await WaitUntil(() => first.Views.Progress.Done >= 300, run, "every view read");
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+        }
+
+        var pipelineName = "kafka-page-counts-kafka";
+        Message<byte[], byte[]>? manifest = null;
+        using (var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = kafka.BootstrapServers, GroupId = "peek-" + Guid.NewGuid().ToString("N"), EnablePartitionEof = true }).SetLogHandler((_, _) => { }).Build())
+        {
+            consumer.Assign(new TopicPartitionOffset(checkpoints, 0, Offset.Beginning));
+            while (consumer.Consume(Patience) is { IsPartitionEOF: false } consumed)
+            {
+                if (Encoding.UTF8.GetString(consumed.Message.Key) == pipelineName + "#checkpoint")
+                {
+                    manifest = consumed.Message;
+                }
+            }
+        }
+
+        Assert.NotNull(manifest);
+        using (var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
+        {
+            var stranger = new byte[16];
+            BitConverter.TryWriteBytes(stranger.AsSpan(0, 8), 999_999L); // a piece of checkpoint 999999
+            await producer.ProduceAsync(new TopicPartition(checkpoints, 0), new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(pipelineName + "#chunk-0"), Value = stranger });
+            await producer.ProduceAsync(new TopicPartition(checkpoints, 0), new Message<byte[], byte[]> { Key = manifest.Key, Value = manifest.Value });
+        }
+
+        var lost = await Refused(Pipeline(checkpoints));
+        Assert.Contains("without all of its pieces", lost, StringComparison.Ordinal);
+        Assert.Contains(checkpoints, lost, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_lookup_join_behind_kafka_into_exactly_once_postgres_survives_an_abort_with_no_row_lost_or_repeated()
     {
         const int partitions = 4;

@@ -44,6 +44,11 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
             {
                 _committer = InitTransactions($"{prefix}-checkpoints");
                 var stored = ReadCheckpoints(pipeline, topic, cancellationToken);
+                if (stored.GetValueOrDefault(pipeline) is { } latest)
+                {
+                    CheckNotInput(latest.Positions);
+                }
+
                 if (stored.Keys.FirstOrDefault(scope => scope != pipeline) is { } distributed)
                 {
                     throw new NonRetryableException($"Pipeline '{pipeline}': the checkpoint topic '{topic}' holds checkpoints of a distributed run (of {distributed[(pipeline.Length + 1)..].Replace('#', '[')}]); a single process cannot take them over. Run it distributed, or point CheckpointTopic at a new topic to start with empty state.");
@@ -59,6 +64,7 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         var committer = _committer ?? throw new InvalidOperationException("The sink's checkpoints were not claimed.");
+        CheckNotInput(checkpoint.Positions);
         Commit(committer, pipeline, pipeline, checkpoint.Id, checkpoint.Positions, checkpoint.State, Unstage(checkpoint.Id), cancellationToken);
         return ValueTask.CompletedTask;
     }
@@ -72,6 +78,7 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
     {
         ArgumentNullException.ThrowIfNull(partitions);
         var (topic, prefix) = StartClaim();
+        CheckNotInput(partitions);
         if (partitions.Select(p => p.Stream).Distinct().Skip(1).Any())
         {
             throw new NonRetryableException($"Pipeline '{pipeline}': a distributed run reads one topic; this one was assigned {string.Join(", ", partitions.Select(p => p.Stream).Distinct())}.");
@@ -94,11 +101,13 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
                 var positions = new List<SourcePosition>(partitions.Count);
                 var state = new List<WindowState>();
                 var id = 0L;
+                DateTimeOffset? taken = null;
                 foreach (var partition in partitions)
                 {
                     if (stored.TryGetValue(PartitionScope(pipeline, partition.Stream, partition.Partition), out var latest))
                     {
                         id = Math.Max(id, latest.Id);
+                        taken = taken is { } t && t > latest.Taken ? t : latest.Taken;
                         positions.Add(partition with { Offset = latest.Positions.Count == 1 ? latest.Positions[0].Offset : -1 });
                         state.AddRange(latest.State);
                     }
@@ -108,7 +117,7 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
                     }
                 }
 
-                return new StoredCheckpoint(id, positions, state);
+                return new StoredCheckpoint(id, positions, state) { Taken = taken };
             },
             cancellationToken).ConfigureAwait(false);
     }
@@ -141,6 +150,15 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
 
     /// <summary>Where a distributed copy keeps input partition <paramref name="partition"/>'s checkpoints in the checkpoint topic (a prefix of the messages' keys).</summary>
     private static string PartitionScope(string pipeline, string stream, int partition) => $"{pipeline}#{stream}#{partition.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>Refuses a checkpoint topic that is one of the topics the pipeline reads (it would read its own checkpoints as input).</summary>
+    private void CheckNotInput(IEnumerable<SourcePosition> positions)
+    {
+        if (positions.Any(p => p.Stream == _checkpointTopic))
+        {
+            throw new NonRetryableException($"The checkpoint topic '{_checkpointTopic}' is a topic the pipeline reads; set {nameof(KafkaSinkOptions.CheckpointTopic)} to a topic of its own.");
+        }
+    }
 
     /// <summary>What every claim does first: the run checkpoints state, so its records wait for their checkpoints.</summary>
     private (string Topic, string Prefix) StartClaim()
@@ -275,9 +293,14 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
     private string CheckpointTopicOf(string pipeline)
     {
         var topic = _options.CheckpointTopic ?? $"{_options.TransactionalIdPrefix ?? pipeline}.checkpoints";
-        if (!TopicName().IsMatch(topic))
+        if (!TopicName().IsMatch(topic) || topic is "." or "..")
         {
-            throw new NonRetryableException($"The checkpoint topic '{topic}' is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249); set {nameof(KafkaSinkOptions.CheckpointTopic)}.");
+            throw new NonRetryableException($"The checkpoint topic '{topic}' is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249, not '.' or '..'); set {nameof(KafkaSinkOptions.CheckpointTopic)}.");
+        }
+
+        if (topic == _options.Topic)
+        {
+            throw new NonRetryableException($"The checkpoint topic '{topic}' is the topic the records are written to; set {nameof(KafkaSinkOptions.CheckpointTopic)} to a topic of its own.");
         }
 
         return topic;
@@ -312,10 +335,11 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
         }
         catch (KafkaException ex) when (ex.Error.Code is ErrorCode.UnknownTopicOrPart or ErrorCode.Local_UnknownTopic or ErrorCode.Local_UnknownPartition)
         {
-            throw new NonRetryableException($"The checkpoint topic '{topic}' does not exist and the cluster does not create topics on use; create it: kafka-topics.sh --create --topic {topic} --partitions 1 --config cleanup.policy=compact", ex);
+            throw new NonRetryableException($"The checkpoint topic '{topic}' does not exist; create it: kafka-topics.sh --create --topic {topic} --partitions 1 --config cleanup.policy=compact", ex);
         }
 
         var latest = new Dictionary<string, StoredCheckpoint>();
+        var torn = new Dictionary<string, long>(); // scopes whose last manifest lacks pieces: its checkpoint id
         if (watermarks.High.Value <= watermarks.Low.Value)
         {
             return latest;
@@ -342,6 +366,18 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
 
             if (consumed.IsPartitionEOF)
             {
+                if (torn.Count > 0)
+                {
+                    // Restoring an older checkpoint, or none, would write the newer one's output again.
+                    var (scope, id) = torn.First();
+                    throw new NonRetryableException($"The checkpoint topic '{topic}' holds checkpoint {id} of {(scope == pipeline ? $"pipeline '{pipeline}'" : $"partition {scope[(pipeline.Length + 1)..].Replace('#', '[')}] of pipeline '{pipeline}'")} without all of its pieces: the cluster deleted some (a topic that is not compacted, with a retention shorter than the pipeline's life). Restoring an older checkpoint would write output again, so the run stops. Make the topic compacted (cleanup.policy=compact); to start over with empty state, point CheckpointTopic at a new topic (what the windows had produced is produced again).");
+                }
+
+                if (watermarks.Low.Value > 0 && latest.Count == 0)
+                {
+                    _context?.Warn?.Invoke($"the checkpoint topic '{topic}' starts at offset {watermarks.Low.Value}: the cluster deleted its first messages (retention), and none of what is left is a checkpoint of this pipeline. If this pipeline checkpointed there before, its state and offsets are gone and it starts empty; make the topic compacted (cleanup.policy=compact).");
+                }
+
                 return latest;
             }
 
@@ -363,7 +399,12 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
                 var scope = key[..^ManifestSuffix.Length];
                 if (Decode(value, i => chunks.TryGetValue((scope, i), out var c) ? c : null, topic) is { } complete)
                 {
-                    latest[scope] = complete;
+                    latest[scope] = complete with { Taken = consumed.Message.Timestamp.UtcDateTime };
+                    torn.Remove(scope);
+                }
+                else
+                {
+                    torn[scope] = value.Length >= 9 ? BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1)) : -1;
                 }
             }
         }

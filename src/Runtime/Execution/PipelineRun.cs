@@ -556,7 +556,7 @@ internal sealed class PipelineRun : IAsyncDisposable
 
         if (problems.Count > 0)
         {
-            throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory} was taken by an incompatible build: {string.Join("; ", problems)}. Run the build that wrote it, or move the directory away to start with empty state. See docs/state.md.");
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}': checkpoint {restored.Id} in {store.Directory} was taken by an incompatible build: {string.Join("; ", problems)}. Run the build that wrote it, or {(store is FileCheckpointStore ? "move the directory away" : "delete the pipeline's checkpoints there (see \"Restore and rescale\" in docs/state.md)")} to start with empty state. See docs/state.md.");
         }
 
         long entries = 0;
