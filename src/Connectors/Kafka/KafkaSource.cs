@@ -260,7 +260,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
         if (_options.RepartitionPartitions is { } set && set != partitions)
         {
-            throw new ArgumentException($"RepartitionPartitions: the repartition topic '{hop}' exists with {partitions} partitions, not {set}. Its partitions own the keys' state, so their number cannot change under a running job: keep {partitions}, or start over (delete the topic and the pipeline's rows in compiled_partitions and compiled_partition_state).");
+            throw new ArgumentException($"RepartitionPartitions: the repartition topic '{hop}' exists with {partitions} partitions, not {set}. Its partitions own the keys' state, so their number cannot change under a running job: keep {partitions}, or start over (delete the topic and the pipeline's checkpoints: its rows in compiled_partitions and compiled_partition_state, or a Kafka sink's CheckpointTopic).");
         }
 
         _hop = hop;

@@ -277,7 +277,7 @@ internal static class DistributedRun
 
         if (problems.Count > 0)
         {
-            throw new PipelineConfigurationException(name, $"Pipeline '{name}' cannot run distributed: {string.Join("; ", problems)}. A distributed run reads one Kafka topic, with windows right behind it and an exactly-once PostgresSink. See docs/deployment.md.");
+            throw new PipelineConfigurationException(name, $"Pipeline '{name}' cannot run distributed: {string.Join("; ", problems)}. A distributed run reads one Kafka topic, with windows right behind it and an exactly-once PostgresSink or a transactional KafkaSink. See docs/deployment.md.");
         }
     }
 }

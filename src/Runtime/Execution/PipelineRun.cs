@@ -285,7 +285,7 @@ internal sealed class PipelineRun : IAsyncDisposable
         if (Interlocked.Exchange(ref _misKeyedReported, 1) == 0)
         {
             var (a, b) = (lease.Partitions[first], lease.Partitions[second]);
-            Log.DistributedWarning(_logger, _descriptor.Name, $"key '{SafeText.Escape(key.Length > 100 ? key[..100] + "…" : key)}' came from partitions {a.Stream}[{a.Partition}] and {b.Stream}[{b.Partition}]: the topic is declared PartitionedByKey but its messages are not keyed by the [KeyBy] key, so each partition counts its own share of a key and the table gets partial rows for one window. Key the producers' messages by the [KeyBy] key (see docs/deployment.md).");
+            Log.DistributedWarning(_logger, _descriptor.Name, $"key '{SafeText.Escape(key.Length > 100 ? key[..100] + "…" : key)}' came from partitions {a.Stream}[{a.Partition}] and {b.Stream}[{b.Partition}]: the topic is declared PartitionedByKey but its messages are not keyed by the [KeyBy] key, so each partition counts its own share of a key and the output gets partial results for one window. Key the producers' messages by the [KeyBy] key (see docs/deployment.md).");
         }
     }
 
