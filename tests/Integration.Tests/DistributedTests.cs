@@ -128,68 +128,6 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
         Assert.Equal(expected.OrderBy(e => e.Key), Counts()); // one record per window, with its full count: none lost, none repeated
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_copy_that_restores_partitions_checkpointed_by_two_copies_after_a_backlog_grew_loses_no_record(bool kafkaSink)
-    {
-        // Found by an outside test: two copies stop, more views arrive while none runs, one copy comes back alone and
-        // restores every partition — half of them checkpointed by the other copy — then the rest arrives. Every window
-        // must still count every view.
-        const int partitions = 8;
-        var topic = kafka.NewTopic("dist-regrow", partitions);
-        var output = kafka.NewTopic("dist-regrow-out", 2);
-        var checkpoints = kafka.NewTopic("dist-regrow-checkpoints", 1);
-        var connection = kafkaSink ? null : await postgres.NewDatabaseAsync();
-        var views = Views(24_000, seed: 23);
-        var third = views.Length / 3;
-        var source = Source(topic);
-        ICompiledPipeline Copy() => kafkaSink
-            ? new KafkaPageCountsToKafka { Views = new(source), Counts = new(new KafkaSinkOptions { BootstrapServers = kafka.BootstrapServers, Topic = output, Transactional = true, CheckpointTopic = checkpoints }, key: c => c.Page) }
-            : Pipeline(source, connection!);
-        SourceProgress Progress(ICompiledPipeline copy) => copy is KafkaPageCountsToKafka k ? k.Views.Progress : ((KafkaPageCountsToPostgres)copy).Views.Progress;
-        Task<PipelineResult> Run(ICompiledPipeline copy, CancellationToken stop) => copy is KafkaPageCountsToKafka k ? k.RunAsync(Options(), stop) : ((KafkaPageCountsToPostgres)copy).RunAsync(Options(), stop);
-
-        kafka.Produce(topic, Keyed(views[..third]));
-        var a = Copy();
-        var b = Copy();
-        using (var stopA = new CancellationTokenSource())
-        using (var stopB = new CancellationTokenSource())
-        {
-            var runA = Run(a, stopA.Token);
-            await WaitUntil(() => Progress(a).Done >= third, [runA], "A read the first third");
-            var runB = Run(b, stopB.Token);
-            await WaitUntil(() => _log.Count("restored checkpoint") >= 2, [runA, runB], "both copies' runs after B joined");
-            await stopA.CancelAsync();
-            await stopB.CancelAsync();
-            await Task.WhenAll(runA, runB).WaitAsync(Patience);
-        }
-
-        kafka.Produce(topic, Keyed(views[third..(2 * third)]));
-        var c = Copy();
-        var expected = Expected(views);
-        using (var stopC = new CancellationTokenSource())
-        {
-            var runC = Run(c, stopC.Token);
-            await WaitUntil(() => Progress(c).Done > 0, [runC], "C reading");
-            kafka.Produce(topic, Keyed(views[(2 * third)..]));
-            await ProduceSentinels(topic, partitions, views[^1].Time);
-            await WaitUntil(() => Progress(c).Done >= 2 * third + partitions, [runC], "C read the rest");
-            await stopC.CancelAsync();
-            await runC.WaitAsync(Patience);
-        }
-
-        var counts = kafkaSink
-            ? [.. kafka.ReadAll(output)
-                .Select(value => JsonSerializer.Deserialize<JsonElement>(value))
-                .Select(e => KeyValuePair.Create((e.GetProperty("page").GetString()!, e.GetProperty("windowStart").GetInt64()), e.GetProperty("views").GetInt64()))
-                .Where(w => w.Key.Item1 != "sentinel")
-                .OrderBy(w => w.Key)]
-            : await Rows(connection!);
-        Assert.False(_log.Contains("arrived too late"), _log.ToString());
-        Assert.Equal(expected.OrderBy(e => e.Key), counts); // one record per window, with its full count
-    }
-
     [Fact]
     public async Task A_kafka_checkpoint_topic_of_a_single_process_is_refused_by_a_distributed_run_and_the_other_way_round()
     {
