@@ -590,14 +590,7 @@ public sealed class DistributedTests(KafkaFixture kafka, PostgresFixture postgre
     private static byte[] Json(PageView view) => Encoding.UTF8.GetBytes($$"""{"page":"{{view.Page}}","time":{{view.Time.ToString(CultureInfo.InvariantCulture)}}}""");
 
     /// <summary>A view a day later in every partition: every real window fires.</summary>
-    private async Task ProduceSentinels(string topic, int partitions, long last)
-    {
-        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
-        for (var p = 0; p < partitions; p++)
-        {
-            await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", last + 86_400_000)) });
-        }
-    }
+    private Task ProduceSentinels(string topic, int partitions, long last) => kafka.ProduceToEveryPartitionAsync(topic, partitions, Json(new PageView("sentinel", last + 86_400_000)));
 
     private static async Task<List<KeyValuePair<(string, long), long>>> Rows(string connection)
     {

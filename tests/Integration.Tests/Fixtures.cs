@@ -157,6 +157,16 @@ public sealed class KafkaFixture : IDisposable
         return metadata.Topics[0].Partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
     }
 
+    /// <summary>Produces <paramref name="value"/> once to each of the first <paramref name="partitions"/> partitions of <paramref name="topic"/> (a sentinel that moves every partition's watermark).</summary>
+    public async Task ProduceToEveryPartitionAsync(string topic, int partitions, byte[] value)
+    {
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = BootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        for (var p = 0; p < partitions; p++)
+        {
+            await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = value });
+        }
+    }
+
     /// <summary>Every message value of <paramref name="topic"/>, read to the end of each partition.</summary>
     public List<byte[]> ReadAll(string topic)
     {

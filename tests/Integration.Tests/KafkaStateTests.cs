@@ -623,19 +623,13 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
 
         // Run 3 reads the rest, then a sentinel per partition that closes every window, and finishes them.
         kafka.Produce(topic, views[(2 * third)..].Select(v => ((string?)v.Page, (byte[]?)Json(v))));
-        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
-        {
-            for (var p = 0; p < partitions; p++)
-            {
-                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", time + 86_400_000)) });
-            }
-        }
+        await kafka.ProduceToEveryPartitionAsync(topic, partitions, Json(new PageView("sentinel", time + 86_400_000)));
 
         var expected = views.GroupBy(v => (v.Page, Start: v.Time - (v.Time % 1000))).ToDictionary(g => g.Key, g => (long)g.Count());
-        var third3 = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
+        var last = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
         using (var stop = new CancellationTokenSource())
         {
-            var run = third3.RunAsync(Options(partitions), stop.Token);
+            var run = last.RunAsync(Options(partitions), stop.Token);
             await WaitUntil(() => kafka.ReadAll(output).Count >= expected.Count, run, $"{expected.Count} records");
             await stop.CancelAsync();
             await run.WaitAsync(Patience);
@@ -678,13 +672,7 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         Assert.Equal(0, kafka.Offsets(output)); // nothing fired: every page's window is open
         Assert.True(kafka.Offsets(checkpoints) >= 4, $"{kafka.Offsets(checkpoints)} offsets in the checkpoint topic: the state was not split"); // two or more pieces, the manifest, the commit's marker
 
-        using (var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers }).SetLogHandler((_, _) => { }).Build())
-        {
-            for (var p = 0; p < 2; p++)
-            {
-                await producer.ProduceAsync(new TopicPartition(topic, p), new Message<string?, byte[]> { Key = null, Value = Json(new PageView("sentinel", time + 86_400_000)) });
-            }
-        }
+        await kafka.ProduceToEveryPartitionAsync(topic, 2, Json(new PageView("sentinel", time + 86_400_000)));
 
         var second = new KafkaPageCountsToKafka { Views = new(source), Counts = Sink() };
         using (var stop = new CancellationTokenSource())

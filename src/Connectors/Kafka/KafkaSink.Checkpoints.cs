@@ -137,12 +137,12 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
             throw new InvalidOperationException($"A record was staged by writer {stray.Writer}, and the copy holds {positions.Count} partitions.");
         }
 
+        var byWriter = records.ToLookup(r => r.Writer);
         for (var i = 0; i < positions.Count; i++)
         {
             var position = positions[i];
             var committer = _partitionCommitters.GetValueOrDefault((position.Stream, position.Partition)) ?? throw new InvalidOperationException($"Partition {position.Stream}[{position.Partition}] was not claimed.");
-            var writer = i;
-            Commit(committer, pipeline, PartitionScope(pipeline, position.Stream, position.Partition), checkpoint.Id, [position], [.. checkpoint.State.Where(s => s.Partition == position.Partition)], [.. records.Where(r => r.Writer == writer)], cancellationToken);
+            Commit(committer, pipeline, PartitionScope(pipeline, position.Stream, position.Partition), checkpoint.Id, [position], [.. checkpoint.State.Where(s => s.Partition == position.Partition)], [.. byWriter[i]], cancellationToken);
         }
 
         return ValueTask.CompletedTask;
@@ -235,12 +235,13 @@ public sealed partial class KafkaSink<T, TCodec> : IPartitionedCheckpointCommitt
         {
             committer.BeginTransaction();
             var message = new Message<byte[]?, byte[]>();
+            var output = new TopicPartition(_options.Topic, Partition.Any); // the key picks the partition
             foreach (var record in records)
             {
                 message.Key = record.Key;
                 message.Value = record.Value;
                 message.Headers = record.Headers;
-                ProduceWaiting(committer, new TopicPartition(_options.Topic, Partition.Any), message, cancellationToken);
+                ProduceWaiting(committer, output, message, cancellationToken);
             }
 
             var state = new TopicPartition(_checkpointTopic!, 0);
