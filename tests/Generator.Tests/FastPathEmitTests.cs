@@ -60,7 +60,11 @@ public sealed class FastPathEmitTests
     [InlineData("[Transform] public Initialises Scaled { get; } = new(2);", true)] // parameters only initialise fields: nothing hidden
     [InlineData("[Transform] public GenericCounter<int> Count { get; } = new();", false)] // generic, with a mutable field: not reached
     [InlineData("[Transform] public GenericScale<int> Scaled { get; } = new();", true)] // generic, but nothing can change
-    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++;", false)] // an instance method: the pipeline's fields
+    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++;", true)] // an instance method: the pipeline's fields of values are saved
+    [InlineData("private long _n; public string Last { get; private set; } = \"\"; [Transform] long Number(long x) { Last = x.ToString(); return x + _n++; }", true)] // a string too
+    [InlineData("private readonly List<long> _seen = new(); [Transform] long Keep(long x) { _seen.Add(x); return x; }", false)] // the pipeline refers to a list it changes
+    [InlineData("private Counter _counter = new(); [Transform] long Count(long x) => _counter.Apply(x);", false)] // an object that is not a stage of the pipeline
+    [InlineData("private struct State { public long N; } private State _state; [Transform] long Count(long x) => x + _state.N++;", false)] // its state's type is private: the loop cannot name it
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));
 }

@@ -105,6 +105,40 @@ public sealed partial class FastPathClassStatePipeline
     [Sink] public Totals Total { get; } = new();
 }
 
+/// <summary>
+/// Instance methods of the pipeline with state in its own fields, on both sides of a stage that throws now and then, the
+/// sink method throwing too: the loop keeps its fast path and sets the pipeline's fields back when a record fails.
+/// </summary>
+[Pipeline(Name = "fast-path-pipeline-state", ErrorPolicy = ErrorPolicy.DeadLetter)]
+public sealed partial class FastPathPipelineStatePipeline
+{
+    private long _seen;
+
+    public long Seen => _seen;
+
+    public long Sum { get; private set; }
+
+    public long Count { get; private set; }
+
+    [Source] public CollectionSource<long> Numbers { get; set; } = new();
+
+    [Transform] long Number(long x) => (x * 1_000_000) + _seen++;
+
+    [Transform] static long Check(long x) => (x / 1_000_000) % 97 == 0 ? throw new InvalidOperationException("a multiple of 97") : x;
+
+    [Sink]
+    void Add(long x)
+    {
+        if (x % 89 == 0)
+        {
+            throw new InvalidOperationException("a multiple of 89"); // before it changes anything
+        }
+
+        Sum += x;
+        Count++;
+    }
+}
+
 /// <summary>A flatMap whose second copy fails a later stage: the record must go whole to the dead letters, none of its copies to the sink.</summary>
 [Pipeline(Name = "flat-whole", ErrorPolicy = ErrorPolicy.DeadLetter)]
 public sealed partial class FlatWholePipeline
@@ -204,6 +238,31 @@ public sealed class FastPathTests
         Assert.Equal(numbered.Sum(), pipeline.Total.Sum);
         Assert.Equal(input.Count(x => x % 97 == 0), deadLetters.Items.Count);
         Assert.All(deadLetters.Items, letter => Assert.Equal("Check", letter.Stage));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100)]
+    [InlineData(4096)]
+    public async Task Pipeline_methods_with_state_in_the_pipeline_count_every_record_once_around_failing_records(int batchSize)
+    {
+        var input = Enumerable.Range(1, 5_000).Select(i => (long)i).ToArray();
+        var deadLetters = new CollectionSink<DeadLetter>();
+        var pipeline = new FastPathPipelineStatePipeline { Numbers = new CollectionSource<long>(input) };
+        await pipeline.RunAsync(new PipelineOptions { Parallelism = 1, BatchSize = batchSize, DeadLetterSink = deadLetters });
+
+        // Numbered once each, in order, failing records too (they fail after it); a failed fast attempt's calls were
+        // set back, so the sink method added each record that reached it once.
+        var numbered = input.Select((x, n) => (x * 1_000_000) + n).Where(v => (v / 1_000_000) % 97 != 0).ToList();
+        var added = numbered.Where(v => v % 89 != 0).ToList();
+        Assert.Equal(input.Length, pipeline.Seen);
+        Assert.Equal(added.Count, pipeline.Count);
+        Assert.Equal(added.Sum(), pipeline.Sum);
+        Assert.Equal(input.Length - added.Count, deadLetters.Items.Count);
+        Assert.Equal(input.Count(x => x % 97 == 0), deadLetters.Items.Count(letter => letter.Stage == "Check"));
+        Assert.Equal(numbered.Count - added.Count, deadLetters.Items.Count(letter => letter.Stage == "Add"));
+        Assert.True(numbered.Count - added.Count > 10, "the input must fail in the sink method now and then");
     }
 
     [Theory]

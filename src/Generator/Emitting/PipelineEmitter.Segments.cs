@@ -206,9 +206,9 @@ internal static partial class PipelineEmitter
         }
 
         var saved = SavedFields(stages, names);
-        foreach (var (name, k, field) in saved)
+        foreach (var (owner, accessor, local, field) in saved)
         {
-            writer.Line($"var {name}Saved{SourceWriter.Number(k)} = {StateAccessor(name, k)}(_{name}Op); // '{field.Name}' of the operator object, set back if a record fails");
+            writer.Line($"var {local} = {accessor}({owner}); // '{field.Name}' of the {(owner == "_pipeline" ? "pipeline" : "operator")} object, set back if a record fails");
         }
 
         writer.Open("try");
@@ -218,15 +218,15 @@ internal static partial class PipelineEmitter
         writer.Open("catch (global::System.Exception)");
         writer.Line(saved.Count == 0
             ? "// Some record failed: undo the batch's outputs; the marked loop runs it again and finds which."
-            : "// Some record failed: undo the batch's outputs and the operator objects' state; the marked loop runs it again and finds which.");
+            : "// Some record failed: undo the batch's outputs and the state saved above; the marked loop runs it again and finds which.");
         foreach (var output in outputs)
         {
             writer.Line($"_{output}Out.SetCount({output}Start);");
         }
 
-        foreach (var (name, k, _) in saved)
+        foreach (var (owner, accessor, local, _) in saved)
         {
-            writer.Line($"{StateAccessor(name, k)}(_{name}Op) = {name}Saved{SourceWriter.Number(k)};");
+            writer.Line($"{accessor}({owner}) = {local};");
         }
 
         writer.Line("return false;");
@@ -283,14 +283,26 @@ internal static partial class PipelineEmitter
         }
     }
 
-    /// <summary>The fields the loop without bookkeeping saves before a batch: each mutable field of each operator object whose state can be set back.</summary>
-    private static List<(string Name, int Index, SavedField Field)> SavedFields(List<PlannedStage> stages, Dictionary<int, string> names)
-        => stages
+    /// <summary>
+    /// The fields the loop without bookkeeping saves before a batch: each mutable field of each operator object whose
+    /// state can be set back, and of the pipeline object once when its instance methods are stages of the loop — each
+    /// with the object that holds it, its accessor's name and the local that keeps it.
+    /// </summary>
+    private static List<(string Owner, string Accessor, string Local, SavedField Field)> SavedFields(List<PlannedStage> stages, Dictionary<int, string> names)
+    {
+        var saved = stages
             .Where(s => s.Stage.Storage == OperatorStorage.Reference && s.Stage.SavedState is { Count: > 0 })
-            .SelectMany(s => s.Stage.SavedState!.Value.Select((field, k) => (names[s.Index], k, field)))
+            .SelectMany(s => s.Stage.SavedState!.Value.Select((field, k) => ($"_{names[s.Index]}Op", $"__{names[s.Index]}State{SourceWriter.Number(k)}", $"{names[s.Index]}Saved{SourceWriter.Number(k)}", field)))
             .ToList();
+        var pipeline = stages.FirstOrDefault(s => s.Stage.MemberKind == MemberKind.Method && !s.Stage.OperatorMethodIsStatic && s.Stage.SavedState is { Count: > 0 });
+        if (pipeline is not null)
+        {
+            // A stage's locals take these names only if its member's name is '__pipeline'.
+            saved.AddRange(pipeline.Stage.SavedState!.Value.Select((field, k) => ("_pipeline", $"__pipelineState{SourceWriter.Number(k)}", $"__pipelineSaved{SourceWriter.Number(k)}", field)));
+        }
 
-    private static string StateAccessor(string name, int index) => $"__{name}State{SourceWriter.Number(index)}";
+        return saved;
+    }
 
     /// <summary>
     /// Declares a reference to each saved field (<see cref="SavedFields"/>): an <c>UnsafeAccessor</c> reaches a private
@@ -298,11 +310,11 @@ internal static partial class PipelineEmitter
     /// </summary>
     private static void EmitStateAccessors(SourceWriter writer, List<PlannedStage> stages, Dictionary<int, string> names)
     {
-        foreach (var (name, k, field) in SavedFields(stages, names))
+        foreach (var (_, accessor, _, field) in SavedFields(stages, names))
         {
             writer.Line();
             writer.Line($"[global::System.Runtime.CompilerServices.UnsafeAccessor(global::System.Runtime.CompilerServices.UnsafeAccessorKind.Field, Name = \"{field.Name}\")]");
-            writer.Line($"private static extern ref {field.Type} {StateAccessor(name, k)}({field.DeclaringType} op);");
+            writer.Line($"private static extern ref {field.Type} {accessor}({field.DeclaringType} op);");
         }
     }
 

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Compiled.Generator.Diagnostics;
@@ -200,8 +201,10 @@ internal static class OperatorShapes
     /// Null: the class keeps state the loop cannot save — a field holding an object, a base class from a library, a
     /// generic class with mutable fields, a mutable field whose type or class generated code cannot name (private),
     /// or primary constructor parameters its members use (kept in fields the compiler does not show).
+    /// <paramref name="skip"/> leaves fields out of that judgement: a pipeline's own state leaves out the members that
+    /// hold its connectors and operator objects, which its methods read but do not replace.
     /// </summary>
-    public static List<SavedField>? StateOf(ITypeSymbol type)
+    public static List<SavedField>? StateOf(ITypeSymbol type, Func<IFieldSymbol, bool>? skip = null)
     {
         if (type is not INamedTypeSymbol { TypeKind: TypeKind.Class, IsSealed: true } named)
         {
@@ -221,6 +224,11 @@ internal static class OperatorShapes
 
             foreach (var field in InstanceFields(t))
             {
+                if (skip?.Invoke(field) == true)
+                {
+                    continue;
+                }
+
                 if (!HoldsOnlyValues(field.Type, 0))
                 {
                     return null;

@@ -90,6 +90,7 @@ internal static class PipelineParser
             }
         }
 
+        WithPipelineState(type, stages);
         var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute));
         var name = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
         var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value is int value && System.Enum.IsDefined(typeof(ErrorPolicy), value)
@@ -123,6 +124,37 @@ internal static class PipelineParser
             policy,
             deadLetters,
             lateData.ToEquatableArray());
+    }
+
+    /// <summary>
+    /// Gives each instance method stage (a map, filter, flatMap or sink method that uses the pipeline object's fields) the
+    /// pipeline's state to save, as an operator object of a class has its own (<see cref="OperatorShapes.StateOf"/>):
+    /// the fields of the pipeline class that hold values, leaving out those of the members that hold its connectors,
+    /// operator objects, dead letters and late data. Each partition's loop calls a pipeline object of its own, so the
+    /// loop without bookkeeping can save these fields before a batch and set them back if a record fails.
+    /// </summary>
+    private static void WithPipelineState(INamedTypeSymbol type, List<StageModel> stages)
+    {
+        if (!stages.Any(s => s.IsValid && s.MemberKind == MemberKind.Method && !s.OperatorMethodIsStatic && s.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink))
+        {
+            return;
+        }
+
+        string[] connected = [.. StageAttributes, KnownNames.DeadLettersAttribute, KnownNames.LateDataAttribute];
+        var state = OperatorShapes.StateOf(type, field => connected.Any(a => Symbols.HasAttribute(field.AssociatedSymbol ?? field, a)));
+        if (state is null)
+        {
+            return;
+        }
+
+        var saved = state.ToEquatableArray();
+        for (var i = 0; i < stages.Count; i++)
+        {
+            if (stages[i] is { IsValid: true, MemberKind: MemberKind.Method, OperatorMethodIsStatic: false, Shape: StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink } stage)
+            {
+                stages[i] = stage with { SavedState = saved };
+            }
+        }
     }
 
     /// <summary>

@@ -854,11 +854,13 @@ internal static class PipelinePlanner
     /// Whether a stage with state can run a batch in the loop without bookkeeping because its state can be set back when
     /// a record fails: a mutable struct operator or struct sink whose fields hold only values (written back only after
     /// the batch), or an operator object of a class whose state is all in fields holding values (saved before the batch,
-    /// set back on failure: <see cref="StageModel.SavedState"/>).
+    /// set back on failure: <see cref="StageModel.SavedState"/>), or an instance method of a pipeline whose state is all
+    /// in such fields (the loop's own pipeline object's, saved the same way).
     /// </summary>
     private static bool CanBeSetBack(StageModel stage)
         => (stage.Storage == OperatorStorage.HoistedStruct && stage.ValueState)
-            || (stage.Storage == OperatorStorage.Reference && stage.SavedState is not null && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink);
+            || ((stage.Storage == OperatorStorage.Reference || (stage.MemberKind == MemberKind.Method && !stage.OperatorMethodIsStatic))
+                && stage.SavedState is not null && stage.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink);
 
     /// <summary>
     /// Whether calling a stage again for a failed record is harmless: a static method, a static operator method, a
