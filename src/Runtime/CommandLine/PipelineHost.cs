@@ -437,7 +437,7 @@ public static class PipelineHost
             PipelineResult result;
             try
             {
-                result = await job.RunAsync(options, stop.Token, abort.Token).ConfigureAwait(false);
+                result = await WithinStopDeadlineAsync(job.RunAsync(options, stop.Token, abort.Token), options, name, stop.Token, abort.Token).ConfigureAwait(false);
             }
             finally
             {
@@ -483,6 +483,34 @@ public static class PipelineHost
             status.Line($"error: {SafeText.Escape(ex.Message)}");
             return NonRetryableException.IsCause(ex) ? ExitCodes.ConfigurationError : ExitCodes.RuntimeFailure;
         }
+    }
+
+    /// <summary>
+    /// The run's result — unless, after a stop, it has neither drained nor finished aborting by twice the grace period
+    /// (the grace period to drain, as long again to abort), or a grace period after an abort (Ctrl+C twice): then a
+    /// <see cref="PipelineAbortedException"/>, and the process exits while the run is still unwinding. A connector
+    /// blocked in a call that ignores cancellation — a client library waiting for brokers or a server that are gone —
+    /// must not keep the process alive (an outside test: a copy whose Kafka cluster had been stopped ignored SIGTERM).
+    /// What the run had not committed is read again by the next run, as after a kill.
+    /// </summary>
+    private static async Task<PipelineResult> WithinStopDeadlineAsync(Task<PipelineResult> run, PipelineOptions options, string name, CancellationToken stop, CancellationToken abort)
+    {
+        var overdue = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously); // true: after an abort
+        var grace = options.GracePeriod;
+        var twice = grace > TimeSpan.FromDays(10) ? Timeout.InfiniteTimeSpan : grace * 2; // a timer's due time stops at ~49 days
+        using var afterStop = options.TimeProvider.CreateTimer(_ => overdue.TrySetResult(false), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        using var afterAbort = options.TimeProvider.CreateTimer(_ => overdue.TrySetResult(true), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        using var onStop = stop.Register(() => afterStop.Change(twice, Timeout.InfiniteTimeSpan));
+        using var onAbort = abort.Register(() => afterAbort.Change(grace, Timeout.InfiniteTimeSpan));
+        if (await Task.WhenAny(run, overdue.Task).ConfigureAwait(false) == run)
+        {
+            return await run.ConfigureAwait(false);
+        }
+
+        _ = run.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default); // observed, however it ends
+        var period = Setting.FormatDuration(grace);
+        var since = await overdue.Task.ConfigureAwait(false) ? "the abort" : $"the grace period ({period}) ran out";
+        throw new PipelineAbortedException(name, $"the run was still aborting {period} after {since}: a connector is blocked in a call that does not stop (a client waiting for a server or brokers that are gone). Exiting anyway; uncommitted input will be read again on the next run.");
     }
 
     /// <summary>

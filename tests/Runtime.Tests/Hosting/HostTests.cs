@@ -258,6 +258,35 @@ public sealed class HostTests : IDisposable
     }
 
     [Fact]
+    public async Task A_connector_that_never_returns_from_an_abort_does_not_keep_the_host_from_exiting()
+    {
+        // An outside test: a copy whose Kafka cluster had been stopped did not exit on SIGTERM — client calls that wait
+        // for brokers ignore cancellation. Here a writer ignores its token and never returns: the host gives the run
+        // the grace period to drain and as long again to abort, then exits with 3 anyway.
+        var source = new EndlessSource(signalAfter: 64);
+        var never = new TaskCompletionSource();
+        var pipeline = new EndlessPipeline
+        {
+            Numbers = source,
+            Output = new TrackingSink<long> { Stall = _ => new ValueTask(never.Task) },
+        };
+        using var stop = new CancellationTokenSource();
+        var run = Run(pipeline, ["-p", "1", "--batch-size", "16", "--grace-period", "200ms"], null, stop.Token);
+        try
+        {
+            await source.Reached;
+            await stop.CancelAsync();
+            var (code, _, error) = await run.WaitAsync(TimeSpan.FromMinutes(2)); // a guard against hanging the suite, not a timing
+            Assert.True(code == ExitCodes.Aborted, error);
+            Assert.Contains("was still aborting 200ms after the grace period (200ms) ran out", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            never.SetResult(); // let the stuck writer go, so nothing of this run outlives the test
+        }
+    }
+
+    [Fact]
     public async Task A_stop_before_the_end_of_a_bounded_collection_exits_4_saying_the_input_was_read_in_part()
     {
         var numbers = Enumerable.Range(1, 1_000_000).Select(i => (long)i).ToArray();
