@@ -30,6 +30,8 @@ public sealed class FastPathEmitTests
             public sealed class GenericCounter<T> { private long _n; public long Apply(long x) => x + _n++; }
             public sealed class GenericScale<T> { private readonly long _k = 2; public long Apply(long x) => x * _k; }
             public sealed class Hidden { private struct State { public long N; } private State _state; public long Apply(long x) => x + _state.N++; }
+            public static class Helper { public static long Use(object o, long x) => x; }
+            public readonly record struct Pair(long A, long B);
             public sealed class Named { private string _last = ""; private (int, long) _pair; public long Apply(long x) { _last = x.ToString(); _pair = (1, x); return x + _last.Length + _pair.Item1; } }
 
             [Pipeline]
@@ -65,6 +67,23 @@ public sealed class FastPathEmitTests
     [InlineData("private readonly List<long> _seen = new(); [Transform] long Keep(long x) { _seen.Add(x); return x; }", false)] // the pipeline refers to a list it changes
     [InlineData("private Counter _counter = new(); [Transform] long Count(long x) => _counter.Apply(x);", false)] // an object that is not a stage of the pipeline
     [InlineData("private struct State { public long N; } private State _state; [Transform] long Count(long x) => x + _state.N++;", false)] // its state's type is private: the loop cannot name it
+    [InlineData("private long _n; long Next() => _n++; [Transform] long Number(long x) => x + Next();", true)] // through a method of its own: read too
+    [InlineData("private long _n; [Transform] long Number(long x) { var p = new Pair(x, _n++); return p.A + p.B + p.ToString().Length; }", true)] // a record made and read
+    [InlineData("private static long s_n; [Transform] long Number(long x) => x + s_n++;", false)] // a static field would be written again
+    [InlineData("private long _n; [Transform] long Number(long x) { System.Console.WriteLine(x); return x + _n++; }", false)] // a call into a library with effects
+    [InlineData("private long _n; [Transform] long Number(long x) => x + System.Threading.Interlocked.Increment(ref _n);", false)] // Interlocked: not a core type that changes nothing
+    [InlineData("private long _n; [Transform] long Number(long x) => Helper.Use(this, x + _n++);", false)] // `this` handed on
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));
+
+    [Fact]
+    public void The_loop_saves_only_the_pipeline_fields_its_methods_write()
+    {
+        // Another partition's object may hand its totals to this one's other fields while the loop runs (an outside
+        // test lost whole partitions' totals when every field was set back): those are not the loop's to set back.
+        var generated = Generated("private long _n; private long _others; public void Add(long more) => _others += more; public long Others => _others; [Transform] long Number(long x) => x + _n++;");
+        Assert.Contains("TryRunFast", generated, StringComparison.Ordinal);
+        Assert.Contains("Name = \"_n\"", generated, StringComparison.Ordinal);
+        Assert.DoesNotContain("Name = \"_others\"", generated, StringComparison.Ordinal);
+    }
 }

@@ -285,8 +285,8 @@ internal static partial class PipelineEmitter
 
     /// <summary>
     /// The fields the loop without bookkeeping saves before a batch: each mutable field of each operator object whose
-    /// state can be set back, and of the pipeline object once when its instance methods are stages of the loop — each
-    /// with the object that holds it, its accessor's name and the local that keeps it.
+    /// state can be set back, and each field of the pipeline object that the loop's pipeline methods write — each with
+    /// the object that holds it, its accessor's name and the local that keeps it.
     /// </summary>
     private static List<(string Owner, string Accessor, string Local, SavedField Field)> SavedFields(List<PlannedStage> stages, Dictionary<int, string> names)
     {
@@ -294,12 +294,14 @@ internal static partial class PipelineEmitter
             .Where(s => s.Stage.Storage == OperatorStorage.Reference && s.Stage.SavedState is { Count: > 0 })
             .SelectMany(s => s.Stage.SavedState!.Value.Select((field, k) => ($"_{names[s.Index]}Op", $"__{names[s.Index]}State{SourceWriter.Number(k)}", $"{names[s.Index]}Saved{SourceWriter.Number(k)}", field)))
             .ToList();
-        var pipeline = stages.FirstOrDefault(s => s.Stage.MemberKind == MemberKind.Method && !s.Stage.OperatorMethodIsStatic && s.Stage.SavedState is { Count: > 0 });
-        if (pipeline is not null)
-        {
-            // A stage's locals take these names only if its member's name is '__pipeline'.
-            saved.AddRange(pipeline.Stage.SavedState!.Value.Select((field, k) => ("_pipeline", $"__pipelineState{SourceWriter.Number(k)}", $"__pipelineSaved{SourceWriter.Number(k)}", field)));
-        }
+        // Each pipeline field that one of the loop's pipeline methods writes, once. A stage's locals take these names only
+        // if its member's name is '__pipeline'.
+        var pipeline = stages
+            .Where(s => s.Stage.MemberKind == MemberKind.Method && !s.Stage.OperatorMethodIsStatic && s.Stage.SavedState is not null)
+            .SelectMany(s => s.Stage.SavedState!.Value)
+            .GroupBy(field => field.Name)
+            .Select(g => g.First());
+        saved.AddRange(pipeline.Select((field, k) => ("_pipeline", $"__pipelineState{SourceWriter.Number(k)}", $"__pipelineSaved{SourceWriter.Number(k)}", field)));
 
         return saved;
     }

@@ -90,7 +90,7 @@ internal static class PipelineParser
             }
         }
 
-        WithPipelineState(type, stages);
+        WithPipelineState(type, stageMembers, stages, compilation, cancellationToken);
         var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass is { } c && Symbols.IsNamed(c, KnownNames.PipelineAttribute));
         var name = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "Name").Value.Value as string;
         var policy = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "ErrorPolicy").Value.Value is int value && System.Enum.IsDefined(typeof(ErrorPolicy), value)
@@ -127,15 +127,17 @@ internal static class PipelineParser
     }
 
     /// <summary>
-    /// Gives each instance method stage (a map, filter, flatMap or sink method that uses the pipeline object's fields) the
-    /// pipeline's state to save, as an operator object of a class has its own (<see cref="OperatorShapes.StateOf"/>):
-    /// the fields of the pipeline class that hold values, leaving out those of the members that hold its connectors,
-    /// operator objects, dead letters and late data. Each partition's loop calls a pipeline object of its own, so the
-    /// loop without bookkeeping can save these fields before a batch and set them back if a record fails.
+    /// Gives each instance method stage (a map, filter, flatMap or sink method that uses the pipeline object's fields)
+    /// the pipeline fields it writes, to save as an operator object's are (<see cref="OperatorShapes.StateOf"/>): when
+    /// the pipeline class passes that test — the fields holding its connectors, operator objects, dead letters and late
+    /// data left out — and the method's body, read with what it calls, writes nothing but those fields
+    /// (<see cref="PipelineWrites"/>). Only the fields the stage writes are saved and set back: others may be written
+    /// meanwhile by code outside the loop (another partition's object handing its totals to this one when disposed).
     /// </summary>
-    private static void WithPipelineState(INamedTypeSymbol type, List<StageModel> stages)
+    private static void WithPipelineState(INamedTypeSymbol type, List<(ISymbol Member, int Group)> members, List<StageModel> stages, Compilation compilation, CancellationToken cancellationToken)
     {
-        if (!stages.Any(s => s.IsValid && s.MemberKind == MemberKind.Method && !s.OperatorMethodIsStatic && s.Shape is StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink))
+        static bool Saveable(StageModel s) => s is { IsValid: true, MemberKind: MemberKind.Method, OperatorMethodIsStatic: false, Shape: StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink };
+        if (!stages.Any(Saveable))
         {
             return;
         }
@@ -147,12 +149,18 @@ internal static class PipelineParser
             return;
         }
 
-        var saved = state.ToEquatableArray();
         for (var i = 0; i < stages.Count; i++)
         {
-            if (stages[i] is { IsValid: true, MemberKind: MemberKind.Method, OperatorMethodIsStatic: false, Shape: StageShape.Map or StageShape.Filter or StageShape.FlatMap or StageShape.MethodSink } stage)
+            if (!Saveable(stages[i]) || members[i].Member is not IMethodSymbol method || PipelineWrites.Of(type, method, compilation, cancellationToken) is not { } written)
             {
-                stages[i] = stage with { SavedState = saved };
+                continue;
+            }
+
+            var names = new HashSet<string>(written.Select(f => f.Name));
+            var saved = state.Where(f => names.Remove(f.Name)).ToEquatableArray();
+            if (names.Count == 0)
+            {
+                stages[i] = stages[i] with { SavedState = saved }; // every field it writes can be saved (a readonly one cannot be written)
             }
         }
     }
