@@ -31,6 +31,12 @@ public sealed class FastPathEmitTests
             public sealed class GenericScale<T> { private readonly long _k = 2; public long Apply(long x) => x * _k; }
             public sealed class Hidden { private struct State { public long N; } private State _state; public long Apply(long x) => x + _state.N++; }
             public static class Helper { public static long Use(object o, long x) => x; }
+            public static class S { public static long N; }
+            public struct Pair2 { public long V; public void Deconstruct(out long a, out long b) { S.N++; a = V; b = 0; } }
+            public sealed class Loud { public override string ToString() { S.N++; return "x"; } }
+            public sealed class Init { public long P { get => 0; init => S.N++; } }
+            public readonly struct Cmp : System.IComparable<Cmp> { public readonly long V; public Cmp(long v) => V = v; public int CompareTo(Cmp o) { S.N++; return V.CompareTo(o.V); } }
+            public struct Disp : System.IDisposable { public void Dispose() => S.N++; }
             public readonly record struct Pair(long A, long B);
             public sealed class Named { private string _last = ""; private (int, long) _pair; public long Apply(long x) { _last = x.ToString(); _pair = (1, x); return x + _last.Length + _pair.Item1; } }
 
@@ -73,6 +79,13 @@ public sealed class FastPathEmitTests
     [InlineData("private long _n; [Transform] long Number(long x) { System.Console.WriteLine(x); return x + _n++; }", false)] // a call into a library with effects
     [InlineData("private long _n; [Transform] long Number(long x) => x + System.Threading.Interlocked.Increment(ref _n);", false)] // Interlocked: not a core type that changes nothing
     [InlineData("private long _n; [Transform] long Number(long x) => Helper.Use(this, x + _n++);", false)] // `this` handed on
+    [InlineData("private long _n; [Transform] long Number(long x) => x == 13 ? throw new System.InvalidOperationException(\"13\") : x + _n++;", true)] // throwing changes nothing
+    // What the compiler or a library calls unasked is read too (an outside test found each of these counting a static twice):
+    [InlineData("private long _n; [Transform] long Number(long x) { var (a, b) = new Pair2 { V = x }; return a + b + _n++; }", false)] // Deconstruct
+    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + $\"{new Loud()}\".Length;", false)] // ToString in an interpolation
+    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + new Init { P = 1 }.P;", false)] // an init accessor
+    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + System.Linq.Enumerable.Max(new[] { new Cmp(x), new Cmp(1) }).V;", false)] // CompareTo, called by LINQ
+    [InlineData("private long _n; [Transform] long Number(long x) { using (new Disp()) { } return x + _n++; }", false)] // Dispose, called by using
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));
 

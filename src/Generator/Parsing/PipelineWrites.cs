@@ -88,7 +88,7 @@ internal static class PipelineWrites
                 }
 
                 var operation = compilation.GetSemanticModel(syntax.SyntaxTree).GetOperation(body, cancellationToken);
-                if (operation is null || !Read(operation, new Reading(pipeline, next.MethodKind == MethodKind.Constructor ? next.ContainingType : null, written, pending)))
+                if (operation is null || !Read(operation, new Reading(pipeline, next.MethodKind == MethodKind.Constructor || next.IsInitOnly ? next.ContainingType : null, written, pending)))
                 {
                     return null;
                 }
@@ -96,6 +96,76 @@ internal static class PipelineWrites
         }
 
         return written;
+    }
+
+    /// <summary>The members the compiler or a library may call on a value without the code saying so.</summary>
+    private static readonly HashSet<string> CallbackNames =
+    [
+        "ToString", "Equals", "GetHashCode", "CompareTo", "Deconstruct", "Dispose", "DisposeAsync", "TryFormat", "Format",
+        "GetEnumerator", "MoveNext", "get_Current", "PrintMembers", "op_Equality", "op_Inequality", "op_Implicit", "op_Explicit",
+    ];
+
+    /// <summary>
+    /// A value of a type of the user's (its elements' and type arguments' too): the members the compiler or a library may
+    /// call on it unasked — string interpolation calls ToString, a deconstruction Deconstruct, <c>using</c> Dispose,
+    /// a sort CompareTo, LINQ's Distinct GetHashCode and Equals — are read as if called.
+    /// </summary>
+    private static void Callbacks(ITypeSymbol? type, Reading reading, int depth)
+    {
+        if (type is null || depth > 4)
+        {
+            return;
+        }
+
+        switch (type)
+        {
+            case IArrayTypeSymbol array:
+                Callbacks(array.ElementType, reading, depth + 1);
+                return;
+            case INamedTypeSymbol named:
+                foreach (var argument in named.TypeArguments)
+                {
+                    Callbacks(argument, reading, depth + 1);
+                }
+
+                for (var t = named.OriginalDefinition; t is not null; t = t.BaseType)
+                {
+                    // The pipeline's own: its Dispose, say, runs when a partition ends, not in the loop.
+                    if (!t.Locations.Any(l => l.IsInSource) || SymbolEqualityComparer.Default.Equals(t, reading.Pipeline) || !reading.Seen.Add(t))
+                    {
+                        break;
+                    }
+
+                    foreach (var member in t.GetMembers().OfType<IMethodSymbol>().Where(m => CallbackNames.Contains(m.Name) || m.ExplicitInterfaceImplementations.Any(i => CallbackNames.Contains(i.Name))))
+                    {
+                        if (!member.IsImplicitlyDeclared && member.DeclaringSyntaxReferences.Length > 0)
+                        {
+                            reading.Pending.Push(member);
+                        }
+                    }
+                }
+
+                return;
+        }
+    }
+
+    /// <summary>An exception of the runtime's (<c>throw new InvalidOperationException(…)</c>): building one changes nothing.</summary>
+    private static bool IsException(INamedTypeSymbol type)
+    {
+        for (var t = type; t is not null; t = t.BaseType)
+        {
+            if (!t.Locations.Any(l => l.IsInMetadata))
+            {
+                return false; // the user's own exception type: its constructor is read like any other
+            }
+
+            if (t.ContainingNamespace?.ToDisplayString() == "System" && t.Name == "Exception")
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>A constructor runs its type's instance field and property initializers too: reads them.</summary>
@@ -123,12 +193,17 @@ internal static class PipelineWrites
     }
 
     /// <summary>One body's reading: the pipeline, the type whose constructor it is (its own fields are the new object's), what was found.</summary>
-    private sealed record Reading(INamedTypeSymbol Pipeline, INamedTypeSymbol? Constructing, HashSet<IFieldSymbol> Written, Stack<IMethodSymbol> Pending);
+    private sealed record Reading(INamedTypeSymbol Pipeline, INamedTypeSymbol? Constructing, HashSet<IFieldSymbol> Written, Stack<IMethodSymbol> Pending)
+    {
+        /// <summary>The user's types whose callbacks are queued already.</summary>
+        public HashSet<ITypeSymbol> Seen { get; } = new(SymbolEqualityComparer.Default);
+    }
 
     private static bool Read(IOperation root, Reading reading)
     {
         foreach (var operation in root.DescendantsAndSelf())
         {
+            Callbacks(operation.Type, reading, 0);
             var understood = operation switch
             {
                 IInvalidOperation => false,
@@ -140,7 +215,8 @@ internal static class PipelineWrites
                 IArgumentOperation { Parameter.RefKind: RefKind.Ref or RefKind.Out } argument => Write(argument.Value, reading),
                 IInvocationOperation invocation => Call(invocation.TargetMethod, invocation.Instance, reading),
                 IPropertyReferenceOperation property => property.Property.GetMethod is null || Call(property.Property.GetMethod, property.Instance, reading, read: true), // no getter: a write, which Write reads
-                IObjectCreationOperation creation => creation.Constructor is null || Call(creation.Constructor, null, reading),
+                IObjectCreationOperation creation => creation.Constructor is null || IsException(creation.Constructor.ContainingType) || Call(creation.Constructor, null, reading),
+                IUsingOperation or IUsingDeclarationOperation => true, // Dispose: read as a callback of the value's type (above)
                 IBinaryOperation binary => Operator(binary.OperatorMethod, reading),
                 IUnaryOperation unary => Operator(unary.OperatorMethod, reading),
                 IConversionOperation conversion => Operator(conversion.OperatorMethod, reading),
@@ -205,8 +281,13 @@ internal static class PipelineWrites
                 }
 
                 return false;
-            case IPropertyReferenceOperation { Instance: IInstanceReferenceOperation { ReferenceKind: InstanceReferenceKind.ImplicitReceiver } }:
-                return true; // an initializer's: the new object's
+            case IPropertyReferenceOperation { Instance: IInstanceReferenceOperation { ReferenceKind: InstanceReferenceKind.ImplicitReceiver } } initialized:
+                if (initialized.Property.SetMethod is { } init && !init.IsImplicitlyDeclared && init.DeclaringSyntaxReferences.Length > 0)
+                {
+                    pending.Push(init); // an initializer's, on the new object: what its accessor's body writes besides
+                }
+
+                return true;
             case IPropertyReferenceOperation { Instance: IInstanceReferenceOperation } own when constructing is not null && SymbolEqualityComparer.Default.Equals(own.Property.ContainingType, constructing):
                 return true; // a constructor's own object
             case IPropertyReferenceOperation { Instance: IInstanceReferenceOperation } property
@@ -242,8 +323,10 @@ internal static class PipelineWrites
 
         if (method.IsImplicitlyDeclared || method.DeclaringSyntaxReferences.Length > 0)
         {
-            // The user's code: read what it writes. Its writes to any object but the pipeline's are not understood.
+            // The user's code: read what it writes. Its writes to any object but the pipeline's are not understood. What
+            // the compiler wrote (a record's ==, Equals, ToString) calls the type's own members: read as its callbacks.
             reading.Pending.Push(method);
+            Callbacks(method.ContainingType, reading, 0);
             return true;
         }
 
