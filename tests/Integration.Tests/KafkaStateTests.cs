@@ -26,6 +26,37 @@ public sealed partial class KafkaPageViews
     [Sink] public CountingSink<WindowResult<string, long>> Counts { get; set; } = new();
 }
 
+/// <summary>Views per page per second, behind a gate the test holds shut so that the brokers fill before the run reads on.</summary>
+[Pipeline(Name = "kafka-gated-views")]
+public sealed partial class KafkaGatedViews
+{
+    /// <summary>Released when the view of page "gate" reaches the gate.</summary>
+    public static SemaphoreSlim Entered { get; set; } = new(0);
+
+    /// <summary>Waited for by the gate.</summary>
+    public static SemaphoreSlim Open { get; set; } = new(0);
+
+    [Source] public KafkaSource<PageView, PageView.JsonCodec> Views { get; set; } = new(new KafkaSourceOptions());
+
+    [Transform]
+    static PageView Gate(PageView v)
+    {
+        if (v.Page == "gate")
+        {
+            Entered.Release();
+            Open.Wait();
+        }
+
+        return v;
+    }
+
+    [KeyBy] static string Page(PageView v) => v.Page;
+
+    [Window] public WindowSpec<PageView, Count<PageView>> PerSecond { get; set; } = new(Window.Tumbling(TimeSpan.FromSeconds(1)));
+
+    [Sink] public CountingSink<WindowResult<string, long>> Counts { get; set; } = new();
+}
+
 /// <summary>Views per page per second from two topics read as one stream.</summary>
 [Pipeline(Name = "kafka-two-topics")]
 public sealed partial class KafkaTwoTopics
@@ -285,6 +316,60 @@ public sealed partial class KafkaStateTests(KafkaFixture kafka, PostgresFixture 
         Assert.Equal(0, result.LateRecords);
         Assert.All(pipeline.Counts.Items.Where(w => w.Key != "sentinel"), w => Assert.Equal(10, w.Value));
         Assert.Equal(200, pipeline.Counts.Items.Count(w => w.Key != "sentinel"));
+    }
+
+    [Fact]
+    public async Task Records_that_reach_every_partition_at_once_after_a_quiet_spell_are_not_late()
+    {
+        // An outside test lost a third of a burst: after a quiet spell longer than IdleAfterEnd every partition was
+        // idle, the burst reached all of them at once, and the records of the partition read first moved the watermark
+        // past those of the others. Here both partitions are idle at once (IdleAfterEnd 0) while the run is held at a
+        // gate; a burst of 20 s of views goes to both, and is in the brokers before the run reads on. A batch holds at
+        // most one partition's first 2.5 s, so without asking the broker about the idle partition, the other
+        // partition's first seconds would be late.
+        KafkaGatedViews.Entered = new SemaphoreSlim(0);
+        KafkaGatedViews.Open = new SemaphoreSlim(0);
+        var topic = kafka.NewTopic("burst-after-quiet", 2);
+        var start = 1_700_000_000_000L;
+        using var producer = new ProducerBuilder<string?, byte[]>(new ProducerConfig { BootstrapServers = kafka.BootstrapServers, LingerMs = 5 }).SetLogHandler((_, _) => { }).Build();
+        void Produce(int partition, IEnumerable<PageView> views)
+        {
+            foreach (var view in views)
+            {
+                producer.Produce(new TopicPartition(topic, partition), new Message<string?, byte[]> { Value = Json(view) });
+            }
+
+            producer.Flush(Patience);
+        }
+
+        IEnumerable<PageView> Burst(string page) => Enumerable.Range(0, 2_000).Select(i => new PageView(page, start + 1_000 + (i * 10)));
+        var pipeline = new KafkaGatedViews { Views = new(new KafkaSourceOptions { BootstrapServers = kafka.BootstrapServers, Topics = topic, StartFrom = KafkaStart.Earliest, IdleAfterEnd = TimeSpan.Zero }) };
+        using var stop = new CancellationTokenSource();
+        var options = Options(1);
+        options.BatchSize = 256; // a batch holds one partition's first 2.5 s at most, never both partitions' bursts
+        var run = pipeline.RunAsync(options, stop.Token);
+        try
+        {
+            Produce(0, [new PageView("gate", start)]);
+            Assert.True(await KafkaGatedViews.Entered.WaitAsync(Patience), "the gate was not reached");
+            Produce(0, Burst("a"));
+            Produce(1, Burst("b"));
+        }
+        finally
+        {
+            KafkaGatedViews.Open.Release();
+        }
+
+        Produce(0, [new PageView("sentinel", start + 86_400_000)]);
+        Produce(1, [new PageView("sentinel", start + 86_400_000)]);
+        // Each page's last window is never late; once both fired, every window before them has (one watermark moves them all).
+        var last = start + 20_000;
+        await WaitUntil(() => pipeline.Counts.Items.Count(w => w.Key is "a" or "b" && w.Start == last) == 2, run, "the burst's last windows");
+        await stop.CancelAsync();
+        var result = await run.WaitAsync(Patience);
+        Assert.Equal(0, result.LateRecords);
+        Assert.All(pipeline.Counts.Items.Where(w => w.Key is "a" or "b"), w => Assert.Equal(100, w.Value));
+        Assert.Equal(40, pipeline.Counts.Items.Count(w => w.Key is "a" or "b"));
     }
 
     [Fact]

@@ -336,6 +336,12 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
         private bool _closing;
         private int _pending;
         private long _consumedCount;
+
+        /// <summary>How long a partition woken from idleness (<see cref="WakeIdle"/>) holds the watermark back at most without reaching its end.</summary>
+        private const long WakeLimit = 10_000;
+
+        /// <summary>When idle partitions' brokers were last asked whether they hold messages past the end (<see cref="WakeIdle"/>).</summary>
+        private long _idleAsked = long.MinValue;
         private long _lag;
 
         public Reader(KafkaSource<T, TCodec> source, SourceContext<T> context, int partition)
@@ -564,6 +570,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             // Decode only now: the arena no longer moves, so records may point into it (Utf8Text).
             var arena = _values.Arena;
+            var resumed = false;
             var records = 0;
             for (var i = 0; i < count; i++)
             {
@@ -571,8 +578,10 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 var split = -1;
                 if (_owned.TryGetValue(consumed.Partition, out var owned))
                 {
+                    resumed |= owned.EndSince >= 0 || owned.Next < 0; // at its end (or unread) until now: others may be getting records at this moment too
                     owned.Next = consumed.Offset + 1;
                     owned.EndSince = -1;
+                    owned.WokenAt = -1;
                     owned.HopIdle = false;
                     split = owned.Split;
                     if (owned.Ledger is not null && !AdmitFromHop(owned, consumed))
@@ -623,6 +632,7 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             MoveHopClocks();
             MarkAtEnd();
+            WakeIdle(resumed);
             Interlocked.Add(ref _consumedCount, count);
             UpdateLag();
             return SourceBatch<T>.Of(new ReadOnlyMemory<T>(_records, 0, records), this, _splits);
@@ -641,12 +651,20 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 if (_owned.TryGetValue(partition, out var owned) && (owned.Next < 0 || owned.Next == end) && owned.EndSince < 0)
                 {
                     owned.EndSince = now;
+                    owned.EndAt = Math.Max(owned.EndAt, end);
+                    owned.WokenAt = -1;
                 }
             }
 
             var wait = (long)_options.IdleAfterEnd.TotalMilliseconds;
             foreach (var owned in _owned.Values)
             {
+                if (owned.WokenAt >= 0 && owned.EndSince < 0 && now - owned.WokenAt >= Math.Max(wait, WakeLimit))
+                {
+                    owned.EndSince = owned.WokenAt; // woken, but its messages never came (an open transaction's): idle again
+                    owned.WokenAt = -1;
+                }
+
                 if (owned.EndSince < 0 || now - owned.EndSince < wait)
                 {
                     continue;
@@ -671,6 +689,53 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
                 }
 
                 _splits.SetIdle(owned.Split, idle: true);
+            }
+        }
+
+        /// <summary>
+        /// A partition idle since it reached its end, whose broker already holds messages past that end, stops being
+        /// idle until it reaches its end anew (its messages read), for at most <see cref="WakeLimit"/> or
+        /// <see cref="KafkaSourceOptions.IdleAfterEnd"/>, the longer: an open transaction's messages, not readable yet,
+        /// hold it back that long once, not for good. Asked when a batch brings the first records of a partition that was
+        /// at its end or not read yet, and otherwise at most every 100 ms while batches bring records. Without it,
+        /// when records came to every partition at once after a quiet spell (a producer writing in bursts), the records of
+        /// the partitions read first moved the watermark past those of the partitions read after them, which were late.
+        /// Partitions of a repartition topic are left to their writers' clocks.
+        /// </summary>
+        private void WakeIdle(bool resumed)
+        {
+            var now = Environment.TickCount64;
+            var wait = (long)_options.IdleAfterEnd.TotalMilliseconds;
+            if (!resumed && now - _idleAsked < 100)
+            {
+                return;
+            }
+
+            _idleAsked = now;
+            foreach (var (partition, owned) in _owned)
+            {
+                if (owned.Clock is not null || owned.EndSince < 0 || now - owned.EndSince < wait || owned.EndAt < 0)
+                {
+                    continue; // not idle, or not known where its end was
+                }
+
+                long high;
+                try
+                {
+                    high = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(1)).High.Value;
+                }
+                catch (KafkaException)
+                {
+                    continue; // the broker did not answer: it stays idle, as before
+                }
+
+                if (high > owned.EndAt && high > owned.Woken)
+                {
+                    owned.Woken = high;
+                    owned.WokenAt = now;
+                    owned.EndSince = -1; // not at its end: idle again only once it reaches its end anew, or the wake runs out
+                    _splits.SetIdle(owned.Split, idle: false);
+                }
             }
         }
 
@@ -1162,6 +1227,15 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
 
             /// <summary>When the partition was found at its end with nothing read after it (<see cref="Environment.TickCount64"/>), or −1.</summary>
             public long EndSince { get; set; } = -1;
+
+            /// <summary>The offset of the last end it was found at, or −1.</summary>
+            public long EndAt { get; set; } = -1;
+
+            /// <summary>The broker's end offset that last woke it from idleness (<see cref="WakeIdle"/>), or −1.</summary>
+            public long Woken { get; set; } = -1;
+
+            /// <summary>When it was woken from idleness and has not reached its end since (<see cref="Environment.TickCount64"/>), or −1.</summary>
+            public long WokenAt { get; set; } = -1;
 
             /// <summary>A partition of a repartition topic: the origins admitted so far (else null).</summary>
             public OriginLedger? Ledger { get; set; }

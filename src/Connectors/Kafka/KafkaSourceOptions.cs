@@ -67,7 +67,11 @@ public sealed class KafkaSourceOptions
     /// <summary>Default: <see cref="DefaultPollTimeout"/>.</summary>
     public TimeSpan PollTimeout { get; set; } = DefaultPollTimeout;
 
-    /// <summary>Behind a window: how long a partition read to its end waits for more before it stops holding the watermark back (zero: at once). Default: <see cref="DefaultIdleAfterEnd"/>.</summary>
+    /// <summary>
+    /// Behind a window: how long a partition read to its end waits for more before it stops holding the watermark back
+    /// (zero: at once). An idle partition whose broker is found to hold messages past its end — asked when another
+    /// partition's records resume — holds it back again until it has read them (docs/windows.md). Default: <see cref="DefaultIdleAfterEnd"/>.
+    /// </summary>
     public TimeSpan IdleAfterEnd { get; set; } = DefaultIdleAfterEnd;
 
     /// <summary>Read only committed records of transactional producers (Kafka's <c>read_committed</c>). Default: true.</summary>
