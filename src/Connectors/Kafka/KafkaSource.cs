@@ -712,26 +712,36 @@ public sealed class KafkaSource<T, TCodec> : ISource<T>, IConfigurable, ISourceP
             }
 
             _idleAsked = now;
+            List<TopicPartitionTimestamp>? idle = null;
             foreach (var (partition, owned) in _owned)
             {
-                if (owned.Clock is not null || owned.EndSince < 0 || now - owned.EndSince < wait || owned.EndAt < 0)
+                if (owned.Clock is null && owned.EndSince >= 0 && now - owned.EndSince >= wait && owned.EndAt >= 0)
                 {
-                    continue; // not idle, or not known where its end was
+                    // Timestamp −1 asks for the end offset (with read_committed, the last stable one).
+                    (idle ??= []).Add(new TopicPartitionTimestamp(partition, new Timestamp(-1, TimestampType.CreateTime)));
                 }
+            }
 
-                long high;
-                try
-                {
-                    high = _consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(1)).High.Value;
-                }
-                catch (KafkaException)
-                {
-                    continue; // the broker did not answer: it stays idle, as before
-                }
+            if (idle is null)
+            {
+                return;
+            }
 
-                if (high > owned.EndAt && high > owned.Woken)
+            List<TopicPartitionOffset> ends;
+            try
+            {
+                ends = _consumer.OffsetsForTimes(idle, TimeSpan.FromSeconds(1)); // one request per broker, not per partition
+            }
+            catch (KafkaException)
+            {
+                return; // the brokers did not answer: the partitions stay idle, as before
+            }
+
+            foreach (var end in ends)
+            {
+                if (_owned.TryGetValue(end.TopicPartition, out var owned) && end.Offset.Value > owned.EndAt && end.Offset.Value > owned.Woken)
                 {
-                    owned.Woken = high;
+                    owned.Woken = end.Offset.Value;
                     owned.WokenAt = now;
                     owned.EndSince = -1; // not at its end: idle again only once it reaches its end anew, or the wake runs out
                     _splits.SetIdle(owned.Split, idle: false);
