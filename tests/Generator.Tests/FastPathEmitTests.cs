@@ -37,6 +37,7 @@ public sealed class FastPathEmitTests
             public sealed class Init { public long P { get => 0; init => S.N++; } }
             public readonly struct Cmp : System.IComparable<Cmp> { public readonly long V; public Cmp(long v) => V = v; public int CompareTo(Cmp o) { S.N++; return V.CompareTo(o.V); } }
             public struct Disp : System.IDisposable { public void Dispose() => S.N++; }
+            public sealed class Fmt : System.IFormatProvider { public object? GetFormat(System.Type? t) { S.N++; return null; } }
             public readonly record struct Pair(long A, long B);
             public sealed class Named { private string _last = ""; private (int, long) _pair; public long Apply(long x) { _last = x.ToString(); _pair = (1, x); return x + _last.Length + _pair.Item1; } }
 
@@ -86,6 +87,7 @@ public sealed class FastPathEmitTests
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + new Init { P = 1 }.P;", false)] // an init accessor
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + System.Linq.Enumerable.Max(new[] { new Cmp(x), new Cmp(1) }).V;", false)] // CompareTo, called by LINQ
     [InlineData("private long _n; [Transform] long Number(long x) { using (new Disp()) { } return x + _n++; }", false)] // Dispose, called by using
+    [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + x.ToString(\"N\", new Fmt()).Length;", false)] // GetFormat, called by the formatting
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));
 

@@ -108,7 +108,8 @@ internal static class PipelineWrites
     /// <summary>
     /// A value of a type of the user's (its elements' and type arguments' too): the members the compiler or a library may
     /// call on it unasked — string interpolation calls ToString, a deconstruction Deconstruct, <c>using</c> Dispose,
-    /// a sort CompareTo, LINQ's Distinct GetHashCode and Equals — are read as if called.
+    /// a sort CompareTo, LINQ's Distinct GetHashCode and Equals, a format provider GetFormat (an outside test) — are
+    /// read as if called.
     /// </summary>
     private static void Callbacks(ITypeSymbol? type, Reading reading, int depth)
     {
@@ -136,7 +137,14 @@ internal static class PipelineWrites
                         break;
                     }
 
-                    foreach (var member in t.GetMembers().OfType<IMethodSymbol>().Where(m => CallbackNames.Contains(m.Name) || m.ExplicitInterfaceImplementations.Any(i => CallbackNames.Contains(i.Name))))
+                    // By name (patterns the compiler follows: Deconstruct, GetEnumerator, Dispose), any override of
+                    // object's, and every method that implements an interface (IFormatProvider.GetFormat, IComparer's
+                    // Compare, IEqualityComparer's Equals): a library handed the value may call any of them.
+                    var implementing = new HashSet<ISymbol>(
+                        t.AllInterfaces.SelectMany(i => i.GetMembers()).Select(t.FindImplementationForInterfaceMember).Where(m => m is not null)!,
+                        SymbolEqualityComparer.Default);
+                    foreach (var member in t.GetMembers().OfType<IMethodSymbol>().Where(m => CallbackNames.Contains(m.Name) || m.IsOverride || implementing.Contains(m)
+                        || (m.AssociatedSymbol is not null && implementing.Contains(m.AssociatedSymbol))))
                     {
                         if (!member.IsImplicitlyDeclared && member.DeclaringSyntaxReferences.Length > 0)
                         {
