@@ -88,6 +88,7 @@ public sealed class FastPathEmitTests
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + System.Linq.Enumerable.Max(new[] { new Cmp(x), new Cmp(1) }).V;", false)] // CompareTo, called by LINQ
     [InlineData("private long _n; [Transform] long Number(long x) { using (new Disp()) { } return x + _n++; }", false)] // Dispose, called by using
     [InlineData("private long _n; [Transform] long Number(long x) => x + _n++ + x.ToString(\"N\", new Fmt()).Length;", false)] // GetFormat, called by the formatting
+    [InlineData("private long _n; long Bump(long v) { global::S.N++; return v; } [Transform] long Number(long x) => x + _n++ + System.Linq.Enumerable.Sum(new[] { x }, Bump);", false)] // a method group, called by LINQ
     public void Only_stages_that_can_run_a_batch_again_get_the_fast_path(string declaration, bool fast)
         => Assert.Equal(fast, Generated(declaration).Contains("TryRunFast", StringComparison.Ordinal));
 

@@ -222,6 +222,7 @@ internal static class PipelineWrites
                 IIncrementOrDecrementOperation step => Write(step.Target, reading) && Operator(step.OperatorMethod, reading),
                 IArgumentOperation { Parameter.RefKind: RefKind.Ref or RefKind.Out } argument => Write(argument.Value, reading),
                 IInvocationOperation invocation => Call(invocation.TargetMethod, invocation.Instance, reading),
+                IMethodReferenceOperation reference => Call(reference.Method, reference.Instance, reading), // a method group: whoever gets the delegate may call it
                 IPropertyReferenceOperation property => property.Property.GetMethod is null || Call(property.Property.GetMethod, property.Instance, reading, read: true), // no getter: a write, which Write reads
                 IObjectCreationOperation creation => creation.Constructor is null || IsException(creation.Constructor.ContainingType) || Call(creation.Constructor, null, reading),
                 IUsingOperation or IUsingDeclarationOperation => true, // Dispose: read as a callback of the value's type (above)
