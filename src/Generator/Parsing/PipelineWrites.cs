@@ -40,6 +40,7 @@ internal static class PipelineWrites
         var written = new HashSet<IFieldSymbol>(SymbolEqualityComparer.Default);
         var visited = new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
         var pending = new Stack<IMethodSymbol>();
+        var seen = new HashSet<ITypeSymbol>(SymbolEqualityComparer.Default);
         pending.Push(method);
         while (pending.Count > 0)
         {
@@ -60,7 +61,9 @@ internal static class PipelineWrites
                 return null; // no body to read
             }
 
-            if (next.MethodKind == MethodKind.Constructor && !Initializers(next.ContainingType, compilation, new Reading(pipeline, next.ContainingType, written, pending), cancellationToken))
+            // A constructor's or init accessor's own fields are the new object's.
+            var reading = new Reading(pipeline, next.MethodKind == MethodKind.Constructor || next.IsInitOnly ? next.ContainingType : null, written, pending, seen);
+            if (next.MethodKind == MethodKind.Constructor && !Initializers(next.ContainingType, compilation, reading, cancellationToken))
             {
                 return null;
             }
@@ -88,7 +91,7 @@ internal static class PipelineWrites
                 }
 
                 var operation = compilation.GetSemanticModel(syntax.SyntaxTree).GetOperation(body, cancellationToken);
-                if (operation is null || !Read(operation, new Reading(pipeline, next.MethodKind == MethodKind.Constructor || next.IsInitOnly ? next.ContainingType : null, written, pending)))
+                if (operation is null || !Read(operation, reading))
                 {
                     return null;
                 }
@@ -201,11 +204,8 @@ internal static class PipelineWrites
     }
 
     /// <summary>One body's reading: the pipeline, the type whose constructor it is (its own fields are the new object's), what was found.</summary>
-    private sealed record Reading(INamedTypeSymbol Pipeline, INamedTypeSymbol? Constructing, HashSet<IFieldSymbol> Written, Stack<IMethodSymbol> Pending)
-    {
-        /// <summary>The user's types whose callbacks are queued already.</summary>
-        public HashSet<ITypeSymbol> Seen { get; } = new(SymbolEqualityComparer.Default);
-    }
+    /// <remarks><paramref name="Seen"/>: the user's types whose callbacks are queued already, over the whole method.</remarks>
+    private sealed record Reading(INamedTypeSymbol Pipeline, INamedTypeSymbol? Constructing, HashSet<IFieldSymbol> Written, Stack<IMethodSymbol> Pending, HashSet<ITypeSymbol> Seen);
 
     private static bool Read(IOperation root, Reading reading)
     {
@@ -256,7 +256,7 @@ internal static class PipelineWrites
     /// <summary>Whether a write to <paramref name="target"/> is one this reading follows; a field of the pipeline object is added to what was written.</summary>
     private static bool Write(IOperation target, Reading reading)
     {
-        var (pipeline, constructing, written, pending) = reading;
+        var (pipeline, constructing, written, pending, _) = reading;
         switch (target)
         {
             case ILocalReferenceOperation local:
